@@ -1,0 +1,108 @@
+# pstrain - distributed parameter-server training in C11.
+# `make run` and `make test` install what is missing (make deps), build and run.
+# Switches: DEBUG=1 (no optimisation, -g), ASAN=1 (AddressSanitizer + UBSan).
+
+CC ?= mpicc
+ifeq ($(origin CC),default)
+CC = mpicc
+endif
+
+PKGS := zlib libconfig libcjson libzmq msgpack openblas
+# Debian's msgpack-c ships its pkg-config file as msgpack-c in newer releases.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT ?= -O2 -march=native
+ifeq ($(DEBUG),1)
+OPT = -O0 -g
+endif
+SAN :=
+BUILD := build
+ifeq ($(ASAN),1)
+SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT = -O1 -g
+BUILD := build-asan
+endif
+
+CFLAGS ?=
+CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -fopenmp-simd -Wall -Wextra -Werror $(SAN) \
+          -I. -Icommon -Itrainer -Ips -Ilaunch -Itests $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -lcunit -lm -lpthread
+LDFLAGS += $(SAN)
+
+LIB_SRC := $(wildcard common/*.c trainer/*.c ps/*.c export/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/launch/main.o
+LAUNCH_SRC := $(filter-out launch/main.c,$(wildcard launch/*.c))
+LAUNCH_OBJ := $(LAUNCH_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC := $(wildcard bench/*.c)
+
+# Debian packages. DEPS are needed to build and test; DEPS_PY only by
+# `make fixtures` and `make bench` (the PyTorch reference).
+DEPS := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libzmq3-dev \
+        libmsgpack-dev libcunit1-dev zlib1g-dev libconfig-dev libcjson-dev gnuplot-nox \
+        dataset-fashion-mnist
+DEPS_PY := python3-torch python3-numpy
+PY := /usr/bin/python3
+
+.PHONY: all deps deps-py run test test-asan bench fixtures clean
+
+all: $(BUILD)/pstrain $(BUILD)/test_pstrain
+
+# Installs (apt-get) only the packages that are missing; a no-op otherwise.
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "make deps: all packages present"; fi
+
+deps-py:
+	@missing=$$(for p in $(DEPS_PY); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
+
+$(BUILD)/%.o: %.c $(wildcard common/*.h trainer/*.h ps/*.h launch/*.h export/*.h tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libpstrain.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/pstrain: $(MAIN_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_pstrain: $(TEST_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench_train: bench/bench_train.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The default job: the Fashion-MNIST CNN.
+run: deps
+	$(MAKE) $(BUILD)/pstrain
+	./$(BUILD)/pstrain --local --config configs/fashion_cnn.cfg
+
+test: deps
+	$(MAKE) all
+	./$(BUILD)/test_pstrain
+
+test-asan: deps
+	$(MAKE) ASAN=1 build-asan/test_pstrain
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/test_pstrain
+
+# Regenerates the committed PyTorch reference tensors under tests/fixtures/.
+fixtures: deps-py
+	$(PY) tests/fixtures/make_torch_fixtures.py tests/fixtures
+
+bench: deps deps-py
+	$(MAKE) $(BUILD)/pstrain
+	bench/run_bench.sh
+
+clean:
+	rm -rf build build-asan

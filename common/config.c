@@ -1,0 +1,1230 @@
+/* config.c - job configuration (see config.h). A libconfig file is checked
+ * against one schema table (SCHEMA below: path, type, default, range), then the
+ * --set overrides are written into the libconfig tree and the tree is checked
+ * again, so config_text() shows exactly the configuration that runs. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* ------------------------------------------------------------------ schema */
+
+typedef enum {
+    K_INT,       /* integer; a 64-bit field also takes libconfig's 64-bit ints (5000000000L) */
+    K_FLOAT,     /* double; an integer value is accepted */
+    K_BOOL,      /* true / false, stored as int */
+    K_STRING,    /* stored in a char array of .size bytes (size 0: not stored) */
+    K_DATAFILE,  /* a string naming a data file: joined with data.dir, checked by check_files */
+    K_ENUM,      /* a string among .choices, stored as the choice's value (an int) */
+    K_INT_ARRAY, /* [a, b, ...]: .nmin to .nmax ints, each in .range; count stored at .count */
+    K_STR_ARRAY, /* ["a", "b", ...]: likewise, strings */
+    K_LAYERS,    /* a list of groups whose keys are the "model.layers.*." entries */
+} kind_t;
+
+typedef struct {
+    const char *name;
+    int value;
+} choice_t;
+
+typedef struct {
+    const char *path;        /* dotted path; "*" stands for a layer's index */
+    kind_t kind;
+    size_t off, size;        /* destination in job_config_t (layer keys: in layer_cfg_t) */
+    const char *def;         /* default as text, "|" between array items; NULL: none or computed */
+    const char *range;       /* NULL, ">=a", ">a", "[a,b)", "[a,b]" (numbers and array items) */
+    const choice_t *choices; /* K_ENUM; the first spelling of a value is its canonical name */
+    unsigned layers;         /* layer keys: bit 1 << type for each layer type that takes the key */
+    unsigned required;       /* layer keys: the types that need it; other keys: 1 = required */
+    int nmin, nmax;          /* arrays: number of items */
+    size_t count;            /* arrays: offset of the int that receives the number of items */
+} schema_key_t;
+
+static const choice_t LAYER_TYPES[] = {
+    {"conv2d", LAYER_CONV2D}, {"maxpool2d", LAYER_MAXPOOL2D}, {"flatten", LAYER_FLATTEN},
+    {"dense", LAYER_DENSE},   {"lstm", LAYER_LSTM},           {"relu", LAYER_RELU},
+    {"sigmoid", LAYER_SIGMOID}, {"tanh", LAYER_TANH},         {"softmax", LAYER_SOFTMAX},
+    {NULL, 0},
+};
+static const choice_t ACTS[] = {
+    {"none", ACT_NONE}, {"linear", ACT_NONE}, {"relu", ACT_RELU},       {"sigmoid", ACT_SIGMOID},
+    {"tanh", ACT_TANH}, {"softmax", ACT_SOFTMAX}, {NULL, 0},
+};
+static const choice_t NORMS[] = {
+    {"none", NORM_NONE}, {"global", NORM_GLOBAL}, {"per_pixel", NORM_PER_PIXEL}, {NULL, 0},
+};
+static const choice_t LOSSES[] = {
+    {"cross_entropy", LOSS_CROSS_ENTROPY}, {"mse", LOSS_MSE}, {NULL, 0},
+};
+static const choice_t OPTS[] = {
+    {"sgd", OPT_SGD}, {"momentum", OPT_MOMENTUM}, {"adam", OPT_ADAM}, {"adagrad", OPT_ADAGRAD},
+    {NULL, 0},
+};
+static const choice_t SCHEDS[] = {
+    {"constant", SCHED_CONSTANT}, {"step", SCHED_STEP}, {"cosine", SCHED_COSINE}, {NULL, 0},
+};
+
+/* The destination of a key (.off, .size); the entries go on with .def and
+ * .range in order, then name the rarer fields. */
+#define JOB(m) .off = offsetof(job_config_t, m), .size = sizeof(((job_config_t *)0)->m)
+#define LAY(m) .off = offsetof(layer_cfg_t, m), .size = sizeof(((layer_cfg_t *)0)->m)
+#define NOWHERE .off = 0, .size = 0
+#define T(x) (1u << LAYER_##x)
+#define ALL_LAYERS ((1u << (LAYER_SOFTMAX + 1)) - 1)
+#define LAYER_KEYS "model.layers.*."
+
+/* Every key a job file may hold. A new key is one line here; a new group
+ * (cluster.*, checkpoint.*) needs no line of its own. */
+static const schema_key_t SCHEMA[] = {
+    {"name", K_STRING, JOB(name), NULL /* the file name without .cfg */},
+
+    {"data.dir", K_STRING, NOWHERE, "/usr/share/datasets/fashion-mnist"},
+    {"data.train_images", K_DATAFILE, JOB(data.train_images), "train-images-idx3-ubyte.gz"},
+    {"data.train_labels", K_DATAFILE, JOB(data.train_labels), "train-labels-idx1-ubyte.gz"},
+    {"data.test_images", K_DATAFILE, JOB(data.test_images), "t10k-images-idx3-ubyte.gz"},
+    {"data.test_labels", K_DATAFILE, JOB(data.test_labels), "t10k-labels-idx1-ubyte.gz"},
+    {"data.validation", K_INT, JOB(data.validation), "5000", ">=0"},
+    {"data.limit", K_INT, JOB(data.limit), "0", ">=0"},
+    {"data.test_limit", K_INT, JOB(data.test_limit), "0", ">=0"},
+    {"data.normalize", K_ENUM, JOB(data.normalize), "none", .choices = NORMS},
+    {"data.classes", K_STR_ARRAY, JOB(data.classes),
+     "T-shirt/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot",
+     .nmin = 1, .nmax = CFG_MAX_CLASSES, .count = offsetof(job_config_t, data.n_classes_names)},
+
+    {"model.input", K_INT_ARRAY, JOB(model.input), NULL, ">=1", .required = 1, .nmin = 2,
+     .nmax = 3, .count = offsetof(job_config_t, model.input_rank)},
+    {"model.loss", K_ENUM, JOB(model.loss), "cross_entropy", .choices = LOSSES},
+    {"model.layers", K_LAYERS, NOWHERE, NULL, .required = 1, .nmin = 1, .nmax = CFG_MAX_LAYERS},
+    {LAYER_KEYS "type", K_ENUM, LAY(type), NULL, .choices = LAYER_TYPES, .layers = ALL_LAYERS,
+     .required = ALL_LAYERS},
+    {LAYER_KEYS "filters", K_INT, LAY(filters), NULL, ">=1", .layers = T(CONV2D),
+     .required = T(CONV2D)},
+    {LAYER_KEYS "kernel", K_INT, LAY(kernel), "3", ">=1", .layers = T(CONV2D)},
+    {LAYER_KEYS "stride", K_INT, LAY(stride), "1", ">=1", .layers = T(CONV2D)},
+    {LAYER_KEYS "padding", K_INT, LAY(padding), "0", ">=0", .layers = T(CONV2D)},
+    {LAYER_KEYS "pool", K_INT, LAY(pool), "2", ">=1", .layers = T(MAXPOOL2D)},
+    {LAYER_KEYS "pool_stride", K_INT, LAY(pool_stride), "0", ">=0", .layers = T(MAXPOOL2D)},
+    {LAYER_KEYS "units", K_INT, LAY(units), NULL, ">=1", .layers = T(DENSE) | T(LSTM),
+     .required = T(DENSE) | T(LSTM)},
+    {LAYER_KEYS "return_sequences", K_BOOL, LAY(return_sequences), "false", .layers = T(LSTM)},
+    {LAYER_KEYS "activation", K_ENUM, LAY(activation), "none", .choices = ACTS,
+     .layers = T(CONV2D) | T(DENSE)},
+
+    {"optimizer.name", K_ENUM, JOB(optimizer.kind), "adam", .choices = OPTS},
+    {"optimizer.lr", K_FLOAT, JOB(optimizer.lr), NULL /* by optimizer */, ">0"},
+    {"optimizer.beta1", K_FLOAT, JOB(optimizer.beta1), "0.9", "[0,1)"},
+    {"optimizer.beta2", K_FLOAT, JOB(optimizer.beta2), "0.999", "[0,1)"},
+    {"optimizer.eps", K_FLOAT, JOB(optimizer.eps), "1e-7", ">0"},
+    {"optimizer.momentum", K_FLOAT, JOB(optimizer.momentum), NULL /* by optimizer */, "[0,1)"},
+    {"optimizer.nesterov", K_BOOL, JOB(optimizer.nesterov), "false"},
+    {"optimizer.initial_accumulator", K_FLOAT, JOB(optimizer.initial_accumulator), "0.1", ">=0"},
+    {"optimizer.schedule", K_ENUM, JOB(optimizer.schedule), "constant", .choices = SCHEDS},
+    {"optimizer.step_size", K_INT, JOB(optimizer.step_size), "0", ">=0" /* >=1 for step */},
+    {"optimizer.gamma", K_FLOAT, JOB(optimizer.gamma), "0.1", ">0"},
+    {"optimizer.min_lr", K_FLOAT, JOB(optimizer.min_lr), "0", ">=0"},
+    {"optimizer.decay_steps", K_INT, JOB(optimizer.decay_steps), "0", ">=0"},
+
+    {"train.epochs", K_INT, JOB(train.epochs), "1", ">=1"},
+    {"train.batch", K_INT, JOB(train.batch), "32", ">=1"},
+    {"train.seed", K_INT, JOB(train.seed), "0", ">=0"},
+    {"train.max_steps", K_INT, JOB(train.max_steps), "0", ">=0"},
+    {"train.threads", K_INT, JOB(train.threads), "1", ">=1"},
+    {"train.log_every", K_INT, JOB(train.log_every), "100", ">=1"},
+    {"train.eval_batch", K_INT, JOB(train.eval_batch), "1000", ">=1"},
+};
+
+#define N_SCHEMA (sizeof SCHEMA / sizeof SCHEMA[0])
+#define KEY_LEN 256 /* longest key path we handle */
+#define SET_MAX_ITEMS 64
+
+/* Returns the schema key whose path is spath, or NULL if there is none. */
+static const schema_key_t *schema_find(const char *spath)
+{
+    for (size_t i = 0; i < N_SCHEMA; i++)
+        if (strcmp(SCHEMA[i].path, spath) == 0)
+            return &SCHEMA[i];
+    return NULL;
+}
+
+/* Returns 1 if spath is a group of the schema (a prefix "spath." of some
+ * key's path), else 0. */
+static int schema_is_group(const char *spath)
+{
+    size_t n = strlen(spath);
+    for (size_t i = 0; i < N_SCHEMA; i++)
+        if (strncmp(SCHEMA[i].path, spath, n) == 0 && SCHEMA[i].path[n] == '.')
+            return 1;
+    return 0;
+}
+
+/* Returns the path of a key outside the layers whose last part is name and
+ * that is not `path` (a hint for a misplaced key), or NULL. */
+static const char *schema_suggest(const char *name, const char *path)
+{
+    for (size_t i = 0; i < N_SCHEMA; i++) {
+        const char *dot = strrchr(SCHEMA[i].path, '.');
+        const char *last = dot ? dot + 1 : SCHEMA[i].path;
+        if (!SCHEMA[i].layers && strcmp(last, name) == 0 && strcmp(SCHEMA[i].path, path) != 0)
+            return SCHEMA[i].path;
+    }
+    return NULL;
+}
+
+/* Returns the value of the choice spelled name, or -1 if there is none. */
+static int choice_value(const choice_t *c, const char *name)
+{
+    for (; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c->value;
+    return -1;
+}
+
+/* Returns the first spelling of value among c, or "?" if there is none. */
+static const char *choice_name(const choice_t *c, int value)
+{
+    for (; c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return "?";
+}
+
+/* Writes the spellings of c as "a, b, c" into buf (n bytes, truncated). */
+static void choice_list(const choice_t *c, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (const choice_t *p = c; p->name && used < n; p++) {
+        int w = snprintf(buf + used, n - used, "%s%s", p == c ? "" : ", ", p->name);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Writes the keys (other than type) that layer type t takes into buf, as
+ * "a, b", or "no other keys". */
+static void layer_keys_list(layer_type_t t, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_SCHEMA && used < n; i++) {
+        if (!(SCHEMA[i].layers & (1u << t)))
+            continue;
+        const char *name = SCHEMA[i].path + strlen(LAYER_KEYS);
+        if (strcmp(name, "type") == 0)
+            continue;
+        int w = snprintf(buf + used, n - used, "%s%s", used ? ", " : "", name);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    if (!buf[0])
+        snprintf(buf, n, "no other keys");
+}
+
+/* ------------------------------------------------------------------ errors */
+
+typedef struct {
+    const char *file; /* the job file: for settings libconfig knows no file of */
+    err_t *err;
+} ctx_t;
+
+/* Writes where setting s comes from into buf: "--set path=value" if an
+ * override wrote it (or a setting around it), else "FILE:LINE"; s NULL gives
+ * "FILE:0". Returns buf. */
+static const char *where(const ctx_t *x, const config_setting_t *s, char *buf, size_t n)
+{
+    for (const config_setting_t *p = s; p; p = config_setting_parent(p)) {
+        const char *set = config_setting_get_hook(p);
+        if (set) {
+            snprintf(buf, n, "--set %s", set);
+            return buf;
+        }
+    }
+    const char *file = s ? config_setting_source_file(s) : NULL;
+    snprintf(buf, n, "%s:%u", file ? file : x->file, s ? config_setting_source_line(s) : 0u);
+    return buf;
+}
+
+/* Fills x->err with "WHERE: KEY: message" for setting s (see where()).
+ * Returns -1. */
+__attribute__((format(printf, 4, 5))) static int fail(const ctx_t *x, const config_setting_t *s,
+                                                      const char *key, const char *fmt, ...)
+{
+    char loc[ERR_LEN], msg[ERR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return err_set(x->err, "%s: %s: %s", where(x, s, loc, sizeof loc), key, msg);
+}
+
+/* Returns "an integer", "a string", ... for the type of s. */
+static const char *type_name(const config_setting_t *s)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return "an integer";
+    case CONFIG_TYPE_FLOAT:
+        return "a float";
+    case CONFIG_TYPE_STRING:
+        return "a string";
+    case CONFIG_TYPE_BOOL:
+        return "a boolean";
+    case CONFIG_TYPE_GROUP:
+        return "a group";
+    case CONFIG_TYPE_ARRAY:
+        return "an array";
+    case CONFIG_TYPE_LIST:
+        return "a list";
+    default:
+        return "nothing";
+    }
+}
+
+/* ------------------------------------------------------------------ checks */
+
+/* Returns the value of an int or int64 setting. */
+static long long int_of(const config_setting_t *s)
+{
+    return config_setting_type(s) == CONFIG_TYPE_INT64 ? config_setting_get_int64(s)
+                                                       : config_setting_get_int(s);
+}
+
+/* Returns the value of a numeric setting (int, int64 or float) as a double. */
+static double num_of(const config_setting_t *s)
+{
+    return config_setting_type(s) == CONFIG_TYPE_FLOAT ? config_setting_get_float(s)
+                                                       : (double)int_of(s);
+}
+
+/* Returns 1 if v lies in range r (NULL, ">=a", ">a", "[a,b)", "[a,b]",
+ * "(a,b)", "(a,b]"), else 0. */
+static int range_ok(const char *r, double v)
+{
+    if (!r)
+        return 1;
+    if (r[0] == '>')
+        return r[1] == '=' ? v >= strtod(r + 2, NULL) : v > strtod(r + 1, NULL);
+    char *end;
+    double lo = strtod(r + 1, &end);
+    double hi = strtod(end + 1, &end);
+    int lo_ok = r[0] == '[' ? v >= lo : v > lo;
+    int hi_ok = *end == ']' ? v <= hi : v < hi;
+    return lo_ok && hi_ok;
+}
+
+/* Fills x->err with "WHERE: KEY: VALUE is out of range, must be R". Returns -1. */
+static int range_fail(const ctx_t *x, const config_setting_t *s, const char *key, const char *r,
+                      const char *value)
+{
+    return fail(x, s, key, "%s is out of range, must be %s%s", value,
+                r[0] == '[' || r[0] == '(' ? "in " : "", r);
+}
+
+/* Checks that s is an integer that fits a field of `size` bytes and lies in
+ * range. Returns 0, or -1 with x->err. */
+static int int_check(const ctx_t *x, const config_setting_t *s, const char *key, size_t size,
+                     const char *range)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+        return fail(x, s, key, "wants an integer, not %s", type_name(s));
+    long long v = int_of(s);
+    char text[32];
+    snprintf(text, sizeof text, "%lld", v);
+    if (size < sizeof(long long) && (v < INT_MIN || v > INT_MAX))
+        return fail(x, s, key, "%s does not fit in a 32-bit integer", text);
+    if (!range_ok(range, (double)v))
+        return range_fail(x, s, key, range, text);
+    return 0;
+}
+
+/* Checks array setting s against key k: item type, count and range.
+ * Returns 0, or -1 with x->err. */
+static int array_check(const ctx_t *x, const config_setting_t *s, const char *key,
+                       const schema_key_t *k)
+{
+    int ints = k->kind == K_INT_ARRAY;
+    const char *what = ints ? "integers" : "strings";
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return fail(x, s, key, "wants an array of %s like %s, not %s", what,
+                    ints ? "[1, 28, 28]" : "[\"a\", \"b\"]", type_name(s));
+    int n = config_setting_length(s);
+    if (n < k->nmin || n > k->nmax) {
+        if (k->nmin == k->nmax)
+            return fail(x, s, key, "wants %d %s, not %d", k->nmin, what, n);
+        return fail(x, s, key, "wants %d to %d %s, not %d", k->nmin, k->nmax, what, n);
+    }
+    size_t item_size = k->size / (size_t)k->nmax;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        char ikey[KEY_LEN + 16];
+        snprintf(ikey, sizeof ikey, "%s.[%d]", key, i);
+        if (ints) {
+            if (int_check(x, e, ikey, item_size, k->range) != 0)
+                return -1;
+        } else if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            return fail(x, e, ikey, "wants a string, not %s", type_name(e));
+        } else if (strlen(config_setting_get_string(e)) >= item_size) {
+            return fail(x, e, ikey, "is longer than %zu characters", item_size - 1);
+        }
+    }
+    return 0;
+}
+
+static int layers_check(const ctx_t *x, const config_setting_t *list, const schema_key_t *k);
+
+/* Checks setting s (whose path is key) against schema key k: its type,
+ * range, choices. Returns 0, or -1 with x->err. */
+static int value_check(const ctx_t *x, const config_setting_t *s, const char *key,
+                       const schema_key_t *k)
+{
+    char text[ERR_LEN / 2];
+    switch (k->kind) {
+    case K_INT:
+        return int_check(x, s, key, k->size, k->range);
+    case K_FLOAT:
+        if (!config_setting_is_number(s))
+            return fail(x, s, key, "wants a number, not %s", type_name(s));
+        if (!range_ok(k->range, num_of(s))) {
+            snprintf(text, sizeof text, "%g", num_of(s));
+            return range_fail(x, s, key, k->range, text);
+        }
+        return 0;
+    case K_BOOL:
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+            return fail(x, s, key, "wants true or false, not %s", type_name(s));
+        return 0;
+    case K_STRING:
+    case K_DATAFILE:
+    case K_ENUM:
+        if (config_setting_type(s) != CONFIG_TYPE_STRING)
+            return fail(x, s, key, "wants a string, not %s", type_name(s));
+        if (k->kind == K_ENUM && choice_value(k->choices, config_setting_get_string(s)) < 0) {
+            choice_list(k->choices, text, sizeof text);
+            return fail(x, s, key, "\"%s\" is not one of %s", config_setting_get_string(s), text);
+        }
+        size_t max = k->size ? k->size : CFG_PATH_LEN;
+        if (k->kind != K_ENUM && strlen(config_setting_get_string(s)) >= max)
+            return fail(x, s, key, "is longer than %zu characters", max - 1);
+        return 0;
+    case K_INT_ARRAY:
+    case K_STR_ARRAY:
+        return array_check(x, s, key, k);
+    case K_LAYERS:
+        return layers_check(x, s, k);
+    }
+    return 0;
+}
+
+/* Checks model.layers: a list of 1..CFG_MAX_LAYERS groups, each with a valid
+ * type, only the keys of that type, and the keys that type needs. Returns 0,
+ * or -1 with x->err. */
+static int layers_check(const ctx_t *x, const config_setting_t *list, const schema_key_t *k)
+{
+    const char *key = k->path;
+    if (!config_setting_is_list(list))
+        return fail(x, list, key, "wants a list of layers like ( { type = \"dense\"; units = 10; } ), "
+                                  "not %s", type_name(list));
+    int n = config_setting_length(list);
+    if (n < k->nmin)
+        return fail(x, list, key, "holds no layer");
+    if (n > k->nmax)
+        return fail(x, list, key, "holds %d layers, at most %d are allowed", n, k->nmax);
+    const schema_key_t *type_key = schema_find(LAYER_KEYS "type");
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        char lkey[KEY_LEN], mkey[2 * KEY_LEN], spath[2 * KEY_LEN], keys[ERR_LEN / 2];
+        snprintf(lkey, sizeof lkey, "%s.[%d]", key, i);
+        if (!config_setting_is_group(g))
+            return fail(x, g, lkey, "wants a group like { type = \"dense\"; units = 10; }, not %s",
+                        type_name(g));
+        const config_setting_t *ts = config_setting_get_member(g, "type");
+        if (!ts)
+            return fail(x, g, lkey, "has no type");
+        snprintf(mkey, sizeof mkey, "%s.type", lkey);
+        if (value_check(x, ts, mkey, type_key) != 0)
+            return -1;
+        int type = choice_value(LAYER_TYPES, config_setting_get_string(ts));
+        const char *tname = choice_name(LAYER_TYPES, type);
+        for (int j = 0; j < config_setting_length(g); j++) {
+            const config_setting_t *m = config_setting_get_elem(g, (unsigned)j);
+            const char *name = config_setting_name(m);
+            snprintf(mkey, sizeof mkey, "%s.%s", lkey, name);
+            snprintf(spath, sizeof spath, LAYER_KEYS "%s", name);
+            const schema_key_t *mk = schema_find(spath);
+            if (!mk) {
+                layer_keys_list((layer_type_t)type, keys, sizeof keys);
+                return fail(x, m, mkey, "unknown key (%s layers take %s)", tname, keys);
+            }
+            if (!(mk->layers & (1u << type))) {
+                layer_keys_list((layer_type_t)type, keys, sizeof keys);
+                return fail(x, m, mkey, "%s layers take no %s (they take %s)", tname, name, keys);
+            }
+            if (value_check(x, m, mkey, mk) != 0)
+                return -1;
+        }
+        for (size_t j = 0; j < N_SCHEMA; j++) {
+            if (!SCHEMA[j].layers || !(SCHEMA[j].required & (1u << type)))
+                continue;
+            const char *name = SCHEMA[j].path + strlen(LAYER_KEYS);
+            if (!config_setting_get_member(g, name))
+                return fail(x, g, lkey, "%s layers need %s", tname, name);
+        }
+    }
+    return 0;
+}
+
+/* Checks the members of group g, whose path is `path` ("" for the root):
+ * every one must be a schema key or group, of the right type. Returns 0, or
+ * -1 with x->err. */
+static int group_check(const ctx_t *x, const config_setting_t *g, const char *path)
+{
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(m);
+        char key[KEY_LEN];
+        int w = path[0] ? snprintf(key, sizeof key, "%s.%s", path, name)
+                        : snprintf(key, sizeof key, "%s", name);
+        int fits = w >= 0 && w < (int)sizeof key;
+        const schema_key_t *k = fits ? schema_find(key) : NULL;
+        if (k && !k->layers) {
+            if (value_check(x, m, key, k) != 0)
+                return -1;
+        } else if (fits && schema_is_group(key)) {
+            if (!config_setting_is_group(m))
+                return fail(x, m, key, "wants a group { ... }, not %s", type_name(m));
+            if (group_check(x, m, key) != 0)
+                return -1;
+        } else {
+            const char *hint = schema_suggest(name, key);
+            if (hint)
+                return fail(x, m, key, "unknown key (did you mean %s?)", hint);
+            return fail(x, m, key, "unknown key");
+        }
+    }
+    return 0;
+}
+
+/* Checks the whole tree: known keys of the right types and ranges, and the
+ * required keys present. Returns 0, or -1 with x->err. */
+static int tree_check(const ctx_t *x, const config_t *c)
+{
+    if (group_check(x, config_root_setting(c), "") != 0)
+        return -1;
+    for (size_t i = 0; i < N_SCHEMA; i++) {
+        const schema_key_t *k = &SCHEMA[i];
+        if (k->layers || !k->required || config_lookup(c, k->path))
+            continue;
+        /* Blame the innermost group on the way that the file has. */
+        char parent[KEY_LEN];
+        const config_setting_t *at = NULL;
+        char *dot;
+        snprintf(parent, sizeof parent, "%s", k->path);
+        while (!at && (dot = strrchr(parent, '.'))) {
+            *dot = '\0';
+            at = config_lookup(c, parent);
+        }
+        return fail(x, at ? at : config_root_setting(c), k->path, "is required but missing");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ fill */
+
+/* Stores integer v into the size-byte integer at dst (int or long long). */
+static void put_int(void *dst, size_t size, long long v)
+{
+    if (size == sizeof(int)) {
+        int i = (int)v;
+        memcpy(dst, &i, sizeof i);
+    } else if (size == sizeof(long long)) {
+        memcpy(dst, &v, sizeof v);
+    }
+}
+
+/* Stores the (already checked) value of setting s for key k into the struct
+ * at base. */
+static void value_store(void *base, const schema_key_t *k, const config_setting_t *s)
+{
+    char *dst = (char *)base + k->off;
+    if (!k->size)
+        return;
+    switch (k->kind) {
+    case K_INT:
+        put_int(dst, k->size, int_of(s));
+        break;
+    case K_FLOAT: {
+        double v = num_of(s);
+        memcpy(dst, &v, sizeof v);
+        break;
+    }
+    case K_BOOL:
+        put_int(dst, k->size, config_setting_get_bool(s));
+        break;
+    case K_STRING:
+    case K_DATAFILE:
+        snprintf(dst, k->size, "%s", config_setting_get_string(s));
+        break;
+    case K_ENUM:
+        put_int(dst, k->size, choice_value(k->choices, config_setting_get_string(s)));
+        break;
+    case K_INT_ARRAY:
+    case K_STR_ARRAY: {
+        int n = config_setting_length(s);
+        size_t item_size = k->size / (size_t)k->nmax;
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+            char *item = dst + (size_t)i * item_size;
+            if (k->kind == K_INT_ARRAY)
+                put_int(item, item_size, int_of(e));
+            else
+                snprintf(item, item_size, "%s", config_setting_get_string(e));
+        }
+        put_int((char *)base + k->count, sizeof(int), n);
+        break;
+    }
+    case K_LAYERS:
+        break;
+    }
+}
+
+/* Stores key k's default (the text k->def) into the struct at base; a key
+ * without one is left as it is. */
+static void default_store(void *base, const schema_key_t *k)
+{
+    char *dst = (char *)base + k->off;
+    if (!k->def || !k->size)
+        return;
+    switch (k->kind) {
+    case K_INT:
+        put_int(dst, k->size, strtoll(k->def, NULL, 10));
+        break;
+    case K_FLOAT: {
+        double v = strtod(k->def, NULL);
+        memcpy(dst, &v, sizeof v);
+        break;
+    }
+    case K_BOOL:
+        put_int(dst, k->size, strcmp(k->def, "true") == 0);
+        break;
+    case K_STRING:
+    case K_DATAFILE:
+        snprintf(dst, k->size, "%s", k->def);
+        break;
+    case K_ENUM:
+        put_int(dst, k->size, choice_value(k->choices, k->def));
+        break;
+    case K_INT_ARRAY:
+    case K_STR_ARRAY: {
+        size_t item_size = k->size / (size_t)k->nmax;
+        const char *p = k->def;
+        int n = 0;
+        while (n < k->nmax) {
+            size_t len = strcspn(p, "|");
+            char *item = dst + (size_t)n * item_size;
+            if (k->kind == K_INT_ARRAY)
+                put_int(item, item_size, strtoll(p, NULL, 10));
+            else
+                snprintf(item, item_size, "%.*s", (int)len, p);
+            n++;
+            if (!p[len])
+                break;
+            p += len + 1;
+        }
+        put_int((char *)base + k->count, sizeof(int), n);
+        break;
+    }
+    case K_LAYERS:
+        break;
+    }
+}
+
+/* Returns the string at path in the tree, or the key's default text. */
+static const char *string_of(const config_t *c, const char *path)
+{
+    const char *v = NULL;
+    if (config_lookup_string(c, path, &v) == CONFIG_TRUE)
+        return v;
+    const schema_key_t *k = schema_find(path);
+    return k && k->def ? k->def : "";
+}
+
+/* Returns the setting to blame for data file key: an override of the key,
+ * else an override of data.dir if the name is relative, else the key, else
+ * data.dir, else NULL (the file as a whole). */
+static const config_setting_t *data_blame(const config_t *c, const char *key)
+{
+    const config_setting_t *s = config_lookup(c, key);
+    const config_setting_t *dir = config_lookup(c, "data.dir");
+    if (s && config_setting_get_hook(s))
+        return s;
+    if (dir && config_setting_get_hook(dir) && string_of(c, key)[0] != '/')
+        return dir;
+    return s ? s : dir;
+}
+
+/* Fills *cfg from the checked tree: schema defaults, then the values in the
+ * tree, then the computed ones (name, lr, momentum, data paths). Returns 0,
+ * or -1 with x->err (a path too long, step schedule without step_size). */
+static int job_fill(const ctx_t *x, const config_t *c, job_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->source, sizeof cfg->source, "%s", x->file);
+    for (size_t i = 0; i < N_SCHEMA; i++) {
+        const schema_key_t *k = &SCHEMA[i];
+        if (k->layers)
+            continue;
+        const config_setting_t *s = config_lookup(c, k->path);
+        if (s)
+            value_store(cfg, k, s);
+        else
+            default_store(cfg, k);
+    }
+
+    const config_setting_t *list = config_lookup(c, "model.layers");
+    cfg->model.n_layers = config_setting_length(list);
+    for (int i = 0; i < cfg->model.n_layers; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        layer_cfg_t *l = &cfg->model.layers[i];
+        for (size_t j = 0; j < N_SCHEMA; j++) {
+            const schema_key_t *k = &SCHEMA[j];
+            if (!k->layers)
+                continue;
+            const config_setting_t *m = config_setting_get_member(g, k->path + strlen(LAYER_KEYS));
+            if (m)
+                value_store(l, k, m);
+            else
+                default_store(l, k);
+        }
+        l->line = (int)config_setting_source_line(g);
+    }
+
+    if (!config_lookup(c, "name")) {
+        const char *base = strrchr(x->file, '/');
+        base = base ? base + 1 : x->file;
+        size_t len = strlen(base);
+        if (len > 4 && strcmp(base + len - 4, ".cfg") == 0)
+            len -= 4;
+        if (len >= sizeof cfg->name)
+            return fail(x, NULL, "name", "the file name is longer than %zu characters; set name",
+                        sizeof cfg->name - 1);
+        memcpy(cfg->name, base, len);
+        cfg->name[len] = '\0';
+    }
+
+    opt_kind_t kind = cfg->optimizer.kind;
+    if (!config_lookup(c, "optimizer.lr"))
+        cfg->optimizer.lr = kind == OPT_SGD || kind == OPT_MOMENTUM ? 0.01 : 0.001;
+    if (!config_lookup(c, "optimizer.momentum"))
+        cfg->optimizer.momentum = kind == OPT_MOMENTUM ? 0.9 : 0.0;
+    if (kind == OPT_SGD && cfg->optimizer.momentum > 0)
+        cfg->optimizer.kind = OPT_MOMENTUM;
+    if (cfg->optimizer.schedule == SCHED_STEP && cfg->optimizer.step_size < 1) {
+        const config_setting_t *s = config_lookup(c, "optimizer.step_size");
+        return fail(x, s ? s : config_lookup(c, "optimizer.schedule"), "optimizer.step_size",
+                    "must be >=1 when schedule is \"step\"");
+    }
+
+    const char *dir = string_of(c, "data.dir");
+    size_t dlen = strlen(dir);
+    const char *sep = dlen && dir[dlen - 1] == '/' ? "" : "/";
+    for (size_t i = 0; i < N_SCHEMA; i++) {
+        const schema_key_t *k = &SCHEMA[i];
+        char *dst = (char *)cfg + k->off;
+        if (k->kind != K_DATAFILE || dst[0] == '/' || !dir[0])
+            continue;
+        char name[CFG_PATH_LEN];
+        memcpy(name, dst, sizeof name);
+        int w = snprintf(dst, k->size, "%s%s%s", dir, sep, name);
+        if (w < 0 || (size_t)w >= k->size)
+            return fail(x, data_blame(c, k->path), k->path,
+                        "%s%s%s is longer than %zu characters", dir, sep, name, k->size - 1);
+    }
+    return 0;
+}
+
+/* Checks that each data file of cfg can be opened for reading. Returns 0, or
+ * -1 with x->err "WHERE: data.KEY: cannot open PATH: reason". */
+static int files_check(const ctx_t *x, const config_t *c, const job_config_t *cfg)
+{
+    for (size_t i = 0; i < N_SCHEMA; i++) {
+        const schema_key_t *k = &SCHEMA[i];
+        if (k->kind != K_DATAFILE)
+            continue;
+        const char *path = (const char *)cfg + k->off;
+        int e = 0;
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            e = errno;
+        } else {
+            struct stat st;
+            if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))
+                e = EISDIR;
+            fclose(f);
+        }
+        if (e)
+            return fail(x, data_blame(c, k->path), k->path, "cannot open %s: %s", path,
+                        strerror(e));
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ --set */
+
+/* Removes leading and trailing white space of s in place. Returns the start. */
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Strips one pair of matching quotes (" or ') around s, in place. Returns the
+ * start of the text. */
+static char *unquote(char *s)
+{
+    size_t n = strlen(s);
+    if (n >= 2 && (s[0] == '"' || s[0] == '\'') && s[n - 1] == s[0]) {
+        s[n - 1] = '\0';
+        return s + 1;
+    }
+    return s;
+}
+
+/* Cuts the array text s ("[a, b]" or "a, b"; changed in place) at the commas
+ * outside quotes into at most max items, trimmed and unquoted. Returns the
+ * number of items, or -1 if there are more or a bracket or quote is open. */
+static int split_items(char *s, char **items, int max)
+{
+    s = trim(s);
+    size_t n = strlen(s);
+    if (s[0] == '[') {
+        if (n < 2 || s[n - 1] != ']')
+            return -1;
+        s[n - 1] = '\0';
+        s++;
+    }
+    s = trim(s);
+    if (!*s)
+        return 0;
+    int count = 0;
+    char quote = 0;
+    char *start = s;
+    for (char *p = s;; p++) {
+        if (quote && *p) {
+            if (*p == quote)
+                quote = 0;
+            continue;
+        }
+        if (quote)
+            return -1;
+        if (*p == '"' || *p == '\'') {
+            quote = *p;
+            continue;
+        }
+        if (*p == ',' || !*p) {
+            int last = !*p;
+            *p = '\0';
+            if (count == max)
+                return -1;
+            items[count++] = unquote(trim(start));
+            if (last)
+                break;
+            start = p + 1;
+        }
+    }
+    return count;
+}
+
+/* Parses a whole decimal integer. Returns 1 and sets *v, or 0. */
+static int parse_int(const char *s, long long *v)
+{
+    char *end;
+    errno = 0;
+    long long r = strtoll(s, &end, 10);
+    if (end == s || *end || errno)
+        return 0;
+    *v = r;
+    return 1;
+}
+
+/* Parses a whole finite number. Returns 1 and sets *v, or 0. */
+static int parse_float(const char *s, double *v)
+{
+    char *end;
+    errno = 0;
+    double r = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(r))
+        return 0;
+    *v = r;
+    return 1;
+}
+
+/* Returns 1 if seg is an index ("[3]" or "3") and sets *i, else 0. */
+static int seg_index(const char *seg, int *i)
+{
+    const char *p = seg;
+    size_t n = strlen(seg);
+    if (seg[0] == '[') {
+        if (n < 3 || seg[n - 1] != ']')
+            return 0;
+        p++;
+        n -= 2;
+    }
+    if (n == 0 || n > 6)
+        return 0;
+    for (size_t j = 0; j < n; j++)
+        if (!isdigit((unsigned char)p[j]))
+            return 0;
+    *i = atoi(p);
+    return 1;
+}
+
+/* Returns the libconfig type an override of key k with integer value iv gets. */
+static int set_type(const schema_key_t *k, long long iv)
+{
+    switch (k->kind) {
+    case K_INT:
+        return iv >= INT_MIN && iv <= INT_MAX ? CONFIG_TYPE_INT : CONFIG_TYPE_INT64;
+    case K_FLOAT:
+        return CONFIG_TYPE_FLOAT;
+    case K_BOOL:
+        return CONFIG_TYPE_BOOL;
+    case K_INT_ARRAY:
+    case K_STR_ARRAY:
+        return CONFIG_TYPE_ARRAY;
+    default:
+        return CONFIG_TYPE_STRING;
+    }
+}
+
+/* Applies the override `set` ("path=value") to the tree in c: the value is
+ * typed by the schema key of path and groups missing on the way are added.
+ * The setting written keeps `set` as its hook, for later messages. Returns 0,
+ * or -1 with x->err "--set SET: what is wrong". */
+static int set_apply(const ctx_t *x, config_t *c, const char *set)
+{
+    char path[KEY_LEN], spath[KEY_LEN];
+    char *segs[KEY_LEN / 2];
+    char *items[SET_MAX_ITEMS];
+    char *copy = NULL;
+    int nseg = 0, n_items = 0, rc = -1;
+    long long iv = 0;
+    double fv = 0;
+    int bv = 0;
+    const char *sv = NULL;
+
+    const char *eq = strchr(set, '=');
+    if (!eq)
+        return err_set(x->err, "--set %s: wants path=value", set);
+    if ((size_t)(eq - set) >= sizeof path)
+        return err_set(x->err, "--set %s: key path longer than %zu characters", set,
+                       sizeof path - 1);
+    memcpy(path, set, (size_t)(eq - set));
+    path[eq - set] = '\0';
+    char *p = trim(path);
+    if (!*p)
+        return err_set(x->err, "--set %s: no key before '='", set);
+
+    /* The schema path: each index ("[0]" or "0") becomes "*". */
+    char segbuf[KEY_LEN];
+    snprintf(segbuf, sizeof segbuf, "%s", p);
+    spath[0] = '\0';
+    for (char *s = segbuf;;) {
+        char *dot = strchr(s, '.');
+        if (dot)
+            *dot = '\0';
+        int idx;
+        if (!*s)
+            return err_set(x->err, "--set %s: unknown key %s", set, p);
+        segs[nseg++] = s;
+        const char *part = seg_index(s, &idx) ? "*" : s;
+        size_t used = strlen(spath), plen = strlen(part);
+        if (used + 1 + plen >= sizeof spath)
+            return err_set(x->err, "--set %s: unknown key %s", set, p);
+        if (used)
+            spath[used++] = '.';
+        memcpy(spath + used, part, plen + 1);
+        if (!dot)
+            break;
+        s = dot + 1;
+    }
+    const schema_key_t *k = schema_find(spath);
+    if (!k) {
+        if (schema_is_group(spath))
+            return err_set(x->err, "--set %s: %s is a group; set its keys one by one", set, p);
+        return err_set(x->err, "--set %s: unknown key %s", set, p);
+    }
+    if (k->kind == K_LAYERS)
+        return err_set(x->err,
+                       "--set %s: %s cannot be replaced from the command line; set a layer's keys, "
+                       "e.g. model.layers.[0].units=64",
+                       set, p);
+
+    copy = strdup(eq + 1);
+    if (!copy) {
+        err_set(x->err, "--set %s: out of memory", set);
+        goto out;
+    }
+    char *val = trim(copy);
+    switch (k->kind) {
+    case K_INT:
+        if (!parse_int(val, &iv)) {
+            err_set(x->err, "--set %s: %s wants an integer", set, p);
+            goto out;
+        }
+        break;
+    case K_FLOAT:
+        if (!parse_float(val, &fv)) {
+            err_set(x->err, "--set %s: %s wants a number", set, p);
+            goto out;
+        }
+        break;
+    case K_BOOL:
+        if (strcasecmp(val, "true") == 0) {
+            bv = 1;
+        } else if (strcasecmp(val, "false") == 0) {
+            bv = 0;
+        } else {
+            err_set(x->err, "--set %s: %s wants true or false", set, p);
+            goto out;
+        }
+        break;
+    case K_INT_ARRAY:
+    case K_STR_ARRAY:
+        n_items = split_items(val, items, SET_MAX_ITEMS);
+        for (int i = 0; i < n_items && k->kind == K_INT_ARRAY; i++)
+            if (!parse_int(items[i], &iv) || iv < INT_MIN || iv > INT_MAX)
+                n_items = -1;
+        if (n_items < 0) {
+            err_set(x->err, "--set %s: %s wants an array of %s", set, p,
+                    k->kind == K_INT_ARRAY ? "integers like [1,28,28]" : "strings like [\"a\",\"b\"]");
+            goto out;
+        }
+        break;
+    default:
+        sv = unquote(val);
+        break;
+    }
+
+    /* Walk to the parent of the last part, adding missing groups. */
+    config_setting_t *node = config_root_setting(c);
+    for (int j = 0; j < nseg - 1; j++) {
+        int idx, next_idx;
+        config_setting_t *next;
+        if (seg_index(segs[j], &idx)) {
+            next = config_setting_is_list(node) ? config_setting_get_elem(node, (unsigned)idx) : NULL;
+            if (!next) {
+                err_set(x->err, "--set %s: %s: there is no item [%d] (the file has %d)", set, p,
+                        idx, config_setting_is_list(node) ? config_setting_length(node) : 0);
+                goto out;
+            }
+        } else {
+            next = config_setting_get_member(node, segs[j]);
+            if (!next && seg_index(segs[j + 1], &next_idx)) {
+                err_set(x->err, "--set %s: %s: the file has no %s", set, p, segs[j]);
+                goto out;
+            }
+            if (!next && !(next = config_setting_add(node, segs[j], CONFIG_TYPE_GROUP))) {
+                err_set(x->err, "--set %s: cannot add group %s", set, segs[j]);
+                goto out;
+            }
+        }
+        node = next;
+    }
+
+    const char *name = segs[nseg - 1];
+    int type = set_type(k, iv);
+    config_setting_t *s = config_setting_get_member(node, name);
+    if (s && config_setting_type(s) != type) {
+        if (config_setting_remove(node, name) != CONFIG_TRUE) {
+            err_set(x->err, "--set %s: cannot replace %s", set, p);
+            goto out;
+        }
+        s = NULL;
+    }
+    if (!s && !(s = config_setting_add(node, name, type))) {
+        err_set(x->err, "--set %s: cannot add %s", set, p);
+        goto out;
+    }
+    int ok = CONFIG_TRUE;
+    switch (k->kind) {
+    case K_INT:
+        ok = type == CONFIG_TYPE_INT ? config_setting_set_int(s, (int)iv)
+                                     : config_setting_set_int64(s, iv);
+        break;
+    case K_FLOAT:
+        ok = config_setting_set_float(s, fv);
+        break;
+    case K_BOOL:
+        ok = config_setting_set_bool(s, bv);
+        break;
+    case K_INT_ARRAY:
+    case K_STR_ARRAY:
+        while (ok && config_setting_length(s) > 0)
+            ok = config_setting_remove_elem(s, 0);
+        for (int i = 0; i < n_items && ok; i++) {
+            if (k->kind == K_INT_ARRAY) {
+                parse_int(items[i], &iv);
+                ok = config_setting_set_int_elem(s, -1, (int)iv) != NULL;
+            } else {
+                ok = config_setting_set_string_elem(s, -1, items[i]) != NULL;
+            }
+        }
+        break;
+    default:
+        ok = config_setting_set_string(s, sv);
+        break;
+    }
+    if (!ok) {
+        err_set(x->err, "--set %s: cannot set %s", set, p);
+        goto out;
+    }
+    config_setting_set_hook(s, (void *)set);
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ public */
+
+/* Reads the job file x->file into c (initialised by the caller, who destroys
+ * it), checks it, applies the overrides and checks again, then fills *cfg.
+ * Returns 0, or -1 with x->err. */
+static int job_build(const ctx_t *x, config_t *c, const char *const *sets, int n_sets,
+                     job_config_t *cfg)
+{
+    const char *path = x->file;
+    char dir[CFG_PATH_LEN];
+    if (strlen(path) >= CFG_PATH_LEN)
+        return err_set(x->err, "%s: path longer than %d characters", path, CFG_PATH_LEN - 1);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return err_set(x->err, "%s: cannot open: %s", path, strerror(errno));
+    fclose(f);
+
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    config_set_include_dir(c, dir); /* libconfig keeps a copy */
+
+    if (config_read_file(c, path) != CONFIG_TRUE) {
+        const char *file = config_error_file(c);
+        return err_set(x->err, "%s:%d: %s", file ? file : path, config_error_line(c),
+                       config_error_text(c));
+    }
+    if (tree_check(x, c) != 0)
+        return -1;
+    for (int i = 0; i < n_sets; i++)
+        if (set_apply(x, c, sets[i]) != 0)
+            return -1;
+    if (n_sets > 0 && tree_check(x, c) != 0)
+        return -1;
+    return job_fill(x, c, cfg);
+}
+
+/* See config.h. On error *cfg is left unchanged. */
+int config_load(job_config_t *cfg, const char *path, const char *const *sets, int n_sets,
+                int check_files, err_t *err)
+{
+    ctx_t x = {path, err};
+    config_t c;
+    int rc = -1;
+    if (!cfg || !path)
+        return err_set(err, "config_load: no config file given");
+    job_config_t *tmp = malloc(sizeof *tmp);
+    config_init(&c);
+    if (!tmp) {
+        err_set(err, "%s: out of memory", path);
+        goto out;
+    }
+    if (job_build(&x, &c, sets, n_sets, tmp) != 0)
+        goto out;
+    if (check_files && files_check(&x, &c, tmp) != 0)
+        goto out;
+    memcpy(cfg, tmp, sizeof *cfg);
+    rc = 0;
+out:
+    config_destroy(&c);
+    free(tmp);
+    return rc;
+}
+
+/* See config.h. The text is checked as config_load checks it (without the
+ * data files); on error NULL is returned and err says why. */
+char *config_text(const char *path, const char *const *sets, int n_sets, err_t *err)
+{
+    ctx_t x = {path, err};
+    config_t c;
+    char *buf = NULL, *text = NULL;
+    size_t len = 0;
+    if (!path) {
+        err_set(err, "config_text: no config file given");
+        return NULL;
+    }
+    job_config_t *tmp = malloc(sizeof *tmp);
+    config_init(&c);
+    if (!tmp) {
+        err_set(err, "%s: out of memory", path);
+        goto out;
+    }
+    if (job_build(&x, &c, sets, n_sets, tmp) != 0)
+        goto out;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem) {
+        err_set(err, "%s: open_memstream: %s", path, strerror(errno));
+        goto out;
+    }
+    config_write(&c, mem);
+    int bad = ferror(mem);
+    int closed = fclose(mem);
+    if (bad || closed != 0 || !buf) {
+        err_set(err, "%s: cannot write the configuration text", path);
+        goto out;
+    }
+    text = buf;
+    buf = NULL;
+out:
+    free(buf);
+    config_destroy(&c);
+    free(tmp);
+    return text;
+}
+
+/* Returns the config spelling of layer type t ("conv2d", ...), "?" if unknown. */
+const char *config_layer_name(layer_type_t t)
+{
+    return choice_name(LAYER_TYPES, (int)t);
+}
+
+/* Returns the config spelling of activation a ("none", "relu", ...), "?" if unknown. */
+const char *config_act_name(act_t a)
+{
+    return choice_name(ACTS, (int)a);
+}
+
+/* Returns the config spelling of optimizer k ("sgd", "adam", ...), "?" if unknown. */
+const char *config_opt_name(opt_kind_t k)
+{
+    return choice_name(OPTS, (int)k);
+}

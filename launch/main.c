@@ -1,0 +1,151 @@
+/* main.c - the pstrain command: parses the command line, loads the job
+ * config and runs the job. It is the only place that prints and exits.
+ *
+ *   pstrain --local --config FILE [--set key=value]... [--out DIR]
+ *   pstrain plot RUN_DIR
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "report.h"
+#include "train.h"
+
+#define PSTRAIN_VERSION "0.2.0"
+#define MAX_SETS 64
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pstrain --local --config FILE [--set key=value]... [--out DIR]\n"
+            "       pstrain plot RUN_DIR\n"
+            "\n"
+            "  --config FILE      job file (libconfig syntax; see configs/)\n"
+            "  --set key=value    override a config key, e.g. --set train.epochs=2\n"
+            "                     or --set optimizer.name=sgd (repeatable)\n"
+            "  --out DIR          run folder (default runs/<job name>/)\n"
+            "  --local            train in this process (single-process training)\n"
+            "  --no-plot          do not draw curves.png\n"
+            "  --quiet            only the final result\n"
+            "  plot RUN_DIR       redraw RUN_DIR/curves.png from RUN_DIR/metrics.csv\n");
+}
+
+typedef struct {
+    int tty;
+    int pending; /* a transient line is on screen */
+    int quiet;
+} log_state_t;
+
+static void log_line(void *ctx, int transient, const char *line)
+{
+    log_state_t *s = ctx;
+    if (s->quiet)
+        return;
+    if (s->tty) {
+        fprintf(stderr, "\r%s\033[K%s", line, transient ? "" : "\n");
+        s->pending = transient;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+static int cmd_plot(int argc, char **argv)
+{
+    if (argc != 3) {
+        usage(stderr);
+        return 2;
+    }
+    err_t err;
+    if (report_plot(argv[2], &err) != 0) {
+        fprintf(stderr, "pstrain plot: %s\n", err.msg);
+        return 1;
+    }
+    printf("%s/curves.png\n", argv[2]);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "plot") == 0)
+        return cmd_plot(argc, argv);
+
+    const char *config_path = NULL, *out_dir = NULL;
+    const char *sets[MAX_SETS];
+    int n_sets = 0, no_plot = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+            if (n_sets == MAX_SETS) {
+                fprintf(stderr, "pstrain: more than %d --set options\n", MAX_SETS);
+                return 2;
+            }
+            sets[n_sets++] = argv[++i];
+        } else if (strcmp(a, "--out") == 0 && i + 1 < argc) {
+            out_dir = argv[++i];
+        } else if (strcmp(a, "--local") == 0) {
+            /* the only mode until the distributed job lands */
+        } else if (strcmp(a, "--no-plot") == 0) {
+            no_plot = 1;
+        } else if (strcmp(a, "--quiet") == 0) {
+            quiet = 1;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("pstrain %s\n", PSTRAIN_VERSION);
+            return 0;
+        } else {
+            fprintf(stderr, "pstrain: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!config_path) {
+        fprintf(stderr, "pstrain: --config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+
+    err_t err;
+    job_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        fprintf(stderr, "pstrain: out of memory\n");
+        return 1;
+    }
+    if (config_load(cfg, config_path, sets, n_sets, 1, &err) != 0) {
+        fprintf(stderr, "pstrain: %s\n", err.msg);
+        free(cfg);
+        return 1;
+    }
+    char *text = config_text(config_path, sets, n_sets, &err);
+    char dir[CFG_PATH_LEN + 16];
+    if (!out_dir) {
+        snprintf(dir, sizeof dir, "runs/%s", cfg->name);
+        out_dir = dir;
+    }
+    log_state_t ls = {.tty = isatty(STDERR_FILENO), .quiet = quiet};
+    train_opts_t opts = {
+        .out_dir = out_dir, .config_text = text, .log = log_line, .log_ctx = &ls,
+        .no_plot = no_plot,
+    };
+    train_result_t res;
+    int rc = train_local(cfg, &opts, &res, &err);
+    if (rc != 0) {
+        fprintf(stderr, "%spstrain: %s\n", ls.pending ? "\n" : "", err.msg);
+    } else {
+        if (res.plot_error[0])
+            fprintf(stderr, "pstrain: warning: curves.png not drawn: %s\n", res.plot_error);
+        printf("test accuracy %.2f%%  test loss %.4f  (%d epochs, %ld steps, %.0f samples/s, "
+               "%.1f s)  -> %s/\n",
+               100 * res.test_acc, res.test_loss, res.epochs, res.steps, res.samples_per_s,
+               res.wall_s, out_dir);
+    }
+    free(text);
+    free(cfg);
+    return rc == 0 ? 0 : 1;
+}

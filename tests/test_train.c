@@ -1,0 +1,160 @@
+/* test_train.c - short single-process training runs on a slice of
+ * Fashion-MNIST: the loss must fall below a bound, the run folder must hold
+ * metrics.csv, summary.json and curves.png, and two runs of the same job
+ * must give the same parameters. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "fsutil.h"
+#include "train.h"
+#include "tests.h"
+
+static const char *CNN_CFG =
+    "name = \"t_cnn\";\n"
+    "data = { limit = 3000; validation = 500; test_limit = 1000; };\n"
+    "model = { input = [1, 28, 28];\n"
+    "  layers = ( { type = \"conv2d\"; filters = 8; kernel = 3; activation = \"relu\"; },\n"
+    "             { type = \"maxpool2d\"; pool = 2; }, { type = \"flatten\"; },\n"
+    "             { type = \"dense\"; units = 10; activation = \"softmax\"; } ); };\n"
+    "optimizer = { name = \"adam\"; };\n"
+    "train = { epochs = 2; batch = 32; seed = 1; log_every = 1000; };\n";
+
+static const char *LSTM_CFG =
+    "name = \"t_lstm\";\n"
+    "data = { limit = 2000; validation = 0; test_limit = 500; };\n"
+    "model = { input = [28, 28];\n"
+    "  layers = ( { type = \"lstm\"; units = 16; return_sequences = true; },\n"
+    "             { type = \"lstm\"; units = 16; },\n"
+    "             { type = \"dense\"; units = 10; activation = \"softmax\"; } ); };\n"
+    "optimizer = { name = \"adam\"; lr = 0.003; };\n"
+    "train = { epochs = 1; batch = 32; seed = 2; };\n";
+
+static int write_cfg(const char *name, const char *text, char *path, size_t len)
+{
+    snprintf(path, len, "%s/%s", tests_tmp_dir(), name);
+    err_t err;
+    return fs_write_atomic(path, text, strlen(text), &err);
+}
+
+static int run(const char *cfg_text, const char *name, const char *out, train_result_t *res,
+               float **params_out, size_t *n_out, const char *const *sets, int n_sets)
+{
+    char path[1024];
+    if (write_cfg(name, cfg_text, path, sizeof path) != 0)
+        return -1;
+    job_config_t *cfg = calloc(1, sizeof *cfg);
+    err_t err;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s", tests_tmp_dir(), out);
+    if (config_load(cfg, path, sets, n_sets, 1, &err) != 0) {
+        fprintf(stderr, "\n  %s\n", err.msg);
+        free(cfg);
+        return -1;
+    }
+    float *p = calloc(200000, sizeof *p); /* larger than the test models */
+    train_opts_t o = {.out_dir = dir, .final_params = p};
+    int rc = train_local(cfg, &o, res, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    *params_out = p;
+    *n_out = rc == 0 ? res->params : 0;
+    free(cfg);
+    return rc;
+}
+
+static void test_cnn_learns(void)
+{
+    train_result_t r;
+    float *p;
+    size_t n;
+    CU_ASSERT_FATAL(run(CNN_CFG, "cnn.cfg", "run_cnn", &r, &p, &n, NULL, 0) == 0);
+    CU_ASSERT(n < 200000);
+    CU_ASSERT_EQUAL(r.epochs, 2);
+    CU_ASSERT_EQUAL(r.steps, 2 * ((2500 + 31) / 32));
+    /* chance is loss 2.30, accuracy 10% */
+    CU_ASSERT(r.train_loss < 0.9);
+    CU_ASSERT(r.test_loss < 0.9);
+    CU_ASSERT(r.test_acc > 0.68);
+    CU_ASSERT(r.val_acc > 0.68);
+    CU_ASSERT(r.samples_per_s > 0);
+
+    char f[1200];
+    struct stat st;
+    snprintf(f, sizeof f, "%s/run_cnn/metrics.csv", tests_tmp_dir());
+    err_t err;
+    size_t len;
+    char *csv = fs_read_all(f, &len, &err);
+    CU_ASSERT_FATAL(csv != NULL);
+    CU_ASSERT(strncmp(csv, "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,"
+                           "test_accuracy,wall_s,samples_per_s\n1,79,", 100) == 0);
+    CU_ASSERT(strstr(csv, "\n2,158,") != NULL);
+    free(csv);
+    snprintf(f, sizeof f, "%s/run_cnn/summary.json", tests_tmp_dir());
+    char *js = fs_read_all(f, &len, &err);
+    CU_ASSERT_FATAL(js != NULL);
+    const char *keys[] = {"\"test_accuracy\"", "\"test_loss\"", "\"epochs\":\t2", "\"steps\":\t158",
+                          "\"wall_s\"", "\"samples_per_s\"", "\"params\":\t13610", "\"config\""};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        CU_ASSERT(strstr(js, keys[i]) != NULL);
+    free(js);
+    snprintf(f, sizeof f, "%s/run_cnn/curves.png", tests_tmp_dir());
+    CU_ASSERT(stat(f, &st) == 0 && st.st_size > 1000);
+
+    /* the same job again: the same parameters, bit for bit */
+    train_result_t r2;
+    float *p2;
+    size_t n2;
+    CU_ASSERT_FATAL(run(CNN_CFG, "cnn.cfg", "run_cnn2", &r2, &p2, &n2, NULL, 0) == 0);
+    CU_ASSERT(n2 == n && memcmp(p, p2, n * sizeof *p) == 0);
+    free(p2);
+    /* another seed: other parameters */
+    const char *sets[] = {"train.seed=5", "train.epochs=1"};
+    CU_ASSERT_FATAL(run(CNN_CFG, "cnn.cfg", "run_cnn3", &r2, &p2, &n2, sets, 2) == 0);
+    CU_ASSERT(r2.epochs == 1);
+    CU_ASSERT(memcmp(p, p2, n * sizeof *p) != 0);
+    free(p2);
+    free(p);
+}
+
+static void test_lstm_learns(void)
+{
+    train_result_t r;
+    float *p;
+    size_t n;
+    CU_ASSERT_FATAL(run(LSTM_CFG, "lstm.cfg", "run_lstm", &r, &p, &n, NULL, 0) == 0);
+    CU_ASSERT(r.steps == 63);
+    CU_ASSERT(r.train_loss < 1.6);
+    CU_ASSERT(r.test_loss < 1.3);
+    CU_ASSERT(r.test_acc > 0.5);
+    CU_ASSERT(isnan(r.val_acc)); /* validation = 0 */
+    free(p);
+}
+
+/* max_steps stops early; sgd and the step schedule train too */
+static void test_max_steps_sgd(void)
+{
+    train_result_t r;
+    float *p;
+    size_t n;
+    const char *sets[] = {"train.max_steps=40", "optimizer.name=momentum", "optimizer.lr=0.05",
+                          "optimizer.schedule=step", "optimizer.step_size=20"};
+    CU_ASSERT_FATAL(run(CNN_CFG, "cnn.cfg", "run_sgd", &r, &p, &n, sets, 5) == 0);
+    CU_ASSERT_EQUAL(r.steps, 40);
+    CU_ASSERT_EQUAL(r.epochs, 1);
+    CU_ASSERT(r.test_loss < 1.5);
+    free(p);
+}
+
+int test_train_register(void)
+{
+    CU_pSuite s = CU_add_suite("train", NULL, NULL);
+    if (!s || !CU_add_test(s, "cnn_learns", test_cnn_learns) ||
+        !CU_add_test(s, "lstm_learns", test_lstm_learns) ||
+        !CU_add_test(s, "max_steps_sgd", test_max_steps_sgd))
+        return -1;
+    return 0;
+}

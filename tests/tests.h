@@ -1,0 +1,28 @@
+/* tests.h - the CUnit suites of build/test_pstrain. Each tests/test_X.c
+ * defines test_X_register(), which adds its suite and returns 0 (or -1 if
+ * CUnit could not add it). */
+#ifndef PST_TESTS_H
+#define PST_TESTS_H
+
+#include <CUnit/CUnit.h>
+
+int test_rng_register(void);
+int test_init_register(void);
+int test_layers_register(void);
+int test_loss_register(void);
+int test_optim_register(void);
+int test_idx_register(void);
+int test_data_register(void);
+int test_config_register(void);
+int test_torch_register(void);
+int test_train_register(void);
+
+/* Directory of the committed test fixtures (tests/fixtures), overridable with
+ * the PST_FIXTURES environment variable. */
+const char *tests_fixture_dir(void);
+/* Directory of Fashion-MNIST (PST_DATA_DIR or /usr/share/datasets/fashion-mnist). */
+const char *tests_data_dir(void);
+/* A fresh temporary directory for this test run (removed at exit). */
+const char *tests_tmp_dir(void);
+
+#endif

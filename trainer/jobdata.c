@@ -1,0 +1,65 @@
+/* jobdata.c - loads and prepares a job's data (see jobdata.h). */
+#include "jobdata.h"
+
+#include <string.h>
+
+static int check_set(const dataset_t *ds, const char *what, const char *path, int input_size,
+                     int n_classes, err_t *err)
+{
+    if ((int)ds->dim != input_size)
+        return err_set(err, "%s: %s samples have %zu values (%dx%d) but the model's input takes %d",
+                       path, what, ds->dim, ds->rows, ds->cols, input_size);
+    for (size_t i = 0; i < ds->n; i++)
+        if (ds->y[i] < 0 || ds->y[i] >= n_classes)
+            return err_set(err, "%s: label %d of record %zu is not below the model's %d classes",
+                           path, (int)ds->y[i], i, n_classes);
+    return 0;
+}
+
+int job_data_load(job_data_t *d, const job_config_t *cfg, int input_size, int n_classes,
+                  err_t *err)
+{
+    memset(d, 0, sizeof *d);
+    d->train = dataset_load(cfg->data.train_images, cfg->data.train_labels,
+                            (size_t)cfg->data.limit, err);
+    if (!d->train)
+        goto err;
+    if (cfg->data.validation > 0) {
+        if ((size_t)cfg->data.validation >= d->train->n) {
+            err_set(err, "%s: data.validation = %d leaves no training samples out of %zu",
+                    cfg->source, cfg->data.validation, d->train->n);
+            goto err;
+        }
+        if (dataset_split(d->train, (size_t)cfg->data.validation, &d->val, err) != 0)
+            goto err;
+    }
+    d->test = dataset_load(cfg->data.test_images, cfg->data.test_labels,
+                           (size_t)cfg->data.test_limit, err);
+    if (!d->test)
+        goto err;
+    if (check_set(d->train, "training", cfg->data.train_images, input_size, n_classes, err) ||
+        check_set(d->test, "test", cfg->data.test_images, input_size, n_classes, err) ||
+        (d->val && check_set(d->val, "validation", cfg->data.train_images, input_size,
+                             n_classes, err)))
+        goto err;
+    if (norm_stats_compute(&d->norm, d->train, cfg->data.normalize, err) != 0)
+        goto err;
+    if (cfg->data.normalize != NORM_NONE) {
+        norm_stats_apply(&d->norm, d->train);
+        norm_stats_apply(&d->norm, d->test);
+        if (d->val)
+            norm_stats_apply(&d->norm, d->val);
+    }
+    return 0;
+err:
+    job_data_free(d);
+    return -1;
+}
+
+void job_data_free(job_data_t *d)
+{
+    dataset_destroy(&d->train);
+    dataset_destroy(&d->val);
+    dataset_destroy(&d->test);
+    norm_stats_free(&d->norm);
+}

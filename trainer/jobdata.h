@@ -1,0 +1,24 @@
+/* jobdata.h - the data of a job, prepared as the config says: the training
+ * set (less the validation split), the validation and test sets, all scaled
+ * to [0,1] and normalised with statistics of the training part only. */
+#ifndef PST_JOBDATA_H
+#define PST_JOBDATA_H
+
+#include "config.h"
+#include "data.h"
+
+typedef struct {
+    dataset_t *train, *val, *test; /* val is NULL when data.validation = 0 */
+    norm_stats_t norm;
+} job_data_t;
+
+/* Loads and prepares the data of cfg into *d. Returns 0, or -1 with err
+ * naming the file or key at fault (d is then empty). Also checks that the
+ * samples fit the model's input (input_size floats) and that every label is
+ * below n_classes. */
+int job_data_load(job_data_t *d, const job_config_t *cfg, int input_size, int n_classes,
+                  err_t *err);
+
+void job_data_free(job_data_t *d);
+
+#endif

@@ -1,0 +1,185 @@
+/* report.c - metrics.csv, summary.json and curves.png of a run (see report.h). */
+#include "report.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+
+extern char **environ;
+
+static void csv_num(FILE *f, double v, const char *fmt)
+{
+    if (isnan(v))
+        fputs(",", f); /* empty cell: no validation set */
+    else {
+        fputc(',', f);
+        fprintf(f, fmt, v);
+    }
+}
+
+int report_write_metrics(const char *dir, const epoch_row_t *rows, int n, err_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return err_set(err, "%s: out of memory", path);
+    fprintf(f, "%s\n", METRICS_HEADER);
+    for (int i = 0; i < n; i++) {
+        const epoch_row_t *r = &rows[i];
+        fprintf(f, "%d,%ld", r->epoch, r->step);
+        csv_num(f, r->train_loss, "%.6f");
+        csv_num(f, r->train_acc, "%.6f");
+        csv_num(f, r->val_loss, "%.6f");
+        csv_num(f, r->val_acc, "%.6f");
+        csv_num(f, r->test_loss, "%.6f");
+        csv_num(f, r->test_acc, "%.6f");
+        csv_num(f, r->wall_s, "%.3f");
+        csv_num(f, r->samples_per_s, "%.1f");
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return err_set(err, "%s: out of memory", path);
+    }
+    int rc = fs_write_atomic(path, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+static cJSON *num_or_null(double v)
+{
+    return isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v);
+}
+
+int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return err_set(err, "%s: out of memory", path);
+    cJSON_AddStringToObject(o, "name", s->name ? s->name : "");
+    cJSON_AddStringToObject(o, "mode", s->mode ? s->mode : "local");
+    cJSON_AddItemToObject(o, "test_accuracy", num_or_null(s->test_accuracy));
+    cJSON_AddItemToObject(o, "test_loss", num_or_null(s->test_loss));
+    cJSON_AddItemToObject(o, "val_accuracy", num_or_null(s->val_accuracy));
+    cJSON_AddItemToObject(o, "val_loss", num_or_null(s->val_loss));
+    cJSON_AddItemToObject(o, "train_accuracy", num_or_null(s->train_accuracy));
+    cJSON_AddItemToObject(o, "train_loss", num_or_null(s->train_loss));
+    cJSON_AddNumberToObject(o, "epochs", s->epochs);
+    cJSON_AddNumberToObject(o, "steps", (double)s->steps);
+    cJSON_AddNumberToObject(o, "samples", (double)s->samples);
+    cJSON_AddNumberToObject(o, "batch", s->batch);
+    cJSON_AddNumberToObject(o, "threads", s->threads);
+    cJSON_AddNumberToObject(o, "wall_s", s->wall_s);
+    cJSON_AddNumberToObject(o, "train_s", s->train_s);
+    cJSON_AddNumberToObject(o, "samples_per_s", s->samples_per_s);
+    cJSON_AddNumberToObject(o, "params", (double)s->params);
+    cJSON_AddStringToObject(o, "config", s->config_path ? s->config_path : "");
+    if (s->config_text)
+        cJSON_AddStringToObject(o, "config_text", s->config_text);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!text)
+        return err_set(err, "%s: out of memory", path);
+    size_t len = strlen(text);
+    char *file = malloc(len + 1); /* the JSON and a final newline */
+    int rc;
+    if (!file) {
+        rc = err_set(err, "%s: out of memory", path);
+    } else {
+        memcpy(file, text, len);
+        file[len] = '\n';
+        rc = fs_write_atomic(path, file, len + 1, err);
+        free(file);
+    }
+    cJSON_free(text);
+    return rc;
+}
+
+int report_plot(const char *dir, err_t *err)
+{
+    char csv[4096], png[4096], tmp[4096], script[16384];
+    snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
+    snprintf(png, sizeof png, "%s/curves.png", dir);
+    snprintf(tmp, sizeof tmp, "%s/curves.png.tmp.%ld", dir, (long)getpid());
+    size_t len;
+    char *data = fs_read_all(csv, &len, err);
+    if (!data)
+        return -1;
+    int ok = strncmp(data, METRICS_HEADER, strlen(METRICS_HEADER)) == 0;
+    int rows = 0;
+    for (char *p = data; *p; p++)
+        rows += *p == '\n';
+    free(data);
+    if (!ok)
+        return err_set(err, "%s: not a pstrain metrics file (header differs)", csv);
+    if (rows < 2)
+        return err_set(err, "%s: no epoch rows to plot", csv);
+    for (const char *p = dir; *p; p++)
+        if (*p == '"' || *p == '\\')
+            return err_set(err, "%s: cannot plot a folder whose name holds quotes", dir);
+    /* columns: 1 epoch 3 train_loss 4 train_acc 5 val_loss 6 val_acc 7 test_loss 8 test_acc */
+    snprintf(script, sizeof script,
+             "set terminal pngcairo size 1100,450 noenhanced font ',10'\n"
+             "set output \"%s\"\n"
+             "set datafile separator ','\n"
+             "set datafile missing ''\n"
+             "set key autotitle columnhead\n"
+             "set multiplot layout 1,2 title \"%s\"\n"
+             "set xlabel 'epoch'\nset grid\nset xtics 1\n"
+             "set title 'loss'\n"
+             "plot \"%s\" using 1:3 with linespoints title 'train', "
+             "'' using 1:5 with linespoints title 'validation', "
+             "'' using 1:7 with linespoints title 'test'\n"
+             "set title 'accuracy'\nset key bottom right\n"
+             "plot \"%s\" using 1:4 with linespoints title 'train', "
+             "'' using 1:6 with linespoints title 'validation', "
+             "'' using 1:8 with linespoints title 'test'\n"
+             "unset multiplot\n",
+             tmp, dir, csv, csv);
+    char spath[4096];
+    snprintf(spath, sizeof spath, "%s/.curves.gp.%ld", dir, (long)getpid());
+    FILE *f = fopen(spath, "w");
+    if (!f)
+        return err_set(err, "%s: cannot write: %s", spath, strerror(errno));
+    fputs(script, f);
+    fclose(f);
+    pid_t pid;
+    char *argv[] = {"gnuplot", spath, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        unlink(spath);
+        return err_set(err, "cannot run gnuplot (Debian package gnuplot-nox): %s", strerror(rc));
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    unlink(spath);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        unlink(tmp);
+        return err_set(err, "gnuplot failed drawing %s (exit status %d)", png,
+                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    if (rename(tmp, png) != 0) {
+        unlink(tmp);
+        return err_set(err, "%s: rename failed: %s", png, strerror(errno));
+    }
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* report.h - what a run leaves in its folder: metrics.csv (one row per
+ * epoch), summary.json (cJSON) and curves.png (gnuplot). */
+#ifndef PST_REPORT_H
+#define PST_REPORT_H
+
+#include "err.h"
+
+typedef struct {
+    int epoch;
+    long step;
+    double train_loss, train_acc;
+    double val_loss, val_acc;      /* NaN when there is no validation set */
+    double test_loss, test_acc;
+    double wall_s;                 /* since the start of the run */
+    double samples_per_s;          /* training samples/s of this epoch's steps */
+} epoch_row_t;
+
+typedef struct {
+    const char *name, *config_path, *config_text;
+    int epochs;
+    long steps;
+    size_t params;
+    double test_accuracy, test_loss, val_accuracy, val_loss, train_loss, train_accuracy;
+    double wall_s, train_s, samples_per_s;
+    long samples;
+    int threads, batch;
+    const char *mode;              /* "local" */
+} run_summary_t;
+
+#define METRICS_HEADER \
+    "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,wall_s,samples_per_s"
+
+/* (Re)writes DIR/metrics.csv with rows[0..n) atomically. Returns 0 or -1. */
+int report_write_metrics(const char *dir, const epoch_row_t *rows, int n, err_t *err);
+
+/* Writes DIR/summary.json atomically. Returns 0 or -1. */
+int report_write_summary(const char *dir, const run_summary_t *s, err_t *err);
+
+/* Draws DIR/curves.png from DIR/metrics.csv with gnuplot (loss and accuracy
+ * per epoch for train, validation and test). Returns 0, or -1 with err when
+ * metrics.csv is missing or malformed or gnuplot is missing or fails. */
+int report_plot(const char *dir, err_t *err);
+
+#endif

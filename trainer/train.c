@@ -1,0 +1,204 @@
+/* train.c - single-process training (see train.h). */
+#include "train.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evaluate.h"
+#include "fsutil.h"
+#include "jobdata.h"
+#include "model.h"
+#include "optim.h"
+#include "params.h"
+#include "progress.h"
+#include "report.h"
+
+static void logf_(const train_opts_t *o, int transient, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void logf_(const train_opts_t *o, int transient, const char *fmt, ...)
+{
+    if (!o->log)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    o->log(o->log_ctx, transient, line);
+}
+
+static void eval_set(model_t *m, const float *params, const dataset_t *ds, double *loss,
+                     double *acc)
+{
+    if (!ds || ds->n == 0) {
+        *loss = NAN;
+        *acc = NAN;
+        return;
+    }
+    double sum = 0;
+    long right = 0;
+    evaluate_range(m, params, ds, 0, ds->n, &sum, &right);
+    *loss = sum / (double)ds->n;
+    *acc = (double)right / (double)ds->n;
+}
+
+int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_t *res,
+                err_t *err)
+{
+    int rc = -1;
+    job_data_t data;
+    memset(&data, 0, sizeof data);
+    memset(res, 0, sizeof *res);
+    model_t *m = NULL;
+    float *params = NULL, *grads = NULL, *state = NULL, *xb = NULL;
+    int32_t *yb = NULL;
+    uint32_t *perm = NULL;
+    epoch_row_t *rows = NULL;
+
+    openblas_set_num_threads(cfg->train.threads);
+    if (fs_mkdirs(opts->out_dir, err) != 0)
+        return -1;
+    int max_batch = cfg->train.batch > cfg->train.eval_batch ? cfg->train.batch
+                                                             : cfg->train.eval_batch;
+    m = model_new(cfg, max_batch, err);
+    if (!m)
+        goto out;
+    if (job_data_load(&data, cfg, model_input_size(m), model_output_size(m), err) != 0)
+        goto out;
+
+    const size_t n_params = model_n_params(m);
+    optim_params_t op;
+    optim_params_from_config(&op, cfg);
+    const int slots = optim_slots(&op);
+    const size_t n_train = data.train->n, dim = data.train->dim;
+    const int batch = cfg->train.batch;
+    params = malloc(n_params * sizeof *params);
+    grads = calloc(n_params, sizeof *grads);
+    state = calloc(slots ? (size_t)slots * n_params : 1, sizeof *state);
+    xb = calloc((size_t)batch * dim, sizeof *xb);
+    yb = calloc((size_t)batch, sizeof *yb);
+    perm = malloc(n_train * sizeof *perm);
+    rows = calloc((size_t)cfg->train.epochs, sizeof *rows);
+    if (!params || !grads || !state || !xb || !yb || !perm || !rows) {
+        err_set(err, "out of memory for %zu parameters", n_params);
+        goto out;
+    }
+    if (params_init_slice(model_params(m), cfg->train.seed, 0, n_params, params, err) != 0)
+        goto out;
+    optim_state_init(&op, state, n_params);
+
+    const long per_epoch = (long)data_batches_per_epoch(n_train, (size_t)batch, 0);
+    long total = per_epoch * cfg->train.epochs;
+    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
+        total = cfg->train.max_steps;
+    logf_(opts, 0,
+          "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test samples, "
+          "batch %d, %ld steps",
+          cfg->name, n_params, n_train, data.val ? data.val->n : 0, data.test->n, batch, total);
+
+    const double t0 = progress_now();
+    double train_s = 0;
+    long step = 0, samples = 0;
+    int epochs_done = 0;
+    for (int epoch = 0; epoch < cfg->train.epochs && step < total; epoch++) {
+        data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);
+        double loss_sum = 0, ep_t0 = progress_now(), ep_train_s = 0;
+        long right = 0, seen = 0;
+        long b;
+        for (b = 0; b < per_epoch && step < total; b++) {
+            double s0 = progress_now();
+            size_t lo, hi;
+            data_batch_slice(n_train, (size_t)batch, (size_t)b, 0, 1, &lo, &hi);
+            int B = (int)(hi - lo);
+            data_gather(data.train, perm, lo, hi, xb, yb);
+            memset(grads, 0, n_params * sizeof *grads);
+            int ok = 0;
+            loss_sum += model_train_step(m, params, grads, xb, yb, B, 1.0f / (float)B, &ok);
+            optim_update(&op, params, grads, state, n_params, step + 1,
+                         optim_lr(&op, step, total));
+            right += ok;
+            seen += B;
+            step++;
+            double dt = progress_now() - s0;
+            ep_train_s += dt;
+            if (step % cfg->train.log_every == 0 || b + 1 == per_epoch || step == total) {
+                double sps = seen / (ep_train_s > 0 ? ep_train_s : 1e-9);
+                double eta = (double)(total - step) * (train_s + ep_train_s) / (double)step;
+                char line[256];
+                progress_format(line, sizeof line, epoch + 1, cfg->train.epochs, b + 1, per_epoch,
+                                loss_sum / seen, (double)right / seen, sps, eta);
+                logf_(opts, 1, "%s", line);
+            }
+        }
+        train_s += ep_train_s;
+        samples += seen;
+        epoch_row_t *r = &rows[epochs_done];
+        r->epoch = epoch + 1;
+        r->step = step;
+        r->train_loss = loss_sum / (double)seen;
+        r->train_acc = (double)right / (double)seen;
+        r->samples_per_s = seen / (ep_train_s > 0 ? ep_train_s : 1e-9);
+        eval_set(m, params, data.val, &r->val_loss, &r->val_acc);
+        eval_set(m, params, data.test, &r->test_loss, &r->test_acc);
+        r->wall_s = progress_now() - t0;
+        epochs_done++;
+        logf_(opts, 0,
+              "epoch %d/%d done: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | "
+              "test loss %.4f acc %.2f%% | %.0f samples/s, %.1f s",
+              r->epoch, cfg->train.epochs, r->train_loss, 100 * r->train_acc, r->val_loss,
+              100 * r->val_acc, r->test_loss, 100 * r->test_acc, r->samples_per_s,
+              progress_now() - ep_t0);
+        if (report_write_metrics(opts->out_dir, rows, epochs_done, err) != 0)
+            goto out;
+    }
+
+    const epoch_row_t *last = &rows[epochs_done - 1];
+    res->epochs = epochs_done;
+    res->steps = step;
+    res->params = n_params;
+    res->train_loss = last->train_loss;
+    res->train_acc = last->train_acc;
+    res->val_loss = last->val_loss;
+    res->val_acc = last->val_acc;
+    res->test_loss = last->test_loss;
+    res->test_acc = last->test_acc;
+    res->wall_s = progress_now() - t0;
+    res->train_s = train_s;
+    res->samples_per_s = samples / (train_s > 0 ? train_s : 1e-9);
+
+    run_summary_t s = {
+        .name = cfg->name, .config_path = cfg->source, .config_text = opts->config_text,
+        .epochs = res->epochs, .steps = res->steps, .params = n_params,
+        .test_accuracy = res->test_acc, .test_loss = res->test_loss,
+        .val_accuracy = res->val_acc, .val_loss = res->val_loss,
+        .train_loss = res->train_loss, .train_accuracy = res->train_acc,
+        .wall_s = res->wall_s, .train_s = train_s, .samples_per_s = res->samples_per_s,
+        .samples = samples, .threads = cfg->train.threads, .batch = batch, .mode = "local",
+    };
+    if (report_write_summary(opts->out_dir, &s, err) != 0)
+        goto out;
+    if (!opts->no_plot) {
+        err_t perr;
+        if (report_plot(opts->out_dir, &perr) != 0)
+            snprintf(res->plot_error, sizeof res->plot_error, "%s", perr.msg);
+    }
+    if (opts->final_params)
+        memcpy(opts->final_params, params, n_params * sizeof *params);
+    rc = 0;
+out:
+    free(params);
+    free(grads);
+    free(state);
+    free(xb);
+    free(yb);
+    free(perm);
+    free(rows);
+    model_destroy(&m);
+    job_data_free(&data);
+    return rc;
+}

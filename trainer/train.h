@@ -1,0 +1,43 @@
+/* train.h - single-process training: one trainer with the whole parameter
+ * buffer and the optimizer in the same process. It runs the same model,
+ * data order and optimizer code as the distributed job. */
+#ifndef PST_TRAIN_H
+#define PST_TRAIN_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "err.h"
+
+/* Where a trainer's human-readable lines go; main decides (stderr). A
+ * transient line is a progress update that the next line may overwrite. */
+typedef void (*train_log_fn)(void *ctx, int transient, const char *line);
+
+typedef struct {
+    const char *out_dir;      /* run folder; created if missing */
+    const char *config_text;  /* effective config, stored in summary.json (may be NULL) */
+    train_log_fn log;         /* may be NULL: silent */
+    void *log_ctx;
+    int no_plot;              /* skip curves.png */
+    float *final_params;      /* if not NULL: receives the trained parameters (n_params) */
+} train_opts_t;
+
+typedef struct {
+    int epochs;
+    long steps;
+    size_t params;
+    double train_loss, train_acc, val_loss, val_acc, test_loss, test_acc;
+    double wall_s, train_s, samples_per_s;
+    char plot_error[ERR_LEN]; /* non-empty when curves.png could not be drawn */
+} train_result_t;
+
+/* Trains cfg's model on cfg's data in this process, evaluating on the
+ * validation and test sets after each epoch and writing metrics.csv,
+ * summary.json and curves.png into opts->out_dir. Returns 0, or -1 with err
+ * (data, model or file errors). A failing plot is not an error: it is
+ * reported in res->plot_error. */
+int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_t *res,
+                err_t *err);
+
+
+#endif
