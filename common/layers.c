@@ -191,11 +191,13 @@ void conv2d_forward(float *out, float *col, float *tmp, const float *in, const f
             float *dst = out + ((size_t)bi * d->F + f) * P;
             const float bf = b[f];
             if (act == ACT_RELU) {
+#pragma omp simd
                 for (int p = 0; p < P; p++) {
                     float v = src[p] + bf;
                     dst[p] = v > 0.0f ? v : 0.0f;
                 }
             } else {
+#pragma omp simd
                 for (int p = 0; p < P; p++)
                     dst[p] = src[p] + bf;
             }
@@ -218,13 +220,17 @@ void conv2d_backward(float *din, float *dw, float *db, float *dout, float *tmp, 
             const float *src = dout + ((size_t)bi * d->F + f) * P;
             const float *y = out + ((size_t)bi * d->F + f) * P;
             float *dst = tmp + (size_t)f * BP + (size_t)bi * P;
+            /* omp simd reduction: the sum is vectorised (its rounding is
+             * fixed by the build, so results stay reproducible) */
             if (act == ACT_RELU) {
+#pragma omp simd reduction(+ : sum)
                 for (int p = 0; p < P; p++) {
                     float g = y[p] > 0.0f ? src[p] : 0.0f;
                     dst[p] = g;
                     sum += g;
                 }
             } else {
+#pragma omp simd reduction(+ : sum)
                 for (int p = 0; p < P; p++) {
                     dst[p] = src[p];
                     sum += src[p];
@@ -263,17 +269,25 @@ void maxpool2d_forward(float *out, int32_t *argmax, const float *in, const pool_
         float *dst = out + pl * OP;
         int32_t *am = argmax + pl * OP;
         if (d->pool == 2 && d->stride == 2) {
+            /* the common case, branch-free: data-dependent branches here
+             * cost more than the rest of the layer */
             for (int oh = 0; oh < d->OH; oh++) {
                 const float *r0 = src + (size_t)(2 * oh) * d->W, *r1 = r0 + d->W;
+                float *o = dst + oh * d->OW;
+                int32_t *a = am + oh * d->OW;
+                const int base = 2 * oh * d->W;
+#pragma omp simd
                 for (int ow = 0; ow < d->OW; ow++) {
-                    int i0 = 2 * oh * d->W + 2 * ow;
-                    float best = r0[2 * ow];
-                    int bi = i0;
-                    if (r0[2 * ow + 1] > best) { best = r0[2 * ow + 1]; bi = i0 + 1; }
-                    if (r1[2 * ow] > best) { best = r1[2 * ow]; bi = i0 + d->W; }
-                    if (r1[2 * ow + 1] > best) { best = r1[2 * ow + 1]; bi = i0 + d->W + 1; }
-                    dst[oh * d->OW + ow] = best;
-                    am[oh * d->OW + ow] = bi;
+                    float a0 = r0[2 * ow], a1 = r0[2 * ow + 1];
+                    float b0 = r1[2 * ow], b1 = r1[2 * ow + 1];
+                    /* first maximum in row-major window order, like PyTorch */
+                    int ia = a1 > a0;
+                    float va = ia ? a1 : a0;
+                    int ib = b1 > b0;
+                    float vb = ib ? b1 : b0;
+                    int sel = vb > va;
+                    o[ow] = sel ? vb : va;
+                    a[ow] = base + 2 * ow + (sel ? d->W + ib : ia);
                 }
             }
             continue;
@@ -300,6 +314,34 @@ void maxpool2d_backward(float *din, const float *dout, const int32_t *argmax, co
 {
     const size_t planes = (size_t)d->B * d->C;
     const int HW = d->H * d->W, OP = d->OH * d->OW;
+    if (d->pool == d->stride) {
+        /* Windows tile the plane without overlap: write every covered input
+         * once (the gradient or 0), so no separate zeroing pass is needed;
+         * only rows and columns past the last window are zeroed. */
+        const int P = d->pool, covered_w = d->OW * P, covered_h = d->OH * P;
+        for (size_t pl = 0; pl < planes; pl++) {
+            float *dst = din + pl * HW;
+            const float *src = dout + pl * OP;
+            const int32_t *am = argmax + pl * OP;
+            for (int oh = 0; oh < d->OH; oh++) {
+                for (int ph = 0; ph < P; ph++) {
+                    float *row = dst + (size_t)(oh * P + ph) * d->W;
+                    const int rbase = (oh * P + ph) * d->W;
+#pragma omp simd
+                    for (int iw = 0; iw < covered_w; iw++) {
+                        int k = oh * d->OW + iw / P;
+                        row[iw] = am[k] == rbase + iw ? src[k] : 0.0f;
+                    }
+                    for (int iw = covered_w; iw < d->W; iw++)
+                        row[iw] = 0.0f;
+                }
+            }
+            if (covered_h < d->H)
+                memset(dst + (size_t)covered_h * d->W, 0,
+                       (size_t)(d->H - covered_h) * d->W * sizeof *dst);
+        }
+        return;
+    }
     memset(din, 0, planes * HW * sizeof *din);
     for (size_t pl = 0; pl < planes; pl++) {
         float *dst = din + pl * HW;
