@@ -249,6 +249,142 @@ void conv2d_backward(float *din, float *dw, float *db, float *dout, float *tmp, 
     }
 }
 
+/* ------------------------------------------------------ conv2d + maxpool fused */
+
+int convpool_dims_fill(convpool_dims_t *d)
+{
+    if (conv_dims_fill(&d->c) != 0 || d->pool < 1 || d->pool > 15 || d->c.OH < d->pool ||
+        d->c.OW < d->pool)
+        return -1;
+    d->PH = d->c.OH / d->pool;
+    d->PW = d->c.OW / d->pool;
+    return 0;
+}
+
+size_t convpool_tmp_size(const convpool_dims_t *d)
+{
+    return (size_t)d->c.B * d->c.OH * d->c.OW * d->c.F;
+}
+
+size_t convpool_pooled_size(const convpool_dims_t *d)
+{
+    return (size_t)d->c.B * d->PH * d->PW * d->c.F;
+}
+
+void conv2d_pool_forward(float *out, uint8_t *code, float *col, float *tmp, float *pn,
+                         const float *in, const float *w, const float *b,
+                         const convpool_dims_t *d, act_t act)
+{
+    const conv_dims_t *c = &d->c;
+    const int F = c->F, CKK = c->C * c->K * c->K, P = c->OH * c->OW, BP = c->B * P;
+    const int p = d->pool, PHW = d->PH * d->PW;
+    im2col(col, in, c);
+    /* channels-last conv output: tmp [B*P][F] = col^T w^T */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, BP, F, CKK, 1.0f, col, BP, w, CKK, 0.0f,
+                tmp, F);
+    for (int bi = 0; bi < c->B; bi++) {
+        const float *tb = tmp + (size_t)bi * P * F;
+        for (int ph = 0; ph < d->PH; ph++)
+            for (int pw = 0; pw < d->PW; pw++) {
+                const size_t q = ((size_t)bi * PHW + ph * d->PW + pw) * F;
+                float *best = pn + q;
+                uint8_t *cd = code + q;
+                const float *first = tb + ((size_t)(ph * p) * c->OW + pw * p) * F;
+                memcpy(best, first, F * sizeof *best);
+                memset(cd, 0, (size_t)F);
+                for (int i = 0; i < p; i++)
+                    for (int j = 0; j < p; j++) {
+                        if (i == 0 && j == 0)
+                            continue;
+                        const float *x = tb + ((size_t)(ph * p + i) * c->OW + pw * p + j) * F;
+                        const uint8_t k = (uint8_t)(i * p + j);
+#pragma omp simd
+                        for (int f = 0; f < F; f++) {
+                            int gt = x[f] > best[f];
+                            best[f] = gt ? x[f] : best[f];
+                            cd[f] = gt ? k : cd[f];
+                        }
+                    }
+#pragma omp simd
+                for (int f = 0; f < F; f++) {
+                    float v = best[f] + b[f];
+                    best[f] = (act == ACT_RELU && v < 0.0f) ? 0.0f : v;
+                }
+            }
+        /* pn [PHW][F] -> out [F][PHW] for this sample */
+        const float *src = pn + (size_t)bi * PHW * F;
+        float *dst = out + (size_t)bi * F * PHW;
+        for (int q = 0; q < PHW; q++)
+            for (int f = 0; f < F; f++)
+                dst[(size_t)f * PHW + q] = src[(size_t)q * F + f];
+    }
+    if (act != ACT_NONE && act != ACT_RELU)
+        act_forward(out, out, (size_t)c->B * F * PHW, F * PHW, act);
+}
+
+void conv2d_pool_backward(float *din, float *dw, float *db, const float *dout, const float *out,
+                          const uint8_t *code, float *col, float *tmp, float *pn, const float *w,
+                          const convpool_dims_t *d, act_t act)
+{
+    const conv_dims_t *c = &d->c;
+    const int F = c->F, CKK = c->C * c->K * c->K, P = c->OH * c->OW, BP = c->B * P;
+    const int p = d->pool, PHW = d->PH * d->PW;
+    for (int bi = 0; bi < c->B; bi++) {
+        /* pooled gradient through the activation, to channels-last pn [PHW][F] */
+        const float *src = dout + (size_t)bi * F * PHW, *y = out + (size_t)bi * F * PHW;
+        float *g = pn + (size_t)bi * PHW * F;
+        for (int f = 0; f < F; f++)
+            for (int q = 0; q < PHW; q++) {
+                size_t k = (size_t)f * PHW + q;
+                float v = src[k];
+                if (act == ACT_RELU)
+                    v = y[k] > 0.0f ? v : 0.0f;
+                else if (act == ACT_SIGMOID)
+                    v *= y[k] * (1.0f - y[k]);
+                else if (act == ACT_TANH)
+                    v *= 1.0f - y[k] * y[k];
+                g[(size_t)q * F + f] = v;
+            }
+        /* scatter to the window position each value came from: every
+         * covered pixel is written once, so no zeroing pass is needed */
+        float *tb = tmp + (size_t)bi * P * F;
+        for (int ph = 0; ph < d->PH; ph++)
+            for (int pw = 0; pw < d->PW; pw++) {
+                const size_t q = ((size_t)ph * d->PW + pw) * F;
+                const float *gq = g + q;
+                const uint8_t *cd = code + (size_t)bi * PHW * F + q;
+                for (int i = 0; i < p; i++)
+                    for (int j = 0; j < p; j++) {
+                        float *x = tb + ((size_t)(ph * p + i) * c->OW + pw * p + j) * F;
+                        const uint8_t k = (uint8_t)(i * p + j);
+#pragma omp simd
+                        for (int f = 0; f < F; f++)
+                            x[f] = cd[f] == k ? gq[f] : 0.0f;
+                    }
+            }
+        /* rows and columns past the last window get no gradient */
+        for (int oh = 0; oh < c->OH; oh++)
+            for (int ow = 0; ow < c->OW; ow++)
+                if (oh >= d->PH * p || ow >= d->PW * p)
+                    memset(tb + ((size_t)oh * c->OW + ow) * F, 0, F * sizeof(float));
+    }
+    /* db: each pooled gradient lands on exactly one pixel */
+    for (size_t q = 0; q < (size_t)c->B * PHW; q++) {
+        const float *gq = pn + q * F;
+#pragma omp simd
+        for (int f = 0; f < F; f++)
+            db[f] += gq[f];
+    }
+    /* dw [F][CKK] += tmp^T col^T */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, F, CKK, BP, 1.0f, tmp, F, col, BP, 1.0f, dw,
+                CKK);
+    if (din) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, CKK, BP, F, 1.0f, w, CKK, tmp, F, 0.0f,
+                    col, BP);
+        col2im(din, col, c);
+    }
+}
+
 /* ------------------------------------------------------------------ maxpool2d */
 
 int pool_dims_fill(pool_dims_t *d)

@@ -82,6 +82,43 @@ void maxpool2d_forward(float *out, int32_t *argmax, const float *in, const pool_
 /* din (zeroed then scattered) from dout and argmax. */
 void maxpool2d_backward(float *din, const float *dout, const int32_t *argmax, const pool_dims_t *d);
 
+/* ---- conv2d + activation + maxpool, fused ----
+ *
+ * The pattern conv2d (relu or linear) -> maxpool2d with windows that tile
+ * the plane (stride == pool) is most of a CNN's time, all of it in passes
+ * over the largest tensor of the network. This kernel computes it without
+ * ever writing the conv output in NCHW: the GEMM writes channels-last
+ * [B*OH*OW][F], where the pool is a plain vector max over F, and only the
+ * pooled (4x smaller) tensor is transposed to NCHW. Since relu and +bias are
+ * monotonic, relu(max(x) + b) = max(relu(x + b)) bit for bit, so the bias and
+ * ReLU are applied once per pooled value. Same results as conv2d_forward
+ * followed by maxpool2d_forward (up to the GEMM's summation order). */
+
+typedef struct {
+    conv_dims_t c;    /* the convolution (B, C, H, W, F, K, stride, pad; OH, OW) */
+    int pool;         /* window and stride, 1..15 */
+    int PH, PW;       /* OH / pool, OW / pool */
+} convpool_dims_t;
+
+/* Fills c.OH/OW and PH/PW; returns 0 or -1 when something does not fit. */
+int convpool_dims_fill(convpool_dims_t *d);
+/* Floats of the tmp scratch (B*OH*OW x F) and of the pn scratch
+ * (B*PH*PW x F); bytes of code (B*PH*PW*F). col is conv_col_size(&d->c). */
+size_t convpool_tmp_size(const convpool_dims_t *d);
+size_t convpool_pooled_size(const convpool_dims_t *d);
+
+/* out [B][F][PH][PW] = maxpool(act(conv(in) + b)); code keeps, per pooled
+ * value, the window position (row-major, first maximum) it came from; col
+ * keeps im2col(in) for the backward pass. */
+void conv2d_pool_forward(float *out, uint8_t *code, float *col, float *tmp, float *pn,
+                         const float *in, const float *w, const float *b,
+                         const convpool_dims_t *d, act_t act);
+/* From dout [B][F][PH][PW] and the forward's out, code and col: dw +=, db +=,
+ * din = (if not NULL; col is then reused as scratch). */
+void conv2d_pool_backward(float *din, float *dw, float *db, const float *dout, const float *out,
+                          const uint8_t *code, float *col, float *tmp, float *pn, const float *w,
+                          const convpool_dims_t *d, act_t act);
+
 /* ---- dense ---- */
 
 /* out [B][O] = act(in [B][In] w^T + b). */

@@ -18,6 +18,14 @@ typedef struct {
     lstm_buf_t lb;           /* lstm */
     float *lstm_mem;         /* one allocation behind lb */
     int owns_out;
+    /* conv2d followed by a tiling maxpool2d runs as one fused kernel
+     * (conv2d_pool_*): the conv op computes the pool op's output and the
+     * pool op is skipped. */
+    int fuse_pool;           /* conv op: computes the next op's output */
+    int fused_away;          /* pool op: done by the previous op */
+    convpool_dims_t cp;
+    float *pn;               /* fused scratch: pooled channels-last */
+    uint8_t *code;           /* fused: window position of each pooled value */
 } op_t;
 
 struct model_t {
@@ -205,6 +213,14 @@ static int op_plan(model_t *m, op_t *op, const layer_cfg_t *lc, int li, const jo
 static int op_alloc(op_t *op, const op_t *prev, int B)
 {
     model_layer_t *L = &op->L;
+    if (op->fuse_pool) { /* writes the next op's out; needs only its scratch */
+        op->cp.c.B = B;
+        op->col = alloc_floats(conv_col_size(&op->cp.c));
+        op->tmp = alloc_floats(convpool_tmp_size(&op->cp));
+        op->pn = alloc_floats(convpool_pooled_size(&op->cp));
+        op->code = calloc(convpool_pooled_size(&op->cp), 1);
+        return (op->col && op->tmp && op->pn && op->code) ? 0 : -1;
+    }
     if (L->type == LAYER_FLATTEN && prev) {
         op->out = prev->out;
         op->dout = prev->dout;
@@ -222,7 +238,7 @@ static int op_alloc(op_t *op, const op_t *prev, int B)
         op->tmp = alloc_floats(conv_tmp_size(&d));
         if (!op->col || !op->tmp)
             return -1;
-    } else if (L->type == LAYER_MAXPOOL2D) {
+    } else if (L->type == LAYER_MAXPOOL2D && !op->fused_away) {
         op->argmax = calloc((size_t)B * op->out_size, sizeof *op->argmax);
         if (!op->argmax)
             return -1;
@@ -306,6 +322,22 @@ model_t *model_new(const job_config_t *cfg, int max_batch, err_t *err)
     } else {
         m->softmax_output = 0;
     }
+    for (int i = 0; i + 1 < m->n_ops; i++) {
+        op_t *a = &m->ops[i], *b = &m->ops[i + 1];
+        if (a->L.type == LAYER_CONV2D && b->L.type == LAYER_MAXPOOL2D &&
+            b->L.pool.stride == b->L.pool.pool && b->L.pool.pool <= 15 &&
+            a->L.act != ACT_SOFTMAX) {
+            a->fuse_pool = 1;
+            b->fused_away = 1;
+            a->cp.c = a->L.conv;
+            a->cp.pool = b->L.pool.pool;
+            if (convpool_dims_fill(&a->cp) != 0 || a->cp.PH != b->L.pool.OH ||
+                a->cp.PW != b->L.pool.OW) {
+                err_set(err, "model: internal error fusing conv2d and maxpool2d");
+                goto err;
+            }
+        }
+    }
     m->first_trainable = m->n_ops;
     for (int i = m->n_ops - 1; i >= 0; i--)
         if (m->ops[i].L.param[0] >= 0)
@@ -342,6 +374,8 @@ void model_destroy(model_t **self_p)
         free(op->tmp);
         free(op->argmax);
         free(op->lstm_mem);
+        free(op->pn);
+        free(op->code);
     }
     free(m->probs);
     free(m->dlogits);
@@ -375,6 +409,14 @@ static const float *forward(model_t *m, const float *params, const float *x, int
     for (int i = 0; i < m->n_ops; i++) {
         op_t *op = &m->ops[i];
         model_layer_t *L = &op->L;
+        if (op->fuse_pool) {
+            op->cp.c.B = B;
+            conv2d_pool_forward(m->ops[i + 1].out, op->code, op->col, op->tmp, op->pn, in,
+                                P(m, params, L->param[0]), P(m, params, L->param[1]), &op->cp,
+                                L->act);
+            in = m->ops[++i].out;
+            continue;
+        }
         switch (L->type) {
         case LAYER_CONV2D:
             L->conv.B = B;
@@ -434,6 +476,18 @@ double model_train_step(model_t *m, const float *params, float *grads, const flo
         /* The input gradient lands in the previous op's dout; the first
          * trainable op needs none (skip work nobody needs). */
         float *din = i > m->first_trainable ? m->ops[i - 1].dout : NULL;
+        if (op->fused_away)
+            continue; /* the conv op before it does the work, from dnext */
+        if (op->fuse_pool) {
+            op->cp.c.B = B;
+            conv2d_pool_backward(din, G(m, grads, L->param[0]), G(m, grads, L->param[1]), dnext,
+                                 m->ops[i + 1].out, op->code, op->col, op->tmp, op->pn,
+                                 P(m, params, L->param[0]), &op->cp, L->act);
+            if (!din)
+                break;
+            dnext = din;
+            continue;
+        }
         switch (L->type) {
         case LAYER_CONV2D:
             conv2d_backward(din, G(m, grads, L->param[0]), G(m, grads, L->param[1]), dnext, op->tmp,

@@ -128,6 +128,88 @@ static void test_conv_direct(void)
     free(in); free(w); free(out); free(col); free(tmp);
 }
 
+/* ------------------------------------------------- conv2d + maxpool fused */
+
+/* The fused kernel against conv2d_forward + maxpool2d_forward (and their
+ * backward passes), then its own gradients by finite differences. */
+typedef struct {
+    convpool_dims_t d;
+    act_t act;
+    float *in, *w, *b, *out, *col, *tmp, *pn, *r;
+    uint8_t *code;
+} cp_ctx_t;
+
+static double cp_obj(void *p)
+{
+    cp_ctx_t *c = p;
+    conv2d_pool_forward(c->out, c->code, c->col, c->tmp, c->pn, c->in, c->w, c->b, &c->d, c->act);
+    return dot_double(c->out, c->r, (size_t)c->d.c.B * c->d.c.F * c->d.PH * c->d.PW);
+}
+
+static void check_convpool(int B, int C, int H, int W, int F, int K, int stride, int pad, int pool,
+                           act_t act, unsigned seed)
+{
+    cp_ctx_t c = {.d = {.c = {.B = B, .C = C, .H = H, .W = W, .F = F, .K = K, .stride = stride,
+                              .pad = pad},
+                        .pool = pool},
+                  .act = act};
+    CU_ASSERT_FATAL(convpool_dims_fill(&c.d) == 0);
+    conv_dims_t cd = c.d.c;
+    pool_dims_t pd = {.B = B, .C = F, .H = cd.OH, .W = cd.OW, .pool = pool, .stride = pool};
+    CU_ASSERT_FATAL(pool_dims_fill(&pd) == 0);
+    CU_ASSERT_EQUAL(pd.OH, c.d.PH);
+    size_t nin = (size_t)B * C * H * W, nw = (size_t)F * C * K * K;
+    size_t nconv = (size_t)B * F * cd.OH * cd.OW, nout = (size_t)B * F * c.d.PH * c.d.PW;
+    c.in = malloc(nin * 4);
+    c.w = malloc(nw * 4);
+    c.b = malloc(F * 4);
+    c.out = malloc(nout * 4);
+    c.r = malloc(nout * 4);
+    c.col = malloc(conv_col_size(&cd) * 4);
+    c.tmp = malloc(convpool_tmp_size(&c.d) * 4);
+    c.pn = malloc(convpool_pooled_size(&c.d) * 4);
+    c.code = malloc(convpool_pooled_size(&c.d));
+    fill_uniform(c.in, nin, seed, -1, 1);
+    fill_uniform(c.w, nw, seed + 1, -0.5f, 0.5f);
+    fill_uniform(c.b, F, seed + 2, -0.2f, 0.2f);
+    fill_uniform(c.r, nout, seed + 3, -1, 1);
+    /* unfused reference */
+    float *conv = malloc(nconv * 4), *pooled = malloc(nout * 4), *tmp2 = malloc(conv_tmp_size(&cd) * 4);
+    float *col2 = malloc(conv_col_size(&cd) * 4), *dconv = malloc(nconv * 4), *dpool = malloc(nout * 4);
+    int32_t *am = malloc(nout * 4);
+    float *dw1 = calloc(nw, 4), *db1 = calloc(F, 4), *din1 = malloc(nin * 4);
+    float *dw2 = calloc(nw, 4), *db2 = calloc(F, 4), *din2 = malloc(nin * 4);
+    conv2d_forward(conv, col2, tmp2, c.in, c.w, c.b, &cd, act);
+    maxpool2d_forward(pooled, am, conv, &pd);
+    cp_obj(&c);
+    double maxd = 0;
+    for (size_t i = 0; i < nout; i++)
+        maxd = fmax(maxd, fabs(pooled[i] - c.out[i]));
+    CU_ASSERT(maxd < 1e-5);
+    memcpy(dpool, c.r, nout * 4);
+    maxpool2d_backward(dconv, dpool, am, &pd);
+    conv2d_backward(din1, dw1, db1, dconv, tmp2, col2, conv, c.w, &cd, act);
+    conv2d_pool_backward(din2, dw2, db2, c.r, c.out, c.code, c.col, c.tmp, c.pn, c.w, &c.d, act);
+    maxd = 0;
+    for (size_t i = 0; i < nw; i++)
+        maxd = fmax(maxd, fabs(dw1[i] - dw2[i]));
+    for (int i = 0; i < F; i++)
+        maxd = fmax(maxd, fabs(db1[i] - db2[i]));
+    for (size_t i = 0; i < nin; i++)
+        maxd = fmax(maxd, fabs(din1[i] - din2[i]));
+    CU_ASSERT(maxd < 1e-4);
+    CU_ASSERT_EQUAL(gradcheck("convpool.w", cp_obj, &c, c.w, dw2, nw, 200, H_STEP, ATOL, RTOL), 0);
+    CU_ASSERT_EQUAL(gradcheck("convpool.b", cp_obj, &c, c.b, db2, F, 200, H_STEP, ATOL, RTOL), 0);
+    free(c.in); free(c.w); free(c.b); free(c.out); free(c.r); free(c.col); free(c.tmp); free(c.pn);
+    free(c.code); free(conv); free(pooled); free(tmp2); free(col2); free(dconv); free(dpool); free(am);
+    free(dw1); free(db1); free(din1); free(dw2); free(db2); free(din2);
+}
+
+/* small enough that no pooling window holds a near-tie that a step of h would flip */
+static void test_convpool_relu(void) { check_convpool(2, 1, 8, 8, 4, 3, 1, 0, 2, ACT_RELU, 401); }
+static void test_convpool_odd(void) { check_convpool(2, 2, 11, 10, 5, 3, 1, 1, 3, ACT_TANH, 411); }
+static void test_convpool_stride(void) { check_convpool(2, 3, 13, 13, 17, 3, 2, 1, 2, ACT_NONE, 421); }
+
 /* --------------------------------------------------------------- maxpool2d */
 
 typedef struct {
@@ -333,6 +415,8 @@ int test_layers_register(void)
         {"conv_plain", test_conv_plain},         {"conv_relu_pad", test_conv_relu_pad},
         {"conv_stride_pad", test_conv_stride_pad}, {"conv_k5_s3", test_conv_k5_s3},
         {"conv_no_din", test_conv_no_din},       {"conv_direct", test_conv_direct},
+        {"convpool_relu", test_convpool_relu},   {"convpool_odd", test_convpool_odd},
+        {"convpool_stride", test_convpool_stride},
         {"pool_2x2", test_pool_2x2},             {"pool_overlap", test_pool_overlap},
         {"dense_linear", test_dense_linear},     {"dense_relu", test_dense_relu},
         {"dense_sigmoid", test_dense_sigmoid},   {"dense_tanh", test_dense_tanh},

@@ -44,7 +44,7 @@ static void test_adam(void)
     optim_update(&o, &p, &g, st, 1, 1, 1e-3);
     CU_ASSERT_DOUBLE_EQUAL(p, 0.5 - 1e-3 * 2 / (2 + 1e-7), 1e-7);
     CU_ASSERT_DOUBLE_EQUAL(st[0], 0.2, 1e-7);
-    CU_ASSERT_DOUBLE_EQUAL(st[1], 0.004, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(st[1], 0.004, 1e-7); /* (1 - beta2) is inexact in float */
     /* step 2 with g = -1: m = .18 - .1 = .08; v = .003996 + .001 = .004996 */
     g = -1.0f;
     double before = p;

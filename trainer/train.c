@@ -147,12 +147,14 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         eval_set(m, params, data.test, &r->test_loss, &r->test_acc);
         r->wall_s = progress_now() - t0;
         epochs_done++;
+        char val[64] = "";
+        if (data.val)
+            snprintf(val, sizeof val, " | val loss %.4f acc %.2f%%", r->val_loss, 100 * r->val_acc);
         logf_(opts, 0,
-              "epoch %d/%d done: train loss %.4f acc %.2f%% | val loss %.4f acc %.2f%% | "
-              "test loss %.4f acc %.2f%% | %.0f samples/s, %.1f s",
-              r->epoch, cfg->train.epochs, r->train_loss, 100 * r->train_acc, r->val_loss,
-              100 * r->val_acc, r->test_loss, 100 * r->test_acc, r->samples_per_s,
-              progress_now() - ep_t0);
+              "epoch %d/%d done: train loss %.4f acc %.2f%%%s | test loss %.4f acc %.2f%% | "
+              "%.0f samples/s, %.1f s",
+              r->epoch, cfg->train.epochs, r->train_loss, 100 * r->train_acc, val, r->test_loss,
+              100 * r->test_acc, r->samples_per_s, progress_now() - ep_t0);
         if (report_write_metrics(opts->out_dir, rows, epochs_done, err) != 0)
             goto out;
     }
