@@ -123,6 +123,18 @@ int report_plot(const char *dir, err_t *err)
     int rows = 0;
     for (char *p = data; *p; p++)
         rows += *p == '\n';
+    /* a run without a validation set leaves columns 5 and 6 empty */
+    int has_val = 0;
+    char *line = strchr(data, '\n');
+    if (line) {
+        const char *f = line + 1;
+        for (int col = 1; col < 5 && f; col++) {
+            f = strchr(f, ',');
+            if (f)
+                f++;
+        }
+        has_val = f && *f != ',' && *f != '\n' && *f != '\0';
+    }
     free(data);
     if (!ok)
         return err_set(err, "%s: not a pstrain metrics file (header differs)", csv);
@@ -132,6 +144,9 @@ int report_plot(const char *dir, err_t *err)
         if (*p == '"' || *p == '\\')
             return err_set(err, "%s: cannot plot a folder whose name holds quotes", dir);
     /* columns: 1 epoch 3 train_loss 4 train_acc 5 val_loss 6 val_acc 7 test_loss 8 test_acc */
+    const int epochs = rows - 1;
+    const char *val_loss = has_val ? "'' using 1:5 with linespoints title 'validation', " : "";
+    const char *val_acc = has_val ? "'' using 1:6 with linespoints title 'validation', " : "";
     snprintf(script, sizeof script,
              "set terminal pngcairo size 1100,450 noenhanced font ',10'\n"
              "set output \"%s\"\n"
@@ -139,17 +154,15 @@ int report_plot(const char *dir, err_t *err)
              "set datafile missing ''\n"
              "set key autotitle columnhead\n"
              "set multiplot layout 1,2 title \"%s\"\n"
-             "set xlabel 'epoch'\nset grid\nset xtics 1\n"
+             "set xlabel 'epoch'\nset grid\nset xtics 1\nset xrange [0.5:%d.5]\n"
              "set title 'loss'\n"
-             "plot \"%s\" using 1:3 with linespoints title 'train', "
-             "'' using 1:5 with linespoints title 'validation', "
+             "plot \"%s\" using 1:3 with linespoints title 'train', %s"
              "'' using 1:7 with linespoints title 'test'\n"
              "set title 'accuracy'\nset key bottom right\n"
-             "plot \"%s\" using 1:4 with linespoints title 'train', "
-             "'' using 1:6 with linespoints title 'validation', "
+             "plot \"%s\" using 1:4 with linespoints title 'train', %s"
              "'' using 1:8 with linespoints title 'test'\n"
              "unset multiplot\n",
-             tmp, dir, csv, csv);
+             tmp, dir, epochs, csv, val_loss, csv, val_acc);
     char spath[4096];
     snprintf(spath, sizeof spath, "%s/.curves.gp.%ld", dir, (long)getpid());
     FILE *f = fopen(spath, "w");
