@@ -68,7 +68,8 @@ deps-py:
 
 $(BUILD)/%.o: %.c $(wildcard common/*.h trainer/*.h ps/*.h launch/*.h export/*.h tests/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libpstrain.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -17,7 +17,10 @@ static inline float fast_expf(float x)
 {
     x = x > 88.3762626647949f ? 88.3762626647949f : x;
     x = x < -87.3365447504f ? -87.3365447504f : x;
-    float fx = floorf(x * 1.44269504088896341f + 0.5f);
+    /* n = round(x / ln 2) by the 1.5 * 2^23 trick: the add rounds to an
+     * integer in the current (nearest) mode, and unlike floorf it needs no
+     * libm call, so the loop vectorises */
+    float fx = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     x -= fx * 0.693359375f;
     x -= fx * -2.12194440e-4f;
     float z = x * x;
