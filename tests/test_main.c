@@ -40,7 +40,10 @@ static void remove_tmp(void)
 
 int main(int argc, char **argv)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/pstrain-test-XXXXXX");
+    /* mkdtemp's template: the prefix and six 'X' to be replaced */
+    int n = snprintf(tmp_dir, sizeof tmp_dir, "/tmp/pstrain-test-");
+    memset(tmp_dir + n, 'X', 6);
+    tmp_dir[n + 6] = '\0';
     if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
         return 1;

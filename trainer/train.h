@@ -39,5 +39,4 @@ typedef struct {
 int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_t *res,
                 err_t *err);
 
-
 #endif
