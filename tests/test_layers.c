@@ -8,6 +8,7 @@
 
 #include "gradcheck.h"
 #include "layers.h"
+#include "model.h"
 #include "tests.h"
 
 #define H_STEP 1e-3
@@ -406,6 +407,89 @@ static void test_lstm_last(void) { check_lstm(3, 6, 4, 5, 0, 311); }
 static void test_lstm_sequences(void) { check_lstm(2, 5, 3, 4, 1, 321); }
 static void test_lstm_batch1_long(void) { check_lstm(1, 12, 2, 3, 1, 331); }
 
+/* ------------------------------------------------------- whole models */
+
+/* Gradients of whole models through model_train_step against finite
+ * differences of the loss: a stacked LSTM classifier (sequences into a second
+ * LSTM, then dense + cross-entropy) and a CNN with two convolutions, a fused
+ * and an unfused pool, tanh and MSE. */
+typedef struct {
+    model_t *m;
+    float *params;
+    const float *x;
+    const int32_t *y;
+    int B;
+} model_ctx_t;
+
+static double model_obj(void *p)
+{
+    model_ctx_t *c = p;
+    return model_eval_batch(c->m, c->params, c->x, c->y, c->B, NULL) / c->B;
+}
+
+static void check_model(job_config_t *cfg, int B, unsigned seed)
+{
+    err_t err;
+    model_t *m = model_new(cfg, B, &err);
+    CU_ASSERT_FATAL(m != NULL);
+    size_t n = model_n_params(m), nx = (size_t)B * model_input_size(m);
+    float *params = malloc(n * 4), *grads = calloc(n, 4), *x = malloc(nx * 4);
+    int32_t y[8];
+    CU_ASSERT_FATAL(params_init_slice(model_params(m), seed, 0, n, params, &err) == 0);
+    fill_uniform(x, nx, seed, 0, 1);
+    for (int i = 0; i < B; i++)
+        y[i] = (int32_t)((i * 7 + seed) % (unsigned)model_output_size(m));
+    model_train_step(m, params, grads, x, y, B, 1.0f / B, NULL);
+    model_ctx_t c = {m, params, x, y, B};
+    const param_table_t *t = model_params(m);
+    for (int i = 0; i < t->n; i++)
+        CU_ASSERT_EQUAL(gradcheck(t->t[i].name, model_obj, &c, params + t->t[i].offset,
+                                  grads + t->t[i].offset, t->t[i].size, 40, H_STEP, 1e-3, RTOL),
+                        0);
+    free(params);
+    free(grads);
+    free(x);
+    model_destroy(&m);
+}
+
+static void test_model_stacked_lstm(void)
+{
+    job_config_t *cfg = calloc(1, sizeof *cfg);
+    cfg->model.input_rank = 2;
+    cfg->model.input[0] = 6;
+    cfg->model.input[1] = 5;
+    cfg->model.layers[0] = (layer_cfg_t){.type = LAYER_LSTM, .units = 7, .return_sequences = 1};
+    cfg->model.layers[1] = (layer_cfg_t){.type = LAYER_LSTM, .units = 6, .return_sequences = 1};
+    cfg->model.layers[2] = (layer_cfg_t){.type = LAYER_LSTM, .units = 5};
+    cfg->model.layers[3] = (layer_cfg_t){.type = LAYER_DENSE, .units = 4, .activation = ACT_SOFTMAX};
+    cfg->model.n_layers = 4;
+    cfg->model.loss = LOSS_CROSS_ENTROPY;
+    check_model(cfg, 3, 501);
+    free(cfg);
+}
+
+static void test_model_cnn_mse(void)
+{
+    job_config_t *cfg = calloc(1, sizeof *cfg);
+    cfg->model.input_rank = 3;
+    cfg->model.input[0] = 2;
+    cfg->model.input[1] = 10;
+    cfg->model.input[2] = 10;
+    layer_cfg_t *L = cfg->model.layers;
+    L[0] = (layer_cfg_t){.type = LAYER_CONV2D, .filters = 3, .kernel = 3, .stride = 1, .padding = 1,
+                         .activation = ACT_TANH};
+    L[1] = (layer_cfg_t){.type = LAYER_MAXPOOL2D, .pool = 2};                   /* fused */
+    L[2] = (layer_cfg_t){.type = LAYER_CONV2D, .filters = 4, .kernel = 2, .stride = 1};
+    L[3] = (layer_cfg_t){.type = LAYER_SIGMOID};
+    L[4] = (layer_cfg_t){.type = LAYER_MAXPOOL2D, .pool = 2, .pool_stride = 1}; /* overlapping */
+    L[5] = (layer_cfg_t){.type = LAYER_FLATTEN};
+    L[6] = (layer_cfg_t){.type = LAYER_DENSE, .units = 5, .activation = ACT_SIGMOID};
+    cfg->model.n_layers = 7;
+    cfg->model.loss = LOSS_MSE;
+    check_model(cfg, 2, 511);
+    free(cfg);
+}
+
 int test_layers_register(void)
 {
     CU_pSuite s = CU_add_suite("layers", NULL, NULL);
@@ -423,6 +507,7 @@ int test_layers_register(void)
         {"dense_softmax", test_dense_softmax},   {"activations", test_activations},
         {"lstm_one_step", test_lstm_one_step},   {"lstm_last", test_lstm_last},
         {"lstm_sequences", test_lstm_sequences}, {"lstm_batch1_long", test_lstm_batch1_long},
+        {"model_stacked_lstm", test_model_stacked_lstm}, {"model_cnn_mse", test_model_cnn_mse},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
