@@ -535,6 +535,20 @@ void lstm_buf_sizes(const lstm_dims_t *d, size_t sizes[9])
     sizes[8] = TB * d->In;                   /* dx_tm */
 }
 
+size_t lstm_buf_bind(lstm_buf_t *b, float *mem, const lstm_dims_t *d)
+{
+    size_t sz[9], total = 0;
+    lstm_buf_sizes(d, sz);
+    float **slots[9] = {&b->x_tm, &b->gates, &b->h,  &b->c,    &b->tanh_c,
+                        &b->dgates, &b->dh, &b->dc, &b->dx_tm};
+    for (int i = 0; i < 9; i++) {
+        if (mem)
+            *slots[i] = mem + total;
+        total += sz[i];
+    }
+    return total;
+}
+
 void lstm_forward(float *out, const lstm_buf_t *buf, const float *in, const float *w_ih,
                   const float *w_hh, const float *bias, const lstm_dims_t *d)
 {

@@ -153,6 +153,10 @@ typedef struct {
 /* Writes the number of floats of each buffer, in the order of lstm_buf_t. */
 void lstm_buf_sizes(const lstm_dims_t *d, size_t sizes[9]);
 
+/* Points the buffers of b into mem, one after the other. With mem NULL only
+ * counts. Returns the number of floats they take. */
+size_t lstm_buf_bind(lstm_buf_t *b, float *mem, const lstm_dims_t *d);
+
 /* out = [B][T][H] (return_sequences) or [B][H] (last h). One GEMM computes
  * the input projection of all steps (x_tm [T*B][In] w_ih^T); each step adds
  * h_{t-1} w_hh^T for the four gates at once. */

@@ -245,20 +245,10 @@ static int op_alloc(op_t *op, const op_t *prev, int B)
     } else if (L->type == LAYER_LSTM) {
         lstm_dims_t d = L->lstm;
         d.B = B;
-        size_t sz[9], total = 0;
-        lstm_buf_sizes(&d, sz);
-        for (int i = 0; i < 9; i++)
-            total += sz[i];
-        op->lstm_mem = alloc_floats(total);
+        op->lstm_mem = alloc_floats(lstm_buf_bind(&op->lb, NULL, &d));
         if (!op->lstm_mem)
             return -1;
-        float **slots[9] = {&op->lb.x_tm, &op->lb.gates, &op->lb.h,  &op->lb.c,    &op->lb.tanh_c,
-                            &op->lb.dgates, &op->lb.dh, &op->lb.dc, &op->lb.dx_tm};
-        float *p = op->lstm_mem;
-        for (int i = 0; i < 9; i++) {
-            *slots[i] = p;
-            p += sz[i];
-        }
+        lstm_buf_bind(&op->lb, op->lstm_mem, &d);
     }
     return 0;
 }

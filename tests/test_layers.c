@@ -365,18 +365,8 @@ static double lstm_obj(void *p)
 static void check_lstm(int B, int T, int I, int H, int seq, unsigned seed)
 {
     lstm_ctx_t c = {.d = {.B = B, .T = T, .In = I, .H = H, .return_sequences = seq}};
-    size_t sz[9], total = 0;
-    lstm_buf_sizes(&c.d, sz);
-    for (int i = 0; i < 9; i++)
-        total += sz[i];
-    c.mem = malloc(total * 4);
-    float *p = c.mem;
-    float **slots[9] = {&c.buf.x_tm, &c.buf.gates, &c.buf.h,  &c.buf.c,    &c.buf.tanh_c,
-                        &c.buf.dgates, &c.buf.dh, &c.buf.dc, &c.buf.dx_tm};
-    for (int i = 0; i < 9; i++) {
-        *slots[i] = p;
-        p += sz[i];
-    }
+    c.mem = malloc(lstm_buf_bind(&c.buf, NULL, &c.d) * 4);
+    lstm_buf_bind(&c.buf, c.mem, &c.d);
     size_t nin = (size_t)B * T * I, nwi = (size_t)4 * H * I, nwh = (size_t)4 * H * H,
            nb = 4 * (size_t)H, nout = lstm_out_size(&c.d);
     c.in = malloc(nin * 4);

@@ -224,24 +224,10 @@ static void test_torch_lstm(void)
     /* layer level: outputs of both LSTMs and the input gradient */
     lstm_dims_t d1 = {.B = B, .T = T, .In = F, .H = H1, .return_sequences = 1};
     lstm_dims_t d2 = {.B = B, .T = T, .In = H1, .H = H2, .return_sequences = 0};
-    size_t s1[9], s2[9], t1 = 0, t2 = 0;
-    lstm_buf_sizes(&d1, s1);
-    lstm_buf_sizes(&d2, s2);
-    for (int i = 0; i < 9; i++) {
-        t1 += s1[i];
-        t2 += s2[i];
-    }
-    float *m1 = calloc(t1, 4), *m2 = calloc(t2, 4);
     lstm_buf_t b1, b2;
-    float **p1[9] = {&b1.x_tm, &b1.gates, &b1.h, &b1.c, &b1.tanh_c, &b1.dgates, &b1.dh, &b1.dc, &b1.dx_tm};
-    float **p2[9] = {&b2.x_tm, &b2.gates, &b2.h, &b2.c, &b2.tanh_c, &b2.dgates, &b2.dh, &b2.dc, &b2.dx_tm};
-    float *q1 = m1, *q2 = m2;
-    for (int i = 0; i < 9; i++) {
-        *p1[i] = q1;
-        q1 += s1[i];
-        *p2[i] = q2;
-        q2 += s2[i];
-    }
+    float *m1 = calloc(lstm_buf_bind(&b1, NULL, &d1), 4), *m2 = calloc(lstm_buf_bind(&b2, NULL, &d2), 4);
+    lstm_buf_bind(&b1, m1, &d1);
+    lstm_buf_bind(&b2, m2, &d2);
     const float *P[8];
     for (int i = 0; i < 8; i++)
         P[i] = params + pt->t[params_find(pt, mine[i])].offset;
