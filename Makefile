@@ -47,7 +47,7 @@ DEPS := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev li
 DEPS_PY := python3-torch python3-numpy
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench fixtures clean
+.PHONY: all deps deps-py run test test-asan bench fixtures verify-torch clean
 
 all: $(BUILD)/pstrain $(BUILD)/test_pstrain
 
@@ -81,7 +81,7 @@ $(BUILD)/pstrain: $(MAIN_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
 $(BUILD)/test_pstrain: $(TEST_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench_train: bench/bench_train.c $(BUILD)/libpstrain.a
+$(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The default job: the Fashion-MNIST CNN.
@@ -104,6 +104,12 @@ fixtures: deps-py
 bench: deps deps-py
 	$(MAKE) $(BUILD)/pstrain
 	bench/run_bench.sh
+
+# One epoch of the CNN in pstrain and in PyTorch from pstrain's own initial
+# weights and batches: the test accuracies must agree within half a point.
+verify-torch: deps deps-py
+	$(MAKE) $(BUILD)/pstrain $(BUILD)/dump_start
+	$(PY) bench/torch_trajectory.py
 
 clean:
 	rm -rf build build-asan
