@@ -69,6 +69,9 @@ static const choice_t OPTS[] = {
     {"sgd", OPT_SGD}, {"momentum", OPT_MOMENTUM}, {"adam", OPT_ADAM}, {"adagrad", OPT_ADAGRAD},
     {NULL, 0},
 };
+static const choice_t CONSISTENCIES[] = {
+    {"bsp", CONS_BSP}, {"asp", CONS_ASP}, {"ssp", CONS_SSP}, {NULL, 0},
+};
 static const choice_t SCHEDS[] = {
     {"constant", SCHED_CONSTANT}, {"step", SCHED_STEP}, {"cosine", SCHED_COSINE}, {NULL, 0},
 };
@@ -140,6 +143,13 @@ static const schema_key_t SCHEMA[] = {
     {"train.threads", K_INT, JOB(train.threads), "1", ">=1"},
     {"train.log_every", K_INT, JOB(train.log_every), "100", ">=1"},
     {"train.eval_batch", K_INT, JOB(train.eval_batch), "1000", ">=1"},
+
+    {"cluster.servers", K_INT, JOB(cluster.servers), "1", ">=1"},
+    {"cluster.consistency", K_ENUM, JOB(cluster.consistency), "bsp", .choices = CONSISTENCIES},
+    {"cluster.staleness", K_INT, JOB(cluster.staleness), "2", ">=0"},
+    {"cluster.bind", K_STRING, JOB(cluster.bind), "127.0.0.1"},
+    {"cluster.advertise", K_STRING, JOB(cluster.advertise), ""},
+    {"cluster.timeout_ms", K_INT, JOB(cluster.timeout_ms), "60000", ">=100"},
 };
 
 #define N_SCHEMA (sizeof SCHEMA / sizeof SCHEMA[0])

@@ -53,6 +53,7 @@ typedef enum { NORM_NONE = 0, NORM_GLOBAL, NORM_PER_PIXEL } norm_t;
 typedef enum { LOSS_CROSS_ENTROPY = 0, LOSS_MSE } loss_kind_t;
 typedef enum { OPT_SGD = 0, OPT_MOMENTUM, OPT_ADAM, OPT_ADAGRAD } opt_kind_t;
 typedef enum { SCHED_CONSTANT = 0, SCHED_STEP, SCHED_COSINE } sched_kind_t;
+typedef enum { CONS_BSP = 0, CONS_ASP, CONS_SSP } consistency_t;
 
 typedef struct {
     char source[CFG_PATH_LEN];     /* the config file's path */
@@ -102,6 +103,15 @@ typedef struct {
         int log_every;             /* progress line every N steps */
         int eval_batch;
     } train;
+
+    struct {
+        int servers;               /* parameter-server ranks */
+        consistency_t consistency;
+        int staleness;             /* SSP: K */
+        char bind[CFG_NAME_LEN];   /* address the servers bind to */
+        char advertise[CFG_NAME_LEN]; /* address others dial ("" = bind address) */
+        int timeout_ms;            /* every receive gives up after this long */
+    } cluster;
 } job_config_t;
 
 /* Loads and checks PATH, then applies the overrides ("path=value", n_sets of

@@ -260,8 +260,10 @@ static void test_unknown_key_top(void)
     expect_refused("unknown_top", MODEL "train = {\n  epochs = 2;\n  epoch = 3;\n};\n", 10,
                    "train.epoch: unknown key");
     expect_refused("unknown_root", MODEL "\nfoo = 1;\n", 9, "foo: unknown key");
-    expect_refused("unknown_group", MODEL "cluster = { workers = 2; };\n", 8,
-                   "cluster: unknown key");
+    expect_refused("unknown_group", MODEL "clusters = { workers = 2; };\n", 8,
+                   "clusters: unknown key");
+    expect_refused("unknown_in_group", MODEL "cluster = { workers = 2; };\n", 8,
+                   "cluster.workers: unknown key");
     /* A key in the wrong group gets a hint. */
     expect_refused("misplaced", MODEL "epochs = 3;\n", 8, "epochs: unknown key (did you mean train.epochs?)");
 }
