@@ -37,6 +37,8 @@ struct model_t {
     loss_kind_t loss;
     int softmax_output;
     int first_trainable;     /* first op with parameters: nothing before it needs gradients */
+    model_grad_hook_fn hook;
+    void *hook_ctx;
     float *probs;            /* [max_batch][classes] */
     float *dlogits;          /* [max_batch][classes] for the loss gradient */
 };
@@ -382,6 +384,25 @@ int model_n_layers(const model_t *m) { return m->n_ops; }
 const model_layer_t *model_layer(const model_t *m, int i) { return &m->ops[i].L; }
 int model_softmax_output(const model_t *m) { return m->softmax_output; }
 
+void model_set_grad_hook(model_t *m, model_grad_hook_fn fn, void *ctx)
+{
+    m->hook = fn;
+    m->hook_ctx = ctx;
+}
+
+/* Tells the hook that op's parameter gradients are final. */
+static void grads_done(model_t *m, const op_t *op)
+{
+    if (!m->hook || op->L.param[0] < 0)
+        return;
+    int last = op->L.param[0];
+    for (int k = 1; k < 3; k++)
+        if (op->L.param[k] > last)
+            last = op->L.param[k];
+    const param_spec_t *a = &m->params.t[op->L.param[0]], *b = &m->params.t[last];
+    m->hook(m->hook_ctx, a->offset, b->offset + b->size);
+}
+
 static const float *P(const model_t *m, const float *params, int idx)
 {
     return params + m->params.t[idx].offset;
@@ -473,6 +494,7 @@ double model_train_step(model_t *m, const float *params, float *grads, const flo
             conv2d_pool_backward(din, G(m, grads, L->param[0]), G(m, grads, L->param[1]), dnext,
                                  m->ops[i + 1].out, op->code, op->col, op->tmp, op->pn,
                                  P(m, params, L->param[0]), &op->cp, L->act);
+            grads_done(m, op);
             if (!din)
                 break;
             dnext = din;
@@ -511,6 +533,7 @@ double model_train_step(model_t *m, const float *params, float *grads, const flo
                 act_backward(din, dnext, op->out, (size_t)B * op->out_size, op->out_size, L->act);
             break;
         }
+        grads_done(m, op);
         if (!din)
             break; /* nothing below this op has parameters */
         dnext = din;

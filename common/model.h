@@ -51,6 +51,12 @@ const model_layer_t *model_layer(const model_t *m, int i);
  * cross-entropy training), so that exported graphs end in Softmax. */
 int model_softmax_output(const model_t *m);
 
+/* Called by model_train_step as soon as backward has finished the gradient
+ * of one layer's parameters: flat range [begin, end). A distributed trainer
+ * pushes that range while backward goes on below it. */
+typedef void (*model_grad_hook_fn)(void *ctx, size_t begin, size_t end);
+void model_set_grad_hook(model_t *m, model_grad_hook_fn fn, void *ctx);
+
 /* Forward, loss and backward over B <= max_batch samples x [B][input_size]
  * with labels y: grads += d(scale * sum of the B losses)/d(params).
  * Returns the sum of the B losses; *correct (if not NULL) += the number of

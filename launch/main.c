@@ -1,6 +1,7 @@
 /* main.c - the pstrain command: parses the command line, loads the job
  * config and runs the job. It is the only place that prints and exits.
  *
+ *   mpirun -np N pstrain --config FILE [--servers S] [--bind HOST] [--set key=value]...
  *   pstrain --local --config FILE [--set key=value]... [--out DIR]
  *   pstrain plot RUN_DIR
  */
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "report.h"
 #include "train.h"
@@ -19,14 +21,20 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: pstrain --local --config FILE [--set key=value]... [--out DIR]\n"
+            "usage: mpirun -np N pstrain --config FILE [--servers S] [--bind HOST] [options]\n"
+            "       pstrain --local --config FILE [options]\n"
             "       pstrain plot RUN_DIR\n"
             "\n"
+            "  Under mpirun, ranks 0..S-1 are parameter servers and the others trainers;\n"
+            "  started alone (no mpirun) pstrain runs one trainer and an in-process server.\n"
+            "  --servers S        parameter-server ranks (default cluster.servers, 1)\n"
+            "  --bind HOST        address or interface the servers bind to (default\n"
+            "                     cluster.bind, 127.0.0.1: all ranks on one node)\n"
             "  --config FILE      job file (libconfig syntax; see configs/)\n"
             "  --set key=value    override a config key, e.g. --set train.epochs=2\n"
             "                     or --set optimizer.name=sgd (repeatable)\n"
             "  --out DIR          run folder (default runs/<job name>/)\n"
-            "  --local            train in this process (single-process training)\n"
+            "  --local            single-process training: no servers, no MPI\n"
             "  --no-plot          do not draw curves.png\n"
             "  --quiet            only the final result\n"
             "  plot RUN_DIR       redraw RUN_DIR/curves.png from RUN_DIR/metrics.csv\n");
@@ -74,7 +82,8 @@ int main(int argc, char **argv)
 
     const char *config_path = NULL, *out_dir = NULL;
     const char *sets[MAX_SETS];
-    int n_sets = 0, no_plot = 0, quiet = 0;
+    int n_sets = 0, no_plot = 0, quiet = 0, local = 0, servers = 0;
+    const char *bind = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--config") == 0 && i + 1 < argc) {
@@ -88,7 +97,17 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--out") == 0 && i + 1 < argc) {
             out_dir = argv[++i];
         } else if (strcmp(a, "--local") == 0) {
-            /* the only mode until the distributed job lands */
+            local = 1;
+        } else if (strcmp(a, "--servers") == 0 && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 64) {
+                fprintf(stderr, "pstrain: --servers wants a number from 1 to 64, got '%s'\n", argv[i]);
+                return 2;
+            }
+            servers = (int)v;
+        } else if (strcmp(a, "--bind") == 0 && i + 1 < argc) {
+            bind = argv[++i];
         } else if (strcmp(a, "--no-plot") == 0) {
             no_plot = 1;
         } else if (strcmp(a, "--quiet") == 0) {
@@ -127,6 +146,14 @@ int main(int argc, char **argv)
     if (!out_dir) {
         snprintf(dir, sizeof dir, "runs/%s", cfg->name);
         out_dir = dir;
+    }
+    if (!local) {
+        cluster_opts_t co = {.servers = servers, .bind = bind, .out_dir = out_dir,
+                             .config_text = text, .no_plot = no_plot, .quiet = quiet};
+        int st = cluster_main(&argc, &argv, cfg, &co);
+        free(text);
+        free(cfg);
+        return st;
     }
     log_state_t ls = {.tty = isatty(STDERR_FILENO), .quiet = quiet};
     train_opts_t opts = {

@@ -16,6 +16,8 @@ int test_data_register(void);
 int test_config_register(void);
 int test_torch_register(void);
 int test_train_register(void);
+int test_wire_register(void);
+int test_checkpoint_register(void);
 int test_shard_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with

@@ -90,6 +90,29 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
     cJSON_AddStringToObject(o, "config", s->config_path ? s->config_path : "");
     if (s->config_text)
         cJSON_AddStringToObject(o, "config_text", s->config_text);
+    if (s->dist) {
+        cJSON *c = cJSON_AddObjectToObject(o, "cluster");
+        if (c) {
+            cJSON_AddNumberToObject(c, "servers", s->n_servers);
+            cJSON_AddNumberToObject(c, "trainers", s->n_trainers);
+            cJSON_AddStringToObject(c, "consistency", s->consistency ? s->consistency : "");
+        }
+        cJSON *t = cJSON_AddObjectToObject(o, "trainer0");
+        if (t) {
+            cJSON_AddNumberToObject(t, "compute_s", s->trainer0_compute_s);
+            cJSON_AddNumberToObject(t, "pull_wait_s", s->trainer0_pull_wait_s);
+            cJSON_AddNumberToObject(t, "push_s", s->trainer0_push_s);
+            cJSON_AddNumberToObject(t, "bytes_sent", (double)s->trainer0_bytes_sent);
+            cJSON_AddNumberToObject(t, "bytes_received", (double)s->trainer0_bytes_received);
+        }
+        cJSON *v = cJSON_AddObjectToObject(o, "servers");
+        if (v) {
+            cJSON_AddNumberToObject(v, "busy_s", s->servers_busy_s);
+            cJSON_AddNumberToObject(v, "updates", s->servers_updates);
+            cJSON_AddNumberToObject(v, "pushes", s->servers_pushes);
+            cJSON_AddNumberToObject(v, "pulls", s->servers_pulls);
+        }
+    }
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     if (!text)

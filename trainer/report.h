@@ -3,6 +3,8 @@
 #ifndef PST_REPORT_H
 #define PST_REPORT_H
 
+#include <stdint.h>
+
 #include "err.h"
 
 typedef struct {
@@ -24,7 +26,13 @@ typedef struct {
     double wall_s, train_s, samples_per_s;
     long samples;
     int threads, batch;
-    const char *mode;              /* "local" */
+    const char *mode;              /* "local" or "distributed" */
+    /* distributed jobs: the layout and per-role figures */
+    int dist, n_servers, n_trainers;
+    const char *consistency;
+    double trainer0_compute_s, trainer0_pull_wait_s, trainer0_push_s;
+    uint64_t trainer0_bytes_sent, trainer0_bytes_received;
+    double servers_busy_s, servers_updates, servers_pushes, servers_pulls;
 } run_summary_t;
 
 #define METRICS_HEADER \

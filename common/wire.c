@@ -1,0 +1,481 @@
+/* wire.c - encoding and validation of the parameter-server message header
+ * (see wire.h and docs/PROTOCOL.md).
+ *
+ * Encoding goes through msgpack-c's packer, writing into the caller's fixed
+ * buffer. Decoding does not use msgpack-c's unpacker, on purpose: it takes a
+ * heap zone per call, and it allocates an array's element table as soon as
+ * it reads the array's length, before the elements, so a 5-byte frame
+ * "dd ff ff ff ff" (array32 of 2^32-1) makes it ask malloc for ~96 GiB. The
+ * header is a flat array of 10 integers, so the decoder here reads just that
+ * subset of msgpack, bounds-checked byte by byte, with no allocation; any
+ * other msgpack value is recognised by its first byte and refused with its
+ * name. The tests check that msgpack-c reads whatever this accepts alike.
+ */
+#include "wire.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+void wire_hdr_init(wire_hdr_t *h, int type, int sender)
+{
+    memset(h, 0, sizeof *h);
+    h->version = WIRE_VERSION;
+    h->type = type;
+    h->sender = sender;
+    h->elem = WIRE_F32;
+}
+
+/* ---------------------------------------------------------------- encode */
+
+/* The packer's output: a fixed buffer that refuses to overflow. */
+typedef struct {
+    uint8_t *buf;
+    size_t cap, len;
+} fixbuf_t;
+
+/* msgpack_packer_write callback: appends n bytes; returns 0, or -1 (nothing
+ * written) if they do not fit. */
+static int fixbuf_write(void *data, const char *src, size_t n)
+{
+    fixbuf_t *b = data;
+    if (n > b->cap - b->len)
+        return -1;
+    memcpy(b->buf + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+int wire_encode(const wire_hdr_t *h, uint8_t *buf, size_t cap)
+{
+    fixbuf_t b = {buf, cap, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, fixbuf_write);
+    /* each pack returns the callback's status; stop at the first overflow */
+    if (msgpack_pack_array(&pk, WIRE_HDR_FIELDS) != 0 || msgpack_pack_int(&pk, h->version) != 0 ||
+        msgpack_pack_int(&pk, h->type) != 0 || msgpack_pack_int(&pk, h->sender) != 0 ||
+        msgpack_pack_int64(&pk, h->clock) != 0 || msgpack_pack_uint64(&pk, h->begin) != 0 ||
+        msgpack_pack_uint64(&pk, h->end) != 0 || msgpack_pack_int(&pk, h->elem) != 0 ||
+        msgpack_pack_uint64(&pk, h->count) != 0 || msgpack_pack_uint32(&pk, h->req) != 0 ||
+        msgpack_pack_int(&pk, h->status) != 0)
+        return -1;
+    return (int)b.len;
+}
+
+/* ---------------------------------------------------------------- decode */
+
+/* A read cursor over [p, end). */
+typedef struct {
+    const uint8_t *p, *end;
+} rd_t;
+
+/* A msgpack integer: neg ? i (< 0) : u. */
+typedef struct {
+    int neg;
+    uint64_t u;
+    int64_t i;
+} mpint_t;
+
+/* What rd_int found. */
+enum { RD_INT, RD_SHORT, RD_OTHER };
+
+/* Big-endian unsigned of n bytes at p. */
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int k = 0; k < n; k++)
+        v = v << 8 | p[k];
+    return v;
+}
+
+/* The kind of msgpack value whose first byte is b, for messages ("a string");
+ * NULL for the integer formats. */
+static const char *mp_kind(uint8_t b)
+{
+    if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3))
+        return NULL;
+    if (b <= 0x8f || b == 0xde || b == 0xdf)
+        return "a map";
+    if (b <= 0x9f || b == 0xdc || b == 0xdd)
+        return "an array";
+    if (b <= 0xbf || (b >= 0xd9 && b <= 0xdb))
+        return "a string";
+    switch (b) {
+    case 0xc0:
+        return "nil";
+    case 0xc1:
+        return "the never-used byte 0xc1";
+    case 0xc2:
+    case 0xc3:
+        return "a boolean";
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        return "binary data";
+    case 0xca:
+    case 0xcb:
+        return "a float";
+    default: /* 0xc7..0xc9, 0xd4..0xd8 */
+        return "an extension";
+    }
+}
+
+/* Reads one msgpack integer (any of its encodings) into *v. Returns RD_INT
+ * (cursor advanced), RD_SHORT if the bytes end inside it, or RD_OTHER if it
+ * is another kind of value (*kind names it; cursor not advanced). */
+static int rd_int(rd_t *r, mpint_t *v, const char **kind)
+{
+    if (r->p >= r->end)
+        return RD_SHORT;
+    uint8_t b = *r->p;
+    v->neg = 0;
+    v->i = 0;
+    if (b <= 0x7f) {
+        v->u = b;
+        r->p++;
+        return RD_INT;
+    }
+    if (b >= 0xe0) {
+        v->neg = 1;
+        v->i = (int8_t)b;
+        r->p++;
+        return RD_INT;
+    }
+    if (b < 0xcc || b > 0xd3) {
+        *kind = mp_kind(b);
+        return RD_OTHER;
+    }
+    int n = 1 << ((b - 0xcc) & 3); /* 0xcc..0xcf: uint 8..64, 0xd0..0xd3: int 8..64 */
+    if ((size_t)(r->end - r->p) < 1 + (size_t)n)
+        return RD_SHORT;
+    uint64_t raw = be(r->p + 1, n);
+    r->p += 1 + n;
+    if (b <= 0xcf) {
+        v->u = raw;
+        return RD_INT;
+    }
+    /* signed: sign-extend the n-byte two's complement value */
+    int64_t s;
+    if (n == 8)
+        s = (raw >> 63) ? -(int64_t)(~raw) - 1 : (int64_t)raw;
+    else {
+        uint64_t sign = (uint64_t)1 << (8 * n - 1);
+        s = (raw & sign) ? (int64_t)raw - (int64_t)(sign << 1) : (int64_t)raw;
+    }
+    if (s < 0) {
+        v->neg = 1;
+        v->i = s;
+    } else {
+        v->u = (uint64_t)s;
+    }
+    return RD_INT;
+}
+
+/* Writes v in decimal into buf (21 bytes are enough); returns buf. */
+static const char *mpint_str(const mpint_t *v, char *buf, size_t len)
+{
+    if (v->neg)
+        snprintf(buf, len, "%lld", (long long)v->i);
+    else
+        snprintf(buf, len, "%llu", (unsigned long long)v->u);
+    return buf;
+}
+
+/* Header fields in wire order, with the largest value each accepts. ENUM
+ * fields (version, type, elem) take any integer, judged once all are read. */
+enum { F_ENUM, F_NUM };
+static const struct {
+    const char *name;
+    int kind;
+    uint64_t max;
+} fields[WIRE_HDR_FIELDS] = {
+    {"version", F_ENUM, 0},        {"type", F_ENUM, 0},
+    {"sender", F_NUM, INT_MAX},    {"clock", F_NUM, INT64_MAX},
+    {"begin", F_NUM, UINT64_MAX},  {"end", F_NUM, UINT64_MAX},
+    {"elem", F_ENUM, 0},           {"count", F_NUM, UINT64_MAX},
+    {"req", F_NUM, UINT32_MAX},    {"status", F_NUM, INT_MAX},
+};
+
+static int elem_known(int e)
+{
+    return e == WIRE_F32 || e == WIRE_F16 || e == WIRE_BF16 || e == WIRE_TEXT;
+}
+
+/* Stores c in *code and returns -1 (err already set). */
+static int fail(int *code, int c)
+{
+    if (code)
+        *code = c;
+    return -1;
+}
+
+/* The error of element k: rd_int's result rc (kind names a non-integer), or
+ * an integer v out of the field's range. Returns -1 with *code and err. Kept
+ * out of line so that rd_field's path for good headers stays short. */
+__attribute__((cold, noinline)) static int field_error(int k, int rc, const char *kind,
+                                                       const mpint_t *v, int *code, err_t *err)
+{
+    const char *name = fields[k].name;
+    char num[32];
+    if (rc == RD_SHORT)
+        err_set(err, "header: truncated in element %d (%s)", k, name);
+    else if (rc == RD_OTHER)
+        err_set(err, "header: element %d (%s) is %s, not an integer", k, name, kind);
+    else if (v->neg)
+        err_set(err, "header: element %d (%s) is negative (%s)", k, name,
+                mpint_str(v, num, sizeof num));
+    else
+        err_set(err, "header: element %d (%s) is %llu, more than %llu", k, name,
+                (unsigned long long)v->u, (unsigned long long)fields[k].max);
+    return fail(code, WIRE_E_MALFORMED);
+}
+
+/* Reads element k into h; returns 0, or -1 with *code and err. */
+static int rd_field(rd_t *r, int k, wire_hdr_t *h, mpint_t *v, int *code, err_t *err)
+{
+    const char *kind = NULL;
+    int rc = rd_int(r, v, &kind);
+    if (rc != RD_INT)
+        return field_error(k, rc, kind, v, code, err);
+    if (fields[k].kind == F_ENUM) {
+        /* a value out of int cannot be a known one: stored as -1, unknown too */
+        int ok = v->neg ? v->i >= INT_MIN : v->u <= INT_MAX;
+        int val = ok ? (int)(v->neg ? v->i : (int64_t)v->u) : -1;
+        if (k == 0)
+            h->version = val;
+        else if (k == 1)
+            h->type = val;
+        else
+            h->elem = val;
+        return 0;
+    }
+    if (v->neg || v->u > fields[k].max)
+        return field_error(k, rc, kind, v, code, err);
+    switch (k) {
+    case 2:
+        h->sender = (int)v->u;
+        break;
+    case 3:
+        h->clock = (int64_t)v->u;
+        break;
+    case 4:
+        h->begin = v->u;
+        break;
+    case 5:
+        h->end = v->u;
+        break;
+    case 7:
+        h->count = v->u;
+        break;
+    case 8:
+        h->req = (uint32_t)v->u;
+        break;
+    default: /* 9 */
+        h->status = (int)v->u;
+        break;
+    }
+    return 0;
+}
+
+int wire_decode(const void *buf, size_t len, wire_hdr_t *h, int *code, err_t *err)
+{
+    memset(h, 0, sizeof *h);
+    if (len == 0) {
+        err_set(err, "header: empty frame");
+        return fail(code, WIRE_E_MALFORMED);
+    }
+    rd_t r = {buf, (const uint8_t *)buf + len};
+    uint8_t b = *r.p;
+    uint64_t n;
+    if (b >= 0x90 && b <= 0x9f) {
+        n = b & 0x0f;
+        r.p++;
+    } else if (b == 0xdc || b == 0xdd) {
+        int w = b == 0xdc ? 2 : 4;
+        if (len < 1 + (size_t)w) {
+            err_set(err, "header: truncated in the array length");
+            return fail(code, WIRE_E_MALFORMED);
+        }
+        n = be(r.p + 1, w);
+        r.p += 1 + w;
+    } else {
+        const char *kind = mp_kind(b);
+        err_set(err, "header: not a msgpack array but %s (first byte 0x%02x)",
+                kind ? kind : "an integer", b);
+        return fail(code, WIRE_E_MALFORMED);
+    }
+    if (n == 0) {
+        err_set(err, "header: empty array, expected %d elements", WIRE_HDR_FIELDS);
+        return fail(code, WIRE_E_MALFORMED);
+    }
+
+    /* the version first: a header of another version may differ in the rest */
+    mpint_t v[WIRE_HDR_FIELDS];
+    if (rd_field(&r, 0, h, &v[0], code, err) != 0)
+        return -1;
+    if (v[0].neg || v[0].u != WIRE_VERSION) {
+        char num[32];
+        err_set(err, "header: protocol version %s, this build speaks %d",
+                mpint_str(&v[0], num, sizeof num), WIRE_VERSION);
+        return fail(code, WIRE_E_VERSION);
+    }
+    if (n != WIRE_HDR_FIELDS) {
+        err_set(err, "header: array of %llu elements, expected %d", (unsigned long long)n,
+                WIRE_HDR_FIELDS);
+        return fail(code, WIRE_E_MALFORMED);
+    }
+    for (int k = 1; k < WIRE_HDR_FIELDS; k++)
+        if (rd_field(&r, k, h, &v[k], code, err) != 0)
+            return -1;
+    if (r.p != r.end) {
+        err_set(err, "header: %zu trailing bytes after the array", (size_t)(r.end - r.p));
+        return fail(code, WIRE_E_MALFORMED);
+    }
+
+    char num[32];
+    if (h->type < WIRE_PUSH || h->type > WIRE_ERROR) {
+        err_set(err, "header: unknown message type %s", mpint_str(&v[1], num, sizeof num));
+        return fail(code, WIRE_E_TYPE);
+    }
+    if (!elem_known(h->elem)) {
+        err_set(err, "header: unknown element type %s", mpint_str(&v[6], num, sizeof num));
+        return fail(code, WIRE_E_MALFORMED);
+    }
+    if (h->end < h->begin) {
+        err_set(err, "header: key range end %llu < begin %llu", (unsigned long long)h->end,
+                (unsigned long long)h->begin);
+        return fail(code, WIRE_E_RANGE);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- payload */
+
+/* Is elem a numeric element type? */
+static int elem_numeric(int elem)
+{
+    return elem == WIRE_F32 || elem == WIRE_F16 || elem == WIRE_BF16;
+}
+
+/* Checks payload_len == count * wire_elem_size(h->elem), with a payload of at
+ * least one element; returns 0 or -1 with err. */
+static int check_numeric(const wire_hdr_t *h, size_t payload_len, const char *name, int *code,
+                         err_t *err)
+{
+    if (!elem_numeric(h->elem)) {
+        err_set(err, "%s: payload element type %d is not numeric", name, h->elem);
+        return fail(code, WIRE_E_MALFORMED);
+    }
+    size_t es = wire_elem_size(h->elem);
+    if (payload_len == 0) {
+        err_set(err, "%s: no payload, expected %llu elements", name,
+                (unsigned long long)h->count);
+        return fail(code, WIRE_E_LENGTH);
+    }
+    if (h->count > SIZE_MAX / es || h->count * es != payload_len) {
+        err_set(err, "%s: payload of %zu bytes, expected count %llu x %zu bytes", name,
+                payload_len, (unsigned long long)h->count, es);
+        return fail(code, WIRE_E_LENGTH);
+    }
+    return 0;
+}
+
+int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t *err)
+{
+    const char *name = wire_type_name(h->type);
+    if (h->end < h->begin) {
+        err_set(err, "%s: key range end %llu < begin %llu", name, (unsigned long long)h->end,
+                (unsigned long long)h->begin);
+        return fail(code, WIRE_E_RANGE);
+    }
+    switch (h->type) {
+    case WIRE_PUSH:
+    case WIRE_PULL_REPLY:
+        if (h->count != h->end - h->begin) {
+            err_set(err, "%s: count %llu, but [%llu, %llu) holds %llu keys", name,
+                    (unsigned long long)h->count, (unsigned long long)h->begin,
+                    (unsigned long long)h->end, (unsigned long long)(h->end - h->begin));
+            return fail(code, WIRE_E_LENGTH);
+        }
+        return check_numeric(h, payload_len, name, code, err);
+    case WIRE_STATS:
+    case WIRE_CHECKPOINT:
+        if (h->count == 0 && payload_len == 0)
+            return 0; /* the request */
+        if (h->status != 0) {
+            err_set(err, "%s: a reply with status %d carries no payload", name, h->status);
+            return fail(code, WIRE_E_MALFORMED);
+        }
+        return check_numeric(h, payload_len, name, code, err);
+    case WIRE_PULL:
+    case WIRE_CLOCK:
+    case WIRE_BARRIER:
+    case WIRE_SHUTDOWN:
+        if (h->count != 0) {
+            err_set(err, "%s: count %llu, but a %s carries no payload", name,
+                    (unsigned long long)h->count, name);
+            return fail(code, WIRE_E_LENGTH);
+        }
+        if (payload_len != 0) {
+            err_set(err, "%s: payload of %zu bytes, but a %s carries none", name, payload_len,
+                    name);
+            return fail(code, WIRE_E_LENGTH);
+        }
+        return 0;
+    case WIRE_ERROR:
+        if (h->status <= 0) {
+            err_set(err, "ERROR: status %d, expected an error code", h->status);
+            return fail(code, WIRE_E_MALFORMED);
+        }
+        if (h->count == 0 && payload_len == 0)
+            return 0;
+        if (h->elem != WIRE_TEXT) {
+            err_set(err, "ERROR: payload element type %d, expected text (%d)", h->elem,
+                    WIRE_TEXT);
+            return fail(code, WIRE_E_MALFORMED);
+        }
+        if (h->count != payload_len) {
+            err_set(err, "ERROR: text of %zu bytes, but count %llu", payload_len,
+                    (unsigned long long)h->count);
+            return fail(code, WIRE_E_LENGTH);
+        }
+        return 0;
+    default:
+        err_set(err, "unknown message type %d", h->type);
+        return fail(code, WIRE_E_TYPE);
+    }
+}
+
+/* ---------------------------------------------------------------- names */
+
+const char *wire_type_name(int type)
+{
+    static const char *const names[] = {NULL,      "PUSH",  "PULL",       "PULL_REPLY",
+                                        "CLOCK",   "BARRIER", "STATS",    "CHECKPOINT",
+                                        "SHUTDOWN", "ERROR"};
+    return (type >= WIRE_PUSH && type <= WIRE_ERROR) ? names[type] : "?";
+}
+
+const char *wire_error_name(int code)
+{
+    static const char *const names[] = {"ok",    "version", "type",  "range",
+                                        "length", "malformed", "state", "internal"};
+    return (code >= 0 && code <= WIRE_E_INTERNAL) ? names[code] : "?";
+}
+
+size_t wire_elem_size(int elem)
+{
+    switch (elem) {
+    case WIRE_F32:
+        return 4;
+    case WIRE_F16:
+    case WIRE_BF16:
+        return 2;
+    case WIRE_TEXT:
+        return 1;
+    default:
+        return 0;
+    }
+}

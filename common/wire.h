@@ -1,0 +1,124 @@
+/* wire.h - the parameter-server wire protocol: the msgpack header frame of
+ * every message, and its validation against the payload frame that follows.
+ *
+ * A message is a ZeroMQ multipart message: frame 1 is the header (a msgpack
+ * array of 10 integers, see wire_hdr_t), frame 2 (optional) the payload, raw
+ * little-endian elements. This module encodes and decodes the header and
+ * checks the payload's size; it never copies the payload and never allocates.
+ * The transport (transport.h) moves frames; docs/PROTOCOL.md is the spec.
+ */
+#ifndef PST_WIRE_H
+#define PST_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define WIRE_VERSION 1
+/* Enough for any header wire_encode writes (the longest is 67 bytes). */
+#define WIRE_HDR_MAX 128
+/* Number of elements in the header array. */
+#define WIRE_HDR_FIELDS 10
+
+/* Message types (header element 1). */
+enum {
+    WIRE_PUSH = 1,       /* gradient of [begin, end) for step clock; payload */
+    WIRE_PULL = 2,       /* parameters of [begin, end) for step clock; no payload */
+    WIRE_PULL_REPLY = 3, /* answer to PULL: the parameters of [begin, end) */
+    WIRE_CLOCK = 4,      /* the sender finished step clock */
+    WIRE_BARRIER = 5,    /* answered once every trainer has sent one */
+    WIRE_STATS = 6,      /* answered with the server's counters */
+    WIRE_CHECKPOINT = 7, /* answered with the shard's parameters + optimizer state */
+    WIRE_SHUTDOWN = 8,   /* the server answers and exits */
+    WIRE_ERROR = 9,      /* answer to a bad request: status says why, payload a text */
+};
+
+/* Element types of the payload (header element 6). */
+enum {
+    WIRE_F32 = 1,   /* IEEE float32, little-endian */
+    WIRE_F16 = 2,   /* IEEE float16 (reserved: decoded, not produced yet) */
+    WIRE_BF16 = 3,  /* bfloat16 (reserved: decoded, not produced yet) */
+    WIRE_TEXT = 10, /* UTF-8 bytes, not NUL-terminated (ERROR payloads) */
+};
+
+/* Error codes: the status of an ERROR reply, and wire_decode's *code. */
+enum {
+    WIRE_E_VERSION = 1,   /* header version is not WIRE_VERSION */
+    WIRE_E_TYPE = 2,      /* unknown message type, or not a request */
+    WIRE_E_RANGE = 3,     /* end < begin, or keys outside the server's shard */
+    WIRE_E_LENGTH = 4,    /* count / payload size do not match */
+    WIRE_E_MALFORMED = 5, /* not a well-formed header */
+    WIRE_E_STATE = 6,     /* valid, but not now (e.g. a push for another step) */
+    WIRE_E_INTERNAL = 7,  /* the server failed (e.g. out of memory) */
+};
+
+/* The header, in wire order. */
+typedef struct {
+    int version;    /* WIRE_VERSION */
+    int type;       /* WIRE_PUSH .. WIRE_ERROR */
+    int sender;     /* rank of the sender, >= 0 */
+    int64_t clock;  /* the sender's step / the version of the parameters, >= 0 */
+    uint64_t begin; /* key range [begin, end) in the flat parameter index */
+    uint64_t end;   /* >= begin */
+    int elem;       /* WIRE_F32, WIRE_F16, WIRE_BF16 or WIRE_TEXT */
+    uint64_t count; /* number of elements in the payload frame */
+    uint32_t req;   /* request id, echoed in the reply */
+    int status;     /* 0, or a WIRE_E_* code in an ERROR (>= 0) */
+} wire_hdr_t;
+
+/* Sets h to a header of the given type and sender: version WIRE_VERSION,
+ * elem WIRE_F32, every other field 0. */
+void wire_hdr_init(wire_hdr_t *h, int type, int sender);
+
+/* Encodes h into buf (capacity cap) as a msgpack array of 10 integers, each
+ * in its shortest msgpack form. The fields are written as they are, without
+ * validation (the receiver's wire_decode validates), so a test can produce
+ * any header. Allocates nothing. Returns the byte length (<= WIRE_HDR_MAX),
+ * or -1 if cap is too small; then buf[0..cap) may have been written. */
+int wire_encode(const wire_hdr_t *h, uint8_t *buf, size_t cap);
+
+/* Decodes and validates the header frame buf[0..len). It must be exactly one
+ * msgpack array (no trailing bytes) whose first element is the version:
+ * another version gives WIRE_E_VERSION (whatever the rest looks like). Then
+ * the array must have 10 elements, each an integer (any msgpack integer
+ * encoding) in the range of its field, else WIRE_E_MALFORMED; an unknown
+ * type gives WIRE_E_TYPE, an unknown elem WIRE_E_MALFORMED, end < begin
+ * WIRE_E_RANGE. Never reads outside buf[0..len) and never allocates; safe on
+ * arbitrary bytes.
+ * Returns 0 with *h filled, or -1 with *code (may be NULL) set to the WIRE_E_*
+ * code and err to a message such as "header: element 4 (begin) is a string,
+ * not an integer". On -1, h holds the fields read before the fault (the rest
+ * 0): after WIRE_E_TYPE, WIRE_E_RANGE or an unknown elem all of them, so an
+ * ERROR reply can echo h->req. */
+int wire_decode(const void *buf, size_t len, wire_hdr_t *h, int *code, err_t *err);
+
+/* Checks a header (as wire_decode returns it) against its payload frame of
+ * payload_len bytes (0: no payload frame):
+ *   PUSH, PULL_REPLY: elem F32/F16/BF16, count == end - begin, count > 0 and
+ *     payload_len == count * wire_elem_size(elem);
+ *   PULL, CLOCK, BARRIER, SHUTDOWN: count == 0 and no payload;
+ *   STATS, CHECKPOINT: as a request count == 0 and no payload; as a reply,
+ *     status == 0, elem F32/F16/BF16 and payload_len == count * elem size
+ *     (the count need not be end - begin: a checkpoint carries parameters and
+ *     optimizer state);
+ *   ERROR: status > 0, and either no payload and count == 0, or elem
+ *     WIRE_TEXT and payload_len == count.
+ * Returns 0, or -1 with *code (may be NULL) = WIRE_E_LENGTH (sizes disagree),
+ * WIRE_E_MALFORMED (wrong elem or status), WIRE_E_RANGE (end < begin) or
+ * WIRE_E_TYPE (unknown type), and err saying which. */
+int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t *err);
+
+/* "PUSH", "PULL", "PULL_REPLY", "CLOCK", "BARRIER", "STATS", "CHECKPOINT",
+ * "SHUTDOWN", "ERROR", or "?" for anything else. */
+const char *wire_type_name(int type);
+
+/* "version", "type", "range", "length", "malformed", "state", "internal"
+ * for the WIRE_E_* codes, "ok" for 0, "?" for anything else. */
+const char *wire_error_name(int code);
+
+/* Size in bytes of one payload element: 4 for F32, 2 for F16 and BF16, 1 for
+ * TEXT, 0 for an unknown elem. */
+size_t wire_elem_size(int elem);
+
+#endif

@@ -1,0 +1,357 @@
+/* cluster.c - MPI start-up, roles and rendezvous of a distributed job (see
+ * cluster.h). Like main.c, this is launcher code: it prints and decides the
+ * exit status. */
+#include "cluster.h"
+
+#include <cjson/cJSON.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dist.h"
+#include "data.h"
+#include "fsutil.h"
+#include "idx.h"
+#include "model.h"
+#include "server.h"
+#include "shard.h"
+#include "transport.h"
+
+typedef struct {
+    int role; /* 0 server, 1 trainer */
+    int index;
+    int pid;
+    char host[128];
+    char endpoint[256];
+    unsigned long long key_begin, key_end;
+} rank_info_t;
+
+typedef struct {
+    int rank;
+    const char *role;
+    int index;
+    int tty, quiet, pending;
+} log_ctx_t;
+
+static void log_line(void *ctx, int transient, const char *line)
+{
+    log_ctx_t *l = ctx;
+    if (l->quiet)
+        return;
+    if (l->tty) {
+        fprintf(stderr, "\r%s\033[K%s", line, transient ? "" : "\n");
+        l->pending = transient;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+static void server_log(void *ctx, const char *line)
+{
+    log_ctx_t *l = ctx;
+    fprintf(stderr, "rank %d %s: %s\n", l->rank, l->role, line);
+}
+
+static int allreduce(void *ctx, double *vals, int n)
+{
+    MPI_Comm *comm = ctx;
+    return MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, *comm) == MPI_SUCCESS ? 0 : -1;
+}
+
+static int write_cluster_json(const char *dir, const rank_info_t *ri, int N, const job_config_t *cfg,
+                              err_t *err)
+{
+    cJSON *o = cJSON_CreateObject(), *ranks = cJSON_AddArrayToObject(o, "ranks");
+    for (int r = 0; r < N; r++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "rank", r);
+        cJSON_AddStringToObject(x, "role", ri[r].role == 0 ? "server" : "trainer");
+        cJSON_AddNumberToObject(x, "index", ri[r].index);
+        cJSON_AddStringToObject(x, "host", ri[r].host);
+        cJSON_AddNumberToObject(x, "pid", ri[r].pid);
+        if (ri[r].role == 0) {
+            cJSON_AddStringToObject(x, "endpoint", ri[r].endpoint);
+            cJSON *k = cJSON_AddArrayToObject(x, "keys");
+            cJSON_AddItemToArray(k, cJSON_CreateNumber((double)ri[r].key_begin));
+            cJSON_AddItemToArray(k, cJSON_CreateNumber((double)ri[r].key_end));
+        }
+        cJSON_AddItemToArray(ranks, x);
+    }
+    cJSON_AddStringToObject(o, "consistency", cfg->cluster.consistency == CONS_BSP   ? "bsp"
+                                              : cfg->cluster.consistency == CONS_ASP ? "asp"
+                                                                                     : "ssp");
+    cJSON_AddNumberToObject(o, "staleness", cfg->cluster.staleness);
+    cJSON_AddNumberToObject(o, "servers", cfg->cluster.servers);
+    cJSON_AddNumberToObject(o, "trainers", N - cfg->cluster.servers);
+    cJSON_AddStringToObject(o, "config", cfg->source);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!text)
+        return err_set(err, "cluster.json: out of memory");
+    char path[CFG_PATH_LEN + 32];
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    int rc = fs_write_atomic(path, text, strlen(text), err);
+    cJSON_free(text);
+    return rc;
+}
+
+/* Replaces the host of a tcp://HOST:PORT endpoint with adv. */
+static void advertise(char *ep, size_t len, const char *adv)
+{
+    const char *colon = strrchr(ep, ':');
+    if (!adv[0] || strncmp(ep, "tcp://", 6) != 0 || !colon)
+        return;
+    char port[32];
+    snprintf(port, sizeof port, "%s", colon + 1);
+    snprintf(ep, len, "tcp://%s:%s", adv, port);
+}
+
+static server_t *make_server(const job_config_t *cfg, int index, int S, int T, int rank,
+                             err_t *err)
+{
+    model_t *m = model_new(cfg, 1, err);
+    if (!m)
+        return NULL;
+    const param_table_t *tab = model_params(m);
+    optim_params_t op;
+    optim_params_from_config(&op, cfg);
+    /* every trainer runs the same number of steps; the server needs the
+     * total for the lr schedule: epochs x batches of the training part */
+    /* the training part's size from the IDX header, without reading the data */
+    idx_t hdr;
+    if (idx_probe(cfg->data.train_images, &hdr, err) != 0) {
+        model_destroy(&m);
+        return NULL;
+    }
+    long n_train = (long)hdr.count;
+    if (cfg->data.limit > 0 && cfg->data.limit < n_train)
+        n_train = cfg->data.limit;
+    n_train -= cfg->data.validation;
+    long per_epoch = (long)data_batches_per_epoch((size_t)n_train, (size_t)cfg->train.batch, 0);
+    long total = per_epoch * cfg->train.epochs;
+    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
+        total = cfg->train.max_steps;
+    server_opts_t so = {.index = index, .n_servers = S, .n_trainers = T, .rank = rank,
+                        .consistency = cfg->cluster.consistency,
+                        .staleness = cfg->cluster.staleness, .total_steps = total,
+                        .seed = cfg->train.seed, .table = tab, .optim = op};
+    server_t *s = server_new(&so, err);
+    model_destroy(&m);
+    return s;
+}
+
+typedef struct {
+    server_t *s;
+    transport_t *t;
+    int timeout;
+    int rc;
+    err_t err;
+    log_ctx_t log;
+} thread_server_t;
+
+static void *server_thread(void *arg)
+{
+    thread_server_t *ts = arg;
+    ts->rc = server_run(ts->s, ts->t, ts->timeout, server_log, &ts->log, &ts->err);
+    return NULL;
+}
+
+int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const cluster_opts_t *o)
+{
+    int provided, rank = 0, N = 1;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "pstrain: MPI_Init failed\n");
+        return 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &N);
+    job_config_t *cfg = malloc(sizeof *cfg);
+    if (!cfg) {
+        fprintf(stderr, "rank %d: out of memory\n", rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    *cfg = *cfg_in;
+    if (o->servers > 0)
+        cfg->cluster.servers = o->servers;
+    if (o->bind)
+        snprintf(cfg->cluster.bind, sizeof cfg->cluster.bind, "%s", o->bind);
+    err_t err;
+    int status = 0;
+    char ckpt[CFG_PATH_LEN + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", o->out_dir);
+    train_opts_t topts = {.out_dir = o->out_dir, .config_text = o->config_text,
+                          .no_plot = o->no_plot};
+    train_result_t res;
+
+    if (N == 1) {
+        /* singleton: one trainer, its server in a thread, over inproc:// */
+        log_ctx_t lt = {.rank = 0, .role = "trainer", .tty = isatty(2), .quiet = o->quiet};
+        thread_server_t ts = {.timeout = cfg->cluster.timeout_ms,
+                              .log = {.rank = 0, .role = "server 0 (thread)"}};
+        dist_opts_t d = {.trainer = 0, .n_trainers = 1, .n_servers = 1, .rank = 0,
+                         .ckpt_path = ckpt};
+        cfg->cluster.servers = 1;
+        ts.s = make_server(cfg, 0, 1, 1, 0, &err);
+        if (ts.s)
+            ts.t = transport_listen("inproc://pstrain-server-0", d.endpoints[0],
+                                    sizeof d.endpoints[0], &err);
+        pthread_t th;
+        if (!ts.s || !ts.t || pthread_create(&th, NULL, server_thread, &ts) != 0) {
+            fprintf(stderr, "pstrain: %s\n", err.msg);
+            status = 1;
+        } else {
+            snprintf(d.hosts[0], sizeof d.hosts[0], "this process");
+            topts.log = log_line;
+            topts.log_ctx = &lt;
+            if (train_dist(cfg, &d, &topts, &res, &err) != 0) {
+                fprintf(stderr, "%spstrain: %s\n", lt.pending ? "\n" : "", err.msg);
+                status = 1;
+            }
+            pthread_join(th, NULL);
+            if (ts.rc != 0 && status == 0) {
+                fprintf(stderr, "pstrain: %s\n", ts.err.msg);
+                status = 1;
+            }
+        }
+        transport_destroy(&ts.t);
+        server_destroy(&ts.s);
+        if (status == 0)
+            printf("test accuracy %.2f%%  test loss %.4f  (%d epochs, %ld steps, %.0f samples/s, "
+                   "%.1f s)  -> %s/\n",
+                   100 * res.test_acc, res.test_loss, res.epochs, res.steps, res.samples_per_s,
+                   res.wall_s, o->out_dir);
+        goto done;
+    }
+
+    const int S = cfg->cluster.servers, T = N - S;
+    if (S < 1 || T < 1 || S > 64) {
+        if (rank == 0)
+            fprintf(stderr,
+                    "pstrain: %d ranks cannot hold %d server(s) and at least one trainer "
+                    "(set --servers or cluster.servers; at most 64 servers)\n",
+                    N, S);
+        status = 2;
+        goto done;
+    }
+    const int is_server = rank < S, index = is_server ? rank : rank - S;
+    log_ctx_t lc = {.rank = rank, .role = is_server ? "server" : "trainer", .index = index,
+                    .tty = isatty(2), .quiet = o->quiet};
+    rank_info_t me, *all = calloc((size_t)N, sizeof *all);
+    memset(&me, 0, sizeof me);
+    me.role = is_server ? 0 : 1;
+    me.index = index;
+    me.pid = (int)getpid();
+    gethostname(me.host, sizeof me.host - 1);
+    server_t *srv = NULL;
+    transport_t *sock = NULL;
+    int ok = 1;
+    if (is_server) {
+        srv = make_server(cfg, index, S, T, rank, &err);
+        if (srv)
+            sock = transport_listen(cfg->cluster.bind, me.endpoint, sizeof me.endpoint, &err);
+        if (!srv || !sock) {
+            fprintf(stderr, "rank %d server %d: %s\n", rank, index, err.msg);
+            ok = 0;
+        } else {
+            advertise(me.endpoint, sizeof me.endpoint,
+                      cfg->cluster.advertise[0] ? cfg->cluster.advertise : "");
+            size_t n = server_n_params(srv);
+            me.key_begin = shard_begin(n, S, index);
+            me.key_end = shard_end(n, S, index);
+        }
+    }
+    /* rendezvous: every rank learns every endpoint */
+    MPI_Allgather(&me, sizeof me, MPI_BYTE, all, sizeof me, MPI_BYTE, MPI_COMM_WORLD);
+    int all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all_ok) {
+        status = 1;
+        goto cleanup;
+    }
+    for (int s = 0; s < S; s++)
+        if (strncmp(all[s].endpoint, "tcp://127.", 10) == 0 && strcmp(all[s].host, me.host) != 0) {
+            fprintf(stderr,
+                    "rank %d %s %d: server %d listens on loopback (%s) on host %s, which this host "
+                    "(%s) cannot reach: set cluster.bind / --bind to an address or interface of "
+                    "the cluster network\n",
+                    rank, lc.role, index, s, all[s].endpoint, all[s].host, me.host);
+            ok = 0;
+        }
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all_ok) {
+        status = 1;
+        goto cleanup;
+    }
+    if (rank == S) {
+        if (fs_mkdirs(o->out_dir, &err) != 0 || write_cluster_json(o->out_dir, all, N, cfg, &err) != 0) {
+            fprintf(stderr, "rank %d trainer 0: %s\n", rank, err.msg);
+            ok = 0;
+        }
+    }
+    MPI_Comm trainers;
+    MPI_Comm_split(MPI_COMM_WORLD, is_server ? 0 : 1, rank, &trainers);
+    /* no trainer sends before every server listens */
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (is_server) {
+        fprintf(stderr, "rank %d server %d: keys [%llu, %llu) at %s\n", rank, index, me.key_begin,
+                me.key_end, me.endpoint);
+        if (server_run(srv, sock, cfg->cluster.timeout_ms, server_log, &lc, &err) != 0) {
+            fprintf(stderr, "rank %d server %d: %s\n", rank, index, err.msg);
+            status = 1;
+        }
+    } else {
+        dist_opts_t *d = calloc(1, sizeof *d);
+        d->trainer = index;
+        d->n_trainers = T;
+        d->n_servers = S;
+        d->rank = rank;
+        d->allreduce = allreduce;
+        d->allreduce_ctx = &trainers;
+        d->ckpt_path = ckpt;
+        for (int s = 0; s < S; s++) {
+            snprintf(d->endpoints[s], sizeof d->endpoints[s], "%s", all[s].endpoint);
+            snprintf(d->hosts[s], sizeof d->hosts[s], "%s", all[s].host);
+            d->server_ranks[s] = s;
+        }
+        if (index == 0) {
+            topts.log = log_line;
+            topts.log_ctx = &lc;
+        }
+        if (train_dist(cfg, d, &topts, &res, &err) != 0) {
+            fprintf(stderr, "%srank %d trainer %d: %s\n", lc.pending ? "\n" : "", rank, index,
+                    err.msg);
+            status = 1;
+        } else if (index == 0) {
+            if (res.plot_error[0])
+                fprintf(stderr, "rank %d trainer 0: warning: curves.png not drawn: %s\n", rank,
+                        res.plot_error);
+            printf("test accuracy %.2f%%  test loss %.4f  (%d epochs, %ld steps, %.0f samples/s, "
+                   "%d server(s), %d trainer(s), %.1f s)  -> %s/\n",
+                   100 * res.test_acc, res.test_loss, res.epochs, res.steps, res.samples_per_s, S, T,
+                   res.wall_s, o->out_dir);
+        }
+        free(d);
+    }
+    MPI_Comm_free(&trainers);
+    if (status != 0) {
+        /* a rank that failed ends the job rather than leave others waiting */
+        transport_destroy(&sock);
+        server_destroy(&srv);
+        free(all);
+        free(cfg);
+        MPI_Abort(MPI_COMM_WORLD, status);
+    }
+cleanup:
+    transport_destroy(&sock);
+    server_destroy(&srv);
+    free(all);
+done:
+    free(cfg);
+    transport_shutdown();
+    MPI_Finalize();
+    return status;
+}

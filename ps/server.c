@@ -1,0 +1,457 @@
+/* server.c - parameter-server logic (see server.h). */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shard.h"
+#include "wire.h"
+
+#define PEER_MAX 256
+
+/* A pull that must wait (BSP: for the step's update; SSP: for the slowest
+ * trainer). */
+typedef struct {
+    uint8_t peer[PEER_MAX];
+    size_t peer_len;
+    wire_hdr_t hdr;
+} pending_t;
+
+struct server_t {
+    server_opts_t o;
+    param_table_t table;
+    size_t begin, end, len;
+    float *params;           /* len */
+    float *state;            /* slots * len */
+    float *sum;              /* len: BSP sum of the trainers' gradients */
+    float *tgrad;            /* T * len: each trainer's gradient of the current step */
+    size_t *tgot;            /* T: floats of the current step received */
+    int64_t *tclock;         /* T: steps each trainer has completed (pushed in full) */
+    long version;            /* updates applied */
+    pending_t *pending;      /* waiting pulls */
+    int n_pending, cap_pending;
+    pending_t *barrier;      /* T: BARRIER waiters */
+    int n_barrier;
+    int shutdowns;
+    int stop;
+    server_stats_t stats;
+    uint8_t hbuf[WIRE_HDR_MAX];
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+server_t *server_new(const server_opts_t *o, err_t *err)
+{
+    server_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        err_set(err, "server: out of memory");
+        return NULL;
+    }
+    s->o = *o;
+    s->table = *o->table;
+    s->o.table = &s->table;
+    size_t n = s->table.n_params;
+    int T = o->n_trainers;
+    s->begin = shard_begin(n, o->n_servers, o->index);
+    s->end = shard_end(n, o->n_servers, o->index);
+    s->len = s->end - s->begin;
+    size_t len = s->len ? s->len : 1;
+    int slots = optim_slots(&o->optim);
+    s->params = calloc(len, sizeof *s->params);
+    s->state = calloc(slots ? (size_t)slots * len : 1, sizeof *s->state);
+    s->sum = calloc(len, sizeof *s->sum);
+    s->tgrad = calloc((size_t)T * len, sizeof *s->tgrad);
+    s->tgot = calloc((size_t)T, sizeof *s->tgot);
+    s->tclock = calloc((size_t)T, sizeof *s->tclock);
+    s->barrier = calloc((size_t)T, sizeof *s->barrier);
+    s->cap_pending = 2 * T + 4;
+    s->pending = calloc((size_t)s->cap_pending, sizeof *s->pending);
+    if (!s->params || !s->state || !s->sum || !s->tgrad || !s->tgot || !s->tclock ||
+        !s->barrier || !s->pending) {
+        err_set(err, "server %d: out of memory for a shard of %zu parameters", o->index, s->len);
+        server_destroy(&s);
+        return NULL;
+    }
+    if (params_init_slice(&s->table, o->seed, s->begin, s->end, s->params, err) != 0) {
+        server_destroy(&s);
+        return NULL;
+    }
+    optim_state_init(&o->optim, s->state, s->len);
+    return s;
+}
+
+void server_destroy(server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    server_t *s = *self_p;
+    free(s->params);
+    free(s->state);
+    free(s->sum);
+    free(s->tgrad);
+    free(s->tgot);
+    free(s->tclock);
+    free(s->barrier);
+    free(s->pending);
+    free(s);
+    *self_p = NULL;
+}
+
+int server_finished(const server_t *s)
+{
+    return s->stop || s->shutdowns >= s->o.n_trainers;
+}
+
+const float *server_params(const server_t *s, size_t *begin, size_t *end)
+{
+    *begin = s->begin;
+    *end = s->end;
+    return s->params;
+}
+
+size_t server_n_params(const server_t *s)
+{
+    return s->table.n_params;
+}
+
+long server_version(const server_t *s)
+{
+    return s->version;
+}
+
+void server_get_stats(const server_t *s, server_stats_t *st)
+{
+    *st = s->stats;
+}
+
+/* Sends header h (and optionally a payload) to peer. */
+static int reply(server_t *s, const uint8_t *peer, size_t peer_len, const wire_hdr_t *h,
+                 const void *payload, size_t payload_len, int zero_copy, server_send_fn send,
+                 void *ctx)
+{
+    int hl = wire_encode(h, s->hbuf, sizeof s->hbuf);
+    if (hl < 0)
+        return -1;
+    tframe_t f[3] = {{peer, peer_len}, {s->hbuf, (size_t)hl}, {payload, payload_len}};
+    return send(ctx, f, payload ? 3 : 2, zero_copy ? 2 : 3);
+}
+
+/* Answers req with ERROR code and a text; fills err with the log line. */
+static int reply_error(server_t *s, const uint8_t *peer, size_t peer_len, const wire_hdr_t *req,
+                       int code, server_send_fn send, void *ctx, err_t *err)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_ERROR, s->o.rank);
+    h.status = code;
+    h.req = req ? req->req : 0;
+    h.clock = s->version;
+    h.elem = WIRE_TEXT;
+    h.count = strlen(err->msg);
+    s->stats.errors++;
+    return reply(s, peer, peer_len, &h, err->msg, h.count, 0, send, ctx);
+}
+
+static void serve_pull(server_t *s, const pending_t *p, server_send_fn send, void *ctx, int *fail)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_PULL_REPLY, s->o.rank);
+    h.req = p->hdr.req;
+    h.clock = s->version;
+    h.begin = p->hdr.begin;
+    h.end = p->hdr.end;
+    h.count = p->hdr.end - p->hdr.begin;
+    /* BSP: the shard cannot change before every trainer has this reply, so
+     * it goes out without a copy; ASP/SSP copy, since a push may land while
+     * the reply is still being sent. */
+    int zc = s->o.consistency == CONS_BSP;
+    if (reply(s, p->peer, p->peer_len, &h, s->params + (p->hdr.begin - s->begin),
+              h.count * sizeof(float), zc, send, ctx) != 0)
+        *fail = 1;
+    s->stats.pulls++;
+}
+
+static int64_t min_clock(const server_t *s)
+{
+    int64_t m = s->tclock[0];
+    for (int t = 1; t < s->o.n_trainers; t++)
+        m = s->tclock[t] < m ? s->tclock[t] : m;
+    return m;
+}
+
+/* May the pull of a trainer at clock c be answered now? */
+static int pull_ready(const server_t *s, int64_t c)
+{
+    switch (s->o.consistency) {
+    case CONS_BSP:
+        return s->version >= c;
+    case CONS_SSP:
+        return min_clock(s) >= c - s->o.staleness;
+    case CONS_ASP:
+        return 1;
+    }
+    return 1;
+}
+
+/* Answers every waiting pull whose condition now holds, in arrival order. */
+static int flush_pending(server_t *s, server_send_fn send, void *ctx)
+{
+    int fail = 0, keep = 0;
+    for (int i = 0; i < s->n_pending; i++) {
+        if (pull_ready(s, s->pending[i].hdr.clock))
+            serve_pull(s, &s->pending[i], send, ctx, &fail);
+        else
+            s->pending[keep++] = s->pending[i];
+    }
+    s->n_pending = keep;
+    return fail ? -1 : 0;
+}
+
+/* One trainer's gradient for a step is complete. */
+static void trainer_step_done(server_t *s, int t)
+{
+    s->tgot[t] = 0;
+    s->tclock[t]++;
+    if (s->o.consistency == CONS_BSP) {
+        for (int u = 0; u < s->o.n_trainers; u++)
+            if (s->tclock[u] <= s->version)
+                return; /* someone has not pushed this step yet */
+        /* sum in trainer order, never arrival order: deterministic */
+        memcpy(s->sum, s->tgrad, s->len * sizeof *s->sum);
+        for (int u = 1; u < s->o.n_trainers; u++) {
+            const float *g = s->tgrad + (size_t)u * s->len;
+            for (size_t i = 0; i < s->len; i++)
+                s->sum[i] += g[i];
+        }
+        optim_update(&s->o.optim, s->params, s->sum, s->state, s->len, s->version + 1,
+                     optim_lr(&s->o.optim, s->version, s->o.total_steps));
+    } else {
+        /* ASP / SSP: each trainer's gradient is applied as it completes */
+        optim_update(&s->o.optim, s->params, s->tgrad + (size_t)t * s->len, s->state, s->len,
+                     s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
+    }
+    s->version++;
+    s->stats.updates++;
+}
+
+int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8_t *hdr,
+                  size_t hdr_len, const uint8_t *payload, size_t payload_len, int extra_frames,
+                  server_send_fn send, void *ctx, err_t *err)
+{
+    double t0 = now_s();
+    wire_hdr_t h;
+    int code = 0, rc = 0;
+    if (peer_len == 0 || peer_len > PEER_MAX) {
+        err_set(err, "request with a peer identity of %zu bytes ignored", peer_len);
+        s->stats.errors++;
+        return 0; /* nobody to answer */
+    }
+    if (extra_frames > 0) {
+        err_set(err, "%d frames more than header and payload", extra_frames);
+        code = WIRE_E_MALFORMED;
+        memset(&h, 0, sizeof h);
+        rc = reply_error(s, peer, peer_len, NULL, code, send, ctx, err);
+        goto out;
+    }
+    if (wire_decode(hdr, hdr_len, &h, &code, err) != 0) {
+        rc = reply_error(s, peer, peer_len, NULL, code, send, ctx, err);
+        goto out;
+    }
+    if (wire_check_payload(&h, payload ? payload_len : 0, &code, err) != 0 ||
+        (payload && payload_len > 0 && h.type != WIRE_PUSH)) {
+        if (!code) {
+            code = WIRE_E_LENGTH;
+            err_set(err, "%s carries a payload of %zu bytes", wire_type_name(h.type), payload_len);
+        }
+        rc = reply_error(s, peer, peer_len, &h, code, send, ctx, err);
+        goto out;
+    }
+    const int T = s->o.n_trainers;
+    int t = (int)h.sender;
+    if (h.type != WIRE_STATS && (t < 0 || t >= T)) {
+        err_set(err, "%s from sender %d: trainers are 0..%d", wire_type_name(h.type), t, T - 1);
+        rc = reply_error(s, peer, peer_len, &h, WIRE_E_RANGE, send, ctx, err);
+        goto out;
+    }
+    if ((h.type == WIRE_PUSH || h.type == WIRE_PULL) &&
+        (h.begin < s->begin || h.end > s->end || h.begin > h.end)) {
+        err_set(err, "%s of keys [%llu, %llu) outside this server's shard [%zu, %zu)",
+                wire_type_name(h.type), (unsigned long long)h.begin, (unsigned long long)h.end,
+                s->begin, s->end);
+        rc = reply_error(s, peer, peer_len, &h, WIRE_E_RANGE, send, ctx, err);
+        goto out;
+    }
+    switch (h.type) {
+    case WIRE_PUSH: {
+        /* BSP accepts the pushes of the current step only */
+        if (s->o.consistency == CONS_BSP && h.clock != s->version) {
+            err_set(err, "PUSH for step %lld from trainer %d, but the server is at step %ld",
+                    (long long)h.clock, t, s->version);
+            rc = reply_error(s, peer, peer_len, &h, WIRE_E_STATE, send, ctx, err);
+            goto out;
+        }
+        if (s->tgot[t] + h.count > s->len) {
+            err_set(err, "trainer %d pushed %zu values for a step of a %zu-value shard", t,
+                    s->tgot[t] + (size_t)h.count, s->len);
+            rc = reply_error(s, peer, peer_len, &h, WIRE_E_LENGTH, send, ctx, err);
+            goto out;
+        }
+        /* the payload is read in place, straight into this trainer's slot */
+        memcpy(s->tgrad + (size_t)t * s->len + (h.begin - s->begin), payload,
+               h.count * sizeof(float));
+        s->tgot[t] += h.count;
+        s->stats.pushes++;
+        if (s->tgot[t] == s->len) {
+            trainer_step_done(s, t);
+            rc = flush_pending(s, send, ctx);
+        }
+        break;
+    }
+    case WIRE_PULL:
+        if (pull_ready(s, h.clock)) {
+            pending_t p = {.peer_len = peer_len, .hdr = h};
+            memcpy(p.peer, peer, peer_len);
+            int fail = 0;
+            serve_pull(s, &p, send, ctx, &fail);
+            rc = fail ? -1 : 0;
+        } else {
+            if (s->n_pending == s->cap_pending) {
+                err_set(err, "more than %d pulls waiting", s->cap_pending);
+                rc = reply_error(s, peer, peer_len, &h, WIRE_E_STATE, send, ctx, err);
+                goto out;
+            }
+            pending_t *p = &s->pending[s->n_pending++];
+            p->peer_len = peer_len;
+            memcpy(p->peer, peer, peer_len);
+            p->hdr = h;
+        }
+        break;
+    case WIRE_CLOCK:
+        break; /* clocks advance with complete pushes; accepted for compatibility */
+    case WIRE_BARRIER: {
+        pending_t *p = &s->barrier[s->n_barrier++ % T];
+        p->peer_len = peer_len;
+        memcpy(p->peer, peer, peer_len);
+        p->hdr = h;
+        if (s->n_barrier == T) {
+            for (int i = 0; i < T && rc == 0; i++) {
+                wire_hdr_t r;
+                wire_hdr_init(&r, WIRE_BARRIER, s->o.rank);
+                r.req = s->barrier[i].hdr.req;
+                r.clock = s->version;
+                rc = reply(s, s->barrier[i].peer, s->barrier[i].peer_len, &r, NULL, 0, 0, send,
+                           ctx);
+            }
+            s->n_barrier = 0;
+        }
+        break;
+    }
+    case WIRE_STATS: {
+        float v[6] = {(float)s->stats.pushes, (float)s->stats.pulls, (float)s->stats.errors,
+                      (float)s->stats.updates, (float)s->stats.busy_s, (float)s->version};
+        wire_hdr_t r;
+        wire_hdr_init(&r, WIRE_STATS, s->o.rank);
+        r.req = h.req;
+        r.clock = s->version;
+        r.count = 6;
+        rc = reply(s, peer, peer_len, &r, v, sizeof v, 0, send, ctx);
+        break;
+    }
+    case WIRE_CHECKPOINT: {
+        /* the shard's parameters followed by its optimizer state */
+        size_t n = s->len * (1 + (size_t)optim_slots(&s->o.optim));
+        float *buf = malloc(n ? n * sizeof *buf : 1);
+        if (!buf) {
+            err_set(err, "out of memory for a checkpoint of the shard");
+            rc = reply_error(s, peer, peer_len, &h, WIRE_E_INTERNAL, send, ctx, err);
+            goto out;
+        }
+        memcpy(buf, s->params, s->len * sizeof *buf);
+        memcpy(buf + s->len, s->state, (n - s->len) * sizeof *buf);
+        wire_hdr_t r;
+        wire_hdr_init(&r, WIRE_CHECKPOINT, s->o.rank);
+        r.req = h.req;
+        r.clock = s->version;
+        r.begin = s->begin;
+        r.end = s->end;
+        r.count = n;
+        rc = reply(s, peer, peer_len, &r, buf, n * sizeof *buf, 0, send, ctx);
+        free(buf);
+        break;
+    }
+    case WIRE_SHUTDOWN: {
+        wire_hdr_t r;
+        wire_hdr_init(&r, WIRE_SHUTDOWN, s->o.rank);
+        r.req = h.req;
+        r.clock = s->version;
+        s->shutdowns++;
+        if (h.status != 0)
+            s->stop = 1; /* a trainer stops the whole job */
+        rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+        break;
+    }
+    default:
+        err_set(err, "%s is not a request", wire_type_name(h.type));
+        rc = reply_error(s, peer, peer_len, &h, WIRE_E_TYPE, send, ctx, err);
+        break;
+    }
+out:
+    s->stats.busy_s += now_s() - t0;
+    return rc < 0 ? -1 : 0;
+}
+
+typedef struct {
+    transport_t *t;
+    err_t *err;
+} run_ctx_t;
+
+static int run_send(void *ctx, const tframe_t *frames, int n, int zero_copy_from)
+{
+    run_ctx_t *c = ctx;
+    return transport_send(c->t, frames, n, zero_copy_from, c->err);
+}
+
+int server_run(server_t *s, transport_t *t, int timeout_ms, server_log_fn log, void *log_ctx,
+               err_t *err)
+{
+    err_t serr;
+    run_ctx_t rc = {t, &serr};
+    tmsg_t msg;
+    while (!server_finished(s)) {
+        int got = transport_recv(t, &msg, timeout_ms, err);
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            return err_set(err, "server %d: no request from any trainer for %.1f s", s->o.index,
+                           timeout_ms / 1000.0);
+        serr.msg[0] = '\0';
+        if (msg.n < 2) {
+            if (log) {
+                char line[128];
+                snprintf(line, sizeof line, "server %d: message of %d frame(s) ignored",
+                         s->o.index, msg.n);
+                log(log_ctx, line);
+            }
+            tmsg_close(&msg);
+            continue;
+        }
+        int r = server_handle(s, msg.data[0], msg.size[0], msg.data[1], msg.size[1],
+                              msg.n > 2 ? msg.data[2] : NULL, msg.n > 2 ? msg.size[2] : 0,
+                              (msg.n > 3 ? msg.n - 3 : 0) + msg.extra, run_send, &rc, &serr);
+        tmsg_close(&msg);
+        if (serr.msg[0] && log) {
+            char line[ERR_LEN + 64];
+            snprintf(line, sizeof line, "server %d: refused a request: %s", s->o.index, serr.msg);
+            log(log_ctx, line);
+        }
+        if (r != 0)
+            return err_set(err, "server %d: cannot reply: %s", s->o.index, serr.msg);
+    }
+    return 0;
+}

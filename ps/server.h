@@ -1,0 +1,83 @@
+/* server.h - a parameter server's key-value logic: its shard of the flat
+ * parameters and optimizer state, the server-side optimizer, and the BSP /
+ * ASP / SSP rules for when pushes are applied and pulls answered.
+ *
+ * It knows nothing of sockets (ps-lite's KVServer apart from its van):
+ * server_handle() takes one request as frames and answers through a send
+ * callback, now or later (a BSP pull waits for the step's last push, an SSP
+ * pull for the slowest trainer). server_run() drives it from a transport.
+ * Every malformed request gets an ERROR reply and changes nothing.
+ */
+#ifndef PST_SERVER_H
+#define PST_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "optim.h"
+#include "params.h"
+#include "transport.h"
+
+typedef struct server_t server_t;
+
+typedef struct {
+    int index;                 /* server number s in [0, S) */
+    int n_servers;             /* S */
+    int n_trainers;            /* T */
+    int rank;                  /* MPI rank, for log lines */
+    consistency_t consistency;
+    int staleness;             /* SSP K */
+    long total_steps;          /* for the lr schedule */
+    uint64_t seed;
+    const param_table_t *table; /* the model's tensors (copied) */
+    optim_params_t optim;
+} server_opts_t;
+
+/* Answers a request: frames[0] is the peer's identity, then the message.
+ * Frames with index >= zero_copy_from are the server's own memory, valid
+ * until the next update of the shard. Returns 0 or -1. */
+typedef int (*server_send_fn)(void *ctx, const tframe_t *frames, int n, int zero_copy_from);
+
+/* Builds the server of shard o->index, initialised as params_init_slice
+ * gives it. Returns it, or NULL with err. */
+server_t *server_new(const server_opts_t *o, err_t *err);
+void server_destroy(server_t **self_p);
+
+/* Handles one request from peer (identity bytes): hdr is the msgpack header
+ * frame, payload the data frame (NULL when there is none), extra_frames the
+ * number of frames beyond those two. Replies go through send(ctx, ...).
+ * Returns 0 when the request was handled or answered with ERROR (a line for
+ * the log is then in err), -1 when the send callback failed. */
+int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8_t *hdr,
+                  size_t hdr_len, const uint8_t *payload, size_t payload_len, int extra_frames,
+                  server_send_fn send, void *ctx, err_t *err);
+
+/* 1 once every trainer has sent SHUTDOWN (or one trainer asked for the
+ * whole job to stop). */
+int server_finished(const server_t *s);
+
+/* The shard: [*begin, *end) of the flat index, its parameters and the
+ * number of updates applied. */
+const float *server_params(const server_t *s, size_t *begin, size_t *end);
+long server_version(const server_t *s);
+/* The number of parameters of the whole model. */
+size_t server_n_params(const server_t *s);
+
+typedef struct {
+    uint64_t pushes, pulls, errors, updates;
+    double busy_s;             /* time spent handling requests */
+} server_stats_t;
+void server_get_stats(const server_t *s, server_stats_t *st);
+
+/* Log sink for server_run (main decides where lines go). */
+typedef void (*server_log_fn)(void *ctx, const char *line);
+
+/* Serves requests on t until server_finished() or no message arrived for
+ * timeout_ms (then -1 with err saying so). Malformed requests are answered
+ * with ERROR and logged through log. Returns 0 or -1. */
+int server_run(server_t *s, transport_t *t, int timeout_ms, server_log_fn log, void *log_ctx,
+               err_t *err);
+
+#endif

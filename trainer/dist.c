@@ -1,0 +1,526 @@
+/* dist.c - the trainer rank of a distributed job (see dist.h). */
+#include "dist.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evaluate.h"
+#include "export/checkpoint.h"
+#include "fsutil.h"
+#include "jobdata.h"
+#include "model.h"
+#include "optim.h"
+#include "progress.h"
+#include "report.h"
+#include "shard.h"
+#include "transport.h"
+#include "wire.h"
+
+typedef struct {
+    const dist_opts_t *d;
+    int timeout_ms;
+    int S;
+    transport_t *sock[64];
+    size_t sb[64], se[64];
+    float *params, *grads;
+    size_t n_params;
+    uint8_t hbuf[WIRE_HDR_MAX];
+    uint32_t req;
+    long step;
+    int failed;
+    err_t perr;
+    double push_s, pull_s, compute_s;
+} client_t;
+
+static void logf_(const train_opts_t *o, int transient, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void logf_(const train_opts_t *o, int transient, const char *fmt, ...)
+{
+    if (!o->log)
+        return;
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    o->log(o->log_ctx, transient, line);
+}
+
+static int send_hdr(client_t *c, int s, const wire_hdr_t *h, const void *payload, size_t len,
+                    err_t *err)
+{
+    int hl = wire_encode(h, c->hbuf, sizeof c->hbuf);
+    tframe_t f[2] = {{c->hbuf, (size_t)hl}, {payload, len}};
+    if (transport_send(c->sock[s], f, payload ? 2 : 1, 1, err) != 0)
+        return err_prefix(err, "trainer %d: to server %d (rank %d on %s)", c->d->trainer, s,
+                          c->d->server_ranks[s], c->d->hosts[s]);
+    return 0;
+}
+
+/* Waits for one reply from each server whose want[s] is set; hands each to
+ * fn(ctx, s, header, payload, len). Returns 0, or -1 with err naming the
+ * server that answered wrong or not at all. */
+typedef int (*reply_fn)(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
+                        void *ctx, err_t *err);
+
+static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *ctx, err_t *err)
+{
+    int left = 0;
+    for (int s = 0; s < c->S; s++)
+        left += want[s];
+    double t0 = progress_now();
+    while (left > 0) {
+        int ready[64];
+        int remaining = c->timeout_ms - (int)((progress_now() - t0) * 1000);
+        int n = remaining > 0 ? transport_poll(c->sock, c->S, remaining, ready, err) : 0;
+        if (n < 0)
+            return -1;
+        if (n == 0) {
+            for (int s = 0; s < c->S; s++)
+                if (want[s])
+                    return err_set(err,
+                                   "trainer %d: server %d (rank %d on %s) did not answer within "
+                                   "%.1f s: it may have died or be unreachable",
+                                   c->d->trainer, s, c->d->server_ranks[s], c->d->hosts[s],
+                                   c->timeout_ms / 1000.0);
+        }
+        for (int s = 0; s < c->S; s++) {
+            if (!ready[s])
+                continue;
+            tmsg_t m;
+            if (transport_recv(c->sock[s], &m, 0, err) <= 0)
+                return -1;
+            wire_hdr_t h;
+            int code;
+            int rc = 0;
+            if (m.n < 1 || wire_decode(m.data[0], m.size[0], &h, &code, err) != 0 ||
+                wire_check_payload(&h, m.n > 1 ? m.size[1] : 0, &code, err) != 0) {
+                if (m.n < 1)
+                    err_set(err, "empty message");
+                rc = err_prefix(err, "trainer %d: bad reply from server %d (rank %d on %s)",
+                                c->d->trainer, s, c->d->server_ranks[s], c->d->hosts[s]);
+            } else if (h.type == WIRE_ERROR) {
+                int len = m.n > 1 ? (int)m.size[1] : 0;
+                rc = err_set(err, "trainer %d: server %d (rank %d on %s) refused a request (%s): %.*s",
+                             c->d->trainer, s, c->d->server_ranks[s], c->d->hosts[s],
+                             wire_error_name(h.status), len, m.n > 1 ? (const char *)m.data[1] : "");
+            } else if (h.type != expect_type || !want[s]) {
+                rc = err_set(err, "trainer %d: unexpected %s from server %d (rank %d on %s)",
+                             c->d->trainer, wire_type_name(h.type), s, c->d->server_ranks[s],
+                             c->d->hosts[s]);
+            } else {
+                rc = fn ? fn(c, s, &h, m.n > 1 ? m.data[1] : NULL, m.n > 1 ? m.size[1] : 0, ctx, err)
+                        : 0;
+                want[s] = 0;
+                left--;
+            }
+            tmsg_close(&m);
+            if (rc != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int on_pull(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
+                   void *ctx, err_t *err)
+{
+    (void)ctx;
+    if (h->begin != c->sb[s] || h->end != c->se[s] || len != (c->se[s] - c->sb[s]) * sizeof(float))
+        return err_set(err, "trainer %d: server %d answered keys [%llu, %llu), asked [%zu, %zu)",
+                       c->d->trainer, s, (unsigned long long)h->begin,
+                       (unsigned long long)h->end, c->sb[s], c->se[s]);
+    memcpy(c->params + c->sb[s], p, len);
+    return 0;
+}
+
+/* Pulls the whole model for step `clock` from every server at once. */
+static int pull_all(client_t *c, long clock, err_t *err)
+{
+    double t0 = progress_now();
+    int want[64];
+    for (int s = 0; s < c->S; s++) {
+        wire_hdr_t h;
+        wire_hdr_init(&h, WIRE_PULL, c->d->trainer);
+        h.clock = clock;
+        h.begin = c->sb[s];
+        h.end = c->se[s];
+        h.req = ++c->req;
+        if (send_hdr(c, s, &h, NULL, 0, err) != 0)
+            return -1;
+        want[s] = c->se[s] > c->sb[s];
+        if (!want[s]) { /* an empty shard still answers; take it */
+            want[s] = 1;
+        }
+    }
+    int rc = collect(c, want, WIRE_PULL_REPLY, on_pull, NULL, err);
+    c->pull_s += progress_now() - t0;
+    return rc;
+}
+
+/* The model's hook: pushes the gradient of [b, e) to its servers. */
+static void push_range(void *ctx, size_t b, size_t e)
+{
+    client_t *c = ctx;
+    if (c->failed)
+        return;
+    double t0 = progress_now();
+    for (int s = 0; s < c->S; s++) {
+        size_t lo = b > c->sb[s] ? b : c->sb[s], hi = e < c->se[s] ? e : c->se[s];
+        if (lo >= hi)
+            continue;
+        wire_hdr_t h;
+        wire_hdr_init(&h, WIRE_PUSH, c->d->trainer);
+        h.clock = c->step;
+        h.begin = lo;
+        h.end = hi;
+        h.count = hi - lo;
+        h.req = ++c->req;
+        /* zero copy: the gradient buffer is not touched again before the
+         * next pull's replies, which come after this push on each socket */
+        if (send_hdr(c, s, &h, c->grads + lo, (hi - lo) * sizeof(float), &c->perr) != 0) {
+            c->failed = 1;
+            break;
+        }
+    }
+    c->push_s += progress_now() - t0;
+}
+
+static int simple_all(client_t *c, int type, int status, reply_fn fn, void *ctx, err_t *err)
+{
+    int want[64];
+    for (int s = 0; s < c->S; s++) {
+        wire_hdr_t h;
+        wire_hdr_init(&h, type, c->d->trainer);
+        h.req = ++c->req;
+        h.status = status;
+        if (send_hdr(c, s, &h, NULL, 0, err) != 0)
+            return -1;
+        want[s] = 1;
+    }
+    return collect(c, want, type, fn, ctx, err);
+}
+
+typedef struct {
+    float *params, *state;
+    size_t n;
+    int slots;
+    long version;
+} gather_t;
+
+static int on_checkpoint(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
+                         void *ctx, err_t *err)
+{
+    gather_t *g = ctx;
+    size_t shard = c->se[s] - c->sb[s];
+    if (h->begin != c->sb[s] || h->end != c->se[s] ||
+        len != shard * (1 + (size_t)g->slots) * sizeof(float))
+        return err_set(err, "trainer %d: checkpoint of server %d has the wrong size", c->d->trainer, s);
+    const float *f = (const float *)p;
+    memcpy(g->params + c->sb[s], f, shard * sizeof(float));
+    for (int k = 0; k < g->slots; k++)
+        memcpy(g->state + (size_t)k * g->n + c->sb[s], f + shard * (1 + (size_t)k),
+               shard * sizeof(float));
+    g->version = (long)h->clock;
+    return 0;
+}
+
+typedef struct {
+    double pushes, pulls, errors, updates, busy;
+} sstats_t;
+
+static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
+                    void *ctx, err_t *err)
+{
+    (void)c;
+    (void)s;
+    (void)h;
+    (void)err;
+    sstats_t *st = ctx;
+    if (len >= 5 * sizeof(float)) {
+        float v[6] = {0};
+        memcpy(v, p, len < sizeof v ? len : sizeof v);
+        st->pushes += v[0];
+        st->pulls += v[1];
+        st->errors += v[2];
+        st->updates += v[3];
+        st->busy += v[4];
+    }
+    return 0;
+}
+
+/* Evaluates this trainer's share of ds and sums over trainers. */
+static int eval_shared(const dist_opts_t *d, model_t *m, const float *params, const dataset_t *ds,
+                       double *loss, double *acc)
+{
+    if (!ds || ds->n == 0) {
+        *loss = *acc = NAN;
+        return 0;
+    }
+    size_t lo, hi;
+    data_batch_slice(ds->n, ds->n, 0, d->trainer, d->n_trainers, &lo, &hi);
+    double v[2] = {0, 0};
+    long right = 0;
+    evaluate_range(m, params, ds, lo, hi, &v[0], &right);
+    v[1] = (double)right;
+    if (d->allreduce && d->allreduce(d->allreduce_ctx, v, 2) != 0)
+        return -1;
+    *loss = v[0] / (double)ds->n;
+    *acc = v[1] / (double)ds->n;
+    return 0;
+}
+
+int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t *opts,
+               train_result_t *res, err_t *err)
+{
+    int rc = -1;
+    const int lead = d->trainer == 0;
+    job_data_t data;
+    memset(&data, 0, sizeof data);
+    memset(res, 0, sizeof *res);
+    model_t *m = NULL;
+    client_t c;
+    memset(&c, 0, sizeof c);
+    float *xb = NULL, *state = NULL;
+    int32_t *yb = NULL;
+    uint32_t *perm = NULL;
+    epoch_row_t *rows = NULL;
+    c.d = d;
+    c.S = d->n_servers;
+    c.timeout_ms = cfg->cluster.timeout_ms;
+
+    openblas_set_num_threads(cfg->train.threads);
+    if (lead && fs_mkdirs(opts->out_dir, err) != 0)
+        return -1;
+    int max_batch = cfg->train.batch > cfg->train.eval_batch ? cfg->train.batch
+                                                             : cfg->train.eval_batch;
+    m = model_new(cfg, max_batch, err);
+    if (!m)
+        goto out;
+    if (job_data_load(&data, cfg, model_input_size(m), model_output_size(m), err) != 0)
+        goto out;
+    c.n_params = model_n_params(m);
+    for (int s = 0; s < c.S; s++) {
+        c.sb[s] = shard_begin(c.n_params, c.S, s);
+        c.se[s] = shard_end(c.n_params, c.S, s);
+        c.sock[s] = transport_connect(d->endpoints[s], err);
+        if (!c.sock[s])
+            goto out;
+    }
+    const size_t n_train = data.train->n, dim = data.train->dim;
+    const int batch = cfg->train.batch;
+    c.params = calloc(c.n_params, sizeof *c.params);
+    c.grads = calloc(c.n_params, sizeof *c.grads);
+    xb = calloc((size_t)batch * dim, sizeof *xb);
+    yb = calloc((size_t)batch, sizeof *yb);
+    perm = malloc(n_train * sizeof *perm);
+    rows = calloc((size_t)cfg->train.epochs, sizeof *rows);
+    if (!c.params || !c.grads || !xb || !yb || !perm || !rows) {
+        err_set(err, "out of memory");
+        goto out;
+    }
+    model_set_grad_hook(m, push_range, &c);
+
+    const long per_epoch = (long)data_batches_per_epoch(n_train, (size_t)batch, 0);
+    long total = per_epoch * cfg->train.epochs;
+    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
+        total = cfg->train.max_steps;
+    if (lead)
+        logf_(opts, 0,
+              "rank %d trainer 0: %s, %zu parameters on %d server(s), %d trainer(s), %s, "
+              "%zu training samples, global batch %d, %ld steps",
+              d->rank, cfg->name, c.n_params, c.S, d->n_trainers,
+              cfg->cluster.consistency == CONS_BSP   ? "BSP"
+              : cfg->cluster.consistency == CONS_ASP ? "ASP"
+                                                     : "SSP",
+              n_train, batch, total);
+
+    const double t0 = progress_now();
+    double train_s = 0;
+    long step = 0, samples = 0;
+    int epochs_done = 0;
+    for (int epoch = 0; epoch < cfg->train.epochs && step < total; epoch++) {
+        data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);
+        double ep_t0 = progress_now(), ep_train_s = 0;
+        double sums[3] = {0, 0, 0}; /* loss, right, seen (this trainer) */
+        long ep_global = 0;
+        for (long b = 0; b < per_epoch && step < total; b++) {
+            double s0 = progress_now();
+            c.step = step;
+            if (pull_all(&c, step, err) != 0)
+                goto out;
+            size_t glo, ghi, lo, hi;
+            data_batch_slice(n_train, (size_t)batch, (size_t)b, 0, 1, &glo, &ghi);
+            data_batch_slice(n_train, (size_t)batch, (size_t)b, d->trainer, d->n_trainers, &lo, &hi);
+            const int gB = (int)(ghi - glo), B = (int)(hi - lo);
+            memset(c.grads, 0, c.n_params * sizeof *c.grads);
+            double c0 = progress_now(), push0 = c.push_s;
+            if (B > 0) {
+                data_gather(data.train, perm, lo, hi, xb, yb);
+                int ok = 0;
+                /* 1/(global batch): the trainers' pushes add up to the batch mean */
+                sums[0] += model_train_step(m, c.params, c.grads, xb, yb, B, 1.0f / (float)gB, &ok);
+                sums[1] += ok;
+                sums[2] += B;
+            } else {
+                push_range(&c, 0, c.n_params); /* an empty slice still owes its (zero) push */
+            }
+            if (c.failed) {
+                *err = c.perr;
+                goto out;
+            }
+            c.compute_s += (progress_now() - c0) - (c.push_s - push0);
+            step++;
+            ep_global += gB;
+            ep_train_s += progress_now() - s0;
+            if (lead && (step % cfg->train.log_every == 0 || b + 1 == per_epoch || step == total)) {
+                double sps = ep_global / (ep_train_s > 0 ? ep_train_s : 1e-9);
+                double eta = (double)(total - step) * (train_s + ep_train_s) / (double)step;
+                char line[256];
+                progress_format(line, sizeof line, epoch + 1, cfg->train.epochs, b + 1, per_epoch,
+                                sums[2] > 0 ? sums[0] / sums[2] : 0, sums[2] > 0 ? sums[1] / sums[2] : 0,
+                                sps, eta);
+                logf_(opts, 1, "rank %d trainer 0: %s", d->rank, line);
+            }
+        }
+        train_s += ep_train_s;
+        samples += ep_global;
+        /* the model after this epoch's last update */
+        if (pull_all(&c, step, err) != 0)
+            goto out;
+        if (d->allreduce && d->allreduce(d->allreduce_ctx, sums, 3) != 0) {
+            err_set(err, "trainer %d: reducing the epoch's training loss failed", d->trainer);
+            goto out;
+        }
+        epoch_row_t *r = &rows[epochs_done];
+        r->epoch = epoch + 1;
+        r->step = step;
+        r->train_loss = sums[0] / sums[2];
+        r->train_acc = sums[1] / sums[2];
+        r->samples_per_s = ep_global / (ep_train_s > 0 ? ep_train_s : 1e-9);
+        if (eval_shared(d, m, c.params, data.val, &r->val_loss, &r->val_acc) != 0 ||
+            eval_shared(d, m, c.params, data.test, &r->test_loss, &r->test_acc) != 0) {
+            err_set(err, "trainer %d: reducing the evaluation failed", d->trainer);
+            goto out;
+        }
+        r->wall_s = progress_now() - t0;
+        epochs_done++;
+        if (lead) {
+            char val[64] = "";
+            if (data.val)
+                snprintf(val, sizeof val, " | val loss %.4f acc %.2f%%", r->val_loss, 100 * r->val_acc);
+            logf_(opts, 0,
+                  "rank %d trainer 0: epoch %d/%d done: train loss %.4f acc %.2f%%%s | test loss "
+                  "%.4f acc %.2f%% | %.0f samples/s, %.1f s",
+                  d->rank, r->epoch, cfg->train.epochs, r->train_loss, 100 * r->train_acc, val,
+                  r->test_loss, 100 * r->test_acc, r->samples_per_s, progress_now() - ep_t0);
+            if (report_write_metrics(opts->out_dir, rows, epochs_done, err) != 0)
+                goto out;
+        }
+    }
+
+    const epoch_row_t *last = &rows[epochs_done - 1];
+    res->epochs = epochs_done;
+    res->steps = step;
+    res->params = c.n_params;
+    res->train_loss = last->train_loss;
+    res->train_acc = last->train_acc;
+    res->val_loss = last->val_loss;
+    res->val_acc = last->val_acc;
+    res->test_loss = last->test_loss;
+    res->test_acc = last->test_acc;
+    res->wall_s = progress_now() - t0;
+    res->train_s = train_s;
+    res->samples_per_s = samples / (train_s > 0 ? train_s : 1e-9);
+
+    if (lead) {
+        optim_params_t op;
+        optim_params_from_config(&op, cfg);
+        gather_t g = {.params = c.params, .n = c.n_params, .slots = optim_slots(&op)};
+        state = calloc(g.slots ? (size_t)g.slots * c.n_params : 1, sizeof *state);
+        g.state = state;
+        if (!state) {
+            err_set(err, "out of memory");
+            goto out;
+        }
+        if (simple_all(&c, WIRE_CHECKPOINT, 0, on_checkpoint, &g, err) != 0)
+            goto out;
+        if (d->ckpt_path) {
+            checkpoint_t ck = {.step = (uint64_t)step, .clock = (uint64_t)g.version,
+                               .seed = cfg->train.seed, .epoch = (uint32_t)epochs_done,
+                               .opt_kind = cfg->optimizer.kind, .n_slots = g.slots,
+                               .config_text = (char *)(opts->config_text ? opts->config_text : ""),
+                               .table = *model_params(m), .params = c.params,
+                               .opt_state = g.slots ? state : NULL};
+            if (checkpoint_write(d->ckpt_path, &ck, err) != 0)
+                goto out;
+        }
+        sstats_t ss = {0};
+        if (simple_all(&c, WIRE_STATS, 0, on_stats, &ss, err) != 0)
+            goto out;
+        uint64_t sent = 0, recvd = 0;
+        for (int s = 0; s < c.S; s++) {
+            sent += transport_bytes_sent(c.sock[s]);
+            recvd += transport_bytes_received(c.sock[s]);
+        }
+        run_summary_t s = {
+            .name = cfg->name, .config_path = cfg->source, .config_text = opts->config_text,
+            .epochs = res->epochs, .steps = res->steps, .params = c.n_params,
+            .test_accuracy = res->test_acc, .test_loss = res->test_loss,
+            .val_accuracy = res->val_acc, .val_loss = res->val_loss,
+            .train_loss = res->train_loss, .train_accuracy = res->train_acc,
+            .wall_s = res->wall_s, .train_s = train_s, .samples_per_s = res->samples_per_s,
+            .samples = samples, .threads = cfg->train.threads, .batch = batch,
+            .mode = "distributed",
+            .dist = 1, .n_servers = c.S, .n_trainers = d->n_trainers,
+            .consistency = cfg->cluster.consistency == CONS_BSP   ? "bsp"
+                           : cfg->cluster.consistency == CONS_ASP ? "asp"
+                                                                  : "ssp",
+            .trainer0_compute_s = c.compute_s, .trainer0_pull_wait_s = c.pull_s,
+            .trainer0_push_s = c.push_s, .trainer0_bytes_sent = sent,
+            .trainer0_bytes_received = recvd, .servers_busy_s = ss.busy,
+            .servers_updates = ss.updates, .servers_pushes = ss.pushes, .servers_pulls = ss.pulls,
+        };
+        if (report_write_summary(opts->out_dir, &s, err) != 0)
+            goto out;
+        if (!opts->no_plot) {
+            err_t perr;
+            if (report_plot(opts->out_dir, &perr) != 0)
+                snprintf(res->plot_error, sizeof res->plot_error, "%s", perr.msg);
+        }
+    }
+    if (opts->final_params)
+        memcpy(opts->final_params, c.params, c.n_params * sizeof *c.params);
+    if (simple_all(&c, WIRE_SHUTDOWN, 0, NULL, NULL, err) != 0)
+        goto out;
+    rc = 0;
+out:
+    if (rc != 0 && c.sock[0]) {
+        /* tell the servers to stop the job rather than wait for a timeout */
+        err_t ignore;
+        for (int s = 0; s < c.S; s++) {
+            wire_hdr_t h;
+            wire_hdr_init(&h, WIRE_SHUTDOWN, d->trainer);
+            h.status = 1;
+            if (c.sock[s])
+                send_hdr(&c, s, &h, NULL, 0, &ignore);
+        }
+    }
+    for (int s = 0; s < c.S; s++)
+        transport_destroy(&c.sock[s]);
+    free(c.params);
+    free(c.grads);
+    free(state);
+    free(xb);
+    free(yb);
+    free(perm);
+    free(rows);
+    model_destroy(&m);
+    job_data_free(&data);
+    return rc;
+}

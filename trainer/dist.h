@@ -1,0 +1,36 @@
+/* dist.h - a trainer rank of a distributed job: it pulls the parameters from
+ * the servers, computes the gradient of its slice of each global batch, and
+ * pushes each layer's gradient to the servers that own it as soon as
+ * backward has produced it. MPI stays in launch/: reductions across trainers
+ * come in through a callback, so this module runs (and is tested) without it.
+ */
+#ifndef PST_DIST_H
+#define PST_DIST_H
+
+#include "config.h"
+#include "err.h"
+#include "train.h"
+
+/* Sums vals[0..n) over all trainers, in place, on every trainer. Returns 0 or -1. */
+typedef int (*dist_allreduce_fn)(void *ctx, double *vals, int n);
+
+typedef struct {
+    int trainer, n_trainers;       /* t of T */
+    int n_servers;                 /* S */
+    int rank;                      /* this process's rank, for messages */
+    char endpoints[64][256];       /* server s's endpoint */
+    char hosts[64][128];           /* server s's host, for messages */
+    int server_ranks[64];
+    dist_allreduce_fn allreduce;
+    void *allreduce_ctx;
+    const char *ckpt_path;         /* trainer 0 writes the assembled checkpoint here (may be NULL) */
+} dist_opts_t;
+
+/* Trains as trainer d->trainer. Trainer 0 prints progress through opts->log
+ * and writes metrics.csv, summary.json and curves.png into opts->out_dir;
+ * every trainer fills res. Returns 0, or -1 with err (a server that does not
+ * answer within cluster.timeout_ms is named with its rank and host). */
+int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t *opts,
+               train_result_t *res, err_t *err);
+
+#endif
