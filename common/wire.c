@@ -2,10 +2,10 @@
  * (see wire.h and docs/PROTOCOL.md).
  *
  * Encoding goes through msgpack-c's packer, writing into the caller's fixed
- * buffer. Decoding does not use msgpack-c's unpacker, on purpose: it takes a
- * heap zone per call, and it allocates an array's element table as soon as
- * it reads the array's length, before the elements, so a 5-byte frame
- * "dd ff ff ff ff" (array32 of 2^32-1) makes it ask malloc for ~96 GiB. The
+ * buffer. Decoding does not use msgpack-c's unpacker, on purpose: it mallocs
+ * a zone per call (8 KiB), and it allocates an array's element table as soon
+ * as it reads the array's length, before the elements, so a 5-byte frame
+ * "dd ff ff ff ff" (array32 of 2^32-1) makes it ask malloc for 128 GiB. The
  * header is a flat array of 10 integers, so the decoder here reads just that
  * subset of msgpack, bounds-checked byte by byte, with no allocation; any
  * other msgpack value is recognised by its first byte and refused with its

@@ -287,6 +287,11 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         rc = reply_error(s, peer, peer_len, &h, WIRE_E_RANGE, send, ctx, err);
         goto out;
     }
+    if (h.type == WIRE_PUSH && h.elem != WIRE_F32) {
+        err_set(err, "PUSH with element type %d: this server takes float32 (1)", h.elem);
+        rc = reply_error(s, peer, peer_len, &h, WIRE_E_MALFORMED, send, ctx, err);
+        goto out;
+    }
     switch (h.type) {
     case WIRE_PUSH: {
         /* BSP accepts the pushes of the current step only */

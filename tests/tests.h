@@ -19,6 +19,8 @@ int test_train_register(void);
 int test_wire_register(void);
 int test_checkpoint_register(void);
 int test_shard_register(void);
+int test_server_register(void);
+int test_cluster_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "evaluate.h"
+#include "export/checkpoint.h"
 #include "fsutil.h"
 #include "jobdata.h"
 #include "model.h"
@@ -183,6 +184,16 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         .samples = samples, .threads = cfg->train.threads, .batch = batch, .mode = "local",
     };
     if (report_write_summary(opts->out_dir, &s, err) != 0)
+        goto out;
+    /* the whole model, as a distributed job's servers would assemble it */
+    char ckpath[4096];
+    snprintf(ckpath, sizeof ckpath, "%s/model.ckpt", opts->out_dir);
+    checkpoint_t ck = {.step = (uint64_t)step, .clock = (uint64_t)step, .seed = cfg->train.seed,
+                       .epoch = (uint32_t)epochs_done, .opt_kind = cfg->optimizer.kind,
+                       .n_slots = slots, .config_text = (char *)(opts->config_text ? opts->config_text : ""),
+                       .table = *model_params(m), .params = params,
+                       .opt_state = slots ? state : NULL};
+    if (checkpoint_write(ckpath, &ck, err) != 0)
         goto out;
     if (!opts->no_plot) {
         err_t perr;

@@ -1,0 +1,198 @@
+/* test_cluster.c - distributed jobs launched by mpirun on a slice of
+ * Fashion-MNIST: BSP with 2 trainers equals single-process training within
+ * 1e-5 on every parameter after 20 steps (batch 32), and so does
+ * 2 servers + 3 trainers with batch 33; ASP and SSP jobs train; a singleton
+ * start (no mpirun) runs with its in-process server. pstrain is
+ * build/pstrain (PST_BIN overrides). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "export/checkpoint.h"
+#include "fsutil.h"
+#include "tests.h"
+
+static const char *CFG =
+    "name = \"t_dist\";\n"
+    "data = { limit = 3000; validation = 300; test_limit = 500; };\n"
+    "model = { input = [1, 28, 28];\n"
+    "  layers = ( { type = \"conv2d\"; filters = 8; kernel = 3; activation = \"relu\"; },\n"
+    "             { type = \"maxpool2d\"; pool = 2; }, { type = \"flatten\"; },\n"
+    "             { type = \"dense\"; units = 10; activation = \"softmax\"; } ); };\n"
+    "optimizer = { name = \"adam\"; };\n"
+    "train = { epochs = 1; batch = 32; seed = 4; max_steps = 20; };\n"
+    "cluster = { timeout_ms = 20000; };\n";
+
+static const char *bin(void)
+{
+    const char *b = getenv("PST_BIN");
+    return b ? b : "build/pstrain";
+}
+
+static const char *cfg_path(void)
+{
+    static char path[512];
+    if (!path[0]) {
+        snprintf(path, sizeof path, "%s/dist.cfg", tests_tmp_dir());
+        err_t err;
+        if (fs_write_atomic(path, CFG, strlen(CFG), &err) != 0)
+            fprintf(stderr, "\n  %s\n", err.msg);
+    }
+    return path;
+}
+
+/* Runs pstrain (np = 0: --local; 1: singleton; else mpirun -np) into
+ * TMP/out; returns the exit status. */
+static int run(int np, const char *extra, const char *out)
+{
+    char cmd[2048];
+    const char *root = getuid() == 0 ? "--allow-run-as-root" : "";
+    if (np == 0)
+        snprintf(cmd, sizeof cmd, "%s --local --config %s --out %s/%s --quiet --no-plot %s > %s/%s.log 2>&1",
+                 bin(), cfg_path(), tests_tmp_dir(), out, extra, tests_tmp_dir(), out);
+    else if (np == 1)
+        snprintf(cmd, sizeof cmd, "%s --config %s --out %s/%s --quiet --no-plot %s > %s/%s.log 2>&1",
+                 bin(), cfg_path(), tests_tmp_dir(), out, extra, tests_tmp_dir(), out);
+    else
+        snprintf(cmd, sizeof cmd,
+                 "timeout 120 mpirun %s --oversubscribe -np %d %s --config %s --out %s/%s --quiet "
+                 "--no-plot %s > %s/%s.log 2>&1",
+                 root, np, bin(), cfg_path(), tests_tmp_dir(), out, extra, tests_tmp_dir(), out);
+    int rc = system(cmd);
+    if (rc != 0 && !strstr(out, "bad_")) { /* bad_* runs are meant to fail */
+        char log[600];
+        snprintf(log, sizeof log, "%s/%s.log", tests_tmp_dir(), out);
+        err_t err;
+        char *text = fs_read_all(log, NULL, &err);
+        fprintf(stderr, "\n  %s -> %d\n%s\n", cmd, rc, text ? text : "");
+        free(text);
+    }
+    return rc;
+}
+
+static checkpoint_t *ckpt(const char *out)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/model.ckpt", tests_tmp_dir(), out);
+    err_t err;
+    checkpoint_t *c = checkpoint_read(path, &err);
+    if (!c)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    return c;
+}
+
+static double max_diff(const checkpoint_t *a, const checkpoint_t *b)
+{
+    if (a->table.n_params != b->table.n_params)
+        return INFINITY;
+    double d = 0;
+    for (size_t i = 0; i < a->table.n_params; i++)
+        d = fmax(d, fabs((double)a->params[i] - b->params[i]));
+    return d;
+}
+
+static void check_equal(const char *local_out, const char *dist_out)
+{
+    checkpoint_t *a = ckpt(local_out), *b = ckpt(dist_out);
+    CU_ASSERT_FATAL(a && b);
+    double d = max_diff(a, b);
+    if (!(d <= 1e-5))
+        fprintf(stderr, "\n  %s vs %s: max |diff| %.3g\n", local_out, dist_out, d);
+    CU_ASSERT(d <= 1e-5);
+    CU_ASSERT_EQUAL(a->step, 20);
+    CU_ASSERT_EQUAL(b->step, 20);
+    /* training moved the parameters away from their start */
+    checkpoint_free(&a);
+    checkpoint_free(&b);
+}
+
+static void test_bsp_1x2(void)
+{
+    CU_ASSERT_FATAL(run(0, "", "local32") == 0);
+    CU_ASSERT_FATAL(run(3, "--servers 1", "bsp_1x2") == 0);
+    check_equal("local32", "bsp_1x2");
+    char path[600];
+    snprintf(path, sizeof path, "%s/bsp_1x2/cluster.json", tests_tmp_dir());
+    err_t err;
+    char *js = fs_read_all(path, NULL, &err);
+    CU_ASSERT_FATAL(js != NULL);
+    CU_ASSERT(strstr(js, "\"role\":\t\"server\"") != NULL);
+    CU_ASSERT(strstr(js, "\"endpoint\":\t\"tcp://127.0.0.1:") != NULL);
+    CU_ASSERT(strstr(js, "\"consistency\":\t\"bsp\"") != NULL);
+    free(js);
+}
+
+static void test_bsp_2x3_b33(void)
+{
+    CU_ASSERT_FATAL(run(0, "--set train.batch=33", "local33") == 0);
+    CU_ASSERT_FATAL(run(5, "--servers 2 --set train.batch=33", "bsp_2x3") == 0);
+    check_equal("local33", "bsp_2x3");
+}
+
+static void test_singleton(void)
+{
+    CU_ASSERT_FATAL(run(1, "", "single") == 0);
+    checkpoint_t *a = ckpt("local32"), *b = ckpt("single");
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT(max_diff(a, b) <= 1e-5);
+    checkpoint_free(&a);
+    checkpoint_free(&b);
+}
+
+/* ASP and SSP: the loss falls (a full epoch of the slice). */
+static void check_trains(const char *mode, const char *out)
+{
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "--servers 1 --set cluster.consistency=%s --set train.max_steps=0 --set train.epochs=2",
+             mode);
+    CU_ASSERT_FATAL(run(3, extra, out) == 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/metrics.csv", tests_tmp_dir(), out);
+    err_t err;
+    char *csv = fs_read_all(path, NULL, &err);
+    CU_ASSERT_FATAL(csv != NULL);
+    /* row 2: epoch 2; test loss (7th column) below 0.8, accuracy above 70% */
+    char *row = strstr(csv, "\n2,");
+    CU_ASSERT_FATAL(row != NULL);
+    double v[10] = {0};
+    char *p = row + 1;
+    for (int i = 0; i < 10 && p; i++) {
+        v[i] = atof(p);
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    CU_ASSERT(v[6] > 0 && v[6] < 0.8);
+    CU_ASSERT(v[7] > 0.7);
+    free(csv);
+}
+
+static void test_asp(void) { check_trains("asp", "asp"); }
+static void test_ssp(void) { check_trains("ssp", "ssp"); }
+
+/* Too few ranks for the servers asked: a clear error, no hang. */
+static void test_bad_layout(void)
+{
+    CU_ASSERT(run(2, "--servers 2", "bad_layout") != 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad_layout.log", tests_tmp_dir());
+    err_t err;
+    char *log = fs_read_all(path, NULL, &err);
+    CU_ASSERT_FATAL(log != NULL);
+    CU_ASSERT(strstr(log, "cannot hold 2 server(s) and at least one trainer") != NULL);
+    free(log);
+}
+
+int test_cluster_register(void)
+{
+    CU_pSuite s = CU_add_suite("cluster", NULL, NULL);
+    if (!s || !CU_add_test(s, "bsp_1x2", test_bsp_1x2) ||
+        !CU_add_test(s, "bsp_2x3_b33", test_bsp_2x3_b33) ||
+        !CU_add_test(s, "singleton", test_singleton) || !CU_add_test(s, "asp", test_asp) ||
+        !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "bad_layout", test_bad_layout))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,295 @@
+/* test_server.c - the parameter server's logic through an in-memory
+ * transport (a send callback that records replies): BSP sums in trainer
+ * order and holds pulls until the step's update, ASP applies every push at
+ * once, SSP blocks a fast trainer's pull and releases it when the slowest
+ * catches up; malformed requests get ERROR and change nothing. Then a live
+ * server over TCP, driven through the transport module. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+#include "tests.h"
+#include "transport.h"
+#include "wire.h"
+
+#define MAXR 32
+
+typedef struct {
+    int n;
+    char peer[MAXR][16];
+    wire_hdr_t h[MAXR];
+    float payload[MAXR][64];
+    size_t plen[MAXR];
+} capture_t;
+
+static int capture_send(void *ctx, const tframe_t *f, int n, int zc)
+{
+    (void)zc;
+    capture_t *c = ctx;
+    if (c->n == MAXR)
+        return -1;
+    int i = c->n++;
+    snprintf(c->peer[i], sizeof c->peer[i], "%.*s", (int)f[0].size, (const char *)f[0].data);
+    int code;
+    err_t err;
+    if (wire_decode(f[1].data, f[1].size, &c->h[i], &code, &err) != 0)
+        return -1;
+    c->plen[i] = n > 2 ? f[2].size : 0;
+    if (n > 2 && f[2].size <= sizeof c->payload[i])
+        memcpy(c->payload[i], f[2].data, f[2].size);
+    return 0;
+}
+
+static param_table_t table_of(size_t n)
+{
+    param_table_t t;
+    memset(&t, 0, sizeof t);
+    int shape[1] = {(int)n};
+    err_t err;
+    param_spec_t *p = params_add(&t, "w", 1, shape, INIT_GLOROT_UNIFORM, &err);
+    p->fan_in = p->fan_out = 4;
+    return t;
+}
+
+static server_t *mk(param_table_t *t, int T, consistency_t c, int K)
+{
+    server_opts_t o = {.index = 0, .n_servers = 1, .n_trainers = T, .consistency = c,
+                       .staleness = K, .total_steps = 100, .seed = 3, .table = t,
+                       .optim = {.kind = OPT_SGD, .lr = 1.0}};
+    err_t err;
+    return server_new(&o, &err);
+}
+
+/* Sends one request from trainer `who` (peer name "tWHO"). */
+static int req(server_t *s, capture_t *cap, int who, int type, int64_t clock, uint64_t b,
+               uint64_t e, const float *payload)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, type, who);
+    h.clock = clock;
+    h.begin = b;
+    h.end = e;
+    h.count = payload ? e - b : 0;
+    uint8_t buf[WIRE_HDR_MAX];
+    int n = wire_encode(&h, buf, sizeof buf);
+    char peer[8];
+    snprintf(peer, sizeof peer, "t%d", who);
+    err_t err;
+    return server_handle(s, (const uint8_t *)peer, strlen(peer), buf, (size_t)n,
+                         (const uint8_t *)payload, payload ? (e - b) * sizeof(float) : 0, 0,
+                         capture_send, cap, &err);
+}
+
+static void test_bsp_order(void)
+{
+    param_table_t t = table_of(4);
+    server_t *s = mk(&t, 3, CONS_BSP, 0);
+    CU_ASSERT_FATAL(s != NULL);
+    size_t b, e;
+    float p0[4];
+    memcpy(p0, server_params(s, &b, &e), sizeof p0);
+    capture_t cap = {0};
+    /* float addition is not associative: 1e8 + (-1e8) + 1 = 1 in trainer
+     * order, but 1 + 1e8 - 1e8 = 0 in this arrival order */
+    float g0[4] = {1e8f, 0, 0, 0}, g1[4] = {-1e8f, 0, 0, 0}, g2[4] = {1, 2, 3, 4};
+    CU_ASSERT(req(s, &cap, 2, WIRE_PUSH, 0, 0, 4, g2) == 0);
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 0, 4, g0) == 0);
+    /* trainer 2 already wants step 1: it must wait for the update */
+    CU_ASSERT(req(s, &cap, 2, WIRE_PULL, 1, 0, 4, NULL) == 0);
+    CU_ASSERT_EQUAL(cap.n, 0);
+    CU_ASSERT_EQUAL(server_version(s), 0);
+    /* a push for another step is refused */
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 1, 0, 4, g1) == 0);
+    CU_ASSERT_EQUAL(cap.n, 1);
+    CU_ASSERT_EQUAL(cap.h[0].type, WIRE_ERROR);
+    CU_ASSERT_EQUAL(cap.h[0].status, WIRE_E_STATE);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 0, 2, g1) == 0); /* in two pieces */
+    CU_ASSERT_EQUAL(server_version(s), 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 2, 4, g1 + 2) == 0);
+    CU_ASSERT_EQUAL(server_version(s), 1);
+    /* the waiting pull went out with the updated parameters */
+    CU_ASSERT_EQUAL_FATAL(cap.n, 2);
+    CU_ASSERT_EQUAL(cap.h[1].type, WIRE_PULL_REPLY);
+    CU_ASSERT_STRING_EQUAL(cap.peer[1], "t2");
+    CU_ASSERT_EQUAL(cap.h[1].clock, 1);
+    const float *p = server_params(s, &b, &e);
+    CU_ASSERT_EQUAL(p[0], p0[0] - 1.0f); /* trainer order: exactly 1 */
+    CU_ASSERT_EQUAL(p[3], p0[3] - 4.0f);
+    CU_ASSERT(memcmp(cap.payload[1], p, sizeof p0) == 0);
+    /* a pull for the current step is answered at once */
+    CU_ASSERT(req(s, &cap, 0, WIRE_PULL, 1, 0, 4, NULL) == 0);
+    CU_ASSERT_EQUAL(cap.n, 3);
+    server_destroy(&s);
+}
+
+static void test_asp(void)
+{
+    param_table_t t = table_of(4);
+    server_t *s = mk(&t, 2, CONS_ASP, 0);
+    capture_t cap = {0};
+    float g[4] = {1, 1, 1, 1};
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 0, 4, g) == 0);
+    CU_ASSERT_EQUAL(server_version(s), 1);
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 1, 0, 4, g) == 0);
+    CU_ASSERT_EQUAL(server_version(s), 2);
+    CU_ASSERT(req(s, &cap, 0, WIRE_PULL, 7, 0, 4, NULL) == 0); /* never waits */
+    CU_ASSERT_EQUAL(cap.n, 1);
+    CU_ASSERT_EQUAL(cap.h[0].type, WIRE_PULL_REPLY);
+    server_destroy(&s);
+}
+
+static void test_ssp(void)
+{
+    param_table_t t = table_of(4);
+    server_t *s = mk(&t, 2, CONS_SSP, 1);
+    capture_t cap = {0};
+    float g[4] = {1, 1, 1, 1};
+    /* trainer 0 runs ahead: steps 0 and 1 done, trainer 1 at 0 */
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 0, 4, g) == 0);
+    CU_ASSERT(req(s, &cap, 0, WIRE_PULL, 1, 0, 4, NULL) == 0); /* 0 >= 1 - 1: served */
+    CU_ASSERT_EQUAL(cap.n, 1);
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 1, 0, 4, g) == 0);
+    CU_ASSERT(req(s, &cap, 0, WIRE_PULL, 2, 0, 4, NULL) == 0); /* 0 < 2 - 1: waits */
+    CU_ASSERT_EQUAL(cap.n, 1);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PULL, 0, 0, 4, NULL) == 0); /* the slow one is served */
+    CU_ASSERT_EQUAL(cap.n, 2);
+    CU_ASSERT_STRING_EQUAL(cap.peer[1], "t1");
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 0, 4, g) == 0); /* min clock 1: release */
+    CU_ASSERT_EQUAL_FATAL(cap.n, 3);
+    CU_ASSERT_STRING_EQUAL(cap.peer[2], "t0");
+    CU_ASSERT_EQUAL(cap.h[2].type, WIRE_PULL_REPLY);
+    CU_ASSERT_EQUAL(server_version(s), 3);
+    server_destroy(&s);
+}
+
+static void test_malformed(void)
+{
+    param_table_t t = table_of(6);
+    server_t *s = mk(&t, 2, CONS_BSP, 0);
+    size_t b, e;
+    float before[6];
+    memcpy(before, server_params(s, &b, &e), sizeof before);
+    capture_t cap = {0};
+    err_t err;
+    const uint8_t junk[] = {0xc1, 0xff, 0x00, 0x13};
+    CU_ASSERT(server_handle(s, (const uint8_t *)"t0", 2, junk, sizeof junk, NULL, 0, 0,
+                            capture_send, &cap, &err) == 0);
+    float g[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 4, 8, g) == 0);  /* outside the shard */
+    CU_ASSERT(req(s, &cap, 5, WIRE_PUSH, 0, 0, 6, g) == 0);  /* no such trainer */
+    /* a payload shorter than the header says */
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_PUSH, 0);
+    h.begin = 0;
+    h.end = 6;
+    h.count = 6;
+    uint8_t hb[WIRE_HDR_MAX];
+    int hl = wire_encode(&h, hb, sizeof hb);
+    CU_ASSERT(server_handle(s, (const uint8_t *)"t0", 2, hb, (size_t)hl, (const uint8_t *)g,
+                            5 * sizeof(float), 0, capture_send, &cap, &err) == 0);
+    /* another protocol version */
+    h.version = 2;
+    hl = wire_encode(&h, hb, sizeof hb);
+    CU_ASSERT(server_handle(s, (const uint8_t *)"t0", 2, hb, (size_t)hl, (const uint8_t *)g,
+                            6 * sizeof(float), 0, capture_send, &cap, &err) == 0);
+    /* a frame too many */
+    h.version = 1;
+    hl = wire_encode(&h, hb, sizeof hb);
+    CU_ASSERT(server_handle(s, (const uint8_t *)"t0", 2, hb, (size_t)hl, (const uint8_t *)g,
+                            6 * sizeof(float), 1, capture_send, &cap, &err) == 0);
+    int want[] = {WIRE_E_MALFORMED, WIRE_E_RANGE, WIRE_E_RANGE, WIRE_E_LENGTH, WIRE_E_VERSION,
+                  WIRE_E_MALFORMED};
+    CU_ASSERT_EQUAL_FATAL(cap.n, 6);
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(cap.h[i].type, WIRE_ERROR);
+        CU_ASSERT_EQUAL(cap.h[i].status, want[i]);
+        CU_ASSERT(cap.plen[i] > 0); /* with a text saying why */
+    }
+    CU_ASSERT(memcmp(before, server_params(s, &b, &e), sizeof before) == 0);
+    CU_ASSERT_EQUAL(server_version(s), 0);
+    server_destroy(&s);
+}
+
+typedef struct {
+    server_t *s;
+    transport_t *t;
+    int rc;
+    err_t err;
+} live_t;
+
+static void *live_run(void *arg)
+{
+    live_t *l = arg;
+    l->rc = server_run(l->s, l->t, 10000, NULL, NULL, &l->err);
+    return NULL;
+}
+
+/* A live server on TCP loopback: a malformed push gets ERROR and leaves the
+ * parameters as they were; SHUTDOWN from every trainer ends it. */
+static void test_live_tcp(void)
+{
+    param_table_t t = table_of(6);
+    live_t l = {.s = mk(&t, 2, CONS_BSP, 0)};
+    char ep[256];
+    err_t err;
+    l.t = transport_listen("127.0.0.1", ep, sizeof ep, &err);
+    CU_ASSERT_FATAL(l.t != NULL);
+    CU_ASSERT(strncmp(ep, "tcp://127.0.0.1:", 16) == 0);
+    size_t b, e;
+    float before[6];
+    memcpy(before, server_params(l.s, &b, &e), sizeof before);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, live_run, &l) == 0);
+    transport_t *c = transport_connect(ep, &err);
+    CU_ASSERT_FATAL(c != NULL);
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_PUSH, 0);
+    h.begin = 0;
+    h.end = 6;
+    h.count = 7; /* lies about its length */
+    uint8_t hb[WIRE_HDR_MAX];
+    float g[7] = {5, 5, 5, 5, 5, 5, 5};
+    tframe_t f[2] = {{hb, (size_t)wire_encode(&h, hb, sizeof hb)}, {g, sizeof g}};
+    CU_ASSERT(transport_send(c, f, 2, 2, &err) == 0);
+    tmsg_t m;
+    CU_ASSERT_FATAL(transport_recv(c, &m, 5000, &err) == 1);
+    wire_hdr_t r;
+    int code;
+    CU_ASSERT(wire_decode(m.data[0], m.size[0], &r, &code, &err) == 0);
+    CU_ASSERT_EQUAL(r.type, WIRE_ERROR);
+    CU_ASSERT_EQUAL(r.status, WIRE_E_LENGTH);
+    tmsg_close(&m);
+    /* bytes that are not msgpack at all */
+    tframe_t junk = {"hello", 5};
+    CU_ASSERT(transport_send(c, &junk, 1, 1, &err) == 0);
+    CU_ASSERT_FATAL(transport_recv(c, &m, 5000, &err) == 1);
+    CU_ASSERT(wire_decode(m.data[0], m.size[0], &r, &code, &err) == 0);
+    CU_ASSERT_EQUAL(r.type, WIRE_ERROR);
+    CU_ASSERT_EQUAL(r.status, WIRE_E_MALFORMED);
+    tmsg_close(&m);
+    for (int who = 0; who < 2; who++) {
+        wire_hdr_init(&h, WIRE_SHUTDOWN, who);
+        f[0].size = (size_t)wire_encode(&h, hb, sizeof hb);
+        CU_ASSERT(transport_send(c, f, 1, 1, &err) == 0);
+        CU_ASSERT_FATAL(transport_recv(c, &m, 5000, &err) == 1);
+        tmsg_close(&m);
+    }
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(l.rc, 0);
+    CU_ASSERT(memcmp(before, server_params(l.s, &b, &e), sizeof before) == 0);
+    transport_destroy(&c);
+    transport_destroy(&l.t);
+    server_destroy(&l.s);
+}
+
+int test_server_register(void)
+{
+    CU_pSuite s = CU_add_suite("server", NULL, NULL);
+    if (!s || !CU_add_test(s, "bsp_order", test_bsp_order) || !CU_add_test(s, "asp", test_asp) ||
+        !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "malformed", test_malformed) ||
+        !CU_add_test(s, "live_tcp", test_live_tcp))
+        return -1;
+    return 0;
+}
