@@ -260,7 +260,8 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         goto out;
     }
     if (wire_decode(hdr, hdr_len, &h, &code, err) != 0) {
-        rc = reply_error(s, peer, peer_len, NULL, code, send, ctx, err);
+        /* h holds what could be read: its req, if that far, is echoed */
+        rc = reply_error(s, peer, peer_len, &h, code, send, ctx, err);
         goto out;
     }
     if (wire_check_payload(&h, payload ? payload_len : 0, &code, err) != 0 ||
