@@ -25,7 +25,7 @@ BUILD := build-asan
 endif
 
 CFLAGS ?=
-CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -fopenmp-simd -Wall -Wextra -Werror $(SAN) \
+CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -fopenmp-simd -fno-math-errno -Wall -Wextra -Werror $(SAN) \
           -I. -Icommon -Itrainer -Ips -Ilaunch -Itests $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lcunit -lm -lpthread
 LDFLAGS += $(SAN)
@@ -81,6 +81,9 @@ $(BUILD)/pstrain: $(MAIN_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
 $(BUILD)/test_pstrain: $(TEST_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_proto: bench/bench_proto.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -105,7 +108,7 @@ fixtures: deps-py
 	$(PY) tests/fixtures/make_torch_fixtures.py tests/fixtures
 
 bench: deps deps-py
-	$(MAKE) $(BUILD)/pstrain
+	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_proto
 	bench/run_bench.sh
 
 # One epoch of the CNN in pstrain and in PyTorch from pstrain's own initial

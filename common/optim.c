@@ -68,9 +68,16 @@ double optim_lr(const optim_params_t *o, long step, long total_steps)
 void optim_update(const optim_params_t *o, float *param, const float *grad, float *state,
                   size_t n, long t, double lr)
 {
+    optim_update_slice(o, param, grad, state, n, n, t, lr);
+}
+
+void optim_update_slice(const optim_params_t *o, float *param, const float *grad, float *state,
+                        size_t slot_stride, size_t n, long t, double lr)
+{
     const float flr = (float)lr;
     switch (o->kind) {
     case OPT_SGD:
+#pragma omp simd
         for (size_t i = 0; i < n; i++)
             param[i] -= flr * grad[i];
         break;
@@ -79,11 +86,13 @@ void optim_update(const optim_params_t *o, float *param, const float *grad, floa
         const float mu = (float)o->momentum;
         float *buf = state;
         if (o->nesterov) {
+#pragma omp simd
             for (size_t i = 0; i < n; i++) {
                 buf[i] = mu * buf[i] + grad[i];
                 param[i] -= flr * (grad[i] + mu * buf[i]);
             }
         } else {
+#pragma omp simd
             for (size_t i = 0; i < n; i++) {
                 buf[i] = mu * buf[i] + grad[i];
                 param[i] -= flr * buf[i];
@@ -97,7 +106,7 @@ void optim_update(const optim_params_t *o, float *param, const float *grad, floa
         const float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
         const float c1 = (float)(1.0 / (1.0 - pow(o->beta1, (double)t)));
         const float c2 = (float)(1.0 / sqrt(1.0 - pow(o->beta2, (double)t)));
-        float *m = state, *v = state + n;
+        float *m = state, *v = state + slot_stride;
 #pragma omp simd
         for (size_t i = 0; i < n; i++) {
             float g = grad[i];
@@ -110,6 +119,7 @@ void optim_update(const optim_params_t *o, float *param, const float *grad, floa
     case OPT_ADAGRAD: {
         const float eps = (float)o->eps;
         float *acc = state;
+#pragma omp simd
         for (size_t i = 0; i < n; i++) {
             acc[i] += grad[i] * grad[i];
             param[i] -= flr * grad[i] / (sqrtf(acc[i]) + eps);

@@ -41,4 +41,10 @@ double optim_lr(const optim_params_t *o, long step, long total_steps);
 void optim_update(const optim_params_t *o, float *param, const float *grad, float *state,
                   size_t n, long t, double lr);
 
+/* The same over n parameters whose state slots lie slot_stride floats apart
+ * (slot k of parameter i at state[k * slot_stride + i]): a piece of a larger
+ * slice, updated on its own. optim_update is this with slot_stride = n. */
+void optim_update_slice(const optim_params_t *o, float *param, const float *grad, float *state,
+                        size_t slot_stride, size_t n, long t, double lr);
+
 #endif

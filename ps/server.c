@@ -1,6 +1,7 @@
 /* server.c - parameter-server logic (see server.h). */
 #include "server.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct server_t {
     float *params;           /* len */
     float *state;            /* slots * len */
     float *sum;              /* len: BSP sum of the trainers' gradients */
+    float *piece;            /* len: an unaligned payload, aligned */
     float *tgrad;            /* T * len: each trainer's gradient of the current step */
     size_t *tgot;            /* T: floats of the current step received */
     int64_t *tclock;         /* T: steps each trainer has completed (pushed in full) */
@@ -67,13 +69,14 @@ server_t *server_new(const server_opts_t *o, err_t *err)
     s->params = calloc(len, sizeof *s->params);
     s->state = calloc(slots ? (size_t)slots * len : 1, sizeof *s->state);
     s->sum = calloc(len, sizeof *s->sum);
+    s->piece = calloc(len, sizeof *s->piece);
     s->tgrad = calloc((size_t)T * len, sizeof *s->tgrad);
     s->tgot = calloc((size_t)T, sizeof *s->tgot);
     s->tclock = calloc((size_t)T, sizeof *s->tclock);
     s->barrier = calloc((size_t)T, sizeof *s->barrier);
     s->cap_pending = 2 * T + 4;
     s->pending = calloc((size_t)s->cap_pending, sizeof *s->pending);
-    if (!s->params || !s->state || !s->sum || !s->tgrad || !s->tgot || !s->tclock ||
+    if (!s->params || !s->state || !s->sum || !s->piece || !s->tgrad || !s->tgot || !s->tclock ||
         !s->barrier || !s->pending) {
         err_set(err, "server %d: out of memory for a shard of %zu parameters", o->index, s->len);
         server_destroy(&s);
@@ -95,6 +98,7 @@ void server_destroy(server_t **self_p)
     free(s->params);
     free(s->state);
     free(s->sum);
+    free(s->piece);
     free(s->tgrad);
     free(s->tgot);
     free(s->tclock);
@@ -213,6 +217,26 @@ static int flush_pending(server_t *s, server_send_fn send, void *ctx)
     return fail ? -1 : 0;
 }
 
+/* Takes the piece [b, b + n) of trainer t's gradient for the current step.
+ * The optimizers are elementwise, so a piece can be applied on its own:
+ * ASP / SSP apply each piece at once, read in place from the message, and so
+ * does BSP with one trainer. BSP with several trainers keeps each trainer's
+ * pieces (trainer 0's straight in the sum) until the step is complete, then
+ * adds them in trainer order, never arrival order, so the result is
+ * deterministic. */
+static void take_piece(server_t *s, int t, size_t b, const float *g, size_t n)
+{
+    size_t off = b - s->begin;
+    if (s->o.consistency != CONS_BSP || s->o.n_trainers == 1) {
+        /* the shard's state slots are len apart; this piece is at off in each */
+        optim_update_slice(&s->o.optim, s->params + off, g, s->state + off, s->len, n,
+                           s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
+        return;
+    }
+    float *dst = t == 0 ? s->sum : s->tgrad + (size_t)t * s->len;
+    memcpy(dst + off, g, n * sizeof *dst);
+}
+
 /* One trainer's gradient for a step is complete. */
 static void trainer_step_done(server_t *s, int t)
 {
@@ -222,20 +246,18 @@ static void trainer_step_done(server_t *s, int t)
         for (int u = 0; u < s->o.n_trainers; u++)
             if (s->tclock[u] <= s->version)
                 return; /* someone has not pushed this step yet */
-        /* sum in trainer order, never arrival order: deterministic */
-        memcpy(s->sum, s->tgrad, s->len * sizeof *s->sum);
-        for (int u = 1; u < s->o.n_trainers; u++) {
-            const float *g = s->tgrad + (size_t)u * s->len;
-            for (size_t i = 0; i < s->len; i++)
-                s->sum[i] += g[i];
+        if (s->o.n_trainers > 1) {
+            /* sum in trainer order: trainer 0's pieces are already in sum */
+            for (int u = 1; u < s->o.n_trainers; u++) {
+                const float *g = s->tgrad + (size_t)u * s->len;
+                for (size_t i = 0; i < s->len; i++)
+                    s->sum[i] += g[i];
+            }
+            optim_update(&s->o.optim, s->params, s->sum, s->state, s->len, s->version + 1,
+                         optim_lr(&s->o.optim, s->version, s->o.total_steps));
         }
-        optim_update(&s->o.optim, s->params, s->sum, s->state, s->len, s->version + 1,
-                     optim_lr(&s->o.optim, s->version, s->o.total_steps));
-    } else {
-        /* ASP / SSP: each trainer's gradient is applied as it completes */
-        optim_update(&s->o.optim, s->params, s->tgrad + (size_t)t * s->len, s->state, s->len,
-                     s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
     }
+    /* ASP / SSP and one-trainer BSP applied the pieces as they came */
     s->version++;
     s->stats.updates++;
 }
@@ -308,9 +330,16 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             rc = reply_error(s, peer, peer_len, &h, WIRE_E_LENGTH, send, ctx, err);
             goto out;
         }
-        /* the payload is read in place, straight into this trainer's slot */
-        memcpy(s->tgrad + (size_t)t * s->len + (h.begin - s->begin), payload,
-               h.count * sizeof(float));
+        /* the payload is read in place: applied, or kept for the step's sum */
+        {
+            float *g = s->piece;
+            if (((uintptr_t)payload % sizeof(float)) == 0) {
+                g = (float *)(uintptr_t)payload;
+            } else { /* ZeroMQ frames are not promised to be float-aligned */
+                memcpy(g, payload, h.count * sizeof(float));
+            }
+            take_piece(s, t, h.begin, g, h.count);
+        }
         s->tgot[t] += h.count;
         s->stats.pushes++;
         if (s->tgot[t] == s->len) {

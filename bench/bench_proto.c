@@ -1,0 +1,215 @@
+/* bench_proto.c - push + pull round trips of a parameter vector through
+ * pstrain's protocol (the real server logic behind a ROUTER, a trainer-like
+ * DEALER client: PUSH the gradient, PULL the parameters, copy them into its
+ * buffer) against raw ZeroMQ DEALER/ROUTER echoing the same bytes, side by
+ * side over TCP loopback, for 1, 16 and 256 MiB. Reports the medians of
+ * alternating rounds in GB/s of payload moved (2 x size per round trip).
+ * The raw baseline uses ZeroMQ directly; pstrain itself keeps it in
+ * common/transport.c. */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "optim.h"
+#include "params.h"
+#include "server.h"
+#include "transport.h"
+#include "wire.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- raw ZeroMQ: a ROUTER that echoes every message ---- */
+typedef struct {
+    void *ctx;
+    char ep[256];
+    volatile int ready;
+} raw_t;
+
+static void *raw_server(void *arg)
+{
+    raw_t *r = arg;
+    void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
+    zmq_bind(s, "tcp://127.0.0.1:*");
+    size_t n = sizeof r->ep;
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, r->ep, &n);
+    r->ready = 1;
+    for (;;) {
+        zmq_msg_t id, data;
+        zmq_msg_init(&id);
+        zmq_msg_init(&data);
+        if (zmq_msg_recv(&id, s, 0) < 0)
+            break;
+        zmq_msg_recv(&data, s, 0);
+        int stop = zmq_msg_size(&data) == 0;
+        zmq_msg_send(&id, s, ZMQ_SNDMORE);
+        zmq_msg_send(&data, s, 0);
+        if (stop)
+            break;
+    }
+    zmq_close(s);
+    return NULL;
+}
+
+static double raw_rounds(void *c, float *buf, size_t bytes, int iters)
+{
+    double t0 = now();
+    for (int i = 0; i < iters; i++) {
+        zmq_msg_t m;
+        zmq_msg_init_data(&m, buf, bytes, NULL, NULL);
+        zmq_msg_send(&m, c, 0);
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, c, 0);
+        zmq_msg_close(&m);
+    }
+    return 2.0 * bytes * iters / (now() - t0) / 1e9;
+}
+
+/* ---- pstrain: server_run behind a ROUTER, a trainer-like client ---- */
+typedef struct {
+    server_t *s;
+    transport_t *t;
+} ps_t;
+
+static void *ps_server(void *arg)
+{
+    ps_t *p = arg;
+    err_t err;
+    if (server_run(p->s, p->t, 60000, NULL, NULL, &err) != 0)
+        fprintf(stderr, "bench_proto: server: %s\n", err.msg);
+    return NULL;
+}
+
+static double ps_rounds(transport_t *c, float *grads, float *params, size_t n, long *step, int iters)
+{
+    uint8_t hb[WIRE_HDR_MAX];
+    err_t err;
+    double t0 = now();
+    for (int i = 0; i < iters; i++) {
+        wire_hdr_t h;
+        wire_hdr_init(&h, WIRE_PUSH, 0);
+        h.clock = *step;
+        h.end = n;
+        h.count = n;
+        tframe_t f[2] = {{hb, (size_t)wire_encode(&h, hb, sizeof hb)}, {grads, n * sizeof(float)}};
+        transport_send(c, f, 2, 1, &err);
+        wire_hdr_init(&h, WIRE_PULL, 0);
+        h.clock = ++*step;
+        h.end = n;
+        f[0].size = (size_t)wire_encode(&h, hb, sizeof hb);
+        transport_send(c, f, 1, 1, &err);
+        tmsg_t m;
+        if (transport_recv(c, &m, 60000, &err) != 1) {
+            fprintf(stderr, "bench_proto: no reply: %s\n", err.msg);
+            exit(1);
+        }
+        wire_hdr_t r;
+        int code;
+        if (wire_decode(m.data[0], m.size[0], &r, &code, &err) != 0 || r.type != WIRE_PULL_REPLY ||
+            m.n < 2 || m.size[1] != n * sizeof(float)) {
+            fprintf(stderr, "bench_proto: bad reply\n");
+            exit(1);
+        }
+        memcpy(params, m.data[1], m.size[1]);
+        tmsg_close(&m);
+    }
+    return 2.0 * n * sizeof(float) * iters / (now() - t0) / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    int rounds = argc > 1 ? atoi(argv[1]) : 5;
+    /* as pstrain's main does: large buffers come back to malloc for reuse
+     * instead of being unmapped, so no round trip pays for fresh pages (both
+     * sides of the comparison run in this process and share the setting) */
+    mallopt(M_MMAP_THRESHOLD, 512 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    size_t mib[] = {1, 16, 256};
+    int iters[] = {200, 20, 2};
+    printf("# push+pull round trips over TCP loopback, GB/s of payload (2 x size per round "
+           "trip), median of %d alternating rounds\n",
+           rounds);
+    printf("%8s %12s %12s %7s\n", "size", "pstrain", "raw zmq", "ratio");
+    for (int k = 0; k < 3; k++) {
+        size_t bytes = mib[k] << 20, n = bytes / sizeof(float);
+        float *grads = malloc(bytes), *params = malloc(bytes), *echo = malloc(bytes);
+        memset(grads, 0, bytes);
+        memset(params, 0, bytes);
+        memset(echo, 0, bytes);
+        /* raw */
+        raw_t r = {.ctx = zmq_ctx_new()};
+        pthread_t rt;
+        pthread_create(&rt, NULL, raw_server, &r);
+        while (!r.ready)
+            ;
+        void *rc = zmq_socket(r.ctx, ZMQ_DEALER);
+        zmq_connect(rc, r.ep);
+        /* pstrain */
+        param_table_t tab;
+        memset(&tab, 0, sizeof tab);
+        int shape[1] = {(int)n};
+        err_t err;
+        params_add(&tab, "v", 1, shape, INIT_ZEROS, &err);
+        server_opts_t so = {.n_servers = 1, .n_trainers = 1, .consistency = CONS_BSP,
+                            .total_steps = 1 << 30, .table = &tab,
+                            .optim = {.kind = OPT_SGD, .lr = 0.0}};
+        ps_t p = {.s = server_new(&so, &err)};
+        char ep[256];
+        p.t = transport_listen("127.0.0.1", ep, sizeof ep, &err);
+        pthread_t pt;
+        pthread_create(&pt, NULL, ps_server, &p);
+        transport_t *pc = transport_connect(ep, &err);
+        long step = 0;
+        /* warm up both */
+        raw_rounds(rc, echo, bytes, 1);
+        ps_rounds(pc, grads, params, n, &step, 1);
+        double a[16], b[16];
+        for (int i = 0; i < rounds && i < 16; i++) {
+            a[i] = ps_rounds(pc, grads, params, n, &step, iters[k]);
+            b[i] = raw_rounds(rc, echo, bytes, iters[k]);
+        }
+        qsort(a, (size_t)rounds, sizeof *a, cmp);
+        qsort(b, (size_t)rounds, sizeof *b, cmp);
+        printf("%5zu MiB %9.2f GB/s %7.2f GB/s %6.2fx\n", mib[k], a[rounds / 2], b[rounds / 2],
+               a[rounds / 2] / b[rounds / 2]);
+        fflush(stdout);
+        /* stop both servers */
+        zmq_send(rc, "", 0, 0);
+        char tmp[1];
+        zmq_recv(rc, tmp, 1, 0);
+        zmq_close(rc);
+        pthread_join(rt, NULL);
+        zmq_ctx_term(r.ctx);
+        wire_hdr_t h;
+        wire_hdr_init(&h, WIRE_SHUTDOWN, 0);
+        uint8_t hb[WIRE_HDR_MAX];
+        tframe_t f = {hb, (size_t)wire_encode(&h, hb, sizeof hb)};
+        transport_send(pc, &f, 1, 1, &err);
+        tmsg_t m;
+        if (transport_recv(pc, &m, 10000, &err) == 1)
+            tmsg_close(&m);
+        pthread_join(pt, NULL);
+        transport_destroy(&pc);
+        transport_destroy(&p.t);
+        server_destroy(&p.s);
+        free(grads);
+        free(params);
+        free(echo);
+    }
+    transport_shutdown();
+    return 0;
+}
