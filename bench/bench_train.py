@@ -39,6 +39,28 @@ def run_pstrain(model, threads, steps, out):
         return json.load(f)["samples_per_s"]
 
 
+def mpirun_prefix():
+    cmd = ["mpirun", "--oversubscribe"]
+    if os.geteuid() == 0:
+        cmd.insert(1, "--allow-run-as-root")
+    return cmd
+
+
+def run_pstrain_dist(model, servers, trainers, steps, out, consistency="bsp"):
+    cfg = os.path.join(ROOT, "configs", f"fashion_{model}.cfg")
+    env = dict(os.environ)
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    cmd = mpirun_prefix() + ["-np", str(servers + trainers), os.path.join(ROOT, "build", "pstrain"),
+                             "--servers", str(servers), "--config", cfg, "--out", out, "--quiet",
+                             "--no-plot", "--set", "train.threads=1",
+                             "--set", f"train.max_steps={steps}",
+                             "--set", f"cluster.consistency={consistency}",
+                             "--set", "data.validation=0", "--set", "data.test_limit=500"]
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
 def run_torch(model, threads, steps):
     env = dict(os.environ)
     env["OPENBLAS_NUM_THREADS"] = "1"
@@ -55,6 +77,9 @@ def main():
     ap.add_argument("--models", default="cnn,lstm")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--steps", type=int, default=400, help="timed steps per run")
+    ap.add_argument("--dist-steps", type=int, default=1719,
+                    help="steps of the distributed comparison (1719 = one CNN epoch)")
+    ap.add_argument("--no-dist", action="store_true", help="skip the distributed comparison")
     a = ap.parse_args()
     core = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     print(f"# training samples/s at batch 32, median of {a.rounds} alternating rounds; "
@@ -73,6 +98,34 @@ def main():
                 print(f"{model:6} {th:>7} {mo:>10.0f} {mt:>10.0f} {mo / mt:>6.2f}x   "
                       f"{' '.join(f'{v:.0f}' for v in ours)} | {' '.join(f'{v:.0f}' for v in theirs)}",
                       flush=True)
+        if a.no_dist:
+            return 0
+        # One epoch of the CNN on the 2 cores: 1 server + 2 trainers (one BLAS
+        # thread each) against single-process training with one thread and
+        # PyTorch's best 2-core setting, side by side.
+        print(f"\n# CNN, {a.dist_steps} steps at batch 32 on this machine's cores, median of "
+              f"{a.rounds} alternating rounds (samples/s; trainer 0's time per step split)")
+        rows = {"pstrain 1 server + 2 trainers (BSP)": [], "pstrain 1 server + 2 trainers (ASP)": [],
+                "pstrain single process, 1 thread": [], "PyTorch, 2 torch threads": []}
+        split = []
+        for r in range(a.rounds):
+            s = run_pstrain_dist("cnn", 1, 2, a.dist_steps, os.path.join(tmp, f"d{r}"))
+            rows["pstrain 1 server + 2 trainers (BSP)"].append(s["samples_per_s"])
+            st = s["steps"]
+            t0 = s["trainer0"]
+            split.append((1e3 * t0["compute_s"] / st, 1e3 * t0["pull_wait_s"] / st,
+                          1e3 * t0["push_s"] / st))
+            s = run_pstrain_dist("cnn", 1, 2, a.dist_steps, os.path.join(tmp, f"a{r}"), "asp")
+            rows["pstrain 1 server + 2 trainers (ASP)"].append(s["samples_per_s"])
+            rows["pstrain single process, 1 thread"].append(
+                run_pstrain("cnn", 1, a.dist_steps, os.path.join(tmp, f"l{r}")))
+            rows["PyTorch, 2 torch threads"].append(run_torch("cnn", 2, a.dist_steps))
+        base = statistics.median(rows["pstrain single process, 1 thread"])
+        for name, vals in rows.items():
+            m = statistics.median(vals)
+            print(f"{name:40} {m:>9.0f}  {m / base:5.2f}x single   runs {' '.join(f'{v:.0f}' for v in vals)}")
+        c, p, q = (statistics.median(x[i] for x in split) for i in range(3))
+        print(f"BSP trainer 0 per step: compute {c:.3f} ms, pull wait {p:.3f} ms, push {q:.3f} ms")
     return 0
 
 

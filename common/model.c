@@ -403,6 +403,13 @@ static void grads_done(model_t *m, const op_t *op)
     m->hook(m->hook_ctx, a->offset, b->offset + b->size);
 }
 
+void model_emit_grad_ranges(model_t *m)
+{
+    for (int i = m->n_ops - 1; i >= m->first_trainable && i >= 0; i--)
+        if (!m->ops[i].fused_away)
+            grads_done(m, &m->ops[i]);
+}
+
 static const float *P(const model_t *m, const float *params, int idx)
 {
     return params + m->params.t[idx].offset;

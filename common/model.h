@@ -57,6 +57,11 @@ int model_softmax_output(const model_t *m);
 typedef void (*model_grad_hook_fn)(void *ctx, size_t begin, size_t end);
 void model_set_grad_hook(model_t *m, model_grad_hook_fn fn, void *ctx);
 
+/* Calls the hook for every layer's parameter range, in the order backward
+ * would, without computing anything: a trainer with no samples in a step
+ * still pushes its (zero) gradient in the same pieces as the others. */
+void model_emit_grad_ranges(model_t *m);
+
 /* Forward, loss and backward over B <= max_batch samples x [B][input_size]
  * with labels y: grads += d(scale * sum of the B losses)/d(params).
  * Returns the sum of the B losses; *correct (if not NULL) += the number of

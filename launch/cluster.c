@@ -297,7 +297,8 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     /* no trainer sends before every server listens */
     MPI_Barrier(MPI_COMM_WORLD);
     if (is_server) {
-        fprintf(stderr, "rank %d server %d: keys [%llu, %llu) at %s\n", rank, index, me.key_begin,
+        if (!o->quiet)
+            fprintf(stderr, "rank %d server %d: keys [%llu, %llu) at %s\n", rank, index, me.key_begin,
                 me.key_end, me.endpoint);
         if (server_run(srv, sock, cfg->cluster.timeout_ms, server_log, &lc, &err) != 0) {
             fprintf(stderr, "rank %d server %d: %s\n", rank, index, err.msg);

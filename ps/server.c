@@ -11,6 +11,13 @@
 #include "wire.h"
 
 #define PEER_MAX 256
+#define RANGES_MAX 128 /* pieces per step (a model's layers) */
+
+/* A key range of the current BSP step and how many trainers pushed it. */
+typedef struct {
+    size_t b, e;
+    int count;
+} range_t;
 
 /* A pull that must wait (BSP: for the step's update; SSP: for the slowest
  * trainer). */
@@ -32,6 +39,8 @@ struct server_t {
     size_t *tgot;            /* T: floats of the current step received */
     int64_t *tclock;         /* T: steps each trainer has completed (pushed in full) */
     long version;            /* updates applied */
+    range_t ranges[RANGES_MAX]; /* BSP: the step's pieces so far */
+    int n_ranges;
     pending_t *pending;      /* waiting pulls */
     int n_pending, cap_pending;
     pending_t *barrier;      /* T: BARRIER waiters */
@@ -224,17 +233,52 @@ static int flush_pending(server_t *s, server_send_fn send, void *ctx)
  * pieces (trainer 0's straight in the sum) until the step is complete, then
  * adds them in trainer order, never arrival order, so the result is
  * deterministic. */
-static void take_piece(server_t *s, int t, size_t b, const float *g, size_t n)
+static int take_piece(server_t *s, int t, size_t b, const float *g, size_t n, err_t *err)
 {
     size_t off = b - s->begin;
     if (s->o.consistency != CONS_BSP || s->o.n_trainers == 1) {
         /* the shard's state slots are len apart; this piece is at off in each */
         optim_update_slice(&s->o.optim, s->params + off, g, s->state + off, s->len, n,
                            s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
-        return;
+        return 0;
+    }
+    /* BSP: every trainer pushes a step in the same pieces (one per layer);
+     * a piece is summed and applied as soon as every trainer has sent it,
+     * while the rest of backward is still running on the trainers */
+    range_t *r = NULL;
+    for (int i = 0; i < s->n_ranges; i++) {
+        range_t *q = &s->ranges[i];
+        if (q->b == b && q->e == b + n) {
+            r = q;
+            break;
+        }
+        if (b < q->e && q->b < b + n)
+            return err_set(err, "trainer %d pushed keys [%zu, %zu), which cut the piece [%zu, %zu) "
+                           "another trainer pushed: in BSP all trainers push the same pieces",
+                           t, b, b + n, q->b, q->e);
+    }
+    if (!r) {
+        if (s->n_ranges == RANGES_MAX)
+            return err_set(err, "more than %d pieces in one step", RANGES_MAX);
+        r = &s->ranges[s->n_ranges++];
+        r->b = b;
+        r->e = b + n;
+        r->count = 0;
     }
     float *dst = t == 0 ? s->sum : s->tgrad + (size_t)t * s->len;
     memcpy(dst + off, g, n * sizeof *dst);
+    if (++r->count == s->o.n_trainers) {
+        /* sum in trainer order, never arrival order: deterministic */
+        float *sum = s->sum + off;
+        for (int u = 1; u < s->o.n_trainers; u++) {
+            const float *gu = s->tgrad + (size_t)u * s->len + off;
+            for (size_t i = 0; i < n; i++)
+                sum[i] += gu[i];
+        }
+        optim_update_slice(&s->o.optim, s->params + off, sum, s->state + off, s->len, n,
+                           s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
+    }
+    return 0;
 }
 
 /* One trainer's gradient for a step is complete. */
@@ -246,18 +290,9 @@ static void trainer_step_done(server_t *s, int t)
         for (int u = 0; u < s->o.n_trainers; u++)
             if (s->tclock[u] <= s->version)
                 return; /* someone has not pushed this step yet */
-        if (s->o.n_trainers > 1) {
-            /* sum in trainer order: trainer 0's pieces are already in sum */
-            for (int u = 1; u < s->o.n_trainers; u++) {
-                const float *g = s->tgrad + (size_t)u * s->len;
-                for (size_t i = 0; i < s->len; i++)
-                    s->sum[i] += g[i];
-            }
-            optim_update(&s->o.optim, s->params, s->sum, s->state, s->len, s->version + 1,
-                         optim_lr(&s->o.optim, s->version, s->o.total_steps));
-        }
+        s->n_ranges = 0; /* every piece has been applied */
     }
-    /* ASP / SSP and one-trainer BSP applied the pieces as they came */
+    /* the pieces were applied as they completed */
     s->version++;
     s->stats.updates++;
 }
@@ -338,7 +373,10 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             } else { /* ZeroMQ frames are not promised to be float-aligned */
                 memcpy(g, payload, h.count * sizeof(float));
             }
-            take_piece(s, t, h.begin, g, h.count);
+            if (take_piece(s, t, h.begin, g, h.count, err) != 0) {
+                rc = reply_error(s, peer, peer_len, &h, WIRE_E_STATE, send, ctx, err);
+                goto out;
+            }
         }
         s->tgot[t] += h.count;
         s->stats.pushes++;

@@ -94,33 +94,45 @@ static void test_bsp_order(void)
     /* float addition is not associative: 1e8 + (-1e8) + 1 = 1 in trainer
      * order, but 1 + 1e8 - 1e8 = 0 in this arrival order */
     float g0[4] = {1e8f, 0, 0, 0}, g1[4] = {-1e8f, 0, 0, 0}, g2[4] = {1, 2, 3, 4};
-    CU_ASSERT(req(s, &cap, 2, WIRE_PUSH, 0, 0, 4, g2) == 0);
-    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 0, 4, g0) == 0);
+    /* every trainer pushes the step in the same two pieces, [0,2) and [2,4) */
+    CU_ASSERT(req(s, &cap, 2, WIRE_PUSH, 0, 0, 2, g2) == 0);
+    CU_ASSERT(req(s, &cap, 2, WIRE_PUSH, 0, 2, 4, g2 + 2) == 0);
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 2, 4, g0 + 2) == 0);
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 0, 2, g0) == 0);
     /* trainer 2 already wants step 1: it must wait for the update */
     CU_ASSERT(req(s, &cap, 2, WIRE_PULL, 1, 0, 4, NULL) == 0);
     CU_ASSERT_EQUAL(cap.n, 0);
     CU_ASSERT_EQUAL(server_version(s), 0);
     /* a push for another step is refused */
-    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 1, 0, 4, g1) == 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 1, 0, 2, g1) == 0);
     CU_ASSERT_EQUAL(cap.n, 1);
     CU_ASSERT_EQUAL(cap.h[0].type, WIRE_ERROR);
     CU_ASSERT_EQUAL(cap.h[0].status, WIRE_E_STATE);
-    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 0, 2, g1) == 0); /* in two pieces */
+    /* so is a piece that cuts across the others' pieces */
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 1, 3, g1) == 0);
+    CU_ASSERT_EQUAL(cap.n, 2);
+    CU_ASSERT_EQUAL(cap.h[1].type, WIRE_ERROR);
+    CU_ASSERT_EQUAL(cap.h[1].status, WIRE_E_STATE);
+    size_t bb, ee;
+    CU_ASSERT(memcmp(server_params(s, &bb, &ee), p0, sizeof p0) == 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 0, 2, g1) == 0);
     CU_ASSERT_EQUAL(server_version(s), 0);
+    /* [0,2) is complete and already applied, before the step is */
+    CU_ASSERT(server_params(s, &bb, &ee)[0] == p0[0] - 1.0f);
     CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 2, 4, g1 + 2) == 0);
     CU_ASSERT_EQUAL(server_version(s), 1);
     /* the waiting pull went out with the updated parameters */
-    CU_ASSERT_EQUAL_FATAL(cap.n, 2);
-    CU_ASSERT_EQUAL(cap.h[1].type, WIRE_PULL_REPLY);
-    CU_ASSERT_STRING_EQUAL(cap.peer[1], "t2");
-    CU_ASSERT_EQUAL(cap.h[1].clock, 1);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 3);
+    CU_ASSERT_EQUAL(cap.h[2].type, WIRE_PULL_REPLY);
+    CU_ASSERT_STRING_EQUAL(cap.peer[2], "t2");
+    CU_ASSERT_EQUAL(cap.h[2].clock, 1);
     const float *p = server_params(s, &b, &e);
     CU_ASSERT_EQUAL(p[0], p0[0] - 1.0f); /* trainer order: exactly 1 */
     CU_ASSERT_EQUAL(p[3], p0[3] - 4.0f);
-    CU_ASSERT(memcmp(cap.payload[1], p, sizeof p0) == 0);
+    CU_ASSERT(memcmp(cap.payload[2], p, sizeof p0) == 0);
     /* a pull for the current step is answered at once */
     CU_ASSERT(req(s, &cap, 0, WIRE_PULL, 1, 0, 4, NULL) == 0);
-    CU_ASSERT_EQUAL(cap.n, 3);
+    CU_ASSERT_EQUAL(cap.n, 4);
     server_destroy(&s);
 }
 

@@ -368,7 +368,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
                 sums[1] += ok;
                 sums[2] += B;
             } else {
-                push_range(&c, 0, c.n_params); /* an empty slice still owes its (zero) push */
+                model_emit_grad_ranges(m); /* an empty slice still owes its (zero) push */
             }
             if (c.failed) {
                 *err = c.perr;
