@@ -11,7 +11,7 @@
 #include "wire.h"
 
 #define PEER_MAX 256
-#define RANGES_MAX 128 /* pieces per step (a model's layers) */
+#define RANGES_MAX 128 /* pieces per step (a model's layers); fits pending_t.sent */
 
 /* A key range of the current BSP step and how many trainers pushed it. */
 typedef struct {
@@ -25,6 +25,7 @@ typedef struct {
     uint8_t peer[PEER_MAX];
     size_t peer_len;
     wire_hdr_t hdr;
+    uint64_t sent[2];        /* BSP: pieces of its step already sent (bit per range) */
 } pending_t;
 
 struct server_t {
@@ -48,6 +49,8 @@ struct server_t {
     int shutdowns;
     int stop;
     server_stats_t stats;
+    server_send_fn send;     /* the current request's reply path */
+    void *send_ctx;
     uint8_t hbuf[WIRE_HDR_MAX];
 };
 
@@ -190,6 +193,29 @@ static void serve_pull(server_t *s, const pending_t *p, server_send_fn send, voi
     s->stats.pulls++;
 }
 
+/* BSP: sends pending pull p the part of piece r (complete: its parameters
+ * are final for the step under way) that it asked for, once. */
+static void serve_piece(server_t *s, pending_t *p, int r, int64_t clock, int *fail)
+{
+    if (p->sent[r / 64] & (1ull << (r % 64)))
+        return;
+    p->sent[r / 64] |= 1ull << (r % 64);
+    size_t b = s->ranges[r].b > p->hdr.begin ? s->ranges[r].b : p->hdr.begin;
+    size_t e = s->ranges[r].e < p->hdr.end ? s->ranges[r].e : p->hdr.end;
+    if (b >= e)
+        return;
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_PULL_REPLY, s->o.rank);
+    h.req = p->hdr.req;
+    h.clock = clock;
+    h.begin = b;
+    h.end = e;
+    h.count = e - b;
+    if (reply(s, p->peer, p->peer_len, &h, s->params + (b - s->begin), h.count * sizeof(float), 1,
+              s->send, s->send_ctx) != 0)
+        *fail = 1;
+}
+
 static int64_t min_clock(const server_t *s)
 {
     int64_t m = s->tclock[0];
@@ -217,10 +243,18 @@ static int flush_pending(server_t *s, server_send_fn send, void *ctx)
 {
     int fail = 0, keep = 0;
     for (int i = 0; i < s->n_pending; i++) {
-        if (pull_ready(s, s->pending[i].hdr.clock))
-            serve_pull(s, &s->pending[i], send, ctx, &fail);
-        else
-            s->pending[keep++] = s->pending[i];
+        pending_t *p = &s->pending[i];
+        if (!pull_ready(s, p->hdr.clock)) {
+            s->pending[keep++] = *p;
+        } else if (p->sent[0] | p->sent[1]) {
+            /* BSP: it has some pieces of the step just completed; the rest
+             * (the ranges array still describes that step) */
+            for (int r = 0; r < s->n_ranges; r++)
+                serve_piece(s, p, r, s->version, &fail);
+            s->stats.pulls++;
+        } else {
+            serve_pull(s, p, send, ctx, &fail);
+        }
     }
     s->n_pending = keep;
     return fail ? -1 : 0;
@@ -277,6 +311,14 @@ static int take_piece(server_t *s, int t, size_t b, const float *g, size_t n, er
         }
         optim_update_slice(&s->o.optim, s->params + off, sum, s->state + off, s->len, n,
                            s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
+        /* pulls already waiting for the next step get this piece now, so
+         * it travels while the trainers are still in backward */
+        int fail = 0;
+        for (int i = 0; i < s->n_pending; i++)
+            if (s->pending[i].hdr.clock == s->version + 1)
+                serve_piece(s, &s->pending[i], (int)(r - s->ranges), s->version + 1, &fail);
+        if (fail)
+            return err_set(err, "cannot send a piece of the parameters");
     }
     return 0;
 }
@@ -290,7 +332,6 @@ static void trainer_step_done(server_t *s, int t)
         for (int u = 0; u < s->o.n_trainers; u++)
             if (s->tclock[u] <= s->version)
                 return; /* someone has not pushed this step yet */
-        s->n_ranges = 0; /* every piece has been applied */
     }
     /* the pieces were applied as they completed */
     s->version++;
@@ -304,6 +345,8 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
     double t0 = now_s();
     wire_hdr_t h;
     int code = 0, rc = 0;
+    s->send = send;
+    s->send_ctx = ctx;
     if (peer_len == 0 || peer_len > PEER_MAX) {
         err_set(err, "request with a peer identity of %zu bytes ignored", peer_len);
         s->stats.errors++;
@@ -381,8 +424,11 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         s->tgot[t] += h.count;
         s->stats.pushes++;
         if (s->tgot[t] == s->len) {
+            long before = s->version;
             trainer_step_done(s, t);
             rc = flush_pending(s, send, ctx);
+            if (s->version != before)
+                s->n_ranges = 0; /* a new step starts with no pieces */
         }
         break;
     }
@@ -403,6 +449,14 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             p->peer_len = peer_len;
             memcpy(p->peer, peer, peer_len);
             p->hdr = h;
+            p->sent[0] = p->sent[1] = 0;
+            if (s->o.consistency == CONS_BSP && h.clock == s->version + 1) {
+                int fail = 0;
+                for (int r = 0; r < s->n_ranges; r++)
+                    if (s->ranges[r].count == s->o.n_trainers)
+                        serve_piece(s, p, r, s->version + 1, &fail);
+                rc = fail ? -1 : 0;
+            }
         }
         break;
     case WIRE_CLOCK:

@@ -117,22 +117,28 @@ static void test_bsp_order(void)
     CU_ASSERT(memcmp(server_params(s, &bb, &ee), p0, sizeof p0) == 0);
     CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 0, 2, g1) == 0);
     CU_ASSERT_EQUAL(server_version(s), 0);
-    /* [0,2) is complete and already applied, before the step is */
+    /* [0,2) is complete and already applied, before the step is, and the
+     * waiting pull gets that piece at once */
     CU_ASSERT(server_params(s, &bb, &ee)[0] == p0[0] - 1.0f);
-    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 2, 4, g1 + 2) == 0);
-    CU_ASSERT_EQUAL(server_version(s), 1);
-    /* the waiting pull went out with the updated parameters */
     CU_ASSERT_EQUAL_FATAL(cap.n, 3);
     CU_ASSERT_EQUAL(cap.h[2].type, WIRE_PULL_REPLY);
-    CU_ASSERT_STRING_EQUAL(cap.peer[2], "t2");
-    CU_ASSERT_EQUAL(cap.h[2].clock, 1);
+    CU_ASSERT(cap.h[2].begin == 0 && cap.h[2].end == 2 && cap.h[2].clock == 1);
+    CU_ASSERT(cap.payload[2][0] == p0[0] - 1.0f);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 2, 4, g1 + 2) == 0);
+    CU_ASSERT_EQUAL(server_version(s), 1);
+    /* ... and the rest of its step when the step completes */
+    CU_ASSERT_EQUAL_FATAL(cap.n, 4);
+    CU_ASSERT_EQUAL(cap.h[3].type, WIRE_PULL_REPLY);
+    CU_ASSERT_STRING_EQUAL(cap.peer[3], "t2");
+    CU_ASSERT(cap.h[3].begin == 2 && cap.h[3].end == 4 && cap.h[3].clock == 1);
     const float *p = server_params(s, &b, &e);
     CU_ASSERT_EQUAL(p[0], p0[0] - 1.0f); /* trainer order: exactly 1 */
     CU_ASSERT_EQUAL(p[3], p0[3] - 4.0f);
-    CU_ASSERT(memcmp(cap.payload[2], p, sizeof p0) == 0);
-    /* a pull for the current step is answered at once */
+    CU_ASSERT(memcmp(cap.payload[3], p + 2, 2 * sizeof(float)) == 0);
+    /* a pull for the current step is answered at once, whole */
     CU_ASSERT(req(s, &cap, 0, WIRE_PULL, 1, 0, 4, NULL) == 0);
-    CU_ASSERT_EQUAL(cap.n, 4);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 5);
+    CU_ASSERT(cap.h[4].begin == 0 && cap.h[4].end == 4);
     server_destroy(&s);
 }
 

@@ -31,6 +31,8 @@ typedef struct {
     uint8_t hbuf[WIRE_HDR_MAX];
     uint32_t req;
     long step;
+    int pull_out;            /* a pull request is in flight */
+    size_t pulled[64];       /* floats of the current pull received per server */
     int failed;
     err_t perr;
     double push_s, pull_s, compute_s;
@@ -62,9 +64,11 @@ static int send_hdr(client_t *c, int s, const wire_hdr_t *h, const void *payload
     return 0;
 }
 
-/* Waits for one reply from each server whose want[s] is set; hands each to
- * fn(ctx, s, header, payload, len). Returns 0, or -1 with err naming the
- * server that answered wrong or not at all. */
+/* Waits for the replies of each server whose want[s] is set; hands each to
+ * fn(ctx, s, header, payload, len), which returns 1 when that server has
+ * answered in full (a BSP pull may come in pieces), 0 when more is due, -1 on
+ * error. Returns 0, or -1 with err naming the server that answered wrong or
+ * not at all. */
 typedef int (*reply_fn)(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
                         void *ctx, err_t *err);
 
@@ -114,10 +118,15 @@ static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *c
                              c->d->trainer, wire_type_name(h.type), s, c->d->server_ranks[s],
                              c->d->hosts[s]);
             } else {
-                rc = fn ? fn(c, s, &h, m.n > 1 ? m.data[1] : NULL, m.n > 1 ? m.size[1] : 0, ctx, err)
-                        : 0;
-                want[s] = 0;
-                left--;
+                int done = fn ? fn(c, s, &h, m.n > 1 ? m.data[1] : NULL, m.n > 1 ? m.size[1] : 0,
+                                   ctx, err)
+                              : 1;
+                if (done < 0) {
+                    rc = -1;
+                } else if (done) {
+                    want[s] = 0;
+                    left--;
+                }
             }
             tmsg_close(&m);
             if (rc != 0)
@@ -127,23 +136,24 @@ static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *c
     return 0;
 }
 
+/* A piece of a pull reply: [begin, end) inside the server's shard. */
 static int on_pull(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
                    void *ctx, err_t *err)
 {
     (void)ctx;
-    if (h->begin != c->sb[s] || h->end != c->se[s] || len != (c->se[s] - c->sb[s]) * sizeof(float))
-        return err_set(err, "trainer %d: server %d answered keys [%llu, %llu), asked [%zu, %zu)",
+    if (h->begin < c->sb[s] || h->end > c->se[s] || len != (h->end - h->begin) * sizeof(float) ||
+        c->pulled[s] + (h->end - h->begin) > c->se[s] - c->sb[s])
+        return err_set(err, "trainer %d: server %d answered keys [%llu, %llu) of [%zu, %zu)",
                        c->d->trainer, s, (unsigned long long)h->begin,
                        (unsigned long long)h->end, c->sb[s], c->se[s]);
-    memcpy(c->params + c->sb[s], p, len);
-    return 0;
+    memcpy(c->params + h->begin, p, len);
+    c->pulled[s] += h->end - h->begin;
+    return c->pulled[s] == c->se[s] - c->sb[s];
 }
 
-/* Pulls the whole model for step `clock` from every server at once. */
-static int pull_all(client_t *c, long clock, err_t *err)
+/* Asks every server at once for the parameters of step `clock`. */
+static int pull_send(client_t *c, long clock, err_t *err)
 {
-    double t0 = progress_now();
-    int want[64];
     for (int s = 0; s < c->S; s++) {
         wire_hdr_t h;
         wire_hdr_init(&h, WIRE_PULL, c->d->trainer);
@@ -153,14 +163,32 @@ static int pull_all(client_t *c, long clock, err_t *err)
         h.req = ++c->req;
         if (send_hdr(c, s, &h, NULL, 0, err) != 0)
             return -1;
-        want[s] = c->se[s] > c->sb[s];
-        if (!want[s]) { /* an empty shard still answers; take it */
-            want[s] = 1;
-        }
+    }
+    c->pull_out = 1;
+    return 0;
+}
+
+/* Waits for the parameters asked for by pull_send (whole, or in pieces). */
+static int pull_collect(client_t *c, err_t *err)
+{
+    double t0 = progress_now();
+    int want[64];
+    for (int s = 0; s < c->S; s++) {
+        want[s] = 1;
+        c->pulled[s] = 0;
     }
     int rc = collect(c, want, WIRE_PULL_REPLY, on_pull, NULL, err);
+    c->pull_out = 0;
     c->pull_s += progress_now() - t0;
     return rc;
+}
+
+/* The parameters of step `clock`, asking for them unless a request is out. */
+static int pull_all(client_t *c, long clock, err_t *err)
+{
+    if (!c->pull_out && pull_send(c, clock, err) != 0)
+        return -1;
+    return pull_collect(c, err);
 }
 
 /* The model's hook: pushes the gradient of [b, e) to its servers. */
@@ -218,6 +246,7 @@ static int on_checkpoint(client_t *c, int s, const wire_hdr_t *h, const uint8_t 
 {
     gather_t *g = ctx;
     size_t shard = c->se[s] - c->sb[s];
+    (void)err;
     if (h->begin != c->sb[s] || h->end != c->se[s] ||
         len != shard * (1 + (size_t)g->slots) * sizeof(float))
         return err_set(err, "trainer %d: checkpoint of server %d has the wrong size", c->d->trainer, s);
@@ -227,7 +256,7 @@ static int on_checkpoint(client_t *c, int s, const wire_hdr_t *h, const uint8_t 
         memcpy(g->state + (size_t)k * g->n + c->sb[s], f + shard * (1 + (size_t)k),
                shard * sizeof(float));
     g->version = (long)h->clock;
-    return 0;
+    return 1;
 }
 
 typedef struct {
@@ -251,7 +280,7 @@ static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, s
         st->updates += v[3];
         st->busy += v[4];
     }
-    return 0;
+    return 1;
 }
 
 /* Evaluates this trainer's share of ds and sums over trainers. */
@@ -354,6 +383,11 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
             c.step = step;
             if (pull_all(&c, step, err) != 0)
                 goto out;
+            /* The pull for the next step goes out after this step's pushes.
+             * (Sending it now, so that each layer's piece could travel
+             * during backward, was measured slower on 2 cores: the transfer
+             * competes with compute for the same CPUs.) A trainer that is
+             * ahead still gets each piece as soon as it is final. */
             size_t glo, ghi, lo, hi;
             data_batch_slice(n_train, (size_t)batch, (size_t)b, 0, 1, &glo, &ghi);
             data_batch_slice(n_train, (size_t)batch, (size_t)b, d->trainer, d->n_trainers, &lo, &hi);
