@@ -3,7 +3,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,21 +36,6 @@ typedef struct {
     err_t perr;
     double push_s, pull_s, compute_s;
 } client_t;
-
-static void logf_(const train_opts_t *o, int transient, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void logf_(const train_opts_t *o, int transient, const char *fmt, ...)
-{
-    if (!o->log)
-        return;
-    char line[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    o->log(o->log_ctx, transient, line);
-}
 
 static int send_hdr(client_t *c, int s, const wire_hdr_t *h, const void *payload, size_t len,
                     err_t *err)
@@ -360,7 +344,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
         total = cfg->train.max_steps;
     if (lead)
-        logf_(opts, 0,
+        train_logf(opts, 0,
               "rank %d trainer 0: %s, %zu parameters on %d server(s), %d trainer(s), %s, "
               "%zu training samples, global batch %d, %ld steps",
               d->rank, cfg->name, c.n_params, c.S, d->n_trainers,
@@ -419,7 +403,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
                 progress_format(line, sizeof line, epoch + 1, cfg->train.epochs, b + 1, per_epoch,
                                 sums[2] > 0 ? sums[0] / sums[2] : 0, sums[2] > 0 ? sums[1] / sums[2] : 0,
                                 sps, eta);
-                logf_(opts, 1, "rank %d trainer 0: %s", d->rank, line);
+                train_logf(opts, 1, "rank %d trainer 0: %s", d->rank, line);
             }
         }
         train_s += ep_train_s;
@@ -445,32 +429,17 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         r->wall_s = progress_now() - t0;
         epochs_done++;
         if (lead) {
-            char val[64] = "";
-            if (data.val)
-                snprintf(val, sizeof val, " | val loss %.4f acc %.2f%%", r->val_loss, 100 * r->val_acc);
-            logf_(opts, 0,
-                  "rank %d trainer 0: epoch %d/%d done: train loss %.4f acc %.2f%%%s | test loss "
-                  "%.4f acc %.2f%% | %.0f samples/s, %.1f s",
-                  d->rank, r->epoch, cfg->train.epochs, r->train_loss, 100 * r->train_acc, val,
-                  r->test_loss, 100 * r->test_acc, r->samples_per_s, progress_now() - ep_t0);
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "rank %d trainer 0: ", d->rank);
+            train_log_epoch(opts, prefix, r, cfg->train.epochs, data.val != NULL,
+                            progress_now() - ep_t0);
             if (report_write_metrics(opts->out_dir, rows, epochs_done, err) != 0)
                 goto out;
         }
     }
 
-    const epoch_row_t *last = &rows[epochs_done - 1];
-    res->epochs = epochs_done;
-    res->steps = step;
-    res->params = c.n_params;
-    res->train_loss = last->train_loss;
-    res->train_acc = last->train_acc;
-    res->val_loss = last->val_loss;
-    res->val_acc = last->val_acc;
-    res->test_loss = last->test_loss;
-    res->test_acc = last->test_acc;
-    res->wall_s = progress_now() - t0;
-    res->train_s = train_s;
-    res->samples_per_s = samples / (train_s > 0 ? train_s : 1e-9);
+    train_result_fill(res, rows, epochs_done, step, c.n_params, progress_now() - t0, train_s,
+                      samples);
 
     if (lead) {
         optim_params_t op;

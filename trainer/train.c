@@ -18,10 +18,7 @@
 #include "progress.h"
 #include "report.h"
 
-static void logf_(const train_opts_t *o, int transient, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void logf_(const train_opts_t *o, int transient, const char *fmt, ...)
+void train_logf(const train_opts_t *o, int transient, const char *fmt, ...)
 {
     if (!o->log)
         return;
@@ -46,6 +43,37 @@ static void eval_set(model_t *m, const float *params, const dataset_t *ds, doubl
     evaluate_range(m, params, ds, 0, ds->n, &sum, &right);
     *loss = sum / (double)ds->n;
     *acc = (double)right / (double)ds->n;
+}
+
+void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long steps,
+                       size_t params, double wall_s, double train_s, long samples)
+{
+    const epoch_row_t *last = &rows[n - 1];
+    res->epochs = n;
+    res->steps = steps;
+    res->params = params;
+    res->train_loss = last->train_loss;
+    res->train_acc = last->train_acc;
+    res->val_loss = last->val_loss;
+    res->val_acc = last->val_acc;
+    res->test_loss = last->test_loss;
+    res->test_acc = last->test_acc;
+    res->wall_s = wall_s;
+    res->train_s = train_s;
+    res->samples_per_s = samples / (train_s > 0 ? train_s : 1e-9);
+}
+
+void train_log_epoch(const train_opts_t *o, const char *prefix, const epoch_row_t *r, int epochs,
+                     int has_val, double seconds)
+{
+    char val[64] = "";
+    if (has_val)
+        snprintf(val, sizeof val, " | val loss %.4f acc %.2f%%", r->val_loss, 100 * r->val_acc);
+    train_logf(o, 0,
+               "%sepoch %d/%d done: train loss %.4f acc %.2f%%%s | test loss %.4f acc %.2f%% | "
+               "%.0f samples/s, %.1f s",
+               prefix, r->epoch, epochs, r->train_loss, 100 * r->train_acc, val, r->test_loss,
+               100 * r->test_acc, r->samples_per_s, seconds);
 }
 
 int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_t *res,
@@ -97,7 +125,7 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
     long total = per_epoch * cfg->train.epochs;
     if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
         total = cfg->train.max_steps;
-    logf_(opts, 0,
+    train_logf(opts, 0,
           "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test samples, "
           "batch %d, %ld steps",
           cfg->name, n_params, n_train, data.val ? data.val->n : 0, data.test->n, batch, total);
@@ -133,7 +161,7 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
                 char line[256];
                 progress_format(line, sizeof line, epoch + 1, cfg->train.epochs, b + 1, per_epoch,
                                 loss_sum / seen, (double)right / seen, sps, eta);
-                logf_(opts, 1, "%s", line);
+                train_logf(opts, 1, "%s", line);
             }
         }
         train_s += ep_train_s;
@@ -148,31 +176,13 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         eval_set(m, params, data.test, &r->test_loss, &r->test_acc);
         r->wall_s = progress_now() - t0;
         epochs_done++;
-        char val[64] = "";
-        if (data.val)
-            snprintf(val, sizeof val, " | val loss %.4f acc %.2f%%", r->val_loss, 100 * r->val_acc);
-        logf_(opts, 0,
-              "epoch %d/%d done: train loss %.4f acc %.2f%%%s | test loss %.4f acc %.2f%% | "
-              "%.0f samples/s, %.1f s",
-              r->epoch, cfg->train.epochs, r->train_loss, 100 * r->train_acc, val, r->test_loss,
-              100 * r->test_acc, r->samples_per_s, progress_now() - ep_t0);
+        train_log_epoch(opts, "", r, cfg->train.epochs, data.val != NULL, progress_now() - ep_t0);
         if (report_write_metrics(opts->out_dir, rows, epochs_done, err) != 0)
             goto out;
     }
 
-    const epoch_row_t *last = &rows[epochs_done - 1];
-    res->epochs = epochs_done;
-    res->steps = step;
-    res->params = n_params;
-    res->train_loss = last->train_loss;
-    res->train_acc = last->train_acc;
-    res->val_loss = last->val_loss;
-    res->val_acc = last->val_acc;
-    res->test_loss = last->test_loss;
-    res->test_acc = last->test_acc;
-    res->wall_s = progress_now() - t0;
-    res->train_s = train_s;
-    res->samples_per_s = samples / (train_s > 0 ? train_s : 1e-9);
+    train_result_fill(res, rows, epochs_done, step, n_params, progress_now() - t0, train_s,
+                      samples);
 
     run_summary_t s = {
         .name = cfg->name, .config_path = cfg->source, .config_text = opts->config_text,

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "report.h"
 
 /* Where a trainer's human-readable lines go; main decides (stderr). A
  * transient line is a progress update that the next line may overwrite. */
@@ -30,6 +31,17 @@ typedef struct {
     double wall_s, train_s, samples_per_s;
     char plot_error[ERR_LEN]; /* non-empty when curves.png could not be drawn */
 } train_result_t;
+
+/* Helpers shared by the local and the distributed training loops. */
+/* A line for opts->log (nothing when it is NULL). */
+void train_logf(const train_opts_t *o, int transient, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Fills res from the last of the n epoch rows and the run's totals. */
+void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long steps, size_t params,
+                       double wall_s, double train_s, long samples);
+/* The line printed after each epoch ("epoch 2/3 done: ..."), with prefix. */
+void train_log_epoch(const train_opts_t *o, const char *prefix, const epoch_row_t *r, int epochs,
+                     int has_val, double seconds);
 
 /* Trains cfg's model on cfg's data in this process, evaluating on the
  * validation and test sets after each epoch and writing metrics.csv,
