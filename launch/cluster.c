@@ -131,10 +131,7 @@ static server_t *make_server(const job_config_t *cfg, int index, int S, int T, i
     if (cfg->data.limit > 0 && cfg->data.limit < n_train)
         n_train = cfg->data.limit;
     n_train -= cfg->data.validation;
-    long per_epoch = (long)data_batches_per_epoch((size_t)n_train, (size_t)cfg->train.batch, 0);
-    long total = per_epoch * cfg->train.epochs;
-    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
-        total = cfg->train.max_steps;
+    long total = train_total_steps(cfg, (size_t)n_train, NULL);
     server_opts_t so = {.index = index, .n_servers = S, .n_trainers = T, .rank = rank,
                         .consistency = cfg->cluster.consistency,
                         .staleness = cfg->cluster.staleness, .total_steps = total,

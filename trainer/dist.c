@@ -1,7 +1,6 @@
 /* dist.c - the trainer rank of a distributed job (see dist.h). */
 #include "dist.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,15 +306,9 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     c.S = d->n_servers;
     c.timeout_ms = cfg->cluster.timeout_ms;
 
-    openblas_set_num_threads(cfg->train.threads);
     if (lead && fs_mkdirs(opts->out_dir, err) != 0)
         return -1;
-    int max_batch = cfg->train.batch > cfg->train.eval_batch ? cfg->train.batch
-                                                             : cfg->train.eval_batch;
-    m = model_new(cfg, max_batch, err);
-    if (!m)
-        goto out;
-    if (job_data_load(&data, cfg, model_input_size(m), model_output_size(m), err) != 0)
+    if (train_prepare(cfg, &m, &data, err) != 0)
         goto out;
     c.n_params = model_n_params(m);
     for (int s = 0; s < c.S; s++) {
@@ -339,10 +332,8 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     }
     model_set_grad_hook(m, push_range, &c);
 
-    const long per_epoch = (long)data_batches_per_epoch(n_train, (size_t)batch, 0);
-    long total = per_epoch * cfg->train.epochs;
-    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
-        total = cfg->train.max_steps;
+    long per_epoch;
+    const long total = train_total_steps(cfg, n_train, &per_epoch);
     if (lead)
         train_logf(opts, 0,
               "rank %d trainer 0: %s, %zu parameters on %d server(s), %d trainer(s), %s, "

@@ -45,6 +45,33 @@ static void eval_set(model_t *m, const float *params, const dataset_t *ds, doubl
     *acc = (double)right / (double)ds->n;
 }
 
+long train_total_steps(const job_config_t *cfg, size_t n_train, long *per_epoch)
+{
+    long pe = (long)data_batches_per_epoch(n_train, (size_t)cfg->train.batch, 0);
+    long total = pe * cfg->train.epochs;
+    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
+        total = cfg->train.max_steps;
+    if (per_epoch)
+        *per_epoch = pe;
+    return total;
+}
+
+int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t *err)
+{
+    openblas_set_num_threads(cfg->train.threads);
+    memset(data, 0, sizeof *data);
+    int max_batch = cfg->train.batch > cfg->train.eval_batch ? cfg->train.batch
+                                                             : cfg->train.eval_batch;
+    *m = model_new(cfg, max_batch, err);
+    if (!*m)
+        return -1;
+    if (job_data_load(data, cfg, model_input_size(*m), model_output_size(*m), err) != 0) {
+        model_destroy(m);
+        return -1;
+    }
+    return 0;
+}
+
 void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long steps,
                        size_t params, double wall_s, double train_s, long samples)
 {
@@ -89,15 +116,9 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
     uint32_t *perm = NULL;
     epoch_row_t *rows = NULL;
 
-    openblas_set_num_threads(cfg->train.threads);
     if (fs_mkdirs(opts->out_dir, err) != 0)
         return -1;
-    int max_batch = cfg->train.batch > cfg->train.eval_batch ? cfg->train.batch
-                                                             : cfg->train.eval_batch;
-    m = model_new(cfg, max_batch, err);
-    if (!m)
-        goto out;
-    if (job_data_load(&data, cfg, model_input_size(m), model_output_size(m), err) != 0)
+    if (train_prepare(cfg, &m, &data, err) != 0)
         goto out;
 
     const size_t n_params = model_n_params(m);
@@ -121,10 +142,8 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         goto out;
     optim_state_init(&op, state, n_params);
 
-    const long per_epoch = (long)data_batches_per_epoch(n_train, (size_t)batch, 0);
-    long total = per_epoch * cfg->train.epochs;
-    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
-        total = cfg->train.max_steps;
+    long per_epoch;
+    const long total = train_total_steps(cfg, n_train, &per_epoch);
     train_logf(opts, 0,
           "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test samples, "
           "batch %d, %ld steps",

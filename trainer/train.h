@@ -8,6 +8,8 @@
 
 #include "config.h"
 #include "err.h"
+#include "jobdata.h"
+#include "model.h"
 #include "report.h"
 
 /* Where a trainer's human-readable lines go; main decides (stderr). A
@@ -36,6 +38,14 @@ typedef struct {
 /* A line for opts->log (nothing when it is NULL). */
 void train_logf(const train_opts_t *o, int transient, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Steps of the job for n_train training samples (epochs x batches, cut at
+ * train.max_steps); *per_epoch gets the batches of one epoch. Every trainer
+ * and server computes the same. */
+long train_total_steps(const job_config_t *cfg, size_t n_train, long *per_epoch);
+/* Sets the BLAS threads and builds the model (buffers for the larger of the
+ * training and evaluation batch) and the job's data. Returns 0, or -1 with
+ * err; on error nothing is left allocated. */
+int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t *err);
 /* Fills res from the last of the n epoch rows and the run's totals. */
 void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long steps, size_t params,
                        double wall_s, double train_s, long samples);
