@@ -1238,3 +1238,8 @@ const char *config_opt_name(opt_kind_t k)
 {
     return choice_name(OPTS, (int)k);
 }
+
+const char *config_consistency_name(consistency_t c)
+{
+    return choice_name(CONSISTENCIES, (int)c);
+}

@@ -128,5 +128,6 @@ char *config_text(const char *path, const char *const *sets, int n_sets, err_t *
 const char *config_layer_name(layer_type_t t);
 const char *config_act_name(act_t a);
 const char *config_opt_name(opt_kind_t k);
+const char *config_consistency_name(consistency_t c);
 
 #endif

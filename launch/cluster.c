@@ -81,9 +81,7 @@ static int write_cluster_json(const char *dir, const rank_info_t *ri, int N, con
         }
         cJSON_AddItemToArray(ranks, x);
     }
-    cJSON_AddStringToObject(o, "consistency", cfg->cluster.consistency == CONS_BSP   ? "bsp"
-                                              : cfg->cluster.consistency == CONS_ASP ? "asp"
-                                                                                     : "ssp");
+    cJSON_AddStringToObject(o, "consistency", config_consistency_name(cfg->cluster.consistency));
     cJSON_AddNumberToObject(o, "staleness", cfg->cluster.staleness);
     cJSON_AddNumberToObject(o, "servers", cfg->cluster.servers);
     cJSON_AddNumberToObject(o, "trainers", N - cfg->cluster.servers);

@@ -339,9 +339,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
               "rank %d trainer 0: %s, %zu parameters on %d server(s), %d trainer(s), %s, "
               "%zu training samples, global batch %d, %ld steps",
               d->rank, cfg->name, c.n_params, c.S, d->n_trainers,
-              cfg->cluster.consistency == CONS_BSP   ? "BSP"
-              : cfg->cluster.consistency == CONS_ASP ? "ASP"
-                                                     : "SSP",
+              config_consistency_name(cfg->cluster.consistency),
               n_train, batch, total);
 
     const double t0 = progress_now();
@@ -444,16 +442,6 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         }
         if (simple_all(&c, WIRE_CHECKPOINT, 0, on_checkpoint, &g, err) != 0)
             goto out;
-        if (d->ckpt_path) {
-            checkpoint_t ck = {.step = (uint64_t)step, .clock = (uint64_t)g.version,
-                               .seed = cfg->train.seed, .epoch = (uint32_t)epochs_done,
-                               .opt_kind = cfg->optimizer.kind, .n_slots = g.slots,
-                               .config_text = (char *)(opts->config_text ? opts->config_text : ""),
-                               .table = *model_params(m), .params = c.params,
-                               .opt_state = g.slots ? state : NULL};
-            if (checkpoint_write(d->ckpt_path, &ck, err) != 0)
-                goto out;
-        }
         sstats_t ss = {0};
         if (simple_all(&c, WIRE_STATS, 0, on_stats, &ss, err) != 0)
             goto out;
@@ -462,31 +450,26 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
             sent += transport_bytes_sent(c.sock[s]);
             recvd += transport_bytes_received(c.sock[s]);
         }
-        run_summary_t s = {
-            .name = cfg->name, .config_path = cfg->source, .config_text = opts->config_text,
-            .epochs = res->epochs, .steps = res->steps, .params = c.n_params,
-            .test_accuracy = res->test_acc, .test_loss = res->test_loss,
-            .val_accuracy = res->val_acc, .val_loss = res->val_loss,
-            .train_loss = res->train_loss, .train_accuracy = res->train_acc,
-            .wall_s = res->wall_s, .train_s = train_s, .samples_per_s = res->samples_per_s,
-            .samples = samples, .threads = cfg->train.threads, .batch = batch,
-            .mode = "distributed",
-            .dist = 1, .n_servers = c.S, .n_trainers = d->n_trainers,
-            .consistency = cfg->cluster.consistency == CONS_BSP   ? "bsp"
-                           : cfg->cluster.consistency == CONS_ASP ? "asp"
-                                                                  : "ssp",
-            .trainer0_compute_s = c.compute_s, .trainer0_pull_wait_s = c.pull_s,
-            .trainer0_push_s = c.push_s, .trainer0_bytes_sent = sent,
-            .trainer0_bytes_received = recvd, .servers_busy_s = ss.busy,
-            .servers_updates = ss.updates, .servers_pushes = ss.pushes, .servers_pulls = ss.pulls,
-        };
-        if (report_write_summary(opts->out_dir, &s, err) != 0)
+        run_summary_t s;
+        train_summary_init(&s, cfg, opts, res, samples, "distributed");
+        s.dist = 1;
+        s.n_servers = c.S;
+        s.n_trainers = d->n_trainers;
+        s.consistency = config_consistency_name(cfg->cluster.consistency);
+        s.trainer0_compute_s = c.compute_s;
+        s.trainer0_pull_wait_s = c.pull_s;
+        s.trainer0_push_s = c.push_s;
+        s.trainer0_bytes_sent = sent;
+        s.trainer0_bytes_received = recvd;
+        s.servers_busy_s = ss.busy;
+        s.servers_updates = ss.updates;
+        s.servers_pushes = ss.pushes;
+        s.servers_pulls = ss.pulls;
+        checkpoint_t ck;
+        train_checkpoint_init(&ck, cfg, opts, m, step, g.version, epochs_done, c.params, state,
+                              g.slots);
+        if (train_write_outputs(opts, &s, d->ckpt_path, &ck, res, err) != 0)
             goto out;
-        if (!opts->no_plot) {
-            err_t perr;
-            if (report_plot(opts->out_dir, &perr) != 0)
-                snprintf(res->plot_error, sizeof res->plot_error, "%s", perr.msg);
-        }
     }
     if (opts->final_params)
         memcpy(opts->final_params, c.params, c.n_params * sizeof *c.params);

@@ -72,6 +72,49 @@ int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t 
     return 0;
 }
 
+void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_opts_t *opts,
+                        const train_result_t *res, long samples, const char *mode)
+{
+    *s = (run_summary_t){
+        .name = cfg->name, .config_path = cfg->source, .config_text = opts->config_text,
+        .epochs = res->epochs, .steps = res->steps, .params = res->params,
+        .test_accuracy = res->test_acc, .test_loss = res->test_loss,
+        .val_accuracy = res->val_acc, .val_loss = res->val_loss,
+        .train_loss = res->train_loss, .train_accuracy = res->train_acc,
+        .wall_s = res->wall_s, .train_s = res->train_s, .samples_per_s = res->samples_per_s,
+        .samples = samples, .threads = cfg->train.threads, .batch = cfg->train.batch,
+        .mode = mode,
+    };
+}
+
+void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const train_opts_t *opts,
+                           const model_t *m, long step, long clock, int epochs, float *params,
+                           float *state, int n_slots)
+{
+    *ck = (checkpoint_t){
+        .step = (uint64_t)step, .clock = (uint64_t)clock, .seed = cfg->train.seed,
+        .epoch = (uint32_t)epochs, .opt_kind = cfg->optimizer.kind, .n_slots = n_slots,
+        /* written, never freed through ck: the borrowed buffers stay the caller's */
+        .config_text = (char *)(opts->config_text ? opts->config_text : ""),
+        .table = *model_params(m), .params = params, .opt_state = n_slots ? state : NULL,
+    };
+}
+
+int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const char *ckpt_path,
+                        const checkpoint_t *ck, train_result_t *res, err_t *err)
+{
+    if (report_write_summary(opts->out_dir, s, err) != 0)
+        return -1;
+    if (ckpt_path && ck && checkpoint_write(ckpt_path, ck, err) != 0)
+        return -1;
+    if (!opts->no_plot) {
+        err_t perr;
+        if (report_plot(opts->out_dir, &perr) != 0)
+            snprintf(res->plot_error, sizeof res->plot_error, "%s", perr.msg);
+    }
+    return 0;
+}
+
 void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long steps,
                        size_t params, double wall_s, double train_s, long samples)
 {
@@ -203,32 +246,15 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
     train_result_fill(res, rows, epochs_done, step, n_params, progress_now() - t0, train_s,
                       samples);
 
-    run_summary_t s = {
-        .name = cfg->name, .config_path = cfg->source, .config_text = opts->config_text,
-        .epochs = res->epochs, .steps = res->steps, .params = n_params,
-        .test_accuracy = res->test_acc, .test_loss = res->test_loss,
-        .val_accuracy = res->val_acc, .val_loss = res->val_loss,
-        .train_loss = res->train_loss, .train_accuracy = res->train_acc,
-        .wall_s = res->wall_s, .train_s = train_s, .samples_per_s = res->samples_per_s,
-        .samples = samples, .threads = cfg->train.threads, .batch = batch, .mode = "local",
-    };
-    if (report_write_summary(opts->out_dir, &s, err) != 0)
-        goto out;
+    run_summary_t s;
+    train_summary_init(&s, cfg, opts, res, samples, "local");
     /* the whole model, as a distributed job's servers would assemble it */
     char ckpath[4096];
     snprintf(ckpath, sizeof ckpath, "%s/model.ckpt", opts->out_dir);
-    checkpoint_t ck = {.step = (uint64_t)step, .clock = (uint64_t)step, .seed = cfg->train.seed,
-                       .epoch = (uint32_t)epochs_done, .opt_kind = cfg->optimizer.kind,
-                       .n_slots = slots, .config_text = (char *)(opts->config_text ? opts->config_text : ""),
-                       .table = *model_params(m), .params = params,
-                       .opt_state = slots ? state : NULL};
-    if (checkpoint_write(ckpath, &ck, err) != 0)
+    checkpoint_t ck;
+    train_checkpoint_init(&ck, cfg, opts, m, step, step, epochs_done, params, state, slots);
+    if (train_write_outputs(opts, &s, ckpath, &ck, res, err) != 0)
         goto out;
-    if (!opts->no_plot) {
-        err_t perr;
-        if (report_plot(opts->out_dir, &perr) != 0)
-            snprintf(res->plot_error, sizeof res->plot_error, "%s", perr.msg);
-    }
     if (opts->final_params)
         memcpy(opts->final_params, params, n_params * sizeof *params);
     rc = 0;

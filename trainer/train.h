@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "export/checkpoint.h"
 #include "jobdata.h"
 #include "model.h"
 #include "report.h"
@@ -46,6 +47,24 @@ long train_total_steps(const job_config_t *cfg, size_t n_train, long *per_epoch)
  * training and evaluation batch) and the job's data. Returns 0, or -1 with
  * err; on error nothing is left allocated. */
 int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t *err);
+/* Fills the fields of s that every run has (job, result, totals) from cfg,
+ * opts and res; mode is "local" or "distributed". */
+void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_opts_t *opts,
+                        const train_result_t *res, long samples, const char *mode);
+
+/* The whole model as a checkpoint (borrowing params and state, n_slots
+ * floats per parameter, slot-major) after `step` steps and `epochs` epochs. */
+void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const train_opts_t *opts,
+                           const model_t *m, long step, long clock, int epochs, float *params,
+                           float *state, int n_slots);
+
+/* Writes a finished run's outputs into opts->out_dir: summary.json, the
+ * checkpoint ck to ckpt_path (when both are given), and curves.png unless
+ * opts->no_plot (a plot that fails is only noted in res->plot_error).
+ * Returns 0, or -1 with err. */
+int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const char *ckpt_path,
+                        const checkpoint_t *ck, train_result_t *res, err_t *err);
+
 /* Fills res from the last of the n epoch rows and the run's totals. */
 void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long steps, size_t params,
                        double wall_s, double train_s, long samples);
