@@ -1117,31 +1117,38 @@ out:
 /* Reads the job file x->file into c (initialised by the caller, who destroys
  * it), checks it, applies the overrides and checks again, then fills *cfg.
  * Returns 0, or -1 with x->err. */
-static int job_build(const ctx_t *x, config_t *c, const char *const *sets, int n_sets,
-                     job_config_t *cfg)
+static int job_build(const ctx_t *x, config_t *c, const char *text, const char *const *sets,
+                     int n_sets, job_config_t *cfg)
 {
     const char *path = x->file;
     char dir[CFG_PATH_LEN];
     if (strlen(path) >= CFG_PATH_LEN)
         return err_set(x->err, "%s: path longer than %d characters", path, CFG_PATH_LEN - 1);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return err_set(x->err, "%s: cannot open: %s", path, strerror(errno));
-    fclose(f);
+    if (text) {
+        /* a config kept inside a checkpoint: no file, no include folder */
+        if (config_read_string(c, text) != CONFIG_TRUE)
+            return err_set(x->err, "%s:%d: %s", path, config_error_line(c),
+                           config_error_text(c));
+    } else {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return err_set(x->err, "%s: cannot open: %s", path, strerror(errno));
+        fclose(f);
 
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    config_set_include_dir(c, dir); /* libconfig keeps a copy */
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+            snprintf(dir, sizeof dir, ".");
+        else if (slash == path)
+            snprintf(dir, sizeof dir, "/");
+        else
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        config_set_include_dir(c, dir); /* libconfig keeps a copy */
 
-    if (config_read_file(c, path) != CONFIG_TRUE) {
-        const char *file = config_error_file(c);
-        return err_set(x->err, "%s:%d: %s", file ? file : path, config_error_line(c),
-                       config_error_text(c));
+        if (config_read_file(c, path) != CONFIG_TRUE) {
+            const char *file = config_error_file(c);
+            return err_set(x->err, "%s:%d: %s", file ? file : path, config_error_line(c),
+                           config_error_text(c));
+        }
     }
     if (tree_check(x, c) != 0)
         return -1;
@@ -1153,22 +1160,20 @@ static int job_build(const ctx_t *x, config_t *c, const char *const *sets, int n
     return job_fill(x, c, cfg);
 }
 
-/* See config.h. On error *cfg is left unchanged. */
-int config_load(job_config_t *cfg, const char *path, const char *const *sets, int n_sets,
-                int check_files, err_t *err)
+/* config_load and config_load_text: text NULL reads the file path. */
+static int load(job_config_t *cfg, const char *path, const char *text, const char *const *sets,
+                int n_sets, int check_files, err_t *err)
 {
     ctx_t x = {path, err};
     config_t c;
     int rc = -1;
-    if (!cfg || !path)
-        return err_set(err, "config_load: no config file given");
     job_config_t *tmp = malloc(sizeof *tmp);
     config_init(&c);
     if (!tmp) {
         err_set(err, "%s: out of memory", path);
         goto out;
     }
-    if (job_build(&x, &c, sets, n_sets, tmp) != 0)
+    if (job_build(&x, &c, text, sets, n_sets, tmp) != 0)
         goto out;
     if (check_files && files_check(&x, &c, tmp) != 0)
         goto out;
@@ -1178,6 +1183,24 @@ out:
     config_destroy(&c);
     free(tmp);
     return rc;
+}
+
+/* See config.h. On error *cfg is left unchanged. */
+int config_load(job_config_t *cfg, const char *path, const char *const *sets, int n_sets,
+                int check_files, err_t *err)
+{
+    if (!cfg || !path)
+        return err_set(err, "config_load: no config file given");
+    return load(cfg, path, NULL, sets, n_sets, check_files, err);
+}
+
+/* See config.h. On error *cfg is left unchanged. */
+int config_load_text(job_config_t *cfg, const char *name, const char *text,
+                     const char *const *sets, int n_sets, int check_files, err_t *err)
+{
+    if (!cfg || !name || !text)
+        return err_set(err, "config_load_text: no config text given");
+    return load(cfg, name, text, sets, n_sets, check_files, err);
 }
 
 /* See config.h. The text is checked as config_load checks it (without the
@@ -1198,7 +1221,7 @@ char *config_text(const char *path, const char *const *sets, int n_sets, err_t *
         err_set(err, "%s: out of memory", path);
         goto out;
     }
-    if (job_build(&x, &c, sets, n_sets, tmp) != 0)
+    if (job_build(&x, &c, NULL, sets, n_sets, tmp) != 0)
         goto out;
     FILE *mem = open_memstream(&buf, &len);
     if (!mem) {

@@ -121,6 +121,12 @@ typedef struct {
 int config_load(job_config_t *cfg, const char *path, const char *const *sets,
                 int n_sets, int check_files, err_t *err);
 
+/* As config_load, from text (a config kept in a checkpoint) instead of a
+ * file; name stands for the file in messages ("run/model.ckpt: config:12:
+ * ..."). The job name defaults as for a file called name. */
+int config_load_text(job_config_t *cfg, const char *name, const char *text,
+                     const char *const *sets, int n_sets, int check_files, err_t *err);
+
 /* Returns the config's text as loaded and with overrides applied, as libconfig
  * writes it, in a malloc'd string that the caller frees; NULL on error. */
 char *config_text(const char *path, const char *const *sets, int n_sets, err_t *err);

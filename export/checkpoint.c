@@ -18,10 +18,11 @@
 
 static const uint8_t MAGIC[8] = "PSTCKPT"; /* 7 letters and the NUL */
 
-enum { SEC_META = 1, SEC_CONFIG, SEC_TENSORS, SEC_PARAMS, SEC_OPTSTATE, SEC_DATAORDER, SEC_N };
+enum { SEC_META = 1, SEC_CONFIG, SEC_TENSORS, SEC_PARAMS, SEC_OPTSTATE, SEC_DATAORDER, SEC_NORM,
+       SEC_N };
 
 static const char *const SEC_NAME[SEC_N] = {
-    NULL, "META", "CONFIG", "TENSORS", "PARAMS", "OPTSTATE", "DATAORDER",
+    NULL, "META", "CONFIG", "TENSORS", "PARAMS", "OPTSTATE", "DATAORDER", "NORM",
 };
 
 #define FILE_HEAD 16u /* magic, version, number of sections */
@@ -267,6 +268,16 @@ static int plan(const checkpoint_t *ck, uint64_t len[SEC_N], int have[SEC_N], er
                            ck->data_order_len);
         len[SEC_DATAORDER] = ck->data_order_len;
     }
+    if (ck->norm_kind != 0) {
+        if (ck->norm_kind < 0 || ck->norm_kind > 2)
+            return err_set(err, "normalisation kind %d", ck->norm_kind);
+        if (!ck->norm_mean || !ck->norm_inv_std || ck->norm_dim == 0 ||
+            ck->norm_dim > CHECKPOINT_MAX_BYTES / 8)
+            return err_set(err, "normalisation of %zu features without its statistics",
+                           ck->norm_dim);
+        have[SEC_NORM] = 1;
+        len[SEC_NORM] = 12 + 8 * (uint64_t)ck->norm_dim;
+    }
     /* each term is at most the limit, so the sum cannot wrap */
     uint64_t total = FILE_HEAD;
     for (int id = 1; id < SEC_N; id++)
@@ -318,6 +329,12 @@ static void put_section(uint8_t **p, int id, const checkpoint_t *ck)
         break;
     case SEC_DATAORDER:
         put_bytes(p, ck->data_order, ck->data_order_len);
+        break;
+    case SEC_NORM:
+        put_u32(p, (uint32_t)ck->norm_kind);
+        put_u64(p, ck->norm_dim);
+        put_floats(p, ck->norm_mean, ck->norm_dim);
+        put_floats(p, ck->norm_inv_std, ck->norm_dim);
         break;
     }
 }
@@ -544,6 +561,34 @@ static int parse_tensors(const uint8_t *data, uint64_t len, param_table_t *tab, 
     return 0;
 }
 
+/* Decodes NORM, if present, into ck. Returns 0, or -1 with err. */
+static int parse_norm(const sections_t *s, checkpoint_t *ck, err_t *err)
+{
+    if (!s->have[SEC_NORM])
+        return 0;
+    uint64_t len = s->len[SEC_NORM];
+    if (len < 12)
+        return err_set(err, "section NORM: %llu bytes, fewer than its 12-byte head",
+                       (unsigned long long)len);
+    const uint8_t *d = s->data[SEC_NORM];
+    uint32_t kind = load_u32(d);
+    uint64_t dim = load_u64(d + 4);
+    if (kind < 1 || kind > 2)
+        return err_set(err, "section NORM: kind %u, not 1 (global) or 2 (per pixel)", kind);
+    if (dim == 0 || dim > (len - 12) / 8 || 12 + 8 * dim != len)
+        return err_set(err, "section NORM: %llu bytes do not hold %llu means and scales",
+                       (unsigned long long)len, (unsigned long long)dim);
+    ck->norm_kind = (int)kind;
+    ck->norm_dim = (size_t)dim;
+    ck->norm_mean = malloc(ck->norm_dim * sizeof(float));
+    ck->norm_inv_std = malloc(ck->norm_dim * sizeof(float));
+    if (!ck->norm_mean || !ck->norm_inv_std)
+        return err_set(err, "out of memory");
+    load_floats(ck->norm_mean, d + 12, ck->norm_dim);
+    load_floats(ck->norm_inv_std, d + 12 + 4 * dim, ck->norm_dim);
+    return 0;
+}
+
 /* Checks the contents of the framed sections s against each other and fills
  * ck (whose buffers checkpoint_free releases on error). Returns 0, or -1 with
  * err (without the path). */
@@ -614,7 +659,7 @@ static int parse_sections(const sections_t *s, checkpoint_t *ck, err_t *err)
         load_floats(ck->opt_state, s->data[SEC_OPTSTATE], ns);
     if (ck->data_order_len)
         memcpy(ck->data_order, s->data[SEC_DATAORDER], ck->data_order_len);
-    return 0;
+    return parse_norm(s, ck, err);
 }
 
 checkpoint_t *checkpoint_read(const char *path, err_t *err)
@@ -697,6 +742,8 @@ void checkpoint_free(checkpoint_t **ck_p)
     free(ck->params);
     free(ck->opt_state);
     free(ck->data_order);
+    free(ck->norm_mean);
+    free(ck->norm_inv_std);
     free(ck);
     *ck_p = NULL;
 }

@@ -15,6 +15,10 @@
  *     5 OPTSTATE  n_slots * n_params float32, slot-major (slot k of parameter i
  *                 at k * n_params + i, as in optim.h); present iff n_slots > 0
  *     6 DATAORDER opaque bytes of the trainer; absent when empty
+ *     7 NORM      uint32 kind (norm_t: 1 global, 2 per pixel), uint64 dim,
+ *                 float32 mean[dim], float32 inv_std[dim]: the input
+ *                 normalisation training used (x - mean) * inv_std, applied
+ *                 after scaling pixels to [0,1]; absent when none
  *   META, CONFIG, TENSORS and PARAMS are required; any other id is refused.
  * The tensors tile [0, n_params) in order, as params_add lays them out.
  */
@@ -43,6 +47,9 @@ typedef struct {
     float *opt_state;             /* n_slots * n_params or NULL, owned */
     uint8_t *data_order;          /* owned, may be NULL */
     size_t data_order_len;
+    int norm_kind;                /* norm_t; 0 (none): no NORM section */
+    size_t norm_dim;              /* floats per sample of norm_mean, norm_inv_std */
+    float *norm_mean, *norm_inv_std; /* owned, NULL when norm_kind is 0 */
 } checkpoint_t;
 
 /* Writes ck to path atomically (fs_write_atomic: the old file, if any, stays

@@ -466,7 +466,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         s.servers_pushes = ss.pushes;
         s.servers_pulls = ss.pulls;
         checkpoint_t ck;
-        train_checkpoint_init(&ck, cfg, opts, m, step, g.version, epochs_done, c.params, state,
+        train_checkpoint_init(&ck, cfg, opts, m, &data, step, g.version, epochs_done, c.params, state,
                               g.slots);
         if (train_write_outputs(opts, &s, d->ckpt_path, &ck, res, err) != 0)
             goto out;

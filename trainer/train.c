@@ -88,8 +88,8 @@ void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_o
 }
 
 void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const train_opts_t *opts,
-                           const model_t *m, long step, long clock, int epochs, float *params,
-                           float *state, int n_slots)
+                           const model_t *m, const job_data_t *data, long step, long clock,
+                           int epochs, float *params, float *state, int n_slots)
 {
     *ck = (checkpoint_t){
         .step = (uint64_t)step, .clock = (uint64_t)clock, .seed = cfg->train.seed,
@@ -98,6 +98,12 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
         .config_text = (char *)(opts->config_text ? opts->config_text : ""),
         .table = *model_params(m), .params = params, .opt_state = n_slots ? state : NULL,
     };
+    if (data && data->norm.kind != NORM_NONE && data->norm.mean) {
+        ck->norm_kind = data->norm.kind;
+        ck->norm_dim = data->norm.dim;
+        ck->norm_mean = data->norm.mean;
+        ck->norm_inv_std = data->norm.inv_std;
+    }
 }
 
 int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const char *ckpt_path,
@@ -252,7 +258,7 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
     char ckpath[4096];
     snprintf(ckpath, sizeof ckpath, "%s/model.ckpt", opts->out_dir);
     checkpoint_t ck;
-    train_checkpoint_init(&ck, cfg, opts, m, step, step, epochs_done, params, state, slots);
+    train_checkpoint_init(&ck, cfg, opts, m, &data, step, step, epochs_done, params, state, slots);
     if (train_write_outputs(opts, &s, ckpath, &ck, res, err) != 0)
         goto out;
     if (opts->final_params)

@@ -52,11 +52,12 @@ int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t 
 void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_opts_t *opts,
                         const train_result_t *res, long samples, const char *mode);
 
-/* The whole model as a checkpoint (borrowing params and state, n_slots
- * floats per parameter, slot-major) after `step` steps and `epochs` epochs. */
+/* The whole model as a checkpoint (borrowing params, state (n_slots floats
+ * per parameter, slot-major) and the normalisation statistics of data)
+ * after `step` steps and `epochs` epochs. */
 void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const train_opts_t *opts,
-                           const model_t *m, long step, long clock, int epochs, float *params,
-                           float *state, int n_slots);
+                           const model_t *m, const job_data_t *data, long step, long clock,
+                           int epochs, float *params, float *state, int n_slots);
 
 /* Writes a finished run's outputs into opts->out_dir: summary.json, the
  * checkpoint ck to ckpt_path (when both are given), and curves.png unless
