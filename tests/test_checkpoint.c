@@ -501,9 +501,11 @@ static void test_section_table(void)
     CU_ASSERT_FATAL(n == 4);
     static const uint8_t junk[] = {1, 2, 3};
 
-    memcpy(q, p, sizeof p); /* META CONFIG TENSORS PARAMS + id 7 */
-    q[4] = (part_t){7, junk, sizeof junk};
-    expect_refused("unknown.ckpt", g, build(g, 1, q, 5), "unknown section id 7");
+    memcpy(q, p, sizeof p); /* META CONFIG TENSORS PARAMS + id 8 */
+    q[4] = (part_t){8, junk, sizeof junk};
+    expect_refused("unknown.ckpt", g, build(g, 1, q, 5), "unknown section id 8");
+    q[4].id = 7; /* NORM, too short for its head */
+    expect_refused("shortnorm.ckpt", g, build(g, 1, q, 5), "section NORM: 3 bytes");
     q[4].id = 0;
     expect_refused("unknown0.ckpt", g, build(g, 1, q, 5), "unknown section id 0");
     q[0].id = 99;
