@@ -1207,6 +1207,13 @@ int config_load_text(job_config_t *cfg, const char *name, const char *text,
  * data files); on error NULL is returned and err says why. */
 char *config_text(const char *path, const char *const *sets, int n_sets, err_t *err)
 {
+    return config_text_from(path, NULL, sets, n_sets, err);
+}
+
+/* See config.h. */
+char *config_text_from(const char *path, const char *src, const char *const *sets, int n_sets,
+                       err_t *err)
+{
     ctx_t x = {path, err};
     config_t c;
     char *buf = NULL, *text = NULL;
@@ -1221,7 +1228,7 @@ char *config_text(const char *path, const char *const *sets, int n_sets, err_t *
         err_set(err, "%s: out of memory", path);
         goto out;
     }
-    if (job_build(&x, &c, NULL, sets, n_sets, tmp) != 0)
+    if (job_build(&x, &c, src, sets, n_sets, tmp) != 0)
         goto out;
     FILE *mem = open_memstream(&buf, &len);
     if (!mem) {

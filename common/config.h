@@ -130,6 +130,10 @@ int config_load_text(job_config_t *cfg, const char *name, const char *text,
 /* Returns the config's text as loaded and with overrides applied, as libconfig
  * writes it, in a malloc'd string that the caller frees; NULL on error. */
 char *config_text(const char *path, const char *const *sets, int n_sets, err_t *err);
+/* As config_text, from text src (NULL: read the file path) with path
+ * standing for the file in messages. */
+char *config_text_from(const char *path, const char *src, const char *const *sets, int n_sets,
+                       err_t *err);
 
 const char *config_layer_name(layer_type_t t);
 const char *config_act_name(act_t a);

@@ -108,8 +108,8 @@ static void advertise(char *ep, size_t len, const char *adv)
     snprintf(ep, len, "tcp://%s:%s", adv, port);
 }
 
-static server_t *make_server(const job_config_t *cfg, int index, int S, int T, int rank,
-                             err_t *err)
+static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, int index, int S,
+                             int T, int rank, err_t *err)
 {
     model_t *m = model_new(cfg, 1, err);
     if (!m)
@@ -134,6 +134,18 @@ static server_t *make_server(const job_config_t *cfg, int index, int S, int T, i
                         .consistency = cfg->cluster.consistency,
                         .staleness = cfg->cluster.staleness, .total_steps = total,
                         .seed = cfg->train.seed, .table = tab, .optim = op};
+    if (o->resume) {
+        /* the trainers check the data order; a server needs its tensors and state */
+        long step = train_resume_check(o->resume, o->resume_path, cfg, m, (size_t)n_train,
+                                       optim_slots(&op), total, err);
+        if (step < 0) {
+            model_destroy(&m);
+            return NULL;
+        }
+        so.init_params = o->resume->params;
+        so.init_state = o->resume->opt_state;
+        so.start_step = step;
+    }
     server_t *s = server_new(&so, err);
     model_destroy(&m);
     return s;
@@ -179,7 +191,8 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     char ckpt[CFG_PATH_LEN + 32];
     snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", o->out_dir);
     train_opts_t topts = {.out_dir = o->out_dir, .config_text = o->config_text,
-                          .no_plot = o->no_plot};
+                          .no_plot = o->no_plot, .resume = o->resume,
+                          .resume_path = o->resume_path};
     train_result_t res;
 
     if (N == 1) {
@@ -190,7 +203,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         dist_opts_t d = {.trainer = 0, .n_trainers = 1, .n_servers = 1, .rank = 0,
                          .ckpt_path = ckpt};
         cfg->cluster.servers = 1;
-        ts.s = make_server(cfg, 0, 1, 1, 0, &err);
+        ts.s = make_server(cfg, o, 0, 1, 1, 0, &err);
         if (ts.s)
             ts.t = transport_listen("inproc://pstrain-server-0", d.endpoints[0],
                                     sizeof d.endpoints[0], &err);
@@ -245,7 +258,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     transport_t *sock = NULL;
     int ok = 1;
     if (is_server) {
-        srv = make_server(cfg, index, S, T, rank, &err);
+        srv = make_server(cfg, o, index, S, T, rank, &err);
         if (srv)
             sock = transport_listen(cfg->cluster.bind, me.endpoint, sizeof me.endpoint, &err);
         if (!srv || !sock) {

@@ -17,6 +17,8 @@ typedef struct {
     const char *out_dir;
     const char *config_text;
     int no_plot, quiet;
+    const checkpoint_t *resume;  /* continue from this checkpoint (NULL: start anew) */
+    const char *resume_path;     /* its file, for messages */
 } cluster_opts_t;
 
 /* Runs this rank's part of the job. Returns the process exit status (0 on

@@ -3,6 +3,7 @@
  *
  *   mpirun -np N pstrain --config FILE [--servers S] [--bind HOST] [--set key=value]...
  *   pstrain --local --config FILE [--set key=value]... [--out DIR]
+ *   pstrain ... --resume FILE_OR_DIR      continue a job from its checkpoint
  *   pstrain plot RUN_DIR
  */
 #include <malloc.h>
@@ -11,8 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "cluster.h"
 #include "config.h"
+#include "export/checkpoint.h"
 #include "report.h"
 #include "train.h"
 
@@ -32,6 +36,8 @@ static void usage(FILE *f)
             "  --bind HOST        address or interface the servers bind to (default\n"
             "                     cluster.bind, 127.0.0.1: all ranks on one node)\n"
             "  --config FILE      job file (libconfig syntax; see configs/)\n"
+            "  --resume PATH      continue from a checkpoint file, or RUN_DIR/model.ckpt;\n"
+            "                     without --config the checkpoint's own config is used\n"
             "  --set key=value    override a config key, e.g. --set train.epochs=2\n"
             "                     or --set optimizer.name=sgd (repeatable)\n"
             "  --out DIR          run folder (default runs/<job name>/)\n"
@@ -90,7 +96,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *out_dir = NULL;
     const char *sets[MAX_SETS];
     int n_sets = 0, no_plot = 0, quiet = 0, local = 0, servers = 0;
-    const char *bind = NULL;
+    const char *bind = NULL, *resume_arg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--config") == 0 && i + 1 < argc) {
@@ -113,6 +119,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             servers = (int)v;
+        } else if (strcmp(a, "--resume") == 0 && i + 1 < argc) {
+            resume_arg = argv[++i];
         } else if (strcmp(a, "--bind") == 0 && i + 1 < argc) {
             bind = argv[++i];
         } else if (strcmp(a, "--no-plot") == 0) {
@@ -131,24 +139,46 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!config_path) {
-        fprintf(stderr, "pstrain: --config FILE is required\n");
+    if (!config_path && !resume_arg) {
+        fprintf(stderr, "pstrain: --config FILE (or --resume PATH) is required\n");
         usage(stderr);
         return 2;
     }
 
     err_t err;
+    checkpoint_t *resume = NULL;
+    char resume_path[4200] = "";
+    if (resume_arg) {
+        struct stat st;
+        if (stat(resume_arg, &st) == 0 && S_ISDIR(st.st_mode))
+            snprintf(resume_path, sizeof resume_path, "%s/model.ckpt", resume_arg);
+        else
+            snprintf(resume_path, sizeof resume_path, "%s", resume_arg);
+        if (!(resume = checkpoint_read(resume_path, &err))) {
+            fprintf(stderr, "pstrain: --resume: %s\n", err.msg);
+            return 1;
+        }
+    }
+    /* the job: --config, or the config kept in the checkpoint */
+    char ck_name[4300];
+    snprintf(ck_name, sizeof ck_name, "%s: section CONFIG", resume_path);
+    const char *src = config_path ? NULL : resume->config_text;
+    const char *name = config_path ? config_path : ck_name;
     job_config_t *cfg = calloc(1, sizeof *cfg);
     if (!cfg) {
         fprintf(stderr, "pstrain: out of memory\n");
+        checkpoint_free(&resume);
         return 1;
     }
-    if (config_load(cfg, config_path, sets, n_sets, 1, &err) != 0) {
+    int loaded = src ? config_load_text(cfg, name, src, sets, n_sets, 1, &err)
+                     : config_load(cfg, name, sets, n_sets, 1, &err);
+    if (loaded != 0) {
         fprintf(stderr, "pstrain: %s\n", err.msg);
         free(cfg);
+        checkpoint_free(&resume);
         return 1;
     }
-    char *text = config_text(config_path, sets, n_sets, &err);
+    char *text = config_text_from(name, src, sets, n_sets, &err);
     char dir[CFG_PATH_LEN + 16];
     if (!out_dir) {
         snprintf(dir, sizeof dir, "runs/%s", cfg->name);
@@ -156,16 +186,18 @@ int main(int argc, char **argv)
     }
     if (!local) {
         cluster_opts_t co = {.servers = servers, .bind = bind, .out_dir = out_dir,
-                             .config_text = text, .no_plot = no_plot, .quiet = quiet};
+                             .config_text = text, .no_plot = no_plot, .quiet = quiet,
+                             .resume = resume, .resume_path = resume_path};
         int st = cluster_main(&argc, &argv, cfg, &co);
         free(text);
         free(cfg);
+        checkpoint_free(&resume);
         return st;
     }
     log_state_t ls = {.tty = isatty(STDERR_FILENO), .quiet = quiet};
     train_opts_t opts = {
         .out_dir = out_dir, .config_text = text, .log = log_line, .log_ctx = &ls,
-        .no_plot = no_plot,
+        .no_plot = no_plot, .resume = resume, .resume_path = resume_path,
     };
     train_result_t res;
     int rc = train_local(cfg, &opts, &res, &err);
@@ -181,5 +213,6 @@ int main(int argc, char **argv)
     }
     free(text);
     free(cfg);
+    checkpoint_free(&resume);
     return rc == 0 ? 0 : 1;
 }

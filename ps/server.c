@@ -94,6 +94,16 @@ server_t *server_new(const server_opts_t *o, err_t *err)
         server_destroy(&s);
         return NULL;
     }
+    if (o->init_params) {
+        memcpy(s->params, o->init_params + s->begin, s->len * sizeof *s->params);
+        for (int k = 0; k < slots; k++)
+            memcpy(s->state + (size_t)k * s->len, o->init_state + (size_t)k * n + s->begin,
+                   s->len * sizeof *s->state);
+        s->version = o->start_step;
+        for (int t = 0; t < T; t++)
+            s->tclock[t] = o->start_step;
+        return s;
+    }
     if (params_init_slice(&s->table, o->seed, s->begin, s->end, s->params, err) != 0) {
         server_destroy(&s);
         return NULL;

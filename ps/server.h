@@ -33,6 +33,11 @@ typedef struct {
     uint64_t seed;
     const param_table_t *table; /* the model's tensors (copied) */
     optim_params_t optim;
+    /* To resume: the whole model's parameters and optimizer state (n_slots
+     * floats per parameter, slot-major, as in a checkpoint) after
+     * start_step updates; NULL: initialise as params_init_slice gives. */
+    const float *init_params, *init_state;
+    long start_step;
 } server_opts_t;
 
 /* Answers a request: frames[0] is the peer's identity, then the message.
@@ -41,7 +46,8 @@ typedef struct {
 typedef int (*server_send_fn)(void *ctx, const tframe_t *frames, int n, int zero_copy_from);
 
 /* Builds the server of shard o->index, initialised as params_init_slice
- * gives it. Returns it, or NULL with err. */
+ * gives it, or from o->init_params / o->init_state at update o->start_step
+ * (every trainer's clock too). Returns it, or NULL with err. */
 server_t *server_new(const server_opts_t *o, err_t *err);
 void server_destroy(server_t **self_p);
 

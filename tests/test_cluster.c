@@ -186,13 +186,124 @@ static void test_bad_layout(void)
     free(log);
 }
 
+/* 1 when a and b hold the same parameters and optimizer state, bit for bit. */
+static int same_bits(const checkpoint_t *a, const checkpoint_t *b)
+{
+    size_t n = a->table.n_params;
+    if (n != b->table.n_params || a->n_slots != b->n_slots || a->step != b->step)
+        return 0;
+    if (memcmp(a->params, b->params, n * sizeof *a->params) != 0)
+        return 0;
+    return a->n_slots == 0 ||
+           memcmp(a->opt_state, b->opt_state, (size_t)a->n_slots * n * sizeof(float)) == 0;
+}
+
+static void check_same_bits(const char *x, const char *y)
+{
+    checkpoint_t *a = ckpt(x), *b = ckpt(y);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT(same_bits(a, b));
+    if (!same_bits(a, b))
+        fprintf(stderr, "\n  %s and %s differ (max |diff| %.3g)\n", x, y, max_diff(a, b));
+    checkpoint_free(&a);
+    checkpoint_free(&b);
+}
+
+/* 2 epochs in one go equal 1 epoch, checkpoint, resume, 1 more epoch: bit for
+ * bit, in single-process training and in BSP; and a resume in the middle of
+ * an epoch (after 7 steps). */
+#define TWO_EPOCHS "--set train.max_steps=0 --set train.epochs=2"
+static void test_resume_local(void)
+{
+    CU_ASSERT_FATAL(run(0, TWO_EPOCHS, "l_2ep") == 0);
+    CU_ASSERT_FATAL(run(0, "--set train.max_steps=0 --set train.epochs=1", "l_1ep") == 0);
+    char extra[700];
+    snprintf(extra, sizeof extra, TWO_EPOCHS " --resume %s/l_1ep", tests_tmp_dir());
+    CU_ASSERT_FATAL(run(0, extra, "l_res") == 0);
+    check_same_bits("l_2ep", "l_res");
+
+    CU_ASSERT_FATAL(run(0, "--set train.max_steps=7", "l_7") == 0);
+    snprintf(extra, sizeof extra, "--resume %s/l_7/model.ckpt", tests_tmp_dir());
+    CU_ASSERT_FATAL(run(0, extra, "l_7res") == 0);
+    check_same_bits("local32", "l_7res");
+}
+
+static void test_resume_bsp(void)
+{
+    CU_ASSERT_FATAL(run(3, "--servers 1 " TWO_EPOCHS, "b_2ep") == 0);
+    CU_ASSERT_FATAL(run(3, "--servers 1 --set train.max_steps=0 --set train.epochs=1", "b_1ep") == 0);
+    char extra[700];
+    snprintf(extra, sizeof extra, "--servers 1 " TWO_EPOCHS " --resume %s/b_1ep", tests_tmp_dir());
+    CU_ASSERT_FATAL(run(3, extra, "b_res") == 0);
+    check_same_bits("b_2ep", "b_res");
+    /* another layout (2 servers, 3 trainers) resumes the same job: the sums
+     * come in another grouping, so equal within float rounding */
+    CU_ASSERT_FATAL(run(3, "--servers 1 --set train.max_steps=7", "b_7") == 0);
+    snprintf(extra, sizeof extra, "--servers 2 --resume %s/b_7", tests_tmp_dir());
+    CU_ASSERT_FATAL(run(5, extra, "b_7res") == 0);
+    checkpoint_t *a = ckpt("bsp_1x2"), *b = ckpt("b_7res");
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT(max_diff(a, b) <= 1e-5);
+    CU_ASSERT_EQUAL(b->step, 20);
+    checkpoint_free(&a);
+    checkpoint_free(&b);
+}
+
+/* A log of a run that must fail holds the message. */
+static void check_log(const char *out, const char *needle)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.log", tests_tmp_dir(), out);
+    err_t err;
+    char *log = fs_read_all(path, NULL, &err);
+    CU_ASSERT_FATAL(log != NULL);
+    if (!strstr(log, needle))
+        fprintf(stderr, "\n  %s lacks \"%s\":\n%s\n", path, needle, log);
+    CU_ASSERT(strstr(log, needle) != NULL);
+    free(log);
+}
+
+/* Checkpoints that cannot resume the job are refused with the reason, before
+ * any training, in single-process and distributed runs. */
+static void test_resume_refused(void)
+{
+    char extra[700];
+    snprintf(extra, sizeof extra, "--set train.batch=16 --resume %s/l_7", tests_tmp_dir());
+    CU_ASSERT(run(0, extra, "bad_res_batch") != 0);
+    check_log("bad_res_batch", "batch 32 on 2700 samples; this job has seed 4, batch 16");
+    snprintf(extra, sizeof extra, "--set optimizer.name=sgd --resume %s/l_7", tests_tmp_dir());
+    CU_ASSERT(run(3, extra, "bad_res_opt") != 0);
+    check_log("bad_res_opt", "trained with optimizer adam");
+    snprintf(extra, sizeof extra, "--resume %s/local32", tests_tmp_dir());
+    CU_ASSERT(run(0, extra, "bad_res_done") != 0);
+    check_log("bad_res_done", "already 20 steps done, the job has 20");
+
+    /* a flipped byte in the parameters */
+    char src[600], dst[600];
+    snprintf(src, sizeof src, "%s/l_7/model.ckpt", tests_tmp_dir());
+    snprintf(dst, sizeof dst, "%s/flipped.ckpt", tests_tmp_dir());
+    err_t err;
+    size_t len = 0;
+    char *buf = fs_read_all(src, &len, &err);
+    CU_ASSERT_FATAL(buf != NULL && len > 2000);
+    buf[len - 1000] ^= 0x10;
+    CU_ASSERT_FATAL(fs_write_atomic(dst, buf, len, &err) == 0);
+    free(buf);
+    snprintf(extra, sizeof extra, "--resume %s", dst);
+    CU_ASSERT(run(3, extra, "bad_res_crc") != 0);
+    check_log("bad_res_crc", "flipped.ckpt: section OPTSTATE: CRC mismatch");
+}
+
 int test_cluster_register(void)
 {
     CU_pSuite s = CU_add_suite("cluster", NULL, NULL);
     if (!s || !CU_add_test(s, "bsp_1x2", test_bsp_1x2) ||
         !CU_add_test(s, "bsp_2x3_b33", test_bsp_2x3_b33) ||
         !CU_add_test(s, "singleton", test_singleton) || !CU_add_test(s, "asp", test_asp) ||
-        !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "bad_layout", test_bad_layout))
+        !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "bad_layout", test_bad_layout) ||
+        !CU_add_test(s, "resume_local", test_resume_local) ||
+        !CU_add_test(s, "resume_bsp", test_resume_bsp) ||
+        !CU_add_test(s, "resume_refused", test_resume_refused))
         return -1;
     return 0;
 }

@@ -334,6 +334,15 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
 
     long per_epoch;
     const long total = train_total_steps(cfg, n_train, &per_epoch);
+    long step0 = 0;
+    if (opts->resume) { /* the servers load the parameters; trainers take the step */
+        optim_params_t op;
+        optim_params_from_config(&op, cfg);
+        step0 = train_resume_check(opts->resume, opts->resume_path, cfg, m, n_train,
+                                   optim_slots(&op), total, err);
+        if (step0 < 0)
+            goto out;
+    }
     if (lead)
         train_logf(opts, 0,
               "rank %d trainer 0: %s, %zu parameters on %d server(s), %d trainer(s), %s, "
@@ -342,16 +351,21 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
               config_consistency_name(cfg->cluster.consistency),
               n_train, batch, total);
 
+    if (lead && opts->resume)
+        train_logf(opts, 0, "rank %d trainer 0: resuming from %s at step %ld (epoch %ld, batch %ld)",
+                   d->rank, opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
+
     const double t0 = progress_now();
     double train_s = 0;
-    long step = 0, samples = 0;
+    long step = step0, samples = 0;
     int epochs_done = 0;
-    for (int epoch = 0; epoch < cfg->train.epochs && step < total; epoch++) {
+    for (int epoch = (int)(step0 / per_epoch); epoch < cfg->train.epochs && step < total;
+         epoch++) {
         data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);
         double ep_t0 = progress_now(), ep_train_s = 0;
         double sums[3] = {0, 0, 0}; /* loss, right, seen (this trainer) */
         long ep_global = 0;
-        for (long b = 0; b < per_epoch && step < total; b++) {
+        for (long b = step % per_epoch; b < per_epoch && step < total; b++) {
             double s0 = progress_now();
             c.step = step;
             if (pull_all(&c, step, err) != 0)
@@ -387,7 +401,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
             ep_train_s += progress_now() - s0;
             if (lead && (step % cfg->train.log_every == 0 || b + 1 == per_epoch || step == total)) {
                 double sps = ep_global / (ep_train_s > 0 ? ep_train_s : 1e-9);
-                double eta = (double)(total - step) * (train_s + ep_train_s) / (double)step;
+                double eta = (double)(total - step) * (train_s + ep_train_s) / (double)(step - step0);
                 char line[256];
                 progress_format(line, sizeof line, epoch + 1, cfg->train.epochs, b + 1, per_epoch,
                                 sums[2] > 0 ? sums[0] / sums[2] : 0, sums[2] > 0 ? sums[1] / sums[2] : 0,
@@ -466,8 +480,9 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         s.servers_pushes = ss.pushes;
         s.servers_pulls = ss.pulls;
         checkpoint_t ck;
-        train_checkpoint_init(&ck, cfg, opts, m, &data, step, g.version, epochs_done, c.params, state,
-                              g.slots);
+        uint8_t order[TRAIN_ORDER_LEN];
+        train_checkpoint_init(&ck, cfg, opts, m, &data, step, g.version, (int)(step / per_epoch),
+                              c.params, state, g.slots, order);
         if (train_write_outputs(opts, &s, d->ckpt_path, &ck, res, err) != 0)
             goto out;
     }

@@ -18,6 +18,21 @@
 #include "progress.h"
 #include "report.h"
 
+static void put_le(uint8_t **p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        (*p)[i] = (uint8_t)(v >> (8 * i));
+    *p += n;
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 void train_logf(const train_opts_t *o, int transient, const char *fmt, ...)
 {
     if (!o->log)
@@ -89,14 +104,21 @@ void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_o
 
 void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const train_opts_t *opts,
                            const model_t *m, const job_data_t *data, long step, long clock,
-                           int epochs, float *params, float *state, int n_slots)
+                           int epochs, float *params, float *state, int n_slots, uint8_t *order)
 {
+    uint8_t *p = order;
+    put_le(&p, 1, 4);
+    put_le(&p, cfg->train.seed, 8);
+    put_le(&p, data ? data->train->n : 0, 8);
+    put_le(&p, (uint64_t)cfg->train.batch, 4);
+    put_le(&p, (uint64_t)step, 8);
     *ck = (checkpoint_t){
         .step = (uint64_t)step, .clock = (uint64_t)clock, .seed = cfg->train.seed,
         .epoch = (uint32_t)epochs, .opt_kind = cfg->optimizer.kind, .n_slots = n_slots,
         /* written, never freed through ck: the borrowed buffers stay the caller's */
         .config_text = (char *)(opts->config_text ? opts->config_text : ""),
         .table = *model_params(m), .params = params, .opt_state = n_slots ? state : NULL,
+        .data_order = order, .data_order_len = TRAIN_ORDER_LEN,
     };
     if (data && data->norm.kind != NORM_NONE && data->norm.mean) {
         ck->norm_kind = data->norm.kind;
@@ -104,6 +126,36 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
         ck->norm_mean = data->norm.mean;
         ck->norm_inv_std = data->norm.inv_std;
     }
+}
+
+long train_resume_check(const checkpoint_t *ck, const char *path, const job_config_t *cfg,
+                        const model_t *m, size_t n_train, int n_slots, long total, err_t *err)
+{
+    if (checkpoint_match(ck, model_params(m), path, err) != 0)
+        return -1;
+    if (ck->opt_kind != (int)cfg->optimizer.kind || ck->n_slots != n_slots)
+        return err_set(err, "%s: trained with optimizer %s (%d state floats per parameter), "
+                       "this job uses %s (%d)", path, config_opt_name((opt_kind_t)ck->opt_kind),
+                       ck->n_slots, config_opt_name(cfg->optimizer.kind), n_slots);
+    if (ck->data_order_len != TRAIN_ORDER_LEN || get_le(ck->data_order, 4) != 1)
+        return err_set(err, "%s: section DATAORDER: no data-order record of this pstrain "
+                       "(%zu bytes)", path, ck->data_order_len);
+    const uint8_t *o = ck->data_order;
+    uint64_t seed = get_le(o + 4, 8), n = get_le(o + 12, 8), batch = get_le(o + 20, 4),
+             step = get_le(o + 24, 8);
+    if (seed != cfg->train.seed || n != n_train || batch != (uint64_t)cfg->train.batch)
+        return err_set(err, "%s: trained with seed %llu, batch %llu on %llu samples; this job "
+                       "has seed %llu, batch %d on %zu samples (the data order would differ)",
+                       path, (unsigned long long)seed, (unsigned long long)batch,
+                       (unsigned long long)n, (unsigned long long)cfg->train.seed,
+                       cfg->train.batch, n_train);
+    if (step != ck->step)
+        return err_set(err, "%s: section DATAORDER says step %llu, META step %llu", path,
+                       (unsigned long long)step, (unsigned long long)ck->step);
+    if ((long long)step >= total)
+        return err_set(err, "%s: already %llu steps done, the job has %ld (raise train.epochs "
+                       "or train.max_steps to train on)", path, (unsigned long long)step, total);
+    return (long)step;
 }
 
 int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const char *ckpt_path,
@@ -187,27 +239,41 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         err_set(err, "out of memory for %zu parameters", n_params);
         goto out;
     }
-    if (params_init_slice(model_params(m), cfg->train.seed, 0, n_params, params, err) != 0)
-        goto out;
-    optim_state_init(&op, state, n_params);
-
     long per_epoch;
     const long total = train_total_steps(cfg, n_train, &per_epoch);
+    long step0 = 0;
+    if (opts->resume) {
+        step0 = train_resume_check(opts->resume, opts->resume_path, cfg, m, n_train, slots, total,
+                                   err);
+        if (step0 < 0)
+            goto out;
+        memcpy(params, opts->resume->params, n_params * sizeof *params);
+        if (slots)
+            memcpy(state, opts->resume->opt_state, (size_t)slots * n_params * sizeof *state);
+    } else {
+        if (params_init_slice(model_params(m), cfg->train.seed, 0, n_params, params, err) != 0)
+            goto out;
+        optim_state_init(&op, state, n_params);
+    }
     train_logf(opts, 0,
           "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test samples, "
           "batch %d, %ld steps",
           cfg->name, n_params, n_train, data.val ? data.val->n : 0, data.test->n, batch, total);
+    if (opts->resume)
+        train_logf(opts, 0, "resuming from %s at step %ld (epoch %ld, batch %ld)",
+                   opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
 
     const double t0 = progress_now();
     double train_s = 0;
-    long step = 0, samples = 0;
+    long step = step0, samples = 0;
     int epochs_done = 0;
-    for (int epoch = 0; epoch < cfg->train.epochs && step < total; epoch++) {
+    for (int epoch = (int)(step0 / per_epoch); epoch < cfg->train.epochs && step < total;
+         epoch++) {
         data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);
         double loss_sum = 0, ep_t0 = progress_now(), ep_train_s = 0;
         long right = 0, seen = 0;
         long b;
-        for (b = 0; b < per_epoch && step < total; b++) {
+        for (b = step % per_epoch; b < per_epoch && step < total; b++) {
             double s0 = progress_now();
             size_t lo, hi;
             data_batch_slice(n_train, (size_t)batch, (size_t)b, 0, 1, &lo, &hi);
@@ -225,7 +291,7 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
             ep_train_s += dt;
             if (step % cfg->train.log_every == 0 || b + 1 == per_epoch || step == total) {
                 double sps = seen / (ep_train_s > 0 ? ep_train_s : 1e-9);
-                double eta = (double)(total - step) * (train_s + ep_train_s) / (double)step;
+                double eta = (double)(total - step) * (train_s + ep_train_s) / (double)(step - step0);
                 char line[256];
                 progress_format(line, sizeof line, epoch + 1, cfg->train.epochs, b + 1, per_epoch,
                                 loss_sum / seen, (double)right / seen, sps, eta);
@@ -258,7 +324,9 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
     char ckpath[4096];
     snprintf(ckpath, sizeof ckpath, "%s/model.ckpt", opts->out_dir);
     checkpoint_t ck;
-    train_checkpoint_init(&ck, cfg, opts, m, &data, step, step, epochs_done, params, state, slots);
+    uint8_t order[TRAIN_ORDER_LEN];
+    train_checkpoint_init(&ck, cfg, opts, m, &data, step, step, (int)(step / per_epoch), params,
+                          state, slots, order);
     if (train_write_outputs(opts, &s, ckpath, &ck, res, err) != 0)
         goto out;
     if (opts->final_params)

@@ -24,6 +24,9 @@ typedef struct {
     void *log_ctx;
     int no_plot;              /* skip curves.png */
     float *final_params;      /* if not NULL: receives the trained parameters (n_params) */
+    const checkpoint_t *resume; /* if not NULL: continue from this checkpoint (its
+                                 * parameters, optimizer state and place in the data order) */
+    const char *resume_path;  /* the checkpoint's file, for messages */
 } train_opts_t;
 
 typedef struct {
@@ -52,12 +55,27 @@ int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t 
 void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_opts_t *opts,
                         const train_result_t *res, long samples, const char *mode);
 
+/* Bytes of the data-order record of a checkpoint (DATAORDER section):
+ * uint32 version 1, uint64 seed, uint64 training samples, uint32 batch,
+ * uint64 steps done (the next global batch is that step's), little-endian. */
+#define TRAIN_ORDER_LEN 32
+
 /* The whole model as a checkpoint (borrowing params, state (n_slots floats
  * per parameter, slot-major) and the normalisation statistics of data)
- * after `step` steps and `epochs` epochs. */
+ * after `step` steps and `epochs` epochs; order (TRAIN_ORDER_LEN bytes, the
+ * caller's) receives the data-order record and is borrowed too. */
 void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const train_opts_t *opts,
                            const model_t *m, const job_data_t *data, long step, long clock,
-                           int epochs, float *params, float *state, int n_slots);
+                           int epochs, float *params, float *state, int n_slots, uint8_t *order);
+
+/* Checks that ck (read from path) can resume cfg's job: the same tensors as
+ * model m, the same optimizer (n_slots state floats per parameter), and a
+ * data-order record with the job's seed, batch and number of training
+ * samples (n_train), at a step before the job's last (total). Returns the
+ * number of steps already done, or -1 with err naming path and the first
+ * difference. */
+long train_resume_check(const checkpoint_t *ck, const char *path, const job_config_t *cfg,
+                        const model_t *m, size_t n_train, int n_slots, long total, err_t *err);
 
 /* Writes a finished run's outputs into opts->out_dir: summary.json, the
  * checkpoint ck to ckpt_path (when both are given), and curves.png unless
