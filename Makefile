@@ -7,7 +7,7 @@ ifeq ($(origin CC),default)
 CC = mpicc
 endif
 
-PKGS := zlib libconfig libcjson libzmq msgpack openblas
+PKGS := zlib libconfig libcjson libzmq msgpack openblas libprotobuf-c
 # Debian's msgpack-c ships its pkg-config file as msgpack-c in newer releases.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -24,14 +24,21 @@ OPT = -O1 -g
 BUILD := build-asan
 endif
 
+# C code that protoc-c generates from export/onnx.proto (the ONNX schema we
+# write): built into $(GEN), never committed.
+GEN := $(BUILD)/gen
+PROTO_C := $(GEN)/export/onnx.pb-c.c
+PROTO_H := $(GEN)/export/onnx.pb-c.h
+PROTO_OBJ := $(GEN)/export/onnx.pb-c.o
+
 CFLAGS ?=
 CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -fopenmp-simd -fno-math-errno -Wall -Wextra -Werror $(SAN) \
-          -I. -Icommon -Itrainer -Ips -Ilaunch -Itests $(PKG_CFLAGS)
+          -I. -Icommon -Itrainer -Ips -Ilaunch -Itests -I$(GEN)/export $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lcunit -lm -lpthread
 LDFLAGS += $(SAN)
 
 LIB_SRC := $(wildcard common/*.c trainer/*.c ps/*.c export/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_OBJ)
 MAIN_OBJ := $(BUILD)/launch/main.o
 LAUNCH_SRC := $(filter-out launch/main.c,$(wildcard launch/*.c))
 LAUNCH_OBJ := $(LAUNCH_SRC:%.c=$(BUILD)/%.o)
@@ -43,7 +50,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 # `make fixtures` and `make bench` (the PyTorch reference).
 DEPS := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libzmq3-dev \
         libmsgpack-dev libcunit1-dev zlib1g-dev libconfig-dev libcjson-dev gnuplot-nox \
-        dataset-fashion-mnist
+        dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler python3-onnx
 DEPS_PY := python3-torch python3-numpy
 PY := /usr/bin/python3
 
@@ -71,6 +78,18 @@ $(BUILD)/%.o: %.c $(wildcard common/*.h trainer/*.h ps/*.h launch/*.h export/*.h
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
+$(PROTO_C): export/onnx.proto
+	@mkdir -p $(dir $@)
+	@echo "  PROTOC-C  $<"
+	@protoc-c --proto_path=export --c_out=$(dir $@) $<
+$(PROTO_H): $(PROTO_C)
+
+$(PROTO_OBJ): $(PROTO_C) $(PROTO_H)
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/export/onnx.o: $(PROTO_H)
+
 $(BUILD)/libpstrain.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -95,11 +114,21 @@ run: deps
 	$(MAKE) $(BUILD)/pstrain
 	$(MPIRUN) -np 3 ./$(BUILD)/pstrain --servers 1 --config configs/fashion_cnn.cfg
 
-test: deps
+# ONNX Runtime for Node (pinned in tests/onnx/package-lock.json), which the
+# onnx suite runs the exported models with. Its install script would fetch GPU
+# parts from outside the npm registry: ONNXRUNTIME_NODE_INSTALL=skip.
+ONNX_NODE := tests/onnx/node_modules
+$(ONNX_NODE): tests/onnx/package.json tests/onnx/package-lock.json | deps
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
+	ONNXRUNTIME_NODE_INSTALL=skip npm ci --prefix tests/onnx --no-audit --no-fund
+	@touch $@
+
+test: deps $(ONNX_NODE)
 	$(MAKE) all
 	./$(BUILD)/test_pstrain
 
-test-asan: deps
+test-asan: deps $(ONNX_NODE)
 	$(MAKE) ASAN=1 build-asan/test_pstrain
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/test_pstrain
 

@@ -1,0 +1,42 @@
+/* onnx.h - exports a trained model as an ONNX file (IR version 8, opset 13 of
+ * the default domain) that any ONNX runtime serves without pstrain.
+ *
+ * Serving contract of the written graph:
+ *   input  "input"          float32 [N,C,H,W] (CNN, from model.input) or
+ *                           [N,T,F] (LSTM), pixels scaled to [0,1]; N is
+ *                           symbolic (dim_param "N"), any batch size works
+ *   output "probabilities"  float32 [N,classes], what model_predict returns
+ *                           (ends in Softmax whenever model_softmax_output)
+ * The training normalisation of the checkpoint (NORM section), if any, is in
+ * the graph: (input - mean) * inv_std with initializers shaped like one
+ * sample. metadata_props: "classes" (JSON list of the class names, index =
+ * class), "num_classes", "pstrain_version", "name" (the job), "input"
+ * (layout and scaling), "normalization" (none, global or per_pixel).
+ *
+ * Layers map onto ONNX operators as follows (layouts in layers.h):
+ *   conv2d     Conv (kernel_shape, strides, pads) + activation
+ *   maxpool2d  MaxPool (kernel_shape, strides; floor, no padding)
+ *   flatten    Flatten axis 1 (NCHW, C order, as ours)
+ *   dense      Gemm transB=1 (weight [O][In]) + activation
+ *   lstm       Transpose to time-major, LSTM (gate blocks permuted from our
+ *              i, f, g, o to ONNX's i, o, f, c; our one bias as Wb, Rb = 0),
+ *              then Squeeze + Transpose back (return_sequences) or Squeeze
+ *              of Y_h (last step)
+ *   relu, sigmoid, tanh  Relu, Sigmoid, Tanh
+ *   softmax    Softmax over each sample's whole output, as act_forward does
+ *              (Flatten + Softmax + Reshape when the sample is not flat)
+ */
+#ifndef PST_ONNX_H
+#define PST_ONNX_H
+
+#include "err.h"
+#include "trained.h"
+
+/* Writes t's model as an ONNX file at path, atomically (fs_write_atomic: an
+ * old file there stays whole until the new one is complete); producer_version
+ * goes into producer_version and the "pstrain_version" metadata. Returns 0,
+ * or -1 with err naming the path and what failed (out of memory, a layer
+ * that cannot be expressed, the write). */
+int onnx_export(const trained_t *t, const char *path, const char *producer_version, err_t *err);
+
+#endif
