@@ -23,6 +23,9 @@ trained_t *trained_open(const char *path, int max_batch, err_t *err)
     snprintf(name, sizeof name, "%s: section CONFIG", path);
     if (config_load_text(t->cfg, name, t->ck->config_text, NULL, 0, 0, err) != 0)
         goto fail;
+    if (max_batch <= 0) /* as train_prepare sizes the training model */
+        max_batch = t->cfg->train.batch > t->cfg->train.eval_batch ? t->cfg->train.batch
+                                                                   : t->cfg->train.eval_batch;
     if (!(t->model = model_new(t->cfg, max_batch, err))) {
         err_prefix(err, "%s", path);
         goto fail;

@@ -18,7 +18,9 @@ typedef struct {
 
 /* Reads and checks the checkpoint at path (checkpoint_read), parses its
  * config (without looking for the data files), rebuilds the model with
- * buffers for up to max_batch samples and checks that the checkpoint's
+ * buffers for up to max_batch samples (max_batch <= 0: the training run's,
+ * the larger of train.batch and train.eval_batch, whose batches of
+ * evaluation predict_run then repeats exactly) and checks that the checkpoint's
  * tensors are the model's and that its NORM statistics (if any) have the
  * model's input size. Returns a new trained_t, or NULL with err naming the
  * file and what is wrong. */

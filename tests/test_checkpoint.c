@@ -26,7 +26,7 @@
 #define FILE_MAX 8192 /* the test checkpoints are about 1 KB */
 
 static const char *const SEC_NAME[] = {"?", "META", "CONFIG", "TENSORS", "PARAMS", "OPTSTATE",
-                                       "DATAORDER"};
+                                       "DATAORDER", "NORM"};
 
 static const char CONFIG_TEXT[] = "# Fashion-MNIST, M\xc3\xbcller's run \xe2\x9c\x93\n"
                                   "train = { epochs = 3; };\n";
@@ -101,6 +101,23 @@ static checkpoint_t *make_ck(int n_slots, size_t order_len, const char *config)
         ck->data_order_len = order_len;
     }
     return ck;
+}
+
+/* Gives ck a NORM section of kind (norm_t) over dim features: random means
+ * in [0,1) and inverse deviations in [1,11), from seed. */
+static void add_norm(checkpoint_t *ck, int kind, size_t dim, unsigned seed)
+{
+    ck->norm_kind = kind;
+    ck->norm_dim = dim;
+    ck->norm_mean = malloc(dim * sizeof(float));
+    ck->norm_inv_std = malloc(dim * sizeof(float));
+    CU_ASSERT_FATAL(ck->norm_mean && ck->norm_inv_std);
+    for (size_t j = 0; j < dim; j++) {
+        seed = seed * 1103515245u + 12345u;
+        ck->norm_mean[j] = (float)(seed >> 8) / (float)(1u << 24);
+        seed = seed * 1103515245u + 12345u;
+        ck->norm_inv_std[j] = 1.0f + 10.0f * (float)(seed >> 8) / (float)(1u << 24);
+    }
 }
 
 /* Reads path into buf (FILE_MAX bytes). Returns its length. */
@@ -273,6 +290,14 @@ static void expect_equal(const char *path, const checkpoint_t *ck)
     } else {
         CU_ASSERT_PTR_NULL(got->data_order);
     }
+    CU_ASSERT(got->norm_kind == ck->norm_kind);
+    if (ck->norm_kind) {
+        CU_ASSERT_FATAL(got->norm_dim == ck->norm_dim && got->norm_mean && got->norm_inv_std);
+        CU_ASSERT(memcmp(got->norm_mean, ck->norm_mean, ck->norm_dim * sizeof(float)) == 0);
+        CU_ASSERT(memcmp(got->norm_inv_std, ck->norm_inv_std, ck->norm_dim * sizeof(float)) == 0);
+    } else {
+        CU_ASSERT(got->norm_dim == 0 && !got->norm_mean && !got->norm_inv_std);
+    }
     CU_ASSERT(checkpoint_match(got, &ck->table, path, &err) == 0);
     checkpoint_free(&got);
     CU_ASSERT_PTR_NULL(got);
@@ -360,6 +385,74 @@ static void test_round_trip_minimal(void)
 
     checkpoint_free(&ck); /* *ck_p == NULL */
     checkpoint_free(NULL);
+}
+
+/* NORM (per pixel, then global) written and read back bit for bit, laid out
+ * as checkpoint.h says; a NORM whose length does not match its dim, or of
+ * an unknown kind, is refused, and statistics without buffers are not
+ * written. */
+static void test_round_trip_norm(void)
+{
+    char path[512];
+    err_t err = {{0}};
+    tmp_path(path, sizeof path, "norm.ckpt");
+    checkpoint_t *ck = make_ck(2, 0, CONFIG_TEXT);
+    add_norm(ck, 2, 200, 11);
+    CU_ASSERT_FATAL(checkpoint_write(path, ck, &err) == 0);
+    expect_equal(path, ck);
+    uint8_t f[FILE_MAX], g[FILE_MAX];
+    sec_t s[6];
+    size_t len = slurp(path, f);
+    CU_ASSERT_FATAL(walk(f, len, s) == 6);
+    CU_ASSERT_FATAL(s[5].id == 7 && s[5].len == 12 + 8 * 200);
+    const uint8_t *d = f + s[5].body;
+    CU_ASSERT(le32(d) == 2 && le32(d + 4) == 200 && le32(d + 8) == 0);
+    float v;
+    memcpy(&v, d + 12 + 4 * 17, 4); /* a little-endian host reads the floats as they are */
+    CU_ASSERT(v == ck->norm_mean[17]);
+    memcpy(&v, d + 12 + 4 * 200 + 4 * 199, 4);
+    CU_ASSERT(v == ck->norm_inv_std[199]);
+    checkpoint_free(&ck);
+    ck = make_ck(0, 5, NULL);
+    add_norm(ck, 1, 1, 3); /* global statistics of one feature */
+    CU_ASSERT_FATAL(checkpoint_write(path, ck, &err) == 0);
+    expect_equal(path, ck);
+
+    /* NORM lengths that do not match its dim */
+    part_t p[6], q[6];
+    int n = parts_of(f, len, p);
+    CU_ASSERT_FATAL(n == 6 && p[5].id == 7);
+    uint8_t norm[12 + 8 * 200 + 8];
+    memcpy(norm, p[5].data, p[5].len);
+    memcpy(q, p, sizeof p);
+    q[5].data = norm;
+    q[5].len = p[5].len - 4; /* one float short */
+    expect_refused("norm_short.ckpt", g, build(g, 1, q, n),
+                   "section NORM: 1608 bytes do not hold 200 means and scales");
+    q[5].len = p[5].len + 8; /* one feature too many */
+    memset(norm + p[5].len, 0, 8);
+    expect_refused("norm_long.ckpt", g, build(g, 1, q, n), "section NORM");
+    q[5].len = p[5].len;
+    set_le32(norm + 4, 201); /* dim one more than the floats */
+    expect_refused("norm_dim.ckpt", g, build(g, 1, q, n),
+                   "section NORM: 1612 bytes do not hold 201 means and scales");
+    set_le64(norm + 4, 0xffffffffffffffffull);
+    expect_refused("norm_dim2.ckpt", g, build(g, 1, q, n), "section NORM");
+    set_le64(norm + 4, 0);
+    expect_refused("norm_dim0.ckpt", g, build(g, 1, q, n), "section NORM");
+    set_le64(norm + 4, 200);
+    set_le32(norm, 3);
+    expect_refused("norm_kind.ckpt", g, build(g, 1, q, n), "section NORM: kind 3");
+    set_le32(norm, 2);
+    CU_ASSERT(build(g, 1, q, n) == len && memcmp(g, f, len) == 0); /* the builder is exact */
+
+    /* statistics announced without their buffers are not written */
+    free(ck->norm_inv_std);
+    ck->norm_inv_std = NULL;
+    CU_ASSERT(checkpoint_write(path, ck, &err) == -1);
+    ASSERT_HAS(err.msg, path);
+    ASSERT_HAS(err.msg, "normalisation of 1 features without its statistics");
+    checkpoint_free(&ck);
 }
 
 /* ---- damaged files ------------------------------------------------------------- */
@@ -810,6 +903,7 @@ int test_checkpoint_register(void)
     CU_pSuite s = CU_add_suite("checkpoint", NULL, NULL);
     if (!s || !CU_add_test(s, "round_trip_full", test_round_trip_full) ||
         !CU_add_test(s, "round_trip_minimal", test_round_trip_minimal) ||
+        !CU_add_test(s, "round_trip_norm", test_round_trip_norm) ||
         !CU_add_test(s, "truncation", test_truncation) ||
         !CU_add_test(s, "flipped_bytes", test_flipped_bytes) ||
         !CU_add_test(s, "header", test_header) ||

@@ -22,6 +22,8 @@ int test_checkpoint_register(void);
 int test_shard_register(void);
 int test_server_register(void);
 int test_cluster_register(void);
+int test_safetensors_register(void);
+int test_predict_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */
