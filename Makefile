@@ -54,7 +54,7 @@ DEPS := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev li
 DEPS_PY := python3-torch python3-numpy
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench fixtures verify-torch clean
+.PHONY: all deps deps-py run test test-asan bench fixtures verify-torch verify-onnx clean
 
 all: $(BUILD)/pstrain $(BUILD)/test_pstrain
 
@@ -106,14 +106,6 @@ $(BUILD)/bench_proto: bench/bench_proto.c $(BUILD)/libpstrain.a
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# mpirun refuses root unless told; containers and CI run as root.
-MPIRUN ?= mpirun $(shell [ "$$(id -u)" = 0 ] && echo --allow-run-as-root) --oversubscribe
-
-# The default job: the Fashion-MNIST CNN, 1 parameter server + 2 trainers.
-run: deps
-	$(MAKE) $(BUILD)/pstrain
-	$(MPIRUN) -np 3 ./$(BUILD)/pstrain --servers 1 --config configs/fashion_cnn.cfg
-
 # ONNX Runtime for Node (pinned in tests/onnx/package-lock.json), which the
 # onnx suite runs the exported models with. Its install script would fetch GPU
 # parts from outside the npm registry: ONNXRUNTIME_NODE_INSTALL=skip.
@@ -123,6 +115,23 @@ $(ONNX_NODE): tests/onnx/package.json tests/onnx/package-lock.json | deps
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }
 	ONNXRUNTIME_NODE_INSTALL=skip npm ci --prefix tests/onnx --no-audit --no-fund
 	@touch $@
+
+# mpirun refuses root unless told; containers and CI run as root.
+MPIRUN ?= mpirun $(shell [ "$$(id -u)" = 0 ] && echo --allow-run-as-root) --oversubscribe
+
+# The default job: the Fashion-MNIST CNN, 1 parameter server + 2 trainers,
+# then the proof of its export: ONNX Runtime on model.onnx and pstrain predict
+# on model.ckpt classify the 10,000 test images as the run reported.
+run: deps $(ONNX_NODE)
+	$(MAKE) $(BUILD)/pstrain
+	$(MPIRUN) -np 3 ./$(BUILD)/pstrain --servers 1 --config configs/fashion_cnn.cfg
+	PST_BIN=$(BUILD)/pstrain tests/onnx/verify_run.sh runs/fashion_cnn
+
+# The same proof for any finished run: make verify-onnx RUN=runs/fashion_lstm
+RUN ?= runs/fashion_cnn
+verify-onnx: deps $(ONNX_NODE)
+	$(MAKE) $(BUILD)/pstrain
+	PST_BIN=$(BUILD)/pstrain tests/onnx/verify_run.sh $(RUN)
 
 test: deps $(ONNX_NODE)
 	$(MAKE) all

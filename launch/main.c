@@ -5,6 +5,8 @@
  *   pstrain --local --config FILE [--set key=value]... [--out DIR]
  *   pstrain ... --resume FILE_OR_DIR      continue a job from its checkpoint
  *   pstrain plot RUN_DIR
+ *   pstrain export --checkpoint C --format onnx|safetensors --out FILE
+ *   pstrain predict --checkpoint C --images FILE [--labels FILE]
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -15,12 +17,13 @@
 #include <sys/stat.h>
 
 #include "cluster.h"
+#include "commands.h"
 #include "config.h"
 #include "export/checkpoint.h"
 #include "report.h"
 #include "train.h"
+#include "version.h"
 
-#define PSTRAIN_VERSION "0.2.0"
 #define MAX_SETS 64
 
 static void usage(FILE *f)
@@ -29,6 +32,8 @@ static void usage(FILE *f)
             "usage: mpirun -np N pstrain --config FILE [--servers S] [--bind HOST] [options]\n"
             "       pstrain --local --config FILE [options]\n"
             "       pstrain plot RUN_DIR\n"
+            "       pstrain export --checkpoint FILE_OR_RUN_DIR --format onnx|safetensors --out FILE\n"
+            "       pstrain predict --checkpoint FILE_OR_RUN_DIR --images FILE [--labels FILE]\n"
             "\n"
             "  Under mpirun, ranks 0..S-1 are parameter servers and the others trainers;\n"
             "  started alone (no mpirun) pstrain runs one trainer and an in-process server.\n"
@@ -92,6 +97,10 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
     if (argc >= 2 && strcmp(argv[1], "plot") == 0)
         return cmd_plot(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "export") == 0)
+        return cmd_export(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "predict") == 0)
+        return cmd_predict(argc, argv);
 
     const char *config_path = NULL, *out_dir = NULL;
     const char *sets[MAX_SETS];

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "export/checkpoint.h"
@@ -294,6 +295,74 @@ static void test_resume_refused(void)
     check_log("bad_res_crc", "flipped.ckpt: section OPTSTATE: CRC mismatch");
 }
 
+/* The export stage of a finished run, proved as `make run` proves it:
+ * ONNX Runtime on model.onnx and pstrain predict on model.ckpt classify each
+ * of the run's test images alike, and as many right as the run reported. */
+static int verify(const char *out)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "PST_BIN=%s tests/onnx/verify_run.sh %s/%s /usr/share/datasets/fashion-mnist/"
+             "t10k-images-idx3-ubyte.gz /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz "
+             "500 > %s/%s.verify 2>&1",
+             bin(), tests_tmp_dir(), out, tests_tmp_dir(), out);
+    int rc = system(cmd);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.verify", tests_tmp_dir(), out);
+    err_t err;
+    char *log = fs_read_all(path, NULL, &err);
+    if (rc != 0 || !log || !strstr(log, "agree on every image"))
+        fprintf(stderr, "\n  %s -> %d\n%s\n", cmd, rc, log ? log : "");
+    int ok = rc == 0 && log && strstr(log, "agree on every image");
+    free(log);
+    return ok;
+}
+
+static void test_export_cnn(void)
+{
+    CU_ASSERT(verify("bsp_1x2"));    /* distributed: trainer 0 exported */
+    CU_ASSERT(verify("l_7res"));     /* single-process, resumed */
+}
+
+static void test_export_lstm(void)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd,
+             "%s --local --config configs/fashion_lstm.cfg --set data.limit=2000 "
+             "--set data.validation=200 --set data.test_limit=500 --set train.max_steps=40 "
+             "--out %s/lstm --quiet --no-plot > %s/lstm.log 2>&1",
+             bin(), tests_tmp_dir(), tests_tmp_dir());
+    CU_ASSERT_FATAL(system(cmd) == 0);
+    CU_ASSERT(verify("lstm"));
+}
+
+/* pstrain export writes either format on demand and refuses bad usage. */
+static void test_export_command(void)
+{
+    char cmd[1400];
+    const char *t = tests_tmp_dir();
+    snprintf(cmd, sizeof cmd,
+             "%s export --checkpoint %s/l_7 --format safetensors --out %s/x.safetensors > /dev/null"
+             " && %s export --checkpoint %s/l_7/model.ckpt --out %s/x.onnx > /dev/null"
+             " && cmp -s %s/x.safetensors %s/l_7/model.safetensors"
+             " && cmp -s %s/x.onnx %s/l_7/model.onnx",
+             bin(), t, t, bin(), t, t, t, t, t, t);
+    CU_ASSERT(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s export --checkpoint %s/l_7 --format pickle --out %s/x.pkl "
+             "2> %s/bad_fmt.log", bin(), t, t, t);
+    int rc = system(cmd);
+    CU_ASSERT(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    check_log("bad_fmt", "--format is onnx or safetensors, not 'pickle'");
+    snprintf(cmd, sizeof cmd, "%s export --checkpoint %s/flipped.ckpt --out %s/x2.onnx "
+             "2> %s/bad_ck.log", bin(), t, t, t);
+    rc = system(cmd);
+    CU_ASSERT(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    check_log("bad_ck", "flipped.ckpt: section OPTSTATE: CRC mismatch");
+    char path[600];
+    snprintf(path, sizeof path, "%s/x2.onnx", t);
+    CU_ASSERT(access(path, F_OK) != 0); /* nothing written */
+}
+
 int test_cluster_register(void)
 {
     CU_pSuite s = CU_add_suite("cluster", NULL, NULL);
@@ -303,7 +372,10 @@ int test_cluster_register(void)
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "bad_layout", test_bad_layout) ||
         !CU_add_test(s, "resume_local", test_resume_local) ||
         !CU_add_test(s, "resume_bsp", test_resume_bsp) ||
-        !CU_add_test(s, "resume_refused", test_resume_refused))
+        !CU_add_test(s, "resume_refused", test_resume_refused) ||
+        !CU_add_test(s, "export_cnn", test_export_cnn) ||
+        !CU_add_test(s, "export_lstm", test_export_lstm) ||
+        !CU_add_test(s, "export_command", test_export_command))
         return -1;
     return 0;
 }

@@ -10,6 +10,9 @@
 
 #include "evaluate.h"
 #include "export/checkpoint.h"
+#include "export/onnx.h"
+#include "export/safetensors.h"
+#include "export/trained.h"
 #include "fsutil.h"
 #include "jobdata.h"
 #include "model.h"
@@ -17,6 +20,7 @@
 #include "params.h"
 #include "progress.h"
 #include "report.h"
+#include "version.h"
 
 static void put_le(uint8_t **p, uint64_t v, int n)
 {
@@ -163,8 +167,24 @@ int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const 
 {
     if (report_write_summary(opts->out_dir, s, err) != 0)
         return -1;
-    if (ckpt_path && ck && checkpoint_write(ckpt_path, ck, err) != 0)
-        return -1;
+    if (ckpt_path && ck) {
+        if (checkpoint_write(ckpt_path, ck, err) != 0)
+            return -1;
+        /* the export stage: read the checkpoint back (which checks it) and
+         * write the model for serving systems next to it */
+        trained_t *t = trained_open(ckpt_path, 1, err);
+        if (!t)
+            return -1;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/model.onnx", opts->out_dir);
+        int rc = onnx_export(t, path, PSTRAIN_VERSION, err);
+        snprintf(path, sizeof path, "%s/model.safetensors", opts->out_dir);
+        if (rc == 0)
+            rc = safetensors_export(t, path, err);
+        trained_destroy(&t);
+        if (rc != 0)
+            return err_prefix(err, "export stage (the checkpoint %s is complete)", ckpt_path);
+    }
     if (!opts->no_plot) {
         err_t perr;
         if (report_plot(opts->out_dir, &perr) != 0)

@@ -78,7 +78,8 @@ long train_resume_check(const checkpoint_t *ck, const char *path, const job_conf
                         const model_t *m, size_t n_train, int n_slots, long total, err_t *err);
 
 /* Writes a finished run's outputs into opts->out_dir: summary.json, the
- * checkpoint ck to ckpt_path (when both are given), and curves.png unless
+ * checkpoint ck to ckpt_path (when both are given) and the model exported
+ * from it (model.onnx, model.safetensors), and curves.png unless
  * opts->no_plot (a plot that fails is only noted in res->plot_error).
  * Returns 0, or -1 with err. */
 int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const char *ckpt_path,
