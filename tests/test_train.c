@@ -56,8 +56,10 @@ static int run(const char *cfg_text, const char *name, const char *out, train_re
         return -1;
     }
     float *p = calloc(200000, sizeof *p); /* larger than the test models */
-    train_opts_t o = {.out_dir = dir, .final_params = p};
+    char *text = config_text(path, sets, n_sets, &err); /* kept in model.ckpt */
+    train_opts_t o = {.out_dir = dir, .final_params = p, .config_text = text};
     int rc = train_local(cfg, &o, res, &err);
+    free(text);
     if (rc != 0)
         fprintf(stderr, "\n  %s\n", err.msg);
     *params_out = p;

@@ -168,6 +168,9 @@ int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const 
     if (report_write_summary(opts->out_dir, s, err) != 0)
         return -1;
     if (ckpt_path && ck) {
+        if (!ck->config_text || !ck->config_text[0])
+            return err_set(err, "%s: no config text to keep in the checkpoint (train_opts_t "
+                           "config_text): it could not be exported or resumed", ckpt_path);
         if (checkpoint_write(ckpt_path, ck, err) != 0)
             return -1;
         /* the export stage: read the checkpoint back (which checks it) and
