@@ -150,6 +150,10 @@ static const schema_key_t SCHEMA[] = {
     {"cluster.bind", K_STRING, JOB(cluster.bind), "127.0.0.1"},
     {"cluster.advertise", K_STRING, JOB(cluster.advertise), ""},
     {"cluster.timeout_ms", K_INT, JOB(cluster.timeout_ms), "60000", ">=100"},
+
+    {"checkpoint.every_steps", K_INT, JOB(checkpoint.every_steps), "0", ">=0"},
+    {"checkpoint.every_seconds", K_INT, JOB(checkpoint.every_seconds), "600", ">=0"},
+    {"checkpoint.keep", K_INT, JOB(checkpoint.keep), "3", ">=1"},
 };
 
 #define N_SCHEMA (sizeof SCHEMA / sizeof SCHEMA[0])

@@ -112,6 +112,12 @@ typedef struct {
         char advertise[CFG_NAME_LEN]; /* address others dial ("" = bind address) */
         int timeout_ms;            /* every receive gives up after this long */
     } cluster;
+
+    struct {
+        int every_steps;           /* a checkpoint every N steps (0: not by steps) */
+        int every_seconds;         /* ... and/or every N seconds of training (0: not by time) */
+        int keep;                  /* complete checkpoints kept under RUN_DIR/checkpoints/ */
+    } checkpoint;
 } job_config_t;
 
 /* Loads and checks PATH, then applies the overrides ("path=value", n_sets of

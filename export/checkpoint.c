@@ -19,10 +19,10 @@
 static const uint8_t MAGIC[8] = "PSTCKPT"; /* 7 letters and the NUL */
 
 enum { SEC_META = 1, SEC_CONFIG, SEC_TENSORS, SEC_PARAMS, SEC_OPTSTATE, SEC_DATAORDER, SEC_NORM,
-       SEC_N };
+       SEC_SHARD, SEC_N };
 
 static const char *const SEC_NAME[SEC_N] = {
-    NULL, "META", "CONFIG", "TENSORS", "PARAMS", "OPTSTATE", "DATAORDER", "NORM",
+    NULL, "META", "CONFIG", "TENSORS", "PARAMS", "OPTSTATE", "DATAORDER", "NORM", "SHARD",
 };
 
 #define FILE_HEAD 16u /* magic, version, number of sections */
@@ -253,13 +253,22 @@ static int plan(const checkpoint_t *ck, uint64_t len[SEC_N], int have[SEC_N], er
     len[SEC_TENSORS] = 4;
     for (int i = 0; i < tab->n; i++)
         len[SEC_TENSORS] += 2 + strlen(tab->t[i].name) + 4 + 4 * (uint64_t)tab->t[i].ndim + 16;
-    len[SEC_PARAMS] = 4 * (uint64_t)tab->n_params;
+    const size_t held = checkpoint_len(ck);
+    if (ck->n_shards != 0) {
+        if (ck->n_shards < 0 || ck->shard_index < 0 || ck->shard_index >= ck->n_shards ||
+            ck->shard_begin > ck->shard_end || ck->shard_end > tab->n_params)
+            return err_set(err, "shard %d of %d, [%zu, %zu) of %zu parameters", ck->shard_index,
+                           ck->n_shards, ck->shard_begin, ck->shard_end, tab->n_params);
+        have[SEC_SHARD] = 1;
+        len[SEC_SHARD] = 24;
+    }
+    len[SEC_PARAMS] = 4 * (uint64_t)held;
     if (ck->n_slots > 0) {
         have[SEC_OPTSTATE] = 1;
-        if ((uint64_t)ck->n_slots > CHECKPOINT_MAX_BYTES / 4 / tab->n_params)
+        if ((uint64_t)ck->n_slots > CHECKPOINT_MAX_BYTES / 4 / (held ? held : 1))
             return err_set(err, "%d optimizer slots of %zu parameters are over the %llu-byte "
-                           "checkpoint limit", ck->n_slots, tab->n_params, CHECKPOINT_MAX_BYTES);
-        len[SEC_OPTSTATE] = 4 * (uint64_t)ck->n_slots * tab->n_params;
+                           "checkpoint limit", ck->n_slots, held, CHECKPOINT_MAX_BYTES);
+        len[SEC_OPTSTATE] = 4 * (uint64_t)ck->n_slots * held;
     }
     if (ck->data_order_len > 0) {
         have[SEC_DATAORDER] = 1;
@@ -322,10 +331,16 @@ static void put_section(uint8_t **p, int id, const checkpoint_t *ck)
         }
         break;
     case SEC_PARAMS:
-        put_floats(p, ck->params, tab->n_params);
+        put_floats(p, ck->params, checkpoint_len(ck));
         break;
     case SEC_OPTSTATE:
-        put_floats(p, ck->opt_state, (size_t)ck->n_slots * tab->n_params);
+        put_floats(p, ck->opt_state, (size_t)ck->n_slots * checkpoint_len(ck));
+        break;
+    case SEC_SHARD:
+        put_u64(p, ck->shard_begin);
+        put_u64(p, ck->shard_end);
+        put_u32(p, (uint32_t)ck->shard_index);
+        put_u32(p, (uint32_t)ck->n_shards);
         break;
     case SEC_DATAORDER:
         put_bytes(p, ck->data_order, ck->data_order_len);
@@ -611,21 +626,43 @@ static int parse_sections(const sections_t *s, checkpoint_t *ck, err_t *err)
     ck->n_slots = (int)n_slots;
     ck->opt_kind = (int)kind;
 
+    /* SHARD: the range this file holds, within the n_params of META */
+    uint64_t held = n_params;
+    if (s->have[SEC_SHARD]) {
+        if (s->len[SEC_SHARD] != 24)
+            return err_set(err, "section SHARD: %llu bytes, expected 24",
+                           (unsigned long long)s->len[SEC_SHARD]);
+        const uint8_t *d = s->data[SEC_SHARD];
+        uint64_t b = load_u64(d), e = load_u64(d + 8);
+        uint32_t idx = load_u32(d + 16), cnt = load_u32(d + 20);
+        if (cnt < 1 || cnt > 65536 || idx >= cnt)
+            return err_set(err, "section SHARD: shard %u of %u", idx, cnt);
+        if (b > e || e > n_params)
+            return err_set(err, "section SHARD: range [%llu, %llu) is not within the %llu "
+                           "parameters of META", (unsigned long long)b, (unsigned long long)e,
+                           (unsigned long long)n_params);
+        ck->n_shards = (int)cnt;
+        ck->shard_index = (int)idx;
+        ck->shard_begin = (size_t)b;
+        ck->shard_end = (size_t)e;
+        held = e - b;
+    }
     /* PARAMS first: its length (within the file) bounds n_params */
     uint64_t pl = s->len[SEC_PARAMS];
-    if (pl % 4 != 0 || pl / 4 != n_params)
-        return err_set(err, "section PARAMS: %llu bytes, but META says %llu parameters of 4 bytes",
-                       (unsigned long long)pl, (unsigned long long)n_params);
+    if (pl % 4 != 0 || pl / 4 != held)
+        return err_set(err, "section PARAMS: %llu bytes, but META%s says %llu parameters of 4 bytes",
+                       (unsigned long long)pl, s->have[SEC_SHARD] ? " and SHARD" : "",
+                       (unsigned long long)held);
     if (n_slots == 0 && s->have[SEC_OPTSTATE])
         return err_set(err, "section OPTSTATE present, but META says 0 optimizer slots");
     if (n_slots > 0 && !s->have[SEC_OPTSTATE])
         return err_set(err, "missing section OPTSTATE (META says %u optimizer slots)", n_slots);
     if (n_slots > 0) {
         uint64_t ol = s->len[SEC_OPTSTATE], q = ol / 4;
-        if (ol % 4 != 0 || q % n_slots != 0 || q / n_slots != n_params)
+        if (ol % 4 != 0 || q % n_slots != 0 || q / n_slots != held)
             return err_set(err, "section OPTSTATE: %llu bytes, but META says %u slots of %llu "
                            "parameters of 4 bytes", (unsigned long long)ol, n_slots,
-                           (unsigned long long)n_params);
+                           (unsigned long long)held);
     }
 
     if (parse_tensors(s->data[SEC_TENSORS], s->len[SEC_TENSORS], &ck->table, err) != 0 ||
@@ -639,9 +676,9 @@ static int parse_sections(const sections_t *s, checkpoint_t *ck, err_t *err)
     if (nul)
         return err_set(err, "section CONFIG: NUL byte at offset %zu", (size_t)(nul - cfg));
 
-    size_t np = (size_t)n_params, ns = (size_t)n_slots * np;
+    size_t np = (size_t)held, ns = (size_t)n_slots * np;
     ck->config_text = malloc(cl + 1);
-    ck->params = malloc(np * sizeof *ck->params);
+    ck->params = malloc((np ? np : 1) * sizeof *ck->params);
     if (ns)
         ck->opt_state = malloc(ns * sizeof *ck->opt_state);
     if (s->len[SEC_DATAORDER]) {
@@ -731,6 +768,121 @@ int checkpoint_match(const checkpoint_t *ck, const param_table_t *tab, const cha
         return err_set(err, "%s%scheckpoint holds %zu parameters, the model %zu", where, colon,
                        have->n_params, tab->n_params);
     return 0;
+}
+
+size_t checkpoint_len(const checkpoint_t *ck)
+{
+    return ck->n_shards ? ck->shard_end - ck->shard_begin : ck->table.n_params;
+}
+
+/* Compares what every shard of one checkpoint must share; -1 with err. */
+static int same_job(const checkpoint_t *a, const char *an, const checkpoint_t *b, const char *bn,
+                    err_t *err)
+{
+    const char *what = NULL;
+    if (a->step != b->step || a->epoch != b->epoch)
+        what = "step";
+    else if (a->seed != b->seed)
+        what = "seed";
+    else if (a->opt_kind != b->opt_kind || a->n_slots != b->n_slots)
+        what = "optimizer";
+    else if (strcmp(a->config_text ? a->config_text : "", b->config_text ? b->config_text : ""))
+        what = "config";
+    else if (a->data_order_len != b->data_order_len ||
+             (a->data_order_len && memcmp(a->data_order, b->data_order, a->data_order_len)))
+        what = "data order";
+    else if (a->norm_kind != b->norm_kind || a->norm_dim != b->norm_dim ||
+             (a->norm_kind && (memcmp(a->norm_mean, b->norm_mean, a->norm_dim * 4) ||
+                               memcmp(a->norm_inv_std, b->norm_inv_std, a->norm_dim * 4))))
+        what = "normalisation";
+    else if (a->n_shards != b->n_shards)
+        what = "number of shards";
+    else if (checkpoint_match(b, &a->table, NULL, err) != 0)
+        return err_prefix(err, "%s and %s: tensors differ", an, bn);
+    if (what)
+        return err_set(err, "%s and %s: not shards of one checkpoint (%s differs)", an, bn, what);
+    return 0;
+}
+
+checkpoint_t *checkpoint_assemble(checkpoint_t *const *shards, const char *const *names, int n,
+                                  err_t *err)
+{
+    if (n < 1) {
+        err_set(err, "no shards to assemble");
+        return NULL;
+    }
+    const checkpoint_t *first = shards[0];
+    const size_t np = first->table.n_params;
+    const int slots = first->n_slots;
+    if (n > 1024) {
+        err_set(err, "%d shards: more than the 1024 a job can have", n);
+        return NULL;
+    }
+    const checkpoint_t *by_index[1024] = {0};
+    for (int i = 0; i < n; i++) {
+        const checkpoint_t *c = shards[i];
+        if (c->n_shards != n) {
+            err_set(err, "%s: %s of %d, but %d shard files are given", names[i],
+                    c->n_shards ? "a shard" : "the whole model, not a shard", c->n_shards, n);
+            return NULL;
+        }
+        if (i > 0 && same_job(first, names[0], c, names[i], err) != 0)
+            return NULL;
+        if (by_index[c->shard_index]) {
+            err_set(err, "%s: shard %d given twice", names[i], c->shard_index);
+            return NULL;
+        }
+        by_index[c->shard_index] = c;
+    }
+    size_t next = 0;
+    for (int k = 0; k < n; k++) {
+        if (by_index[k]->shard_begin != next) {
+            err_set(err, "shard %d starts at %zu, expected %zu (the shards must tile the "
+                    "parameters)", k, by_index[k]->shard_begin, next);
+            return NULL;
+        }
+        next = by_index[k]->shard_end;
+    }
+    if (next != np) {
+        err_set(err, "the shards cover %zu of %zu parameters", next, np);
+        return NULL;
+    }
+    checkpoint_t *w = calloc(1, sizeof *w);
+    if (!w)
+        goto oom;
+    *w = (checkpoint_t){.step = first->step, .clock = first->clock, .seed = first->seed,
+                        .epoch = first->epoch, .opt_kind = first->opt_kind, .n_slots = slots,
+                        .table = first->table, .data_order_len = first->data_order_len,
+                        .norm_kind = first->norm_kind, .norm_dim = first->norm_dim};
+    w->config_text = strdup(first->config_text ? first->config_text : "");
+    w->params = malloc(np * sizeof *w->params);
+    w->opt_state = slots ? malloc((size_t)slots * np * sizeof *w->opt_state) : NULL;
+    w->data_order = w->data_order_len ? malloc(w->data_order_len) : NULL;
+    w->norm_mean = w->norm_kind ? malloc(w->norm_dim * sizeof(float)) : NULL;
+    w->norm_inv_std = w->norm_kind ? malloc(w->norm_dim * sizeof(float)) : NULL;
+    if (!w->config_text || !w->params || (slots && !w->opt_state) ||
+        (w->data_order_len && !w->data_order) ||
+        (w->norm_kind && (!w->norm_mean || !w->norm_inv_std)))
+        goto oom;
+    if (w->data_order_len)
+        memcpy(w->data_order, first->data_order, w->data_order_len);
+    if (w->norm_kind) {
+        memcpy(w->norm_mean, first->norm_mean, w->norm_dim * sizeof(float));
+        memcpy(w->norm_inv_std, first->norm_inv_std, w->norm_dim * sizeof(float));
+    }
+    for (int k = 0; k < n; k++) {
+        const checkpoint_t *c = by_index[k];
+        size_t len = c->shard_end - c->shard_begin;
+        memcpy(w->params + c->shard_begin, c->params, len * sizeof(float));
+        for (int j = 0; j < slots; j++) /* slot-major, as optim.h lays it out */
+            memcpy(w->opt_state + (size_t)j * np + c->shard_begin, c->opt_state + (size_t)j * len,
+                   len * sizeof(float));
+    }
+    return w;
+oom:
+    checkpoint_free(&w);
+    err_set(err, "out of memory assembling %zu parameters", np);
+    return NULL;
 }
 
 void checkpoint_free(checkpoint_t **ck_p)

@@ -19,6 +19,11 @@
  *                 float32 mean[dim], float32 inv_std[dim]: the input
  *                 normalisation training used (x - mean) * inv_std, applied
  *                 after scaling pixels to [0,1]; absent when none
+ *     8 SHARD     uint64 begin, uint64 end, uint32 index, uint32 count: the
+ *                 file holds shard index of count, the flat range
+ *                 [begin, end) of the model's parameters (as a parameter
+ *                 server keeps it); PARAMS then holds end - begin floats
+ *                 and OPTSTATE n_slots * (end - begin). Absent: the whole model.
  *   META, CONFIG, TENSORS and PARAMS are required; any other id is refused.
  * The tensors tile [0, n_params) in order, as params_add lays them out.
  */
@@ -50,7 +55,23 @@ typedef struct {
     int norm_kind;                /* norm_t; 0 (none): no NORM section */
     size_t norm_dim;              /* floats per sample of norm_mean, norm_inv_std */
     float *norm_mean, *norm_inv_std; /* owned, NULL when norm_kind is 0 */
+    int n_shards;                 /* 0: the whole model; else this is shard */
+    int shard_index;              /*   shard_index of n_shards, holding */
+    size_t shard_begin, shard_end;/*   params/opt_state of [shard_begin, shard_end) */
 } checkpoint_t;
+
+/* Floats of params (and of each optimizer slot) that ck holds: n_params, or
+ * the shard's length. */
+size_t checkpoint_len(const checkpoint_t *ck);
+
+/* Puts shards (n of them, from checkpoint_read of each server's file, in any
+ * order) together into one whole-model checkpoint: they must be the shards
+ * 0..n-1 of n, tile [0, n_params), and agree on everything else (step, epoch,
+ * clock, seed, optimizer, config, tensors, data order, normalisation).
+ * Returns a new checkpoint (checkpoint_free), or NULL with err naming the
+ * file (names[i] is shards[i]'s) and the difference. */
+checkpoint_t *checkpoint_assemble(checkpoint_t *const *shards, const char *const *names, int n,
+                                  err_t *err);
 
 /* Writes ck to path atomically (fs_write_atomic: the old file, if any, stays
  * whole until the new one is complete). Refuses a checkpoint it could not read

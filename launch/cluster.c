@@ -133,7 +133,11 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
     server_opts_t so = {.index = index, .n_servers = S, .n_trainers = T, .rank = rank,
                         .consistency = cfg->cluster.consistency,
                         .staleness = cfg->cluster.staleness, .total_steps = total,
-                        .seed = cfg->train.seed, .table = tab, .optim = op};
+                        .seed = cfg->train.seed, .table = tab, .optim = op,
+                        .config_text = o->config_text};
+    char root[CFG_PATH_LEN + 32];
+    snprintf(root, sizeof root, "%s/checkpoints", o->out_dir);
+    so.ckpt_root = root; /* server_new copies it */
     if (o->resume) {
         /* the trainers check the data order; a server needs its tensors and state */
         long step = train_resume_check(o->resume, o->resume_path, cfg, m, (size_t)n_train,

@@ -14,12 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sys/stat.h>
-
 #include "cluster.h"
 #include "commands.h"
 #include "config.h"
 #include "export/checkpoint.h"
+#include "export/ckptdir.h"
 #include "report.h"
 #include "train.h"
 #include "version.h"
@@ -41,7 +40,8 @@ static void usage(FILE *f)
             "  --bind HOST        address or interface the servers bind to (default\n"
             "                     cluster.bind, 127.0.0.1: all ranks on one node)\n"
             "  --config FILE      job file (libconfig syntax; see configs/)\n"
-            "  --resume PATH      continue from a checkpoint file, or RUN_DIR/model.ckpt;\n"
+            "  --resume PATH      continue from a checkpoint file, or a run folder's newest\n"
+            "                     complete checkpoint (checkpoints/step-N or model.ckpt);\n"
             "                     without --config the checkpoint's own config is used\n"
             "  --set key=value    override a config key, e.g. --set train.epochs=2\n"
             "                     or --set optimizer.name=sgd (repeatable)\n"
@@ -158,12 +158,8 @@ int main(int argc, char **argv)
     checkpoint_t *resume = NULL;
     char resume_path[4200] = "";
     if (resume_arg) {
-        struct stat st;
-        if (stat(resume_arg, &st) == 0 && S_ISDIR(st.st_mode))
-            snprintf(resume_path, sizeof resume_path, "%s/model.ckpt", resume_arg);
-        else
-            snprintf(resume_path, sizeof resume_path, "%s", resume_arg);
-        if (!(resume = checkpoint_read(resume_path, &err))) {
+        /* a file, or a run folder's newest complete checkpoint */
+        if (!(resume = ckptdir_resume(resume_arg, resume_path, sizeof resume_path, &err))) {
             fprintf(stderr, "pstrain: --resume: %s\n", err.msg);
             return 1;
         }

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "export/checkpoint.h"
+#include "export/ckptdir.h"
+#include "fsutil.h"
 #include "shard.h"
 #include "wire.h"
 
@@ -39,6 +42,7 @@ struct server_t {
     float *tgrad;            /* T * len: each trainer's gradient of the current step */
     size_t *tgot;            /* T: floats of the current step received */
     int64_t *tclock;         /* T: steps each trainer has completed (pushed in full) */
+    char *ckpt_root, *config_text; /* owned copies of o.ckpt_root, o.config_text */
     long version;            /* updates applied */
     range_t ranges[RANGES_MAX]; /* BSP: the step's pieces so far */
     int n_ranges;
@@ -69,6 +73,14 @@ server_t *server_new(const server_opts_t *o, err_t *err)
         return NULL;
     }
     s->o = *o;
+    /* the strings are the server's own: the caller's may be on its stack */
+    s->o.ckpt_root = s->ckpt_root = o->ckpt_root ? strdup(o->ckpt_root) : NULL;
+    s->o.config_text = s->config_text = o->config_text ? strdup(o->config_text) : NULL;
+    if ((o->ckpt_root && !s->ckpt_root) || (o->config_text && !s->config_text)) {
+        err_set(err, "server: out of memory");
+        server_destroy(&s);
+        return NULL;
+    }
     s->table = *o->table;
     s->o.table = &s->table;
     size_t n = s->table.n_params;
@@ -117,6 +129,8 @@ void server_destroy(server_t **self_p)
     if (!self_p || !*self_p)
         return;
     server_t *s = *self_p;
+    free(s->ckpt_root);
+    free(s->config_text);
     free(s->params);
     free(s->state);
     free(s->sum);
@@ -348,6 +362,34 @@ static void trainer_step_done(server_t *s, int t)
     s->stats.updates++;
 }
 
+/* Writes the shard, its optimizer state and the job's tensor table and
+ * config as ckpt_root/step-<step>/shard-<index>-of-<S>.ckpt. In BSP the
+ * server must be at that step. Returns 0, or -1 with err. */
+static int save_shard(server_t *s, int64_t step, err_t *err)
+{
+    if (!s->o.ckpt_root)
+        return err_set(err, "this server keeps no checkpoints (no run folder)");
+    if (s->o.consistency == CONS_BSP && step != s->version)
+        return err_set(err, "checkpoint of step %lld asked, the server is at step %ld",
+                       (long long)step, s->version);
+    char dir[4200], path[4400];
+    if (ckptdir_step_dir(dir, sizeof dir, s->o.ckpt_root, (long)step, err) != 0 ||
+        ckptdir_part_path(path, sizeof path, s->o.ckpt_root, (long)step, s->o.index,
+                          s->o.n_servers, err) != 0 ||
+        fs_mkdirs(dir, err) != 0)
+        return -1;
+    int slots = optim_slots(&s->o.optim);
+    checkpoint_t ck = {
+        .step = (uint64_t)step, .clock = (uint64_t)s->version, .seed = s->o.seed,
+        .opt_kind = s->o.optim.kind, .n_slots = slots,
+        .config_text = (char *)(s->o.config_text ? s->o.config_text : ""),
+        .table = s->table, .params = s->params, .opt_state = slots ? s->state : NULL,
+        .n_shards = s->o.n_servers, .shard_index = s->o.index,
+        .shard_begin = s->begin, .shard_end = s->end,
+    };
+    return checkpoint_write(path, &ck, err);
+}
+
 int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8_t *hdr,
                   size_t hdr_len, const uint8_t *payload, size_t payload_len, int extra_frames,
                   server_send_fn send, void *ctx, err_t *err)
@@ -501,6 +543,20 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         break;
     }
     case WIRE_CHECKPOINT: {
+        if (h.status == 1) { /* write the shard to disk as step h.clock */
+            if (save_shard(s, h.clock, err) != 0) {
+                rc = reply_error(s, peer, peer_len, &h, WIRE_E_INTERNAL, send, ctx, err);
+                goto out;
+            }
+            wire_hdr_t r;
+            wire_hdr_init(&r, WIRE_CHECKPOINT, s->o.rank);
+            r.req = h.req;
+            r.clock = s->version;
+            r.begin = s->begin;
+            r.end = s->end;
+            rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+            break;
+        }
         /* the shard's parameters followed by its optimizer state */
         size_t n = s->len * (1 + (size_t)optim_slots(&s->o.optim));
         float *buf = malloc(n ? n * sizeof *buf : 1);

@@ -38,6 +38,10 @@ typedef struct {
      * start_step updates; NULL: initialise as params_init_slice gives. */
     const float *init_params, *init_state;
     long start_step;
+    /* Where CHECKPOINT requests with status 1 write the shard
+     * (ckptdir.h: ROOT/step-N/shard-S-of-N.ckpt), and the job's config text
+     * kept in it; NULL: such requests are refused. */
+    const char *ckpt_root, *config_text;
 } server_opts_t;
 
 /* Answers a request: frames[0] is the peer's identity, then the message.

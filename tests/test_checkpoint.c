@@ -12,6 +12,8 @@
 #include <zlib.h>
 
 #include "export/checkpoint.h"
+#include "export/ckptdir.h"
+#include "fsutil.h"
 #include "params.h"
 #include "tests.h"
 
@@ -594,9 +596,11 @@ static void test_section_table(void)
     CU_ASSERT_FATAL(n == 4);
     static const uint8_t junk[] = {1, 2, 3};
 
-    memcpy(q, p, sizeof p); /* META CONFIG TENSORS PARAMS + id 8 */
-    q[4] = (part_t){8, junk, sizeof junk};
-    expect_refused("unknown.ckpt", g, build(g, 1, q, 5), "unknown section id 8");
+    memcpy(q, p, sizeof p); /* META CONFIG TENSORS PARAMS + id 9 */
+    q[4] = (part_t){9, junk, sizeof junk};
+    expect_refused("unknown.ckpt", g, build(g, 1, q, 5), "unknown section id 9");
+    q[4].id = 8; /* SHARD, too short */
+    expect_refused("shortshard.ckpt", g, build(g, 1, q, 5), "section SHARD: 3 bytes, expected 24");
     q[4].id = 7; /* NORM, too short for its head */
     expect_refused("shortnorm.ckpt", g, build(g, 1, q, 5), "section NORM: 3 bytes");
     q[4].id = 0;
@@ -898,6 +902,166 @@ static void test_write_errors(void)
     checkpoint_free(&ck);
 }
 
+/* Cuts whole (n_slots state) into k shards as servers would keep them:
+ * shard i holds [b_i, b_{i+1}) with the optimizer slots of that range. */
+static checkpoint_t *shard_of(const checkpoint_t *whole, int i, int k)
+{
+    size_t n = whole->table.n_params, b = n * (size_t)i / (size_t)k,
+           e = n * (size_t)(i + 1) / (size_t)k, len = e - b;
+    checkpoint_t *c = calloc(1, sizeof *c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    *c = *whole;
+    c->config_text = strdup(whole->config_text);
+    c->params = malloc((len ? len : 1) * sizeof(float));
+    c->opt_state = whole->n_slots ? malloc((size_t)whole->n_slots * (len ? len : 1) * 4) : NULL;
+    c->data_order = NULL;
+    c->data_order_len = 0;
+    c->norm_kind = 0;
+    c->norm_mean = c->norm_inv_std = NULL;
+    CU_ASSERT_FATAL(c->config_text && c->params);
+    memcpy(c->params, whole->params + b, len * sizeof(float));
+    for (int j = 0; j < whole->n_slots; j++)
+        memcpy(c->opt_state + (size_t)j * len, whole->opt_state + (size_t)j * n + b,
+               len * sizeof(float));
+    c->n_shards = k;
+    c->shard_index = i;
+    c->shard_begin = b;
+    c->shard_end = e;
+    return c;
+}
+
+/* Shards written, read back and assembled give the whole model bit for bit;
+ * shards that do not fit together are refused. */
+static void test_shards(void)
+{
+    checkpoint_t *whole = make_ck(2, 0, "name = \"x\";");
+    const size_t n = whole->table.n_params;
+    enum { K = 3 };
+    checkpoint_t *back[K];
+    char names[K][512];
+    const char *np[K];
+    err_t err;
+    for (int i = 0; i < K; i++) {
+        checkpoint_t *c = shard_of(whole, K - 1 - i, K); /* any order */
+        snprintf(names[i], sizeof names[i], "%s/shard%d.ckpt", tests_tmp_dir(), i);
+        np[i] = names[i];
+        CU_ASSERT_FATAL(checkpoint_write(names[i], c, &err) == 0);
+        checkpoint_free(&c);
+        back[i] = checkpoint_read(names[i], &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(back[i]);
+        CU_ASSERT_EQUAL(back[i]->n_shards, K);
+        CU_ASSERT_EQUAL(checkpoint_len(back[i]), back[i]->shard_end - back[i]->shard_begin);
+    }
+    checkpoint_t *a = checkpoint_assemble(back, np, K, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT(a->n_shards == 0 && a->table.n_params == n && a->step == whole->step);
+    CU_ASSERT(memcmp(a->params, whole->params, n * 4) == 0);
+    CU_ASSERT(memcmp(a->opt_state, whole->opt_state, 2 * n * 4) == 0);
+    checkpoint_free(&a);
+
+    /* a missing shard, a shard twice, a shard of another step */
+    CU_ASSERT_PTR_NULL(checkpoint_assemble(back, np, K - 1, &err));
+    ASSERT_HAS(err.msg, "but 2 shard files are given");
+    checkpoint_t *twice[K] = {back[0], back[0], back[2]};
+    CU_ASSERT_PTR_NULL(checkpoint_assemble(twice, np, K, &err));
+    ASSERT_HAS(err.msg, "given twice");
+    back[1]->step++;
+    CU_ASSERT_PTR_NULL(checkpoint_assemble(back, np, K, &err));
+    ASSERT_HAS(err.msg, "not shards of one checkpoint (step differs)");
+    back[1]->step--;
+    back[1]->shard_begin++; /* a gap */
+    CU_ASSERT_PTR_NULL(checkpoint_assemble(back, np, K, &err));
+    ASSERT_HAS(err.msg, "the shards must tile the parameters");
+    back[1]->shard_begin--;
+    for (int i = 0; i < K; i++)
+        checkpoint_free(&back[i]);
+
+    /* a shard range outside META's parameters is refused when read */
+    checkpoint_t *c = shard_of(whole, 0, K);
+    c->shard_end = n + 1;
+    CU_ASSERT(checkpoint_write(names[0], c, &err) != 0);
+    checkpoint_free(&c);
+    checkpoint_free(&whole);
+}
+
+/* The checkpoint folders of a run: a step is used only once its manifest is
+ * written; old ones beyond keep are removed; loading assembles the shards
+ * with the manifest's data order and normalisation. */
+static void test_ckptdir(void)
+{
+    char root[512];
+    snprintf(root, sizeof root, "%s/run_ck/checkpoints", tests_tmp_dir());
+    err_t err;
+    checkpoint_t *whole = make_ck(1, 0, "name = \"x\";");
+    const size_t n = whole->table.n_params;
+    uint8_t order[32];
+    for (int i = 0; i < 32; i++)
+        order[i] = (uint8_t)(3 * i);
+    float mean[5] = {0.1f, 0.2f, 0.3f, 0.4f, -0.5f}, inv[5] = {1, 2, 3, 4, 5.5f};
+    CU_ASSERT(ckptdir_latest(root) == -1);
+    for (long step = 10; step <= 40; step += 10) {
+        char dir[600], path[700];
+        CU_ASSERT_FATAL(ckptdir_step_dir(dir, sizeof dir, root, step, &err) == 0);
+        CU_ASSERT_FATAL(fs_mkdirs(dir, &err) == 0);
+        whole->step = (uint64_t)step;
+        whole->params[0] = (float)step;
+        for (int i = 0; i < 2; i++) {
+            checkpoint_t *c = shard_of(whole, i, 2);
+            CU_ASSERT_FATAL(ckptdir_part_path(path, sizeof path, root, step, i, 2, &err) == 0);
+            CU_ASSERT_FATAL(checkpoint_write(path, c, &err) == 0);
+            checkpoint_free(&c);
+            if (step == 40) /* the last one never gets its manifest: a crash */
+                break;
+        }
+        if (step == 40) {
+            /* its manifest cannot be written while a part is missing */
+            CU_ASSERT(ckptdir_commit(root, step, 1, 2, order, 32, 0, 0, NULL, NULL, 2, &err) != 0);
+            ASSERT_HAS(err.msg, "shard-1-of-2.ckpt: missing");
+            break;
+        }
+        CU_ASSERT_FATAL(ckptdir_commit(root, step, (int)step / 10, 2, order, 32, 2, 5, mean, inv,
+                                       2, &err) == 0);
+    }
+    /* keep = 2: step 10 went when 30 was committed; 40 is incomplete */
+    CU_ASSERT_EQUAL(ckptdir_latest(root), 30);
+    char dir[600];
+    struct stat st;
+    snprintf(dir, sizeof dir, "%s/step-000000010", root);
+    CU_ASSERT(stat(dir, &st) != 0);
+    snprintf(dir, sizeof dir, "%s/step-000000020", root);
+    CU_ASSERT(stat(dir, &st) == 0);
+
+    checkpoint_t *a = ckptdir_load(root, 30, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT(a->step == 30 && a->epoch == 3 && a->params[0] == 30.0f);
+    CU_ASSERT(memcmp(a->params + 1, whole->params + 1, (n - 1) * 4) == 0);
+    CU_ASSERT(a->data_order_len == 32 && memcmp(a->data_order, order, 32) == 0);
+    CU_ASSERT(a->norm_kind == 2 && a->norm_dim == 5 && memcmp(a->norm_mean, mean, 20) == 0 &&
+              memcmp(a->norm_inv_std, inv, 20) == 0);
+    checkpoint_free(&a);
+
+    /* --resume RUN_DIR takes the newest complete one */
+    char run[600], used[4200];
+    snprintf(run, sizeof run, "%s/run_ck", tests_tmp_dir());
+    a = ckptdir_resume(run, used, sizeof used, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT(a->step == 30);
+    ASSERT_HAS(used, "step-000000030");
+    checkpoint_free(&a);
+
+    /* a damaged shard: the load names it */
+    char path[700];
+    CU_ASSERT_FATAL(ckptdir_part_path(path, sizeof path, root, 30, 1, 2, &err) == 0);
+    FILE *f = fopen(path, "r+b");
+    CU_ASSERT_FATAL(f != NULL);
+    fseek(f, -3, SEEK_END);
+    fputc(0x55, f);
+    fclose(f);
+    CU_ASSERT_PTR_NULL(ckptdir_load(root, 30, &err));
+    ASSERT_HAS(err.msg, "shard-1-of-2.ckpt: section SHARD: CRC mismatch");
+    checkpoint_free(&whole);
+}
+
 int test_checkpoint_register(void)
 {
     CU_pSuite s = CU_add_suite("checkpoint", NULL, NULL);
@@ -911,7 +1075,8 @@ int test_checkpoint_register(void)
         !CU_add_test(s, "meta", test_meta) ||
         !CU_add_test(s, "tensor_table", test_tensor_table) ||
         !CU_add_test(s, "match", test_match) ||
-        !CU_add_test(s, "write_errors", test_write_errors))
+        !CU_add_test(s, "write_errors", test_write_errors) ||
+        !CU_add_test(s, "shards", test_shards) || !CU_add_test(s, "ckptdir", test_ckptdir))
         return -1;
     return 0;
 }

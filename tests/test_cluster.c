@@ -187,6 +187,8 @@ static void test_bad_layout(void)
     free(log);
 }
 
+static void check_log(const char *out, const char *needle);
+
 /* 1 when a and b hold the same parameters and optimizer state, bit for bit. */
 static int same_bits(const checkpoint_t *a, const checkpoint_t *b)
 {
@@ -237,6 +239,28 @@ static void test_resume_bsp(void)
     snprintf(extra, sizeof extra, "--servers 1 " TWO_EPOCHS " --resume %s/b_1ep", tests_tmp_dir());
     CU_ASSERT_FATAL(run(3, extra, "b_res") == 0);
     check_same_bits("b_2ep", "b_res");
+    /* periodic checkpoints: each of 2 servers writes its shard every 30 steps;
+     * with the end of the job (step 170) and model.ckpt lost, --resume RUN_DIR
+     * takes step 150 and finishes the job as if nothing had happened (the same
+     * trainers: each key's sum is the same whatever the number of servers) */
+    CU_ASSERT_FATAL(run(4, "--servers 2 --set checkpoint.every_steps=30 " TWO_EPOCHS, "b_per") == 0);
+    char cmd[1400];
+    const char *t = tests_tmp_dir();
+    snprintf(cmd, sizeof cmd,
+             "ls %s/b_per/checkpoints > %s/b_per_ls.log && cp -r %s/b_per %s/b_lost && "
+             "rm -r %s/b_lost/model.ckpt %s/b_lost/checkpoints/step-000000170", t, t, t, t, t, t);
+    CU_ASSERT_FATAL(system(cmd) == 0);
+    check_log("b_per_ls", "step-000000120\nstep-000000150\nstep-000000170\n"); /* keep = 3 */
+    snprintf(extra, sizeof extra, "--servers 2 " TWO_EPOCHS " --resume %s/b_lost", t);
+    CU_ASSERT_FATAL(run(4, extra, "b_lost") == 0);
+    check_log("b_lost", ""); /* the log exists */
+    check_same_bits("b_2ep", "b_lost");
+    snprintf(cmd, sizeof cmd, "%s/b_lost/metrics.csv", t);
+    err_t err;
+    char *csv = fs_read_all(cmd, NULL, &err);
+    CU_ASSERT(csv && strstr(csv, "\n1,85,") && strstr(csv, "\n2,170,")); /* epoch 1 kept */
+    free(csv);
+
     /* another layout (2 servers, 3 trainers) resumes the same job: the sums
      * come in another grouping, so equal within float rounding */
     CU_ASSERT_FATAL(run(3, "--servers 1 --set train.max_steps=7", "b_7") == 0);

@@ -8,6 +8,7 @@
 
 #include "evaluate.h"
 #include "export/checkpoint.h"
+#include "export/ckptdir.h"
 #include "fsutil.h"
 #include "jobdata.h"
 #include "model.h"
@@ -202,7 +203,8 @@ static void push_range(void *ctx, size_t b, size_t e)
     c->push_s += progress_now() - t0;
 }
 
-static int simple_all(client_t *c, int type, int status, reply_fn fn, void *ctx, err_t *err)
+static int simple_all(client_t *c, int type, int status, int64_t clock, reply_fn fn, void *ctx,
+                      err_t *err)
 {
     int want[64];
     for (int s = 0; s < c->S; s++) {
@@ -210,11 +212,30 @@ static int simple_all(client_t *c, int type, int status, reply_fn fn, void *ctx,
         wire_hdr_init(&h, type, c->d->trainer);
         h.req = ++c->req;
         h.status = status;
+        h.clock = clock;
         if (send_hdr(c, s, &h, NULL, 0, err) != 0)
             return -1;
         want[s] = 1;
     }
     return collect(c, want, type, fn, ctx, err);
+}
+
+/* Trainer 0: a checkpoint of the job after `step` steps: every server
+ * writes its shard (CHECKPOINT with status 1), then trainer 0 the manifest
+ * with the data order and normalisation (ckptdir.h), last. */
+static int checkpoint_job(client_t *c, const job_config_t *cfg, const train_opts_t *opts,
+                          const job_data_t *data, long step, long per_epoch, err_t *err)
+{
+    if (simple_all(c, WIRE_CHECKPOINT, 1, step, NULL, NULL, err) != 0)
+        return err_prefix(err, "checkpoint of step %ld", step);
+    char root[4200];
+    snprintf(root, sizeof root, "%s/checkpoints", opts->out_dir);
+    uint8_t order[TRAIN_ORDER_LEN];
+    train_order_record(order, cfg, data->train->n, step);
+    const norm_stats_t *nm = &data->norm;
+    int kind = nm->kind != NORM_NONE && nm->mean ? (int)nm->kind : 0;
+    return ckptdir_commit(root, step, (int)(step / per_epoch), c->S, order, sizeof order, kind,
+                          nm->dim, nm->mean, nm->inv_std, cfg->checkpoint.keep, err);
 }
 
 typedef struct {
@@ -356,9 +377,12 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
                    d->rank, opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
 
     const double t0 = progress_now();
-    double train_s = 0;
+    double train_s = 0, last_ckpt_s = t0;
     long step = step0, samples = 0;
     int epochs_done = 0;
+    if (opts->resume) /* resuming in its own folder: keep the epochs before */
+        epochs_done = report_read_metrics(opts->out_dir, rows, cfg->train.epochs,
+                                          (int)(step0 / per_epoch));
     for (int epoch = (int)(step0 / per_epoch); epoch < cfg->train.epochs && step < total;
          epoch++) {
         data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);
@@ -370,6 +394,13 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
             c.step = step;
             if (pull_all(&c, step, err) != 0)
                 goto out;
+            /* the servers are at this step (in BSP exactly: trainer 0 has not pushed it) */
+            if (lead && step > step0 && train_checkpoint_due(cfg, step, &last_ckpt_s)) {
+                if (checkpoint_job(&c, cfg, opts, &data, step, per_epoch, err) != 0)
+                    goto out;
+                train_logf(opts, 0, "rank %d trainer 0: checkpoint of step %ld written",
+                           d->rank, step);
+            }
             /* The pull for the next step goes out after this step's pushes.
              * (Sending it now, so that each layer's piece could travel
              * during backward, was measured slower on 2 cores: the transfer
@@ -445,6 +476,9 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
                       samples);
 
     if (lead) {
+        /* the end of the job: each server writes its shard, as periodically */
+        if (checkpoint_job(&c, cfg, opts, &data, step, per_epoch, err) != 0)
+            goto out;
         optim_params_t op;
         optim_params_from_config(&op, cfg);
         gather_t g = {.params = c.params, .n = c.n_params, .slots = optim_slots(&op)};
@@ -454,10 +488,10 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
             err_set(err, "out of memory");
             goto out;
         }
-        if (simple_all(&c, WIRE_CHECKPOINT, 0, on_checkpoint, &g, err) != 0)
+        if (simple_all(&c, WIRE_CHECKPOINT, 0, 0, on_checkpoint, &g, err) != 0)
             goto out;
         sstats_t ss = {0};
-        if (simple_all(&c, WIRE_STATS, 0, on_stats, &ss, err) != 0)
+        if (simple_all(&c, WIRE_STATS, 0, 0, on_stats, &ss, err) != 0)
             goto out;
         uint64_t sent = 0, recvd = 0;
         for (int s = 0; s < c.S; s++) {
@@ -488,7 +522,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     }
     if (opts->final_params)
         memcpy(opts->final_params, c.params, c.n_params * sizeof *c.params);
-    if (simple_all(&c, WIRE_SHUTDOWN, 0, NULL, NULL, err) != 0)
+    if (simple_all(&c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, err) != 0)
         goto out;
     rc = 0;
 out:

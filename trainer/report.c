@@ -58,6 +58,54 @@ int report_write_metrics(const char *dir, const epoch_row_t *rows, int n, err_t 
     return rc;
 }
 
+/* One cell of a metrics.csv row at *p: a number, or NaN when empty. */
+static double csv_cell(const char **p)
+{
+    const char *s = *p;
+    double v = NAN;
+    if (*s && *s != ',' && *s != '\n')
+        v = strtod(s, NULL);
+    while (*s && *s != ',' && *s != '\n')
+        s++;
+    if (*s == ',')
+        s++;
+    *p = s;
+    return v;
+}
+
+int report_read_metrics(const char *dir, epoch_row_t *rows, int max, int upto_epoch)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    err_t err;
+    char *text = fs_read_all(path, NULL, &err);
+    if (!text)
+        return 0;
+    int n = 0;
+    const char *line = strchr(text, '\n'); /* after the header */
+    while (line && *++line && n < max) {
+        const char *p = line;
+        epoch_row_t r;
+        r.epoch = (int)csv_cell(&p);
+        r.step = (long)csv_cell(&p);
+        r.train_loss = csv_cell(&p);
+        r.train_acc = csv_cell(&p);
+        r.val_loss = csv_cell(&p);
+        r.val_acc = csv_cell(&p);
+        r.test_loss = csv_cell(&p);
+        r.test_acc = csv_cell(&p);
+        r.wall_s = csv_cell(&p);
+        r.samples_per_s = csv_cell(&p);
+        /* only whole epochs 1, 2, ... in order, as this run would have written them */
+        if (r.epoch != n + 1 || r.epoch > upto_epoch)
+            break;
+        rows[n++] = r;
+        line = strchr(line, '\n');
+    }
+    free(text);
+    return n;
+}
+
 static cJSON *num_or_null(double v)
 {
     return isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v);

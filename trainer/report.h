@@ -41,6 +41,12 @@ typedef struct {
 /* (Re)writes DIR/metrics.csv with rows[0..n) atomically. Returns 0 or -1. */
 int report_write_metrics(const char *dir, const epoch_row_t *rows, int n, err_t *err);
 
+/* Reads back the rows of DIR/metrics.csv for epochs 1..upto_epoch (at most
+ * max) into rows, for a run that resumes in its own folder and must keep
+ * its earlier epochs. Returns the number read: 0 when there is no file or
+ * its rows do not start at epoch 1. */
+int report_read_metrics(const char *dir, epoch_row_t *rows, int max, int upto_epoch);
+
 /* Writes DIR/summary.json atomically. Returns 0 or -1. */
 int report_write_summary(const char *dir, const run_summary_t *s, err_t *err);
 

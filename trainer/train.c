@@ -10,6 +10,7 @@
 
 #include "evaluate.h"
 #include "export/checkpoint.h"
+#include "export/ckptdir.h"
 #include "export/onnx.h"
 #include "export/safetensors.h"
 #include "export/trained.h"
@@ -106,16 +107,31 @@ void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_o
     };
 }
 
-void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const train_opts_t *opts,
-                           const model_t *m, const job_data_t *data, long step, long clock,
-                           int epochs, float *params, float *state, int n_slots, uint8_t *order)
+void train_order_record(uint8_t *order, const job_config_t *cfg, size_t n_train, long step)
 {
     uint8_t *p = order;
     put_le(&p, 1, 4);
     put_le(&p, cfg->train.seed, 8);
-    put_le(&p, data ? data->train->n : 0, 8);
+    put_le(&p, n_train, 8);
     put_le(&p, (uint64_t)cfg->train.batch, 4);
     put_le(&p, (uint64_t)step, 8);
+}
+
+int train_checkpoint_due(const job_config_t *cfg, long step, double *last_s)
+{
+    double now = progress_now();
+    int due = (cfg->checkpoint.every_steps > 0 && step % cfg->checkpoint.every_steps == 0) ||
+              (cfg->checkpoint.every_seconds > 0 && now - *last_s >= cfg->checkpoint.every_seconds);
+    if (due)
+        *last_s = now;
+    return due;
+}
+
+void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const train_opts_t *opts,
+                           const model_t *m, const job_data_t *data, long step, long clock,
+                           int epochs, float *params, float *state, int n_slots, uint8_t *order)
+{
+    train_order_record(order, cfg, data ? data->train->n : 0, step);
     *ck = (checkpoint_t){
         .step = (uint64_t)step, .clock = (uint64_t)clock, .seed = cfg->train.seed,
         .epoch = (uint32_t)epochs, .opt_kind = cfg->optimizer.kind, .n_slots = n_slots,
@@ -227,6 +243,29 @@ void train_log_epoch(const train_opts_t *o, const char *prefix, const epoch_row_
                100 * r->test_acc, r->samples_per_s, seconds);
 }
 
+/* A checkpoint of single-process training after `step` steps: the whole
+ * model as RUN_DIR/checkpoints/step-N/model.ckpt, then its manifest. */
+static int local_checkpoint(const job_config_t *cfg, const train_opts_t *opts, const model_t *m,
+                            const job_data_t *data, long step, long per_epoch, float *params,
+                            float *state, int slots, err_t *err)
+{
+    char root[4200], dir[4300], path[4400];
+    snprintf(root, sizeof root, "%s/checkpoints", opts->out_dir);
+    if (ckptdir_step_dir(dir, sizeof dir, root, step, err) != 0 ||
+        ckptdir_part_path(path, sizeof path, root, step, 0, 0, err) != 0 ||
+        fs_mkdirs(dir, err) != 0)
+        return -1;
+    checkpoint_t ck;
+    uint8_t order[TRAIN_ORDER_LEN];
+    train_checkpoint_init(&ck, cfg, opts, m, data, step, step, (int)(step / per_epoch), params,
+                          state, slots, order);
+    if (checkpoint_write(path, &ck, err) != 0)
+        return -1;
+    return ckptdir_commit(root, step, (int)(step / per_epoch), 0, order, sizeof order,
+                          ck.norm_kind, ck.norm_dim, ck.norm_mean, ck.norm_inv_std,
+                          cfg->checkpoint.keep, err);
+}
+
 int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_t *res,
                 err_t *err)
 {
@@ -287,9 +326,12 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
                    opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
 
     const double t0 = progress_now();
-    double train_s = 0;
+    double train_s = 0, last_ckpt_s = t0;
     long step = step0, samples = 0;
     int epochs_done = 0;
+    if (opts->resume) /* resuming in its own folder: keep the epochs before */
+        epochs_done = report_read_metrics(opts->out_dir, rows, cfg->train.epochs,
+                                          (int)(step0 / per_epoch));
     for (int epoch = (int)(step0 / per_epoch); epoch < cfg->train.epochs && step < total;
          epoch++) {
         data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);
@@ -297,6 +339,12 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         long right = 0, seen = 0;
         long b;
         for (b = step % per_epoch; b < per_epoch && step < total; b++) {
+            if (step > step0 && train_checkpoint_due(cfg, step, &last_ckpt_s)) {
+                if (local_checkpoint(cfg, opts, m, &data, step, per_epoch, params, state, slots,
+                                     err) != 0)
+                    goto out;
+                train_logf(opts, 0, "checkpoint of step %ld written", step);
+            }
             double s0 = progress_now();
             size_t lo, hi;
             data_batch_slice(n_train, (size_t)batch, (size_t)b, 0, 1, &lo, &hi);
@@ -341,6 +389,8 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
     train_result_fill(res, rows, epochs_done, step, n_params, progress_now() - t0, train_s,
                       samples);
 
+    if (local_checkpoint(cfg, opts, m, &data, step, per_epoch, params, state, slots, err) != 0)
+        goto out;
     run_summary_t s;
     train_summary_init(&s, cfg, opts, res, samples, "local");
     /* the whole model, as a distributed job's servers would assemble it */

@@ -60,6 +60,15 @@ void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_o
  * uint64 steps done (the next global batch is that step's), little-endian. */
 #define TRAIN_ORDER_LEN 32
 
+/* Writes the data-order record (TRAIN_ORDER_LEN bytes) of cfg's job over
+ * n_train samples after `step` steps into order. */
+void train_order_record(uint8_t *order, const job_config_t *cfg, size_t n_train, long step);
+
+/* 1 when a periodic checkpoint is due before step `step` (checkpoint.every_steps
+ * divides it, or checkpoint.every_seconds have passed since *last_s, which
+ * is then reset to now). */
+int train_checkpoint_due(const job_config_t *cfg, long step, double *last_s);
+
 /* The whole model as a checkpoint (borrowing params, state (n_slots floats
  * per parameter, slot-major) and the normalisation statistics of data)
  * after `step` steps and `epochs` epochs; order (TRAIN_ORDER_LEN bytes, the

@@ -1,0 +1,435 @@
+/* ckptdir.c - a run's checkpoint folders and their manifests (see ckptdir.h). */
+#include "ckptdir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "fsutil.h"
+
+#define MANIFEST "manifest.json"
+#define MANIFEST_FORMAT "pstrain-checkpoint"
+#define MAX_PARTS 1024
+
+int ckptdir_step_dir(char *buf, size_t len, const char *root, long step, err_t *err)
+{
+    int w = snprintf(buf, len, "%s/step-%09ld", root, step);
+    if (w < 0 || (size_t)w >= len)
+        return err_set(err, "%s: checkpoint folder name too long", root);
+    return 0;
+}
+
+int ckptdir_part_path(char *buf, size_t len, const char *root, long step, int index,
+                      int n_shards, err_t *err)
+{
+    int w = n_shards ? snprintf(buf, len, "%s/step-%09ld/shard-%d-of-%d.ckpt", root, step, index,
+                                n_shards)
+                     : snprintf(buf, len, "%s/step-%09ld/model.ckpt", root, step);
+    if (w < 0 || (size_t)w >= len)
+        return err_set(err, "%s: checkpoint file name too long", root);
+    return 0;
+}
+
+/* ---- hex strings for the binary parts of the manifest ----------------------- */
+
+static char *hex_of(const void *data, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *p = data;
+    char *s = malloc(2 * n + 1);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        s[2 * i] = digits[p[i] >> 4];
+        s[2 * i + 1] = digits[p[i] & 15];
+    }
+    s[2 * n] = '\0';
+    return s;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes exactly n bytes from hex string s into out. Returns 0 or -1. */
+static int hex_decode(const char *s, void *out, size_t n)
+{
+    uint8_t *o = out;
+    if (strlen(s) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        o[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* Little-endian float32 bytes of v (n floats) as hex. */
+static char *hex_of_floats(const float *v, size_t n)
+{
+    uint8_t *b = malloc(n ? 4 * n : 1);
+    if (!b)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        for (int k = 0; k < 4; k++)
+            b[4 * i + k] = (uint8_t)(u >> (8 * k));
+    }
+    char *s = hex_of(b, 4 * n);
+    free(b);
+    return s;
+}
+
+static int floats_of_hex(const char *s, float *v, size_t n)
+{
+    uint8_t *b = malloc(n ? 4 * n : 1);
+    if (!b || hex_decode(s, b, 4 * n) != 0) {
+        free(b);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = 0;
+        for (int k = 0; k < 4; k++)
+            u |= (uint32_t)b[4 * i + k] << (8 * k);
+        memcpy(&v[i], &u, 4);
+    }
+    free(b);
+    return 0;
+}
+
+/* ---- step folders ---------------------------------------------------------- */
+
+/* Parses "step-000001234" into *step. Returns 1 on a match. */
+static int step_of_name(const char *name, long *step)
+{
+    if (strncmp(name, "step-", 5) != 0 || !name[5])
+        return 0;
+    char *end;
+    long v = strtol(name + 5, &end, 10);
+    if (*end || v < 0)
+        return 0;
+    *step = v;
+    return 1;
+}
+
+static int has_manifest(const char *root, long step)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/step-%09ld/" MANIFEST, root, step);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Removes a step folder and the files in it (no subfolders are made there). */
+static void remove_step(const char *root, long step)
+{
+    char dir[4200], path[4500];
+    snprintf(dir, sizeof dir, "%s/step-%09ld", root, step);
+    /* the manifest first: a half-removed folder must not look complete */
+    snprintf(path, sizeof path, "%s/" MANIFEST, dir);
+    unlink(path);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int cmp_long_desc(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x < y) - (x > y);
+}
+
+/* Lists the step folders under root, newest first, into steps (up to cap).
+ * Returns the count. */
+static int list_steps(const char *root, long *steps, int cap)
+{
+    DIR *d = opendir(root);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    long step;
+    while ((e = readdir(d)) != NULL && n < cap)
+        if (step_of_name(e->d_name, &step))
+            steps[n++] = step;
+    closedir(d);
+    qsort(steps, (size_t)n, sizeof *steps, cmp_long_desc);
+    return n;
+}
+
+static void prune(const char *root, long newest, int keep)
+{
+    long steps[4096];
+    int n = list_steps(root, steps, 4096), complete = 0;
+    for (int i = 0; i < n; i++) {
+        if (steps[i] > newest)
+            continue; /* a later one in the making: not ours to judge */
+        if (has_manifest(root, steps[i])) {
+            if (++complete > keep)
+                remove_step(root, steps[i]);
+        } else if (steps[i] < newest) {
+            remove_step(root, steps[i]); /* left incomplete by a crash */
+        }
+    }
+}
+
+long ckptdir_latest(const char *root)
+{
+    long steps[4096];
+    int n = list_steps(root, steps, 4096);
+    for (int i = 0; i < n; i++)
+        if (has_manifest(root, steps[i]))
+            return steps[i];
+    return -1;
+}
+
+/* ---- the manifest ------------------------------------------------------------ */
+
+int ckptdir_commit(const char *root, long step, int epoch, int n_shards, const uint8_t *order,
+                   size_t order_len, int norm_kind, size_t norm_dim, const float *norm_mean,
+                   const float *norm_inv_std, int keep, err_t *err)
+{
+    char dir[4200], path[4400];
+    if (n_shards < 0 || n_shards > MAX_PARTS)
+        return err_set(err, "%s: %d shards", root, n_shards);
+    if (ckptdir_step_dir(dir, sizeof dir, root, step, err) != 0)
+        return -1;
+    cJSON *m = cJSON_CreateObject(), *files = cJSON_CreateArray();
+    char *text = NULL, *hex = NULL;
+    int rc = -1;
+    if (!m || !files) {
+        cJSON_Delete(files);
+        goto oom;
+    }
+    cJSON_AddStringToObject(m, "format", MANIFEST_FORMAT);
+    cJSON_AddNumberToObject(m, "version", 1);
+    cJSON_AddNumberToObject(m, "step", (double)step);
+    cJSON_AddNumberToObject(m, "epoch", epoch);
+    cJSON_AddNumberToObject(m, "shards", n_shards);
+    cJSON_AddItemToObject(m, "files", files);
+    for (int i = 0; i < (n_shards ? n_shards : 1); i++) {
+        if (ckptdir_part_path(path, sizeof path, root, step, i, n_shards, err) != 0)
+            goto out;
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            err_set(err, "%s: missing (%s): checkpoint of step %ld not committed", path,
+                    strerror(errno), step);
+            goto out;
+        }
+        cJSON_AddItemToArray(files, cJSON_CreateString(strrchr(path, '/') + 1));
+    }
+    if (!(hex = hex_of(order ? (const void *)order : "", order_len)))
+        goto oom;
+    cJSON_AddStringToObject(m, "data_order", hex);
+    free(hex);
+    hex = NULL;
+    cJSON_AddNumberToObject(m, "norm_kind", norm_kind);
+    if (norm_kind) {
+        cJSON_AddNumberToObject(m, "norm_dim", (double)norm_dim);
+        if (!(hex = hex_of_floats(norm_mean, norm_dim)))
+            goto oom;
+        cJSON_AddStringToObject(m, "norm_mean", hex);
+        free(hex);
+        if (!(hex = hex_of_floats(norm_inv_std, norm_dim)))
+            goto oom;
+        cJSON_AddStringToObject(m, "norm_inv_std", hex);
+        free(hex);
+        hex = NULL;
+    }
+    if (!(text = cJSON_Print(m)))
+        goto oom;
+    snprintf(path, sizeof path, "%s/" MANIFEST, dir);
+    if (fs_write_atomic(path, text, strlen(text), err) != 0)
+        goto out;
+    prune(root, step, keep);
+    rc = 0;
+    goto out;
+oom:
+    err_set(err, "%s: out of memory writing the manifest", dir);
+out:
+    free(hex);
+    free(text);
+    cJSON_Delete(m);
+    return rc;
+}
+
+/* The number in object m under key, checked to be a whole number in
+ * [lo, hi]. Returns 0 or -1 with err. */
+static int get_int(const cJSON *m, const char *key, double lo, double hi, long *v,
+                   const char *path, err_t *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(m, key);
+    if (!cJSON_IsNumber(it) || it->valuedouble < lo || it->valuedouble > hi ||
+        it->valuedouble != (double)(long)it->valuedouble)
+        return err_set(err, "%s: \"%s\" missing or not a whole number in [%.0f, %.0f]", path, key,
+                       lo, hi);
+    *v = (long)it->valuedouble;
+    return 0;
+}
+
+checkpoint_t *ckptdir_load(const char *root, long step, err_t *err)
+{
+    char dir[4200], path[4400];
+    if (ckptdir_step_dir(dir, sizeof dir, root, step, err) != 0)
+        return NULL;
+    snprintf(path, sizeof path, "%s/" MANIFEST, dir);
+    size_t len = 0;
+    char *text = fs_read_all(path, &len, err);
+    if (!text)
+        return NULL;
+    cJSON *m = cJSON_ParseWithLength(text, len);
+    free(text);
+    checkpoint_t *parts[MAX_PARTS] = {0}, *whole = NULL;
+    char names[MAX_PARTS > 64 ? 64 : MAX_PARTS][4400];
+    const char *name_ptrs[64];
+    int n_parts = 0;
+    long v_step, v_epoch, n_shards, norm_kind = 0, norm_dim = 0;
+    const cJSON *files, *fmt;
+    if (!m) {
+        err_set(err, "%s: not JSON", path);
+        goto out;
+    }
+    fmt = cJSON_GetObjectItemCaseSensitive(m, "format");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, MANIFEST_FORMAT) != 0) {
+        err_set(err, "%s: not a pstrain checkpoint manifest", path);
+        goto out;
+    }
+    if (get_int(m, "step", 0, 9e15, &v_step, path, err) != 0 ||
+        get_int(m, "epoch", 0, 2e9, &v_epoch, path, err) != 0 ||
+        get_int(m, "shards", 0, 64, &n_shards, path, err) != 0 ||
+        get_int(m, "norm_kind", 0, 2, &norm_kind, path, err) != 0)
+        goto out;
+    if (v_step != step) {
+        err_set(err, "%s: says step %ld, in the folder of step %ld", path, v_step, step);
+        goto out;
+    }
+    files = cJSON_GetObjectItemCaseSensitive(m, "files");
+    if (!cJSON_IsArray(files) || cJSON_GetArraySize(files) != (n_shards ? n_shards : 1)) {
+        err_set(err, "%s: \"files\" does not list the %ld part(s)", path, n_shards ? n_shards : 1);
+        goto out;
+    }
+    for (int i = 0; i < (n_shards ? n_shards : 1); i++) {
+        if (ckptdir_part_path(names[i], sizeof names[i], root, step, i, (int)n_shards, err) != 0)
+            goto out;
+        name_ptrs[i] = names[i];
+        if (!(parts[i] = checkpoint_read(names[i], err)))
+            goto out;
+        n_parts++;
+        if (parts[i]->step != (uint64_t)step) {
+            err_set(err, "%s: holds step %llu, the manifest says %ld", names[i],
+                    (unsigned long long)parts[i]->step, step);
+            goto out;
+        }
+    }
+    if (n_shards) {
+        if (!(whole = checkpoint_assemble(parts, name_ptrs, (int)n_shards, err)))
+            goto out;
+    } else {
+        if (parts[0]->n_shards) {
+            err_set(err, "%s: a shard, but the manifest lists the whole model", names[0]);
+            goto out;
+        }
+        whole = parts[0];
+        parts[0] = NULL;
+    }
+    whole->epoch = (uint32_t)v_epoch;
+    /* the trainers' part: data order and normalisation */
+    const cJSON *ord = cJSON_GetObjectItemCaseSensitive(m, "data_order");
+    if (!cJSON_IsString(ord) || strlen(ord->valuestring) % 2 != 0 ||
+        strlen(ord->valuestring) / 2 > 4096) {
+        err_set(err, "%s: \"data_order\" missing or not hex", path);
+        goto fail_whole;
+    }
+    free(whole->data_order);
+    whole->data_order_len = strlen(ord->valuestring) / 2;
+    whole->data_order = malloc(whole->data_order_len ? whole->data_order_len : 1);
+    if (!whole->data_order || hex_decode(ord->valuestring, whole->data_order,
+                                         whole->data_order_len) != 0) {
+        err_set(err, "%s: \"data_order\" is not hex", path);
+        goto fail_whole;
+    }
+    if (norm_kind) {
+        const cJSON *mean = cJSON_GetObjectItemCaseSensitive(m, "norm_mean"),
+                    *inv = cJSON_GetObjectItemCaseSensitive(m, "norm_inv_std");
+        if (get_int(m, "norm_dim", 1, 1 << 24, &norm_dim, path, err) != 0)
+            goto fail_whole;
+        free(whole->norm_mean);
+        free(whole->norm_inv_std);
+        whole->norm_kind = (int)norm_kind;
+        whole->norm_dim = (size_t)norm_dim;
+        whole->norm_mean = malloc((size_t)norm_dim * sizeof(float));
+        whole->norm_inv_std = malloc((size_t)norm_dim * sizeof(float));
+        if (!whole->norm_mean || !whole->norm_inv_std || !cJSON_IsString(mean) ||
+            !cJSON_IsString(inv) ||
+            floats_of_hex(mean->valuestring, whole->norm_mean, (size_t)norm_dim) != 0 ||
+            floats_of_hex(inv->valuestring, whole->norm_inv_std, (size_t)norm_dim) != 0) {
+            err_set(err, "%s: \"norm_mean\" / \"norm_inv_std\" missing or not %ld floats", path,
+                    norm_dim);
+            goto fail_whole;
+        }
+    }
+    goto out;
+fail_whole:
+    checkpoint_free(&whole);
+out:
+    for (int i = 0; i < n_parts; i++)
+        checkpoint_free(&parts[i]);
+    cJSON_Delete(m);
+    return whole;
+}
+
+checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_t *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        err_set(err, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(used, used_len, "%s", path);
+        return checkpoint_read(path, err);
+    }
+    char root[4200], final[4200];
+    snprintf(root, sizeof root, "%s/checkpoints", path);
+    snprintf(final, sizeof final, "%s/model.ckpt", path);
+    long latest = ckptdir_latest(root);
+    checkpoint_t *end = NULL;
+    if (stat(final, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (!(end = checkpoint_read(final, err)))
+            return NULL;
+        if (latest < 0 || (long)end->step >= latest) {
+            snprintf(used, used_len, "%s", final);
+            return end;
+        }
+        checkpoint_free(&end);
+    }
+    if (latest < 0) {
+        err_set(err, "%s: no model.ckpt and no complete checkpoint under checkpoints/", path);
+        return NULL;
+    }
+    snprintf(used, used_len, "%s/step-%09ld", root, latest);
+    return ckptdir_load(root, latest, err);
+}

@@ -1,0 +1,57 @@
+/* ckptdir.h - the checkpoints of a run, RUN_DIR/checkpoints/step-NNNNNNNNN/:
+ *
+ *   shard-S-of-N.ckpt   each parameter server's part (a checkpoint with a
+ *                       SHARD section), written by that server, or
+ *   model.ckpt          the whole model (single-process training);
+ *   manifest.json       written last, by trainer 0 once every part is on
+ *                       disk: step, epoch, the files, the trainers'
+ *                       data-order record and the input normalisation.
+ *
+ * A step folder without a manifest is incomplete and never used. Every file
+ * is written atomically (fs_write_atomic), and older step folders beyond
+ * `keep` are removed only after a newer manifest is written.
+ */
+#ifndef PST_CKPTDIR_H
+#define PST_CKPTDIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "err.h"
+
+/* "ROOT/step-000001234" into buf. Returns 0, or -1 with err if it does not fit. */
+int ckptdir_step_dir(char *buf, size_t len, const char *root, long step, err_t *err);
+
+/* "ROOT/step-000001234/shard-S-of-N.ckpt" (n_shards 0: "model.ckpt"). */
+int ckptdir_part_path(char *buf, size_t len, const char *root, long step, int index,
+                      int n_shards, err_t *err);
+
+/* Writes step's manifest.json (atomically) once its parts are on disk:
+ * n_shards shard files (0: one model.ckpt), the data-order record (order,
+ * order_len bytes) and the normalisation (norm_kind 0: none; else norm_dim
+ * means and inverse standard deviations). Each part is checked to exist.
+ * Then removes the oldest step folders so that `keep` complete ones remain
+ * (and incomplete folders older than this one). Returns 0, or -1 with err. */
+int ckptdir_commit(const char *root, long step, int epoch, int n_shards, const uint8_t *order,
+                   size_t order_len, int norm_kind, size_t norm_dim, const float *norm_mean,
+                   const float *norm_inv_std, int keep, err_t *err);
+
+/* Step of the newest complete checkpoint under root, or -1 when there is none
+ * (or root does not exist). */
+long ckptdir_latest(const char *root);
+
+/* Reads the complete checkpoint of step under root: its manifest, every
+ * part (checked as checkpoint_read checks), assembled into one whole-model
+ * checkpoint with the manifest's data order and normalisation. Returns it
+ * (checkpoint_free), or NULL with err naming the file at fault. */
+checkpoint_t *ckptdir_load(const char *root, long step, err_t *err);
+
+/* What --resume PATH means: a checkpoint file; or a run folder, whose newest
+ * complete checkpoint wins: RUN_DIR/checkpoints/step-N or RUN_DIR/model.ckpt
+ * (the end of the job), the one with more steps (model.ckpt on a tie).
+ * Returns the whole-model checkpoint, with the file or folder used in used;
+ * or NULL with err. */
+checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_t *err);
+
+#endif
