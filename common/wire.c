@@ -409,9 +409,13 @@ int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t
             return fail(code, WIRE_E_MALFORMED);
         }
         return check_numeric(h, payload_len, name, code, err);
+    case WIRE_BARRIER:
+        /* a BARRIER may carry values to sum over the trainers (F32 pairs) */
+        if (h->count == 0 && payload_len == 0)
+            return 0;
+        return check_numeric(h, payload_len, name, code, err);
     case WIRE_PULL:
     case WIRE_CLOCK:
-    case WIRE_BARRIER:
     case WIRE_SHUTDOWN:
         if (h->count != 0) {
             err_set(err, "%s: count %llu, but a %s carries no payload", name,
@@ -460,9 +464,10 @@ const char *wire_type_name(int type)
 
 const char *wire_error_name(int code)
 {
-    static const char *const names[] = {"ok",    "version", "type",  "range",
-                                        "length", "malformed", "state", "internal"};
-    return (code >= 0 && code <= WIRE_E_INTERNAL) ? names[code] : "?";
+    static const char *const names[] = {"ok",     "version",   "type",  "range",
+                                        "length", "malformed", "state", "internal",
+                                        "stopping", "lost"};
+    return (code >= 0 && code <= WIRE_E_LOST) ? names[code] : "?";
 }
 
 size_t wire_elem_size(int elem)

@@ -51,6 +51,8 @@ enum {
     WIRE_E_MALFORMED = 5, /* not a well-formed header */
     WIRE_E_STATE = 6,     /* valid, but not now (e.g. a push for another step) */
     WIRE_E_INTERNAL = 7,  /* the server failed (e.g. out of memory) */
+    WIRE_E_STOPPING = 8,  /* the job stops at step clock (a signal): no pulls from there */
+    WIRE_E_LOST = 9,      /* a trainer was lost: the step can never complete (BSP) */
 };
 
 /* The header, in wire order. */

@@ -14,12 +14,14 @@
 #include "wire.h"
 
 #define PEER_MAX 256
+#define BAR_MAX 16     /* values a BARRIER reduces */
 #define RANGES_MAX 128 /* pieces per step (a model's layers); fits pending_t.sent */
 
 /* A key range of the current BSP step and how many trainers pushed it. */
 typedef struct {
     size_t b, e;
     int count;
+    int applied;             /* summed and applied (every live trainer pushed it) */
 } range_t;
 
 /* A pull that must wait (BSP: for the step's update; SSP: for the slowest
@@ -48,8 +50,22 @@ struct server_t {
     int n_ranges;
     pending_t *pending;      /* waiting pulls */
     int n_pending, cap_pending;
-    pending_t *barrier;      /* T: BARRIER waiters */
-    int n_barrier;
+    pending_t *barrier;      /* T: BARRIER waiters, by trainer */
+    uint8_t *bar_in;         /* T: trainer t waits in the barrier */
+    double *bar_vals;        /* T * BAR_MAX: what each waiter brought to the reduction */
+    int bar_n;               /* values of this round (-1: none came yet) */
+    uint8_t *rgot;           /* RANGES_MAX * T: trainer t pushed piece r of the step */
+    double *tseen;           /* T: when trainer t was last heard from (heartbeat) */
+    uint8_t *lost;           /* T: trainer t is gone (no message for the timeout) */
+    uint8_t *tdone;          /* T: trainer t sent SHUTDOWN */
+    int n_lost;
+    double tseen_start;      /* when the server started waiting for its trainers */
+    int halt;                /* 0, WIRE_E_STOPPING or WIRE_E_LOST: pulls are refused */
+    char halt_msg[ERR_LEN];
+    long stop_step;          /* WIRE_E_STOPPING: pulls for this step on are refused */
+    int stop_requested;      /* a signal or a trainer asked the job to stop */
+    pending_t save;          /* a BSP checkpoint waiting for its step (save_wait) */
+    int save_wait;
     int shutdowns;
     int stop;
     server_stats_t stats;
@@ -98,10 +114,18 @@ server_t *server_new(const server_opts_t *o, err_t *err)
     s->tgot = calloc((size_t)T, sizeof *s->tgot);
     s->tclock = calloc((size_t)T, sizeof *s->tclock);
     s->barrier = calloc((size_t)T, sizeof *s->barrier);
+    s->bar_in = calloc((size_t)T, 1);
+    s->bar_vals = calloc((size_t)T * BAR_MAX, sizeof *s->bar_vals);
+    s->bar_n = -1;
+    s->rgot = calloc((size_t)RANGES_MAX * T, 1);
+    s->tseen = calloc((size_t)T, sizeof *s->tseen);
+    s->lost = calloc((size_t)T, 1);
+    s->tdone = calloc((size_t)T, 1);
     s->cap_pending = 2 * T + 4;
     s->pending = calloc((size_t)s->cap_pending, sizeof *s->pending);
     if (!s->params || !s->state || !s->sum || !s->piece || !s->tgrad || !s->tgot || !s->tclock ||
-        !s->barrier || !s->pending) {
+        !s->barrier || !s->pending || !s->bar_in || !s->bar_vals || !s->rgot || !s->tseen ||
+        !s->lost || !s->tdone) {
         err_set(err, "server %d: out of memory for a shard of %zu parameters", o->index, s->len);
         server_destroy(&s);
         return NULL;
@@ -139,6 +163,12 @@ void server_destroy(server_t **self_p)
     free(s->tgot);
     free(s->tclock);
     free(s->barrier);
+    free(s->bar_in);
+    free(s->bar_vals);
+    free(s->rgot);
+    free(s->tseen);
+    free(s->lost);
+    free(s->tdone);
     free(s->pending);
     free(s);
     *self_p = NULL;
@@ -146,7 +176,23 @@ void server_destroy(server_t **self_p)
 
 int server_finished(const server_t *s)
 {
-    return s->stop || s->shutdowns >= s->o.n_trainers;
+    return s->stop || s->shutdowns + s->n_lost >= s->o.n_trainers;
+}
+
+int server_lost(const server_t *s, int *first)
+{
+    if (first) {
+        *first = -1;
+        for (int t = 0; t < s->o.n_trainers && *first < 0; t++)
+            if (s->lost[t])
+                *first = t;
+    }
+    return s->n_lost;
+}
+
+void server_request_stop(server_t *s)
+{
+    s->stop_requested = 1;
 }
 
 const float *server_params(const server_t *s, size_t *begin, size_t *end)
@@ -207,6 +253,7 @@ static void serve_pull(server_t *s, const pending_t *p, server_send_fn send, voi
     h.begin = p->hdr.begin;
     h.end = p->hdr.end;
     h.count = p->hdr.end - p->hdr.begin;
+    h.status = s->stop_requested; /* 1: trainer 0 should stop the job */
     /* BSP: the shard cannot change before every trainer has this reply, so
      * it goes out without a copy; ASP/SSP copy, since a push may land while
      * the reply is still being sent. */
@@ -235,17 +282,39 @@ static void serve_piece(server_t *s, pending_t *p, int r, int64_t clock, int *fa
     h.begin = b;
     h.end = e;
     h.count = e - b;
+    h.status = s->stop_requested;
     if (reply(s, p->peer, p->peer_len, &h, s->params + (b - s->begin), h.count * sizeof(float), 1,
               s->send, s->send_ctx) != 0)
         *fail = 1;
 }
 
+/* The slowest live trainer's clock (a lost trainer holds no one back). */
 static int64_t min_clock(const server_t *s)
 {
-    int64_t m = s->tclock[0];
-    for (int t = 1; t < s->o.n_trainers; t++)
-        m = s->tclock[t] < m ? s->tclock[t] : m;
-    return m;
+    int64_t m = INT64_MAX;
+    for (int t = 0; t < s->o.n_trainers; t++)
+        if (!s->lost[t] && s->tclock[t] < m)
+            m = s->tclock[t];
+    return m == INT64_MAX ? 0 : m;
+}
+
+/* Answers pull p with ERROR: the job halts (s->halt says why). */
+static int refuse_halted(server_t *s, const pending_t *p, server_send_fn send, void *ctx)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_ERROR, s->o.rank);
+    h.status = s->halt;
+    h.req = p->hdr.req;
+    h.clock = s->halt == WIRE_E_STOPPING ? s->stop_step : s->version;
+    h.elem = WIRE_TEXT;
+    h.count = strlen(s->halt_msg);
+    return reply(s, p->peer, p->peer_len, &h, s->halt_msg, h.count, 0, send, ctx);
+}
+
+/* 1 when a pull of step c must be refused because the job halts. */
+static int pull_halted(const server_t *s, int64_t c)
+{
+    return s->halt == WIRE_E_LOST || (s->halt == WIRE_E_STOPPING && c >= s->stop_step);
 }
 
 /* May the pull of a trainer at clock c be answered now? */
@@ -268,7 +337,10 @@ static int flush_pending(server_t *s, server_send_fn send, void *ctx)
     int fail = 0, keep = 0;
     for (int i = 0; i < s->n_pending; i++) {
         pending_t *p = &s->pending[i];
-        if (!pull_ready(s, p->hdr.clock)) {
+        if (pull_halted(s, p->hdr.clock)) {
+            if (refuse_halted(s, p, send, ctx) != 0)
+                fail = 1;
+        } else if (!pull_ready(s, p->hdr.clock)) {
             s->pending[keep++] = *p;
         } else if (p->sent[0] | p->sent[1]) {
             /* BSP: it has some pieces of the step just completed; the rest
@@ -282,6 +354,44 @@ static int flush_pending(server_t *s, server_send_fn send, void *ctx)
     }
     s->n_pending = keep;
     return fail ? -1 : 0;
+}
+
+/* BSP: sums and applies piece r once every live trainer has pushed it (a
+ * trainer lost in mid-step adds what it pushed before it was lost). Returns
+ * 0, or -1 with err when a waiting pull cannot be sent its part. */
+static int complete_piece(server_t *s, range_t *r, err_t *err)
+{
+    const int T = s->o.n_trainers;
+    const uint8_t *got = s->rgot + (size_t)(r - s->ranges) * T;
+    if (r->applied)
+        return 0;
+    for (int u = 0; u < T; u++)
+        if (!got[u] && !s->lost[u])
+            return 0;
+    /* sum in trainer order, never arrival order: deterministic */
+    const size_t off = r->b - s->begin, n = r->e - r->b;
+    float *sum = s->sum + off;
+    if (!got[0])
+        memset(sum, 0, n * sizeof *sum);
+    for (int u = 1; u < T; u++) {
+        if (!got[u])
+            continue;
+        const float *gu = s->tgrad + (size_t)u * s->len + off;
+        for (size_t i = 0; i < n; i++)
+            sum[i] += gu[i];
+    }
+    optim_update_slice(&s->o.optim, s->params + off, sum, s->state + off, s->len, n,
+                       s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
+    r->applied = 1;
+    /* pulls already waiting for the next step get this piece now, so
+     * it travels while the trainers are still in backward */
+    int fail = 0;
+    for (int i = 0; i < s->n_pending; i++)
+        if (s->pending[i].hdr.clock == s->version + 1 && !pull_halted(s, s->version + 1))
+            serve_piece(s, &s->pending[i], (int)(r - s->ranges), s->version + 1, &fail);
+    if (fail)
+        return err_set(err, "cannot send a piece of the parameters");
+    return 0;
 }
 
 /* Takes the piece [b, b + n) of trainer t's gradient for the current step.
@@ -322,29 +432,38 @@ static int take_piece(server_t *s, int t, size_t b, const float *g, size_t n, er
         r->b = b;
         r->e = b + n;
         r->count = 0;
+        r->applied = 0;
+        memset(s->rgot + (size_t)(r - s->ranges) * s->o.n_trainers, 0, (size_t)s->o.n_trainers);
     }
+    uint8_t *got = s->rgot + (size_t)(r - s->ranges) * s->o.n_trainers;
+    if (got[t])
+        return err_set(err, "trainer %d pushed keys [%zu, %zu) twice in one step", t, b, b + n);
     float *dst = t == 0 ? s->sum : s->tgrad + (size_t)t * s->len;
     memcpy(dst + off, g, n * sizeof *dst);
-    if (++r->count == s->o.n_trainers) {
-        /* sum in trainer order, never arrival order: deterministic */
-        float *sum = s->sum + off;
-        for (int u = 1; u < s->o.n_trainers; u++) {
-            const float *gu = s->tgrad + (size_t)u * s->len + off;
-            for (size_t i = 0; i < n; i++)
-                sum[i] += gu[i];
+    got[t] = 1;
+    r->count++;
+    return complete_piece(s, r, err);
+}
+
+/* The step is complete once every live trainer has pushed it in full (BSP;
+ * ASP / SSP count each trainer's steps). */
+static void step_maybe_done(server_t *s)
+{
+    if (s->o.consistency == CONS_BSP) {
+        int live = 0;
+        for (int u = 0; u < s->o.n_trainers; u++) {
+            if (s->lost[u])
+                continue;
+            live++;
+            if (s->tclock[u] <= s->version)
+                return; /* someone has not pushed this step yet */
         }
-        optim_update_slice(&s->o.optim, s->params + off, sum, s->state + off, s->len, n,
-                           s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
-        /* pulls already waiting for the next step get this piece now, so
-         * it travels while the trainers are still in backward */
-        int fail = 0;
-        for (int i = 0; i < s->n_pending; i++)
-            if (s->pending[i].hdr.clock == s->version + 1)
-                serve_piece(s, &s->pending[i], (int)(r - s->ranges), s->version + 1, &fail);
-        if (fail)
-            return err_set(err, "cannot send a piece of the parameters");
+        if (!live)
+            return;
     }
-    return 0;
+    /* the pieces were applied as they completed */
+    s->version++;
+    s->stats.updates++;
 }
 
 /* One trainer's gradient for a step is complete. */
@@ -352,14 +471,7 @@ static void trainer_step_done(server_t *s, int t)
 {
     s->tgot[t] = 0;
     s->tclock[t]++;
-    if (s->o.consistency == CONS_BSP) {
-        for (int u = 0; u < s->o.n_trainers; u++)
-            if (s->tclock[u] <= s->version)
-                return; /* someone has not pushed this step yet */
-    }
-    /* the pieces were applied as they completed */
-    s->version++;
-    s->stats.updates++;
+    step_maybe_done(s);
 }
 
 /* Writes the shard, its optimizer state and the job's tensor table and
@@ -390,6 +502,160 @@ static int save_shard(server_t *s, int64_t step, err_t *err)
     return checkpoint_write(path, &ck, err);
 }
 
+/* A BSP checkpoint that waited for its step: written (and answered) once
+ * the server is there. Returns 0 or -1 (a reply could not be sent). */
+static int save_if_due(server_t *s, server_send_fn send, void *ctx)
+{
+    if (!s->save_wait || s->save.hdr.clock > s->version)
+        return 0;
+    s->save_wait = 0;
+    err_t e;
+    pending_t *p = &s->save;
+    if (save_shard(s, p->hdr.clock, &e) != 0)
+        return reply_error(s, p->peer, p->peer_len, &p->hdr, WIRE_E_INTERNAL, send, ctx, &e);
+    wire_hdr_t r;
+    wire_hdr_init(&r, WIRE_CHECKPOINT, s->o.rank);
+    r.req = p->hdr.req;
+    r.clock = s->version;
+    r.begin = s->begin;
+    r.end = s->end;
+    return reply(s, p->peer, p->peer_len, &r, NULL, 0, 0, send, ctx);
+}
+
+/* Answers every trainer waiting in the barrier, with the sums of what they
+ * brought (pairs of float32 hi, lo per value, summed in trainer order in
+ * double), when every live trainer is in; or with ERROR when the job halts
+ * for a lost trainer. Returns 0 or -1 (a reply could not be sent). */
+static int barrier_flush(server_t *s, server_send_fn send, void *ctx)
+{
+    const int T = s->o.n_trainers;
+    int in = 0, live = 0;
+    for (int u = 0; u < T; u++) {
+        live += !s->lost[u];
+        in += s->bar_in[u];
+    }
+    if (in == 0)
+        return 0;
+    int halted = s->halt == WIRE_E_LOST;
+    if (!halted && in < live)
+        return 0;
+    int n = s->bar_n > 0 ? s->bar_n : 0, rc = 0;
+    float out[2 * BAR_MAX];
+    for (int i = 0; i < n; i++) {
+        double v = 0;
+        for (int u = 0; u < T; u++)
+            if (s->bar_in[u])
+                v += s->bar_vals[(size_t)u * BAR_MAX + i];
+        out[2 * i] = (float)v;
+        out[2 * i + 1] = (float)(v - (double)out[2 * i]);
+    }
+    for (int u = 0; u < T; u++) {
+        if (!s->bar_in[u])
+            continue;
+        pending_t *p = &s->barrier[u];
+        if (halted) {
+            if (refuse_halted(s, p, send, ctx) != 0)
+                rc = -1;
+        } else {
+            wire_hdr_t r;
+            wire_hdr_init(&r, WIRE_BARRIER, s->o.rank);
+            r.req = p->hdr.req;
+            r.clock = s->version;
+            r.count = (uint64_t)(2 * n);
+            if (reply(s, p->peer, p->peer_len, &r, n ? out : NULL, (size_t)(2 * n) * sizeof(float),
+                      0, send, ctx) != 0)
+                rc = -1;
+        }
+        s->bar_in[u] = 0;
+    }
+    s->bar_n = -1;
+    return rc;
+}
+
+/* Trainer t enters the barrier with payload (h->count float32, pairs).
+ * Returns 0, -1 when a reply failed, or a WIRE_E_* code (with err) to
+ * refuse the request. */
+static int barrier_enter(server_t *s, int t, const uint8_t *peer, size_t peer_len,
+                         const wire_hdr_t *h, const uint8_t *payload, err_t *err)
+{
+    if (s->halt == WIRE_E_LOST) {
+        snprintf(err->msg, sizeof err->msg, "%s", s->halt_msg);
+        return WIRE_E_LOST;
+    }
+    if (s->bar_in[t])
+        return err_set(err, "trainer %d is in the barrier already", t), WIRE_E_STATE;
+    if (h->count % 2 != 0 || h->count / 2 > BAR_MAX || (h->count && h->elem != WIRE_F32))
+        return err_set(err, "BARRIER with %llu values: it takes up to %d float32 pairs",
+                       (unsigned long long)h->count, BAR_MAX), WIRE_E_LENGTH;
+    int n = (int)(h->count / 2);
+    if (s->bar_n >= 0 && n != s->bar_n)
+        return err_set(err, "BARRIER with %d values from trainer %d, the others brought %d", n,
+                       t, s->bar_n), WIRE_E_LENGTH;
+    for (int i = 0; i < n; i++) {
+        float hi, lo;
+        memcpy(&hi, payload + 8 * i, 4);
+        memcpy(&lo, payload + 8 * i + 4, 4);
+        s->bar_vals[(size_t)t * BAR_MAX + i] = (double)hi + (double)lo;
+    }
+    s->bar_n = n;
+    pending_t *p = &s->barrier[t];
+    p->peer_len = peer_len;
+    memcpy(p->peer, peer, peer_len);
+    p->hdr = *h;
+    s->bar_in[t] = 1;
+    return barrier_flush(s, s->send, s->send_ctx);
+}
+
+int server_check_trainers(server_t *s, int timeout_ms, server_send_fn send, void *ctx,
+                          err_t *err)
+{
+    const int T = s->o.n_trainers;
+    const double now = now_s();
+    int newly = 0;
+    err->msg[0] = '\0';
+    if (timeout_ms <= 0)
+        return 0;
+    if (s->tseen_start == 0)
+        s->tseen_start = now;
+    for (int t = 0; t < T; t++) {
+        double seen = s->tseen[t] > 0 ? s->tseen[t] : s->tseen_start;
+        if (s->lost[t] || s->tdone[t] || now - seen < timeout_ms / 1000.0)
+            continue;
+        s->lost[t] = 1;
+        s->n_lost++;
+        newly++;
+        /* its waiting requests go: nobody is there to answer */
+        int keep = 0;
+        for (int i = 0; i < s->n_pending; i++)
+            if (s->pending[i].hdr.sender != t)
+                s->pending[keep++] = s->pending[i];
+        s->n_pending = keep;
+        s->bar_in[t] = 0;
+        err_set(err, "trainer %d (rank %d) lost: nothing heard from it for %.1f s", t,
+                s->o.n_servers + t, now - seen);
+        if (s->o.consistency == CONS_BSP && !s->o.continue_on_loss && s->halt != WIRE_E_LOST) {
+            s->halt = WIRE_E_LOST;
+            snprintf(s->halt_msg, sizeof s->halt_msg, "%s", err->msg);
+        }
+    }
+    if (!newly)
+        return 0;
+    if (s->o.consistency == CONS_BSP && s->halt != WIRE_E_LOST) {
+        /* go on without it: pieces and the step may now be complete */
+        long before = s->version;
+        for (int r = 0; r < s->n_ranges; r++)
+            if (complete_piece(s, &s->ranges[r], err) != 0)
+                return -1;
+        step_maybe_done(s);
+        if (s->version != before)
+            s->n_ranges = 0;
+    }
+    if (flush_pending(s, send, ctx) != 0 || barrier_flush(s, send, ctx) != 0 ||
+        save_if_due(s, send, ctx) != 0)
+        return err_set(err, "cannot reply after losing a trainer");
+    return newly;
+}
+
 int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8_t *hdr,
                   size_t hdr_len, const uint8_t *payload, size_t payload_len, int extra_frames,
                   server_send_fn send, void *ctx, err_t *err)
@@ -417,7 +683,7 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         goto out;
     }
     if (wire_check_payload(&h, payload ? payload_len : 0, &code, err) != 0 ||
-        (payload && payload_len > 0 && h.type != WIRE_PUSH)) {
+        (payload && payload_len > 0 && h.type != WIRE_PUSH && h.type != WIRE_BARRIER)) {
         if (!code) {
             code = WIRE_E_LENGTH;
             err_set(err, "%s carries a payload of %zu bytes", wire_type_name(h.type), payload_len);
@@ -431,6 +697,15 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         err_set(err, "%s from sender %d: trainers are 0..%d", wire_type_name(h.type), t, T - 1);
         rc = reply_error(s, peer, peer_len, &h, WIRE_E_RANGE, send, ctx, err);
         goto out;
+    }
+    if (h.type != WIRE_STATS) {
+        if (s->lost[t]) { /* it was given up for lost: the job went on without it */
+            err_set(err, "%s from trainer %d, which was declared lost: %s", wire_type_name(h.type),
+                    t, "it stayed silent for longer than the timeout");
+            rc = reply_error(s, peer, peer_len, &h, WIRE_E_LOST, send, ctx, err);
+            goto out;
+        }
+        s->tseen[t] = t0; /* every request is a heartbeat */
     }
     if ((h.type == WIRE_PUSH || h.type == WIRE_PULL) &&
         (h.begin < s->begin || h.end > s->end || h.begin > h.end)) {
@@ -479,13 +754,20 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             long before = s->version;
             trainer_step_done(s, t);
             rc = flush_pending(s, send, ctx);
-            if (s->version != before)
+            if (s->version != before) {
                 s->n_ranges = 0; /* a new step starts with no pieces */
+                if (rc == 0)
+                    rc = save_if_due(s, send, ctx);
+            }
         }
         break;
     }
     case WIRE_PULL:
-        if (pull_ready(s, h.clock)) {
+        if (pull_halted(s, h.clock)) {
+            pending_t p = {.peer_len = peer_len, .hdr = h};
+            memcpy(p.peer, peer, peer_len);
+            rc = refuse_halted(s, &p, send, ctx);
+        } else if (pull_ready(s, h.clock)) {
             pending_t p = {.peer_len = peer_len, .hdr = h};
             memcpy(p.peer, peer, peer_len);
             int fail = 0;
@@ -512,37 +794,52 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         }
         break;
     case WIRE_CLOCK:
-        break; /* clocks advance with complete pushes; accepted for compatibility */
-    case WIRE_BARRIER: {
-        pending_t *p = &s->barrier[s->n_barrier++ % T];
-        p->peer_len = peer_len;
-        memcpy(p->peer, peer, peer_len);
-        p->hdr = h;
-        if (s->n_barrier == T) {
-            for (int i = 0; i < T && rc == 0; i++) {
-                wire_hdr_t r;
-                wire_hdr_init(&r, WIRE_BARRIER, s->o.rank);
-                r.req = s->barrier[i].hdr.req;
-                r.clock = s->version;
-                rc = reply(s, s->barrier[i].peer, s->barrier[i].peer_len, &r, NULL, 0, 0, send,
-                           ctx);
-            }
-            s->n_barrier = 0;
-        }
+        break; /* a heartbeat (clocks advance with complete pushes); no reply */
+    case WIRE_BARRIER:
+        rc = barrier_enter(s, t, peer, peer_len, &h, payload, err);
+        if (rc > 0) /* refused */
+            rc = reply_error(s, peer, peer_len, &h, rc, send, ctx, err);
         break;
-    }
     case WIRE_STATS: {
-        float v[6] = {(float)s->stats.pushes, (float)s->stats.pulls, (float)s->stats.errors,
-                      (float)s->stats.updates, (float)s->stats.busy_s, (float)s->version};
+        int first;
+        int lost = server_lost(s, &first);
+        float v[8] = {(float)s->stats.pushes, (float)s->stats.pulls, (float)s->stats.errors,
+                      (float)s->stats.updates, (float)s->stats.busy_s, (float)s->version,
+                      (float)lost, (float)first};
         wire_hdr_t r;
         wire_hdr_init(&r, WIRE_STATS, s->o.rank);
         r.req = h.req;
         r.clock = s->version;
-        r.count = 6;
+        r.count = 8;
         rc = reply(s, peer, peer_len, &r, v, sizeof v, 0, send, ctx);
         break;
     }
     case WIRE_CHECKPOINT: {
+        if (h.status == 2) { /* trainer 0: the job stops at step h.clock */
+            if (s->halt != WIRE_E_LOST) {
+                s->halt = WIRE_E_STOPPING;
+                s->stop_step = (long)h.clock;
+                snprintf(s->halt_msg, sizeof s->halt_msg,
+                         "the job stops at step %lld (asked to stop)", (long long)h.clock);
+            }
+            wire_hdr_t r;
+            wire_hdr_init(&r, WIRE_CHECKPOINT, s->o.rank);
+            r.req = h.req;
+            r.clock = s->version;
+            rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+            if (rc == 0)
+                rc = flush_pending(s, send, ctx); /* waiting pulls of that step on */
+            break;
+        }
+        if (h.status == 1 && s->o.consistency == CONS_BSP && h.clock > s->version &&
+            !s->save_wait && s->halt != WIRE_E_LOST) {
+            /* BSP: the step is still being pushed; saved once it is complete */
+            s->save_wait = 1;
+            s->save.peer_len = peer_len;
+            memcpy(s->save.peer, peer, peer_len);
+            s->save.hdr = h;
+            break;
+        }
         if (h.status == 1) { /* write the shard to disk as step h.clock */
             if (save_shard(s, h.clock, err) != 0) {
                 rc = reply_error(s, peer, peer_len, &h, WIRE_E_INTERNAL, send, ctx, err);
@@ -583,9 +880,16 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         wire_hdr_init(&r, WIRE_SHUTDOWN, s->o.rank);
         r.req = h.req;
         r.clock = s->version;
-        s->shutdowns++;
-        if (h.status != 0)
-            s->stop = 1; /* a trainer stops the whole job */
+        if (h.status == 2) {
+            s->stop_requested = 1; /* passed on to trainer 0 with the next pulls */
+        } else {
+            if (!s->tdone[t]) {
+                s->tdone[t] = 1;
+                s->shutdowns++;
+            }
+            if (h.status != 0)
+                s->stop = 1; /* a trainer stops the whole job */
+        }
         rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
         break;
     }
@@ -616,13 +920,45 @@ int server_run(server_t *s, transport_t *t, int timeout_ms, server_log_fn log, v
     err_t serr;
     run_ctx_t rc = {t, &serr};
     tmsg_t msg;
+    double last_msg = now_s(), last_check = last_msg;
+    /* short waits, so that lost trainers and signals are noticed in time */
+    const int slice = timeout_ms < 200 ? timeout_ms : 200;
     while (!server_finished(s)) {
-        int got = transport_recv(t, &msg, timeout_ms, err);
+        if (s->o.stop_flag && *s->o.stop_flag && !s->stop_requested) {
+            server_request_stop(s);
+            if (log) {
+                char line[160];
+                snprintf(line, sizeof line, "server %d: asked to stop: trainer 0 will write a "
+                         "checkpoint and end the job", s->o.index);
+                log(log_ctx, line);
+            }
+        }
+        int got = transport_recv(t, &msg, slice, err);
         if (got < 0)
             return -1;
-        if (got == 0)
-            return err_set(err, "server %d: no request from any trainer for %.1f s", s->o.index,
-                           timeout_ms / 1000.0);
+        double now = now_s();
+        if (now - last_check >= slice / 1000.0) {
+            last_check = now;
+            int lost = server_check_trainers(s, timeout_ms, run_send, &rc, &serr);
+            if (lost < 0) {
+                if (got > 0)
+                    tmsg_close(&msg);
+                return err_set(err, "server %d: %s", s->o.index, serr.msg);
+            }
+            if (lost > 0 && log) {
+                char line[ERR_LEN + 64];
+                snprintf(line, sizeof line, "server %d: %s%s", s->o.index, serr.msg,
+                         s->halt == WIRE_E_LOST ? "; the job stops (BSP)" : "; going on without it");
+                log(log_ctx, line);
+            }
+        }
+        if (got == 0) {
+            if (now - last_msg >= timeout_ms / 1000.0)
+                return err_set(err, "server %d: no request from any trainer for %.1f s",
+                               s->o.index, timeout_ms / 1000.0);
+            continue;
+        }
+        last_msg = now;
         serr.msg[0] = '\0';
         if (msg.n < 2) {
             if (log) {

@@ -11,6 +11,7 @@
 #ifndef PST_SERVER_H
 #define PST_SERVER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,11 @@ typedef struct {
      * (ckptdir.h: ROOT/step-N/shard-S-of-N.ckpt), and the job's config text
      * kept in it; NULL: such requests are refused. */
     const char *ckpt_root, *config_text;
+    /* BSP: a lost trainer halts the job (0), or the step goes on with the
+     * survivors (1, cluster.on_trainer_loss = "continue") */
+    int continue_on_loss;
+    /* Set (to nonzero) by a signal handler to ask for a graceful stop; may be NULL. */
+    const volatile sig_atomic_t *stop_flag;
 } server_opts_t;
 
 /* Answers a request: frames[0] is the peer's identity, then the message.
@@ -64,9 +70,28 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
                   size_t hdr_len, const uint8_t *payload, size_t payload_len, int extra_frames,
                   server_send_fn send, void *ctx, err_t *err);
 
-/* 1 once every trainer has sent SHUTDOWN (or one trainer asked for the
- * whole job to stop). */
+/* 1 once every trainer has sent SHUTDOWN or was lost (or one trainer asked
+ * for the whole job to stop). */
 int server_finished(const server_t *s);
+
+/* Looks for trainers not heard from (no request, no heartbeat) for
+ * timeout_ms and gives them up: ASP and SSP go on without them (an SSP pull
+ * no longer waits for them), BSP halts (every waiting and later pull and
+ * barrier is refused with ERROR lost, so trainer 0 can write a checkpoint of
+ * the last complete step) or, with o.continue_on_loss, completes the step
+ * with the survivors. Returns the number of trainers lost now (err holds a
+ * line naming the last), 0, or -1 when a reply could not be sent. */
+int server_check_trainers(server_t *s, int timeout_ms, server_send_fn send, void *ctx,
+                          err_t *err);
+
+/* Number of trainers lost so far; *first (if not NULL) gets the first one's
+ * index or -1. */
+int server_lost(const server_t *s, int *first);
+
+/* Asks for a graceful stop (a signal reached this server): every pull reply
+ * from now on carries status 1, and trainer 0 stops the job at its next
+ * step with a checkpoint. */
+void server_request_stop(server_t *s);
 
 /* The shard: [*begin, *end) of the flat index, its parameters and the
  * number of updates applied. */
@@ -85,8 +110,10 @@ void server_get_stats(const server_t *s, server_stats_t *st);
 typedef void (*server_log_fn)(void *ctx, const char *line);
 
 /* Serves requests on t until server_finished() or no message arrived for
- * timeout_ms (then -1 with err saying so). Malformed requests are answered
- * with ERROR and logged through log. Returns 0 or -1. */
+ * timeout_ms (then -1 with err saying so). Every 200 ms at most it looks for
+ * lost trainers (server_check_trainers, the same timeout) and at
+ * o.stop_flag. Malformed requests are answered with ERROR and logged
+ * through log, and so are lost trainers. Returns 0 or -1. */
 int server_run(server_t *s, transport_t *t, int timeout_ms, server_log_fn log, void *log_ctx,
                err_t *err);
 
