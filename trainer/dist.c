@@ -35,6 +35,10 @@ typedef struct {
     int failed;
     err_t perr;
     double push_s, pull_s, compute_s;
+    int stop_requested;      /* a pull reply said: someone asked the job to stop */
+    int halt;                /* WIRE_E_STOPPING or WIRE_E_LOST: a server refused to go on */
+    int64_t halt_clock[64];  /* each refusing server's step (-1: did not refuse) */
+    char halt_msg[ERR_LEN];
 } client_t;
 
 static int send_hdr(client_t *c, int s, const wire_hdr_t *h, const void *payload, size_t len,
@@ -58,16 +62,34 @@ typedef int (*reply_fn)(client_t *c, int s, const wire_hdr_t *h, const uint8_t *
 
 static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *ctx, err_t *err)
 {
-    int left = 0;
-    for (int s = 0; s < c->S; s++)
+    int left = 0, halted = 0;
+    for (int s = 0; s < c->S; s++) {
         left += want[s];
+        c->halt_clock[s] = -1;
+    }
     double t0 = progress_now();
+    /* while it waits, the trainer tells the servers it is alive (CLOCK) */
+    const int beat = c->timeout_ms / 4 < 1000 ? c->timeout_ms / 4 : 1000;
     while (left > 0) {
         int ready[64];
         int remaining = c->timeout_ms - (int)((progress_now() - t0) * 1000);
-        int n = remaining > 0 ? transport_poll(c->sock, c->S, remaining, ready, err) : 0;
+        int n = remaining > 0 ? transport_poll(c->sock, c->S, remaining < beat ? remaining : beat,
+                                               ready, err)
+                              : 0;
         if (n < 0)
             return -1;
+        if (n == 0 && remaining > beat) {
+            for (int s = 0; s < c->S; s++) {
+                if (!want[s])
+                    continue;
+                wire_hdr_t h;
+                wire_hdr_init(&h, WIRE_CLOCK, c->d->trainer);
+                h.clock = c->step;
+                if (send_hdr(c, s, &h, NULL, 0, err) != 0)
+                    return -1;
+            }
+            continue;
+        }
         if (n == 0) {
             for (int s = 0; s < c->S; s++)
                 if (want[s])
@@ -92,6 +114,18 @@ static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *c
                     err_set(err, "empty message");
                 rc = err_prefix(err, "trainer %d: bad reply from server %d (rank %d on %s)",
                                 c->d->trainer, s, c->d->server_ranks[s], c->d->hosts[s]);
+            } else if (h.type == WIRE_ERROR && want[s] &&
+                       (h.status == WIRE_E_STOPPING || h.status == WIRE_E_LOST)) {
+                /* the job halts: note it, and hear the other servers out */
+                int len = m.n > 1 ? (int)m.size[1] : 0;
+                if (!c->halt || h.status == WIRE_E_LOST)
+                    c->halt = h.status;
+                c->halt_clock[s] = h.clock;
+                snprintf(c->halt_msg, sizeof c->halt_msg, "%.*s", len,
+                         m.n > 1 ? (const char *)m.data[1] : "");
+                want[s] = 0;
+                left--;
+                halted = 1;
             } else if (h.type == WIRE_ERROR) {
                 int len = m.n > 1 ? (int)m.size[1] : 0;
                 rc = err_set(err, "trainer %d: server %d (rank %d on %s) refused a request (%s): %.*s",
@@ -117,6 +151,8 @@ static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *c
                 return -1;
         }
     }
+    if (halted)
+        return err_set(err, "trainer %d: the job halts: %s", c->d->trainer, c->halt_msg);
     return 0;
 }
 
@@ -125,6 +161,8 @@ static int on_pull(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, si
                    void *ctx, err_t *err)
 {
     (void)ctx;
+    if (h->status == 1)
+        c->stop_requested = 1; /* for trainer 0: stop the job at the next step */
     if (h->begin < c->sb[s] || h->end > c->se[s] || len != (h->end - h->begin) * sizeof(float) ||
         c->pulled[s] + (h->end - h->begin) > c->se[s] - c->sb[s])
         return err_set(err, "trainer %d: server %d answered keys [%llu, %llu) of [%zu, %zu)",
@@ -265,6 +303,8 @@ static int on_checkpoint(client_t *c, int s, const wire_hdr_t *h, const uint8_t 
 
 typedef struct {
     double pushes, pulls, errors, updates, busy;
+    double version_min, version_max; /* the servers' steps */
+    int lost, first_lost;             /* trainers the servers gave up (the most any saw) */
 } sstats_t;
 
 static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
@@ -275,21 +315,75 @@ static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, s
     (void)h;
     (void)err;
     sstats_t *st = ctx;
-    if (len >= 5 * sizeof(float)) {
-        float v[6] = {0};
+    if (len >= 6 * sizeof(float)) {
+        float v[8] = {0, 0, 0, 0, 0, 0, 0, -1};
         memcpy(v, p, len < sizeof v ? len : sizeof v);
         st->pushes += v[0];
         st->pulls += v[1];
         st->errors += v[2];
         st->updates += v[3];
         st->busy += v[4];
+        if (s == 0 || v[5] < st->version_min)
+            st->version_min = v[5];
+        if (s == 0 || v[5] > st->version_max)
+            st->version_max = v[5];
+        if ((int)v[6] > st->lost) {
+            st->lost = (int)v[6];
+            st->first_lost = (int)v[7];
+        }
     }
     return 1;
 }
 
+typedef struct {
+    double *vals;
+    int n;
+} reduce_t;
+
+static int on_reduce(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
+                     void *ctx, err_t *err)
+{
+    reduce_t *r = ctx;
+    (void)h;
+    if (len != (size_t)r->n * 2 * sizeof(float))
+        return err_set(err, "trainer %d: server %d returned %zu bytes for %d sums", c->d->trainer,
+                       s, len, r->n);
+    for (int i = 0; i < r->n; i++) {
+        float hi, lo;
+        memcpy(&hi, p + 8 * i, 4);
+        memcpy(&lo, p + 8 * i + 4, 4);
+        r->vals[i] = (double)hi + (double)lo;
+    }
+    return 1;
+}
+
+/* Sums vals[0..n) (n <= 16) over all live trainers, in place, through a
+ * BARRIER at server 0 (each double as a float32 pair hi + lo, which keeps
+ * 48 bits): over ZeroMQ, so that a lost trainer cannot hang the others as
+ * an MPI collective would. Returns 0, or -1 with err. */
+static int reduce_all(client_t *c, double *vals, int n, err_t *err)
+{
+    float pairs[32];
+    for (int i = 0; i < n; i++) {
+        pairs[2 * i] = (float)vals[i];
+        pairs[2 * i + 1] = (float)(vals[i] - (double)pairs[2 * i]);
+    }
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_BARRIER, c->d->trainer);
+    h.req = ++c->req;
+    h.clock = c->step;
+    h.count = (uint64_t)(2 * n);
+    if (send_hdr(c, 0, &h, pairs, (size_t)(2 * n) * sizeof(float), err) != 0)
+        return -1;
+    int want[64] = {0};
+    want[0] = 1;
+    reduce_t r = {vals, n};
+    return collect(c, want, WIRE_BARRIER, on_reduce, &r, err);
+}
+
 /* Evaluates this trainer's share of ds and sums over trainers. */
-static int eval_shared(const dist_opts_t *d, model_t *m, const float *params, const dataset_t *ds,
-                       double *loss, double *acc)
+static int eval_shared(client_t *c, const dist_opts_t *d, model_t *m, const float *params,
+                       const dataset_t *ds, double *loss, double *acc, err_t *err)
 {
     if (!ds || ds->n == 0) {
         *loss = *acc = NAN;
@@ -301,11 +395,77 @@ static int eval_shared(const dist_opts_t *d, model_t *m, const float *params, co
     long right = 0;
     evaluate_range(m, params, ds, lo, hi, &v[0], &right);
     v[1] = (double)right;
-    if (d->allreduce && d->allreduce(d->allreduce_ctx, v, 2) != 0)
+    if (reduce_all(c, v, 2, err) != 0)
         return -1;
     *loss = v[0] / (double)ds->n;
     *acc = v[1] / (double)ds->n;
     return 0;
+}
+
+/* Trainer 0, asked to stop (a signal here, or a flag from a server) at
+ * the start of `step`: every server refuses pulls from this step on, writes
+ * its shard once the step before is complete, and the job ends with that
+ * checkpoint. Returns 0, or -1 with err. */
+static int stop_job(client_t *c, const job_config_t *cfg, const train_opts_t *opts,
+                    const job_data_t *data, long step, long per_epoch, train_result_t *res,
+                    err_t *err)
+{
+    if (simple_all(c, WIRE_CHECKPOINT, 2, step, NULL, NULL, err) != 0 ||
+        checkpoint_job(c, cfg, opts, data, step, per_epoch, err) != 0)
+        return -1;
+    train_logf(opts, 0, "rank %d trainer 0: stopped at step %ld on request: checkpoint written to "
+               "%s/checkpoints/step-%09ld; continue with --resume %s", c->d->rank, step,
+               opts->out_dir, step, opts->out_dir);
+    res->stopped = 1;
+    res->steps = step;
+    return simple_all(c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, err);
+}
+
+/* The job halts (a server refused a request with ERROR stopping or lost):
+ * trainer 0 writes a checkpoint of the last step every server completed,
+ * when they all agree on it, and every trainer says goodbye. Returns 0
+ * (stopped on request; or a trainer other than 0, res->stopped = 2), or -1
+ * with err saying what happened and where the checkpoint is. */
+static int halt_job(client_t *c, const job_config_t *cfg, const train_opts_t *opts,
+                    const job_data_t *data, long step, long per_epoch, train_result_t *res,
+                    err_t *err)
+{
+    const int lead = c->d->trainer == 0;
+    err_t e;
+    char why[ERR_LEN];
+    snprintf(why, sizeof why, "%s", c->halt_msg);
+    res->steps = step;
+    if (c->halt == WIRE_E_STOPPING) {
+        res->stopped = 1;
+        simple_all(c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, &e);
+        return 0;
+    }
+    res->stopped = 2;
+    if (!lead) { /* trainer 0 writes the checkpoint; this one leaves quietly */
+        simple_all(c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, &e);
+        snprintf(err->msg, sizeof err->msg, "the job halts: %.400s", why);
+        return 0;
+    }
+    /* the step the servers stand at: complete on every one of them */
+    sstats_t ss;
+    memset(&ss, 0, sizeof ss);
+    char done[ERR_LEN + 200];
+    if (simple_all(c, WIRE_STATS, 0, 0, on_stats, &ss, &e) != 0) {
+        snprintf(done, sizeof done, "no checkpoint (%s)", e.msg);
+    } else if (ss.version_min != ss.version_max) {
+        snprintf(done, sizeof done, "the servers stand at steps %.0f to %.0f, so no consistent "
+                 "checkpoint could be written; resume from the last periodic one",
+                 ss.version_min, ss.version_max);
+    } else {
+        long k = (long)ss.version_min;
+        if (checkpoint_job(c, cfg, opts, data, k, per_epoch, &e) != 0)
+            snprintf(done, sizeof done, "the checkpoint failed: %s", e.msg);
+        else
+            snprintf(done, sizeof done, "checkpoint of step %ld written to %s/checkpoints; "
+                     "continue with --resume %s", k, opts->out_dir, opts->out_dir);
+    }
+    simple_all(c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, &e);
+    return err_set(err, "the job stops: %.200s; %.280s", why, done);
 }
 
 int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t *opts,
@@ -335,7 +495,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     for (int s = 0; s < c.S; s++) {
         c.sb[s] = shard_begin(c.n_params, c.S, s);
         c.se[s] = shard_end(c.n_params, c.S, s);
-        c.sock[s] = transport_connect(d->endpoints[s], err);
+        c.sock[s] = transport_connect_auth(d->endpoints[s], d->auth, err);
         if (!c.sock[s])
             goto out;
     }
@@ -376,6 +536,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         train_logf(opts, 0, "rank %d trainer 0: resuming from %s at step %ld (epoch %ld, batch %ld)",
                    d->rank, opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
 
+    int asked_stop = 0;
     const double t0 = progress_now();
     double train_s = 0, last_ckpt_s = t0;
     long step = step0, samples = 0;
@@ -392,8 +553,18 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         for (long b = step % per_epoch; b < per_epoch && step < total; b++) {
             double s0 = progress_now();
             c.step = step;
-            if (pull_all(&c, step, err) != 0)
+            if (lead && !c.pull_out && (train_stop_signal || c.stop_requested)) {
+                rc = stop_job(&c, cfg, opts, &data, step, per_epoch, res, err);
                 goto out;
+            }
+            if (!lead && train_stop_signal && !asked_stop) {
+                /* pass the request on: the servers flag it to trainer 0 */
+                asked_stop = 1;
+                if (simple_all(&c, WIRE_SHUTDOWN, 2, step, NULL, NULL, err) != 0)
+                    goto halt;
+            }
+            if (pull_all(&c, step, err) != 0)
+                goto halt;
             /* the servers are at this step (in BSP exactly: trainer 0 has not pushed it) */
             if (lead && step > step0 && train_checkpoint_due(cfg, step, &last_ckpt_s)) {
                 if (checkpoint_job(&c, cfg, opts, &data, step, per_epoch, err) != 0)
@@ -444,22 +615,18 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         samples += ep_global;
         /* the model after this epoch's last update */
         if (pull_all(&c, step, err) != 0)
-            goto out;
-        if (d->allreduce && d->allreduce(d->allreduce_ctx, sums, 3) != 0) {
-            err_set(err, "trainer %d: reducing the epoch's training loss failed", d->trainer);
-            goto out;
-        }
+            goto halt;
+        if (reduce_all(&c, sums, 3, err) != 0)
+            goto halt;
         epoch_row_t *r = &rows[epochs_done];
         r->epoch = epoch + 1;
         r->step = step;
         r->train_loss = sums[0] / sums[2];
         r->train_acc = sums[1] / sums[2];
         r->samples_per_s = ep_global / (ep_train_s > 0 ? ep_train_s : 1e-9);
-        if (eval_shared(d, m, c.params, data.val, &r->val_loss, &r->val_acc) != 0 ||
-            eval_shared(d, m, c.params, data.test, &r->test_loss, &r->test_acc) != 0) {
-            err_set(err, "trainer %d: reducing the evaluation failed", d->trainer);
-            goto out;
-        }
+        if (eval_shared(&c, d, m, c.params, data.val, &r->val_loss, &r->val_acc, err) != 0 ||
+            eval_shared(&c, d, m, c.params, data.test, &r->test_loss, &r->test_acc, err) != 0)
+            goto halt;
         r->wall_s = progress_now() - t0;
         epochs_done++;
         if (lead) {
@@ -490,9 +657,16 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         }
         if (simple_all(&c, WIRE_CHECKPOINT, 0, 0, on_checkpoint, &g, err) != 0)
             goto out;
-        sstats_t ss = {0};
+        sstats_t ss;
+        memset(&ss, 0, sizeof ss);
         if (simple_all(&c, WIRE_STATS, 0, 0, on_stats, &ss, err) != 0)
             goto out;
+        res->lost_trainers = ss.lost;
+        res->first_lost = ss.lost ? ss.first_lost : -1;
+        if (ss.lost)
+            train_logf(opts, 0, "rank %d trainer 0: the job lost %d trainer(s), the first trainer "
+                       "%d (rank %d), and finished with the survivors", d->rank, ss.lost,
+                       ss.first_lost, d->n_servers + ss.first_lost);
         uint64_t sent = 0, recvd = 0;
         for (int s = 0; s < c.S; s++) {
             sent += transport_bytes_sent(c.sock[s]);
@@ -525,8 +699,12 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     if (simple_all(&c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, err) != 0)
         goto out;
     rc = 0;
+    goto out;
+halt:
+    if (c.halt)
+        rc = halt_job(&c, cfg, opts, &data, step, per_epoch, res, err);
 out:
-    if (rc != 0 && c.sock[0]) {
+    if (rc != 0 && !c.halt && c.sock[0]) {
         /* tell the servers to stop the job rather than wait for a timeout */
         err_t ignore;
         for (int s = 0; s < c.S; s++) {

@@ -23,6 +23,24 @@
 #include "report.h"
 #include "version.h"
 
+volatile sig_atomic_t train_stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    train_stop_signal = 1;
+    signal(sig, SIG_DFL); /* a second one ends the process */
+}
+
+void train_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static void put_le(uint8_t **p, uint64_t v, int n)
 {
     for (int i = 0; i < n; i++)
@@ -339,6 +357,18 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         long right = 0, seen = 0;
         long b;
         for (b = step % per_epoch; b < per_epoch && step < total; b++) {
+            if (train_stop_signal) {
+                if (local_checkpoint(cfg, opts, m, &data, step, per_epoch, params, state, slots,
+                                     err) != 0)
+                    goto out;
+                train_logf(opts, 0, "stopped by a signal at step %ld: checkpoint written to "
+                           "%s/checkpoints/step-%09ld; continue with --resume %s", step,
+                           opts->out_dir, step, opts->out_dir);
+                res->stopped = 1;
+                res->steps = step;
+                rc = 0;
+                goto out;
+            }
             if (step > step0 && train_checkpoint_due(cfg, step, &last_ckpt_s)) {
                 if (local_checkpoint(cfg, opts, m, &data, step, per_epoch, params, state, slots,
                                      err) != 0)

@@ -4,6 +4,7 @@
 #ifndef PST_TRAIN_H
 #define PST_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -30,6 +31,11 @@ typedef struct {
 } train_opts_t;
 
 typedef struct {
+    int stopped;              /* 1: stopped early on request (a signal), with a checkpoint;
+                               * 2: this trainer stopped because the job halted (a trainer
+                               * was lost) and trainer 0 writes the checkpoint */
+    int lost_trainers;        /* trainers the job lost and went on without (ASP/SSP) */
+    int first_lost;           /* the first of them, or -1 */
     int epochs;
     long steps;
     size_t params;
@@ -37,6 +43,14 @@ typedef struct {
     double wall_s, train_s, samples_per_s;
     char plot_error[ERR_LEN]; /* non-empty when curves.png could not be drawn */
 } train_result_t;
+
+/* Set by train_catch_signals' handler when SIGINT or SIGTERM arrives: the
+ * training loops then write a checkpoint at the next step and stop. */
+extern volatile sig_atomic_t train_stop_signal;
+
+/* Installs the SIGINT / SIGTERM handler that sets train_stop_signal (a
+ * second signal ends the process at once, the default action). */
+void train_catch_signals(void);
 
 /* Helpers shared by the local and the distributed training loops. */
 /* A line for opts->log (nothing when it is NULL). */
