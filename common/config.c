@@ -72,6 +72,12 @@ static const choice_t OPTS[] = {
 static const choice_t CONSISTENCIES[] = {
     {"bsp", CONS_BSP}, {"asp", CONS_ASP}, {"ssp", CONS_SSP}, {NULL, 0},
 };
+static const choice_t AUTHS[] = {
+    {"curve", AUTH_CURVE}, {"none", AUTH_NONE}, {NULL, 0},
+};
+static const choice_t LOSS_ACTIONS[] = {
+    {"stop", LOSS_STOP}, {"continue", LOSS_CONTINUE}, {NULL, 0},
+};
 static const choice_t SCHEDS[] = {
     {"constant", SCHED_CONSTANT}, {"step", SCHED_STEP}, {"cosine", SCHED_COSINE}, {NULL, 0},
 };
@@ -150,6 +156,9 @@ static const schema_key_t SCHEMA[] = {
     {"cluster.bind", K_STRING, JOB(cluster.bind), "127.0.0.1"},
     {"cluster.advertise", K_STRING, JOB(cluster.advertise), ""},
     {"cluster.timeout_ms", K_INT, JOB(cluster.timeout_ms), "60000", ">=100"},
+    {"cluster.auth", K_ENUM, JOB(cluster.auth), "curve", .choices = AUTHS},
+    {"cluster.on_trainer_loss", K_ENUM, JOB(cluster.on_trainer_loss), "stop",
+     .choices = LOSS_ACTIONS},
 
     {"checkpoint.every_steps", K_INT, JOB(checkpoint.every_steps), "0", ">=0"},
     {"checkpoint.every_seconds", K_INT, JOB(checkpoint.every_seconds), "600", ">=0"},

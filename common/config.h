@@ -54,6 +54,8 @@ typedef enum { LOSS_CROSS_ENTROPY = 0, LOSS_MSE } loss_kind_t;
 typedef enum { OPT_SGD = 0, OPT_MOMENTUM, OPT_ADAM, OPT_ADAGRAD } opt_kind_t;
 typedef enum { SCHED_CONSTANT = 0, SCHED_STEP, SCHED_COSINE } sched_kind_t;
 typedef enum { CONS_BSP = 0, CONS_ASP, CONS_SSP } consistency_t;
+typedef enum { AUTH_CURVE = 0, AUTH_NONE } auth_kind_t;
+typedef enum { LOSS_STOP = 0, LOSS_CONTINUE } loss_action_t;
 
 typedef struct {
     char source[CFG_PATH_LEN];     /* the config file's path */
@@ -111,6 +113,8 @@ typedef struct {
         char bind[CFG_NAME_LEN];   /* address the servers bind to */
         char advertise[CFG_NAME_LEN]; /* address others dial ("" = bind address) */
         int timeout_ms;            /* every receive gives up after this long */
+        auth_kind_t auth;          /* CURVE on the servers' sockets, or none */
+        loss_action_t on_trainer_loss; /* BSP: stop (checkpoint) or continue with the rest */
     } cluster;
 
     struct {

@@ -56,11 +56,6 @@ static void server_log(void *ctx, const char *line)
     fprintf(stderr, "rank %d %s: %s\n", l->rank, l->role, line);
 }
 
-static int allreduce(void *ctx, double *vals, int n)
-{
-    MPI_Comm *comm = ctx;
-    return MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, *comm) == MPI_SUCCESS ? 0 : -1;
-}
 
 static int write_cluster_json(const char *dir, const rank_info_t *ri, int N, const job_config_t *cfg,
                               err_t *err)
@@ -85,6 +80,7 @@ static int write_cluster_json(const char *dir, const rank_info_t *ri, int N, con
     cJSON_AddNumberToObject(o, "staleness", cfg->cluster.staleness);
     cJSON_AddNumberToObject(o, "servers", cfg->cluster.servers);
     cJSON_AddNumberToObject(o, "trainers", N - cfg->cluster.servers);
+    cJSON_AddStringToObject(o, "auth", cfg->cluster.auth == AUTH_CURVE ? "curve" : "none");
     cJSON_AddStringToObject(o, "config", cfg->source);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
@@ -134,7 +130,9 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
                         .consistency = cfg->cluster.consistency,
                         .staleness = cfg->cluster.staleness, .total_steps = total,
                         .seed = cfg->train.seed, .table = tab, .optim = op,
-                        .config_text = o->config_text};
+                        .config_text = o->config_text,
+                        .continue_on_loss = cfg->cluster.on_trainer_loss == LOSS_CONTINUE,
+                        .stop_flag = &train_stop_signal};
     char root[CFG_PATH_LEN + 32];
     snprintf(root, sizeof root, "%s/checkpoints", o->out_dir);
     so.ckpt_root = root; /* server_new copies it */
@@ -153,6 +151,43 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
     server_t *s = server_new(&so, err);
     model_destroy(&m);
     return s;
+}
+
+/* The job's CURVE keys on every rank: rank 0 reads them from keys_dir when
+ * it holds them, or makes new ones (kept in keys_dir when given, else
+ * nowhere but in memory), and MPI_Bcast hands them to every rank. Every
+ * rank checks that its libzmq has CURVE. Prints what fails; returns 0 on
+ * every rank, or nonzero on every rank. */
+static int job_keys(int rank, const char *keys_dir, int quiet, transport_auth_t *auth)
+{
+    err_t err;
+    int ok = 1, all_ok = 0;
+    if (transport_curve_check(&err) != 0) {
+        fprintf(stderr, "rank %d: cluster.auth = \"curve\": %s\n", rank, err.msg);
+        ok = 0;
+    }
+    if (rank == 0 && ok) {
+        int got = keys_dir ? transport_auth_load(auth, keys_dir, &err) : 0;
+        const char *how = "from ";
+        if (got == 0) {
+            got = transport_auth_generate(auth, &err) == 0 ? 1 : -1;
+            how = keys_dir ? "made for this job, stored in " : "made for this job (not stored)";
+            if (got == 1 && keys_dir && transport_auth_save(auth, keys_dir, &err) != 0)
+                got = -1;
+        }
+        if (got < 0) {
+            fprintf(stderr, "rank 0: CURVE keys%s: %s\n", keys_dir ? " (--keys)" : "", err.msg);
+            ok = 0;
+        } else if (!quiet) {
+            fprintf(stderr, "rank 0: CURVE: key pairs %s%s\n", how, keys_dir ? keys_dir : "");
+        }
+    }
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all_ok)
+        return -1;
+    /* MPI's own channels carry the keys: they are as private as the launch */
+    MPI_Bcast(auth, sizeof *auth, MPI_BYTE, 0, MPI_COMM_WORLD);
+    return 0;
 }
 
 typedef struct {
@@ -192,6 +227,8 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         snprintf(cfg->cluster.bind, sizeof cfg->cluster.bind, "%s", o->bind);
     err_t err;
     int status = 0;
+    transport_auth_t auth; /* the job's CURVE keys (curve = 0: plain) */
+    memset(&auth, 0, sizeof auth);
     char ckpt[CFG_PATH_LEN + 32];
     snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", o->out_dir);
     train_opts_t topts = {.out_dir = o->out_dir, .config_text = o->config_text,
@@ -200,7 +237,9 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     train_result_t res;
 
     if (N == 1) {
-        /* singleton: one trainer, its server in a thread, over inproc:// */
+        /* singleton: one trainer, its server in a thread, over inproc://.
+         * No CURVE: inproc:// never leaves the process (and ZeroMQ runs
+         * no security handshake on it), so there is no one to keep out. */
         log_ctx_t lt = {.rank = 0, .role = "trainer", .tty = isatty(2), .quiet = o->quiet};
         thread_server_t ts = {.timeout = cfg->cluster.timeout_ms,
                               .log = {.rank = 0, .role = "server 0 (thread)"}};
@@ -249,7 +288,23 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         status = 2;
         goto done;
     }
+    if (o->keys_dir && cfg->cluster.auth != AUTH_CURVE) {
+        if (rank == 0)
+            fprintf(stderr, "pstrain: --keys %s: the job has cluster.auth = \"none\", which uses "
+                    "no keys\n", o->keys_dir);
+        status = 2;
+        goto done;
+    }
+    if (cfg->cluster.auth == AUTH_CURVE && job_keys(rank, o->keys_dir, o->quiet, &auth) != 0) {
+        status = 1;
+        goto done;
+    }
     const int is_server = rank < S, index = is_server ? rank : rank - S;
+    /* each rank keeps only the secret its role uses */
+    if (is_server)
+        explicit_bzero(auth.client_secret, sizeof auth.client_secret);
+    else
+        explicit_bzero(auth.server_secret, sizeof auth.server_secret);
     log_ctx_t lc = {.rank = rank, .role = is_server ? "server" : "trainer", .index = index,
                     .tty = isatty(2), .quiet = o->quiet};
     rank_info_t me, *all = calloc((size_t)N, sizeof *all);
@@ -264,7 +319,8 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     if (is_server) {
         srv = make_server(cfg, o, index, S, T, rank, &err);
         if (srv)
-            sock = transport_listen(cfg->cluster.bind, me.endpoint, sizeof me.endpoint, &err);
+            sock = transport_listen_auth(cfg->cluster.bind, &auth, me.endpoint,
+                                         sizeof me.endpoint, &err);
         if (!srv || !sock) {
             fprintf(stderr, "rank %d server %d: %s\n", rank, index, err.msg);
             ok = 0;
@@ -284,15 +340,27 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         status = 1;
         goto cleanup;
     }
-    for (int s = 0; s < S; s++)
-        if (strncmp(all[s].endpoint, "tcp://127.", 10) == 0 && strcmp(all[s].host, me.host) != 0) {
+    for (int s = 0; s < S; s++) {
+        if (strcmp(all[s].host, me.host) == 0)
+            continue;
+        if (strncmp(all[s].endpoint, "tcp://127.", 10) == 0) {
             fprintf(stderr,
                     "rank %d %s %d: server %d listens on loopback (%s) on host %s, which this host "
                     "(%s) cannot reach: set cluster.bind / --bind to an address or interface of "
                     "the cluster network\n",
                     rank, lc.role, index, s, all[s].endpoint, all[s].host, me.host);
             ok = 0;
+        } else if (strncmp(all[s].endpoint, "tcp://0.0.0.0:", 14) == 0 ||
+                   strncmp(all[s].endpoint, "tcp://[::]:", 11) == 0) {
+            /* bound to every interface (cluster.bind "*" or "0.0.0.0"): the
+             * endpoint names no address another host could dial */
+            fprintf(stderr,
+                    "rank %d %s %d: server %d on host %s listens on all interfaces (%s), which "
+                    "names no address this host (%s) can dial: set cluster.advertise\n",
+                    rank, lc.role, index, s, all[s].host, all[s].endpoint, me.host);
+            ok = 0;
         }
+    }
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (!all_ok) {
         status = 1;
@@ -304,8 +372,6 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
             ok = 0;
         }
     }
-    MPI_Comm trainers;
-    MPI_Comm_split(MPI_COMM_WORLD, is_server ? 0 : 1, rank, &trainers);
     /* no trainer sends before every server listens */
     MPI_Barrier(MPI_COMM_WORLD);
     if (is_server) {
@@ -322,9 +388,8 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         d->n_trainers = T;
         d->n_servers = S;
         d->rank = rank;
-        d->allreduce = allreduce;
-        d->allreduce_ctx = &trainers;
         d->ckpt_path = ckpt;
+        d->auth = &auth;
         for (int s = 0; s < S; s++) {
             snprintf(d->endpoints[s], sizeof d->endpoints[s], "%s", all[s].endpoint);
             snprintf(d->hosts[s], sizeof d->hosts[s], "%s", all[s].host);
@@ -338,6 +403,12 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
             fprintf(stderr, "%srank %d trainer %d: %s\n", lc.pending ? "\n" : "", rank, index,
                     err.msg);
             status = 1;
+        } else if (res.stopped == 2) { /* the job halts; trainer 0 has the checkpoint */
+            fprintf(stderr, "%srank %d trainer %d: %s\n", lc.pending ? "\n" : "", rank, index,
+                    err.msg);
+        } else if (res.stopped) {
+            if (index == 0)
+                printf("stopped at step %ld; continue with --resume %s\n", res.steps, o->out_dir);
         } else if (index == 0) {
             if (res.plot_error[0])
                 fprintf(stderr, "rank %d trainer 0: warning: curves.png not drawn: %s\n", rank,
@@ -349,13 +420,13 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         }
         free(d);
     }
-    MPI_Comm_free(&trainers);
     if (status != 0) {
         /* a rank that failed ends the job rather than leave others waiting */
         transport_destroy(&sock);
         server_destroy(&srv);
         free(all);
         free(cfg);
+        transport_auth_wipe(&auth);
         MPI_Abort(MPI_COMM_WORLD, status);
     }
 cleanup:
@@ -363,6 +434,7 @@ cleanup:
     server_destroy(&srv);
     free(all);
 done:
+    transport_auth_wipe(&auth);
     free(cfg);
     transport_shutdown();
     MPI_Finalize();

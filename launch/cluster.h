@@ -4,7 +4,9 @@
  * from sending before the servers listen), cluster.json, and the reductions
  * trainers need. Ranks [0, S) are servers, [S, N) trainers. A singleton
  * start (no mpirun) runs one trainer with a server in a thread of the same
- * process, over inproc://. All parameter traffic goes over ZeroMQ. */
+ * process, over inproc://. All parameter traffic goes over ZeroMQ, with
+ * CURVE security unless cluster.auth = "none": rank 0 makes the job's key
+ * pairs (or reads them from --keys DIR) and MPI_Bcast hands them out. */
 #ifndef PST_CLUSTER_H
 #define PST_CLUSTER_H
 
@@ -19,6 +21,8 @@ typedef struct {
     int no_plot, quiet;
     const checkpoint_t *resume;  /* continue from this checkpoint (NULL: start anew) */
     const char *resume_path;     /* its file, for messages */
+    const char *keys_dir;        /* --keys DIR: the job's CURVE keys are kept here (NULL: made
+                                  * anew for each job and never written) */
 } cluster_opts_t;
 
 /* Runs this rank's part of the job. Returns the process exit status (0 on

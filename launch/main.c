@@ -1,7 +1,7 @@
 /* main.c - the pstrain command: parses the command line, loads the job
  * config and runs the job. It is the only place that prints and exits.
  *
- *   mpirun -np N pstrain --config FILE [--servers S] [--bind HOST] [--set key=value]...
+ *   mpirun -np N pstrain --config FILE [--servers S] [--bind HOST] [--keys DIR] [--set key=value]...
  *   pstrain --local --config FILE [--set key=value]... [--out DIR]
  *   pstrain ... --resume FILE_OR_DIR      continue a job from its checkpoint
  *   pstrain plot RUN_DIR
@@ -39,6 +39,11 @@ static void usage(FILE *f)
             "  --servers S        parameter-server ranks (default cluster.servers, 1)\n"
             "  --bind HOST        address or interface the servers bind to (default\n"
             "                     cluster.bind, 127.0.0.1: all ranks on one node)\n"
+            "  --keys DIR         keep the job's CURVE key pairs in DIR (server.key and\n"
+            "                     client.key, mode 0600): rank 0 uses the keys DIR holds,\n"
+            "                     or makes new ones and writes them there. Without it the\n"
+            "                     keys are made per job and never written (cluster.auth =\n"
+            "                     \"curve\", the default; mpirun jobs only)\n"
             "  --config FILE      job file (libconfig syntax; see configs/)\n"
             "  --resume PATH      continue from a checkpoint file, or a run folder's newest\n"
             "                     complete checkpoint (checkpoints/step-N or model.ckpt);\n"
@@ -105,7 +110,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *out_dir = NULL;
     const char *sets[MAX_SETS];
     int n_sets = 0, no_plot = 0, quiet = 0, local = 0, servers = 0;
-    const char *bind = NULL, *resume_arg = NULL;
+    const char *bind = NULL, *resume_arg = NULL, *keys_dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--config") == 0 && i + 1 < argc) {
@@ -132,6 +137,8 @@ int main(int argc, char **argv)
             resume_arg = argv[++i];
         } else if (strcmp(a, "--bind") == 0 && i + 1 < argc) {
             bind = argv[++i];
+        } else if (strcmp(a, "--keys") == 0 && i + 1 < argc) {
+            keys_dir = argv[++i];
         } else if (strcmp(a, "--no-plot") == 0) {
             no_plot = 1;
         } else if (strcmp(a, "--quiet") == 0) {
@@ -189,10 +196,13 @@ int main(int argc, char **argv)
         snprintf(dir, sizeof dir, "runs/%s", cfg->name);
         out_dir = dir;
     }
+    /* SIGINT / SIGTERM: a checkpoint at the next step, then a clean exit */
+    train_catch_signals();
     if (!local) {
         cluster_opts_t co = {.servers = servers, .bind = bind, .out_dir = out_dir,
                              .config_text = text, .no_plot = no_plot, .quiet = quiet,
-                             .resume = resume, .resume_path = resume_path};
+                             .resume = resume, .resume_path = resume_path,
+                             .keys_dir = keys_dir};
         int st = cluster_main(&argc, &argv, cfg, &co);
         free(text);
         free(cfg);
@@ -211,7 +221,10 @@ int main(int argc, char **argv)
     } else {
         if (res.plot_error[0])
             fprintf(stderr, "pstrain: warning: curves.png not drawn: %s\n", res.plot_error);
-        printf("test accuracy %.2f%%  test loss %.4f  (%d epochs, %ld steps, %.0f samples/s, "
+        if (res.stopped)
+            printf("stopped at step %ld; continue with --resume %s\n", res.steps, out_dir);
+        else
+            printf("test accuracy %.2f%%  test loss %.4f  (%d epochs, %ld steps, %.0f samples/s, "
                "%.1f s)  -> %s/\n",
                100 * res.test_acc, res.test_loss, res.epochs, res.steps, res.samples_per_s,
                res.wall_s, out_dir);

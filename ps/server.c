@@ -793,8 +793,14 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             }
         }
         break;
-    case WIRE_CLOCK:
-        break; /* a heartbeat (clocks advance with complete pushes); no reply */
+    case WIRE_CLOCK: { /* a heartbeat (clocks advance with complete pushes): answered */
+        wire_hdr_t r;
+        wire_hdr_init(&r, WIRE_CLOCK, s->o.rank);
+        r.req = h.req;
+        r.clock = s->version;
+        rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+        break;
+    }
     case WIRE_BARRIER:
         rc = barrier_enter(s, t, peer, peer_len, &h, payload, err);
         if (rc > 0) /* refused */
@@ -911,7 +917,10 @@ typedef struct {
 static int run_send(void *ctx, const tframe_t *frames, int n, int zero_copy_from)
 {
     run_ctx_t *c = ctx;
-    return transport_send(c->t, frames, n, zero_copy_from, c->err);
+    int rc = transport_send(c->t, frames, n, zero_copy_from, c->err);
+    /* a trainer that went away (killed, or given up for lost) misses its
+     * answer; the others must not: the heartbeat check deals with it */
+    return rc == TRANSPORT_GONE ? 0 : rc;
 }
 
 int server_run(server_t *s, transport_t *t, int timeout_ms, server_log_fn log, void *log_ctx,

@@ -387,6 +387,29 @@ static void test_export_command(void)
     CU_ASSERT(access(path, F_OK) != 0); /* nothing written */
 }
 
+/* Faults in the middle of a job (tests/faults.sh says what each must do). */
+static void fault(const char *scenario)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "tests/faults.sh %s %s/fault_%s %s > %s/fault_%s.out 2>&1", scenario,
+             tests_tmp_dir(), scenario, bin(), tests_tmp_dir(), scenario);
+    int rc = system(cmd);
+    char path[600];
+    snprintf(path, sizeof path, "%s/fault_%s.out", tests_tmp_dir(), scenario);
+    err_t err;
+    char *out = fs_read_all(path, NULL, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s -> %d\n%s\n", cmd, rc, out ? out : "");
+    CU_ASSERT(rc == 0);
+    free(out);
+}
+
+static void test_fault_server_kill(void) { fault("server_kill"); }
+static void test_fault_trainer_asp(void) { fault("trainer_asp"); }
+static void test_fault_trainer_bsp(void) { fault("trainer_bsp"); }
+static void test_fault_sigterm(void) { fault("sigterm"); }
+static void test_fault_sigterm_local(void) { fault("sigterm_local"); }
+
 int test_cluster_register(void)
 {
     CU_pSuite s = CU_add_suite("cluster", NULL, NULL);
@@ -399,7 +422,12 @@ int test_cluster_register(void)
         !CU_add_test(s, "resume_refused", test_resume_refused) ||
         !CU_add_test(s, "export_cnn", test_export_cnn) ||
         !CU_add_test(s, "export_lstm", test_export_lstm) ||
-        !CU_add_test(s, "export_command", test_export_command))
+        !CU_add_test(s, "export_command", test_export_command) ||
+        !CU_add_test(s, "fault_server_kill", test_fault_server_kill) ||
+        !CU_add_test(s, "fault_trainer_asp", test_fault_trainer_asp) ||
+        !CU_add_test(s, "fault_trainer_bsp", test_fault_trainer_bsp) ||
+        !CU_add_test(s, "fault_sigterm", test_fault_sigterm) ||
+        !CU_add_test(s, "fault_sigterm_local", test_fault_sigterm_local))
         return -1;
     return 0;
 }

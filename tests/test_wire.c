@@ -888,8 +888,8 @@ static void test_wire_payload_push(void)
 
 static void test_wire_payload_requests(void)
 {
-    static const int types[] = {WIRE_PULL, WIRE_CLOCK, WIRE_BARRIER, WIRE_SHUTDOWN};
-    for (int j = 0; j < 4; j++) {
+    static const int types[] = {WIRE_PULL, WIRE_CLOCK, WIRE_SHUTDOWN};
+    for (int j = 0; j < 3; j++) {
         wire_hdr_t h;
         wire_hdr_init(&h, types[j], 1);
         h.clock = 12;
@@ -905,6 +905,21 @@ static void test_wire_payload_requests(void)
         h.status = 1; /* e.g. SHUTDOWN's "stop the job": not the wire's business */
         EXPECT_PAYLOAD(h, 0, 0);
     }
+}
+
+/* A BARRIER carries nothing, or float32 values to sum over the trainers. */
+static void test_wire_payload_barrier(void)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_BARRIER, 1);
+    EXPECT_PAYLOAD(h, 0, 0);
+    EXPECT_PAYLOAD(h, 4, WIRE_E_LENGTH);   /* a payload without its count */
+    h.count = 6;
+    EXPECT_PAYLOAD(h, 24, 0);
+    EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
+    EXPECT_PAYLOAD(h, 20, WIRE_E_LENGTH);
+    h.elem = WIRE_TEXT;
+    EXPECT_PAYLOAD(h, 6, WIRE_E_MALFORMED);
 }
 
 static void test_wire_payload_stats(void)
@@ -992,11 +1007,11 @@ static void test_wire_names(void)
     CU_ASSERT_STRING_EQUAL(wire_type_name(-1), "?");
     CU_ASSERT_STRING_EQUAL(wire_type_name(INT_MIN), "?");
     static const char *const errs[] = {"version", "type",  "range",   "length",
-                                       "malformed", "state", "internal"};
-    for (int c = WIRE_E_VERSION; c <= WIRE_E_INTERNAL; c++)
+                                       "malformed", "state", "internal", "stopping", "lost"};
+    for (int c = WIRE_E_VERSION; c <= WIRE_E_LOST; c++)
         CU_ASSERT_STRING_EQUAL(wire_error_name(c), errs[c - 1]);
     CU_ASSERT_STRING_EQUAL(wire_error_name(0), "ok");
-    CU_ASSERT_STRING_EQUAL(wire_error_name(8), "?");
+    CU_ASSERT_STRING_EQUAL(wire_error_name(10), "?");
     CU_ASSERT_STRING_EQUAL(wire_error_name(-1), "?");
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_F32), 4);
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_F16), 2);
@@ -1035,6 +1050,7 @@ int test_wire_register(void)
         !CU_add_test(s, "null_outputs", test_wire_null_outputs) ||
         !CU_add_test(s, "payload_push", test_wire_payload_push) ||
         !CU_add_test(s, "payload_requests", test_wire_payload_requests) ||
+        !CU_add_test(s, "payload_barrier", test_wire_payload_barrier) ||
         !CU_add_test(s, "payload_stats", test_wire_payload_stats) ||
         !CU_add_test(s, "payload_error", test_wire_payload_error) ||
         !CU_add_test(s, "payload_bad_type", test_wire_payload_bad_type) ||

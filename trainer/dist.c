@@ -63,22 +63,35 @@ typedef int (*reply_fn)(client_t *c, int s, const wire_hdr_t *h, const uint8_t *
 static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *ctx, err_t *err)
 {
     int left = 0, halted = 0;
+    double heard[64]; /* when each server was last heard from */
+    const double t0 = progress_now();
     for (int s = 0; s < c->S; s++) {
         left += want[s];
         c->halt_clock[s] = -1;
+        heard[s] = t0;
     }
-    double t0 = progress_now();
-    /* while it waits, the trainer tells the servers it is alive (CLOCK) */
+    /* While it waits (a BSP step waits for the slowest trainer), the trainer
+     * sends the servers a heartbeat (CLOCK) and they answer one: a server
+     * counts as gone only when it has been silent for the whole timeout, and
+     * a lost trainer is reported by the servers before that. */
     const int beat = c->timeout_ms / 4 < 1000 ? c->timeout_ms / 4 : 1000;
+    double last_beat = t0;
     while (left > 0) {
         int ready[64];
-        int remaining = c->timeout_ms - (int)((progress_now() - t0) * 1000);
-        int n = remaining > 0 ? transport_poll(c->sock, c->S, remaining < beat ? remaining : beat,
-                                               ready, err)
-                              : 0;
-        if (n < 0)
-            return -1;
-        if (n == 0 && remaining > beat) {
+        double now = progress_now();
+        int silent = -1;
+        for (int s = 0; s < c->S; s++)
+            if (want[s] && (silent < 0 || heard[s] < heard[silent]))
+                silent = s;
+        int remaining = c->timeout_ms - (int)((now - heard[silent]) * 1000);
+        if (remaining <= 0)
+            return err_set(err,
+                           "trainer %d: server %d (rank %d on %s) did not answer within %.1f s: "
+                           "it may have died or be unreachable", c->d->trainer, silent,
+                           c->d->server_ranks[silent], c->d->hosts[silent],
+                           c->timeout_ms / 1000.0);
+        if ((now - last_beat) * 1000 >= beat) {
+            last_beat = now;
             for (int s = 0; s < c->S; s++) {
                 if (!want[s])
                     continue;
@@ -88,17 +101,10 @@ static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *c
                 if (send_hdr(c, s, &h, NULL, 0, err) != 0)
                     return -1;
             }
-            continue;
         }
-        if (n == 0) {
-            for (int s = 0; s < c->S; s++)
-                if (want[s])
-                    return err_set(err,
-                                   "trainer %d: server %d (rank %d on %s) did not answer within "
-                                   "%.1f s: it may have died or be unreachable",
-                                   c->d->trainer, s, c->d->server_ranks[s], c->d->hosts[s],
-                                   c->timeout_ms / 1000.0);
-        }
+        int n = transport_poll(c->sock, c->S, remaining < beat ? remaining : beat, ready, err);
+        if (n < 0)
+            return -1;
         for (int s = 0; s < c->S; s++) {
             if (!ready[s])
                 continue;
@@ -108,12 +114,15 @@ static int collect(client_t *c, int *want, int expect_type, reply_fn fn, void *c
             wire_hdr_t h;
             int code;
             int rc = 0;
+            heard[s] = progress_now();
             if (m.n < 1 || wire_decode(m.data[0], m.size[0], &h, &code, err) != 0 ||
                 wire_check_payload(&h, m.n > 1 ? m.size[1] : 0, &code, err) != 0) {
                 if (m.n < 1)
                     err_set(err, "empty message");
                 rc = err_prefix(err, "trainer %d: bad reply from server %d (rank %d on %s)",
                                 c->d->trainer, s, c->d->server_ranks[s], c->d->hosts[s]);
+            } else if (h.type == WIRE_CLOCK) {
+                /* the answer to a heartbeat: the server is alive */
             } else if (h.type == WIRE_ERROR && want[s] &&
                        (h.status == WIRE_E_STOPPING || h.status == WIRE_E_LOST)) {
                 /* the job halts: note it, and hear the other servers out */
@@ -391,12 +400,20 @@ static int eval_shared(client_t *c, const dist_opts_t *d, model_t *m, const floa
     }
     size_t lo, hi;
     data_batch_slice(ds->n, ds->n, 0, d->trainer, d->n_trainers, &lo, &hi);
-    double v[2] = {0, 0};
+    double v[3] = {0, 0, 1}; /* loss sum, right, trainers that took part */
     long right = 0;
     evaluate_range(m, params, ds, lo, hi, &v[0], &right);
     v[1] = (double)right;
-    if (reduce_all(c, v, 2, err) != 0)
+    if (reduce_all(c, v, 3, err) != 0)
         return -1;
+    if (v[2] < d->n_trainers && d->trainer == 0) {
+        /* a trainer was lost (ASP / SSP go on without it): its share went
+         * unevaluated, so trainer 0, which reports, evaluates the whole set */
+        v[0] = 0;
+        right = 0;
+        evaluate_range(m, params, ds, 0, ds->n, &v[0], &right);
+        v[1] = (double)right;
+    }
     *loss = v[0] / (double)ds->n;
     *acc = v[1] / (double)ds->n;
     return 0;

@@ -11,9 +11,6 @@
 #include "err.h"
 #include "train.h"
 
-/* Sums vals[0..n) over all trainers, in place, on every trainer. Returns 0 or -1. */
-typedef int (*dist_allreduce_fn)(void *ctx, double *vals, int n);
-
 typedef struct {
     int trainer, n_trainers;       /* t of T */
     int n_servers;                 /* S */
@@ -21,9 +18,8 @@ typedef struct {
     char endpoints[64][256];       /* server s's endpoint */
     char hosts[64][128];           /* server s's host, for messages */
     int server_ranks[64];
-    dist_allreduce_fn allreduce;
-    void *allreduce_ctx;
     const char *ckpt_path;         /* trainer 0 writes the assembled checkpoint here (may be NULL) */
+    const struct transport_auth_t *auth; /* the job's CURVE keys (transport.h); NULL: plain */
 } dist_opts_t;
 
 /* Trains as trainer d->trainer. Trainer 0 prints progress through opts->log

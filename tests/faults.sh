@@ -1,0 +1,179 @@
+#!/bin/bash
+# faults.sh SCENARIO DIR [BIN] - a fault in the middle of a distributed job,
+# and what must follow. Exit 0 when it went as it must; otherwise 1, with the
+# reason and the logs. Scenarios:
+#   server_kill   kill -9 the server of a 1+2 BSP job (mpirun --enable-recovery):
+#                 the trainers stop within cluster.timeout_ms with a message naming
+#                 the server's rank and host and exit non-zero (MPI_Abort with
+#                 errorcode 1: under --enable-recovery Open MPI 4.1.4's mpirun itself
+#                 exits 0 whatever its ranks do, so the test reads its report); without
+#                 --enable-recovery mpirun ends the job at once, non-zero; and --resume
+#                 finishes it to the accuracy of an uninterrupted run
+#   trainer_asp   kill -9 one of 3 trainers of an ASP job (--enable-recovery): the
+#                 survivors finish the job and it reports the lost rank
+#   trainer_bsp   the same in BSP: the job writes a checkpoint of the last complete
+#                 step and stops non-zero; --resume finishes it
+#   sigterm       SIGTERM to trainer 0 of a 1+2 BSP job: it writes a checkpoint and
+#                 exits 0; --resume finishes the job with the very parameters of an
+#                 uninterrupted run
+#   sigterm_local the same for single-process training
+# The job: the test CNN on 3000 Fashion-MNIST images, long enough (15 epochs of 85
+# steps) to be hit in the middle, with a periodic checkpoint every 40 steps and a
+# 3 s timeout.
+set -u
+scenario=$1
+dir=$2
+bin=${3:-build/pstrain}
+mkdir -p "$dir"
+root=$([ "$(id -u)" = 0 ] && echo --allow-run-as-root)
+mpirun="mpirun $root --oversubscribe"
+cfg=$dir/faults.cfg
+cat > "$cfg" <<'EOF'
+name = "faults";
+data = { limit = 3000; validation = 300; test_limit = 500; };
+model = { input = [1, 28, 28];
+  layers = ( { type = "conv2d"; filters = 8; kernel = 3; activation = "relu"; },
+             { type = "maxpool2d"; pool = 2; }, { type = "flatten"; },
+             { type = "dense"; units = 10; activation = "softmax"; } ); };
+optimizer = { name = "adam"; };
+train = { epochs = 15; batch = 32; seed = 4; log_every = 1000; };
+cluster = { timeout_ms = 3000; };
+checkpoint = { every_steps = 40; };
+EOF
+job=
+fail() {
+    [ -n "$job" ] && kill -9 "$job" 2> /dev/null
+    echo "faults.sh $scenario: $*"
+    for f in "$dir"/*.log; do echo "--- $f"; tail -n 30 "$f"; done
+    exit 1
+}
+# the pid of a rank from cluster.json (written at start-up)
+pid_of() {
+    node -e 'const c = require(process.argv[1]);
+             const r = c.ranks.find((x) => x.rank === Number(process.argv[2]));
+             console.log(r ? r.pid : "")' "$(realpath "$1")/cluster.json" "$2"
+}
+# waits until run folder $1 has a complete checkpoint (at most 60 s)
+wait_checkpoint() {
+    for _ in $(seq 600); do
+        ls "$1"/checkpoints/step-*/manifest.json > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    fail "no checkpoint appeared in $1"
+}
+# test accuracy of a run (summary.json)
+accuracy() {
+    node -e 'console.log(require(process.argv[1]).test_accuracy)' "$(realpath "$1")/summary.json"
+}
+start() { # start NAME NP MPIRUN_OPTIONS PSTRAIN_ARGS...: the job in the background ($job)
+    local name=$1 np=$2 opts=$3
+    shift 3
+    $mpirun $opts -np "$np" "$bin" --config "$cfg" --out "$dir/$name" --no-plot "$@" \
+        > "$dir/$name.log" 2>&1 &
+    job=$!
+}
+finish() { # waits for $job at most $1 seconds; its exit status in $status
+    local limit=$1 t=0
+    while kill -0 "$job" 2> /dev/null; do
+        sleep 0.2
+        t=$((t + 1))
+        [ $t -gt $((limit * 5)) ] && { kill -9 "$job"; fail "the job hung (> $limit s)"; }
+    done
+    wait "$job"
+    status=$?
+}
+
+case $scenario in
+server_kill)
+    start run 3 --enable-recovery --servers 1
+    wait_checkpoint "$dir/run"
+    t0=$(date +%s.%N)
+    kill -9 "$(pid_of "$dir/run" 0)"
+    finish 30
+    t1=$(date +%s.%N)
+    grep -q "server 0 (rank 0 on $(hostname)) did not answer within 3.0 s" "$dir/run.log" ||
+        fail "no message naming the lost server"
+    grep -q "with errorcode 1" "$dir/run.log" || fail "the trainers did not exit non-zero"
+    echo "job ended $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s after the server was killed"
+    # without --enable-recovery: mpirun ends the job at once, with a non-zero status
+    start plain 3 "" --servers 1
+    wait_checkpoint "$dir/plain"
+    kill -9 "$(pid_of "$dir/plain" 0)"
+    finish 30
+    [ "$status" != 0 ] || fail "plain mpirun exited 0 after the server died"
+    # resume on a fresh launch
+    $mpirun -np 3 "$bin" --servers 1 --resume "$dir/run" --out "$dir/run" --no-plot \
+        > "$dir/resume.log" 2>&1 || fail "--resume failed"
+    acc=$(accuracy "$dir/run")
+    echo "resumed job: test accuracy $acc"
+    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "resumed job reached only $acc"
+    ;;
+trainer_asp)
+    start run 4 --enable-recovery --servers 1 --set cluster.consistency=asp
+    wait_checkpoint "$dir/run"
+    kill -9 "$(pid_of "$dir/run" 3)"
+    finish 90
+    grep -q "the job lost 1 trainer(s), the first trainer 2 (rank 3), and finished with the survivors" \
+        "$dir/run.log" || fail "the loss of rank 3 was not reported"
+    grep -q "trainer 2 (rank 3) lost: nothing heard from it" "$dir/run.log" ||
+        fail "the server did not name the lost trainer"
+    acc=$(accuracy "$dir/run")
+    echo "survivors finished: test accuracy $acc (exit status $status)"
+    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
+    ;;
+trainer_bsp)
+    start run 3 --enable-recovery --servers 1
+    wait_checkpoint "$dir/run"
+    kill -9 "$(pid_of "$dir/run" 2)"
+    finish 30
+    grep -q "trainer 1 (rank 2) lost" "$dir/run.log" || fail "no message naming the lost trainer"
+    grep -q "MPI_ABORT was invoked on rank 1 .*" "$dir/run.log" &&
+        grep -q "with errorcode 1" "$dir/run.log" || fail "trainer 0 did not exit non-zero"
+    grep -q "written to $dir/run/checkpoints; continue with --resume" "$dir/run.log" ||
+        fail "no checkpoint of the last complete step"
+    $mpirun -np 3 "$bin" --servers 1 --resume "$dir/run" --out "$dir/run" --no-plot \
+        > "$dir/resume.log" 2>&1 || fail "--resume failed"
+    acc=$(accuracy "$dir/run")
+    echo "resumed job: test accuracy $acc"
+    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "resumed job reached only $acc"
+    ;;
+sigterm)
+    $mpirun -np 3 "$bin" --servers 1 --config "$cfg" --out "$dir/whole" --no-plot \
+        > "$dir/whole.log" 2>&1 || fail "the uninterrupted job failed"
+    start run 3 "" --servers 1
+    wait_checkpoint "$dir/run"
+    kill -TERM "$(pid_of "$dir/run" 1)"
+    finish 30
+    [ "$status" = 0 ] || fail "exit status $status after SIGTERM, expected 0"
+    grep -q "stopped at step [0-9]* on request: checkpoint written" "$dir/run.log" ||
+        fail "no checkpoint message"
+    $mpirun -np 3 "$bin" --servers 1 --resume "$dir/run" --out "$dir/run" --no-plot \
+        > "$dir/resume.log" 2>&1 || fail "--resume failed"
+    cmp -s "$dir/run/model.ckpt" "$dir/whole/model.ckpt" ||
+        fail "the resumed job's model differs from the uninterrupted one's"
+    echo "stopped and resumed: model.ckpt equals the uninterrupted run's, byte for byte"
+    ;;
+sigterm_local)
+    # single-process training: SIGTERM, checkpoint, resume, the same model
+    "$bin" --local --config "$cfg" --out "$dir/whole" --no-plot > "$dir/whole.log" 2>&1 ||
+        fail "the uninterrupted run failed"
+    "$bin" --local --config "$cfg" --out "$dir/run" --no-plot > "$dir/run.log" 2>&1 &
+    job=$!
+    wait_checkpoint "$dir/run"
+    kill -TERM "$job"
+    finish 30
+    [ "$status" = 0 ] || fail "exit status $status after SIGTERM, expected 0"
+    grep -q "stopped by a signal at step [0-9]*: checkpoint written" "$dir/run.log" ||
+        fail "no checkpoint message"
+    "$bin" --local --resume "$dir/run" --out "$dir/run" --no-plot > "$dir/resume.log" 2>&1 ||
+        fail "--resume failed"
+    cmp -s "$dir/run/model.ckpt" "$dir/whole/model.ckpt" ||
+        fail "the resumed run's model differs from the uninterrupted one's"
+    echo "stopped and resumed: model.ckpt equals the uninterrupted run's, byte for byte"
+    ;;
+*)
+    echo "faults.sh: unknown scenario $scenario" >&2
+    exit 2
+    ;;
+esac
+exit 0
