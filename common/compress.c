@@ -1,0 +1,170 @@
+/* compress.c - float16 / bfloat16 conversions and top-k with error feedback
+ * (see compress.h). */
+#include "compress.h"
+
+#include <math.h>
+#include <string.h>
+
+static uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float float_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t compress_f32_to_f16(float f)
+{
+    uint32_t x = bits_of(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t exp = (x >> 23) & 0xffu;
+    uint32_t man = x & 0x7fffffu;
+    if (exp == 0xff) /* inf, or NaN kept a (quiet) NaN */
+        return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) /* too large: infinity */
+        return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) { /* a float16 subnormal, or zero */
+        if (e < -10)
+            return (uint16_t)sign;
+        man |= 0x800000u; /* the implicit bit */
+        int shift = 14 - e;
+        uint32_t h = man >> shift, rest = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (h & 1)))
+            h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)e << 10) | (man >> 13), rest = man & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1)))
+        h++; /* may carry into the exponent, up to infinity: right */
+    return (uint16_t)(sign | h);
+}
+
+float compress_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    if (exp == 0x1f)
+        return float_of(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) {
+        if (man == 0)
+            return float_of(sign);
+        /* subnormal: man * 2^-24 */
+        float v = (float)man * 5.9604644775390625e-8f;
+        return sign ? -v : v;
+    }
+    return float_of(sign | ((exp - 15 + 127) << 23) | (man << 13));
+}
+
+uint16_t compress_f32_to_bf16(float f)
+{
+    uint32_t x = bits_of(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) /* NaN: stays a quiet NaN */
+        return (uint16_t)((x >> 16) | 0x40u);
+    uint32_t rest = x & 0xffffu, h = x >> 16;
+    if (rest > 0x8000u || (rest == 0x8000u && (h & 1)))
+        h++;
+    return (uint16_t)h;
+}
+
+float compress_bf16_to_f32(uint16_t h)
+{
+    return float_of((uint32_t)h << 16);
+}
+
+void compress_encode16(uint16_t *dst, const float *src, size_t n, int bf16)
+{
+    if (bf16)
+        for (size_t i = 0; i < n; i++)
+            dst[i] = compress_f32_to_bf16(src[i]);
+    else
+        for (size_t i = 0; i < n; i++)
+            dst[i] = compress_f32_to_f16(src[i]);
+}
+
+void compress_decode16(float *dst, const uint8_t *src, size_t n, int bf16)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)); /* little-endian */
+        dst[i] = bf16 ? compress_bf16_to_f32(h) : compress_f16_to_f32(h);
+    }
+}
+
+size_t compress_topk_count(size_t n, double ratio)
+{
+    if (n == 0)
+        return 0;
+    double k = ceil((double)n * ratio);
+    if (!(k >= 1))
+        return 1;
+    return k >= (double)n ? n : (size_t)k;
+}
+
+/* The value of rank k (0-based, descending) of a[0..n), which it reorders
+ * (Hoare quickselect with the middle element as pivot). */
+static float kth_largest(float *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot)
+                i++;
+            while (a[j] < pivot)
+                j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return a[k];
+    }
+    return a[k];
+}
+
+size_t compress_topk(const float *g, float *residual, size_t n, double ratio, uint32_t *idx,
+                     float *val, float *scratch)
+{
+    size_t k = compress_topk_count(n, ratio);
+    if (k == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        residual[i] += g[i];
+        scratch[i] = fabsf(residual[i]);
+    }
+    float t = kth_largest(scratch, n, k - 1);
+    /* those above the threshold, then ties at it in index order, up to k */
+    size_t above = 0;
+    for (size_t i = 0; i < n; i++)
+        above += fabsf(residual[i]) > t;
+    size_t ties = k - above, m = 0;
+    for (size_t i = 0; i < n && m < k; i++) {
+        float a = fabsf(residual[i]);
+        if (a > t || (a == t && ties > 0)) {
+            if (!(a > t))
+                ties--;
+            idx[m] = (uint32_t)i;
+            val[m] = residual[i];
+            residual[i] = 0;
+            m++;
+        }
+    }
+    return m;
+}
