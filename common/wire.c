@@ -200,7 +200,7 @@ static const struct {
 
 static int elem_known(int e)
 {
-    return e == WIRE_F32 || e == WIRE_F16 || e == WIRE_BF16 || e == WIRE_TEXT;
+    return e == WIRE_F32 || e == WIRE_F16 || e == WIRE_BF16 || e == WIRE_TOPK || e == WIRE_TEXT;
 }
 
 /* Stores c in *code and returns -1 (err already set). */
@@ -392,6 +392,21 @@ int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t
     }
     switch (h->type) {
     case WIRE_PUSH:
+        if (h->elem == WIRE_TOPK) { /* k (index, value) pairs of the range, k <= its size */
+            if (h->count == 0 || h->count > h->end - h->begin) {
+                err_set(err, "PUSH: %llu top-k elements for [%llu, %llu)",
+                        (unsigned long long)h->count, (unsigned long long)h->begin,
+                        (unsigned long long)h->end);
+                return fail(code, WIRE_E_LENGTH);
+            }
+            if (h->count > SIZE_MAX / 8 || h->count * 8 != payload_len) {
+                err_set(err, "PUSH: payload of %zu bytes, expected %llu top-k elements of 8 bytes",
+                        payload_len, (unsigned long long)h->count);
+                return fail(code, WIRE_E_LENGTH);
+            }
+            return 0;
+        }
+        /* fall through */
     case WIRE_PULL_REPLY:
         if (h->count != h->end - h->begin) {
             err_set(err, "%s: count %llu, but [%llu, %llu) holds %llu keys", name,
@@ -475,6 +490,8 @@ size_t wire_elem_size(int elem)
     switch (elem) {
     case WIRE_F32:
         return 4;
+    case WIRE_TOPK:
+        return 8;
     case WIRE_F16:
     case WIRE_BF16:
         return 2;

@@ -37,8 +37,10 @@ enum {
 /* Element types of the payload (header element 6). */
 enum {
     WIRE_F32 = 1,   /* IEEE float32, little-endian */
-    WIRE_F16 = 2,   /* IEEE float16 (reserved: decoded, not produced yet) */
-    WIRE_BF16 = 3,  /* bfloat16 (reserved: decoded, not produced yet) */
+    WIRE_F16 = 2,   /* IEEE float16, little-endian (cluster.compression = fp16) */
+    WIRE_BF16 = 3,  /* bfloat16, little-endian (cluster.compression = bf16) */
+    WIRE_TOPK = 4,  /* PUSH only: uint32 index into [begin, end), then float32 value,
+                     * little-endian, indices ascending (cluster.compression = topk) */
     WIRE_TEXT = 10, /* UTF-8 bytes, not NUL-terminated (ERROR payloads) */
 };
 

@@ -622,7 +622,7 @@ static void test_wire_type(void)
 
 static void test_wire_elem(void)
 {
-    static const int bad[] = {0, 4, 9, 11, 255, 65536};
+    static const int bad[] = {0, 5, 9, 11, 255, 65536};
     for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
         wire_hdr_t h = sample(WIRE_PULL);
         h.elem = bad[j];
@@ -632,8 +632,8 @@ static void test_wire_elem(void)
         snprintf(what, sizeof what, "unknown element type %d", bad[j]);
         expect_fail_at(buf, (size_t)n, WIRE_E_MALFORMED, what, __LINE__);
     }
-    static const int good[] = {WIRE_F32, WIRE_F16, WIRE_BF16, WIRE_TEXT};
-    for (size_t j = 0; j < 4; j++) {
+    static const int good[] = {WIRE_F32, WIRE_F16, WIRE_BF16, WIRE_TOPK, WIRE_TEXT};
+    for (size_t j = 0; j < 5; j++) {
         wire_hdr_t h = sample(WIRE_PULL), d;
         h.elem = good[j];
         uint8_t buf[WIRE_HDR_MAX];
@@ -907,6 +907,32 @@ static void test_wire_payload_requests(void)
     }
 }
 
+/* A top-k PUSH: 1..(end - begin) pairs of 8 bytes. */
+static void test_wire_payload_topk(void)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_PUSH, 1);
+    h.begin = 100;
+    h.end = 200;
+    h.elem = WIRE_TOPK;
+    h.count = 3;
+    EXPECT_PAYLOAD(h, 24, 0);
+    EXPECT_PAYLOAD(h, 12, WIRE_E_LENGTH);
+    EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
+    h.count = 100;
+    EXPECT_PAYLOAD(h, 800, 0);
+    h.count = 101; /* more than the range holds */
+    EXPECT_PAYLOAD(h, 808, WIRE_E_LENGTH);
+    h.count = 0;
+    EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
+    /* a pull reply is never top-k */
+    wire_hdr_init(&h, WIRE_PULL_REPLY, 0);
+    h.end = 4;
+    h.count = 4;
+    h.elem = WIRE_TOPK;
+    EXPECT_PAYLOAD(h, 32, WIRE_E_MALFORMED);
+}
+
 /* A BARRIER carries nothing, or float32 values to sum over the trainers. */
 static void test_wire_payload_barrier(void)
 {
@@ -1018,7 +1044,8 @@ static void test_wire_names(void)
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_BF16), 2);
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_TEXT), 1);
     CU_ASSERT_EQUAL(wire_elem_size(0), 0);
-    CU_ASSERT_EQUAL(wire_elem_size(4), 0);
+    CU_ASSERT_EQUAL(wire_elem_size(WIRE_TOPK), 8);
+    CU_ASSERT_EQUAL(wire_elem_size(5), 0);
     wire_hdr_t h;
     memset(&h, 0x5a, sizeof h);
     wire_hdr_init(&h, WIRE_CLOCK, 7);
@@ -1051,6 +1078,7 @@ int test_wire_register(void)
         !CU_add_test(s, "payload_push", test_wire_payload_push) ||
         !CU_add_test(s, "payload_requests", test_wire_payload_requests) ||
         !CU_add_test(s, "payload_barrier", test_wire_payload_barrier) ||
+        !CU_add_test(s, "payload_topk", test_wire_payload_topk) ||
         !CU_add_test(s, "payload_stats", test_wire_payload_stats) ||
         !CU_add_test(s, "payload_error", test_wire_payload_error) ||
         !CU_add_test(s, "payload_bad_type", test_wire_payload_bad_type) ||
