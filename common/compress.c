@@ -4,6 +4,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
 
 static uint32_t bits_of(float f)
 {
@@ -78,22 +81,52 @@ float compress_bf16_to_f32(uint16_t h)
     return float_of((uint32_t)h << 16);
 }
 
+/* bfloat16 of x's bits without branches (so that the loop vectorises): a
+ * NaN becomes a quiet NaN, everything else rounds to nearest even. */
+static inline uint16_t bf16_of_bits(uint32_t x)
+{
+    uint32_t nan = (x & 0x7fffffffu) > 0x7f800000u;
+    uint32_t r = (x + 0x7fffu + ((x >> 16) & 1)) >> 16;
+    return (uint16_t)(nan ? (x >> 16) | 0x40u : r);
+}
+
 void compress_encode16(uint16_t *dst, const float *src, size_t n, int bf16)
 {
-    if (bf16)
-        for (size_t i = 0; i < n; i++)
-            dst[i] = compress_f32_to_bf16(src[i]);
-    else
-        for (size_t i = 0; i < n; i++)
-            dst[i] = compress_f32_to_f16(src[i]);
+    size_t i = 0;
+    if (bf16) {
+        for (; i < n; i++) {
+            uint32_t x;
+            memcpy(&x, &src[i], 4);
+            dst[i] = bf16_of_bits(x);
+        }
+        return;
+    }
+#ifdef __F16C__
+    /* the CPU's conversion: round to nearest even, as compress_f32_to_f16 */
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; i++)
+        dst[i] = compress_f32_to_f16(src[i]);
 }
 
 void compress_decode16(float *dst, const uint8_t *src, size_t n, int bf16)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)); /* little-endian */
-        dst[i] = bf16 ? compress_bf16_to_f32(h) : compress_f16_to_f32(h);
+    size_t i = 0;
+    if (bf16) {
+        for (; i < n; i++) {
+            uint32_t x = ((uint32_t)src[2 * i] | (uint32_t)src[2 * i + 1] << 8) << 16;
+            memcpy(&dst[i], &x, 4);
+        }
+        return;
     }
+#if defined(__F16C__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * i))));
+#endif
+    for (; i < n; i++)
+        dst[i] = compress_f16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
 }
 
 size_t compress_topk_count(size_t n, double ratio)

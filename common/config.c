@@ -75,6 +75,12 @@ static const choice_t CONSISTENCIES[] = {
 static const choice_t AUTHS[] = {
     {"curve", AUTH_CURVE}, {"none", AUTH_NONE}, {NULL, 0},
 };
+static const choice_t COMPRESSIONS[] = {
+    {"none", COMP_NONE}, {"fp16", COMP_FP16}, {"bf16", COMP_BF16}, {"topk", COMP_TOPK}, {NULL, 0},
+};
+static const choice_t PULL_COMPRESSIONS[] = {
+    {"none", COMP_NONE}, {"fp16", COMP_FP16}, {"bf16", COMP_BF16}, {NULL, 0},
+};
 static const choice_t LOSS_ACTIONS[] = {
     {"stop", LOSS_STOP}, {"continue", LOSS_CONTINUE}, {NULL, 0},
 };
@@ -159,6 +165,10 @@ static const schema_key_t SCHEMA[] = {
     {"cluster.auth", K_ENUM, JOB(cluster.auth), "curve", .choices = AUTHS},
     {"cluster.on_trainer_loss", K_ENUM, JOB(cluster.on_trainer_loss), "stop",
      .choices = LOSS_ACTIONS},
+    {"cluster.compression", K_ENUM, JOB(cluster.compression), "none", .choices = COMPRESSIONS},
+    {"cluster.topk_ratio", K_FLOAT, JOB(cluster.topk_ratio), "0.01", "(0,1]"},
+    {"cluster.pull_compression", K_ENUM, JOB(cluster.pull_compression), "none",
+     .choices = PULL_COMPRESSIONS},
 
     {"checkpoint.every_steps", K_INT, JOB(checkpoint.every_steps), "0", ">=0"},
     {"checkpoint.every_seconds", K_INT, JOB(checkpoint.every_seconds), "600", ">=0"},

@@ -56,6 +56,7 @@ typedef enum { SCHED_CONSTANT = 0, SCHED_STEP, SCHED_COSINE } sched_kind_t;
 typedef enum { CONS_BSP = 0, CONS_ASP, CONS_SSP } consistency_t;
 typedef enum { AUTH_CURVE = 0, AUTH_NONE } auth_kind_t;
 typedef enum { LOSS_STOP = 0, LOSS_CONTINUE } loss_action_t;
+typedef enum { COMP_NONE = 0, COMP_FP16, COMP_BF16, COMP_TOPK } compression_t;
 
 typedef struct {
     char source[CFG_PATH_LEN];     /* the config file's path */
@@ -115,6 +116,9 @@ typedef struct {
         int timeout_ms;            /* every receive gives up after this long */
         auth_kind_t auth;          /* CURVE on the servers' sockets, or none */
         loss_action_t on_trainer_loss; /* BSP: stop (checkpoint) or continue with the rest */
+        compression_t compression;  /* of the pushes: none, fp16, bf16 or topk */
+        double topk_ratio;          /* topk: the share of each piece sent */
+        compression_t pull_compression; /* of the pulls: none, fp16 or bf16 */
     } cluster;
 
     struct {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "compress.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
 #include "fsutil.h"
@@ -40,7 +41,8 @@ struct server_t {
     float *params;           /* len */
     float *state;            /* slots * len */
     float *sum;              /* len: BSP sum of the trainers' gradients */
-    float *piece;            /* len: an unaligned payload, aligned */
+    float *piece;            /* len: an unaligned or compressed payload, as floats */
+    uint16_t *enc;           /* len: a float16 / bfloat16 pull reply */
     float *tgrad;            /* T * len: each trainer's gradient of the current step */
     size_t *tgot;            /* T: floats of the current step received */
     int64_t *tclock;         /* T: steps each trainer has completed (pushed in full) */
@@ -110,6 +112,7 @@ server_t *server_new(const server_opts_t *o, err_t *err)
     s->state = calloc(slots ? (size_t)slots * len : 1, sizeof *s->state);
     s->sum = calloc(len, sizeof *s->sum);
     s->piece = calloc(len, sizeof *s->piece);
+    s->enc = calloc(len, sizeof *s->enc);
     s->tgrad = calloc((size_t)T * len, sizeof *s->tgrad);
     s->tgot = calloc((size_t)T, sizeof *s->tgot);
     s->tclock = calloc((size_t)T, sizeof *s->tclock);
@@ -123,7 +126,7 @@ server_t *server_new(const server_opts_t *o, err_t *err)
     s->tdone = calloc((size_t)T, 1);
     s->cap_pending = 2 * T + 4;
     s->pending = calloc((size_t)s->cap_pending, sizeof *s->pending);
-    if (!s->params || !s->state || !s->sum || !s->piece || !s->tgrad || !s->tgot || !s->tclock ||
+    if (!s->params || !s->state || !s->sum || !s->piece || !s->enc || !s->tgrad || !s->tgot || !s->tclock ||
         !s->barrier || !s->pending || !s->bar_in || !s->bar_vals || !s->rgot || !s->tseen ||
         !s->lost || !s->tdone) {
         err_set(err, "server %d: out of memory for a shard of %zu parameters", o->index, s->len);
@@ -159,6 +162,7 @@ void server_destroy(server_t **self_p)
     free(s->state);
     free(s->sum);
     free(s->piece);
+    free(s->enc);
     free(s->tgrad);
     free(s->tgot);
     free(s->tclock);
@@ -244,6 +248,21 @@ static int reply_error(server_t *s, const uint8_t *peer, size_t peer_len, const 
     return reply(s, peer, peer_len, &h, err->msg, h.count, 0, send, ctx);
 }
 
+/* Sends h (a PULL_REPLY) with the parameters from key b on, as the pull p
+ * asked: float32 (zero_copy allowed) or encoded to float16 / bfloat16 (a
+ * copy). Returns 0 or -1. */
+static int reply_params(server_t *s, const pending_t *p, wire_hdr_t *h, size_t b, int zero_copy,
+                        server_send_fn send, void *ctx)
+{
+    const float *src = s->params + (b - s->begin);
+    if (p->hdr.elem == WIRE_F16 || p->hdr.elem == WIRE_BF16) {
+        h->elem = p->hdr.elem;
+        compress_encode16(s->enc, src, h->count, p->hdr.elem == WIRE_BF16);
+        return reply(s, p->peer, p->peer_len, h, s->enc, h->count * 2, 0, send, ctx);
+    }
+    return reply(s, p->peer, p->peer_len, h, src, h->count * sizeof(float), zero_copy, send, ctx);
+}
+
 static void serve_pull(server_t *s, const pending_t *p, server_send_fn send, void *ctx, int *fail)
 {
     wire_hdr_t h;
@@ -258,8 +277,7 @@ static void serve_pull(server_t *s, const pending_t *p, server_send_fn send, voi
      * it goes out without a copy; ASP/SSP copy, since a push may land while
      * the reply is still being sent. */
     int zc = s->o.consistency == CONS_BSP;
-    if (reply(s, p->peer, p->peer_len, &h, s->params + (p->hdr.begin - s->begin),
-              h.count * sizeof(float), zc, send, ctx) != 0)
+    if (reply_params(s, p, &h, p->hdr.begin, zc, send, ctx) != 0)
         *fail = 1;
     s->stats.pulls++;
 }
@@ -283,8 +301,7 @@ static void serve_piece(server_t *s, pending_t *p, int r, int64_t clock, int *fa
     h.end = e;
     h.count = e - b;
     h.status = s->stop_requested;
-    if (reply(s, p->peer, p->peer_len, &h, s->params + (b - s->begin), h.count * sizeof(float), 1,
-              s->send, s->send_ctx) != 0)
+    if (reply_params(s, p, &h, b, 1, s->send, s->send_ctx) != 0)
         *fail = 1;
 }
 
@@ -656,6 +673,54 @@ int server_check_trainers(server_t *s, int timeout_ms, server_send_fn send, void
     return newly;
 }
 
+/* The gradient of PUSH h as floats: *g points into the payload (float32,
+ * aligned) or is the piece buffer, decoded from float16, bfloat16 or top-k
+ * pairs (checked: indices ascending inside the range; nothing is changed
+ * when they are not). Returns 0, or a WIRE_E_* code with err. */
+static int decode_push(server_t *s, const wire_hdr_t *h, const uint8_t *payload, float **g,
+                       err_t *err)
+{
+    const size_t n = (size_t)(h->end - h->begin);
+    switch (h->elem) {
+    case WIRE_F32:
+        if (((uintptr_t)payload % sizeof(float)) == 0)
+            *g = (float *)(uintptr_t)payload;
+        else /* ZeroMQ frames are not promised to be float-aligned */
+            memcpy(s->piece, payload, n * sizeof(float));
+        return 0;
+    case WIRE_F16:
+    case WIRE_BF16:
+        compress_decode16(s->piece, payload, n, h->elem == WIRE_BF16);
+        return 0;
+    case WIRE_TOPK: {
+        uint32_t prev = 0;
+        for (uint64_t j = 0; j < h->count; j++) {
+            uint32_t i = (uint32_t)payload[8 * j] | (uint32_t)payload[8 * j + 1] << 8 |
+                         (uint32_t)payload[8 * j + 2] << 16 | (uint32_t)payload[8 * j + 3] << 24;
+            if (i >= n || (j > 0 && i <= prev))
+                return err_set(err, "top-k PUSH: index %u after %u in a range of %zu keys", i,
+                               prev, n),
+                       WIRE_E_MALFORMED;
+            prev = i;
+        }
+        memset(s->piece, 0, n * sizeof(float));
+        for (uint64_t j = 0; j < h->count; j++) {
+            const uint8_t *e = payload + 8 * j;
+            uint32_t i = (uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 |
+                         (uint32_t)e[3] << 24,
+                     v = (uint32_t)e[4] | (uint32_t)e[5] << 8 | (uint32_t)e[6] << 16 |
+                         (uint32_t)e[7] << 24;
+            memcpy(&s->piece[i], &v, 4);
+        }
+        return 0;
+    }
+    default:
+        return err_set(err, "PUSH with element type %d: float32, float16, bfloat16 or top-k",
+                       h->elem),
+               WIRE_E_MALFORMED;
+    }
+}
+
 int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8_t *hdr,
                   size_t hdr_len, const uint8_t *payload, size_t payload_len, int extra_frames,
                   server_send_fn send, void *ctx, err_t *err)
@@ -715,8 +780,9 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         rc = reply_error(s, peer, peer_len, &h, WIRE_E_RANGE, send, ctx, err);
         goto out;
     }
-    if (h.type == WIRE_PUSH && h.elem != WIRE_F32) {
-        err_set(err, "PUSH with element type %d: this server takes float32 (1)", h.elem);
+    if (h.type == WIRE_PULL && h.elem != WIRE_F32 && h.elem != WIRE_F16 && h.elem != WIRE_BF16) {
+        err_set(err, "PULL asks for element type %d: replies are float32, float16 or bfloat16",
+                h.elem);
         rc = reply_error(s, peer, peer_len, &h, WIRE_E_MALFORMED, send, ctx, err);
         goto out;
     }
@@ -729,26 +795,28 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             rc = reply_error(s, peer, peer_len, &h, WIRE_E_STATE, send, ctx, err);
             goto out;
         }
-        if (s->tgot[t] + h.count > s->len) {
+        const size_t n = (size_t)(h.end - h.begin); /* keys of the piece */
+        if (s->tgot[t] + n > s->len) {
             err_set(err, "trainer %d pushed %zu values for a step of a %zu-value shard", t,
-                    s->tgot[t] + (size_t)h.count, s->len);
+                    s->tgot[t] + n, s->len);
             rc = reply_error(s, peer, peer_len, &h, WIRE_E_LENGTH, send, ctx, err);
             goto out;
         }
-        /* the payload is read in place: applied, or kept for the step's sum */
+        /* float32 is read in place: applied, or kept for the step's sum;
+         * compressed pushes are decoded into the piece buffer first */
         {
             float *g = s->piece;
-            if (((uintptr_t)payload % sizeof(float)) == 0) {
-                g = (float *)(uintptr_t)payload;
-            } else { /* ZeroMQ frames are not promised to be float-aligned */
-                memcpy(g, payload, h.count * sizeof(float));
+            int code = decode_push(s, &h, payload, &g, err);
+            if (code) {
+                rc = reply_error(s, peer, peer_len, &h, code, send, ctx, err);
+                goto out;
             }
-            if (take_piece(s, t, h.begin, g, h.count, err) != 0) {
+            if (take_piece(s, t, h.begin, g, n, err) != 0) {
                 rc = reply_error(s, peer, peer_len, &h, WIRE_E_STATE, send, ctx, err);
                 goto out;
             }
         }
-        s->tgot[t] += h.count;
+        s->tgot[t] += n;
         s->stats.pushes++;
         if (s->tgot[t] == s->len) {
             long before = s->version;

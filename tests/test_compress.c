@@ -102,6 +102,38 @@ static void test_bf16_values(void)
     }
 }
 
+/* The buffer forms (vectorised where the CPU converts) agree with the
+ * scalar conversions on every float16 value and on random floats. */
+static void test_buffers(void)
+{
+    enum { N = 65536 + 1003 };
+    float *src = malloc(N * sizeof *src), *back = malloc(N * sizeof *back);
+    uint16_t *w = malloc(N * sizeof *w);
+    for (int i = 0; i < 65536; i++)
+        src[i] = compress_f16_to_f32((uint16_t)i);
+    for (int i = 65536; i < N; i++)
+        src[i] = (float)(rng_normal(3, 0, (uint64_t)i) * 100.0);
+    int bad = 0;
+    for (int bf = 0; bf <= 1; bf++) {
+        compress_encode16(w, src, N, bf);
+        for (int i = 0; i < N; i++) {
+            uint16_t one = bf ? compress_f32_to_bf16(src[i]) : compress_f32_to_f16(src[i]);
+            if (w[i] != one && !isnan(src[i]))
+                bad++;
+        }
+        compress_decode16(back, (const uint8_t *)w, N, bf);
+        for (int i = 0; i < N; i++) {
+            float one = bf ? compress_bf16_to_f32(w[i]) : compress_f16_to_f32(w[i]);
+            if (bits(back[i]) != bits(one) && !isnan(one))
+                bad++;
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(src);
+    free(back);
+    free(w);
+}
+
 /* Top-k: k elements of the largest magnitude, in index order, and what is
  * not sent stays in the residual: over many steps, the sum of what was sent
  * plus the residual equals the sum of the gradients. */
@@ -158,7 +190,8 @@ int test_compress_register(void)
     if (!s || !CU_add_test(s, "f16_exhaustive", test_f16_exhaustive) ||
         !CU_add_test(s, "f16_nearest", test_f16_nearest) ||
         !CU_add_test(s, "bf16_nearest", test_bf16_nearest) ||
-        !CU_add_test(s, "bf16_values", test_bf16_values) || !CU_add_test(s, "topk", test_topk))
+        !CU_add_test(s, "bf16_values", test_bf16_values) ||
+        !CU_add_test(s, "buffers", test_buffers) || !CU_add_test(s, "topk", test_topk))
         return -1;
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "evaluate.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
@@ -35,6 +36,14 @@ typedef struct {
     int failed;
     err_t perr;
     double push_s, pull_s, compute_s;
+    int comp;                /* cluster.compression of the pushes (compression_t) */
+    double topk_ratio;
+    int pull_elem;           /* WIRE_F32, or WIRE_F16 / WIRE_BF16 (cluster.pull_compression) */
+    uint16_t *enc16;         /* n_params: float16 / bfloat16 pushes, by key */
+    float *residual;         /* n_params: top-k's unsent gradient (error feedback) */
+    uint8_t *topk;           /* 8 * n_params: top-k pushes, by key */
+    uint32_t *tk_idx;        /* n_params: top-k scratch */
+    float *tk_val, *tk_scratch;
     int stop_requested;      /* a pull reply said: someone asked the job to stop */
     int halt;                /* WIRE_E_STOPPING or WIRE_E_LOST: a server refused to go on */
     int64_t halt_clock[64];  /* each refusing server's step (-1: did not refuse) */
@@ -172,23 +181,31 @@ static int on_pull(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, si
     (void)ctx;
     if (h->status == 1)
         c->stop_requested = 1; /* for trainer 0: stop the job at the next step */
-    if (h->begin < c->sb[s] || h->end > c->se[s] || len != (h->end - h->begin) * sizeof(float) ||
+    const int half = h->elem == WIRE_F16 || h->elem == WIRE_BF16;
+    if (h->begin < c->sb[s] || h->end > c->se[s] ||
+        len != (h->end - h->begin) * (half ? 2 : sizeof(float)) ||
         c->pulled[s] + (h->end - h->begin) > c->se[s] - c->sb[s])
         return err_set(err, "trainer %d: server %d answered keys [%llu, %llu) of [%zu, %zu)",
                        c->d->trainer, s, (unsigned long long)h->begin,
                        (unsigned long long)h->end, c->sb[s], c->se[s]);
-    memcpy(c->params + h->begin, p, len);
+    if (half)
+        compress_decode16(c->params + h->begin, p, (size_t)(h->end - h->begin),
+                          h->elem == WIRE_BF16);
+    else
+        memcpy(c->params + h->begin, p, len);
     c->pulled[s] += h->end - h->begin;
     return c->pulled[s] == c->se[s] - c->sb[s];
 }
 
-/* Asks every server at once for the parameters of step `clock`. */
-static int pull_send(client_t *c, long clock, err_t *err)
+/* Asks every server at once for the parameters of step `clock`, as elem
+ * (float32, or float16 / bfloat16 to save bandwidth). */
+static int pull_send(client_t *c, long clock, int elem, err_t *err)
 {
     for (int s = 0; s < c->S; s++) {
         wire_hdr_t h;
         wire_hdr_init(&h, WIRE_PULL, c->d->trainer);
         h.clock = clock;
+        h.elem = elem;
         h.begin = c->sb[s];
         h.end = c->se[s];
         h.req = ++c->req;
@@ -217,7 +234,15 @@ static int pull_collect(client_t *c, err_t *err)
 /* The parameters of step `clock`, asking for them unless a request is out. */
 static int pull_all(client_t *c, long clock, err_t *err)
 {
-    if (!c->pull_out && pull_send(c, clock, err) != 0)
+    if (!c->pull_out && pull_send(c, clock, c->pull_elem, err) != 0)
+        return -1;
+    return pull_collect(c, err);
+}
+
+/* The parameters of step `clock` in full precision (for evaluation). */
+static int pull_exact(client_t *c, long clock, err_t *err)
+{
+    if (pull_send(c, clock, WIRE_F32, err) != 0)
         return -1;
     return pull_collect(c, err);
 }
@@ -240,9 +265,35 @@ static void push_range(void *ctx, size_t b, size_t e)
         h.end = hi;
         h.count = hi - lo;
         h.req = ++c->req;
-        /* zero copy: the gradient buffer is not touched again before the
-         * next pull's replies, which come after this push on each socket */
-        if (send_hdr(c, s, &h, c->grads + lo, (hi - lo) * sizeof(float), &c->perr) != 0) {
+        const void *payload = c->grads + lo;
+        size_t bytes = (hi - lo) * sizeof(float);
+        if (c->comp == COMP_FP16 || c->comp == COMP_BF16) {
+            compress_encode16(c->enc16 + lo, c->grads + lo, hi - lo, c->comp == COMP_BF16);
+            h.elem = c->comp == COMP_BF16 ? WIRE_BF16 : WIRE_F16;
+            payload = c->enc16 + lo;
+            bytes = (hi - lo) * 2;
+        } else if (c->comp == COMP_TOPK) {
+            /* the largest of gradient + residual; the rest waits in the residual */
+            size_t k = compress_topk(c->grads + lo, c->residual + lo, hi - lo, c->topk_ratio,
+                                     c->tk_idx, c->tk_val, c->tk_scratch);
+            uint8_t *o = c->topk + 8 * lo;
+            for (size_t j = 0; j < k; j++) {
+                uint32_t v;
+                memcpy(&v, &c->tk_val[j], 4);
+                for (int b = 0; b < 4; b++) {
+                    o[8 * j + b] = (uint8_t)(c->tk_idx[j] >> (8 * b));
+                    o[8 * j + 4 + b] = (uint8_t)(v >> (8 * b));
+                }
+            }
+            h.elem = WIRE_TOPK;
+            h.count = k;
+            payload = o;
+            bytes = 8 * k;
+        }
+        /* zero copy: the gradient (and encoded) buffers are not touched again
+         * before the next pull's replies, which come after this push on each
+         * socket */
+        if (send_hdr(c, s, &h, payload, bytes, &c->perr) != 0) {
             c->failed = 1;
             break;
         }
@@ -520,6 +571,26 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     const int batch = cfg->train.batch;
     c.params = calloc(c.n_params, sizeof *c.params);
     c.grads = calloc(c.n_params, sizeof *c.grads);
+    c.comp = cfg->cluster.compression;
+    c.topk_ratio = cfg->cluster.topk_ratio;
+    c.pull_elem = cfg->cluster.pull_compression == COMP_FP16   ? WIRE_F16
+                  : cfg->cluster.pull_compression == COMP_BF16 ? WIRE_BF16
+                                                               : WIRE_F32;
+    if (c.comp == COMP_FP16 || c.comp == COMP_BF16)
+        c.enc16 = calloc(c.n_params, sizeof *c.enc16);
+    if (c.comp == COMP_TOPK) {
+        c.residual = calloc(c.n_params, sizeof *c.residual);
+        c.topk = calloc(c.n_params, 8);
+        c.tk_idx = calloc(c.n_params, sizeof *c.tk_idx);
+        c.tk_val = calloc(c.n_params, sizeof *c.tk_val);
+        c.tk_scratch = calloc(c.n_params, sizeof *c.tk_scratch);
+    }
+    if (((c.comp == COMP_FP16 || c.comp == COMP_BF16) && !c.enc16) ||
+        (c.comp == COMP_TOPK &&
+         (!c.residual || !c.topk || !c.tk_idx || !c.tk_val || !c.tk_scratch))) {
+        err_set(err, "out of memory for the compression buffers");
+        goto out;
+    }
     xb = calloc((size_t)batch * dim, sizeof *xb);
     yb = calloc((size_t)batch, sizeof *yb);
     perm = malloc(n_train * sizeof *perm);
@@ -630,8 +701,8 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         }
         train_s += ep_train_s;
         samples += ep_global;
-        /* the model after this epoch's last update */
-        if (pull_all(&c, step, err) != 0)
+        /* the model after this epoch's last update, in full precision */
+        if (pull_exact(&c, step, err) != 0)
             goto halt;
         if (reduce_all(&c, sums, 3, err) != 0)
             goto halt;
@@ -736,6 +807,12 @@ out:
         transport_destroy(&c.sock[s]);
     free(c.params);
     free(c.grads);
+    free(c.enc16);
+    free(c.residual);
+    free(c.topk);
+    free(c.tk_idx);
+    free(c.tk_val);
+    free(c.tk_scratch);
     free(state);
     free(xb);
     free(yb);
