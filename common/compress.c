@@ -134,8 +134,11 @@ size_t compress_topk_count(size_t n, double ratio)
     if (n == 0)
         return 0;
     double k = ceil((double)n * ratio);
-    if (!(k >= 1))
-        return 1;
+    /* a small piece (a bias, a small conv) still sends a few values each
+     * step: starved of updates it would hold the whole model back, and it
+     * costs next to nothing next to the large pieces */
+    if (!(k >= COMPRESS_TOPK_MIN))
+        k = COMPRESS_TOPK_MIN;
     return k >= (double)n ? n : (size_t)k;
 }
 
@@ -178,26 +181,48 @@ size_t compress_topk(const float *g, float *residual, size_t n, double ratio, ui
     size_t k = compress_topk_count(n, ratio);
     if (k == 0)
         return 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         residual[i] += g[i];
-        scratch[i] = fabsf(residual[i]);
+    /* The threshold: the k-th largest |acc|. For a large piece a sample
+     * first gives a lower bound that about 2k values pass, and the exact
+     * selection runs on those only (on all of them when the bound fails). */
+    size_t m = 0;
+    if (n >= 8192 && k < n / 16) {
+        enum { SAMPLE = 1024 };
+        const size_t stride = n / SAMPLE;
+        for (size_t j = 0; j < SAMPLE; j++)
+            scratch[j] = fabsf(residual[j * stride]);
+        size_t rank = (size_t)((double)k * SAMPLE / (double)n * 2.0) + 4;
+        float bound = kth_largest(scratch, SAMPLE, rank < SAMPLE ? rank : SAMPLE - 1);
+        for (size_t i = 0; i < n; i++) {
+            float a = fabsf(residual[i]);
+            if (a >= bound)
+                scratch[m++] = a;
+        }
+        if (m < k)
+            m = 0; /* the sample misled: select over everything */
     }
-    float t = kth_largest(scratch, n, k - 1);
+    if (m == 0) {
+        for (size_t i = 0; i < n; i++)
+            scratch[i] = fabsf(residual[i]);
+        m = n;
+    }
+    float t = kth_largest(scratch, m, k - 1);
     /* those above the threshold, then ties at it in index order, up to k */
     size_t above = 0;
     for (size_t i = 0; i < n; i++)
         above += fabsf(residual[i]) > t;
-    size_t ties = k - above, m = 0;
-    for (size_t i = 0; i < n && m < k; i++) {
+    size_t ties = k - above, got = 0;
+    for (size_t i = 0; i < n && got < k; i++) {
         float a = fabsf(residual[i]);
         if (a > t || (a == t && ties > 0)) {
             if (!(a > t))
                 ties--;
-            idx[m] = (uint32_t)i;
-            val[m] = residual[i];
+            idx[got] = (uint32_t)i;
+            val[got] = residual[i];
             residual[i] = 0;
-            m++;
+            got++;
         }
     }
-    return m;
+    return got;
 }

@@ -25,8 +25,11 @@ void compress_encode16(uint16_t *dst, const float *src, size_t n, int bf16);
 /* dst[i] = the float of src[i] (16-bit little-endian words, any alignment). */
 void compress_decode16(float *dst, const uint8_t *src, size_t n, int bf16);
 
-/* The number of elements top-k keeps of n at ratio r (0 < r <= 1): at least
- * one, at most n. */
+/* Top-k sends at least this many values of a piece (all of a smaller one). */
+#define COMPRESS_TOPK_MIN 32
+
+/* The number of elements top-k keeps of n at ratio r (0 < r <= 1): ceil(r n),
+ * but at least COMPRESS_TOPK_MIN, and at most n. */
 size_t compress_topk_count(size_t n, double ratio);
 
 /* Top-k with error feedback over n elements: acc = g + residual; the k

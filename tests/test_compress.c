@@ -140,8 +140,9 @@ static void test_buffers(void)
 static void test_topk(void)
 {
     enum { N = 1000, STEPS = 50 };
-    CU_ASSERT_EQUAL(compress_topk_count(N, 0.01), 10);
-    CU_ASSERT_EQUAL(compress_topk_count(N, 0.0001), 1);
+    CU_ASSERT_EQUAL(compress_topk_count(100000, 0.01), 1000);
+    CU_ASSERT_EQUAL(compress_topk_count(N, 0.01), COMPRESS_TOPK_MIN);
+    CU_ASSERT_EQUAL(compress_topk_count(N, 0.1), 100);
     CU_ASSERT_EQUAL(compress_topk_count(5, 1.0), 5);
     CU_ASSERT_EQUAL(compress_topk_count(0, 0.5), 0);
     float *g = malloc(N * sizeof *g), *res = calloc(N, sizeof *res), *scratch = malloc(N * 4);
@@ -158,7 +159,7 @@ static void test_topk(void)
         float before[N];
         memcpy(before, res, sizeof before);
         size_t k = compress_topk(g, res, N, 0.01, idx, val, scratch);
-        CU_ASSERT_EQUAL(k, 10);
+        CU_ASSERT_EQUAL(k, COMPRESS_TOPK_MIN);
         float lowest_sent = INFINITY;
         for (size_t j = 0; j < k; j++) {
             if (j && idx[j] <= idx[j - 1])
@@ -184,6 +185,46 @@ static void test_topk(void)
     free(total);
 }
 
+/* A large piece (the sampled threshold): the same k largest as a full sort. */
+static void test_topk_large(void)
+{
+    enum { N = 60000 };
+    float *g = malloc(N * 4), *res = calloc(N, 4), *scratch = malloc(N * 4), *val = malloc(N * 4),
+          *sorted = malloc(N * 4);
+    uint32_t *idx = malloc(N * 4);
+    int bad = 0;
+    for (int s = 0; s < 5; s++) {
+        for (int i = 0; i < N; i++)
+            g[i] = (float)rng_normal(8, (uint64_t)s, (uint64_t)i) * (s == 2 && i < 100 ? 1e3f : 1);
+        float acc[N];
+        for (int i = 0; i < N; i++) {
+            acc[i] = res[i] + g[i];
+            sorted[i] = fabsf(acc[i]);
+        }
+        /* the k-th largest by a plain insertion of the top: a reference */
+        size_t k = compress_topk(g, res, N, 0.01, idx, val, scratch);
+        CU_ASSERT_EQUAL(k, 600);
+        float kth = INFINITY;
+        for (size_t j = 0; j < k; j++)
+            kth = fminf(kth, fabsf(val[j]));
+        size_t above = 0;
+        for (int i = 0; i < N; i++)
+            above += sorted[i] > kth;
+        if (above >= k) /* more than k values beat the smallest sent one */
+            bad++;
+        for (size_t j = 0; j < k; j++)
+            if (val[j] != acc[idx[j]])
+                bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(g);
+    free(res);
+    free(scratch);
+    free(val);
+    free(sorted);
+    free(idx);
+}
+
 int test_compress_register(void)
 {
     CU_pSuite s = CU_add_suite("compress", NULL, NULL);
@@ -191,7 +232,8 @@ int test_compress_register(void)
         !CU_add_test(s, "f16_nearest", test_f16_nearest) ||
         !CU_add_test(s, "bf16_nearest", test_bf16_nearest) ||
         !CU_add_test(s, "bf16_values", test_bf16_values) ||
-        !CU_add_test(s, "buffers", test_buffers) || !CU_add_test(s, "topk", test_topk))
+        !CU_add_test(s, "buffers", test_buffers) || !CU_add_test(s, "topk", test_topk) ||
+        !CU_add_test(s, "topk_large", test_topk_large))
         return -1;
     return 0;
 }
