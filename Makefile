@@ -42,7 +42,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_OBJ)
 MAIN_OBJ := $(BUILD)/launch/main.o
 LAUNCH_SRC := $(filter-out launch/main.c,$(wildcard launch/*.c))
 LAUNCH_OBJ := $(LAUNCH_SRC:%.c=$(BUILD)/%.o)
-TEST_SRC := $(wildcard tests/*.c)
+TEST_SRC := $(wildcard tests/*.c) tests/fuzz/harness.c
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 
@@ -52,9 +52,12 @@ DEPS := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev li
         libmsgpack-dev libcunit1-dev zlib1g-dev libconfig-dev libcjson-dev gnuplot-nox \
         dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler python3-onnx
 DEPS_PY := python3-torch python3-numpy
+# ... and DEPS_FUZZ only by `make fuzz` (libFuzzer comes with clang).
+DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench fixtures verify-torch verify-onnx clean
+.PHONY: all deps deps-py run test test-asan bench fixtures verify-torch verify-onnx clean \
+        deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
 all: $(BUILD)/pstrain $(BUILD)/test_pstrain
 
@@ -155,5 +158,59 @@ verify-torch: deps deps-py
 	$(MAKE) $(BUILD)/pstrain $(BUILD)/dump_start
 	$(PY) bench/torch_trajectory.py
 
+# libFuzzer targets (tests/fuzz/): the header decoder and the server's
+# request handler, built with clang, ASan and UBSan into build-fuzz/ from just
+# the sources they need. `make fuzz` runs each for FUZZ_SECONDS (`make -j2
+# fuzz`: both at once), starting from tests/fuzz/corpus/ and regress/, then
+# merges what gave new coverage into tests/fuzz/corpus/; crashes are saved as
+# build-fuzz/crashes/TARGET-*. `make fuzz-seeds` rewrites the seed inputs.
+FUZZ_SECONDS ?= 600
+FUZZ_CC ?= clang
+FUZZ_DIR := build-fuzz
+FUZZ_PKGS := msgpack zlib libcjson
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined -I. -Icommon -Ips \
+               -Itests/fuzz $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
+FUZZ_LIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm
+FUZZ_SRC := common/wire.c common/err.c common/optim.c common/params.c common/rng.c \
+            common/fsutil.c common/compress.c ps/server.c ps/shard.c export/checkpoint.c \
+            export/ckptdir.c tests/fuzz/harness.c tests/fuzz/stubs.c
+FUZZ_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_RUN := fuzz-wire fuzz-server
+
+deps-fuzz:
+	@missing=$$(for p in $(DEPS_FUZZ); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
+
+# server.c reads the fuzz targets' own clock (stubs.c), which the harness advances
+$(FUZZ_DIR)/ps/server.o: FUZZ_XFLAGS := -Dclock_gettime=fuzz_clock_gettime
+$(FUZZ_DIR)/%.o: %.c $(wildcard common/*.h ps/*.h export/*.h tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CLANG  $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_XFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_DIR)/gen_corpus: tests/fuzz/gen_corpus.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+fuzz-build: deps deps-fuzz
+	$(MAKE) $(FUZZ_DIR)/fuzz_wire $(FUZZ_DIR)/fuzz_server $(FUZZ_DIR)/gen_corpus
+
+fuzz-seeds: fuzz-build
+	./$(FUZZ_DIR)/gen_corpus tests/fuzz/corpus
+
+$(FUZZ_RUN): fuzz-%: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/corpus/$* $(FUZZ_DIR)/crashes tests/fuzz/corpus/$* tests/fuzz/regress/$*
+	./$(FUZZ_DIR)/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 \
+	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$*- \
+	  $(FUZZ_DIR)/corpus/$* tests/fuzz/corpus/$* tests/fuzz/regress/$*
+	./$(FUZZ_DIR)/fuzz_$* -merge=1 tests/fuzz/corpus/$* $(FUZZ_DIR)/corpus/$*
+
+fuzz: $(FUZZ_RUN)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

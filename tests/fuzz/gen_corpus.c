@@ -1,0 +1,314 @@
+/* gen_corpus.c - writes the seed corpus of the fuzz targets: valid headers
+ * of every message type (requests and replies, in every integer encoding
+ * width) for fuzz_wire, and for fuzz_server whole sessions of valid
+ * messages (BSP, ASP and SSP; each shard; 1, 2 and 3 trainers; every
+ * optimizer) with a few malformed ones mixed in.
+ * Usage: gen_corpus DIR (writes DIR/wire/seed-* and DIR/server/seed-*). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+#include "wire.h"
+
+static const char *out_dir;
+static int n_written;
+
+/* Writes f as DIR/kind/seed-NNN and empties it. */
+static void emit(const char *kind, fuzz_buf_t *f)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/seed-%03d", out_dir, kind, n_written++);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(f->b, 1, f->n, fp) != f->n || fclose(fp) != 0) {
+        fprintf(stderr, "gen_corpus: cannot write %s\n", path);
+        exit(1);
+    }
+    f->n = 0;
+}
+
+static void mkdir_p(const char *d)
+{
+    if (mkdir(d, 0777) != 0 && errno != EEXIST) {
+        perror(d);
+        exit(1);
+    }
+}
+
+static wire_hdr_t hdr(int type, int sender, int64_t clock, uint64_t b, uint64_t e, uint64_t count,
+                      uint32_t req, int status)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, type, sender);
+    h.clock = clock;
+    h.begin = b;
+    h.end = e;
+    h.count = count;
+    h.req = req;
+    h.status = status;
+    return h;
+}
+
+static void wire_seed(const wire_hdr_t *h, uint64_t payload_len)
+{
+    uint8_t b[WIRE_HDR_MAX];
+    int n = wire_encode(h, b, sizeof b);
+    fuzz_buf_t f = {0};
+    fuzz_wire_input(&f, b, (size_t)n, payload_len);
+    emit("wire", &f);
+    fuzz_buf_free(&f);
+}
+
+static void wire_seeds(void)
+{
+    /* requests */
+    wire_hdr_t h = hdr(WIRE_PUSH, 3, 300, 0, 1000, 1000, 0xffffffffu, 0);
+    wire_seed(&h, 4000);
+    h = hdr(WIRE_PUSH, 1, 7, 1ull << 40, (1ull << 40) + 3, 3, 70000, 0);
+    h.elem = WIRE_F16;
+    wire_seed(&h, 6);
+    h.elem = WIRE_BF16;
+    wire_seed(&h, 6);
+    h = hdr(WIRE_PULL, 0, 5, 0, 9, 0, 1, 0);
+    wire_seed(&h, 0);
+    h = hdr(WIRE_CLOCK, 2, 1ll << 33, 0, 0, 0, 2, 0);
+    wire_seed(&h, 0);
+    h = hdr(WIRE_BARRIER, 1, 0, 0, 0, 0, 3, 0);
+    wire_seed(&h, 0);
+    h = hdr(WIRE_STATS, 2147483647, 0, 0, 0, 0, 4, 0);
+    wire_seed(&h, 0);
+    h = hdr(WIRE_CHECKPOINT, 0, 12, 0, 0, 0, 5, 1);
+    wire_seed(&h, 0);
+    h = hdr(WIRE_SHUTDOWN, 1, 0, 0, 0, 0, 6, 1);
+    wire_seed(&h, 0);
+    /* replies */
+    h = hdr(WIRE_PULL_REPLY, 0, INT64_MAX, 9, 17, 8, 7, 0);
+    wire_seed(&h, 32);
+    h = hdr(WIRE_STATS, 0, 3, 0, 0, 6, 8, 0);
+    wire_seed(&h, 24);
+    h = hdr(WIRE_CHECKPOINT, 0, 3, 0, 9, 27, 9, 0);
+    wire_seed(&h, 108);
+    h = hdr(WIRE_BARRIER, 0, 3, 0, 0, 0, 10, 0);
+    wire_seed(&h, 0);
+    h = hdr(WIRE_ERROR, 0, 3, 0, 0, 25, 11, WIRE_E_RANGE);
+    h.elem = WIRE_TEXT;
+    wire_seed(&h, 25);
+    h = hdr(WIRE_ERROR, 0, 3, 0, 0, 0, 12, WIRE_E_INTERNAL);
+    wire_seed(&h, 0);
+    /* the widest encodings: every element in a 64-bit int */
+    uint8_t wide[1 + 10 * 9];
+    const int64_t v[10] = {1, WIRE_PUSH, 1, 2, 3, 5, WIRE_F32, 2, 9, 0};
+    wide[0] = 0x9a;
+    for (int k = 0; k < 10; k++) {
+        wide[1 + 9 * k] = k % 2 ? 0xcf : 0xd3;
+        for (int j = 0; j < 8; j++)
+            wide[2 + 9 * k + j] = (uint8_t)((uint64_t)v[k] >> (8 * (7 - j)));
+    }
+    fuzz_buf_t f = {0};
+    fuzz_wire_input(&f, wide, sizeof wide, 8);
+    emit("wire", &f);
+    /* an array16 and an array32 header, and negative fixints */
+    const uint8_t a16[] = {0xdc, 0x00, 0x0a, 1, 2, 0, 0, 0, 4, 1, 0, 0xd0, 0x05, 0};
+    fuzz_wire_input(&f, a16, sizeof a16, 0);
+    emit("wire", &f);
+    const uint8_t a32[] = {0xdd, 0, 0, 0, 0x0a, 1, 8, 0xd1, 0, 1,   0,
+                           0,    0, 1, 0, 0xce, 0, 0, 1,    0, 0xff};
+    fuzz_wire_input(&f, a32, sizeof a32, 0);
+    emit("wire", &f);
+    fuzz_buf_free(&f);
+}
+
+/* A server session under construction. */
+typedef struct {
+    fuzz_buf_t f;
+    size_t b, e; /* the shard */
+    int T;
+    uint32_t req;
+} sess_t;
+
+static void sess_start(sess_t *s, unsigned cfg, unsigned cfg2)
+{
+    static const int trainers[4] = {2, 1, 3, 2};
+    memset(s, 0, sizeof *s);
+    uint8_t c[2] = {(uint8_t)cfg, (uint8_t)cfg2};
+    fuzz_buf_put(&s->f, c, 2);
+    int index = (cfg >> 2) & 1;
+    size_t half = (FUZZ_N_PARAMS + 1) / 2;
+    s->b = index ? half : 0;
+    s->e = index ? FUZZ_N_PARAMS : half;
+    s->T = trainers[(cfg >> 5) & 3];
+}
+
+/* Appends a message from trainer `who` with header h (raw frame). */
+static void sess_msg(sess_t *s, int flags, int who, const wire_hdr_t *h, const void *payload,
+                     size_t plen)
+{
+    uint8_t b[WIRE_HDR_MAX];
+    int n = wire_encode(h, b, sizeof b);
+    fuzz_server_msg(&s->f, flags, who % 3, NULL, 0, b, (size_t)n, payload, plen);
+}
+
+static void sess_req(sess_t *s, int who, int type, int64_t clock, size_t b, size_t e, int status)
+{
+    wire_hdr_t h = hdr(type, who, clock, b, e, 0, ++s->req, status);
+    sess_msg(s, 0, who, &h, NULL, 0);
+}
+
+static void sess_push(sess_t *s, int flags, int who, int64_t clock, size_t b, size_t e)
+{
+    float g[FUZZ_N_PARAMS];
+    for (size_t k = 0; k < e - b; k++)
+        g[k] = 0.25f * (float)(k + 1) * (who + 1);
+    wire_hdr_t h = hdr(WIRE_PUSH, who, clock, b, e, e - b, ++s->req, 0);
+    sess_msg(s, flags, who, &h, g, (e - b) * sizeof(float));
+}
+
+/* A well-behaved job: barrier, pulls, every trainer pushes steps in two
+ * pieces, a trainer that runs ahead pulls early, stats, checkpoints,
+ * shutdown. */
+static void session(unsigned cfg, unsigned cfg2, int malformed)
+{
+    sess_t s;
+    sess_start(&s, cfg, cfg2);
+    size_t mid = s.b + (s.e - s.b) / 2;
+    for (int t = 0; t < s.T; t++)
+        sess_req(&s, t, WIRE_BARRIER, 0, 0, 0, 0);
+    for (int t = 0; t < s.T; t++)
+        sess_req(&s, t, WIRE_PULL, 0, s.b, s.e, 0);
+    for (int step = 0; step < 2; step++) {
+        for (int t = 0; t < s.T; t++) {
+            sess_push(&s, t == 1 ? FUZZ_UNALIGNED : 0, t, step, mid, s.e);
+            if (t == 0) /* trainer 0 is ahead: it wants the next step already */
+                sess_req(&s, 0, WIRE_PULL, step + 1, s.b, s.e, 0);
+            sess_push(&s, 0, t, step, s.b, mid);
+            sess_req(&s, t, WIRE_CLOCK, step, 0, 0, 0);
+            if (malformed && t == 0) {
+                /* a push for another step, one that cuts the pieces, and a
+                 * reply sent to the server */
+                sess_push(&s, 0, t, step + 5, s.b, mid);
+                sess_push(&s, 0, t, step, s.b, s.b + 1);
+                wire_hdr_t h = hdr(WIRE_PULL_REPLY, 0, 0, s.b, s.b + 1, 1, 77, 0);
+                float one = 1;
+                sess_msg(&s, 0, 0, &h, &one, sizeof one);
+            }
+        }
+        for (int t = 1; t < s.T; t++)
+            sess_req(&s, t, WIRE_PULL, step + 1, s.b, mid, 0);
+    }
+    sess_req(&s, 0, WIRE_STATS, 0, 0, 0, 0);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, 0);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, 1);
+    if (malformed) {
+        /* extra frames, a bad peer, an ERROR sent to the server, a field
+         * header, junk */
+        wire_hdr_t h = hdr(WIRE_PULL, 0, 0, s.b, s.e, 0, 90, 0);
+        sess_msg(&s, 2, 0, &h, NULL, 0);
+        uint8_t hb[WIRE_HDR_MAX];
+        int n = wire_encode(&h, hb, sizeof hb);
+        fuzz_server_msg(&s.f, 0, -1, (const uint8_t *)"", 0, hb, (size_t)n, NULL, 0);
+        fuzz_server_msg(&s.f, 0, -1, (const uint8_t *)"a-long-peer", 11, hb, (size_t)n, NULL, 0);
+        h = hdr(WIRE_ERROR, 0, 0, 0, 0, 3, 91, WIRE_E_STATE);
+        h.elem = WIRE_TEXT;
+        sess_msg(&s, 0, 1, &h, "bad", 3);
+        const uint8_t fields[FUZZ_FIELDS] = {
+            WIRE_PULL, 1, 0, (uint8_t)s.b, (uint8_t)(s.b + 2), WIRE_F32, 0, 92, 0};
+        fuzz_server_msg(&s.f, FUZZ_FIELDS_HDR, 1, NULL, 0, fields, sizeof fields, NULL, 0);
+        const uint8_t junk[] = {0x9a, 0x02, 0xc1};
+        fuzz_server_msg(&s.f, 0, 2, NULL, 0, junk, sizeof junk, NULL, 0);
+    }
+    for (int t = 0; t < s.T; t++)
+        sess_req(&s, t, WIRE_SHUTDOWN, 0, 0, 0, 0);
+    emit("server", &s.f);
+    fuzz_buf_free(&s.f);
+}
+
+/* A BARRIER round that sums values (float32 pairs). */
+static void barrier_values(sess_t *s)
+{
+    for (int t = 0; t < s->T; t++) {
+        float v[4] = {1.5f * (t + 1), 0, -2.0f, 1e-9f};
+        wire_hdr_t h = hdr(WIRE_BARRIER, t, 0, 0, 0, 4, ++s->req, 0);
+        sess_msg(s, 0, t, &h, v, sizeof v);
+    }
+}
+
+/* Jobs that end early: a trainer is lost (halting BSP, or going on without
+ * it), or the job is asked to stop (a signal; CHECKPOINT status 2; SHUTDOWN
+ * status 2), with pulls and barriers waiting. */
+static void session_stop(unsigned cfg, unsigned cfg2, int how)
+{
+    sess_t s;
+    sess_start(&s, cfg, cfg2);
+    size_t mid = s.b + (s.e - s.b) / 2;
+    barrier_values(&s);
+    sess_push(&s, 0, 0, 0, s.b, mid);
+    sess_req(&s, 0, WIRE_PULL, 1, s.b, s.e, 0);
+    sess_req(&s, 0, WIRE_BARRIER, 0, 0, 0, 0);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, 1);
+    switch (how) {
+    case 0:
+        fuzz_server_op(&s.f, FUZZ_OP_LOSE | 2 << 2); /* trainer 1 */
+        break;
+    case 1:
+        sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, 2);
+        break;
+    case 2:
+        fuzz_server_op(&s.f, FUZZ_OP_STOP);
+        break;
+    default:
+        sess_req(&s, 1, WIRE_SHUTDOWN, 0, 0, 0, 2);
+        break;
+    }
+    for (int t = 0; t < s.T; t++) {
+        sess_push(&s, 0, t, 0, mid, s.e);
+        if (t)
+            sess_push(&s, 0, t, 0, s.b, mid);
+        sess_req(&s, t, WIRE_PULL, 1, s.b, s.e, 0);
+        sess_req(&s, t, WIRE_BARRIER, 0, 0, 0, 0);
+    }
+    fuzz_server_op(&s.f, FUZZ_OP_LOSE | 7 << 2);
+    sess_req(&s, 0, WIRE_STATS, 0, 0, 0, 0);
+    emit("server", &s.f);
+    fuzz_buf_free(&s.f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen_corpus DIR\n");
+        return 2;
+    }
+    out_dir = argv[1];
+    char d[4096];
+    mkdir_p(out_dir);
+    snprintf(d, sizeof d, "%s/wire", out_dir);
+    mkdir_p(d);
+    snprintf(d, sizeof d, "%s/server", out_dir);
+    mkdir_p(d);
+    wire_seeds();
+    /* consistency x shard x trainers (2, 1, 3) x optimizer, half with
+     * malformed messages mixed in; bit 7: SSP staleness 0; the second byte: checkpoints on (odd
+     * consistency + shard) */
+    for (unsigned cons = 0; cons < 3; cons++)
+        for (unsigned idx = 0; idx < 2; idx++)
+            for (unsigned tr = 0; tr < 3; tr++) {
+                unsigned opt = (cons + idx + tr) % 4;
+                unsigned cfg = cons | idx << 2 | opt << 3 | tr << 5 | ((cons + tr) % 2) << 7;
+                session(cfg, (cons + idx) % 2, (idx + tr) % 2);
+            }
+    for (unsigned cons = 0; cons < 3; cons++)
+        for (int how = 0; how < 4; how++)
+            session_stop(cons | (unsigned)(how % 2) << 2 | 3u << 5, (unsigned)how & 3, how);
+    session_stop(0, 2, 0); /* BSP, 2 trainers, going on without a lost one */
+    /* a send that fails */
+    sess_t s;
+    sess_start(&s, 0, 0);
+    wire_hdr_t h = hdr(WIRE_STATS, 0, 0, 0, 0, 0, 1, 0);
+    sess_msg(&s, FUZZ_SEND_FAILS, 0, &h, NULL, 0);
+    emit("server", &s.f);
+    fuzz_buf_free(&s.f);
+    printf("gen_corpus: %d seeds in %s\n", n_written, out_dir);
+    return 0;
+}
