@@ -375,12 +375,13 @@ static int flush_pending(server_t *s, server_send_fn send, void *ctx)
 
 /* BSP: sums and applies piece r once every live trainer has pushed it (a
  * trainer lost in mid-step adds what it pushed before it was lost). Returns
- * 0, or -1 with err when a waiting pull cannot be sent its part. */
+ * 0, or -2 with err when a waiting pull cannot be sent its part (the piece
+ * is applied all the same). */
 static int complete_piece(server_t *s, range_t *r, err_t *err)
 {
     const int T = s->o.n_trainers;
     const uint8_t *got = s->rgot + (size_t)(r - s->ranges) * T;
-    if (r->applied)
+    if (r->applied || s->halt == WIRE_E_LOST) /* halted: the lost trainer's part never comes */
         return 0;
     for (int u = 0; u < T; u++)
         if (!got[u] && !s->lost[u])
@@ -407,7 +408,7 @@ static int complete_piece(server_t *s, range_t *r, err_t *err)
         if (s->pending[i].hdr.clock == s->version + 1 && !pull_halted(s, s->version + 1))
             serve_piece(s, &s->pending[i], (int)(r - s->ranges), s->version + 1, &fail);
     if (fail)
-        return err_set(err, "cannot send a piece of the parameters");
+        return err_set(err, "cannot send a piece of the parameters"), -2;
     return 0;
 }
 
@@ -417,7 +418,9 @@ static int complete_piece(server_t *s, range_t *r, err_t *err)
  * does BSP with one trainer. BSP with several trainers keeps each trainer's
  * pieces (trainer 0's straight in the sum) until the step is complete, then
  * adds them in trainer order, never arrival order, so the result is
- * deterministic. */
+ * deterministic. Returns 0; -1 with err if the piece is refused (nothing is
+ * taken); -2 with err if it was taken but a waiting pull could not be sent
+ * its part. */
 static int take_piece(server_t *s, int t, size_t b, const float *g, size_t n, err_t *err)
 {
     size_t off = b - s->begin;
@@ -466,6 +469,8 @@ static int take_piece(server_t *s, int t, size_t b, const float *g, size_t n, er
  * ASP / SSP count each trainer's steps). */
 static void step_maybe_done(server_t *s)
 {
+    if (s->halt == WIRE_E_LOST)
+        return; /* BSP halted: the servers stay at the last complete step */
     if (s->o.consistency == CONS_BSP) {
         int live = 0;
         for (int u = 0; u < s->o.n_trainers; u++) {
@@ -632,6 +637,9 @@ int server_check_trainers(server_t *s, int timeout_ms, server_send_fn send, void
     err->msg[0] = '\0';
     if (timeout_ms <= 0)
         return 0;
+    /* complete_piece answers waiting pulls through s->send: this call's */
+    s->send = send;
+    s->send_ctx = ctx;
     if (s->tseen_start == 0)
         s->tseen_start = now;
     for (int t = 0; t < T; t++) {
@@ -780,6 +788,12 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         rc = reply_error(s, peer, peer_len, &h, WIRE_E_RANGE, send, ctx, err);
         goto out;
     }
+    if (h.type == WIRE_PULL && h.begin == h.end) { /* no PULL_REPLY can be empty */
+        err_set(err, "PULL of the empty key range [%llu, %llu)", (unsigned long long)h.begin,
+                (unsigned long long)h.end);
+        rc = reply_error(s, peer, peer_len, &h, WIRE_E_RANGE, send, ctx, err);
+        goto out;
+    }
     if (h.type == WIRE_PULL && h.elem != WIRE_F32 && h.elem != WIRE_F16 && h.elem != WIRE_BF16) {
         err_set(err, "PULL asks for element type %d: replies are float32, float16 or bfloat16",
                 h.elem);
@@ -811,17 +825,20 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
                 rc = reply_error(s, peer, peer_len, &h, code, send, ctx, err);
                 goto out;
             }
-            if (take_piece(s, t, h.begin, g, n, err) != 0) {
+            int took = take_piece(s, t, h.begin, g, n, err);
+            if (took == -1) { /* refused: nothing was taken */
                 rc = reply_error(s, peer, peer_len, &h, WIRE_E_STATE, send, ctx, err);
                 goto out;
             }
+            rc = took; /* -2: taken, but a piece could not be sent to a waiting pull */
         }
         s->tgot[t] += n;
         s->stats.pushes++;
         if (s->tgot[t] == s->len) {
             long before = s->version;
             trainer_step_done(s, t);
-            rc = flush_pending(s, send, ctx);
+            if (flush_pending(s, send, ctx) != 0)
+                rc = -1;
             if (s->version != before) {
                 s->n_ranges = 0; /* a new step starts with no pieces */
                 if (rc == 0)
@@ -877,14 +894,19 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
     case WIRE_STATS: {
         int first;
         int lost = server_lost(s, &first);
-        float v[8] = {(float)s->stats.pushes, (float)s->stats.pulls, (float)s->stats.errors,
+        /* BSP: pieces of the step under way already applied (a halt then
+         * leaves no consistent step on this server) */
+        int partial = 0;
+        for (int i = 0; i < s->n_ranges; i++)
+            partial |= s->ranges[i].applied;
+        float v[9] = {(float)s->stats.pushes, (float)s->stats.pulls, (float)s->stats.errors,
                       (float)s->stats.updates, (float)s->stats.busy_s, (float)s->version,
-                      (float)lost, (float)first};
+                      (float)lost, (float)first, (float)partial};
         wire_hdr_t r;
         wire_hdr_init(&r, WIRE_STATS, s->o.rank);
         r.req = h.req;
         r.clock = s->version;
-        r.count = 8;
+        r.count = 9;
         rc = reply(s, peer, peer_len, &r, v, sizeof v, 0, send, ctx);
         break;
     }

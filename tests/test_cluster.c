@@ -387,6 +387,52 @@ static void test_export_command(void)
     CU_ASSERT(access(path, F_OK) != 0); /* nothing written */
 }
 
+/* Reads "key": number from RUN/summary.json (a flat search is enough for the
+ * keys used here). Returns NAN when it is not there. */
+static double summary_num(const char *out, const char *key)
+{
+    char path[600], needle[80];
+    snprintf(path, sizeof path, "%s/%s/summary.json", tests_tmp_dir(), out);
+    snprintf(needle, sizeof needle, "\"%s\":", key);
+    err_t err;
+    char *js = fs_read_all(path, NULL, &err);
+    char *p = js ? strstr(js, needle) : NULL;
+    double v = p ? atof(p + strlen(needle)) : NAN;
+    free(js);
+    return v;
+}
+
+/* Compression: the 3-epoch Fashion-MNIST CNN (configs/fashion_cnn.cfg, 1
+ * server + 2 trainers) with fp16 pushes and with top-k 1% pushes reaches the
+ * test accuracy of the uncompressed run within half a point, and each push
+ * carries at most 0.52x (fp16) and 0.03x (top-k, values and indices) of the
+ * uncompressed bytes. */
+static void test_compression(void)
+{
+    static const char *const modes[] = {"none", "fp16", "topk"};
+    double acc[3], bytes[3];
+    for (int i = 0; i < 3; i++) {
+        char out[64], cmd[1400];
+        snprintf(out, sizeof out, "comp_%s", modes[i]);
+        snprintf(cmd, sizeof cmd,
+                 "timeout 300 mpirun %s --oversubscribe -np 3 %s --config configs/fashion_cnn.cfg "
+                 "--servers 1 --set cluster.compression=%s --out %s/%s --quiet --no-plot "
+                 "> %s/%s.log 2>&1",
+                 getuid() == 0 ? "--allow-run-as-root" : "", bin(), modes[i], tests_tmp_dir(),
+                 out, tests_tmp_dir(), out);
+        CU_ASSERT_FATAL(system(cmd) == 0);
+        acc[i] = summary_num(out, "test_accuracy");
+        bytes[i] = summary_num(out, "bytes_sent");
+    }
+    fprintf(stderr, "\n  3 epochs: none %.2f%%, fp16 %.2f%%, top-k 1%% %.2f%%; trainer 0 sent "
+            "%.3gx (fp16) and %.3gx (top-k) of the uncompressed bytes\n", 100 * acc[0],
+            100 * acc[1], 100 * acc[2], bytes[1] / bytes[0], bytes[2] / bytes[0]);
+    CU_ASSERT(fabs(acc[1] - acc[0]) <= 0.005);
+    CU_ASSERT(fabs(acc[2] - acc[0]) <= 0.005);
+    CU_ASSERT(bytes[1] <= 0.52 * bytes[0]);
+    CU_ASSERT(bytes[2] <= 0.03 * bytes[0]);
+}
+
 /* Faults in the middle of a job (tests/faults.sh says what each must do). */
 static void fault(const char *scenario)
 {
@@ -427,7 +473,8 @@ int test_cluster_register(void)
         !CU_add_test(s, "fault_trainer_asp", test_fault_trainer_asp) ||
         !CU_add_test(s, "fault_trainer_bsp", test_fault_trainer_bsp) ||
         !CU_add_test(s, "fault_sigterm", test_fault_sigterm) ||
-        !CU_add_test(s, "fault_sigterm_local", test_fault_sigterm_local))
+        !CU_add_test(s, "fault_sigterm_local", test_fault_sigterm_local) ||
+        !CU_add_test(s, "compression", test_compression))
         return -1;
     return 0;
 }

@@ -17,6 +17,7 @@ int test_config_register(void);
 int test_torch_register(void);
 int test_train_register(void);
 int test_wire_register(void);
+int test_compress_register(void);
 int test_fuzz_register(void);
 int test_onnx_register(void);
 int test_checkpoint_register(void);

@@ -365,6 +365,7 @@ typedef struct {
     double pushes, pulls, errors, updates, busy;
     double version_min, version_max; /* the servers' steps */
     int lost, first_lost;             /* trainers the servers gave up (the most any saw) */
+    int partial;                      /* a server applied part of the step under way */
 } sstats_t;
 
 static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
@@ -376,7 +377,7 @@ static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, s
     (void)err;
     sstats_t *st = ctx;
     if (len >= 6 * sizeof(float)) {
-        float v[8] = {0, 0, 0, 0, 0, 0, 0, -1};
+        float v[9] = {0, 0, 0, 0, 0, 0, 0, -1, 0};
         memcpy(v, p, len < sizeof v ? len : sizeof v);
         st->pushes += v[0];
         st->pulls += v[1];
@@ -387,6 +388,7 @@ static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, s
             st->version_min = v[5];
         if (s == 0 || v[5] > st->version_max)
             st->version_max = v[5];
+        st->partial |= v[8] != 0;
         if ((int)v[6] > st->lost) {
             st->lost = (int)v[6];
             st->first_lost = (int)v[7];
@@ -520,10 +522,11 @@ static int halt_job(client_t *c, const job_config_t *cfg, const train_opts_t *op
     char done[ERR_LEN + 200];
     if (simple_all(c, WIRE_STATS, 0, 0, on_stats, &ss, &e) != 0) {
         snprintf(done, sizeof done, "no checkpoint (%s)", e.msg);
-    } else if (ss.version_min != ss.version_max) {
-        snprintf(done, sizeof done, "the servers stand at steps %.0f to %.0f, so no consistent "
-                 "checkpoint could be written; resume from the last periodic one",
-                 ss.version_min, ss.version_max);
+    } else if (ss.version_min != ss.version_max || ss.partial) {
+        snprintf(done, sizeof done, "the servers stand between steps %.0f and %.0f%s, so no "
+                 "consistent checkpoint could be written; continue from the last periodic one "
+                 "with --resume %s", ss.version_min, ss.version_max + ss.partial,
+                 ss.partial ? " (part of a step applied)" : "", opts->out_dir);
     } else {
         long k = (long)ss.version_min;
         if (checkpoint_job(c, cfg, opts, data, k, per_epoch, &e) != 0)
