@@ -1,9 +1,10 @@
 /* bench_proto.c - push + pull round trips of a parameter vector through
  * pstrain's protocol (the real server logic behind a ROUTER, a trainer-like
  * DEALER client: PUSH the gradient, PULL the parameters, copy them into its
- * buffer) against raw ZeroMQ DEALER/ROUTER echoing the same bytes, side by
- * side over TCP loopback, for 1, 16 and 256 MiB. Reports the medians of
- * alternating rounds in GB/s of payload moved (2 x size per round trip).
+ * buffer), with CURVE security (cluster.auth = "curve", the default) and
+ * without ("none"), against raw ZeroMQ DEALER/ROUTER echoing the same bytes,
+ * side by side over TCP loopback, for 1, 16 and 256 MiB. Reports the medians
+ * of alternating rounds in GB/s of payload moved (2 x size per round trip).
  * The raw baseline uses ZeroMQ directly; pstrain itself keeps it in
  * common/transport.c. */
 #include <malloc.h>
@@ -143,7 +144,8 @@ int main(int argc, char **argv)
     printf("# push+pull round trips over TCP loopback, GB/s of payload (2 x size per round "
            "trip), median of %d alternating rounds\n",
            rounds);
-    printf("%8s %12s %12s %7s\n", "size", "pstrain", "raw zmq", "ratio");
+    printf("%8s %14s %14s %12s %8s %9s\n", "size", "pstrain none", "pstrain curve", "raw zmq",
+           "none/raw", "curve/none");
     for (int k = 0; k < 3; k++) {
         size_t bytes = mib[k] << 20, n = bytes / sizeof(float);
         float *grads = malloc(bytes), *params = malloc(bytes), *echo = malloc(bytes);
@@ -167,25 +169,44 @@ int main(int argc, char **argv)
         server_opts_t so = {.n_servers = 1, .n_trainers = 1, .consistency = CONS_BSP,
                             .total_steps = 1 << 30, .table = &tab,
                             .optim = {.kind = OPT_SGD, .lr = 0.0}};
-        ps_t p = {.s = server_new(&so, &err)};
-        char ep[256];
-        p.t = transport_listen("127.0.0.1", ep, sizeof ep, &err);
-        pthread_t pt;
-        pthread_create(&pt, NULL, ps_server, &p);
-        transport_t *pc = transport_connect(ep, &err);
-        long step = 0;
-        /* warm up both */
+        /* [0]: plain, [1]: CURVE with the job's keys (a fresh pair per size) */
+        transport_auth_t auth[2] = {{.curve = 0}};
+        if (transport_auth_generate(&auth[1], &err) != 0) {
+            fprintf(stderr, "bench_proto: %s\n", err.msg);
+            return 1;
+        }
+        ps_t p[2];
+        pthread_t pt[2];
+        transport_t *pc[2];
+        long step[2] = {0, 0};
+        for (int v = 0; v < 2; v++) {
+            char ep[256];
+            p[v].s = server_new(&so, &err);
+            p[v].t = p[v].s ? transport_listen_auth("127.0.0.1", &auth[v], ep, sizeof ep, &err)
+                            : NULL;
+            pc[v] = p[v].t ? transport_connect_auth(ep, &auth[v], &err) : NULL;
+            if (!pc[v]) {
+                fprintf(stderr, "bench_proto: %s\n", err.msg);
+                return 1;
+            }
+            pthread_create(&pt[v], NULL, ps_server, &p[v]);
+        }
+        /* warm up all three */
         raw_rounds(rc, echo, bytes, 1);
-        ps_rounds(pc, grads, params, n, &step, 1);
-        double a[16], b[16];
+        for (int v = 0; v < 2; v++)
+            ps_rounds(pc[v], grads, params, n, &step[v], 1);
+        double a[16], c[16], b[16];
         for (int i = 0; i < rounds && i < 16; i++) {
-            a[i] = ps_rounds(pc, grads, params, n, &step, iters[k]);
+            a[i] = ps_rounds(pc[0], grads, params, n, &step[0], iters[k]);
+            c[i] = ps_rounds(pc[1], grads, params, n, &step[1], iters[k]);
             b[i] = raw_rounds(rc, echo, bytes, iters[k]);
         }
         qsort(a, (size_t)rounds, sizeof *a, cmp);
+        qsort(c, (size_t)rounds, sizeof *c, cmp);
         qsort(b, (size_t)rounds, sizeof *b, cmp);
-        printf("%5zu MiB %9.2f GB/s %7.2f GB/s %6.2fx\n", mib[k], a[rounds / 2], b[rounds / 2],
-               a[rounds / 2] / b[rounds / 2]);
+        const int mid = rounds / 2;
+        printf("%5zu MiB %9.2f GB/s %9.2f GB/s %7.2f GB/s %7.2fx %8.2fx\n", mib[k], a[mid], c[mid],
+               b[mid], a[mid] / b[mid], c[mid] / a[mid]);
         fflush(stdout);
         /* stop both servers */
         zmq_send(rc, "", 0, 0);
@@ -194,18 +215,21 @@ int main(int argc, char **argv)
         zmq_close(rc);
         pthread_join(rt, NULL);
         zmq_ctx_term(r.ctx);
-        wire_hdr_t h;
-        wire_hdr_init(&h, WIRE_SHUTDOWN, 0);
-        uint8_t hb[WIRE_HDR_MAX];
-        tframe_t f = {hb, (size_t)wire_encode(&h, hb, sizeof hb)};
-        transport_send(pc, &f, 1, 1, &err);
-        tmsg_t m;
-        if (transport_recv(pc, &m, 10000, &err) == 1)
-            tmsg_close(&m);
-        pthread_join(pt, NULL);
-        transport_destroy(&pc);
-        transport_destroy(&p.t);
-        server_destroy(&p.s);
+        for (int v = 0; v < 2; v++) {
+            wire_hdr_t h;
+            wire_hdr_init(&h, WIRE_SHUTDOWN, 0);
+            uint8_t hb[WIRE_HDR_MAX];
+            tframe_t f = {hb, (size_t)wire_encode(&h, hb, sizeof hb)};
+            transport_send(pc[v], &f, 1, 1, &err);
+            tmsg_t m;
+            if (transport_recv(pc[v], &m, 10000, &err) == 1)
+                tmsg_close(&m);
+            pthread_join(pt[v], NULL);
+            transport_destroy(&pc[v]);
+            transport_destroy(&p[v].t);
+            server_destroy(&p[v].s);
+        }
+        transport_auth_wipe(&auth[1]);
         free(grads);
         free(params);
         free(echo);

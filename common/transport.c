@@ -29,6 +29,8 @@ struct transport_t {
     int handshakes;          /* client: handshakes completed */
     int auth_status;         /* client: ZAP status of a refused handshake (0: none) */
     int proto_error;         /* client: last ZMQ_PROTOCOL_ERROR_* of a failed handshake */
+    int failed_last;         /* client: its last handshake failed (libzmq may then have
+                              * ended the connection for good: sends would wait for ever) */
     char endpoint[256];      /* client: what it dials, for messages */
     uint64_t sent, received;
 };
@@ -714,6 +716,7 @@ static void monitor_drain(transport_t *t)
             uint32_t value;
             memcpy(&id, d, 2);
             memcpy(&value, d + 2, 4);
+            t->failed_last = id != ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
             if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
                 t->handshakes++;
             else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
@@ -764,6 +767,12 @@ static int wait_ready(transport_t **ts, int n, int timeout_ms, int *ready, err_t
     int mon_of[64];
     if (n > 64)
         return err_set(err, "poll over %d sockets (at most 64)", n);
+    for (int i = 0; i < n; i++)
+        if (ts[i]->mon) {
+            monitor_drain(ts[i]);
+            if (handshake_refused(ts[i], err) != 0)
+                return -1;
+        }
     const double deadline = now_ms() + timeout_ms;
     for (;;) {
         int k = n;
@@ -811,8 +820,39 @@ static int wait_ready(transport_t **ts, int n, int timeout_ms, int *ready, err_t
     }
 }
 
+/* Waits until client t can take a message. A refused client, or one whose
+ * last handshake failed and that cannot send, has no connection left (libzmq
+ * ends it after such a failure) and would wait for ever: returns -1 with err
+ * saying why. Otherwise waits as a blocking send would (the peer's queue
+ * full) and returns 0. */
+static int send_ready(transport_t *t, err_t *err)
+{
+    for (;;) {
+        monitor_drain(t);
+        if (handshake_refused(t, err) != 0)
+            return -1;
+        int ev = 0;
+        size_t sz = sizeof ev;
+        if (zmq_getsockopt(t->sock, ZMQ_EVENTS, &ev, &sz) != 0)
+            return err_set(err, "ZMQ_EVENTS: %s", zmq_strerror(errno));
+        if (ev & ZMQ_POLLOUT)
+            return 0;
+        if (t->failed_last)
+            return err_set(err,
+                           "cannot send to the server at %s: its handshake failed and the "
+                           "connection is gone (authentication or protocol error)",
+                           t->endpoint);
+        zmq_pollitem_t it[2] = {{.socket = t->sock, .events = ZMQ_POLLOUT},
+                                {.socket = t->mon, .events = ZMQ_POLLIN}};
+        if (zmq_poll(it, 2, 100) < 0 && errno != EINTR)
+            return err_set(err, "poll failed: %s", zmq_strerror(errno));
+    }
+}
+
 int transport_send(transport_t *t, const tframe_t *frames, int n, int zero_copy_from, err_t *err)
 {
+    if (t->mon && n > 0 && send_ready(t, err) != 0)
+        return -1;
     for (int i = 0; i < n; i++) {
         int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
         int rc;

@@ -105,10 +105,11 @@ transport_t *transport_connect(const char *endpoint, err_t *err);
  * a CURVE client with the client key pair that expects auth->server_public.
  * A tcp:// client watches its handshakes (zmq_socket_monitor): when the
  * server refuses it (ZAP status 4xx, or the peer speaks another security
- * mechanism) the next transport_poll / transport_recv on it fails with err
- * saying so, and a wait that times out while a CURVE client has never
- * completed a handshake fails with err naming authentication as a
- * possible cause. Returns the socket, or NULL with err. */
+ * mechanism) the next transport_poll / transport_recv / transport_send on
+ * it fails with err saying so (a send would otherwise wait for ever: libzmq
+ * drops such a connection), and a wait that times out while a CURVE client
+ * has never completed a handshake fails with err naming authentication as
+ * a possible cause. Returns the socket, or NULL with err. */
 transport_t *transport_connect_auth(const char *endpoint, const transport_auth_t *auth,
                                     err_t *err);
 
