@@ -50,13 +50,15 @@ BENCH_SRC := $(wildcard bench/*.c)
 # `make fixtures` and `make bench` (the PyTorch reference).
 DEPS := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libzmq3-dev \
         libmsgpack-dev libcunit1-dev zlib1g-dev libconfig-dev libcjson-dev gnuplot-nox \
-        dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler python3-onnx
+        dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler python3-onnx iproute2 \
+        util-linux
 DEPS_PY := python3-torch python3-numpy
 # ... and DEPS_FUZZ only by `make fuzz` (libFuzzer comes with clang).
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
 .PHONY: all deps deps-py run test test-asan bench fixtures verify-torch verify-onnx clean \
+        test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
 all: $(BUILD)/pstrain $(BUILD)/test_pstrain
@@ -139,6 +141,23 @@ verify-onnx: deps $(ONNX_NODE)
 test: deps $(ONNX_NODE)
 	$(MAKE) all
 	./$(BUILD)/test_pstrain
+	$(MAKE) test-cluster-if-possible
+
+# Multi-host tests on a test bed of network namespaces (tests/cluster/): they
+# need root and `ip netns`; `make test` runs them when it can and says why not.
+test-cluster: deps
+	$(MAKE) $(BUILD)/pstrain
+	tests/cluster/multihost.sh $(BUILD)/pstrain
+
+test-cluster-if-possible:
+	@if why=$$(tests/cluster/testbed.sh check); then $(MAKE) test-cluster; else \
+	  echo "make test: multi-host tests skipped: $$why (they need root and ip netns; make test-cluster)"; fi
+
+# The test bed with a 1 Gbit/s cap per host: training speed, time to 89% and
+# bytes per step with and without compression (root).
+bench-cluster: deps
+	$(MAKE) $(BUILD)/pstrain
+	bench/bench_cluster.sh $(BUILD)/pstrain
 
 test-asan: deps $(ONNX_NODE)
 	$(MAKE) ASAN=1 build-asan/test_pstrain

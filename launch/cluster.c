@@ -334,6 +334,15 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     }
     /* rendezvous: every rank learns every endpoint */
     MPI_Allgather(&me, sizeof me, MPI_BYTE, all, sizeof me, MPI_BYTE, MPI_COMM_WORLD);
+    if (srv) { /* the servers name a lost trainer's host */
+        const char **hosts = calloc((size_t)T, sizeof *hosts);
+        if (hosts) {
+            for (int t = 0; t < T; t++)
+                hosts[t] = all[S + t].host;
+            server_set_trainer_hosts(srv, hosts);
+            free(hosts);
+        }
+    }
     int all_ok = 0;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (!all_ok) {
@@ -421,7 +430,11 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         free(d);
     }
     if (status != 0) {
-        /* a rank that failed ends the job rather than leave others waiting */
+        /* a rank that failed ends the job rather than leave others waiting;
+         * said here too, since under --enable-recovery mpirun exits 0 and may
+         * garble its own report */
+        fprintf(stderr, "rank %d %s %d: exit status %d: ending the job\n", rank, lc.role, index,
+                status);
         transport_destroy(&sock);
         server_destroy(&srv);
         free(all);

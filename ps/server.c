@@ -47,6 +47,7 @@ struct server_t {
     size_t *tgot;            /* T: floats of the current step received */
     int64_t *tclock;         /* T: steps each trainer has completed (pushed in full) */
     char *ckpt_root, *config_text; /* owned copies of o.ckpt_root, o.config_text */
+    char (*thosts)[64];      /* T: each trainer's host, for messages ("" unknown) */
     long version;            /* updates applied */
     range_t ranges[RANGES_MAX]; /* BSP: the step's pieces so far */
     int n_ranges;
@@ -124,11 +125,12 @@ server_t *server_new(const server_opts_t *o, err_t *err)
     s->tseen = calloc((size_t)T, sizeof *s->tseen);
     s->lost = calloc((size_t)T, 1);
     s->tdone = calloc((size_t)T, 1);
+    s->thosts = calloc((size_t)T, sizeof *s->thosts);
     s->cap_pending = 2 * T + 4;
     s->pending = calloc((size_t)s->cap_pending, sizeof *s->pending);
     if (!s->params || !s->state || !s->sum || !s->piece || !s->enc || !s->tgrad || !s->tgot || !s->tclock ||
         !s->barrier || !s->pending || !s->bar_in || !s->bar_vals || !s->rgot || !s->tseen ||
-        !s->lost || !s->tdone) {
+        !s->lost || !s->tdone || !s->thosts) {
         err_set(err, "server %d: out of memory for a shard of %zu parameters", o->index, s->len);
         server_destroy(&s);
         return NULL;
@@ -173,6 +175,7 @@ void server_destroy(server_t **self_p)
     free(s->tseen);
     free(s->lost);
     free(s->tdone);
+    free(s->thosts);
     free(s->pending);
     free(s);
     *self_p = NULL;
@@ -192,6 +195,12 @@ int server_lost(const server_t *s, int *first)
                 *first = t;
     }
     return s->n_lost;
+}
+
+void server_set_trainer_hosts(server_t *s, const char *const *hosts)
+{
+    for (int t = 0; t < s->o.n_trainers; t++)
+        snprintf(s->thosts[t], sizeof s->thosts[t], "%s", hosts[t] ? hosts[t] : "");
 }
 
 void server_request_stop(server_t *s)
@@ -656,8 +665,8 @@ int server_check_trainers(server_t *s, int timeout_ms, server_send_fn send, void
                 s->pending[keep++] = s->pending[i];
         s->n_pending = keep;
         s->bar_in[t] = 0;
-        err_set(err, "trainer %d (rank %d) lost: nothing heard from it for %.1f s", t,
-                s->o.n_servers + t, now - seen);
+        err_set(err, "trainer %d (rank %d on %s) lost: nothing heard from it for %.1f s", t,
+                s->o.n_servers + t, s->thosts[t][0] ? s->thosts[t] : "an unknown host", now - seen);
         if (s->o.consistency == CONS_BSP && !s->o.continue_on_loss && s->halt != WIRE_E_LOST) {
             s->halt = WIRE_E_LOST;
             snprintf(s->halt_msg, sizeof s->halt_msg, "%s", err->msg);

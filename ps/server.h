@@ -84,6 +84,10 @@ int server_finished(const server_t *s);
 int server_check_trainers(server_t *s, int timeout_ms, server_send_fn send, void *ctx,
                           err_t *err);
 
+/* Names the host of each trainer (n_trainers of them, copied, cut at 63
+ * bytes) for the messages about lost trainers. */
+void server_set_trainer_hosts(server_t *s, const char *const *hosts);
+
 /* Number of trainers lost so far; *first (if not NULL) gets the first one's
  * index or -1. */
 int server_lost(const server_t *s, int *first);
