@@ -12,8 +12,9 @@
 #                  per host
 #   loopback       the default bind (127.0.0.1) across hosts is refused at start
 #   link_cut       h3's link goes down in the middle of a job: the job stops
-#                  within the timeout naming the lost host and rank, and once
-#                  the link is back --resume finishes it
+#                  within the timeout naming the lost host and rank, with a
+#                  checkpoint; mpirun exits non-zero once the link is back
+#                  (its daemon on h3 was cut off too), and --resume finishes it
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -91,9 +92,10 @@ grep -q "listens on loopback (tcp://127.0.0.1:[0-9]*) on host h1, which this hos
 echo "loopback: refused: $(grep -m1 -o 'server 0 listens on loopback.*cannot reach' "$work/b.log")"
 
 # link_cut: a long job with periodic checkpoints; h3's link goes down. The
-# ranks stop within the timeout; mpirun's own daemon on h3 is cut off too, so
-# the link comes back once the job has said what happened, and mpirun ends.
-$mpirun -np 3 --map-by node --enable-recovery "$bin" --servers 1 --config "$cfg" \
+# ranks stop within the timeout (trainer 0 with a checkpoint of the last
+# complete step); mpirun's own daemon on h3 is cut off too, so mpirun can end
+# only once the link is back: it must then exit, non-zero, by itself.
+$mpirun -np 3 --map-by node "$bin" --servers 1 --config "$cfg" \
     --set train.max_steps=0 --set train.epochs=200 --set checkpoint.every_steps=40 \
     --out "$work/c" --no-plot > "$work/c.log" 2>&1 &
 job=$!
@@ -109,11 +111,15 @@ for _ in $(seq 300); do
 done
 t1=$(date +%s.%N)
 ip -n pst-h3 link set eth1 up
-for _ in $(seq 300); do kill -0 $job 2> /dev/null || break; sleep 0.2; done
-kill -9 $job 2> /dev/null && echo "link_cut: (mpirun itself had to be killed)"
+for _ in $(seq 150); do kill -0 $job 2> /dev/null || break; sleep 0.2; done
+kill -9 $job 2> /dev/null && fail link_cut "mpirun did not end within 30 s of the link's return"
+wait $job && fail link_cut "mpirun exited 0 after the job lost a host"
 grep -q "trainer 1 (rank 2 on h3) lost" "$work/c.log" || fail link_cut "no message naming h3"
 grep -q "rank 1 trainer 0: exit status 1: ending the job" "$work/c.log" ||
     fail link_cut "trainer 0 did not stop"
+grep -q "written to $work/c/checkpoints; continue with --resume" "$work/c.log" ||
+    grep -q "no consistent checkpoint could be written; continue from the last periodic one" \
+        "$work/c.log" || fail link_cut "no word on the checkpoint"
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 awk -v s="$secs" 'BEGIN { exit !(s <= 4 + 3) }' || fail link_cut "the job took $secs s to stop"
 echo "link_cut: stopped $secs s after the cut (timeout 4 s): $(grep -m1 -o 'trainer 1 (rank 2 on h3) lost[^;]*' "$work/c.log")"
