@@ -12,12 +12,18 @@
 
 int fs_write_atomic(const char *path, const void *data, size_t len, err_t *err)
 {
+    return fs_write_atomic_mode(path, data, len, 0644, err);
+}
+
+int fs_write_atomic_mode(const char *path, const void *data, size_t len, int mode, err_t *err)
+{
     char tmp[4096], dir[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
         return err_set(err, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* mkstemp: a new file of our own, 0600 until fchmod gives it its mode */
+    int fd = mkstemp(tmp);
     if (fd < 0)
-        return err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+        return err_set(err, "%s: cannot create a temporary file: %s", path, strerror(errno));
     const char *p = data;
     size_t left = len;
     while (left > 0) {
@@ -31,8 +37,8 @@ int fs_write_atomic(const char *path, const void *data, size_t len, err_t *err)
         p += n;
         left -= (size_t)n;
     }
-    if (fsync(fd) != 0) {
-        err_set(err, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (fchmod(fd, (mode_t)mode) != 0 || fsync(fd) != 0) {
+        err_set(err, "%s: fchmod/fsync failed: %s", tmp, strerror(errno));
         goto fail;
     }
     if (close(fd) != 0) {

@@ -13,6 +13,10 @@
  * no temporary file is left behind. */
 int fs_write_atomic(const char *path, const void *data, size_t len, err_t *err);
 
+/* As fs_write_atomic, with the file's mode (e.g. 0600 for a secret key: the
+ * temporary file is never readable by others either). */
+int fs_write_atomic_mode(const char *path, const void *data, size_t len, int mode, err_t *err);
+
 /* Creates dir and its missing parents (mode 0755). Returns 0 or -1 with err. */
 int fs_mkdirs(const char *dir, err_t *err);
 

@@ -438,52 +438,6 @@ int transport_auth_load(transport_auth_t *a, const char *dir, err_t *err)
     return 1;
 }
 
-/* Writes text to path atomically with mode 0600: a temporary file made by
- * mkstemp (0600) in the same folder, fsync, rename, fsync of the folder.
- * Returns 0, or -1 with err; no temporary file is left behind. */
-static int write_secret(const char *dir, const char *path, const char *text, err_t *err)
-{
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return err_set(err, "%s: cannot create a temporary file: %s", path, strerror(errno));
-    size_t left = strlen(text);
-    const char *p = text;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            err_set(err, "%s: write failed: %s", tmp, strerror(errno));
-            goto fail;
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-    if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) {
-        err_set(err, "%s: fchmod/fsync failed: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    int rc = close(fd);
-    fd = -1;
-    if (rc != 0 || rename(tmp, path) != 0) {
-        err_set(err, "%s: cannot put it in place: %s", path, strerror(errno));
-        goto fail;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* make the rename itself durable */
-        fsync(dfd);
-        close(dfd);
-    }
-    return 0;
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    return -1;
-}
-
 int transport_auth_save(const transport_auth_t *a, const char *dir, err_t *err)
 {
     struct stat st;
@@ -511,7 +465,7 @@ int transport_auth_save(const transport_auth_t *a, const char *dir, err_t *err)
                  "    secret-key = \"%s\"\n",
                  i == 0 ? "parameter server" : "trainer", i == 0 ? "server" : "trainer",
                  keys[i][0], keys[i][1]);
-        int rc = write_secret(dir, path, text, err);
+        int rc = fs_write_atomic_mode(path, text, strlen(text), 0600, err);
         explicit_bzero(text, sizeof text);
         if (rc != 0)
             return -1;
