@@ -23,7 +23,13 @@ check() {
     [ "$(id -u)" = 0 ] || { echo "testbed: not root"; return 1; }
     command -v ip > /dev/null || { echo "testbed: no ip (iproute2)"; return 1; }
     command -v unshare > /dev/null || { echo "testbed: no unshare (util-linux)"; return 1; }
+    command -v node > /dev/null || { echo "testbed: no node (the tests read JSON with it)"; return 1; }
     ip netns add pst-probe 2> /dev/null || { echo "testbed: ip netns add fails here"; return 1; }
+    if ! ip netns exec pst-probe unshare --uts true 2> /dev/null; then
+        ip netns del pst-probe
+        echo "testbed: unshare --uts fails here"
+        return 1
+    fi
     ip netns del pst-probe
     return 0
 }
