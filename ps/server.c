@@ -535,15 +535,14 @@ static int save_shard(server_t *s, int64_t step, err_t *err)
 
 /* A BSP checkpoint that waited for its step: written (and answered) once
  * the server is there. Returns 0 or -1 (a reply could not be sent). */
-static int save_if_due(server_t *s, server_send_fn send, void *ctx)
+/* Writes the shard as step p->hdr.clock (save_shard) and answers request p:
+ * CHECKPOINT without payload once the file is on disk, or ERROR internal
+ * (err says why). Returns 0 or -1 (a reply could not be sent). */
+static int save_and_answer(server_t *s, const pending_t *p, server_send_fn send, void *ctx,
+                           err_t *err)
 {
-    if (!s->save_wait || s->save.hdr.clock > s->version)
-        return 0;
-    s->save_wait = 0;
-    err_t e;
-    pending_t *p = &s->save;
-    if (save_shard(s, p->hdr.clock, &e) != 0)
-        return reply_error(s, p->peer, p->peer_len, &p->hdr, WIRE_E_INTERNAL, send, ctx, &e);
+    if (save_shard(s, p->hdr.clock, err) != 0)
+        return reply_error(s, p->peer, p->peer_len, &p->hdr, WIRE_E_INTERNAL, send, ctx, err);
     wire_hdr_t r;
     wire_hdr_init(&r, WIRE_CHECKPOINT, s->o.rank);
     r.req = p->hdr.req;
@@ -551,6 +550,15 @@ static int save_if_due(server_t *s, server_send_fn send, void *ctx)
     r.begin = s->begin;
     r.end = s->end;
     return reply(s, p->peer, p->peer_len, &r, NULL, 0, 0, send, ctx);
+}
+
+static int save_if_due(server_t *s, server_send_fn send, void *ctx)
+{
+    if (!s->save_wait || s->save.hdr.clock > s->version)
+        return 0;
+    s->save_wait = 0;
+    err_t e;
+    return save_and_answer(s, &s->save, send, ctx, &e);
 }
 
 /* Answers every trainer waiting in the barrier, with the sums of what they
@@ -946,17 +954,10 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             break;
         }
         if (h.status == 1) { /* write the shard to disk as step h.clock */
-            if (save_shard(s, h.clock, err) != 0) {
-                rc = reply_error(s, peer, peer_len, &h, WIRE_E_INTERNAL, send, ctx, err);
-                goto out;
-            }
-            wire_hdr_t r;
-            wire_hdr_init(&r, WIRE_CHECKPOINT, s->o.rank);
-            r.req = h.req;
-            r.clock = s->version;
-            r.begin = s->begin;
-            r.end = s->end;
-            rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+            pending_t p = {.peer_len = peer_len, .hdr = h};
+            memcpy(p.peer, peer, peer_len);
+            err->msg[0] = '\0';
+            rc = save_and_answer(s, &p, send, ctx, err);
             break;
         }
         /* the shard's parameters followed by its optimizer state */

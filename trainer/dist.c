@@ -623,18 +623,15 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
               config_consistency_name(cfg->cluster.consistency),
               n_train, batch, total);
 
-    if (lead && opts->resume)
-        train_logf(opts, 0, "rank %d trainer 0: resuming from %s at step %ld (epoch %ld, batch %ld)",
-                   d->rank, opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "rank %d trainer 0: ", d->rank);
+    /* every trainer keeps the rows (they are the same); only trainer 0 logs */
+    int epochs_done = train_resume_begin(opts, prefix, step0, per_epoch, rows, cfg->train.epochs);
 
     int asked_stop = 0;
     const double t0 = progress_now();
     double train_s = 0, last_ckpt_s = t0;
     long step = step0, samples = 0;
-    int epochs_done = 0;
-    if (opts->resume) /* resuming in its own folder: keep the epochs before */
-        epochs_done = report_read_metrics(opts->out_dir, rows, cfg->train.epochs,
-                                          (int)(step0 / per_epoch));
     for (int epoch = (int)(step0 / per_epoch); epoch < cfg->train.epochs && step < total;
          epoch++) {
         data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);
@@ -721,8 +718,6 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         r->wall_s = progress_now() - t0;
         epochs_done++;
         if (lead) {
-            char prefix[64];
-            snprintf(prefix, sizeof prefix, "rank %d trainer 0: ", d->rank);
             train_log_epoch(opts, prefix, r, cfg->train.epochs, data.val != NULL,
                             progress_now() - ep_t0);
             if (report_write_metrics(opts->out_dir, rows, epochs_done, err) != 0)

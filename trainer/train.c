@@ -248,6 +248,17 @@ void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long
     res->samples_per_s = samples / (train_s > 0 ? train_s : 1e-9);
 }
 
+int train_resume_begin(const train_opts_t *opts, const char *prefix, long step0, long per_epoch,
+                       epoch_row_t *rows, int max_rows)
+{
+    if (!opts->resume)
+        return 0;
+    train_logf(opts, 0, "%sresuming from %s at step %ld (epoch %ld, batch %ld)", prefix,
+               opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
+    /* resuming in its own folder: keep the epochs before */
+    return report_read_metrics(opts->out_dir, rows, max_rows, (int)(step0 / per_epoch));
+}
+
 void train_log_epoch(const train_opts_t *o, const char *prefix, const epoch_row_t *r, int epochs,
                      int has_val, double seconds)
 {
@@ -339,17 +350,11 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
           "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test samples, "
           "batch %d, %ld steps",
           cfg->name, n_params, n_train, data.val ? data.val->n : 0, data.test->n, batch, total);
-    if (opts->resume)
-        train_logf(opts, 0, "resuming from %s at step %ld (epoch %ld, batch %ld)",
-                   opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
+    int epochs_done = train_resume_begin(opts, "", step0, per_epoch, rows, cfg->train.epochs);
 
     const double t0 = progress_now();
     double train_s = 0, last_ckpt_s = t0;
     long step = step0, samples = 0;
-    int epochs_done = 0;
-    if (opts->resume) /* resuming in its own folder: keep the epochs before */
-        epochs_done = report_read_metrics(opts->out_dir, rows, cfg->train.epochs,
-                                          (int)(step0 / per_epoch));
     for (int epoch = (int)(step0 / per_epoch); epoch < cfg->train.epochs && step < total;
          epoch++) {
         data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);

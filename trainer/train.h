@@ -111,6 +111,13 @@ int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const 
 /* Fills res from the last of the n epoch rows and the run's totals. */
 void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long steps, size_t params,
                        double wall_s, double train_s, long samples);
+/* The start of a run resumed at step0 (nothing when opts->resume is NULL):
+ * the "resuming from ..." line (after prefix) and, when it resumes in its own
+ * folder, the metrics.csv rows of the epochs done before, read into rows.
+ * Returns the number of rows read. */
+int train_resume_begin(const train_opts_t *opts, const char *prefix, long step0, long per_epoch,
+                       epoch_row_t *rows, int max_rows);
+
 /* The line printed after each epoch ("epoch 2/3 done: ..."), with prefix. */
 void train_log_epoch(const train_opts_t *o, const char *prefix, const epoch_row_t *r, int epochs,
                      int has_val, double seconds);
