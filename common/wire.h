@@ -30,7 +30,8 @@ enum {
     WIRE_BARRIER = 5,    /* answered once every trainer has sent one */
     WIRE_STATS = 6,      /* answered with the server's counters */
     WIRE_CHECKPOINT = 7, /* answered with the shard's parameters + optimizer state */
-    WIRE_SHUTDOWN = 8,   /* the server answers and exits */
+    WIRE_SHUTDOWN = 8,   /* goodbye (status 1: the job fails, 2: asks it to stop); answered
+                          * at the end of the job, status = trainers lost */
     WIRE_ERROR = 9,      /* answer to a bad request: status says why, payload a text */
 };
 
@@ -68,7 +69,8 @@ typedef struct {
     int elem;       /* WIRE_F32, WIRE_F16, WIRE_BF16 or WIRE_TEXT */
     uint64_t count; /* number of elements in the payload frame */
     uint32_t req;   /* request id, echoed in the reply */
-    int status;     /* 0, or a WIRE_E_* code in an ERROR (>= 0) */
+    int status;     /* >= 0: a WIRE_E_* code in an ERROR; flags or a count in
+                     * some others (PULL_REPLY, SHUTDOWN, CHECKPOINT); else 0 */
 } wire_hdr_t;
 
 /* Sets h to a header of the given type and sender: version WIRE_VERSION,

@@ -199,6 +199,18 @@ typedef struct {
     log_ctx_t log;
 } thread_server_t;
 
+/* MPI_Finalize is collective: Open MPI 4.1 runs a PMIx fence over every
+ * rank, and with a rank killed under --enable-recovery that fence now and
+ * then never completes. A rank that knows a peer died therefore leaves
+ * without it (its outputs are written and flushed by now). */
+static void finalize(int peer_lost)
+{
+    fflush(stdout);
+    fflush(stderr);
+    if (!peer_lost)
+        MPI_Finalize();
+}
+
 static void *server_thread(void *arg)
 {
     thread_server_t *ts = arg;
@@ -227,6 +239,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         snprintf(cfg->cluster.bind, sizeof cfg->cluster.bind, "%s", o->bind);
     err_t err;
     int status = 0;
+    int peer_lost = 0; /* this rank knows that a rank of the job died */
     transport_auth_t auth; /* the job's CURVE keys (curve = 0: plain) */
     memset(&auth, 0, sizeof auth);
     char ckpt[CFG_PATH_LEN + 32];
@@ -391,6 +404,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
             fprintf(stderr, "rank %d server %d: %s\n", rank, index, err.msg);
             status = 1;
         }
+        peer_lost = server_lost(srv, NULL) > 0;
     } else {
         dist_opts_t *d = calloc(1, sizeof *d);
         d->trainer = index;
@@ -427,6 +441,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
                    100 * res.test_acc, res.test_loss, res.epochs, res.steps, res.samples_per_s, S, T,
                    res.wall_s, o->out_dir);
         }
+        peer_lost = res.lost_trainers > 0;
         free(d);
     }
     if (status != 0) {
@@ -450,6 +465,6 @@ done:
     transport_auth_wipe(&auth);
     free(cfg);
     transport_shutdown();
-    MPI_Finalize();
+    finalize(peer_lost);
     return status;
 }

@@ -61,6 +61,8 @@ struct server_t {
     double *tseen;           /* T: when trainer t was last heard from (heartbeat) */
     uint8_t *lost;           /* T: trainer t is gone (no message for the timeout) */
     uint8_t *tdone;          /* T: trainer t sent SHUTDOWN */
+    pending_t *shut;         /* T: SHUTDOWNs waiting for the end of the job */
+    uint8_t *shut_in;        /* T: trainer t waits in shut[t] */
     int n_lost;
     double tseen_start;      /* when the server started waiting for its trainers */
     int halt;                /* 0, WIRE_E_STOPPING or WIRE_E_LOST: pulls are refused */
@@ -125,12 +127,14 @@ server_t *server_new(const server_opts_t *o, err_t *err)
     s->tseen = calloc((size_t)T, sizeof *s->tseen);
     s->lost = calloc((size_t)T, 1);
     s->tdone = calloc((size_t)T, 1);
+    s->shut = calloc((size_t)T, sizeof *s->shut);
+    s->shut_in = calloc((size_t)T, 1);
     s->thosts = calloc((size_t)T, sizeof *s->thosts);
     s->cap_pending = 2 * T + 4;
     s->pending = calloc((size_t)s->cap_pending, sizeof *s->pending);
     if (!s->params || !s->state || !s->sum || !s->piece || !s->enc || !s->tgrad || !s->tgot || !s->tclock ||
         !s->barrier || !s->pending || !s->bar_in || !s->bar_vals || !s->rgot || !s->tseen ||
-        !s->lost || !s->tdone || !s->thosts) {
+        !s->lost || !s->tdone || !s->thosts || !s->shut || !s->shut_in) {
         err_set(err, "server %d: out of memory for a shard of %zu parameters", o->index, s->len);
         server_destroy(&s);
         return NULL;
@@ -175,6 +179,8 @@ void server_destroy(server_t **self_p)
     free(s->tseen);
     free(s->lost);
     free(s->tdone);
+    free(s->shut);
+    free(s->shut_in);
     free(s->thosts);
     free(s->pending);
     free(s);
@@ -645,6 +651,32 @@ static int barrier_enter(server_t *s, int t, const uint8_t *peer, size_t peer_le
     return barrier_flush(s, s->send, s->send_ctx);
 }
 
+/* Answers the waiting SHUTDOWNs once the job is over for this server
+ * (server_finished: every trainer said goodbye or was lost, or one stopped
+ * the job). The answer's status is the number of trainers lost, so that
+ * every survivor learns of a dead rank (launch/cluster.c must then not wait
+ * for it in MPI_Finalize). Returns 0, or -1 if a send failed. */
+static int shutdown_flush(server_t *s, server_send_fn send, void *ctx)
+{
+    if (!server_finished(s))
+        return 0;
+    int rc = 0;
+    for (int t = 0; t < s->o.n_trainers; t++) {
+        if (!s->shut_in[t])
+            continue;
+        pending_t *p = &s->shut[t];
+        wire_hdr_t r;
+        wire_hdr_init(&r, WIRE_SHUTDOWN, s->o.rank);
+        r.req = p->hdr.req;
+        r.clock = s->version;
+        r.status = s->n_lost;
+        if (reply(s, p->peer, p->peer_len, &r, NULL, 0, 0, send, ctx) != 0)
+            rc = -1;
+        s->shut_in[t] = 0;
+    }
+    return rc;
+}
+
 int server_check_trainers(server_t *s, int timeout_ms, server_send_fn send, void *ctx,
                           err_t *err)
 {
@@ -693,7 +725,7 @@ int server_check_trainers(server_t *s, int timeout_ms, server_send_fn send, void
             s->n_ranges = 0;
     }
     if (flush_pending(s, send, ctx) != 0 || barrier_flush(s, send, ctx) != 0 ||
-        save_if_due(s, send, ctx) != 0)
+        save_if_due(s, send, ctx) != 0 || shutdown_flush(s, send, ctx) != 0)
         return err_set(err, "cannot reply after losing a trainer");
     return newly;
 }
@@ -982,21 +1014,28 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         break;
     }
     case WIRE_SHUTDOWN: {
-        wire_hdr_t r;
-        wire_hdr_init(&r, WIRE_SHUTDOWN, s->o.rank);
-        r.req = h.req;
-        r.clock = s->version;
-        if (h.status == 2) {
+        if (h.status == 2) { /* asks the job to stop: answered at once */
             s->stop_requested = 1; /* passed on to trainer 0 with the next pulls */
-        } else {
-            if (!s->tdone[t]) {
-                s->tdone[t] = 1;
-                s->shutdowns++;
-            }
-            if (h.status != 0)
-                s->stop = 1; /* a trainer stops the whole job */
+            wire_hdr_t r;
+            wire_hdr_init(&r, WIRE_SHUTDOWN, s->o.rank);
+            r.req = h.req;
+            r.clock = s->version;
+            rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+            break;
         }
-        rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+        if (!s->tdone[t]) {
+            s->tdone[t] = 1;
+            s->shutdowns++;
+        }
+        if (h.status != 0)
+            s->stop = 1; /* a trainer stops the whole job */
+        /* goodbye: answered at the end of the job (shutdown_flush) */
+        pending_t *p = &s->shut[t];
+        p->peer_len = peer_len;
+        memcpy(p->peer, peer, peer_len);
+        p->hdr = h;
+        s->shut_in[t] = 1;
+        rc = shutdown_flush(s, send, ctx);
         break;
     }
     default:

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server.h"
 #include "tests.h"
@@ -237,6 +238,52 @@ typedef struct {
     err_t err;
 } live_t;
 
+/* SHUTDOWN waits for the end of the job: it is answered once every trainer
+ * said goodbye or was lost, with the number lost as its status; a request
+ * to stop (status 2) is answered at once. */
+static void test_goodbye(void)
+{
+    param_table_t t = table_of(4);
+    server_t *s = mk(&t, 3, CONS_ASP, 0);
+    capture_t cap = {0};
+    err_t err;
+    CU_ASSERT(req(s, &cap, 1, WIRE_SHUTDOWN, 0, 0, 0, NULL) == 0);
+    CU_ASSERT_EQUAL(cap.n, 0);
+    CU_ASSERT(!server_finished(s));
+    /* trainer 2 asks the job to stop: answered now, and it is no goodbye */
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_SHUTDOWN, 2);
+    h.status = 2;
+    uint8_t buf[WIRE_HDR_MAX];
+    int n = wire_encode(&h, buf, sizeof buf);
+    CU_ASSERT(server_handle(s, (const uint8_t *)"t2", 2, buf, (size_t)n, NULL, 0, 0, capture_send,
+                            &cap, &err) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 1);
+    CU_ASSERT_STRING_EQUAL(cap.peer[0], "t2");
+    CU_ASSERT_EQUAL(cap.h[0].type, WIRE_SHUTDOWN);
+    CU_ASSERT(!server_finished(s));
+    /* trainer 0 says goodbye; trainer 2 falls silent and is lost */
+    CU_ASSERT(req(s, &cap, 0, WIRE_SHUTDOWN, 0, 0, 0, NULL) == 0);
+    CU_ASSERT_EQUAL(cap.n, 1);
+    CU_ASSERT(server_check_trainers(s, 1000, capture_send, &cap, &err) == 0); /* not yet */
+    CU_ASSERT_EQUAL(cap.n, 1);
+    usleep(30 * 1000);
+    CU_ASSERT(server_check_trainers(s, 20, capture_send, &cap, &err) == 1);
+    CU_ASSERT(server_finished(s));
+    CU_ASSERT_EQUAL_FATAL(cap.n, 3);
+    for (int i = 1; i < 3; i++) {
+        CU_ASSERT_EQUAL(cap.h[i].type, WIRE_SHUTDOWN);
+        CU_ASSERT_EQUAL(cap.h[i].status, 1); /* one trainer lost */
+    }
+    CU_ASSERT(strcmp(cap.peer[1], "t0") == 0 || strcmp(cap.peer[2], "t0") == 0);
+    CU_ASSERT(strcmp(cap.peer[1], "t1") == 0 || strcmp(cap.peer[2], "t1") == 0);
+    /* a late goodbye is answered at once */
+    CU_ASSERT(req(s, &cap, 1, WIRE_SHUTDOWN, 0, 0, 0, NULL) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 4);
+    CU_ASSERT_EQUAL(cap.h[3].status, 1);
+    server_destroy(&s);
+}
+
 static void *live_run(void *arg)
 {
     live_t *l = arg;
@@ -287,11 +334,21 @@ static void test_live_tcp(void)
     CU_ASSERT_EQUAL(r.type, WIRE_ERROR);
     CU_ASSERT_EQUAL(r.status, WIRE_E_MALFORMED);
     tmsg_close(&m);
+    /* goodbyes are answered together, once both trainers said it */
     for (int who = 0; who < 2; who++) {
         wire_hdr_init(&h, WIRE_SHUTDOWN, who);
+        h.req = (uint32_t)(10 + who);
         f[0].size = (size_t)wire_encode(&h, hb, sizeof hb);
         CU_ASSERT(transport_send(c, f, 1, 1, &err) == 0);
+        if (who == 0)
+            CU_ASSERT(transport_recv(c, &m, 300, &err) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
         CU_ASSERT_FATAL(transport_recv(c, &m, 5000, &err) == 1);
+        CU_ASSERT(wire_decode(m.data[0], m.size[0], &r, &code, &err) == 0);
+        CU_ASSERT_EQUAL(r.type, WIRE_SHUTDOWN);
+        CU_ASSERT_EQUAL(r.req, (uint32_t)(10 + i));
+        CU_ASSERT_EQUAL(r.status, 0);
         tmsg_close(&m);
     }
     pthread_join(th, NULL);
@@ -307,7 +364,7 @@ int test_server_register(void)
     CU_pSuite s = CU_add_suite("server", NULL, NULL);
     if (!s || !CU_add_test(s, "bsp_order", test_bsp_order) || !CU_add_test(s, "asp", test_asp) ||
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "malformed", test_malformed) ||
-        !CU_add_test(s, "live_tcp", test_live_tcp))
+        !CU_add_test(s, "goodbye", test_goodbye) || !CU_add_test(s, "live_tcp", test_live_tcp))
         return -1;
     return 0;
 }

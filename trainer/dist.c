@@ -318,6 +318,29 @@ static int simple_all(client_t *c, int type, int status, int64_t clock, reply_fn
     return collect(c, want, type, fn, ctx, err);
 }
 
+/* A SHUTDOWN answer: its status is the number of trainers that server lost. */
+static int on_shutdown(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
+                       void *ctx, err_t *err)
+{
+    (void)c, (void)s, (void)p, (void)len, (void)err;
+    int *lost = ctx;
+    if (h->status > *lost)
+        *lost = h->status;
+    return 1;
+}
+
+/* Says goodbye to every server and waits for the end of the job: a server
+ * answers once all trainers said goodbye or were lost. Raises
+ * res->lost_trainers to what the servers report. Returns 0, or -1 with err. */
+static int goodbye(client_t *c, train_result_t *res, err_t *err)
+{
+    int lost = 0;
+    int rc = simple_all(c, WIRE_SHUTDOWN, 0, 0, on_shutdown, &lost, err);
+    if (lost > res->lost_trainers)
+        res->lost_trainers = lost;
+    return rc;
+}
+
 /* Trainer 0: a checkpoint of the job after `step` steps: every server
  * writes its shard (CHECKPOINT with status 1), then trainer 0 the manifest
  * with the data order and normalisation (ckptdir.h), last. */
@@ -488,7 +511,7 @@ static int stop_job(client_t *c, const job_config_t *cfg, const train_opts_t *op
                opts->out_dir, step, opts->out_dir);
     res->stopped = 1;
     res->steps = step;
-    return simple_all(c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, err);
+    return goodbye(c, res, err);
 }
 
 /* The job halts (a server refused a request with ERROR stopping or lost):
@@ -507,12 +530,12 @@ static int halt_job(client_t *c, const job_config_t *cfg, const train_opts_t *op
     res->steps = step;
     if (c->halt == WIRE_E_STOPPING) {
         res->stopped = 1;
-        simple_all(c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, &e);
+        goodbye(c, res, &e);
         return 0;
     }
     res->stopped = 2;
     if (!lead) { /* trainer 0 writes the checkpoint; this one leaves quietly */
-        simple_all(c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, &e);
+        goodbye(c, res, &e);
         snprintf(err->msg, sizeof err->msg, "the job halts: %.400s", why);
         return 0;
     }
@@ -535,7 +558,7 @@ static int halt_job(client_t *c, const job_config_t *cfg, const train_opts_t *op
             snprintf(done, sizeof done, "checkpoint of step %ld written to %s/checkpoints; "
                      "continue with --resume %s", k, opts->out_dir, opts->out_dir);
     }
-    simple_all(c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, &e);
+    goodbye(c, res, &e);
     return err_set(err, "the job stops: %.200s; %.280s", why, done);
 }
 
@@ -782,7 +805,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     }
     if (opts->final_params)
         memcpy(opts->final_params, c.params, c.n_params * sizeof *c.params);
-    if (simple_all(&c, WIRE_SHUTDOWN, 0, 0, NULL, NULL, err) != 0)
+    if (goodbye(&c, res, err) != 0)
         goto out;
     rc = 0;
     goto out;
