@@ -14,6 +14,8 @@
 #                 survivors finish the job and it reports the lost rank
 #   trainer_bsp   the same in BSP: the job writes a checkpoint of the last complete
 #                 step and stops non-zero; --resume finishes it
+#   trainer_bsp_continue  the same in BSP with cluster.on_trainer_loss = "continue":
+#                 the step completes with the survivors, who finish the job
 #   sigterm       SIGTERM to trainer 0 of a 1+2 BSP job: it writes a checkpoint and
 #                 exits 0; --resume finishes the job with the very parameters of an
 #                 uninterrupted run
@@ -121,6 +123,20 @@ trainer_asp)
         fail "the server did not name the lost trainer"
     acc=$(accuracy "$dir/run")
     echo "survivors finished: test accuracy $acc (exit status $status)"
+    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
+    ;;
+trainer_bsp_continue)
+    start run 4 --enable-recovery --servers 1 --set cluster.on_trainer_loss=continue
+    wait_checkpoint "$dir/run"
+    kill -9 "$(pid_of "$dir/run" 2)"
+    finish 90
+    grep -q "trainer 1 (rank 2 on $(hostname)) lost: nothing heard from it.*; going on without it" \
+        "$dir/run.log" || fail "the server did not go on without the lost trainer"
+    grep -q "the job lost 1 trainer(s), the first trainer 1 (rank 2), and finished with the survivors" \
+        "$dir/run.log" || fail "the loss of rank 2 was not reported"
+    grep -q "exit status" "$dir/run.log" && fail "a rank exited non-zero"
+    acc=$(accuracy "$dir/run")
+    echo "survivors finished the BSP job: test accuracy $acc"
     awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
     ;;
 trainer_bsp)

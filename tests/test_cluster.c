@@ -453,6 +453,7 @@ static void fault(const char *scenario)
 static void test_fault_server_kill(void) { fault("server_kill"); }
 static void test_fault_trainer_asp(void) { fault("trainer_asp"); }
 static void test_fault_trainer_bsp(void) { fault("trainer_bsp"); }
+static void test_fault_trainer_bsp_continue(void) { fault("trainer_bsp_continue"); }
 static void test_fault_sigterm(void) { fault("sigterm"); }
 static void test_fault_sigterm_local(void) { fault("sigterm_local"); }
 
@@ -472,6 +473,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "fault_server_kill", test_fault_server_kill) ||
         !CU_add_test(s, "fault_trainer_asp", test_fault_trainer_asp) ||
         !CU_add_test(s, "fault_trainer_bsp", test_fault_trainer_bsp) ||
+        !CU_add_test(s, "fault_trainer_bsp_continue", test_fault_trainer_bsp_continue) ||
         !CU_add_test(s, "fault_sigterm", test_fault_sigterm) ||
         !CU_add_test(s, "fault_sigterm_local", test_fault_sigterm_local) ||
         !CU_add_test(s, "compression", test_compression))
