@@ -418,10 +418,10 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
             snprintf(d->hosts[s], sizeof d->hosts[s], "%s", all[s].host);
             d->server_ranks[s] = s;
         }
-        if (index == 0) {
-            topts.log = log_line;
-            topts.log_ctx = &lc;
-        }
+        /* trainer 0 logs the job; another trainer only if it has to lead the
+         * end of the job in trainer 0's place (train_dist says so itself) */
+        topts.log = log_line;
+        topts.log_ctx = &lc;
         if (train_dist(cfg, d, &topts, &res, &err) != 0) {
             fprintf(stderr, "%srank %d trainer %d: %s\n", lc.pending ? "\n" : "", rank, index,
                     err.msg);
@@ -432,9 +432,9 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         } else if (res.stopped) {
             if (index == 0)
                 printf("stopped at step %ld; continue with --resume %s\n", res.steps, o->out_dir);
-        } else if (index == 0) {
+        } else if (res.led) {
             if (res.plot_error[0])
-                fprintf(stderr, "rank %d trainer 0: warning: curves.png not drawn: %s\n", rank,
+                fprintf(stderr, "rank %d trainer %d: warning: curves.png not drawn: %s\n", rank, index,
                         res.plot_error);
             printf("test accuracy %.2f%%  test loss %.4f  (%d epochs, %ld steps, %.0f samples/s, "
                    "%d server(s), %d trainer(s), %.1f s)  -> %s/\n",

@@ -948,14 +948,20 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         int partial = 0;
         for (int i = 0; i < s->n_ranges; i++)
             partial |= s->ranges[i].applied;
-        float v[9] = {(float)s->stats.pushes, (float)s->stats.pulls, (float)s->stats.errors,
-                      (float)s->stats.updates, (float)s->stats.busy_s, (float)s->version,
-                      (float)lost, (float)first, (float)partial};
+        /* the lowest trainer not lost: the one to lead the end of the job
+         * when trainer 0 is gone (T when none is left) */
+        int next = 0;
+        while (next < T && s->lost[next])
+            next++;
+        float v[11] = {(float)s->stats.pushes, (float)s->stats.pulls, (float)s->stats.errors,
+                       (float)s->stats.updates, (float)s->stats.busy_s, (float)s->version,
+                       (float)lost, (float)first, (float)partial, (float)s->tdone[0],
+                       (float)next};
         wire_hdr_t r;
         wire_hdr_init(&r, WIRE_STATS, s->o.rank);
         r.req = h.req;
         r.clock = s->version;
-        r.count = 9;
+        r.count = 11;
         rc = reply(s, peer, peer_len, &r, v, sizeof v, 0, send, ctx);
         break;
     }

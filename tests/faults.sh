@@ -12,6 +12,9 @@
 #                 finishes it to the accuracy of an uninterrupted run
 #   trainer_asp   kill -9 one of 3 trainers of an ASP job (--enable-recovery): the
 #                 survivors finish the job and it reports the lost rank
+#   lead_asp      kill -9 trainer 0 of the ASP job: the lowest trainer left takes its
+#                 place at the end and writes the checkpoint, model and metrics, and
+#                 the model it exports is the one whose accuracy it reports
 #   trainer_bsp   the same in BSP: the job writes a checkpoint of the last complete
 #                 step and stops non-zero; --resume finishes it
 #   trainer_bsp_continue  the same in BSP with cluster.on_trainer_loss = "continue":
@@ -63,6 +66,13 @@ wait_checkpoint() {
         sleep 0.1
     done
     fail "no checkpoint appeared in $1"
+}
+# the exported model of run folder $1 classifies the test images exactly as
+# the run reported (ONNX Runtime and pstrain predict, the job's 500 images)
+verify_model() {
+    local data=/usr/share/datasets/fashion-mnist
+    PST_BIN=$bin "$(dirname "$0")/onnx/verify_run.sh" "$1" "$data/t10k-images-idx3-ubyte.gz" \
+        "$data/t10k-labels-idx1-ubyte.gz" 500 || fail "the exported model of $1 is not the one reported"
 }
 # test accuracy of a run (summary.json)
 accuracy() {
@@ -124,6 +134,22 @@ trainer_asp)
     acc=$(accuracy "$dir/run")
     echo "survivors finished: test accuracy $acc (exit status $status)"
     awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
+    verify_model "$dir/run"
+    ;;
+lead_asp)
+    start run 4 --enable-recovery --servers 1 --set cluster.consistency=asp
+    wait_checkpoint "$dir/run"
+    kill -9 "$(pid_of "$dir/run" 1)"
+    finish 90
+    grep -q "rank 2 trainer 1: trainer 0 (rank 1) was lost: this trainer writes the job's checkpoint, model and metrics in its place" \
+        "$dir/run.log" || fail "trainer 1 did not take trainer 0's place"
+    grep -q "the job lost 1 trainer(s), the first trainer 0 (rank 1), and finished with the survivors" \
+        "$dir/run.log" || fail "the loss of trainer 0 was not reported"
+    [ "$(grep -c '^[0-9]' "$dir/run/metrics.csv")" = 15 ] || fail "metrics.csv has not all 15 epochs"
+    acc=$(accuracy "$dir/run")
+    echo "trainer 1 finished the job in trainer 0's place: test accuracy $acc"
+    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
+    verify_model "$dir/run"
     ;;
 trainer_bsp_continue)
     start run 4 --enable-recovery --servers 1 --set cluster.on_trainer_loss=continue

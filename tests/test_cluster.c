@@ -452,6 +452,7 @@ static void fault(const char *scenario)
 
 static void test_fault_server_kill(void) { fault("server_kill"); }
 static void test_fault_trainer_asp(void) { fault("trainer_asp"); }
+static void test_fault_lead_asp(void) { fault("lead_asp"); }
 static void test_fault_trainer_bsp(void) { fault("trainer_bsp"); }
 static void test_fault_trainer_bsp_continue(void) { fault("trainer_bsp_continue"); }
 static void test_fault_sigterm(void) { fault("sigterm"); }
@@ -472,6 +473,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "export_command", test_export_command) ||
         !CU_add_test(s, "fault_server_kill", test_fault_server_kill) ||
         !CU_add_test(s, "fault_trainer_asp", test_fault_trainer_asp) ||
+        !CU_add_test(s, "fault_lead_asp", test_fault_lead_asp) ||
         !CU_add_test(s, "fault_trainer_bsp", test_fault_trainer_bsp) ||
         !CU_add_test(s, "fault_trainer_bsp_continue", test_fault_trainer_bsp_continue) ||
         !CU_add_test(s, "fault_sigterm", test_fault_sigterm) ||

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compress.h"
 #include "evaluate.h"
@@ -389,6 +390,9 @@ typedef struct {
     double version_min, version_max; /* the servers' steps */
     int lost, first_lost;             /* trainers the servers gave up (the most any saw) */
     int partial;                      /* a server applied part of the step under way */
+    int lead_done;                    /* a server has trainer 0's goodbye */
+    int lead_lost_on;                 /* servers that gave trainer 0 up for lost */
+    int next_lead;                    /* the lowest trainer not lost (the most any saw) */
 } sstats_t;
 
 static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
@@ -400,7 +404,7 @@ static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, s
     (void)err;
     sstats_t *st = ctx;
     if (len >= 6 * sizeof(float)) {
-        float v[9] = {0, 0, 0, 0, 0, 0, 0, -1, 0};
+        float v[11] = {0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0};
         memcpy(v, p, len < sizeof v ? len : sizeof v);
         st->pushes += v[0];
         st->pulls += v[1];
@@ -416,8 +420,43 @@ static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, s
             st->lost = (int)v[6];
             st->first_lost = (int)v[7];
         }
+        st->lead_done |= v[9] != 0;
+        st->lead_lost_on += v[6] > 0 && v[7] == 0; /* the first lost is the lowest index */
+        if ((int)v[10] > st->next_lead)
+            st->next_lead = (int)v[10];
     }
     return 1;
+}
+
+/* A trainer other than 0 that has finished its steps: trainer 0 leads the
+ * end of the job (final checkpoint, model files, metrics, summary), so this
+ * one waits, polling STATS with heartbeats, until trainer 0 has said goodbye
+ * to a server (it has written all that) or every server gave it up for lost.
+ * In the second case the lowest trainer left leads in its place: *take is
+ * set to 1 on that trainer. Returns 0, or -1 with err. */
+static int wait_for_lead(client_t *c, int *take, err_t *err)
+{
+    *take = 0;
+    for (;;) {
+        for (int s = 0; s < c->S; s++) { /* a heartbeat; collect takes the answers */
+            wire_hdr_t h;
+            wire_hdr_init(&h, WIRE_CLOCK, c->d->trainer);
+            h.clock = c->step;
+            if (send_hdr(c, s, &h, NULL, 0, err) != 0)
+                return -1;
+        }
+        sstats_t ss;
+        memset(&ss, 0, sizeof ss);
+        if (simple_all(c, WIRE_STATS, 0, 0, on_stats, &ss, err) != 0)
+            return -1;
+        if (ss.lead_done)
+            return 0;
+        if (ss.lead_lost_on == c->S) {
+            *take = ss.next_lead == c->d->trainer;
+            return 0;
+        }
+        usleep(100 * 1000);
+    }
 }
 
 typedef struct {
@@ -482,9 +521,10 @@ static int eval_shared(client_t *c, const dist_opts_t *d, model_t *m, const floa
     v[1] = (double)right;
     if (reduce_all(c, v, 3, err) != 0)
         return -1;
-    if (v[2] < d->n_trainers && d->trainer == 0) {
+    if (v[2] < d->n_trainers) {
         /* a trainer was lost (ASP / SSP go on without it): its share went
-         * unevaluated, so trainer 0, which reports, evaluates the whole set */
+         * unevaluated, so each trainer evaluates the whole set (any of them
+         * may have to report: trainer 0 may be the one lost) */
         v[0] = 0;
         right = 0;
         evaluate_range(m, params, ds, 0, ds->n, &v[0], &right);
@@ -567,6 +607,13 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
 {
     int rc = -1;
     const int lead = d->trainer == 0;
+    /* only the trainer that leads logs: trainer 0, or the one that takes its
+     * place at the end of the job (the log is switched on then) */
+    train_opts_t own = *opts;
+    if (!lead)
+        own.log = NULL;
+    const train_opts_t *const given = opts;
+    opts = &own;
     job_data_t data;
     memset(&data, 0, sizeof data);
     memset(res, 0, sizeof *res);
@@ -647,7 +694,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
               n_train, batch, total);
 
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "rank %d trainer 0: ", d->rank);
+    snprintf(prefix, sizeof prefix, "rank %d trainer %d: ", d->rank, d->trainer);
     /* every trainer keeps the rows (they are the same); only trainer 0 logs */
     int epochs_done = train_resume_begin(opts, prefix, step0, per_epoch, rows, cfg->train.epochs);
 
@@ -724,10 +771,13 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         }
         train_s += ep_train_s;
         samples += ep_global;
-        /* the model after this epoch's last update, in full precision */
-        if (pull_exact(&c, step, err) != 0)
-            goto halt;
+        /* the model after this epoch's last update, in full precision: the
+         * reduction is a barrier, after which every trainer's pushes of the
+         * epoch are in (ASP: a trainer that finished early would otherwise
+         * evaluate, and report, a model without the others' last pushes) */
         if (reduce_all(&c, sums, 3, err) != 0)
+            goto halt;
+        if (pull_exact(&c, step, err) != 0)
             goto halt;
         epoch_row_t *r = &rows[epochs_done];
         r->epoch = epoch + 1;
@@ -751,7 +801,20 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     train_result_fill(res, rows, epochs_done, step, c.n_params, progress_now() - t0, train_s,
                       samples);
 
-    if (lead) {
+    int leads = lead; /* this trainer leads the end of the job */
+    if (!lead && wait_for_lead(&c, &leads, err) != 0)
+        goto out;
+    if (leads && !lead) {
+        own.log = given->log;
+        train_logf(opts, 0, "rank %d trainer %d: trainer 0 (rank %d) was lost: this trainer "
+                   "writes the job's checkpoint, model and metrics in its place", d->rank,
+                   d->trainer, d->n_servers);
+        if (fs_mkdirs(opts->out_dir, err) != 0 ||
+            report_write_metrics(opts->out_dir, rows, epochs_done, err) != 0)
+            goto out;
+    }
+    res->led = leads;
+    if (leads) {
         /* the end of the job: each server writes its shard, as periodically */
         if (checkpoint_job(&c, cfg, opts, &data, step, per_epoch, err) != 0)
             goto out;
@@ -773,9 +836,9 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
         res->lost_trainers = ss.lost;
         res->first_lost = ss.lost ? ss.first_lost : -1;
         if (ss.lost)
-            train_logf(opts, 0, "rank %d trainer 0: the job lost %d trainer(s), the first trainer "
-                       "%d (rank %d), and finished with the survivors", d->rank, ss.lost,
-                       ss.first_lost, d->n_servers + ss.first_lost);
+            train_logf(opts, 0, "rank %d trainer %d: the job lost %d trainer(s), the first trainer "
+                       "%d (rank %d), and finished with the survivors", d->rank, d->trainer,
+                       ss.lost, ss.first_lost, d->n_servers + ss.first_lost);
         uint64_t sent = 0, recvd = 0;
         for (int s = 0; s < c.S; s++) {
             sent += transport_bytes_sent(c.sock[s]);

@@ -35,6 +35,8 @@ typedef struct {
                                * 2: this trainer stopped because the job halted (a trainer
                                * was lost) and trainer 0 writes the checkpoint */
     int lost_trainers;        /* trainers the job lost and went on without (ASP/SSP) */
+    int led;                  /* this trainer led the end of the job and wrote its outputs
+                               * (trainer 0, or the lowest one left when trainer 0 was lost) */
     int first_lost;           /* the first of them, or -1 */
     int epochs;
     long steps;
