@@ -17,6 +17,8 @@
 #                 the model it exports is the one whose accuracy it reports
 #   trainer_bsp   the same in BSP: the job writes a checkpoint of the last complete
 #                 step and stops non-zero; --resume finishes it
+#   lead_bsp      kill -9 trainer 0 of a BSP job: trainer 1 writes the checkpoint
+#                 of the last complete step in its place; --resume finishes the job
 #   trainer_bsp_continue  the same in BSP with cluster.on_trainer_loss = "continue":
 #                 the step completes with the survivors, who finish the job
 #   sigterm       SIGTERM to trainer 0 of a 1+2 BSP job: it writes a checkpoint and
@@ -150,6 +152,21 @@ lead_asp)
     echo "trainer 1 finished the job in trainer 0's place: test accuracy $acc"
     awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
     verify_model "$dir/run"
+    ;;
+lead_bsp)
+    start run 4 --enable-recovery --servers 1
+    wait_checkpoint "$dir/run"
+    kill -9 "$(pid_of "$dir/run" 1)"
+    finish 30
+    grep -q "rank 2 trainer 1: trainer 0 (rank 1) was lost: this trainer writes the job's checkpoint in its place" \
+        "$dir/run.log" || fail "trainer 1 did not take trainer 0's place"
+    grep -q "rank 2 trainer 1: the job stops: trainer 0 (rank 1 on $(hostname)) lost.*\(written to $dir/run/checkpoints; continue with --resume\|continue from the last periodic one\)" \
+        "$dir/run.log" || fail "trainer 1 did not say where the checkpoint is"
+    $mpirun -np 4 "$bin" --servers 1 --resume "$dir/run" --out "$dir/run" --no-plot \
+        > "$dir/resume.log" 2>&1 || fail "--resume failed"
+    acc=$(accuracy "$dir/run")
+    echo "resumed job: test accuracy $acc"
+    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "resumed job reached only $acc"
     ;;
 trainer_bsp_continue)
     start run 4 --enable-recovery --servers 1 --set cluster.on_trainer_loss=continue

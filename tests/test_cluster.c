@@ -454,6 +454,7 @@ static void test_fault_server_kill(void) { fault("server_kill"); }
 static void test_fault_trainer_asp(void) { fault("trainer_asp"); }
 static void test_fault_lead_asp(void) { fault("lead_asp"); }
 static void test_fault_trainer_bsp(void) { fault("trainer_bsp"); }
+static void test_fault_lead_bsp(void) { fault("lead_bsp"); }
 static void test_fault_trainer_bsp_continue(void) { fault("trainer_bsp_continue"); }
 static void test_fault_sigterm(void) { fault("sigterm"); }
 static void test_fault_sigterm_local(void) { fault("sigterm_local"); }
@@ -475,6 +476,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "fault_trainer_asp", test_fault_trainer_asp) ||
         !CU_add_test(s, "fault_lead_asp", test_fault_lead_asp) ||
         !CU_add_test(s, "fault_trainer_bsp", test_fault_trainer_bsp) ||
+        !CU_add_test(s, "fault_lead_bsp", test_fault_lead_bsp) ||
         !CU_add_test(s, "fault_trainer_bsp_continue", test_fault_trainer_bsp_continue) ||
         !CU_add_test(s, "fault_sigterm", test_fault_sigterm) ||
         !CU_add_test(s, "fault_sigterm_local", test_fault_sigterm_local) ||

@@ -555,15 +555,16 @@ static int stop_job(client_t *c, const job_config_t *cfg, const train_opts_t *op
 }
 
 /* The job halts (a server refused a request with ERROR stopping or lost):
- * trainer 0 writes a checkpoint of the last step every server completed,
- * when they all agree on it, and every trainer says goodbye. Returns 0
- * (stopped on request; or a trainer other than 0, res->stopped = 2), or -1
- * with err saying what happened and where the checkpoint is. */
+ * the leading trainer (lead: trainer 0, or the lowest one left when trainer
+ * 0 is the one lost) writes a checkpoint of the last step every server
+ * completed, when they all agree on it, and every trainer says goodbye.
+ * Returns 0 (stopped on request; or a trainer that does not lead,
+ * res->stopped = 2), or -1 with err saying what happened and where the
+ * checkpoint is. */
 static int halt_job(client_t *c, const job_config_t *cfg, const train_opts_t *opts,
-                    const job_data_t *data, long step, long per_epoch, train_result_t *res,
-                    err_t *err)
+                    const job_data_t *data, long step, long per_epoch, int lead,
+                    train_result_t *res, err_t *err)
 {
-    const int lead = c->d->trainer == 0;
     err_t e;
     char why[ERR_LEN];
     snprintf(why, sizeof why, "%s", c->halt_msg);
@@ -873,8 +874,24 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     rc = 0;
     goto out;
 halt:
-    if (c.halt)
-        rc = halt_job(&c, cfg, opts, &data, step, per_epoch, res, err);
+    if (c.halt) {
+        /* trainer 0 writes the halt's checkpoint; if it is the trainer lost,
+         * the lowest one left does */
+        int leads = lead;
+        sstats_t ss;
+        memset(&ss, 0, sizeof ss);
+        err_t e;
+        if (!lead && c.halt == WIRE_E_LOST &&
+            simple_all(&c, WIRE_STATS, 0, 0, on_stats, &ss, &e) == 0 && ss.lead_lost_on > 0 &&
+            !ss.lead_done && ss.next_lead == d->trainer) {
+            leads = 1;
+            own.log = given->log;
+            train_logf(opts, 0, "rank %d trainer %d: trainer 0 (rank %d) was lost: this trainer "
+                       "writes the job's checkpoint in its place", d->rank, d->trainer,
+                       d->n_servers);
+        }
+        rc = halt_job(&c, cfg, opts, &data, step, per_epoch, leads, res, err);
+    }
 out:
     if (rc != 0 && !c.halt && c.sock[0]) {
         /* tell the servers to stop the job rather than wait for a timeout */
