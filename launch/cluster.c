@@ -430,7 +430,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
             fprintf(stderr, "%srank %d trainer %d: %s\n", lc.pending ? "\n" : "", rank, index,
                     err.msg);
         } else if (res.stopped) {
-            if (index == 0)
+            if (res.led)
                 printf("stopped at step %ld; continue with --resume %s\n", res.steps, o->out_dir);
         } else if (res.led) {
             if (res.plot_error[0])

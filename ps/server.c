@@ -278,6 +278,25 @@ static int reply_params(server_t *s, const pending_t *p, wire_hdr_t *h, size_t b
     return reply(s, p->peer, p->peer_len, h, src, h->count * sizeof(float), zero_copy, send, ctx);
 }
 
+/* The lowest trainer not lost: the one that leads the job (progress,
+ * checkpoints, metrics, the final model) when trainer 0 is gone; T when
+ * none is left. */
+static int next_lead(const server_t *s)
+{
+    int t = 0;
+    while (t < s->o.n_trainers && s->lost[t])
+        t++;
+    return t;
+}
+
+/* The status of a pull reply to trainer t: 1 when the job is asked to stop
+ * (the leading trainer stops it at its next step), plus 2 when trainer 0
+ * was lost and t is the lowest trainer left, which leads from now on. */
+static int pull_status(const server_t *s, int t)
+{
+    return (s->stop_requested ? 1 : 0) | (s->lost[0] && next_lead(s) == t ? 2 : 0);
+}
+
 static void serve_pull(server_t *s, const pending_t *p, server_send_fn send, void *ctx, int *fail)
 {
     wire_hdr_t h;
@@ -287,7 +306,7 @@ static void serve_pull(server_t *s, const pending_t *p, server_send_fn send, voi
     h.begin = p->hdr.begin;
     h.end = p->hdr.end;
     h.count = p->hdr.end - p->hdr.begin;
-    h.status = s->stop_requested; /* 1: trainer 0 should stop the job */
+    h.status = pull_status(s, p->hdr.sender);
     /* BSP: the shard cannot change before every trainer has this reply, so
      * it goes out without a copy; ASP/SSP copy, since a push may land while
      * the reply is still being sent. */
@@ -315,7 +334,7 @@ static void serve_piece(server_t *s, pending_t *p, int r, int64_t clock, int *fa
     h.begin = b;
     h.end = e;
     h.count = e - b;
-    h.status = s->stop_requested;
+    h.status = pull_status(s, p->hdr.sender);
     if (reply_params(s, p, &h, b, 1, s->send, s->send_ctx) != 0)
         *fail = 1;
 }
@@ -948,15 +967,10 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
         int partial = 0;
         for (int i = 0; i < s->n_ranges; i++)
             partial |= s->ranges[i].applied;
-        /* the lowest trainer not lost: the one to lead the end of the job
-         * when trainer 0 is gone (T when none is left) */
-        int next = 0;
-        while (next < T && s->lost[next])
-            next++;
         float v[11] = {(float)s->stats.pushes, (float)s->stats.pulls, (float)s->stats.errors,
                        (float)s->stats.updates, (float)s->stats.busy_s, (float)s->version,
                        (float)lost, (float)first, (float)partial, (float)s->tdone[0],
-                       (float)next};
+                       (float)next_lead(s)};
         wire_hdr_t r;
         wire_hdr_init(&r, WIRE_STATS, s->o.rank);
         r.req = h.req;

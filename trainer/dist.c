@@ -46,6 +46,7 @@ typedef struct {
     uint32_t *tk_idx;        /* n_params: top-k scratch */
     float *tk_val, *tk_scratch;
     int stop_requested;      /* a pull reply said: someone asked the job to stop */
+    int take_lead;           /* a pull reply said: trainer 0 was lost, this one leads */
     int halt;                /* WIRE_E_STOPPING or WIRE_E_LOST: a server refused to go on */
     int64_t halt_clock[64];  /* each refusing server's step (-1: did not refuse) */
     char halt_msg[ERR_LEN];
@@ -180,8 +181,10 @@ static int on_pull(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, si
                    void *ctx, err_t *err)
 {
     (void)ctx;
-    if (h->status == 1)
-        c->stop_requested = 1; /* for trainer 0: stop the job at the next step */
+    if (h->status & 1)
+        c->stop_requested = 1; /* for the leading trainer: stop the job at the next step */
+    if (h->status & 2)
+        c->take_lead = 1;
     const int half = h->elem == WIRE_F16 || h->elem == WIRE_BF16;
     if (h->begin < c->sb[s] || h->end > c->se[s] ||
         len != (h->end - h->begin) * (half ? 2 : sizeof(float)) ||
@@ -546,9 +549,9 @@ static int stop_job(client_t *c, const job_config_t *cfg, const train_opts_t *op
     if (simple_all(c, WIRE_CHECKPOINT, 2, step, NULL, NULL, err) != 0 ||
         checkpoint_job(c, cfg, opts, data, step, per_epoch, err) != 0)
         return -1;
-    train_logf(opts, 0, "rank %d trainer 0: stopped at step %ld on request: checkpoint written to "
-               "%s/checkpoints/step-%09ld; continue with --resume %s", c->d->rank, step,
-               opts->out_dir, step, opts->out_dir);
+    train_logf(opts, 0, "rank %d trainer %d: stopped at step %ld on request: checkpoint written "
+               "to %s/checkpoints/step-%09ld; continue with --resume %s", c->d->rank,
+               c->d->trainer, step, opts->out_dir, step, opts->out_dir);
     res->stopped = 1;
     res->steps = step;
     return goodbye(c, res, err);
@@ -607,7 +610,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
                train_result_t *res, err_t *err)
 {
     int rc = -1;
-    const int lead = d->trainer == 0;
+    int lead = d->trainer == 0; /* this trainer leads the job (see take_lead) */
     /* only the trainer that leads logs: trainer 0, or the one that takes its
      * place at the end of the job (the log is switched on then) */
     train_opts_t own = *opts;
@@ -713,6 +716,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
             double s0 = progress_now();
             c.step = step;
             if (lead && !c.pull_out && (train_stop_signal || c.stop_requested)) {
+                res->led = 1;
                 rc = stop_job(&c, cfg, opts, &data, step, per_epoch, res, err);
                 goto out;
             }
@@ -724,12 +728,21 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
             }
             if (pull_all(&c, step, err) != 0)
                 goto halt;
+            if (!lead && c.take_lead) { /* trainer 0 is gone: this one leads from here */
+                lead = 1;
+                own.log = given->log;
+                train_logf(opts, 0, "rank %d trainer %d: trainer 0 (rank %d) was lost: this trainer "
+                           "leads the job from step %ld (progress, checkpoints, metrics, the "
+                           "model)", d->rank, d->trainer, d->n_servers, step);
+                if (fs_mkdirs(opts->out_dir, err) != 0)
+                    goto out;
+            }
             /* the servers are at this step (in BSP exactly: trainer 0 has not pushed it) */
             if (lead && step > step0 && train_checkpoint_due(cfg, step, &last_ckpt_s)) {
                 if (checkpoint_job(&c, cfg, opts, &data, step, per_epoch, err) != 0)
                     goto out;
-                train_logf(opts, 0, "rank %d trainer 0: checkpoint of step %ld written",
-                           d->rank, step);
+                train_logf(opts, 0, "rank %d trainer %d: checkpoint of step %ld written",
+                           d->rank, d->trainer, step);
             }
             /* The pull for the next step goes out after this step's pushes.
              * (Sending it now, so that each layer's piece could travel
@@ -767,7 +780,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
                 progress_format(line, sizeof line, epoch + 1, cfg->train.epochs, b + 1, per_epoch,
                                 sums[2] > 0 ? sums[0] / sums[2] : 0, sums[2] > 0 ? sums[1] / sums[2] : 0,
                                 sps, eta);
-                train_logf(opts, 1, "rank %d trainer 0: %s", d->rank, line);
+                train_logf(opts, 1, "rank %d trainer %d: %s", d->rank, d->trainer, line);
             }
         }
         train_s += ep_train_s;
