@@ -612,7 +612,7 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
     int rc = -1;
     int lead = d->trainer == 0; /* this trainer leads the job (see take_lead) */
     /* only the trainer that leads logs: trainer 0, or the one that takes its
-     * place at the end of the job (the log is switched on then) */
+     * place when it is lost (the log is switched on then) */
     train_opts_t own = *opts;
     if (!lead)
         own.log = NULL;
