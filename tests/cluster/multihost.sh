@@ -15,6 +15,9 @@
 #                  within the timeout naming the lost host and rank, with a
 #                  checkpoint; mpirun exits non-zero once the link is back
 #                  (its daemon on h3 was cut off too), and --resume finishes it
+#   lead_cut       in an ASP job, the link of h2, where trainer 0 runs, goes down:
+#                  trainer 1 on h3 takes its place, finishes the job and writes
+#                  the model, which classifies the test images as it reported
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -128,4 +131,34 @@ timeout 120 $mpirun -np 3 --map-by node "$bin" --servers 1 --config "$cfg" --set
     fail link_cut "--resume failed after the link came back"
 acc=$(json "$work/c/summary.json" 'c.test_accuracy')
 echo "link_cut: resumed from $(grep -m1 -o 'resuming from [^ ]*' "$work/c2.log" | cut -d' ' -f3) once the link was back: test accuracy $acc"
+
+# lead_cut: trainer 0 (h2) is cut off in an ASP job; trainer 1 (h3) leads
+# from its next pull after the server gave trainer 0 up, and writes the
+# model at the end. The link comes back only then (mpirun waits for its
+# daemon on h2; trainer 0 itself stops on its own timeout).
+$mpirun -np 3 --map-by node "$bin" --servers 1 --config "$cfg" --set cluster.consistency=asp \
+    --set train.max_steps=0 --set train.epochs=40 --set checkpoint.every_steps=40 \
+    --out "$work/e" --no-plot > "$work/e.log" 2>&1 &
+job=$!
+for _ in $(seq 600); do
+    ls "$work"/e/checkpoints/step-*/manifest.json > /dev/null 2>&1 && break
+    sleep 0.1
+done
+ip -n pst-h2 link set eth1 down
+for _ in $(seq 600); do
+    [ -f "$work/e/summary.json" ] && break
+    sleep 0.1
+done
+ip -n pst-h2 link set eth1 up
+for _ in $(seq 150); do kill -0 $job 2> /dev/null || break; sleep 0.2; done
+kill -9 $job 2> /dev/null && fail lead_cut "mpirun did not end within 30 s of the link's return"
+wait $job
+grep -q "rank 2 trainer 1: trainer 0 (rank 1) was lost: this trainer \(leads the job from step\|writes the job's checkpoint, model and metrics in its place\)" \
+    "$work/e.log" || fail lead_cut "trainer 1 did not take trainer 0's place"
+[ -f "$work/e/summary.json" ] || fail lead_cut "no summary.json: the job did not finish"
+data=/usr/share/datasets/fashion-mnist
+PST_BIN=$bin "$root/tests/onnx/verify_run.sh" "$work/e" "$data/t10k-images-idx3-ubyte.gz" \
+    "$data/t10k-labels-idx1-ubyte.gz" 500 > "$work/e-verify.log" 2>&1 ||
+    fail lead_cut "the exported model is not the one reported: $(tail -n 3 "$work/e-verify.log")"
+echo "lead_cut: trainer 0 on h2 cut off; trainer 1 on h3 $(grep -m1 -o 'was lost: this trainer [^(]*' "$work/e.log" | sed 's/.*this trainer //;s/ *$//'); test accuracy $(json "$work/e/summary.json" 'c.test_accuracy'), the model verified"
 exit 0
