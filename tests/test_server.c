@@ -284,6 +284,44 @@ static void test_goodbye(void)
     server_destroy(&s);
 }
 
+/* Trainer 0 lost: a pull reply tells the lowest trainer left that it leads
+ * now (status bit 2) and nobody else; STATS says who leads and whether
+ * trainer 0 said goodbye. */
+static void test_lead_lost(void)
+{
+    param_table_t t = table_of(4);
+    server_t *s = mk(&t, 3, CONS_ASP, 0);
+    capture_t cap = {0};
+    err_t err;
+    for (int who = 0; who < 3; who++)
+        CU_ASSERT(req(s, &cap, who, WIRE_PULL, 0, 0, 4, NULL) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 3);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(cap.h[i].status, 0);
+    usleep(300 * 1000);
+    /* trainers 1 and 2 speak; trainer 0 stays silent and is lost (a timeout
+     * of 150 ms: room for a slow machine between the two steps) */
+    CU_ASSERT(req(s, &cap, 1, WIRE_CLOCK, 0, 0, 0, NULL) == 0);
+    CU_ASSERT(req(s, &cap, 2, WIRE_CLOCK, 0, 0, 0, NULL) == 0);
+    CU_ASSERT(server_check_trainers(s, 150, capture_send, &cap, &err) == 1);
+    cap.n = 0;
+    CU_ASSERT(req(s, &cap, 2, WIRE_PULL, 0, 0, 4, NULL) == 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PULL, 0, 0, 4, NULL) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 2);
+    CU_ASSERT_STRING_EQUAL(cap.peer[0], "t2");
+    CU_ASSERT_EQUAL(cap.h[0].status, 0);
+    CU_ASSERT_STRING_EQUAL(cap.peer[1], "t1");
+    CU_ASSERT_EQUAL(cap.h[1].status, 2);
+    CU_ASSERT(req(s, &cap, 1, WIRE_STATS, 0, 0, 0, NULL) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 3);
+    CU_ASSERT_EQUAL(cap.h[2].count, 11);
+    CU_ASSERT_EQUAL(cap.payload[2][6], 1); /* trainers lost */
+    CU_ASSERT_EQUAL(cap.payload[2][7], 0); /* the first: trainer 0 */
+    CU_ASSERT_EQUAL(cap.payload[2][9], 0); /* trainer 0 said no goodbye */
+    CU_ASSERT_EQUAL(cap.payload[2][10], 1); /* trainer 1 leads */
+    server_destroy(&s);
+}
+
 static void *live_run(void *arg)
 {
     live_t *l = arg;
@@ -364,7 +402,7 @@ int test_server_register(void)
     CU_pSuite s = CU_add_suite("server", NULL, NULL);
     if (!s || !CU_add_test(s, "bsp_order", test_bsp_order) || !CU_add_test(s, "asp", test_asp) ||
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "malformed", test_malformed) ||
-        !CU_add_test(s, "goodbye", test_goodbye) || !CU_add_test(s, "live_tcp", test_live_tcp))
+        !CU_add_test(s, "goodbye", test_goodbye) || !CU_add_test(s, "lead_lost", test_lead_lost) || !CU_add_test(s, "live_tcp", test_live_tcp))
         return -1;
     return 0;
 }
