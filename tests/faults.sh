@@ -80,6 +80,19 @@ verify_model() {
 accuracy() {
     node -e 'console.log(require(process.argv[1]).test_accuracy)' "$(realpath "$1")/summary.json"
 }
+# kill_rank RANK LIMIT: once the job has a checkpoint, kill -9 RANK of it
+# and wait at most LIMIT seconds for the job to end ($status)
+kill_rank() {
+    wait_checkpoint "$dir/run"
+    kill -9 "$(pid_of "$dir/run" "$1")"
+    finish "$2"
+}
+# check_accuracy WHO [NOTE]: prints the run's test accuracy and fails below 0.75
+check_accuracy() {
+    acc=$(accuracy "$dir/run")
+    echo "$1: test accuracy $acc${2:-}"
+    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "$1 reached only $acc"
+}
 start() { # start NAME NP MPIRUN_OPTIONS PSTRAIN_ARGS...: the job in the background ($job)
     local name=$1 np=$2 opts=$3
     shift 3
@@ -120,29 +133,21 @@ server_kill)
     # resume on a fresh launch
     $mpirun -np 3 "$bin" --servers 1 --resume "$dir/run" --out "$dir/run" --no-plot \
         > "$dir/resume.log" 2>&1 || fail "--resume failed"
-    acc=$(accuracy "$dir/run")
-    echo "resumed job: test accuracy $acc"
-    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "resumed job reached only $acc"
+    check_accuracy "resumed job"
     ;;
 trainer_asp)
     start run 4 --enable-recovery --servers 1 --set cluster.consistency=asp
-    wait_checkpoint "$dir/run"
-    kill -9 "$(pid_of "$dir/run" 3)"
-    finish 90
+    kill_rank 3 90
     grep -q "the job lost 1 trainer(s), the first trainer 2 (rank 3), and finished with the survivors" \
         "$dir/run.log" || fail "the loss of rank 3 was not reported"
     grep -q "trainer 2 (rank 3 on $(hostname)) lost: nothing heard from it" "$dir/run.log" ||
         fail "the server did not name the lost trainer"
-    acc=$(accuracy "$dir/run")
-    echo "survivors finished: test accuracy $acc (exit status $status)"
-    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
+    check_accuracy "survivors finished" " (exit status $status)"
     verify_model "$dir/run"
     ;;
 lead_asp)
     start run 4 --enable-recovery --servers 1 --set cluster.consistency=asp
-    wait_checkpoint "$dir/run"
-    kill -9 "$(pid_of "$dir/run" 1)"
-    finish 90
+    kill_rank 1 90
     # it takes over with its next pull once the server gave trainer 0 up, or,
     # if the job's steps were done by then, at the end
     grep -q "rank 2 trainer 1: trainer 0 (rank 1) was lost: this trainer \(leads the job from step\|writes the job's checkpoint, model and metrics in its place\)" \
@@ -150,45 +155,33 @@ lead_asp)
     grep -q "the job lost 1 trainer(s), the first trainer 0 (rank 1), and finished with the survivors" \
         "$dir/run.log" || fail "the loss of trainer 0 was not reported"
     [ "$(grep -c '^[0-9]' "$dir/run/metrics.csv")" = 15 ] || fail "metrics.csv has not all 15 epochs"
-    acc=$(accuracy "$dir/run")
-    echo "trainer 1 finished the job in trainer 0's place: test accuracy $acc"
-    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
+    check_accuracy "trainer 1 finished the job in trainer 0's place"
     verify_model "$dir/run"
     ;;
 lead_bsp)
     start run 4 --enable-recovery --servers 1
-    wait_checkpoint "$dir/run"
-    kill -9 "$(pid_of "$dir/run" 1)"
-    finish 30
+    kill_rank 1 30
     grep -q "rank 2 trainer 1: trainer 0 (rank 1) was lost: this trainer writes the job's checkpoint in its place" \
         "$dir/run.log" || fail "trainer 1 did not take trainer 0's place"
     grep -q "rank 2 trainer 1: the job stops: trainer 0 (rank 1 on $(hostname)) lost.*\(written to $dir/run/checkpoints; continue with --resume\|continue from the last periodic one\)" \
         "$dir/run.log" || fail "trainer 1 did not say where the checkpoint is"
     $mpirun -np 4 "$bin" --servers 1 --resume "$dir/run" --out "$dir/run" --no-plot \
         > "$dir/resume.log" 2>&1 || fail "--resume failed"
-    acc=$(accuracy "$dir/run")
-    echo "resumed job: test accuracy $acc"
-    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "resumed job reached only $acc"
+    check_accuracy "resumed job"
     ;;
 trainer_bsp_continue)
     start run 4 --enable-recovery --servers 1 --set cluster.on_trainer_loss=continue
-    wait_checkpoint "$dir/run"
-    kill -9 "$(pid_of "$dir/run" 2)"
-    finish 90
+    kill_rank 2 90
     grep -q "trainer 1 (rank 2 on $(hostname)) lost: nothing heard from it.*; going on without it" \
         "$dir/run.log" || fail "the server did not go on without the lost trainer"
     grep -q "the job lost 1 trainer(s), the first trainer 1 (rank 2), and finished with the survivors" \
         "$dir/run.log" || fail "the loss of rank 2 was not reported"
     grep -q "exit status" "$dir/run.log" && fail "a rank exited non-zero"
-    acc=$(accuracy "$dir/run")
-    echo "survivors finished the BSP job: test accuracy $acc"
-    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "the survivors reached only $acc"
+    check_accuracy "survivors finished the BSP job"
     ;;
 trainer_bsp)
     start run 3 --enable-recovery --servers 1
-    wait_checkpoint "$dir/run"
-    kill -9 "$(pid_of "$dir/run" 2)"
-    finish 30
+    kill_rank 2 30
     grep -q "trainer 1 (rank 2 on $(hostname)) lost" "$dir/run.log" || fail "no message naming the lost trainer"
     grep -q "rank 1 trainer 0: exit status 1: ending the job" "$dir/run.log" ||
         fail "trainer 0 did not exit non-zero"
@@ -199,9 +192,7 @@ trainer_bsp)
             "$dir/run.log" || fail "no checkpoint of the last complete step"
     $mpirun -np 3 "$bin" --servers 1 --resume "$dir/run" --out "$dir/run" --no-plot \
         > "$dir/resume.log" 2>&1 || fail "--resume failed"
-    acc=$(accuracy "$dir/run")
-    echo "resumed job: test accuracy $acc"
-    awk -v a="$acc" 'BEGIN { exit !(a > 0.75) }' || fail "resumed job reached only $acc"
+    check_accuracy "resumed job"
     ;;
 sigterm)
     $mpirun -np 3 "$bin" --servers 1 --config "$cfg" --out "$dir/whole" --no-plot \
