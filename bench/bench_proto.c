@@ -1,7 +1,7 @@
 /* bench_proto.c - push + pull round trips of a parameter vector through
  * pstrain's protocol (the real server logic behind a ROUTER, a trainer-like
  * DEALER client: PUSH the gradient, PULL the parameters, copy them into its
- * buffer), with CURVE security (cluster.auth = "curve", the default) and
+ * buffer; both in pieces, as trainers send them), with CURVE security (cluster.auth = "curve", the default) and
  * without ("none"), against raw ZeroMQ DEALER/ROUTER echoing the same bytes,
  * side by side over TCP loopback, for 1, 16 and 256 MiB. Reports the medians
  * of alternating rounds in GB/s of payload moved (2 x size per round trip).
@@ -66,16 +66,25 @@ static void *raw_server(void *arg)
     return NULL;
 }
 
-static double raw_rounds(void *c, float *buf, size_t bytes, int iters)
+/* Round trips of one message of `bytes` (pieces == 0), or of the same bytes
+ * as messages of `pieces` bytes, all sent before the echoes are read. */
+static double raw_rounds(void *c, float *buf, size_t bytes, size_t pieces, int iters)
 {
+    size_t step = pieces ? pieces : bytes;
     double t0 = now();
     for (int i = 0; i < iters; i++) {
-        zmq_msg_t m;
-        zmq_msg_init_data(&m, buf, bytes, NULL, NULL);
-        zmq_msg_send(&m, c, 0);
-        zmq_msg_init(&m);
-        zmq_msg_recv(&m, c, 0);
-        zmq_msg_close(&m);
+        for (size_t off = 0; off < bytes; off += step) {
+            zmq_msg_t m;
+            size_t len = bytes - off > step ? step : bytes - off;
+            zmq_msg_init_data(&m, (char *)buf + off, len, NULL, NULL);
+            zmq_msg_send(&m, c, 0);
+        }
+        for (size_t off = 0; off < bytes; off += step) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            zmq_msg_recv(&m, c, 0);
+            zmq_msg_close(&m);
+        }
     }
     return 2.0 * bytes * iters / (now() - t0) / 1e9;
 }
@@ -95,38 +104,52 @@ static void *ps_server(void *arg)
     return NULL;
 }
 
+/* Round trips as a trainer makes them (trainer/dist.c): the gradient pushed
+ * in pieces of wire_piece_floats(), then one PULL whose reply comes in
+ * pieces, each copied into the parameters as it arrives. */
 static double ps_rounds(transport_t *c, float *grads, float *params, size_t n, long *step, int iters)
 {
     uint8_t hb[WIRE_HDR_MAX];
     err_t err;
+    const size_t piece = wire_piece_floats(n);
     double t0 = now();
     for (int i = 0; i < iters; i++) {
         wire_hdr_t h;
-        wire_hdr_init(&h, WIRE_PUSH, 0);
-        h.clock = *step;
-        h.end = n;
-        h.count = n;
-        tframe_t f[2] = {{hb, (size_t)wire_encode(&h, hb, sizeof hb)}, {grads, n * sizeof(float)}};
-        transport_send(c, f, 2, 1, &err);
+        tframe_t f[2];
+        for (size_t b = 0; b < n; b += piece) {
+            size_t e = n - b > piece ? b + piece : n;
+            wire_hdr_init(&h, WIRE_PUSH, 0);
+            h.clock = *step;
+            h.begin = b;
+            h.end = e;
+            h.count = e - b;
+            f[0] = (tframe_t){hb, (size_t)wire_encode(&h, hb, sizeof hb)};
+            f[1] = (tframe_t){grads + b, (e - b) * sizeof(float)};
+            transport_send(c, f, 2, 1, &err);
+        }
         wire_hdr_init(&h, WIRE_PULL, 0);
         h.clock = ++*step;
         h.end = n;
-        f[0].size = (size_t)wire_encode(&h, hb, sizeof hb);
+        f[0] = (tframe_t){hb, (size_t)wire_encode(&h, hb, sizeof hb)};
         transport_send(c, f, 1, 1, &err);
-        tmsg_t m;
-        if (transport_recv(c, &m, 60000, &err) != 1) {
-            fprintf(stderr, "bench_proto: no reply: %s\n", err.msg);
-            exit(1);
+        for (size_t got = 0; got < n;) {
+            tmsg_t m;
+            if (transport_recv(c, &m, 60000, &err) != 1) {
+                fprintf(stderr, "bench_proto: no reply: %s\n", err.msg);
+                exit(1);
+            }
+            wire_hdr_t r;
+            int code;
+            if (wire_decode(m.data[0], m.size[0], &r, &code, &err) != 0 ||
+                r.type != WIRE_PULL_REPLY || m.n < 2 || r.end > n || r.begin >= r.end ||
+                m.size[1] != (r.end - r.begin) * sizeof(float)) {
+                fprintf(stderr, "bench_proto: bad reply\n");
+                exit(1);
+            }
+            memcpy(params + r.begin, m.data[1], m.size[1]);
+            got += r.end - r.begin;
+            tmsg_close(&m);
         }
-        wire_hdr_t r;
-        int code;
-        if (wire_decode(m.data[0], m.size[0], &r, &code, &err) != 0 || r.type != WIRE_PULL_REPLY ||
-            m.n < 2 || m.size[1] != n * sizeof(float)) {
-            fprintf(stderr, "bench_proto: bad reply\n");
-            exit(1);
-        }
-        memcpy(params, m.data[1], m.size[1]);
-        tmsg_close(&m);
     }
     return 2.0 * n * sizeof(float) * iters / (now() - t0) / 1e9;
 }
@@ -144,8 +167,8 @@ int main(int argc, char **argv)
     printf("# push+pull round trips over TCP loopback, GB/s of payload (2 x size per round "
            "trip), median of %d alternating rounds\n",
            rounds);
-    printf("%8s %14s %14s %12s %8s %9s\n", "size", "pstrain none", "pstrain curve", "raw zmq",
-           "none/raw", "curve/none");
+    printf("%8s %14s %14s %12s %14s %8s %9s %9s\n", "size", "pstrain none", "pstrain curve",
+           "raw zmq", "raw in pieces", "none/raw", "none/pcs", "curve/none");
     for (int k = 0; k < 3; k++) {
         size_t bytes = mib[k] << 20, n = bytes / sizeof(float);
         float *grads = malloc(bytes), *params = malloc(bytes), *echo = malloc(bytes);
@@ -192,21 +215,26 @@ int main(int argc, char **argv)
             pthread_create(&pt[v], NULL, ps_server, &p[v]);
         }
         /* warm up all three */
-        raw_rounds(rc, echo, bytes, 1);
+        const size_t pcs = wire_piece_floats(n) * sizeof(float);
+        raw_rounds(rc, echo, bytes, 0, 1);
+        raw_rounds(rc, echo, bytes, pcs, 1);
         for (int v = 0; v < 2; v++)
             ps_rounds(pc[v], grads, params, n, &step[v], 1);
-        double a[16], c[16], b[16];
+        double a[16], c[16], b[16], d[16];
         for (int i = 0; i < rounds && i < 16; i++) {
             a[i] = ps_rounds(pc[0], grads, params, n, &step[0], iters[k]);
             c[i] = ps_rounds(pc[1], grads, params, n, &step[1], iters[k]);
-            b[i] = raw_rounds(rc, echo, bytes, iters[k]);
+            b[i] = raw_rounds(rc, echo, bytes, 0, iters[k]);
+            d[i] = raw_rounds(rc, echo, bytes, pcs, iters[k]);
         }
         qsort(a, (size_t)rounds, sizeof *a, cmp);
         qsort(c, (size_t)rounds, sizeof *c, cmp);
         qsort(b, (size_t)rounds, sizeof *b, cmp);
+        qsort(d, (size_t)rounds, sizeof *d, cmp);
         const int mid = rounds / 2;
-        printf("%5zu MiB %9.2f GB/s %9.2f GB/s %7.2f GB/s %7.2fx %8.2fx\n", mib[k], a[mid], c[mid],
-               b[mid], a[mid] / b[mid], c[mid] / a[mid]);
+        printf("%5zu MiB %9.2f GB/s %9.2f GB/s %7.2f GB/s %9.2f GB/s %7.2fx %8.2fx %9.2fx\n",
+               mib[k], a[mid], c[mid], b[mid], d[mid], a[mid] / b[mid], a[mid] / d[mid],
+               c[mid] / a[mid]);
         fflush(stdout);
         /* stop both servers */
         zmq_send(rc, "", 0, 0);

@@ -501,3 +501,10 @@ size_t wire_elem_size(int elem)
         return 0;
     }
 }
+
+size_t wire_piece_floats(size_t shard_len)
+{
+    const size_t most = WIRE_PIECES_MAX / 2;
+    size_t need = (shard_len + most - 1) / most;
+    return need > WIRE_PIECE_FLOATS ? need : WIRE_PIECE_FLOATS;
+}

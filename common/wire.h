@@ -20,6 +20,16 @@
 #define WIRE_HDR_MAX 128
 /* Number of elements in the header array. */
 #define WIRE_HDR_FIELDS 10
+/* Large vectors travel in pieces of at most this many float32 (1 MiB):
+ * ZeroMQ hands over a message only once all of it has arrived, so one 16 MiB
+ * message leaves the receiver idle for the whole transfer and the wire idle
+ * while the receiver applies or copies it. In pieces, the server applies
+ * piece k while piece k + 1 is on the wire, and the trainer copies the
+ * parameters it pulled the same way (bench_proto measures the gain). */
+#define WIRE_PIECE_FLOATS (1u << 18)
+/* A server takes at most this many pieces of one step from one trainer
+ * (BSP sums each piece once every trainer has sent it, so it tracks them). */
+#define WIRE_PIECES_MAX 1024
 
 /* Message types (header element 1). */
 enum {
@@ -122,6 +132,13 @@ const char *wire_type_name(int type);
 /* "version", "type", "range", "length", "malformed", "state", "internal"
  * for the WIRE_E_* codes, "ok" for 0, "?" for anything else. */
 const char *wire_error_name(int code);
+
+/* The largest piece, in elements, into which a trainer cuts the pushes to a
+ * server that holds shard_len keys: WIRE_PIECE_FLOATS, or more for a shard
+ * so large that its pieces, one layer after another, could pass
+ * WIRE_PIECES_MAX (every layer adds at most one piece beyond
+ * shard_len / piece, and a shard holds at most WIRE_PIECES_MAX / 2 layers). */
+size_t wire_piece_floats(size_t shard_len);
 
 /* Size in bytes of one payload element: 4 for F32, 2 for F16 and BF16, 1 for
  * TEXT, 0 for an unknown elem. */

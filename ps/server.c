@@ -16,7 +16,7 @@
 
 #define PEER_MAX 256
 #define BAR_MAX 16     /* values a BARRIER reduces */
-#define RANGES_MAX 128 /* pieces per step (a model's layers); fits pending_t.sent */
+#define RANGES_MAX WIRE_PIECES_MAX /* pieces per step (layers, cut in WIRE_PIECE_FLOATS) */
 
 /* A key range of the current BSP step and how many trainers pushed it. */
 typedef struct {
@@ -31,7 +31,7 @@ typedef struct {
     uint8_t peer[PEER_MAX];
     size_t peer_len;
     wire_hdr_t hdr;
-    uint64_t sent[2];        /* BSP: pieces of its step already sent (bit per range) */
+    uint64_t sent[RANGES_MAX / 64]; /* BSP: pieces of its step already sent (bit per range) */
 } pending_t;
 
 struct server_t {
@@ -51,6 +51,7 @@ struct server_t {
     long version;            /* updates applied */
     range_t ranges[RANGES_MAX]; /* BSP: the step's pieces so far */
     int n_ranges;
+    int range_hint;          /* BSP: where the next piece's range is likely to be */
     pending_t *pending;      /* waiting pulls */
     int n_pending, cap_pending;
     pending_t *barrier;      /* T: BARRIER waiters, by trainer */
@@ -299,20 +300,24 @@ static int pull_status(const server_t *s, int t)
 
 static void serve_pull(server_t *s, const pending_t *p, server_send_fn send, void *ctx, int *fail)
 {
-    wire_hdr_t h;
-    wire_hdr_init(&h, WIRE_PULL_REPLY, s->o.rank);
-    h.req = p->hdr.req;
-    h.clock = s->version;
-    h.begin = p->hdr.begin;
-    h.end = p->hdr.end;
-    h.count = p->hdr.end - p->hdr.begin;
-    h.status = pull_status(s, p->hdr.sender);
     /* BSP: the shard cannot change before every trainer has this reply, so
      * it goes out without a copy; ASP/SSP copy, since a push may land while
-     * the reply is still being sent. */
+     * the reply is still being sent. In pieces of WIRE_PIECE_FLOATS, so the
+     * trainer copies one while the next is on the wire. */
     int zc = s->o.consistency == CONS_BSP;
-    if (reply_params(s, p, &h, p->hdr.begin, zc, send, ctx) != 0)
-        *fail = 1;
+    for (size_t b = p->hdr.begin; b < p->hdr.end && !*fail; b += WIRE_PIECE_FLOATS) {
+        size_t e = p->hdr.end - b > WIRE_PIECE_FLOATS ? b + WIRE_PIECE_FLOATS : p->hdr.end;
+        wire_hdr_t h;
+        wire_hdr_init(&h, WIRE_PULL_REPLY, s->o.rank);
+        h.req = p->hdr.req;
+        h.clock = s->version;
+        h.begin = b;
+        h.end = e;
+        h.count = e - b;
+        h.status = pull_status(s, p->hdr.sender);
+        if (reply_params(s, p, &h, b, zc, send, ctx) != 0)
+            *fail = 1;
+    }
     s->stats.pulls++;
 }
 
@@ -382,6 +387,15 @@ static int pull_ready(const server_t *s, int64_t c)
     return 1;
 }
 
+/* 1 when pull p has been sent some pieces of its step already. */
+static int any_sent(const pending_t *p)
+{
+    for (size_t i = 0; i < sizeof p->sent / sizeof p->sent[0]; i++)
+        if (p->sent[i])
+            return 1;
+    return 0;
+}
+
 /* Answers every waiting pull whose condition now holds, in arrival order. */
 static int flush_pending(server_t *s, server_send_fn send, void *ctx)
 {
@@ -393,7 +407,7 @@ static int flush_pending(server_t *s, server_send_fn send, void *ctx)
                 fail = 1;
         } else if (!pull_ready(s, p->hdr.clock)) {
             s->pending[keep++] = *p;
-        } else if (p->sent[0] | p->sent[1]) {
+        } else if (any_sent(p)) {
             /* BSP: it has some pieces of the step just completed; the rest
              * (the ranges array still describes that step) */
             for (int r = 0; r < s->n_ranges; r++)
@@ -468,7 +482,13 @@ static int take_piece(server_t *s, int t, size_t b, const float *g, size_t n, er
      * a piece is summed and applied as soon as every trainer has sent it,
      * while the rest of backward is still running on the trainers */
     range_t *r = NULL;
-    for (int i = 0; i < s->n_ranges; i++) {
+    /* the pieces come in the same order every step: look where the one
+     * after the last piece was first (the ranges never overlap, so an exact
+     * match there needs no further check) */
+    int hint = s->range_hint < s->n_ranges ? s->range_hint : 0;
+    if (s->n_ranges > 0 && s->ranges[hint].b == b && s->ranges[hint].e == b + n)
+        r = &s->ranges[hint];
+    for (int i = 0; i < s->n_ranges && !r; i++) {
         range_t *q = &s->ranges[i];
         if (q->b == b && q->e == b + n) {
             r = q;
@@ -489,6 +509,7 @@ static int take_piece(server_t *s, int t, size_t b, const float *g, size_t n, er
         r->applied = 0;
         memset(s->rgot + (size_t)(r - s->ranges) * s->o.n_trainers, 0, (size_t)s->o.n_trainers);
     }
+    s->range_hint = (int)(r - s->ranges) + 1;
     uint8_t *got = s->rgot + (size_t)(r - s->ranges) * s->o.n_trainers;
     if (got[t])
         return err_set(err, "trainer %d pushed keys [%zu, %zu) twice in one step", t, b, b + n);
@@ -936,7 +957,7 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             p->peer_len = peer_len;
             memcpy(p->peer, peer, peer_len);
             p->hdr = h;
-            p->sent[0] = p->sent[1] = 0;
+            memset(p->sent, 0, sizeof p->sent);
             if (s->o.consistency == CONS_BSP && h.clock == s->version + 1) {
                 int fail = 0;
                 for (int r = 0; r < s->n_ranges; r++)

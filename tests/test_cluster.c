@@ -14,6 +14,7 @@
 #include "export/checkpoint.h"
 #include "fsutil.h"
 #include "tests.h"
+#include "wire.h"
 
 static const char *CFG =
     "name = \"t_dist\";\n"
@@ -26,22 +27,40 @@ static const char *CFG =
     "train = { epochs = 1; batch = 32; seed = 4; max_steps = 20; };\n"
     "cluster = { timeout_ms = 20000; };\n";
 
+/* A model large enough that each of 2 servers' shards (about 278,000 keys)
+ * is pushed and pulled in pieces of WIRE_PIECE_FLOATS (262,144). */
+static const char *CFG_BIG =
+    "name = \"t_big\";\n"
+    "data = { limit = 3000; validation = 300; test_limit = 500; };\n"
+    "model = { input = [1, 28, 28];\n"
+    "  layers = ( { type = \"flatten\"; },\n"
+    "             { type = \"dense\"; units = 700; activation = \"relu\"; },\n"
+    "             { type = \"dense\"; units = 10; activation = \"softmax\"; } ); };\n"
+    "optimizer = { name = \"adam\"; };\n"
+    "train = { epochs = 1; batch = 32; seed = 4; max_steps = 20; };\n"
+    "cluster = { timeout_ms = 20000; };\n";
+
 static const char *bin(void)
 {
     const char *b = getenv("PST_BIN");
     return b ? b : "build/pstrain";
 }
 
+/* The config file of the next run(): CFG, or CFG_BIG while big is set. */
+static int big;
+
 static const char *cfg_path(void)
 {
-    static char path[512];
-    if (!path[0]) {
-        snprintf(path, sizeof path, "%s/dist.cfg", tests_tmp_dir());
+    static char path[2][512];
+    char *p = path[big];
+    if (!p[0]) {
+        snprintf(p, sizeof path[0], "%s/%s.cfg", tests_tmp_dir(), big ? "dist_big" : "dist");
         err_t err;
-        if (fs_write_atomic(path, CFG, strlen(CFG), &err) != 0)
+        const char *text = big ? CFG_BIG : CFG;
+        if (fs_write_atomic(p, text, strlen(text), &err) != 0)
             fprintf(stderr, "\n  %s\n", err.msg);
     }
-    return path;
+    return p;
 }
 
 /* Runs pstrain (np = 0: --local; 1: singleton; else mpirun -np) into
@@ -130,6 +149,23 @@ static void test_bsp_2x3_b33(void)
     CU_ASSERT_FATAL(run(0, "--set train.batch=33", "local33") == 0);
     CU_ASSERT_FATAL(run(5, "--servers 2 --set train.batch=33", "bsp_2x3") == 0);
     check_equal("local33", "bsp_2x3");
+}
+
+/* BSP with pushes and pulls in pieces: 2 servers + 3 trainers, batch 33,
+ * equal single-process training. */
+static void test_bsp_pieces(void)
+{
+    big = 1;
+    int local = run(0, "--set train.batch=33", "big_local33");
+    int dist = run(5, "--servers 2 --set train.batch=33", "big_bsp_2x3");
+    big = 0;
+    CU_ASSERT_FATAL(local == 0 && dist == 0);
+    checkpoint_t *c = ckpt("big_bsp_2x3");
+    CU_ASSERT_FATAL(c != NULL);
+    /* the premise: each shard is larger than one piece */
+    CU_ASSERT(c->table.n_params / 2 > WIRE_PIECE_FLOATS);
+    checkpoint_free(&c);
+    check_equal("big_local33", "big_bsp_2x3");
 }
 
 static void test_singleton(void)
@@ -464,6 +500,7 @@ int test_cluster_register(void)
     CU_pSuite s = CU_add_suite("cluster", NULL, NULL);
     if (!s || !CU_add_test(s, "bsp_1x2", test_bsp_1x2) ||
         !CU_add_test(s, "bsp_2x3_b33", test_bsp_2x3_b33) ||
+        !CU_add_test(s, "bsp_pieces", test_bsp_pieces) ||
         !CU_add_test(s, "singleton", test_singleton) || !CU_add_test(s, "asp", test_asp) ||
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "bad_layout", test_bad_layout) ||
         !CU_add_test(s, "resume_local", test_resume_local) ||

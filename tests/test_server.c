@@ -183,6 +183,125 @@ static void test_ssp(void)
     server_destroy(&s);
 }
 
+/* Records the pull replies of a large shard: ranges, and whether each
+ * payload equals the server's parameters there. */
+typedef struct {
+    const server_t *s;
+    int n, errors, types_bad;
+    uint64_t b[8], e[8];
+    int same[8];
+} pieces_t;
+
+static int pieces_send(void *ctx, const tframe_t *f, int n, int zc)
+{
+    (void)zc;
+    pieces_t *c = ctx;
+    wire_hdr_t h;
+    int code;
+    err_t err;
+    if (wire_decode(f[1].data, f[1].size, &h, &code, &err) != 0)
+        return -1;
+    if (h.type == WIRE_ERROR) {
+        c->errors++;
+        return 0;
+    }
+    if (h.type != WIRE_PULL_REPLY || c->n == 8) {
+        c->types_bad++;
+        return 0;
+    }
+    size_t b, e;
+    const float *p = server_params(c->s, &b, &e);
+    c->b[c->n] = h.begin;
+    c->e[c->n] = h.end;
+    c->same[c->n] = n > 2 && h.end <= e && f[2].size == (h.end - h.begin) * sizeof(float) &&
+                    memcmp(f[2].data, p + h.begin, f[2].size) == 0;
+    c->n++;
+    return 0;
+}
+
+static int req_to(server_t *s, server_send_fn fn, void *ctx, int who, int type, int64_t clock,
+                  uint64_t b, uint64_t e, const float *payload)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, type, who);
+    h.clock = clock;
+    h.begin = b;
+    h.end = e;
+    h.count = payload ? e - b : 0;
+    uint8_t buf[WIRE_HDR_MAX];
+    int n = wire_encode(&h, buf, sizeof buf);
+    char peer[8];
+    snprintf(peer, sizeof peer, "t%d", who);
+    err_t err;
+    return server_handle(s, (const uint8_t *)peer, strlen(peer), buf, (size_t)n,
+                         (const uint8_t *)payload, payload ? (e - b) * sizeof(float) : 0, 0, fn,
+                         ctx, &err);
+}
+
+/* Large vectors in pieces: a pull of a shard above WIRE_PIECE_FLOATS is
+ * answered in pieces that cover it in order; BSP takes a step pushed in
+ * pieces by two trainers and gives the same parameters as whole pushes; a
+ * step in more than WIRE_PIECES_MAX pieces is refused; wire_piece_floats
+ * keeps any shard within that many pieces. */
+static void test_pieces(void)
+{
+    const size_t P = WIRE_PIECE_FLOATS, N = 2 * P + 5;
+    param_table_t t1 = table_of(N), t2 = table_of(N);
+    server_t *whole = mk(&t1, 2, CONS_BSP, 0), *cut = mk(&t2, 2, CONS_BSP, 0);
+    CU_ASSERT_FATAL(whole && cut);
+    float *g = malloc(N * sizeof *g);
+    CU_ASSERT_FATAL(g != NULL);
+    for (size_t i = 0; i < N; i++)
+        g[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    pieces_t pw = {.s = whole}, pc = {.s = cut};
+    for (int t = 0; t < 2; t++) {
+        CU_ASSERT(req_to(whole, pieces_send, &pw, t, WIRE_PUSH, 0, 0, N, g) == 0);
+        for (size_t b = 0; b < N; b += P)
+            CU_ASSERT(req_to(cut, pieces_send, &pc, t, WIRE_PUSH, 0, b, b + P < N ? b + P : N,
+                             g + b) == 0);
+    }
+    CU_ASSERT_EQUAL(server_version(whole), 1);
+    CU_ASSERT_EQUAL(server_version(cut), 1);
+    size_t b, e;
+    CU_ASSERT(memcmp(server_params(whole, &b, &e), server_params(cut, &b, &e),
+                     N * sizeof(float)) == 0);
+    CU_ASSERT_EQUAL(pw.errors + pc.errors + pw.types_bad + pc.types_bad, 0);
+    /* the pull of the whole shard comes in three pieces, in order */
+    CU_ASSERT(req_to(cut, pieces_send, &pc, 0, WIRE_PULL, 1, 0, N, NULL) == 0);
+    CU_ASSERT_EQUAL_FATAL(pc.n, 3);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(pc.b[i], i * P);
+        CU_ASSERT_EQUAL(pc.e[i], i < 2 ? (i + 1) * P : N);
+        CU_ASSERT(pc.same[i]);
+    }
+    server_destroy(&whole);
+    server_destroy(&cut);
+    /* one piece too many in a step */
+    param_table_t t3 = table_of(WIRE_PIECES_MAX + 1);
+    server_t *s = mk(&t3, 2, CONS_BSP, 0);
+    pieces_t p3 = {.s = s};
+    for (int i = 0; i < WIRE_PIECES_MAX; i++)
+        CU_ASSERT(req_to(s, pieces_send, &p3, 0, WIRE_PUSH, 0, (uint64_t)i, (uint64_t)i + 1, g) == 0);
+    CU_ASSERT_EQUAL(p3.errors, 0);
+    CU_ASSERT(req_to(s, pieces_send, &p3, 0, WIRE_PUSH, 0, WIRE_PIECES_MAX, WIRE_PIECES_MAX + 1,
+                     g) == 0);
+    CU_ASSERT_EQUAL(p3.errors, 1);
+    CU_ASSERT_EQUAL(server_version(s), 0);
+    server_destroy(&s);
+    free(g);
+    /* the cut: 1 MiB pieces, larger ones only for a shard that would
+     * otherwise need more than half the limit */
+    CU_ASSERT_EQUAL(wire_piece_floats(0), P);
+    CU_ASSERT_EQUAL(wire_piece_floats(N), P);
+    CU_ASSERT_EQUAL(wire_piece_floats((size_t)P * WIRE_PIECES_MAX / 2), P);
+    size_t big[] = {(size_t)P * WIRE_PIECES_MAX / 2 + 1, (size_t)1 << 31, ((size_t)1 << 33) + 3};
+    for (int i = 0; i < 3; i++) {
+        size_t piece = wire_piece_floats(big[i]);
+        CU_ASSERT(piece > P);
+        CU_ASSERT((big[i] + piece - 1) / piece <= WIRE_PIECES_MAX / 2);
+    }
+}
+
 static void test_malformed(void)
 {
     param_table_t t = table_of(6);
@@ -402,7 +521,8 @@ int test_server_register(void)
     CU_pSuite s = CU_add_suite("server", NULL, NULL);
     if (!s || !CU_add_test(s, "bsp_order", test_bsp_order) || !CU_add_test(s, "asp", test_asp) ||
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "malformed", test_malformed) ||
-        !CU_add_test(s, "goodbye", test_goodbye) || !CU_add_test(s, "lead_lost", test_lead_lost) || !CU_add_test(s, "live_tcp", test_live_tcp))
+        !CU_add_test(s, "goodbye", test_goodbye) || !CU_add_test(s, "lead_lost", test_lead_lost) ||
+        !CU_add_test(s, "pieces", test_pieces) || !CU_add_test(s, "live_tcp", test_live_tcp))
         return -1;
     return 0;
 }

@@ -251,56 +251,67 @@ static int pull_exact(client_t *c, long clock, err_t *err)
     return pull_collect(c, err);
 }
 
-/* The model's hook: pushes the gradient of [b, e) to its servers. */
+/* Pushes server s the gradient of [lo, hi) for the current step, encoded as
+ * cluster.compression says. Returns 0, or -1 with c->perr. */
+static int push_piece(client_t *c, int s, size_t lo, size_t hi)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_PUSH, c->d->trainer);
+    h.clock = c->step;
+    h.begin = lo;
+    h.end = hi;
+    h.count = hi - lo;
+    h.req = ++c->req;
+    const void *payload = c->grads + lo;
+    size_t bytes = (hi - lo) * sizeof(float);
+    if (c->comp == COMP_FP16 || c->comp == COMP_BF16) {
+        compress_encode16(c->enc16 + lo, c->grads + lo, hi - lo, c->comp == COMP_BF16);
+        h.elem = c->comp == COMP_BF16 ? WIRE_BF16 : WIRE_F16;
+        payload = c->enc16 + lo;
+        bytes = (hi - lo) * 2;
+    } else if (c->comp == COMP_TOPK) {
+        /* the largest of gradient + residual; the rest waits in the residual */
+        size_t k = compress_topk(c->grads + lo, c->residual + lo, hi - lo, c->topk_ratio,
+                                 c->tk_idx, c->tk_val, c->tk_scratch);
+        uint8_t *o = c->topk + 8 * lo;
+        for (size_t j = 0; j < k; j++) {
+            uint32_t v;
+            memcpy(&v, &c->tk_val[j], 4);
+            for (int b = 0; b < 4; b++) {
+                o[8 * j + b] = (uint8_t)(c->tk_idx[j] >> (8 * b));
+                o[8 * j + 4 + b] = (uint8_t)(v >> (8 * b));
+            }
+        }
+        h.elem = WIRE_TOPK;
+        h.count = k;
+        payload = o;
+        bytes = 8 * k;
+    }
+    /* zero copy: the gradient (and encoded) buffers are not touched again
+     * before the next pull's replies, which come after this push on each
+     * socket */
+    return send_hdr(c, s, &h, payload, bytes, &c->perr);
+}
+
+/* The model's hook: pushes the gradient of [b, e) to its servers. A large
+ * range goes in pieces of wire_piece_floats() (the same cut on every
+ * trainer, as BSP needs), so the server applies one while the next is on
+ * the wire; top-k picks its largest values over the whole range, so it goes
+ * whole. */
 static void push_range(void *ctx, size_t b, size_t e)
 {
     client_t *c = ctx;
     if (c->failed)
         return;
     double t0 = progress_now();
-    for (int s = 0; s < c->S; s++) {
+    for (int s = 0; s < c->S && !c->failed; s++) {
         size_t lo = b > c->sb[s] ? b : c->sb[s], hi = e < c->se[s] ? e : c->se[s];
-        if (lo >= hi)
-            continue;
-        wire_hdr_t h;
-        wire_hdr_init(&h, WIRE_PUSH, c->d->trainer);
-        h.clock = c->step;
-        h.begin = lo;
-        h.end = hi;
-        h.count = hi - lo;
-        h.req = ++c->req;
-        const void *payload = c->grads + lo;
-        size_t bytes = (hi - lo) * sizeof(float);
-        if (c->comp == COMP_FP16 || c->comp == COMP_BF16) {
-            compress_encode16(c->enc16 + lo, c->grads + lo, hi - lo, c->comp == COMP_BF16);
-            h.elem = c->comp == COMP_BF16 ? WIRE_BF16 : WIRE_F16;
-            payload = c->enc16 + lo;
-            bytes = (hi - lo) * 2;
-        } else if (c->comp == COMP_TOPK) {
-            /* the largest of gradient + residual; the rest waits in the residual */
-            size_t k = compress_topk(c->grads + lo, c->residual + lo, hi - lo, c->topk_ratio,
-                                     c->tk_idx, c->tk_val, c->tk_scratch);
-            uint8_t *o = c->topk + 8 * lo;
-            for (size_t j = 0; j < k; j++) {
-                uint32_t v;
-                memcpy(&v, &c->tk_val[j], 4);
-                for (int b = 0; b < 4; b++) {
-                    o[8 * j + b] = (uint8_t)(c->tk_idx[j] >> (8 * b));
-                    o[8 * j + 4 + b] = (uint8_t)(v >> (8 * b));
-                }
+        size_t piece = c->comp == COMP_TOPK ? hi - lo : wire_piece_floats(c->se[s] - c->sb[s]);
+        for (size_t p = lo; p < hi; p += piece)
+            if (push_piece(c, s, p, hi - p > piece ? p + piece : hi) != 0) {
+                c->failed = 1;
+                break;
             }
-            h.elem = WIRE_TOPK;
-            h.count = k;
-            payload = o;
-            bytes = 8 * k;
-        }
-        /* zero copy: the gradient (and encoded) buffers are not touched again
-         * before the next pull's replies, which come after this push on each
-         * socket */
-        if (send_hdr(c, s, &h, payload, bytes, &c->perr) != 0) {
-            c->failed = 1;
-            break;
-        }
     }
     c->push_s += progress_now() - t0;
 }
