@@ -63,9 +63,10 @@ static server_t *mk(param_table_t *t, int T, consistency_t c, int K)
     return server_new(&o, &err);
 }
 
-/* Sends one request from trainer `who` (peer name "tWHO"). */
-static int req(server_t *s, capture_t *cap, int who, int type, int64_t clock, uint64_t b,
-               uint64_t e, const float *payload)
+/* Sends one request from trainer `who` (peer name "tWHO"); the server
+ * answers through fn(ctx, ...). */
+static int req_to(server_t *s, server_send_fn fn, void *ctx, int who, int type, int64_t clock,
+                  uint64_t b, uint64_t e, const float *payload)
 {
     wire_hdr_t h;
     wire_hdr_init(&h, type, who);
@@ -79,8 +80,15 @@ static int req(server_t *s, capture_t *cap, int who, int type, int64_t clock, ui
     snprintf(peer, sizeof peer, "t%d", who);
     err_t err;
     return server_handle(s, (const uint8_t *)peer, strlen(peer), buf, (size_t)n,
-                         (const uint8_t *)payload, payload ? (e - b) * sizeof(float) : 0, 0,
-                         capture_send, cap, &err);
+                         (const uint8_t *)payload, payload ? (e - b) * sizeof(float) : 0, 0, fn,
+                         ctx, &err);
+}
+
+/* The same, with the answers recorded in cap. */
+static int req(server_t *s, capture_t *cap, int who, int type, int64_t clock, uint64_t b,
+               uint64_t e, const float *payload)
+{
+    return req_to(s, capture_send, cap, who, type, clock, b, e, payload);
 }
 
 static void test_bsp_order(void)
@@ -217,25 +225,6 @@ static int pieces_send(void *ctx, const tframe_t *f, int n, int zc)
                     memcmp(f[2].data, p + h.begin, f[2].size) == 0;
     c->n++;
     return 0;
-}
-
-static int req_to(server_t *s, server_send_fn fn, void *ctx, int who, int type, int64_t clock,
-                  uint64_t b, uint64_t e, const float *payload)
-{
-    wire_hdr_t h;
-    wire_hdr_init(&h, type, who);
-    h.clock = clock;
-    h.begin = b;
-    h.end = e;
-    h.count = payload ? e - b : 0;
-    uint8_t buf[WIRE_HDR_MAX];
-    int n = wire_encode(&h, buf, sizeof buf);
-    char peer[8];
-    snprintf(peer, sizeof peer, "t%d", who);
-    err_t err;
-    return server_handle(s, (const uint8_t *)peer, strlen(peer), buf, (size_t)n,
-                         (const uint8_t *)payload, payload ? (e - b) * sizeof(float) : 0, 0, fn,
-                         ctx, &err);
 }
 
 /* Large vectors in pieces: a pull of a shard above WIRE_PIECE_FLOATS is
