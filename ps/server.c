@@ -478,9 +478,10 @@ static int take_piece(server_t *s, int t, size_t b, const float *g, size_t n, er
                            s->version + 1, optim_lr(&s->o.optim, s->version, s->o.total_steps));
         return 0;
     }
-    /* BSP: every trainer pushes a step in the same pieces (one per layer);
-     * a piece is summed and applied as soon as every trainer has sent it,
-     * while the rest of backward is still running on the trainers */
+    /* BSP: every trainer pushes a step in the same pieces (its layers, cut
+     * by wire_piece_floats()); a piece is summed and applied as soon as
+     * every trainer has sent it, while the rest of backward is still running
+     * on the trainers */
     range_t *r = NULL;
     /* the pieces come in the same order every step: look where the one
      * after the last piece was first (the ranges never overlap, so an exact
