@@ -610,8 +610,12 @@ static int save_if_due(server_t *s, server_send_fn send, void *ctx)
 
 /* Answers every trainer waiting in the barrier, with the sums of what they
  * brought (pairs of float32 hi, lo per value, summed in trainer order in
- * double), when every live trainer is in; or with ERROR when the job halts
- * for a lost trainer. Returns 0 or -1 (a reply could not be sent). */
+ * double), when every live trainer is in; or with ERROR when the job halts,
+ * for a lost trainer or because it stops. A stop comes from trainer 0 at
+ * the start of a step, so trainer 0 enters no barrier after it, and a
+ * trainer one step ahead that waits in the epoch's barrier would otherwise
+ * wait for ever (and trainer 0 for its goodbye). Returns 0 or -1 (a reply
+ * could not be sent). */
 static int barrier_flush(server_t *s, server_send_fn send, void *ctx)
 {
     const int T = s->o.n_trainers;
@@ -622,7 +626,7 @@ static int barrier_flush(server_t *s, server_send_fn send, void *ctx)
     }
     if (in == 0)
         return 0;
-    int halted = s->halt == WIRE_E_LOST;
+    int halted = s->halt == WIRE_E_LOST || s->halt == WIRE_E_STOPPING;
     if (!halted && in < live)
         return 0;
     int n = s->bar_n > 0 ? s->bar_n : 0, rc = 0;
@@ -1014,8 +1018,8 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             r.req = h.req;
             r.clock = s->version;
             rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
-            if (rc == 0)
-                rc = flush_pending(s, send, ctx); /* waiting pulls of that step on */
+            if (rc == 0) /* waiting pulls of that step on, and the barrier */
+                rc = flush_pending(s, send, ctx) != 0 || barrier_flush(s, send, ctx) != 0 ? -1 : 0;
             break;
         }
         if (h.status == 1 && s->o.consistency == CONS_BSP && h.clock > s->version &&

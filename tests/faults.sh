@@ -25,6 +25,11 @@
 #                 exits 0; --resume finishes the job with the very parameters of an
 #                 uninterrupted run
 #   sigterm_local the same for single-process training
+#   sigterm_epoch_end  SIGTERM to trainer 0, 6 times, of a BSP job whose epochs are
+#                 2 steps long: a stop often comes at an epoch's last step, when
+#                 trainer 1 may already wait in the epoch's barrier (a race that
+#                 once left the job hanging); every job must stop, exit 0, and
+#                 say where its checkpoint is
 # The job: the test CNN on 3000 Fashion-MNIST images, long enough (15 epochs of 85
 # steps) to be hit in the middle, with a periodic checkpoint every 40 steps and a
 # 3 s timeout.
@@ -227,6 +232,30 @@ sigterm_local)
     cmp -s "$dir/run/model.ckpt" "$dir/whole/model.ckpt" ||
         fail "the resumed run's model differs from the uninterrupted one's"
     echo "stopped and resumed: model.ckpt equals the uninterrupted run's, byte for byte"
+    ;;
+sigterm_epoch_end)
+    # 64 training samples: 2 steps per epoch, with a tiny evaluation, so that
+    # the signal lands in the middle of an epoch about half the time
+    sed -e 's/limit = 3000; validation = 300; test_limit = 500;/limit = 96; validation = 32; test_limit = 32;/' \
+        -e 's/epochs = 15;/epochs = 100000;/' -e 's/every_steps = 40;/every_steps = 0; every_seconds = 0;/' \
+        "$cfg" > "$dir/short.cfg"
+    cfg=$dir/short.cfg
+    odd=0
+    for i in 1 2 3 4 5 6; do
+        rm -rf "$dir/run"
+        start run 3 "" --servers 1
+        for _ in $(seq 300); do [ -f "$dir/run/cluster.json" ] && break; sleep 0.1; done
+        sleep "0.$((RANDOM % 9 + 1))"
+        kill -TERM "$(pid_of "$dir/run" 1)"
+        finish 20
+        [ "$status" = 0 ] || fail "round $i: exit status $status after SIGTERM, expected 0"
+        step=$(sed -n 's/.*stopped at step \([0-9]*\) on request: checkpoint written.*/\1/p' "$dir/run.log")
+        [ -n "$step" ] || fail "round $i: no checkpoint message"
+        [ -f "$dir/run/checkpoints/step-$(printf %09d "$step")/manifest.json" ] ||
+            fail "round $i: no checkpoint of step $step"
+        odd=$((odd + step % 2))
+    done
+    echo "6 stops, $odd of them at an epoch's last step: each exited 0 with its checkpoint"
     ;;
 *)
     echo "faults.sh: unknown scenario $scenario" >&2

@@ -494,6 +494,7 @@ static void test_fault_lead_bsp(void) { fault("lead_bsp"); }
 static void test_fault_trainer_bsp_continue(void) { fault("trainer_bsp_continue"); }
 static void test_fault_sigterm(void) { fault("sigterm"); }
 static void test_fault_sigterm_local(void) { fault("sigterm_local"); }
+static void test_fault_sigterm_epoch_end(void) { fault("sigterm_epoch_end"); }
 
 int test_cluster_register(void)
 {
@@ -517,6 +518,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "fault_trainer_bsp_continue", test_fault_trainer_bsp_continue) ||
         !CU_add_test(s, "fault_sigterm", test_fault_sigterm) ||
         !CU_add_test(s, "fault_sigterm_local", test_fault_sigterm_local) ||
+        !CU_add_test(s, "fault_sigterm_epoch_end", test_fault_sigterm_epoch_end) ||
         !CU_add_test(s, "compression", test_compression))
         return -1;
     return 0;

@@ -63,8 +63,21 @@ static server_t *mk(param_table_t *t, int T, consistency_t c, int K)
     return server_new(&o, &err);
 }
 
-/* Sends one request from trainer `who` (peer name "tWHO"); the server
- * answers through fn(ctx, ...). */
+/* Sends header h and payload (len bytes) from trainer h->sender (peer
+ * name "tN"); the server answers through fn(ctx, ...). */
+static int send_to(server_t *s, server_send_fn fn, void *ctx, const wire_hdr_t *h,
+                   const void *payload, size_t len)
+{
+    uint8_t buf[WIRE_HDR_MAX];
+    int n = wire_encode(h, buf, sizeof buf);
+    char peer[8];
+    snprintf(peer, sizeof peer, "t%d", (int)h->sender);
+    err_t err;
+    return server_handle(s, (const uint8_t *)peer, strlen(peer), buf, (size_t)n, payload, len, 0,
+                         fn, ctx, &err);
+}
+
+/* Sends one request of keys [b, e) from trainer `who`. */
 static int req_to(server_t *s, server_send_fn fn, void *ctx, int who, int type, int64_t clock,
                   uint64_t b, uint64_t e, const float *payload)
 {
@@ -74,14 +87,7 @@ static int req_to(server_t *s, server_send_fn fn, void *ctx, int who, int type, 
     h.begin = b;
     h.end = e;
     h.count = payload ? e - b : 0;
-    uint8_t buf[WIRE_HDR_MAX];
-    int n = wire_encode(&h, buf, sizeof buf);
-    char peer[8];
-    snprintf(peer, sizeof peer, "t%d", who);
-    err_t err;
-    return server_handle(s, (const uint8_t *)peer, strlen(peer), buf, (size_t)n,
-                         (const uint8_t *)payload, payload ? (e - b) * sizeof(float) : 0, 0, fn,
-                         ctx, &err);
+    return send_to(s, fn, ctx, &h, payload, payload ? (e - b) * sizeof(float) : 0);
 }
 
 /* The same, with the answers recorded in cap. */
@@ -392,6 +398,68 @@ static void test_goodbye(void)
     server_destroy(&s);
 }
 
+/* Sends BARRIER from trainer `who` with one value (a float32 hi, lo pair). */
+static int barrier(server_t *s, capture_t *cap, int who, float v)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_BARRIER, who);
+    h.count = 2;
+    float pair[2] = {v, 0};
+    return send_to(s, capture_send, cap, &h, pair, sizeof pair);
+}
+
+/* A stop while a trainer waits in the epoch's barrier: trainer 0 stops at
+ * the start of a step and enters no barrier after that, so the trainer that
+ * ran one step ahead into the barrier is answered ERROR stopping (it would
+ * otherwise wait for ever, and trainer 0 for its goodbye); so is a barrier
+ * entered later. Without a stop, the barrier waits for both and sums. */
+static void test_stop_barrier(void)
+{
+    param_table_t t = table_of(4);
+    server_t *s = mk(&t, 2, CONS_BSP, 0);
+    capture_t cap = {0};
+    float g[4] = {1, 1, 1, 1};
+    CU_ASSERT(barrier(s, &cap, 1, 2.0f) == 0);
+    CU_ASSERT_EQUAL(cap.n, 0); /* waits for trainer 0 */
+    CU_ASSERT(barrier(s, &cap, 0, 3.0f) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 2);
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(cap.h[i].type, WIRE_BARRIER);
+        CU_ASSERT_EQUAL(cap.payload[i][0], 5.0f);
+    }
+    /* step 0 done by both; trainer 1 runs step 1 and enters the barrier */
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 0, 4, g) == 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 0, 4, g) == 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PULL, 1, 0, 4, NULL) == 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 1, 0, 4, g) == 0);
+    CU_ASSERT(barrier(s, &cap, 1, 2.0f) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 3); /* the pull's reply only */
+    /* trainer 0, asked to stop, stops the job at step 1 */
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_CHECKPOINT, 0);
+    h.status = 2;
+    h.clock = 1;
+    CU_ASSERT(send_to(s, capture_send, &cap, &h, NULL, 0) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 5);
+    int answered = 0;
+    for (int i = 3; i < 5; i++)
+        if (strcmp(cap.peer[i], "t1") == 0) {
+            answered = 1;
+            CU_ASSERT_EQUAL(cap.h[i].type, WIRE_ERROR);
+            CU_ASSERT_EQUAL(cap.h[i].status, WIRE_E_STOPPING);
+            CU_ASSERT_EQUAL(cap.h[i].clock, 1);
+        } else {
+            CU_ASSERT_EQUAL(cap.h[i].type, WIRE_CHECKPOINT);
+        }
+    CU_ASSERT(answered);
+    /* a barrier entered after the stop is refused at once */
+    CU_ASSERT(barrier(s, &cap, 1, 2.0f) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 6);
+    CU_ASSERT_EQUAL(cap.h[5].type, WIRE_ERROR);
+    CU_ASSERT_EQUAL(cap.h[5].status, WIRE_E_STOPPING);
+    server_destroy(&s);
+}
+
 /* Trainer 0 lost: a pull reply tells the lowest trainer left that it leads
  * now (status bit 2) and nobody else; STATS says who leads and whether
  * trainer 0 said goodbye. */
@@ -511,6 +579,7 @@ int test_server_register(void)
     if (!s || !CU_add_test(s, "bsp_order", test_bsp_order) || !CU_add_test(s, "asp", test_asp) ||
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "malformed", test_malformed) ||
         !CU_add_test(s, "goodbye", test_goodbye) || !CU_add_test(s, "lead_lost", test_lead_lost) ||
+        !CU_add_test(s, "stop_barrier", test_stop_barrier) ||
         !CU_add_test(s, "pieces", test_pieces) || !CU_add_test(s, "live_tcp", test_live_tcp))
         return -1;
     return 0;
