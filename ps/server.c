@@ -249,6 +249,19 @@ static int reply(server_t *s, const uint8_t *peer, size_t peer_len, const wire_h
     return send(ctx, f, payload ? 3 : 2, zero_copy ? 2 : 3);
 }
 
+/* Answers request number req with a header alone: type, the server's
+ * version as clock, and status. Returns reply()'s result. */
+static int reply_ack(server_t *s, const uint8_t *peer, size_t peer_len, int type, uint32_t req,
+                     int status, server_send_fn send, void *ctx)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, type, s->o.rank);
+    h.req = req;
+    h.clock = s->version;
+    h.status = status;
+    return reply(s, peer, peer_len, &h, NULL, 0, 0, send, ctx);
+}
+
 /* Answers req with ERROR code and a text; fills err with the log line. */
 static int reply_error(server_t *s, const uint8_t *peer, size_t peer_len, const wire_hdr_t *req,
                        int code, server_send_fn send, void *ctx, err_t *err)
@@ -710,12 +723,8 @@ static int shutdown_flush(server_t *s, server_send_fn send, void *ctx)
         if (!s->shut_in[t])
             continue;
         pending_t *p = &s->shut[t];
-        wire_hdr_t r;
-        wire_hdr_init(&r, WIRE_SHUTDOWN, s->o.rank);
-        r.req = p->hdr.req;
-        r.clock = s->version;
-        r.status = s->n_lost;
-        if (reply(s, p->peer, p->peer_len, &r, NULL, 0, 0, send, ctx) != 0)
+        if (reply_ack(s, p->peer, p->peer_len, WIRE_SHUTDOWN, p->hdr.req, s->n_lost, send,
+                      ctx) != 0)
             rc = -1;
         s->shut_in[t] = 0;
     }
@@ -972,14 +981,9 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
             }
         }
         break;
-    case WIRE_CLOCK: { /* a heartbeat (clocks advance with complete pushes): answered */
-        wire_hdr_t r;
-        wire_hdr_init(&r, WIRE_CLOCK, s->o.rank);
-        r.req = h.req;
-        r.clock = s->version;
-        rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+    case WIRE_CLOCK: /* a heartbeat (clocks advance with complete pushes): answered */
+        rc = reply_ack(s, peer, peer_len, WIRE_CLOCK, h.req, 0, send, ctx);
         break;
-    }
     case WIRE_BARRIER:
         rc = barrier_enter(s, t, peer, peer_len, &h, payload, err);
         if (rc > 0) /* refused */
@@ -1013,11 +1017,7 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
                 snprintf(s->halt_msg, sizeof s->halt_msg,
                          "the job stops at step %lld (asked to stop)", (long long)h.clock);
             }
-            wire_hdr_t r;
-            wire_hdr_init(&r, WIRE_CHECKPOINT, s->o.rank);
-            r.req = h.req;
-            r.clock = s->version;
-            rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+            rc = reply_ack(s, peer, peer_len, WIRE_CHECKPOINT, h.req, 0, send, ctx);
             if (rc == 0) /* waiting pulls of that step on, and the barrier */
                 rc = flush_pending(s, send, ctx) != 0 || barrier_flush(s, send, ctx) != 0 ? -1 : 0;
             break;
@@ -1062,11 +1062,7 @@ int server_handle(server_t *s, const uint8_t *peer, size_t peer_len, const uint8
     case WIRE_SHUTDOWN: {
         if (h.status == 2) { /* asks the job to stop: answered at once */
             s->stop_requested = 1; /* passed on to trainer 0 with the next pulls */
-            wire_hdr_t r;
-            wire_hdr_init(&r, WIRE_SHUTDOWN, s->o.rank);
-            r.req = h.req;
-            r.clock = s->version;
-            rc = reply(s, peer, peer_len, &r, NULL, 0, 0, send, ctx);
+            rc = reply_ack(s, peer, peer_len, WIRE_SHUTDOWN, h.req, 0, send, ctx);
             break;
         }
         if (!s->tdone[t]) {
