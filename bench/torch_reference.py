@@ -7,16 +7,21 @@ judged against PyTorch at the same thread count.
 Models (as in configs/):
   cnn:  Conv2d(1,32,3) -> ReLU -> MaxPool2d(2) -> Flatten -> Linear(5408,10)
   lstm: LSTM(28,64) sequences -> LSTM(64,32) last step -> Linear(32,10)
-Both: CrossEntropyLoss (mean), Adam(lr=1e-3, eps=1e-7), pixels scaled to [0,1].
+Both: CrossEntropyLoss (mean), Adam(lr=1e-3, eps=1e-7), pixels scaled to [0,1],
+and by default Keras's initialisers, as pstrain uses (--init keras: Glorot-uniform
+kernels, orthogonal recurrent kernels, zero biases, LSTM forget bias 1;
+--init torch keeps PyTorch's own). The last --validation training images are
+held out, as pstrain's data.validation does (5,000 in configs/).
 
 Timing mode (default): WARMUP steps, then R windows of --steps training steps
 each; samples/s per window, the median is reported. With --epochs E (or
 --eval), trains E full epochs over a seeded shuffle instead, one window per
-epoch, and with --eval reports the test accuracy after each epoch.
+epoch, and with --eval reports the test accuracy after each epoch. An epoch
+ends with the incomplete batch, if any, as in pstrain and Keras's fit().
 
 Usage: /usr/bin/python3 bench/torch_reference.py --model cnn|lstm [--threads N]
        [--batch B] [--steps S] [--repeat R] [--epochs E] [--eval] [--seed K]
-       [--malloc tuned|default] [--data DIR]
+       [--init keras|torch] [--validation N] [--malloc tuned|default] [--data DIR]
 Progress goes to stderr; stdout carries only the JSON line.
 """
 import argparse
@@ -53,13 +58,20 @@ def parse_args():
     ap.add_argument("--eval", action="store_true",
                     help="report test accuracy after each epoch (implies --epochs 1 if unset)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--init", choices=("keras", "torch"), default="keras",
+                    help="initialisers: Keras's, as pstrain (default), or PyTorch's own")
+    ap.add_argument("--validation", type=int, default=5000,
+                    help="training images held out at the end of the set, as pstrain's "
+                    "data.validation")
     ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
                     help="glibc malloc thresholds (see tune_malloc)")
     ap.add_argument("--data", default=os.environ.get("PST_DATA_DIR",
                                                      "/usr/share/datasets/fashion-mnist"))
     a = ap.parse_args()
-    if a.threads < 1 or a.batch < 1 or a.steps < 1 or a.repeat < 1 or a.epochs < 0:
-        ap.error("--threads, --batch, --steps and --repeat must be >= 1, --epochs >= 0")
+    if a.threads < 1 or a.batch < 1 or a.steps < 1 or a.repeat < 1 or a.epochs < 0 \
+            or a.validation < 0:
+        ap.error("--threads, --batch, --steps and --repeat must be >= 1, "
+                 "--epochs and --validation >= 0")
     if a.eval and a.epochs == 0:
         a.epochs = 1
     return a
@@ -125,11 +137,36 @@ class LstmNet(nn.Module):
         return self.dense(seq[:, -1])  # last step -> [B][10]
 
 
-def make_model(name):
+def keras_init(model):
+    """Keras's defaults, which pstrain's initialisers follow: glorot_uniform
+    kernels, zero biases; LSTM: glorot_uniform input kernel, orthogonal
+    recurrent kernel, forget-gate bias 1 (PyTorch has two bias vectors per
+    LSTM layer; their sum is what counts, so the 1 goes into one of them)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LSTM):
+            H = m.hidden_size
+            for l in range(m.num_layers):
+                # PyTorch stacks the gates i, f, g, o: each block of H rows is
+                # one gate's kernel, and Keras initialises the whole stack at once.
+                nn.init.xavier_uniform_(getattr(m, "weight_ih_l%d" % l))
+                nn.init.orthogonal_(getattr(m, "weight_hh_l%d" % l))
+                with torch.no_grad():
+                    getattr(m, "bias_ih_l%d" % l).zero_()
+                    getattr(m, "bias_hh_l%d" % l).zero_()
+                    getattr(m, "bias_ih_l%d" % l)[H:2 * H] = 1.0
+    return model
+
+
+def make_model(name, init):
     if name == "cnn":
-        return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                             nn.Linear(32 * 13 * 13, 10))
-    return LstmNet()
+        model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(32 * 13 * 13, 10))
+    else:
+        model = LstmNet()
+    return keras_init(model) if init == "keras" else model
 
 
 def shape_input(name, x):
@@ -138,12 +175,15 @@ def shape_input(name, x):
 
 
 class Batches:
-    """Endless minibatches over a seeded shuffle, reshuffled each epoch."""
+    """Endless minibatches over a seeded shuffle, reshuffled each epoch. With
+    drop_last the incomplete last batch of an epoch is skipped (timing mode:
+    every timed step is a full batch); without, it is the epoch's last step."""
 
-    def __init__(self, x, y, batch, seed):
+    def __init__(self, x, y, batch, seed, drop_last):
         self.x, self.y, self.batch = x, y, batch
         self.gen = torch.Generator().manual_seed(seed)
-        self.per_epoch = x.shape[0] // batch  # the incomplete last batch is dropped
+        n = x.shape[0]
+        self.per_epoch = n // batch if drop_last else (n + batch - 1) // batch
         self.pos = self.per_epoch
 
     def next(self):
@@ -156,20 +196,23 @@ class Batches:
 
 
 def train_steps(model, opt, loss_fn, batches, name, n):
+    """Runs n steps; returns (samples trained on, last loss)."""
+    samples = 0
     for _ in range(n):
         xb, yb = batches.next()
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(shape_input(name, xb)), yb)
         loss.backward()
         opt.step()
-    return loss.item()
+        samples += xb.shape[0]
+    return samples, loss.item()
 
 
-def timed(model, opt, loss_fn, batches, name, n, batch):
+def timed(model, opt, loss_fn, batches, name, n):
     """Runs n steps; returns (samples/s, last loss)."""
     t0 = time.perf_counter()
-    loss = train_steps(model, opt, loss_fn, batches, name, n)
-    return n * batch / (time.perf_counter() - t0), loss
+    samples, loss = train_steps(model, opt, loss_fn, batches, name, n)
+    return samples / (time.perf_counter() - t0), loss
 
 
 def accuracy(model, name, x, y):
@@ -192,17 +235,23 @@ def main():
     torch.manual_seed(a.seed)
 
     x_train, y_train = load_split(a.data, "train")
-    model = make_model(a.model)
+    if a.validation >= x_train.shape[0]:
+        print("torch_reference: --validation %d leaves no training images (the set holds %d)"
+              % (a.validation, x_train.shape[0]), file=sys.stderr)
+        return 2
+    keep = x_train.shape[0] - a.validation
+    x_train, y_train = x_train[:keep], y_train[:keep]
+    model = make_model(a.model, a.init)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
-    batches = Batches(x_train, y_train, a.batch, a.seed)
+    batches = Batches(x_train, y_train, a.batch, a.seed, drop_last=a.epochs == 0)
 
     out = {"model": a.model, "threads": a.threads, "batch": a.batch}
     runs = []
     if a.epochs == 0:
         train_steps(model, opt, loss_fn, batches, a.model, WARMUP)
         for r in range(a.repeat):
-            sps, loss = timed(model, opt, loss_fn, batches, a.model, a.steps, a.batch)
+            sps, loss = timed(model, opt, loss_fn, batches, a.model, a.steps)
             runs.append(round(sps, 1))
             print("window %d: %.1f samples/s, loss %.4f" % (r + 1, sps, loss), file=sys.stderr)
         out["steps"] = a.steps
@@ -210,7 +259,7 @@ def main():
         x_test, y_test = load_split(a.data, "t10k") if a.eval else (None, None)
         accs = []
         for e in range(a.epochs):
-            sps, loss = timed(model, opt, loss_fn, batches, a.model, batches.per_epoch, a.batch)
+            sps, loss = timed(model, opt, loss_fn, batches, a.model, batches.per_epoch)
             runs.append(round(sps, 1))
             msg = "epoch %d: %.1f samples/s, loss %.4f" % (e + 1, sps, loss)
             if a.eval:
@@ -227,6 +276,8 @@ def main():
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "malloc": malloc_mode,
         "seed": a.seed,
+        "init": a.init,
+        "validation": a.validation,
     })
     print(json.dumps(out))
     return 0

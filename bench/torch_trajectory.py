@@ -4,10 +4,12 @@
 Trains the CNN of configs/fashion_cnn.cfg for one epoch in pstrain and in
 PyTorch 1.13 started from pstrain's own initial weights and fed pstrain's
 epoch-0 batches (build/dump_start writes both), and prints the two test
-accuracies side by side. Float rounding makes the two runs drift apart step by
+accuracies side by side. --seed N sets train.seed in both (default: the
+config's seed); `make verify-torch SEED=N` passes it. Float rounding makes the two runs drift apart step by
 step, but they must end close: a gap of more than a few tenths of a point
 means the engines differ. `make verify-torch` runs it.
 """
+import argparse
 import gzip
 import json
 import os
@@ -34,9 +36,15 @@ def labels(name):
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, help="train.seed (default: the config's)")
+    a = ap.parse_args()
+    seed_dump = [] if a.seed is None else ["train.seed=%d" % a.seed]
+    seed_set = [] if a.seed is None else ["--set", "train.seed=%d" % a.seed]
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="pstrain-traj-") as tmp:
-        subprocess.run([os.path.join(ROOT, "build", "dump_start"), CFG, tmp], check=True)
+        subprocess.run([os.path.join(ROOT, "build", "dump_start"), CFG, tmp] + seed_dump,
+                       check=True)
         p = np.fromfile(os.path.join(tmp, "params.bin"), np.float32)
         perm = torch.from_numpy(np.fromfile(os.path.join(tmp, "perm.bin"), np.uint32).astype(np.int64))
         tab = {}
@@ -45,7 +53,7 @@ def main():
             tab[name] = (int(off), int(size))
         run = os.path.join(tmp, "run")
         subprocess.run([os.path.join(ROOT, "build", "pstrain"), "--local", "--config", CFG,
-                        "--set", "train.epochs=1", "--out", run, "--quiet", "--no-plot"],
+                        "--set", "train.epochs=1", "--out", run, "--quiet", "--no-plot"] + seed_set,
                        check=True, stdout=subprocess.DEVNULL)
         ours = json.load(open(os.path.join(run, "summary.json")))["test_accuracy"]
 
