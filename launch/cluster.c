@@ -284,9 +284,9 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         transport_destroy(&ts.t);
         server_destroy(&ts.s);
         if (status == 0)
-            printf("test accuracy %.2f%%  test loss %.4f  (%d epochs, %ld steps, %.0f samples/s, "
+            printf("test accuracy %.2f%%  test loss %.4f  (%d epoch%s, %ld steps, %.0f samples/s, "
                    "%.1f s)  -> %s/\n",
-                   100 * res.test_acc, res.test_loss, res.epochs, res.steps, res.samples_per_s,
+                   100 * res.test_acc, res.test_loss, res.epochs, res.epochs == 1 ? "" : "s", res.steps, res.samples_per_s,
                    res.wall_s, o->out_dir);
         goto done;
     }
@@ -436,9 +436,9 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
             if (res.plot_error[0])
                 fprintf(stderr, "rank %d trainer %d: warning: curves.png not drawn: %s\n", rank, index,
                         res.plot_error);
-            printf("test accuracy %.2f%%  test loss %.4f  (%d epochs, %ld steps, %.0f samples/s, "
+            printf("test accuracy %.2f%%  test loss %.4f  (%d epoch%s, %ld steps, %.0f samples/s, "
                    "%d server(s), %d trainer(s), %.1f s)  -> %s/\n",
-                   100 * res.test_acc, res.test_loss, res.epochs, res.steps, res.samples_per_s, S, T,
+                   100 * res.test_acc, res.test_loss, res.epochs, res.epochs == 1 ? "" : "s", res.steps, res.samples_per_s, S, T,
                    res.wall_s, o->out_dir);
         }
         peer_lost = res.lost_trainers > 0;
