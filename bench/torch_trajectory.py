@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from torch_reference import LstmNet  # the LSTM of configs/fashion_lstm.cfg, as `make bench` runs it
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = "/usr/share/datasets/fashion-mnist/"
 MAX_GAP = {"cnn": 0.005, "lstm": 0.01}
@@ -39,21 +41,6 @@ def labels(name):
     return np.frombuffer(gzip.open(DATA + name).read(), np.uint8, offset=8).astype(np.int64)
 
 
-class Lstm(nn.Module):
-    """configs/fashion_lstm.cfg: LSTM 64 (sequences) -> LSTM 32 -> Dense 10."""
-
-    def __init__(self):
-        super().__init__()
-        self.lstm1 = nn.LSTM(28, 64, batch_first=True)
-        self.lstm2 = nn.LSTM(64, 32, batch_first=True)
-        self.dense = nn.Linear(32, 10)
-
-    def forward(self, x):              # x [B][28 steps][28 features]: rows are steps
-        seq, _ = self.lstm1(x)
-        seq, _ = self.lstm2(seq)
-        return self.dense(seq[:, -1])
-
-
 def torch_model(model, view):
     """The PyTorch model holding pstrain's initial tensors. pstrain's LSTM
     weights are in PyTorch's gate order (i, f, g, o) with one bias, which
@@ -65,7 +52,7 @@ def torch_model(model, view):
         net = nn.Sequential(nn.Unflatten(1, (1, 28)), conv, nn.ReLU(), nn.MaxPool2d(2),
                             nn.Flatten(), lin)
     else:
-        net = Lstm()
+        net = LstmNet()
         pairs = [(net.dense.weight, "dense1.weight"), (net.dense.bias, "dense1.bias")]
         for k, lstm in ((1, net.lstm1), (2, net.lstm2)):
             pairs += [(lstm.weight_ih_l0, "lstm%d.w_ih" % k), (lstm.weight_hh_l0, "lstm%d.w_hh" % k),
