@@ -211,6 +211,18 @@ static void finalize(int peer_lost)
         MPI_Finalize();
 }
 
+void cluster_print_result(const train_result_t *res, int servers, int trainers,
+                          const char *out_dir)
+{
+    char ranks[64] = "";
+    if (servers > 0)
+        snprintf(ranks, sizeof ranks, "%d server(s), %d trainer(s), ", servers, trainers);
+    printf("test accuracy %.2f%%  test loss %.4f  (%d epoch%s, %ld steps, %.0f samples/s, "
+           "%s%.1f s)  -> %s/\n",
+           100 * res->test_acc, res->test_loss, res->epochs, res->epochs == 1 ? "" : "s",
+           res->steps, res->samples_per_s, ranks, res->wall_s, out_dir);
+}
+
 static void *server_thread(void *arg)
 {
     thread_server_t *ts = arg;
@@ -284,10 +296,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         transport_destroy(&ts.t);
         server_destroy(&ts.s);
         if (status == 0)
-            printf("test accuracy %.2f%%  test loss %.4f  (%d epoch%s, %ld steps, %.0f samples/s, "
-                   "%.1f s)  -> %s/\n",
-                   100 * res.test_acc, res.test_loss, res.epochs, res.epochs == 1 ? "" : "s", res.steps, res.samples_per_s,
-                   res.wall_s, o->out_dir);
+            cluster_print_result(&res, 0, 1, o->out_dir);
         goto done;
     }
 
@@ -436,10 +445,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
             if (res.plot_error[0])
                 fprintf(stderr, "rank %d trainer %d: warning: curves.png not drawn: %s\n", rank, index,
                         res.plot_error);
-            printf("test accuracy %.2f%%  test loss %.4f  (%d epoch%s, %ld steps, %.0f samples/s, "
-                   "%d server(s), %d trainer(s), %.1f s)  -> %s/\n",
-                   100 * res.test_acc, res.test_loss, res.epochs, res.epochs == 1 ? "" : "s", res.steps, res.samples_per_s, S, T,
-                   res.wall_s, o->out_dir);
+            cluster_print_result(&res, S, T, o->out_dir);
         }
         peer_lost = res.lost_trainers > 0;
         free(d);

@@ -29,4 +29,10 @@ typedef struct {
  * success); errors are printed here, in main's stead, with the rank and role. */
 int cluster_main(int *argc, char ***argv, const job_config_t *cfg, const cluster_opts_t *o);
 
+/* Prints the result line of a finished job to stdout: test accuracy and loss,
+ * epochs, steps, training speed, the ranks of a distributed job (servers > 0;
+ * 0 for a job in one process), wall time and the run folder. */
+void cluster_print_result(const train_result_t *res, int servers, int trainers,
+                          const char *out_dir);
+
 #endif

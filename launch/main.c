@@ -224,10 +224,7 @@ int main(int argc, char **argv)
         if (res.stopped)
             printf("stopped at step %ld; continue with --resume %s\n", res.steps, out_dir);
         else
-            printf("test accuracy %.2f%%  test loss %.4f  (%d epoch%s, %ld steps, %.0f samples/s, "
-               "%.1f s)  -> %s/\n",
-               100 * res.test_acc, res.test_loss, res.epochs, res.epochs == 1 ? "" : "s", res.steps, res.samples_per_s,
-               res.wall_s, out_dir);
+            cluster_print_result(&res, 0, 1, out_dir);
     }
     free(text);
     free(cfg);
