@@ -33,11 +33,11 @@ PROTO_OBJ := $(GEN)/export/onnx.pb-c.o
 
 CFLAGS ?=
 CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -fopenmp-simd -fno-math-errno -Wall -Wextra -Werror $(SAN) \
-          -I. -Icommon -Itrainer -Ips -Ilaunch -Itests -I$(GEN)/export $(PKG_CFLAGS)
+          -I. -Itests -I$(GEN)/export $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lcunit -lm -lpthread
 LDFLAGS += $(SAN)
 
-LIB_SRC := $(wildcard common/*.c trainer/*.c ps/*.c export/*.c)
+LIB_SRC := $(wildcard common/*/*.c trainer/*.c ps/*.c export/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_OBJ)
 MAIN_OBJ := $(BUILD)/launch/main.o
 LAUNCH_SRC := $(filter-out launch/main.c,$(wildcard launch/*.c))
@@ -78,7 +78,7 @@ deps-py:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
 
-$(BUILD)/%.o: %.c $(wildcard common/*.h trainer/*.h ps/*.h launch/*.h export/*.h tests/*.h)
+$(BUILD)/%.o: %.c $(wildcard common/*/*.h trainer/*.h ps/*.h launch/*.h export/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
@@ -199,11 +199,11 @@ FUZZ_CC ?= clang
 FUZZ_DIR := build-fuzz
 FUZZ_PKGS := msgpack zlib libcjson
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror \
-               -fsanitize=address,undefined -fno-sanitize-recover=undefined -I. -Icommon -Ips \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined -I. \
                -Itests/fuzz $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_LIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm
-FUZZ_SRC := common/wire.c common/err.c common/optim.c common/params.c common/rng.c \
-            common/fsutil.c common/compress.c ps/server.c ps/shard.c export/checkpoint.c \
+FUZZ_SRC := common/net/wire.c common/util/err.c common/nn/optim.c common/nn/params.c common/util/rng.c \
+            common/util/fsutil.c common/net/compress.c ps/server.c ps/shard.c export/checkpoint.c \
             export/ckptdir.c tests/fuzz/harness.c tests/fuzz/stubs.c
 FUZZ_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_RUN := fuzz-wire fuzz-server
@@ -216,7 +216,7 @@ deps-fuzz:
 
 # server.c reads the fuzz targets' own clock (stubs.c), which the harness advances
 $(FUZZ_DIR)/ps/server.o: FUZZ_XFLAGS := -Dclock_gettime=fuzz_clock_gettime
-$(FUZZ_DIR)/%.o: %.c $(wildcard common/*.h ps/*.h export/*.h tests/fuzz/*.h)
+$(FUZZ_DIR)/%.o: %.c $(wildcard common/*/*.h ps/*.h export/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CLANG  $<"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_XFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@

@@ -6,7 +6,7 @@
  * side by side over TCP loopback, for 1, 16 and 256 MiB. Reports the medians
  * of alternating rounds in GB/s of payload moved (2 x size per round trip).
  * The raw baseline uses ZeroMQ directly; pstrain itself keeps it in
- * common/transport.c. */
+ * common/net/transport.c. */
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,11 +15,11 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "optim.h"
-#include "params.h"
-#include "server.h"
-#include "transport.h"
-#include "wire.h"
+#include "common/nn/optim.h"
+#include "common/nn/params.h"
+#include "ps/server.h"
+#include "common/net/transport.h"
+#include "common/net/wire.h"
 
 static double now(void)
 {

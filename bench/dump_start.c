@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "data.h"
-#include "model.h"
-#include "params.h"
+#include "common/config/config.h"
+#include "common/data/data.h"
+#include "common/nn/model.h"
+#include "common/nn/params.h"
 
 static int write_file(const char *dir, const char *name, const void *p, size_t n)
 {

@@ -1,7 +1,7 @@
 /* checkpoint.c - writes and reads the one-file model checkpoint (format in
  * checkpoint.h). The reader trusts nothing in the file: every length is
  * checked against what is left of the buffer before it is used. */
-#include "checkpoint.h"
+#include "export/checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 
 #include <zlib.h>
 
-#include "fsutil.h"
+#include "common/util/fsutil.h"
 
 static const uint8_t MAGIC[8] = "PSTCKPT"; /* 7 letters and the NUL */
 

@@ -33,8 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "params.h"
+#include "common/util/err.h"
+#include "common/nn/params.h"
 
 #define CHECKPOINT_VERSION 1
 /* Largest checkpoint file written or read (bytes). */

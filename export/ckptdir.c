@@ -1,5 +1,5 @@
 /* ckptdir.c - a run's checkpoint folders and their manifests (see ckptdir.h). */
-#include "ckptdir.h"
+#include "export/ckptdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "fsutil.h"
+#include "common/util/fsutil.h"
 
 #define MANIFEST "manifest.json"
 #define MANIFEST_FORMAT "pstrain-checkpoint"

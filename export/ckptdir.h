@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "checkpoint.h"
-#include "err.h"
+#include "export/checkpoint.h"
+#include "common/util/err.h"
 
 /* "ROOT/step-000001234" into buf. Returns 0, or -1 with err if it does not fit. */
 int ckptdir_step_dir(char *buf, size_t len, const char *root, long step, err_t *err);

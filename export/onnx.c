@@ -7,7 +7,7 @@
  * stdio stream's: after the first failure each call does nothing and returns
  * NULL, so the emitters read as straight lines and onnx_export checks
  * b->failed once, before packing. */
-#include "onnx.h"
+#include "export/onnx.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "fsutil.h"
+#include "common/util/fsutil.h"
 #include "onnx.pb-c.h"
 
 #define ONNX_IR_VERSION 8

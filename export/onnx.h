@@ -29,8 +29,8 @@
 #ifndef PST_ONNX_H
 #define PST_ONNX_H
 
-#include "err.h"
-#include "trained.h"
+#include "common/util/err.h"
+#include "export/trained.h"
 
 /* Writes t's model as an ONNX file at path, atomically (fs_write_atomic: an
  * old file there stays whole until the new one is complete); producer_version

@@ -1,10 +1,10 @@
 /* predict.c - native inference over an IDX image file (see predict.h). */
-#include "predict.h"
+#include "export/predict.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "idx.h"
+#include "common/data/idx.h"
 
 /* The first index of the largest of row[0..C): the rule of the trainer's
  * evaluation (argmax_row in loss.c), so that ties and NaNs go the same way.

@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "err.h"
-#include "trained.h"
+#include "common/util/err.h"
+#include "export/trained.h"
 
 /* Called for every image, in file order: its index, predicted class and the
  * model's output (probabilities for a softmax model; `classes` floats, valid

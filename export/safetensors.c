@@ -1,7 +1,7 @@
 /* safetensors.c - the safetensors exporter (format in safetensors.h): a cJSON
  * header, space padding to 8 bytes, then the float32 data, written in one
  * atomic file write. */
-#include "safetensors.h"
+#include "export/safetensors.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "fsutil.h"
+#include "common/util/fsutil.h"
 
 /* One tensor of the file: its name, shape and floats. */
 typedef struct {

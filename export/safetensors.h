@@ -22,8 +22,8 @@
 #ifndef PST_SAFETENSORS_H
 #define PST_SAFETENSORS_H
 
-#include "err.h"
-#include "trained.h"
+#include "common/util/err.h"
+#include "export/trained.h"
 
 /* Tensor names of the normalisation statistics. */
 #define SAFETENSORS_NORM_MEAN "input.norm_mean"

@@ -1,5 +1,5 @@
 /* trained.c - opens a checkpoint as a model (see trained.h). */
-#include "trained.h"
+#include "export/trained.h"
 
 #include <stdio.h>
 #include <stdlib.h>

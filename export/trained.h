@@ -4,10 +4,10 @@
 #ifndef PST_TRAINED_H
 #define PST_TRAINED_H
 
-#include "checkpoint.h"
-#include "config.h"
-#include "err.h"
-#include "model.h"
+#include "export/checkpoint.h"
+#include "common/config/config.h"
+#include "common/util/err.h"
+#include "common/nn/model.h"
 
 typedef struct {
     char path[4096];      /* the checkpoint file, for messages */

@@ -1,7 +1,7 @@
 /* cluster.c - MPI start-up, roles and rendezvous of a distributed job (see
  * cluster.h). Like main.c, this is launcher code: it prints and decides the
  * exit status. */
-#include "cluster.h"
+#include "launch/cluster.h"
 
 #include <cjson/cJSON.h>
 #include <mpi.h>
@@ -11,14 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dist.h"
-#include "data.h"
-#include "fsutil.h"
-#include "idx.h"
-#include "model.h"
-#include "server.h"
-#include "shard.h"
-#include "transport.h"
+#include "trainer/dist.h"
+#include "common/data/data.h"
+#include "common/util/fsutil.h"
+#include "common/data/idx.h"
+#include "common/nn/model.h"
+#include "ps/server.h"
+#include "ps/shard.h"
+#include "common/net/transport.h"
 
 typedef struct {
     int role; /* 0 server, 1 trainer */

@@ -10,8 +10,8 @@
 #ifndef PST_CLUSTER_H
 #define PST_CLUSTER_H
 
-#include "config.h"
-#include "train.h"
+#include "common/config/config.h"
+#include "trainer/train.h"
 
 typedef struct {
     int servers;             /* from --servers (0: use cluster.servers) */

@@ -1,6 +1,6 @@
 /* commands.c - pstrain export and pstrain predict (see commands.h). Like
  * main.c, this is a place that prints and exits; the work is in export/. */
-#include "commands.h"
+#include "launch/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 #include "export/predict.h"
 #include "export/safetensors.h"
 #include "export/trained.h"
-#include "version.h"
+#include "common/util/version.h"
 
 /* --checkpoint takes a file or a run folder (its model.ckpt). */
 static void checkpoint_path(const char *arg, char *buf, size_t len)

@@ -14,14 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cluster.h"
-#include "commands.h"
-#include "config.h"
+#include "launch/cluster.h"
+#include "launch/commands.h"
+#include "common/config/config.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
-#include "report.h"
-#include "train.h"
-#include "version.h"
+#include "trainer/report.h"
+#include "trainer/train.h"
+#include "common/util/version.h"
 
 #define MAX_SETS 64
 

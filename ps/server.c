@@ -1,5 +1,5 @@
 /* server.c - parameter-server logic (see server.h). */
-#include "server.h"
+#include "ps/server.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -7,12 +7,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "compress.h"
+#include "common/net/compress.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
-#include "fsutil.h"
-#include "shard.h"
-#include "wire.h"
+#include "common/util/fsutil.h"
+#include "ps/shard.h"
+#include "common/net/wire.h"
 
 #define PEER_MAX 256
 #define BAR_MAX 16     /* values a BARRIER reduces */

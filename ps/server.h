@@ -15,11 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "err.h"
-#include "optim.h"
-#include "params.h"
-#include "transport.h"
+#include "common/config/config.h"
+#include "common/util/err.h"
+#include "common/nn/optim.h"
+#include "common/nn/params.h"
+#include "common/net/transport.h"
 
 typedef struct server_t server_t;
 

@@ -1,5 +1,5 @@
 /* shard.c - balanced contiguous key ranges (see shard.h). */
-#include "shard.h"
+#include "ps/shard.h"
 
 size_t shard_begin(size_t n, int S, int s)
 {

@@ -19,7 +19,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "common/util/err.h"
 
 #define FIXTURE_MAX_DIMS 4
 

@@ -20,14 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "dist.h"
-#include "fsutil.h"
-#include "model.h"
-#include "server.h"
+#include "common/config/config.h"
+#include "trainer/dist.h"
+#include "common/util/fsutil.h"
+#include "common/nn/model.h"
+#include "ps/server.h"
 #include "tests.h"
-#include "transport.h"
-#include "wire.h"
+#include "common/net/transport.h"
+#include "common/net/wire.h"
 
 #define N_PARAMS 6
 

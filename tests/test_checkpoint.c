@@ -13,8 +13,8 @@
 
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
-#include "fsutil.h"
-#include "params.h"
+#include "common/util/fsutil.h"
+#include "common/nn/params.h"
 #include "tests.h"
 
 /* Fails the current test, showing msg, unless msg contains needle. */

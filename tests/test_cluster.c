@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include "export/checkpoint.h"
-#include "fsutil.h"
+#include "common/util/fsutil.h"
 #include "tests.h"
-#include "wire.h"
+#include "common/net/wire.h"
 
 static const char *CFG =
     "name = \"t_dist\";\n"

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compress.h"
-#include "rng.h"
+#include "common/net/compress.h"
+#include "common/util/rng.h"
 #include "tests.h"
 
 static uint32_t bits(float f)

@@ -8,7 +8,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "config.h"
+#include "common/config/config.h"
 #include "tests.h"
 
 /* A valid model group of 7 lines: the layers open on line 4 and 5. */

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "data.h"
-#include "rng.h"
+#include "common/data/data.h"
+#include "common/util/rng.h"
 #include "tests.h"
 
 /* Records a failure with a formatted message (the case that failed) when

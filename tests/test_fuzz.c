@@ -12,7 +12,7 @@
 
 #include "fuzz/harness.h"
 #include "tests.h"
-#include "wire.h"
+#include "common/net/wire.h"
 
 /* tests/fuzz, or PST_FUZZ_DIR */
 static const char *fuzz_dir(void)

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "idx.h"
+#include "common/data/idx.h"
 #include "tests.h"
 
 /* Asserts that err holds a message containing `what` and the file's path. */

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "params.h"
+#include "common/nn/model.h"
+#include "common/nn/params.h"
 #include "tests.h"
 
 static job_config_t *cnn_lstm_cfg(int lstm)

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "gradcheck.h"
-#include "layers.h"
-#include "model.h"
+#include "common/nn/layers.h"
+#include "common/nn/model.h"
 #include "tests.h"
 
 #define H_STEP 1e-3

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "gradcheck.h"
-#include "loss.h"
+#include "common/nn/loss.h"
 #include "tests.h"
 
 typedef struct {

@@ -19,14 +19,14 @@
 
 #include <CUnit/CUnit.h>
 
-#include "config.h"
+#include "common/config/config.h"
 #include "export/checkpoint.h"
 #include "export/onnx.h"
 #include "export/trained.h"
-#include "fsutil.h"
-#include "model.h"
-#include "params.h"
-#include "rng.h"
+#include "common/util/fsutil.h"
+#include "common/nn/model.h"
+#include "common/nn/params.h"
+#include "common/util/rng.h"
 #include "tests.h"
 
 #define TOL 1e-4

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "optim.h"
+#include "common/nn/optim.h"
 #include "tests.h"
 
 static void test_sgd_momentum(void)

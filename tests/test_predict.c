@@ -12,16 +12,16 @@
 
 #include <CUnit/CUnit.h>
 
-#include "config.h"
-#include "data.h"
-#include "evaluate.h"
+#include "common/config/config.h"
+#include "common/data/data.h"
+#include "trainer/evaluate.h"
 #include "export/checkpoint.h"
 #include "export/predict.h"
 #include "export/trained.h"
-#include "fsutil.h"
-#include "model.h"
+#include "common/util/fsutil.h"
+#include "common/nn/model.h"
 #include "tests.h"
-#include "train.h"
+#include "trainer/train.h"
 
 #define ASSERT_HAS(msg, needle)                                                                    \
     do {                                                                                           \

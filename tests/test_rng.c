@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "rng.h"
+#include "common/util/rng.h"
 #include "tests.h"
 
 static void test_philox_kat(void)

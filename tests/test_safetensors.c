@@ -13,12 +13,12 @@
 #include <CUnit/CUnit.h>
 #include <cjson/cJSON.h>
 
-#include "config.h"
+#include "common/config/config.h"
 #include "export/checkpoint.h"
 #include "export/safetensors.h"
 #include "export/trained.h"
-#include "fsutil.h"
-#include "model.h"
+#include "common/util/fsutil.h"
+#include "common/nn/model.h"
 #include "tests.h"
 
 #define ASSERT_HAS(msg, needle)                                                                    \

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "ps/server.h"
 #include "tests.h"
-#include "transport.h"
-#include "wire.h"
+#include "common/net/transport.h"
+#include "common/net/wire.h"
 
 #define MAXR 32
 

@@ -1,6 +1,6 @@
 /* test_shard.c - shard arithmetic: for many n and S every key belongs to
  * exactly one shard, shards are contiguous and their sizes differ by <= 1. */
-#include "shard.h"
+#include "ps/shard.h"
 #include "tests.h"
 
 static void test_cover(void)

@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "fixture.h"
-#include "layers.h"
-#include "loss.h"
-#include "model.h"
-#include "optim.h"
+#include "common/nn/layers.h"
+#include "common/nn/loss.h"
+#include "common/nn/model.h"
+#include "common/nn/optim.h"
 #include "tests.h"
 
 #define REL_TOL 1e-4

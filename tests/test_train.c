@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
-#include "fsutil.h"
-#include "train.h"
+#include "common/config/config.h"
+#include "common/util/fsutil.h"
+#include "trainer/train.h"
 #include "tests.h"
 
 static const char *CNN_CFG =

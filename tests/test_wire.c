@@ -12,7 +12,7 @@
 #include <msgpack.h>
 
 #include "tests.h"
-#include "wire.h"
+#include "common/net/wire.h"
 
 /* ------------------------------------------------------------ helpers */
 

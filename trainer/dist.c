@@ -1,5 +1,5 @@
 /* dist.c - the trainer rank of a distributed job (see dist.h). */
-#include "dist.h"
+#include "trainer/dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -7,19 +7,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "compress.h"
-#include "evaluate.h"
+#include "common/net/compress.h"
+#include "trainer/evaluate.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
-#include "fsutil.h"
-#include "jobdata.h"
-#include "model.h"
-#include "optim.h"
-#include "progress.h"
-#include "report.h"
-#include "shard.h"
-#include "transport.h"
-#include "wire.h"
+#include "common/util/fsutil.h"
+#include "trainer/jobdata.h"
+#include "common/nn/model.h"
+#include "common/nn/optim.h"
+#include "trainer/progress.h"
+#include "trainer/report.h"
+#include "ps/shard.h"
+#include "common/net/transport.h"
+#include "common/net/wire.h"
 
 typedef struct {
     const dist_opts_t *d;

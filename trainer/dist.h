@@ -7,9 +7,9 @@
 #ifndef PST_DIST_H
 #define PST_DIST_H
 
-#include "config.h"
-#include "err.h"
-#include "train.h"
+#include "common/config/config.h"
+#include "common/util/err.h"
+#include "trainer/train.h"
 
 typedef struct {
     int trainer, n_trainers;       /* t of T */

@@ -1,5 +1,5 @@
 /* evaluate.c - evaluation over a data set (see evaluate.h). */
-#include "evaluate.h"
+#include "trainer/evaluate.h"
 
 void evaluate_range(model_t *m, const float *params, const dataset_t *ds, size_t begin, size_t end,
                     double *loss_sum, long *correct)

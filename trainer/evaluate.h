@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-#include "data.h"
-#include "model.h"
+#include "common/data/data.h"
+#include "common/nn/model.h"
 
 /* Runs samples [begin, end) of ds through the model in batches of its max
  * batch. Adds the sum of losses to *loss_sum and the number right to

@@ -1,5 +1,5 @@
 /* jobdata.c - loads and prepares a job's data (see jobdata.h). */
-#include "jobdata.h"
+#include "trainer/jobdata.h"
 
 #include <string.h>
 

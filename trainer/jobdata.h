@@ -4,8 +4,8 @@
 #ifndef PST_JOBDATA_H
 #define PST_JOBDATA_H
 
-#include "config.h"
-#include "data.h"
+#include "common/config/config.h"
+#include "common/data/data.h"
 
 typedef struct {
     dataset_t *train, *val, *test; /* val is NULL when data.validation = 0 */

@@ -1,5 +1,5 @@
 /* progress.c - progress line formatting (see progress.h). */
-#include "progress.h"
+#include "trainer/progress.h"
 
 #include <math.h>
 #include <stdio.h>

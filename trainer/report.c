@@ -1,5 +1,5 @@
 /* report.c - metrics.csv, summary.json and curves.png of a run (see report.h). */
-#include "report.h"
+#include "trainer/report.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fsutil.h"
+#include "common/util/fsutil.h"
 
 extern char **environ;
 

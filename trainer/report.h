@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "err.h"
+#include "common/util/err.h"
 
 typedef struct {
     int epoch;

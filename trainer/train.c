@@ -1,5 +1,5 @@
 /* train.c - single-process training (see train.h). */
-#include "train.h"
+#include "trainer/train.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -8,20 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evaluate.h"
+#include "trainer/evaluate.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
 #include "export/onnx.h"
 #include "export/safetensors.h"
 #include "export/trained.h"
-#include "fsutil.h"
-#include "jobdata.h"
-#include "model.h"
-#include "optim.h"
-#include "params.h"
-#include "progress.h"
-#include "report.h"
-#include "version.h"
+#include "common/util/fsutil.h"
+#include "trainer/jobdata.h"
+#include "common/nn/model.h"
+#include "common/nn/optim.h"
+#include "common/nn/params.h"
+#include "trainer/progress.h"
+#include "trainer/report.h"
+#include "common/util/version.h"
 
 volatile sig_atomic_t train_stop_signal;
 

@@ -7,12 +7,12 @@
 #include <signal.h>
 #include <stddef.h>
 
-#include "config.h"
-#include "err.h"
+#include "common/config/config.h"
+#include "common/util/err.h"
 #include "export/checkpoint.h"
-#include "jobdata.h"
-#include "model.h"
-#include "report.h"
+#include "trainer/jobdata.h"
+#include "common/nn/model.h"
+#include "trainer/report.h"
 
 /* Where a trainer's human-readable lines go; main decides (stderr). A
  * transient line is a progress update that the next line may overwrite. */

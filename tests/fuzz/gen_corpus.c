@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "harness.h"
-#include "wire.h"
+#include "common/net/wire.h"
 
 static const char *out_dir;
 static int n_written;

@@ -29,8 +29,8 @@
 
 #include <msgpack.h>
 
-#include "server.h"
-#include "wire.h"
+#include "ps/server.h"
+#include "common/net/wire.h"
 
 /* ------------------------------------------------------------ input */
 

@@ -4,11 +4,11 @@
  *   so that an input that loses trainers does the same on every run;
  * - the transport functions server_run calls: the targets drive
  *   server_handle directly and never call server_run, so neither libzmq nor
- *   common/transport.c is needed. */
+ *   common/net/transport.c is needed. */
 #include <stdlib.h>
 #include <time.h>
 
-#include "transport.h"
+#include "common/net/transport.h"
 
 int fuzz_clock_gettime(clockid_t id, struct timespec *ts);
 void fuzz_clock_advance(int ms);

@@ -1,5 +1,5 @@
 /* rng.c - Philox4x32-10 counter-based generator (see rng.h). */
-#include "rng.h"
+#include "common/util/rng.h"
 
 #include <math.h>
 

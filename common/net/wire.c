@@ -11,7 +11,7 @@
  * other msgpack value is recognised by its first byte and refused with its
  * name. The tests check that msgpack-c reads whatever this accepts alike.
  */
-#include "wire.h"
+#include "common/net/wire.h"
 
 #include <limits.h>
 #include <stdio.h>

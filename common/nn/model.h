@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "layers.h"
-#include "params.h"
+#include "common/config/config.h"
+#include "common/nn/layers.h"
+#include "common/nn/params.h"
 
 typedef struct model_t model_t;
 

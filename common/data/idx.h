@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "common/util/err.h"
 
 #define IDX_MAX_DIMS 4
 

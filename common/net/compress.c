@@ -1,6 +1,6 @@
 /* compress.c - float16 / bfloat16 conversions and top-k with error feedback
  * (see compress.h). */
-#include "compress.h"
+#include "common/net/compress.h"
 
 #include <math.h>
 #include <string.h>

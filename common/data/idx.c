@@ -1,7 +1,7 @@
 /* idx.c - reader for IDX files, raw or gzip (see idx.h). zlib reads both
  * transparently; whatever the range asked for, the file's length is checked
  * against its header so that a truncated or padded download is never used. */
-#include "idx.h"
+#include "common/data/idx.h"
 
 #include <errno.h>
 #include <fcntl.h>

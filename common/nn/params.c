@@ -1,12 +1,12 @@
 /* params.c - flat parameter table and Keras-style initialisers (see params.h). */
-#include "params.h"
+#include "common/nn/params.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "common/util/rng.h"
 
 /* Random stream of tensor i: "INIT" in the high word, so it never meets the
  * data permutation's streams ("PERM"). */

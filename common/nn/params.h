@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "common/util/err.h"
 
 #define PARAMS_MAX 64
 #define PARAM_NAME_LEN 48

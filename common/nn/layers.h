@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h" /* act_t */
+#include "common/config/config.h" /* act_t */
 
 /* ---- activations (elementwise; softmax over rows of n_cols) ---- */
 

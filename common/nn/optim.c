@@ -1,5 +1,5 @@
 /* optim.c - SGD, momentum (Nesterov), Adam, Adagrad and the lr schedules. */
-#include "optim.h"
+#include "common/nn/optim.h"
 
 #include <math.h>
 #include <string.h>

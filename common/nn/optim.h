@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "common/config/config.h"
 
 typedef struct {
     opt_kind_t kind;

@@ -8,7 +8,7 @@
 #ifndef PST_CONFIG_H
 #define PST_CONFIG_H
 
-#include "err.h"
+#include "common/util/err.h"
 
 #define CFG_MAX_LAYERS 32
 #define CFG_MAX_CLASSES 64

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "common/util/err.h"
 
 #define TMSG_MAX 4        /* frames kept per received message; more are dropped */
 #define TMSG_IMPL 64      /* room for one zmq_msg_t */

@@ -1,12 +1,12 @@
 /* layers.c - forward and backward passes of every layer (see layers.h for
  * layouts and conventions). */
-#include "layers.h"
+#include "common/nn/layers.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
-#include "fastmath.h"
+#include "common/util/fastmath.h"
 
 /* ---------------------------------------------------------------- activations */
 

@@ -1,15 +1,15 @@
 /* data.c - the data pipeline (see data.h): IDX images and labels to float,
  * validation split, normalisation, and the per-epoch order and batch slices
  * that every trainer computes alike from (seed, epoch). */
-#include "data.h"
+#include "common/data/data.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "idx.h"
-#include "rng.h"
+#include "common/data/idx.h"
+#include "common/util/rng.h"
 
 /* A feature whose standard deviation on the training set is below this is
  * taken as constant: it is only centred (inv_std = 1), not divided by a

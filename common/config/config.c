@@ -2,7 +2,7 @@
  * against one schema table (SCHEMA below: path, type, default, range), then the
  * --set overrides are written into the libconfig tree and the tree is checked
  * again, so config_text() shows exactly the configuration that runs. */
-#include "config.h"
+#include "common/config/config.h"
 
 #include <ctype.h>
 #include <errno.h>

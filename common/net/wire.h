@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "common/util/err.h"
 
 #define WIRE_VERSION 1
 /* Enough for any header wire_encode writes (the longest is 67 bytes). */

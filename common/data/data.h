@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "err.h"
+#include "common/config/config.h"
+#include "common/util/err.h"
 
 typedef struct {
     size_t n;            /* number of samples */

@@ -3,7 +3,7 @@
  * process admits only the job's client key, and client sockets watch their
  * handshakes so that a refused trainer fails with a message instead of
  * waiting in silence. */
-#include "transport.h"
+#include "common/net/transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "fsutil.h"
+#include "common/util/fsutil.h"
 
 _Static_assert(sizeof(zmq_msg_t) <= TMSG_IMPL, "tmsg_t.impl cannot hold a zmq_msg_t");
 

@@ -1,5 +1,5 @@
 /* err.c - error message helpers (see err.h). */
-#include "err.h"
+#include "common/util/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* loss.c - softmax cross-entropy and mean squared error (see loss.h). */
-#include "loss.h"
+#include "common/nn/loss.h"
 
 #include <math.h>
 #include <stddef.h>

@@ -1,12 +1,12 @@
 /* model.c - builds a network from the config and runs forward / backward
  * over a batch through the layer functions (see model.h). */
-#include "model.h"
+#include "common/nn/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "loss.h"
+#include "common/nn/loss.h"
 
 typedef struct {
     model_layer_t L;

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "common/util/err.h"
 
 /* Writes len bytes to path atomically. Returns 0, or -1 with err naming the
  * path and the failing call; on error the old file (if any) is untouched and
