@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "common/util/fsutil.h"
+#include "common/util/le.h"
 
 static const uint8_t MAGIC[8] = "PSTCKPT"; /* 7 letters and the NUL */
 
@@ -29,82 +30,13 @@ static const char *const SEC_NAME[SEC_N] = {
 #define SEC_HEAD 16u  /* id, length, CRC */
 #define META_LEN 44u  /* 8 + 4 + 8 + 8 + 8 + 4 + 4 */
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define HOST_LE 1
-#else
-#define HOST_LE 0
-#endif
-
-/* ---- little-endian encoding ---------------------------------------------- */
-
-static void put_u16(uint8_t **p, uint16_t v)
-{
-    (*p)[0] = (uint8_t)v;
-    (*p)[1] = (uint8_t)(v >> 8);
-    *p += 2;
-}
-
-static void put_u32(uint8_t **p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        (*p)[i] = (uint8_t)(v >> (8 * i));
-    *p += 4;
-}
-
-static void put_u64(uint8_t **p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        (*p)[i] = (uint8_t)(v >> (8 * i));
-    *p += 8;
-}
+/* ---- little-endian encoding: common/util/le.h ---------------------------- */
 
 static void put_bytes(uint8_t **p, const void *src, size_t n)
 {
     if (n)
         memcpy(*p, src, n);
     *p += n;
-}
-
-/* Writes n floats as little-endian IEEE-754 bit patterns (NaNs kept bit for bit). */
-static void put_floats(uint8_t **p, const float *src, size_t n)
-{
-#if HOST_LE
-    put_bytes(p, src, n * sizeof *src);
-#else
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &src[i], 4);
-        put_u32(p, u);
-    }
-#endif
-}
-
-static uint16_t load_u16(const uint8_t *s)
-{
-    return (uint16_t)(s[0] | (s[1] << 8));
-}
-
-static uint32_t load_u32(const uint8_t *s)
-{
-    return (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
-}
-
-static uint64_t load_u64(const uint8_t *s)
-{
-    return (uint64_t)load_u32(s) | (uint64_t)load_u32(s + 4) << 32;
-}
-
-/* Reads n floats written by put_floats into dst. */
-static void load_floats(float *dst, const uint8_t *s, size_t n)
-{
-#if HOST_LE
-    memcpy(dst, s, n * sizeof *dst);
-#else
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = load_u32(s + 4 * i);
-        memcpy(&dst[i], &u, 4);
-    }
-#endif
 }
 
 /* A read position inside one section: get_* return -1 when fewer bytes are
@@ -118,7 +50,7 @@ static int get_u16(rd_t *r, uint16_t *v)
 {
     if (r->left < 2)
         return -1;
-    *v = load_u16(r->p);
+    *v = le_load16(r->p);
     r->p += 2;
     r->left -= 2;
     return 0;
@@ -128,7 +60,7 @@ static int get_u32(rd_t *r, uint32_t *v)
 {
     if (r->left < 4)
         return -1;
-    *v = load_u32(r->p);
+    *v = le_load32(r->p);
     r->p += 4;
     r->left -= 4;
     return 0;
@@ -138,7 +70,7 @@ static int get_u64(rd_t *r, uint64_t *v)
 {
     if (r->left < 8)
         return -1;
-    *v = load_u64(r->p);
+    *v = le_load64(r->p);
     r->p += 8;
     r->left -= 8;
     return 0;
@@ -304,52 +236,52 @@ static void put_section(uint8_t **p, int id, const checkpoint_t *ck)
     const param_table_t *tab = &ck->table;
     switch (id) {
     case SEC_META:
-        put_u64(p, ck->step);
-        put_u32(p, ck->epoch);
-        put_u64(p, ck->clock);
-        put_u64(p, ck->seed);
-        put_u64(p, tab->n_params);
-        put_u32(p, (uint32_t)ck->n_slots);
-        put_u32(p, (uint32_t)ck->opt_kind);
+        le_write64(p, ck->step);
+        le_write32(p, ck->epoch);
+        le_write64(p, ck->clock);
+        le_write64(p, ck->seed);
+        le_write64(p, tab->n_params);
+        le_write32(p, (uint32_t)ck->n_slots);
+        le_write32(p, (uint32_t)ck->opt_kind);
         break;
     case SEC_CONFIG:
         if (ck->config_text)
             put_bytes(p, ck->config_text, strlen(ck->config_text));
         break;
     case SEC_TENSORS:
-        put_u32(p, (uint32_t)tab->n);
+        le_write32(p, (uint32_t)tab->n);
         for (int i = 0; i < tab->n; i++) {
             const param_spec_t *t = &tab->t[i];
             size_t nl = strlen(t->name);
-            put_u16(p, (uint16_t)nl);
+            le_write16(p, (uint16_t)nl);
             put_bytes(p, t->name, nl);
-            put_u32(p, (uint32_t)t->ndim);
+            le_write32(p, (uint32_t)t->ndim);
             for (int d = 0; d < t->ndim; d++)
-                put_u32(p, (uint32_t)t->shape[d]);
-            put_u64(p, t->offset);
-            put_u64(p, t->size);
+                le_write32(p, (uint32_t)t->shape[d]);
+            le_write64(p, t->offset);
+            le_write64(p, t->size);
         }
         break;
     case SEC_PARAMS:
-        put_floats(p, ck->params, checkpoint_len(ck));
+        le_write_floats(p, ck->params, checkpoint_len(ck));
         break;
     case SEC_OPTSTATE:
-        put_floats(p, ck->opt_state, (size_t)ck->n_slots * checkpoint_len(ck));
+        le_write_floats(p, ck->opt_state, (size_t)ck->n_slots * checkpoint_len(ck));
         break;
     case SEC_SHARD:
-        put_u64(p, ck->shard_begin);
-        put_u64(p, ck->shard_end);
-        put_u32(p, (uint32_t)ck->shard_index);
-        put_u32(p, (uint32_t)ck->n_shards);
+        le_write64(p, ck->shard_begin);
+        le_write64(p, ck->shard_end);
+        le_write32(p, (uint32_t)ck->shard_index);
+        le_write32(p, (uint32_t)ck->n_shards);
         break;
     case SEC_DATAORDER:
         put_bytes(p, ck->data_order, ck->data_order_len);
         break;
     case SEC_NORM:
-        put_u32(p, (uint32_t)ck->norm_kind);
-        put_u64(p, ck->norm_dim);
-        put_floats(p, ck->norm_mean, ck->norm_dim);
-        put_floats(p, ck->norm_inv_std, ck->norm_dim);
+        le_write32(p, (uint32_t)ck->norm_kind);
+        le_write64(p, ck->norm_dim);
+        le_write_floats(p, ck->norm_mean, ck->norm_dim);
+        le_write_floats(p, ck->norm_inv_std, ck->norm_dim);
         break;
     }
 }
@@ -375,8 +307,8 @@ int checkpoint_write(const char *path, const checkpoint_t *ck, err_t *err)
         return err_set(err, "%s: out of memory for %zu bytes", path, total);
     uint8_t *p = buf;
     put_bytes(&p, MAGIC, sizeof MAGIC);
-    put_u32(&p, CHECKPOINT_VERSION);
-    put_u32(&p, (uint32_t)n_sec);
+    le_write32(&p, CHECKPOINT_VERSION);
+    le_write32(&p, (uint32_t)n_sec);
     for (int id = 1; id < SEC_N; id++) {
         if (!have[id])
             continue;
@@ -389,9 +321,9 @@ int checkpoint_write(const char *path, const checkpoint_t *ck, err_t *err)
             return err_set(err, "%s: section %s: wrote %llu bytes, planned %llu", path,
                            SEC_NAME[id], (unsigned long long)n, (unsigned long long)len[id]);
         }
-        put_u32(&head, (uint32_t)id);
-        put_u64(&head, n);
-        put_u32(&head, crc_of(body, n));
+        le_write32(&head, (uint32_t)id);
+        le_write64(&head, n);
+        le_write32(&head, crc_of(body, n));
     }
     int rc = fs_write_atomic(path, buf, total, err);
     free(buf);
@@ -471,7 +403,7 @@ static int parse_frame(const uint8_t *buf, size_t len, sections_t *s, err_t *err
         return err_set(err, "not a pstrain checkpoint (bad magic)");
     if (len < FILE_HEAD)
         return err_set(err, "truncated in the file header (%zu of %u bytes)", len, FILE_HEAD);
-    uint32_t version = load_u32(buf + 8), n_sec = load_u32(buf + 12);
+    uint32_t version = le_load32(buf + 8), n_sec = le_load32(buf + 12);
     if (version != CHECKPOINT_VERSION)
         return err_set(err, "format version %u, this pstrain reads %d", version,
                        CHECKPOINT_VERSION);
@@ -484,7 +416,7 @@ static int parse_frame(const uint8_t *buf, size_t len, sections_t *s, err_t *err
                            last ? SEC_NAME[last] : "(none)", k, n_sec);
         if (left < 4)
             return err_set(err, "truncated in the header of section %u of %u", k + 1, n_sec);
-        uint32_t id = load_u32(buf + pos);
+        uint32_t id = le_load32(buf + pos);
         if (id == 0 || id >= SEC_N)
             return err_set(err, "unknown section id %u (format version %d has 1..%d)", id,
                            CHECKPOINT_VERSION, SEC_N - 1);
@@ -495,8 +427,8 @@ static int parse_frame(const uint8_t *buf, size_t len, sections_t *s, err_t *err
                            SEC_NAME[last]);
         if (left < SEC_HEAD)
             return err_set(err, "truncated in section %s (its header)", SEC_NAME[id]);
-        uint64_t n = load_u64(buf + pos + 4);
-        uint32_t crc = load_u32(buf + pos + 12);
+        uint64_t n = le_load64(buf + pos + 4);
+        uint32_t crc = le_load32(buf + pos + 12);
         pos += SEC_HEAD;
         left -= SEC_HEAD;
         if (n > left)
@@ -586,8 +518,8 @@ static int parse_norm(const sections_t *s, checkpoint_t *ck, err_t *err)
         return err_set(err, "section NORM: %llu bytes, fewer than its 12-byte head",
                        (unsigned long long)len);
     const uint8_t *d = s->data[SEC_NORM];
-    uint32_t kind = load_u32(d);
-    uint64_t dim = load_u64(d + 4);
+    uint32_t kind = le_load32(d);
+    uint64_t dim = le_load64(d + 4);
     if (kind < 1 || kind > 2)
         return err_set(err, "section NORM: kind %u, not 1 (global) or 2 (per pixel)", kind);
     if (dim == 0 || dim > (len - 12) / 8 || 12 + 8 * dim != len)
@@ -599,8 +531,8 @@ static int parse_norm(const sections_t *s, checkpoint_t *ck, err_t *err)
     ck->norm_inv_std = malloc(ck->norm_dim * sizeof(float));
     if (!ck->norm_mean || !ck->norm_inv_std)
         return err_set(err, "out of memory");
-    load_floats(ck->norm_mean, d + 12, ck->norm_dim);
-    load_floats(ck->norm_inv_std, d + 12 + 4 * dim, ck->norm_dim);
+    le_load_floats(ck->norm_mean, d + 12, ck->norm_dim);
+    le_load_floats(ck->norm_inv_std, d + 12 + 4 * dim, ck->norm_dim);
     return 0;
 }
 
@@ -613,12 +545,12 @@ static int parse_sections(const sections_t *s, checkpoint_t *ck, err_t *err)
         return err_set(err, "section META: %llu bytes, expected %u",
                        (unsigned long long)s->len[SEC_META], META_LEN);
     const uint8_t *m = s->data[SEC_META];
-    ck->step = load_u64(m);
-    ck->epoch = load_u32(m + 8);
-    ck->clock = load_u64(m + 12);
-    ck->seed = load_u64(m + 20);
-    uint64_t n_params = load_u64(m + 28);
-    uint32_t n_slots = load_u32(m + 36), kind = load_u32(m + 40);
+    ck->step = le_load64(m);
+    ck->epoch = le_load32(m + 8);
+    ck->clock = le_load64(m + 12);
+    ck->seed = le_load64(m + 20);
+    uint64_t n_params = le_load64(m + 28);
+    uint32_t n_slots = le_load32(m + 36), kind = le_load32(m + 40);
     if (n_slots > INT_MAX)
         return err_set(err, "section META: %u optimizer slots", n_slots);
     if (kind > INT_MAX)
@@ -633,8 +565,8 @@ static int parse_sections(const sections_t *s, checkpoint_t *ck, err_t *err)
             return err_set(err, "section SHARD: %llu bytes, expected 24",
                            (unsigned long long)s->len[SEC_SHARD]);
         const uint8_t *d = s->data[SEC_SHARD];
-        uint64_t b = load_u64(d), e = load_u64(d + 8);
-        uint32_t idx = load_u32(d + 16), cnt = load_u32(d + 20);
+        uint64_t b = le_load64(d), e = le_load64(d + 8);
+        uint32_t idx = le_load32(d + 16), cnt = le_load32(d + 20);
         if (cnt < 1 || cnt > 65536 || idx >= cnt)
             return err_set(err, "section SHARD: shard %u of %u", idx, cnt);
         if (b > e || e > n_params)
@@ -691,9 +623,9 @@ static int parse_sections(const sections_t *s, checkpoint_t *ck, err_t *err)
     if (cl)
         memcpy(ck->config_text, cfg, cl);
     ck->config_text[cl] = '\0';
-    load_floats(ck->params, s->data[SEC_PARAMS], np);
+    le_load_floats(ck->params, s->data[SEC_PARAMS], np);
     if (ns)
-        load_floats(ck->opt_state, s->data[SEC_OPTSTATE], ns);
+        le_load_floats(ck->opt_state, s->data[SEC_OPTSTATE], ns);
     if (ck->data_order_len)
         memcpy(ck->data_order, s->data[SEC_DATAORDER], ck->data_order_len);
     return parse_norm(s, ck, err);

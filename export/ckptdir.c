@@ -433,3 +433,53 @@ checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_
     snprintf(used, used_len, "%s/step-%09ld", root, latest);
     return ckptdir_load(root, latest, err);
 }
+
+int ckptdir_run_dir(const char *path, char *buf, size_t len, err_t *err)
+{
+    struct stat st;
+    int n = snprintf(buf, len, "%s", path);
+    if (n < 0 || (size_t)n >= len)
+        return err_set(err, "%s: path too long", path);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    /* a file: its folder, and above checkpoints/step-N/ the run's */
+    char *slash = strrchr(buf, '/');
+    if (!slash) {
+        snprintf(buf, len, ".");
+        return 0;
+    }
+    *slash = '\0';
+    const char *step = strrchr(buf, '/');
+    step = step ? step + 1 : buf;
+    size_t dlen = (size_t)(step - buf);
+    const size_t cl = strlen("checkpoints/");
+    if (strncmp(step, "step-", 5) == 0 && dlen >= cl &&
+        strncmp(buf + dlen - cl, "checkpoints/", cl) == 0 &&
+        (dlen == cl || buf[dlen - cl - 1] == '/')) {
+        size_t keep = dlen - cl;
+        if (keep == 0)
+            snprintf(buf, len, ".");
+        else
+            buf[keep - 1] = '\0';
+    }
+    if (!buf[0])
+        snprintf(buf, len, "/");
+    return 0;
+}
+
+int ckptdir_holds_run(const char *dir, const char **what)
+{
+    static const char *const RUN_FILES[] = {"summary.json", "metrics.csv", "model.ckpt",
+                                            "checkpoints"};
+    for (size_t i = 0; i < sizeof RUN_FILES / sizeof RUN_FILES[0]; i++) {
+        char path[4200];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, RUN_FILES[i]);
+        if (stat(path, &st) == 0) {
+            if (what)
+                *what = RUN_FILES[i];
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -54,4 +54,15 @@ checkpoint_t *ckptdir_load(const char *root, long step, err_t *err);
  * or NULL with err. */
 checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_t *err);
 
+/* The run folder that --resume PATH continues: PATH itself when it is a
+ * folder; the folder of a checkpoint file, or RUN_DIR for a file inside
+ * RUN_DIR/checkpoints/step-N/. Written into buf. Returns 0, or -1 with err
+ * when it does not fit. */
+int ckptdir_run_dir(const char *path, char *buf, size_t len, err_t *err);
+
+/* Names in *what the first file of a run that folder dir holds (summary.json,
+ * metrics.csv, model.ckpt, checkpoints/), if any. Returns 1 when dir holds a
+ * run, 0 when it is missing or holds none of them. */
+int ckptdir_holds_run(const char *dir, const char **what);
+
 #endif

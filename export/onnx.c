@@ -20,6 +20,7 @@
 
 #include "common/util/fsutil.h"
 #include "onnx.pb-c.h"
+#include "common/util/le.h"
 
 #define ONNX_IR_VERSION 8
 #define ONNX_OPSET 13
@@ -113,19 +114,6 @@ static char *arena_fmt(builder_t *b, const char *fmt, ...)
 
 /* ---- initializers ------------------------------------------------------- */
 
-/* Stores v little-endian at p. */
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Adds an initializer tensor of ndim dims and nbytes of raw little-endian
  * data (returned through *raw for the caller to fill). Returns its name (in
  * the arena), or NULL (b failed). */
@@ -174,7 +162,7 @@ static const char *init_floats(builder_t *b, const char *name, int ndim, const i
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &data[i], sizeof u);
-        put_le32(raw + 4 * i, u);
+        le_store32(raw + 4 * i, u);
     }
     return nm;
 }
@@ -189,7 +177,7 @@ static const char *init_int64s(builder_t *b, const char *name, int n, const int6
     if (!nm)
         return NULL;
     for (int i = 0; i < n; i++)
-        put_le64(raw + 8 * i, (uint64_t)v[i]);
+        le_store64(raw + 8 * i, (uint64_t)v[i]);
     return nm;
 }
 

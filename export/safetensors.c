@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/util/fsutil.h"
+#include "common/util/le.h"
 
 /* One tensor of the file: its name, shape and floats. */
 typedef struct {
@@ -115,19 +116,6 @@ fail:
     return NULL;
 }
 
-/* Writes n floats as little-endian IEEE-754 bit patterns at p. */
-static void put_floats_le(uint8_t *p, const float *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &src[i], 4);
-        p[4 * i] = (uint8_t)u;
-        p[4 * i + 1] = (uint8_t)(u >> 8);
-        p[4 * i + 2] = (uint8_t)(u >> 16);
-        p[4 * i + 3] = (uint8_t)(u >> 24);
-    }
-}
-
 int safetensors_export(const trained_t *t, const char *path, err_t *err)
 {
     if (!path)
@@ -201,7 +189,7 @@ int safetensors_export(const trained_t *t, const char *path, err_t *err)
     memset(buf + 8 + jlen, ' ', hlen - jlen);
     uint8_t *p = buf + 8 + hlen;
     for (int i = 0; i < n; i++) {
-        put_floats_le(p, ts[i].data, ts[i].n);
+        le_store_floats(p, ts[i].data, ts[i].n);
         p += 4 * ts[i].n;
     }
     rc = fs_write_atomic(path, buf, total, err);

@@ -11,10 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "launch/console.h"
 #include "trainer/dist.h"
 #include "common/data/data.h"
 #include "common/util/fsutil.h"
-#include "common/data/idx.h"
+#include "trainer/jobdata.h"
 #include "common/nn/model.h"
 #include "ps/server.h"
 #include "ps/shard.h"
@@ -28,34 +29,6 @@ typedef struct {
     char endpoint[256];
     unsigned long long key_begin, key_end;
 } rank_info_t;
-
-typedef struct {
-    int rank;
-    const char *role;
-    int index;
-    int tty, quiet, pending;
-} log_ctx_t;
-
-static void log_line(void *ctx, int transient, const char *line)
-{
-    log_ctx_t *l = ctx;
-    if (l->quiet)
-        return;
-    if (l->tty) {
-        fprintf(stderr, "\r%s\033[K%s", line, transient ? "" : "\n");
-        l->pending = transient;
-    } else {
-        fprintf(stderr, "%s\n", line);
-    }
-    fflush(stderr);
-}
-
-static void server_log(void *ctx, const char *line)
-{
-    log_ctx_t *l = ctx;
-    fprintf(stderr, "rank %d %s: %s\n", l->rank, l->role, line);
-}
-
 
 static int write_cluster_json(const char *dir, const rank_info_t *ri, int N, const job_config_t *cfg,
                               err_t *err)
@@ -115,17 +88,12 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
     optim_params_from_config(&op, cfg);
     /* every trainer runs the same number of steps; the server needs the
      * total for the lr schedule: epochs x batches of the training part */
-    /* the training part's size from the IDX header, without reading the data */
-    idx_t hdr;
-    if (idx_probe(cfg->data.train_images, &hdr, err) != 0) {
+    size_t n_train;
+    if (job_data_train_size(cfg, &n_train, err) != 0) {
         model_destroy(&m);
         return NULL;
     }
-    long n_train = (long)hdr.count;
-    if (cfg->data.limit > 0 && cfg->data.limit < n_train)
-        n_train = cfg->data.limit;
-    n_train -= cfg->data.validation;
-    long total = train_total_steps(cfg, (size_t)n_train, NULL);
+    long total = train_total_steps(cfg, n_train, NULL);
     server_opts_t so = {.index = index, .n_servers = S, .n_trainers = T, .rank = rank,
                         .consistency = cfg->cluster.consistency,
                         .staleness = cfg->cluster.staleness, .total_steps = total,
@@ -138,7 +106,7 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
     so.ckpt_root = root; /* server_new copies it */
     if (o->resume) {
         /* the trainers check the data order; a server needs its tensors and state */
-        long step = train_resume_check(o->resume, o->resume_path, cfg, m, (size_t)n_train,
+        long step = train_resume_check(o->resume, o->resume_path, cfg, m, n_train,
                                        optim_slots(&op), total, err);
         if (step < 0) {
             model_destroy(&m);
@@ -196,7 +164,7 @@ typedef struct {
     int timeout;
     int rc;
     err_t err;
-    log_ctx_t log;
+    console_t log;
 } thread_server_t;
 
 /* MPI_Finalize is collective: Open MPI 4.1 runs a PMIx fence over every
@@ -226,7 +194,7 @@ void cluster_print_result(const train_result_t *res, int servers, int trainers,
 static void *server_thread(void *arg)
 {
     thread_server_t *ts = arg;
-    ts->rc = server_run(ts->s, ts->t, ts->timeout, server_log, &ts->log, &ts->err);
+    ts->rc = server_run(ts->s, ts->t, ts->timeout, console_server_line, &ts->log, &ts->err);
     return NULL;
 }
 
@@ -258,16 +226,17 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", o->out_dir);
     train_opts_t topts = {.out_dir = o->out_dir, .config_text = o->config_text,
                           .no_plot = o->no_plot, .resume = o->resume,
-                          .resume_path = o->resume_path};
+                          .resume_path = o->resume_path, .resume_dir = o->resume_dir};
     train_result_t res;
 
     if (N == 1) {
         /* singleton: one trainer, its server in a thread, over inproc://.
          * No CURVE: inproc:// never leaves the process (and ZeroMQ runs
          * no security handshake on it), so there is no one to keep out. */
-        log_ctx_t lt = {.rank = 0, .role = "trainer", .tty = isatty(2), .quiet = o->quiet};
-        thread_server_t ts = {.timeout = cfg->cluster.timeout_ms,
-                              .log = {.rank = 0, .role = "server 0 (thread)"}};
+        console_t lt;
+        console_init(&lt, o->quiet, 0, "trainer");
+        thread_server_t ts = {.timeout = cfg->cluster.timeout_ms};
+        console_init(&ts.log, 0, 0, "server 0 (thread)");
         dist_opts_t d = {.trainer = 0, .n_trainers = 1, .n_servers = 1, .rank = 0,
                          .ckpt_path = ckpt};
         cfg->cluster.servers = 1;
@@ -281,10 +250,10 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
             status = 1;
         } else {
             snprintf(d.hosts[0], sizeof d.hosts[0], "this process");
-            topts.log = log_line;
+            topts.log = console_line;
             topts.log_ctx = &lt;
             if (train_dist(cfg, &d, &topts, &res, &err) != 0) {
-                fprintf(stderr, "%spstrain: %s\n", lt.pending ? "\n" : "", err.msg);
+                fprintf(stderr, "%spstrain: %s\n", console_break(&lt), err.msg);
                 status = 1;
             }
             pthread_join(th, NULL);
@@ -327,9 +296,13 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         explicit_bzero(auth.client_secret, sizeof auth.client_secret);
     else
         explicit_bzero(auth.server_secret, sizeof auth.server_secret);
-    log_ctx_t lc = {.rank = rank, .role = is_server ? "server" : "trainer", .index = index,
-                    .tty = isatty(2), .quiet = o->quiet};
+    console_t lc;
+    console_init(&lc, o->quiet, rank, is_server ? "server" : "trainer");
     rank_info_t me, *all = calloc((size_t)N, sizeof *all);
+    if (!all) { /* before the rendezvous: the others would wait for this rank for ever */
+        fprintf(stderr, "rank %d: out of memory for the rank table of %d ranks\n", rank, N);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     memset(&me, 0, sizeof me);
     me.role = is_server ? 0 : 1;
     me.index = index;
@@ -409,13 +382,18 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         if (!o->quiet)
             fprintf(stderr, "rank %d server %d: keys [%llu, %llu) at %s\n", rank, index, me.key_begin,
                 me.key_end, me.endpoint);
-        if (server_run(srv, sock, cfg->cluster.timeout_ms, server_log, &lc, &err) != 0) {
+        if (server_run(srv, sock, cfg->cluster.timeout_ms, console_server_line, &lc, &err) != 0) {
             fprintf(stderr, "rank %d server %d: %s\n", rank, index, err.msg);
             status = 1;
         }
         peer_lost = server_lost(srv, NULL) > 0;
     } else {
         dist_opts_t *d = calloc(1, sizeof *d);
+        if (!d) {
+            fprintf(stderr, "rank %d trainer %d: out of memory\n", rank, index);
+            status = 1;
+            goto failed;
+        }
         d->trainer = index;
         d->n_trainers = T;
         d->n_servers = S;
@@ -429,14 +407,14 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         }
         /* trainer 0 logs the job; another trainer only if it has to lead the
          * end of the job in trainer 0's place (train_dist says so itself) */
-        topts.log = log_line;
+        topts.log = console_line;
         topts.log_ctx = &lc;
         if (train_dist(cfg, d, &topts, &res, &err) != 0) {
-            fprintf(stderr, "%srank %d trainer %d: %s\n", lc.pending ? "\n" : "", rank, index,
+            fprintf(stderr, "%srank %d trainer %d: %s\n", console_break(&lc), rank, index,
                     err.msg);
             status = 1;
         } else if (res.stopped == 2) { /* the job halts; trainer 0 has the checkpoint */
-            fprintf(stderr, "%srank %d trainer %d: %s\n", lc.pending ? "\n" : "", rank, index,
+            fprintf(stderr, "%srank %d trainer %d: %s\n", console_break(&lc), rank, index,
                     err.msg);
         } else if (res.stopped) {
             if (res.led)
@@ -450,6 +428,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         peer_lost = res.lost_trainers > 0;
         free(d);
     }
+failed:
     if (status != 0) {
         /* a rank that failed ends the job rather than leave others waiting;
          * said here too, since under --enable-recovery mpirun exits 0 and may

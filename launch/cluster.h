@@ -21,6 +21,7 @@ typedef struct {
     int no_plot, quiet;
     const checkpoint_t *resume;  /* continue from this checkpoint (NULL: start anew) */
     const char *resume_path;     /* its file, for messages */
+    const char *resume_dir;      /* the run folder it continues (its metrics.csv) */
     const char *keys_dir;        /* --keys DIR: the job's CURVE keys are kept here (NULL: made
                                   * anew for each job and never written) */
 } cluster_opts_t;

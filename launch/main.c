@@ -8,6 +8,7 @@
  *   pstrain export --checkpoint C --format onnx|safetensors --out FILE
  *   pstrain predict --checkpoint C --images FILE [--labels FILE]
  */
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "launch/cluster.h"
+#include "launch/console.h"
 #include "launch/commands.h"
 #include "common/config/config.h"
 #include "export/checkpoint.h"
@@ -50,31 +52,43 @@ static void usage(FILE *f)
             "                     without --config the checkpoint's own config is used\n"
             "  --set key=value    override a config key, e.g. --set train.epochs=2\n"
             "                     or --set optimizer.name=sgd (repeatable)\n"
-            "  --out DIR          run folder (default runs/<job name>/)\n"
+            "  --out DIR          run folder (default runs/<job name>/; with --resume the\n"
+            "                     resumed run's folder; never one that holds another run)\n"
             "  --local            single-process training: no servers, no MPI\n"
             "  --no-plot          do not draw curves.png\n"
             "  --quiet            only the final result\n"
             "  plot RUN_DIR       redraw RUN_DIR/curves.png from RUN_DIR/metrics.csv\n");
 }
 
-typedef struct {
-    int tty;
-    int pending; /* a transient line is on screen */
-    int quiet;
-} log_state_t;
-
-static void log_line(void *ctx, int transient, const char *line)
+/* 1 when a and b name the same existing folder. */
+static int same_dir(const char *a, const char *b)
 {
-    log_state_t *s = ctx;
-    if (s->quiet)
-        return;
-    if (s->tty) {
-        fprintf(stderr, "\r%s\033[K%s", line, transient ? "" : "\n");
-        s->pending = transient;
-    } else {
-        fprintf(stderr, "%s\n", line);
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
+}
+
+/* Where a resumed job writes: into the run folder it continues (run_dir,
+ * from --resume PATH) unless --out says otherwise, and never into a folder
+ * that holds another run. Sets *out_dir (when NULL) to run_dir. Returns 0,
+ * or prints why not and returns -1. */
+static int out_dir_check(const char *resume_arg, const char **out_dir, char *run_dir,
+                         size_t len)
+{
+    err_t err;
+    if (ckptdir_run_dir(resume_arg, run_dir, len, &err) != 0) {
+        fprintf(stderr, "pstrain: --resume: %s\n", err.msg);
+        return -1;
     }
-    fflush(stderr);
+    const char *what;
+    if (!*out_dir) {
+        *out_dir = run_dir;
+    } else if (!same_dir(*out_dir, run_dir) && ckptdir_holds_run(*out_dir, &what)) {
+        fprintf(stderr, "pstrain: --out %s holds another run (%s/%s); a resumed job writes "
+                "into the run it continues (%s, the default) or into a folder of its own\n",
+                *out_dir, *out_dir, what, run_dir);
+        return -1;
+    }
+    return 0;
 }
 
 static int cmd_plot(int argc, char **argv)
@@ -191,7 +205,19 @@ int main(int argc, char **argv)
         return 1;
     }
     char *text = config_text_from(name, src, sets, n_sets, &err);
-    char dir[CFG_PATH_LEN + 16];
+    if (!text) {
+        fprintf(stderr, "pstrain: %s\n", err.msg);
+        free(cfg);
+        checkpoint_free(&resume);
+        return 1;
+    }
+    char dir[CFG_PATH_LEN + 16], run_dir[4200] = "";
+    if (resume_arg && out_dir_check(resume_arg, &out_dir, run_dir, sizeof run_dir) != 0) {
+        free(text);
+        free(cfg);
+        checkpoint_free(&resume);
+        return 2;
+    }
     if (!out_dir) {
         snprintf(dir, sizeof dir, "runs/%s", cfg->name);
         out_dir = dir;
@@ -202,6 +228,7 @@ int main(int argc, char **argv)
         cluster_opts_t co = {.servers = servers, .bind = bind, .out_dir = out_dir,
                              .config_text = text, .no_plot = no_plot, .quiet = quiet,
                              .resume = resume, .resume_path = resume_path,
+                             .resume_dir = run_dir[0] ? run_dir : NULL,
                              .keys_dir = keys_dir};
         int st = cluster_main(&argc, &argv, cfg, &co);
         free(text);
@@ -209,15 +236,17 @@ int main(int argc, char **argv)
         checkpoint_free(&resume);
         return st;
     }
-    log_state_t ls = {.tty = isatty(STDERR_FILENO), .quiet = quiet};
+    console_t ls;
+    console_init(&ls, quiet, 0, "trainer");
     train_opts_t opts = {
-        .out_dir = out_dir, .config_text = text, .log = log_line, .log_ctx = &ls,
+        .out_dir = out_dir, .config_text = text, .log = console_line, .log_ctx = &ls,
         .no_plot = no_plot, .resume = resume, .resume_path = resume_path,
+        .resume_dir = run_dir[0] ? run_dir : NULL,
     };
     train_result_t res;
     int rc = train_local(cfg, &opts, &res, &err);
     if (rc != 0) {
-        fprintf(stderr, "%spstrain: %s\n", ls.pending ? "\n" : "", err.msg);
+        fprintf(stderr, "%spstrain: %s\n", console_break(&ls), err.msg);
     } else {
         if (res.plot_error[0])
             fprintf(stderr, "pstrain: warning: curves.png not drawn: %s\n", res.plot_error);

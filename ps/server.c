@@ -11,6 +11,7 @@
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
 #include "common/util/fsutil.h"
+#include "common/util/le.h"
 #include "ps/shard.h"
 #include "common/net/wire.h"
 
@@ -806,8 +807,7 @@ static int decode_push(server_t *s, const wire_hdr_t *h, const uint8_t *payload,
     case WIRE_TOPK: {
         uint32_t prev = 0;
         for (uint64_t j = 0; j < h->count; j++) {
-            uint32_t i = (uint32_t)payload[8 * j] | (uint32_t)payload[8 * j + 1] << 8 |
-                         (uint32_t)payload[8 * j + 2] << 16 | (uint32_t)payload[8 * j + 3] << 24;
+            uint32_t i = le_load32(payload + 8 * j);
             if (i >= n || (j > 0 && i <= prev))
                 return err_set(err, "top-k PUSH: index %u after %u in a range of %zu keys", i,
                                prev, n),
@@ -817,11 +817,7 @@ static int decode_push(server_t *s, const wire_hdr_t *h, const uint8_t *payload,
         memset(s->piece, 0, n * sizeof(float));
         for (uint64_t j = 0; j < h->count; j++) {
             const uint8_t *e = payload + 8 * j;
-            uint32_t i = (uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 |
-                         (uint32_t)e[3] << 24,
-                     v = (uint32_t)e[4] | (uint32_t)e[5] << 8 | (uint32_t)e[6] << 16 |
-                         (uint32_t)e[7] << 24;
-            memcpy(&s->piece[i], &v, 4);
+            s->piece[le_load32(e)] = le_loadf(e + 4);
         }
         return 0;
     }

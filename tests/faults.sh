@@ -9,7 +9,9 @@
 #                 exits 0 whatever its ranks do, so the test reads the ranks' own
 #                 "exit status 1" lines); without
 #                 --enable-recovery mpirun ends the job at once, non-zero; and --resume
-#                 finishes it to the accuracy of an uninterrupted run
+#                 DIR, from another working folder and without --out, finishes it in
+#                 DIR (summary, model, metrics) to the accuracy of an undisturbed run,
+#                 writing nothing into runs/
 #   trainer_asp   kill -9 one of 3 trainers of an ASP job (--enable-recovery): the
 #                 survivors finish the job and it reports the lost rank
 #   lead_asp      kill -9 trainer 0 of the ASP job: the lowest trainer left takes its
@@ -135,10 +137,26 @@ server_kill)
     kill -9 "$(pid_of "$dir/plain" 0)"
     finish 30
     [ "$status" != 0 ] || fail "plain mpirun exited 0 after the server died"
-    # resume on a fresh launch
-    $mpirun -np 3 "$bin" --servers 1 --resume "$dir/run" --out "$dir/run" --no-plot \
+    # resume on a fresh launch, from another working folder and without --out:
+    # the job continues in the folder it was started with (--out DIR), and
+    # writes nothing under the working folder's runs/
+    $mpirun -np 3 "$bin" --servers 1 --config "$cfg" --out "$dir/whole" --no-plot \
+        > "$dir/whole.log" 2>&1 || fail "the undisturbed job failed"
+    mkdir -p "$dir/cwd"
+    touch "$dir/before_resume"
+    abs_bin=$(realpath "$bin")
+    abs_run=$(realpath "$dir/run")
+    (cd "$dir/cwd" && $mpirun -np 3 "$abs_bin" --servers 1 --resume "$abs_run" --no-plot) \
         > "$dir/resume.log" 2>&1 || fail "--resume failed"
+    [ -e "$dir/cwd/runs" ] && fail "the resumed job wrote into runs/ of its working folder"
+    for f in summary.json model.onnx model.ckpt metrics.csv; do
+        [ "$dir/run/$f" -nt "$dir/before_resume" ] || fail "--resume did not write $dir/run/$f"
+    done
+    [ "$(grep -c '^[0-9]' "$dir/run/metrics.csv")" = 15 ] || fail "metrics.csv has not all 15 epochs"
     check_accuracy "resumed job"
+    [ "$(accuracy "$dir/run")" = "$(accuracy "$dir/whole")" ] ||
+        fail "resumed: $(accuracy "$dir/run"), undisturbed: $(accuracy "$dir/whole")"
+    echo "resumed in $dir/run (no --out), as accurate as the undisturbed run; runs/ untouched"
     ;;
 trainer_asp)
     start run 4 --enable-recovery --servers 1 --set cluster.consistency=asp

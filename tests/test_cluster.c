@@ -92,6 +92,51 @@ static int run(int np, const char *extra, const char *out)
     return rc;
 }
 
+/* The run `out` that a test builds on: run now unless an earlier test of
+ * this process made it already (its model.ckpt is there). Each test thus
+ * sets up what it needs, in any order, and tests run together share the
+ * work. Returns 0 or the exit status. */
+static int need(int np, const char *extra, const char *out)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/model.ckpt", tests_tmp_dir(), out);
+    return access(path, F_OK) == 0 ? 0 : run(np, extra, out);
+}
+
+#define L7 "--set train.max_steps=7" /* run l_7: 7 steps, single process */
+
+/* l_7 resumed to the job's 20 steps (l_7res). Returns 0 or the exit status. */
+static int need_l7res(void)
+{
+    char extra[700];
+    snprintf(extra, sizeof extra, "--resume %s/l_7/model.ckpt", tests_tmp_dir());
+    int rc = need(0, L7, "l_7");
+    return rc ? rc : need(0, extra, "l_7res");
+}
+
+/* TMP/flipped.ckpt: l_7's checkpoint with a byte of its optimizer state
+ * flipped. Returns its path, or NULL. */
+static const char *flipped_ckpt(void)
+{
+    static char dst[600];
+    char src[600];
+    snprintf(src, sizeof src, "%s/l_7/model.ckpt", tests_tmp_dir());
+    snprintf(dst, sizeof dst, "%s/flipped.ckpt", tests_tmp_dir());
+    if (access(dst, F_OK) == 0)
+        return dst;
+    err_t err;
+    size_t len = 0;
+    char *buf = need(0, L7, "l_7") == 0 ? fs_read_all(src, &len, &err) : NULL;
+    if (!buf || len <= 2000) {
+        free(buf);
+        return NULL;
+    }
+    buf[len - 1000] ^= 0x10;
+    int rc = fs_write_atomic(dst, buf, len, &err);
+    free(buf);
+    return rc == 0 ? dst : NULL;
+}
+
 static checkpoint_t *ckpt(const char *out)
 {
     char path[600];
@@ -130,8 +175,8 @@ static void check_equal(const char *local_out, const char *dist_out)
 
 static void test_bsp_1x2(void)
 {
-    CU_ASSERT_FATAL(run(0, "", "local32") == 0);
-    CU_ASSERT_FATAL(run(3, "--servers 1", "bsp_1x2") == 0);
+    CU_ASSERT_FATAL(need(0, "", "local32") == 0);
+    CU_ASSERT_FATAL(need(3, "--servers 1", "bsp_1x2") == 0);
     check_equal("local32", "bsp_1x2");
     char path[600];
     snprintf(path, sizeof path, "%s/bsp_1x2/cluster.json", tests_tmp_dir());
@@ -171,6 +216,7 @@ static void test_bsp_pieces(void)
 static void test_singleton(void)
 {
     CU_ASSERT_FATAL(run(1, "", "single") == 0);
+    CU_ASSERT_FATAL(need(0, "", "local32") == 0);
     checkpoint_t *a = ckpt("local32"), *b = ckpt("single");
     CU_ASSERT_FATAL(a && b);
     CU_ASSERT(max_diff(a, b) <= 1e-5);
@@ -261,9 +307,8 @@ static void test_resume_local(void)
     CU_ASSERT_FATAL(run(0, extra, "l_res") == 0);
     check_same_bits("l_2ep", "l_res");
 
-    CU_ASSERT_FATAL(run(0, "--set train.max_steps=7", "l_7") == 0);
-    snprintf(extra, sizeof extra, "--resume %s/l_7/model.ckpt", tests_tmp_dir());
-    CU_ASSERT_FATAL(run(0, extra, "l_7res") == 0);
+    CU_ASSERT_FATAL(need_l7res() == 0);
+    CU_ASSERT_FATAL(need(0, "", "local32") == 0);
     check_same_bits("local32", "l_7res");
 }
 
@@ -302,6 +347,7 @@ static void test_resume_bsp(void)
     CU_ASSERT_FATAL(run(3, "--servers 1 --set train.max_steps=7", "b_7") == 0);
     snprintf(extra, sizeof extra, "--servers 2 --resume %s/b_7", tests_tmp_dir());
     CU_ASSERT_FATAL(run(5, extra, "b_7res") == 0);
+    CU_ASSERT_FATAL(need(3, "--servers 1", "bsp_1x2") == 0);
     checkpoint_t *a = ckpt("bsp_1x2"), *b = ckpt("b_7res");
     CU_ASSERT_FATAL(a && b);
     CU_ASSERT(max_diff(a, b) <= 1e-5);
@@ -329,6 +375,7 @@ static void check_log(const char *out, const char *needle)
 static void test_resume_refused(void)
 {
     char extra[700];
+    CU_ASSERT_FATAL(need(0, L7, "l_7") == 0 && need(0, "", "local32") == 0);
     snprintf(extra, sizeof extra, "--set train.batch=16 --resume %s/l_7", tests_tmp_dir());
     CU_ASSERT(run(0, extra, "bad_res_batch") != 0);
     check_log("bad_res_batch", "batch 32 on 2700 samples; this job has seed 4, batch 16");
@@ -340,16 +387,8 @@ static void test_resume_refused(void)
     check_log("bad_res_done", "already 20 steps done, the job has 20");
 
     /* a flipped byte in the parameters */
-    char src[600], dst[600];
-    snprintf(src, sizeof src, "%s/l_7/model.ckpt", tests_tmp_dir());
-    snprintf(dst, sizeof dst, "%s/flipped.ckpt", tests_tmp_dir());
-    err_t err;
-    size_t len = 0;
-    char *buf = fs_read_all(src, &len, &err);
-    CU_ASSERT_FATAL(buf != NULL && len > 2000);
-    buf[len - 1000] ^= 0x10;
-    CU_ASSERT_FATAL(fs_write_atomic(dst, buf, len, &err) == 0);
-    free(buf);
+    const char *dst = flipped_ckpt();
+    CU_ASSERT_FATAL(dst != NULL);
     snprintf(extra, sizeof extra, "--resume %s", dst);
     CU_ASSERT(run(3, extra, "bad_res_crc") != 0);
     check_log("bad_res_crc", "flipped.ckpt: section OPTSTATE: CRC mismatch");
@@ -380,6 +419,7 @@ static int verify(const char *out)
 
 static void test_export_cnn(void)
 {
+    CU_ASSERT_FATAL(need(3, "--servers 1", "bsp_1x2") == 0 && need_l7res() == 0);
     CU_ASSERT(verify("bsp_1x2"));    /* distributed: trainer 0 exported */
     CU_ASSERT(verify("l_7res"));     /* single-process, resumed */
 }
@@ -401,6 +441,7 @@ static void test_export_command(void)
 {
     char cmd[1400];
     const char *t = tests_tmp_dir();
+    CU_ASSERT_FATAL(need(0, L7, "l_7") == 0 && flipped_ckpt() != NULL);
     snprintf(cmd, sizeof cmd,
              "%s export --checkpoint %s/l_7 --format safetensors --out %s/x.safetensors > /dev/null"
              " && %s export --checkpoint %s/l_7/model.ckpt --out %s/x.onnx > /dev/null"

@@ -120,9 +120,19 @@ static int replay(const char *sub, const char *target, int sample, int max_files
     return ran;
 }
 
+/* Regression inputs committed so far (tests/fuzz/regress/TARGET/): a replay
+ * that finds fewer ran from the wrong folder or lost some, and must fail
+ * rather than pass on nothing. */
+#define WIRE_REGRESS_MIN 7
+#define SERVER_REGRESS_MIN 4
+
 static void test_wire_regress(void)
 {
-    replay("regress", "wire", 0, 0, 0);
+    int n = replay("regress", "wire", 0, 0, 0);
+    if (n < WIRE_REGRESS_MIN)
+        fprintf(stderr, "\n  %s/regress/wire: %d inputs, expected at least %d\n", fuzz_dir(), n,
+                WIRE_REGRESS_MIN);
+    CU_ASSERT(n >= WIRE_REGRESS_MIN);
     /* the corpus has every message type: at least the seeds are there */
     CU_ASSERT(replay("corpus", "wire", 1, 400, 10.0) >= 18);
 }
@@ -147,7 +157,11 @@ static void test_server_corpus(void)
 static void test_server_regress(void)
 {
     use_ckpt_root();
-    replay("regress", "server", 0, 0, 0);
+    int n = replay("regress", "server", 0, 0, 0);
+    if (n < SERVER_REGRESS_MIN)
+        fprintf(stderr, "\n  %s/regress/server: %d inputs, expected at least %d\n", fuzz_dir(), n,
+                SERVER_REGRESS_MIN);
+    CU_ASSERT(n >= SERVER_REGRESS_MIN);
 }
 
 /* The header frame of h. */

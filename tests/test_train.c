@@ -1,12 +1,14 @@
 /* test_train.c - short single-process training runs on a slice of
  * Fashion-MNIST: the loss must fall below a bound, the run folder must hold
- * metrics.csv, summary.json and curves.png, and two runs of the same job
- * must give the same parameters. */
+ * metrics.csv, summary.json (whose figures must be the run's) and
+ * curves.png, and two runs of the same job must give the same parameters. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <cjson/cJSON.h>
 
 #include "common/config/config.h"
 #include "common/util/fsutil.h"
@@ -32,6 +34,20 @@ static const char *LSTM_CFG =
     "             { type = \"dense\"; units = 10; activation = \"softmax\"; } ); };\n"
     "optimizer = { name = \"adam\"; lr = 0.003; };\n"
     "train = { epochs = 2; batch = 32; seed = 2; };\n";
+
+/* The number at key of summary object o, or NAN when it has none. */
+static double json_num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* cJSON writes a double with 15 significant digits when they read back
+ * within its epsilon: equal to 1e-14 relative. */
+static int same_num(double a, double b)
+{
+    return fabs(a - b) <= 1e-14 * fabs(b);
+}
 
 static int write_cfg(const char *name, const char *text, char *path, size_t len)
 {
@@ -82,7 +98,9 @@ static void test_cnn_learns(void)
     CU_ASSERT(r.test_loss < 0.9);
     CU_ASSERT(r.test_acc > 0.68);
     CU_ASSERT(r.val_acc > 0.68);
-    CU_ASSERT(r.samples_per_s > 0);
+    /* the speed is the samples trained over the time spent training them */
+    CU_ASSERT(r.train_s > 0 && r.train_s <= r.wall_s);
+    CU_ASSERT(fabs(r.samples_per_s * r.train_s - 2 * 2500) < 1e-6 * 2 * 2500);
 
     char f[1200];
     struct stat st;
@@ -98,11 +116,26 @@ static void test_cnn_learns(void)
     snprintf(f, sizeof f, "%s/run_cnn/summary.json", tests_tmp_dir());
     char *js = fs_read_all(f, &len, &err);
     CU_ASSERT_FATAL(js != NULL);
-    const char *keys[] = {"\"test_accuracy\"", "\"test_loss\"", "\"epochs\":\t2", "\"steps\":\t158",
-                          "\"wall_s\"", "\"samples_per_s\"", "\"params\":\t13610", "\"config\""};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        CU_ASSERT(strstr(js, keys[i]) != NULL);
+    cJSON *o = cJSON_Parse(js);
     free(js);
+    CU_ASSERT_FATAL(o != NULL);
+    /* summary.json says what the run returned */
+    CU_ASSERT(same_num(json_num(o, "test_accuracy"), r.test_acc));
+    CU_ASSERT(same_num(json_num(o, "test_loss"), r.test_loss));
+    CU_ASSERT(same_num(json_num(o, "val_accuracy"), r.val_acc));
+    CU_ASSERT(same_num(json_num(o, "train_loss"), r.train_loss));
+    CU_ASSERT(same_num(json_num(o, "samples_per_s"), r.samples_per_s));
+    CU_ASSERT(same_num(json_num(o, "wall_s"), r.wall_s));
+    CU_ASSERT_EQUAL(json_num(o, "epochs"), 2);
+    CU_ASSERT_EQUAL(json_num(o, "steps"), 158);
+    CU_ASSERT_EQUAL(json_num(o, "samples"), 2 * 2500);
+    CU_ASSERT_EQUAL(json_num(o, "params"), 13610);
+    CU_ASSERT_EQUAL(json_num(o, "batch"), 32);
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(o, "mode");
+    CU_ASSERT(cJSON_IsString(mode) && strcmp(mode->valuestring, "local") == 0);
+    const cJSON *cfgp = cJSON_GetObjectItemCaseSensitive(o, "config");
+    CU_ASSERT(cJSON_IsString(cfgp) && strstr(cfgp->valuestring, "cnn.cfg") != NULL);
+    cJSON_Delete(o);
     snprintf(f, sizeof f, "%s/run_cnn/curves.png", tests_tmp_dir());
     CU_ASSERT(stat(f, &st) == 0 && st.st_size > 1000);
 

@@ -12,6 +12,7 @@
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
 #include "common/util/fsutil.h"
+#include "common/util/le.h"
 #include "trainer/jobdata.h"
 #include "common/nn/model.h"
 #include "common/nn/optim.h"
@@ -275,12 +276,8 @@ static int push_piece(client_t *c, int s, size_t lo, size_t hi)
                                  c->tk_idx, c->tk_val, c->tk_scratch);
         uint8_t *o = c->topk + 8 * lo;
         for (size_t j = 0; j < k; j++) {
-            uint32_t v;
-            memcpy(&v, &c->tk_val[j], 4);
-            for (int b = 0; b < 4; b++) {
-                o[8 * j + b] = (uint8_t)(c->tk_idx[j] >> (8 * b));
-                o[8 * j + 4 + b] = (uint8_t)(v >> (8 * b));
-            }
+            le_store32(o + 8 * j, c->tk_idx[j]);
+            le_storef(o + 8 * j + 4, c->tk_val[j]);
         }
         h.elem = WIRE_TOPK;
         h.count = k;

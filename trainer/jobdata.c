@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "common/data/idx.h"
+
 static int check_set(const dataset_t *ds, const char *what, const char *path, int input_size,
                      int n_classes, err_t *err)
 {
@@ -16,23 +18,41 @@ static int check_set(const dataset_t *ds, const char *what, const char *path, in
     return 0;
 }
 
+/* The training rule in one place: of `records` samples, the first
+ * data.limit (when set) are used, and data.validation of those are held out.
+ * Returns 0 with *n_train, or -1 with err when nothing would be left. */
+static int train_count(const job_config_t *cfg, size_t records, size_t *n_train, err_t *err)
+{
+    size_t n = records;
+    if (cfg->data.limit > 0 && (size_t)cfg->data.limit < n)
+        n = (size_t)cfg->data.limit;
+    if ((size_t)cfg->data.validation >= n)
+        return err_set(err, "%s: data.validation = %d leaves no training samples out of %zu",
+                       cfg->source, cfg->data.validation, n);
+    *n_train = n - (size_t)cfg->data.validation;
+    return 0;
+}
+
+int job_data_train_size(const job_config_t *cfg, size_t *n_train, err_t *err)
+{
+    idx_t hdr;
+    if (idx_probe(cfg->data.train_images, &hdr, err) != 0)
+        return -1;
+    return train_count(cfg, hdr.count, n_train, err);
+}
+
 int job_data_load(job_data_t *d, const job_config_t *cfg, int input_size, int n_classes,
                   err_t *err)
 {
     memset(d, 0, sizeof *d);
+    size_t n_train = 0;
     d->train = dataset_load(cfg->data.train_images, cfg->data.train_labels,
                             (size_t)cfg->data.limit, err);
-    if (!d->train)
+    if (!d->train || train_count(cfg, d->train->n, &n_train, err) != 0)
         goto err;
-    if (cfg->data.validation > 0) {
-        if ((size_t)cfg->data.validation >= d->train->n) {
-            err_set(err, "%s: data.validation = %d leaves no training samples out of %zu",
-                    cfg->source, cfg->data.validation, d->train->n);
-            goto err;
-        }
-        if (dataset_split(d->train, (size_t)cfg->data.validation, &d->val, err) != 0)
-            goto err;
-    }
+    if (d->train->n > n_train &&
+        dataset_split(d->train, d->train->n - n_train, &d->val, err) != 0)
+        goto err;
     d->test = dataset_load(cfg->data.test_images, cfg->data.test_labels,
                            (size_t)cfg->data.test_limit, err);
     if (!d->test)

@@ -21,4 +21,10 @@ int job_data_load(job_data_t *d, const job_config_t *cfg, int input_size, int n_
 
 void job_data_free(job_data_t *d);
 
+/* The number of samples cfg's job trains on: the training file's records
+ * (data.limit of them when set) less the data.validation held out, read from
+ * the file's header alone (a server needs it for the learning-rate schedule
+ * without loading the data). Returns 0 with *n_train, or -1 with err. */
+int job_data_train_size(const job_config_t *cfg, size_t *n_train, err_t *err);
+
 #endif

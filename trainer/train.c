@@ -15,6 +15,7 @@
 #include "export/safetensors.h"
 #include "export/trained.h"
 #include "common/util/fsutil.h"
+#include "common/util/le.h"
 #include "trainer/jobdata.h"
 #include "common/nn/model.h"
 #include "common/nn/optim.h"
@@ -39,21 +40,6 @@ void train_catch_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-}
-
-static void put_le(uint8_t **p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        (*p)[i] = (uint8_t)(v >> (8 * i));
-    *p += n;
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
 }
 
 void train_logf(const train_opts_t *o, int transient, const char *fmt, ...)
@@ -128,11 +114,11 @@ void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_o
 void train_order_record(uint8_t *order, const job_config_t *cfg, size_t n_train, long step)
 {
     uint8_t *p = order;
-    put_le(&p, 1, 4);
-    put_le(&p, cfg->train.seed, 8);
-    put_le(&p, n_train, 8);
-    put_le(&p, (uint64_t)cfg->train.batch, 4);
-    put_le(&p, (uint64_t)step, 8);
+    le_write32(&p, 1);
+    le_write64(&p, cfg->train.seed);
+    le_write64(&p, n_train);
+    le_write32(&p, (uint32_t)cfg->train.batch);
+    le_write64(&p, (uint64_t)step);
 }
 
 int train_checkpoint_due(const job_config_t *cfg, long step, double *last_s)
@@ -175,12 +161,12 @@ long train_resume_check(const checkpoint_t *ck, const char *path, const job_conf
         return err_set(err, "%s: trained with optimizer %s (%d state floats per parameter), "
                        "this job uses %s (%d)", path, config_opt_name((opt_kind_t)ck->opt_kind),
                        ck->n_slots, config_opt_name(cfg->optimizer.kind), n_slots);
-    if (ck->data_order_len != TRAIN_ORDER_LEN || get_le(ck->data_order, 4) != 1)
+    if (ck->data_order_len != TRAIN_ORDER_LEN || le_load32(ck->data_order) != 1)
         return err_set(err, "%s: section DATAORDER: no data-order record of this pstrain "
                        "(%zu bytes)", path, ck->data_order_len);
     const uint8_t *o = ck->data_order;
-    uint64_t seed = get_le(o + 4, 8), n = get_le(o + 12, 8), batch = get_le(o + 20, 4),
-             step = get_le(o + 24, 8);
+    uint64_t seed = le_load64(o + 4), n = le_load64(o + 12), batch = le_load32(o + 20),
+             step = le_load64(o + 24);
     if (seed != cfg->train.seed || n != n_train || batch != (uint64_t)cfg->train.batch)
         return err_set(err, "%s: trained with seed %llu, batch %llu on %llu samples; this job "
                        "has seed %llu, batch %d on %zu samples (the data order would differ)",
@@ -255,8 +241,9 @@ int train_resume_begin(const train_opts_t *opts, const char *prefix, long step0,
         return 0;
     train_logf(opts, 0, "%sresuming from %s at step %ld (epoch %ld, batch %ld)", prefix,
                opts->resume_path, step0, step0 / per_epoch + 1, step0 % per_epoch + 1);
-    /* resuming in its own folder: keep the epochs before */
-    return report_read_metrics(opts->out_dir, rows, max_rows, (int)(step0 / per_epoch));
+    /* the epochs before, from the run this one continues */
+    return report_read_metrics(opts->resume_dir ? opts->resume_dir : opts->out_dir, rows,
+                               max_rows, (int)(step0 / per_epoch));
 }
 
 void train_log_epoch(const train_opts_t *o, const char *prefix, const epoch_row_t *r, int epochs,

@@ -28,6 +28,8 @@ typedef struct {
     const checkpoint_t *resume; /* if not NULL: continue from this checkpoint (its
                                  * parameters, optimizer state and place in the data order) */
     const char *resume_path;  /* the checkpoint's file, for messages */
+    const char *resume_dir;   /* the run folder it belongs to, whose metrics.csv holds the
+                               * epochs before (NULL: out_dir) */
 } train_opts_t;
 
 typedef struct {
@@ -114,8 +116,9 @@ int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const 
 void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long steps, size_t params,
                        double wall_s, double train_s, long samples);
 /* The start of a run resumed at step0 (nothing when opts->resume is NULL):
- * the "resuming from ..." line (after prefix) and, when it resumes in its own
- * folder, the metrics.csv rows of the epochs done before, read into rows.
+ * the "resuming from ..." line (after prefix) and the metrics.csv rows of the
+ * epochs done before, read into rows from the resumed run's folder
+ * (opts->resume_dir), so that a run continued in a new folder has them too.
  * Returns the number of rows read. */
 int train_resume_begin(const train_opts_t *opts, const char *prefix, long step0, long per_epoch,
                        epoch_row_t *rows, int max_rows);

@@ -1,6 +1,7 @@
 /* compress.c - float16 / bfloat16 conversions and top-k with error feedback
  * (see compress.h). */
 #include "common/net/compress.h"
+#include "common/util/le.h"
 
 #include <math.h>
 #include <string.h>
@@ -116,7 +117,7 @@ void compress_decode16(float *dst, const uint8_t *src, size_t n, int bf16)
     size_t i = 0;
     if (bf16) {
         for (; i < n; i++) {
-            uint32_t x = ((uint32_t)src[2 * i] | (uint32_t)src[2 * i + 1] << 8) << 16;
+            uint32_t x = (uint32_t)le_load16(src + 2 * i) << 16;
             memcpy(&dst[i], &x, 4);
         }
         return;
@@ -126,7 +127,7 @@ void compress_decode16(float *dst, const uint8_t *src, size_t n, int bf16)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * i))));
 #endif
     for (; i < n; i++)
-        dst[i] = compress_f16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+        dst[i] = compress_f16_to_f32(le_load16(src + 2 * i));
 }
 
 size_t compress_topk_count(size_t n, double ratio)
