@@ -191,7 +191,7 @@ int main(int argc, char **argv)
         params_add(&tab, "v", 1, shape, INIT_ZEROS, &err);
         server_opts_t so = {.n_servers = 1, .n_trainers = 1, .consistency = CONS_BSP,
                             .total_steps = 1 << 30, .table = &tab,
-                            .optim = {.kind = OPT_SGD, .lr = 0.0}};
+                            .optim = {.kind = optim_find("sgd"), .lr = 0.0}};
         /* [0]: plain, [1]: CURVE with the job's keys (a fresh pair per size) */
         transport_auth_t auth[2] = {{.curve = 0}};
         if (transport_auth_generate(&auth[1], &err) != 0) {

@@ -1,6 +1,8 @@
 /* onnx.c - writes a trained model as an ONNX file (see onnx.h). The graph is
  * built as protobuf-c messages (C code generated at build time from
- * export/onnx.proto), packed once and written atomically.
+ * export/onnx.proto), packed once and written atomically. Each layer adds
+ * its own nodes through its kind's emit function and the builder calls of
+ * onnx_graph.h, which this file implements.
  *
  * Every message, string and tensor of the graph is allocated from one arena
  * of the builder and freed at once. Builder calls have a sticky error, like a
@@ -8,6 +10,7 @@
  * NULL, so the emitters read as straight lines and onnx_export checks
  * b->failed once, before packing. */
 #include "export/onnx.h"
+#include "export/onnx_graph.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +39,7 @@ typedef struct block_t {
     max_align_t data[];
 } block_t;
 
-typedef struct {
+struct onnx_graph_t {
     block_t *mem;                  /* every allocation, freed by builder_free */
     int failed;                    /* sticky: err holds the first failure */
     err_t *err;
@@ -46,13 +49,13 @@ typedef struct {
     size_t n_inits;
     const float *params;           /* the checkpoint's flat parameters */
     const param_table_t *tab;
-} builder_t;
+};
+typedef onnx_graph_t builder_t;
 
 /* ---- arena and sticky errors -------------------------------------------- */
 
 /* Marks b failed with a formatted message (the first failure wins). Returns NULL. */
-static void *fail(builder_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void *fail(builder_t *b, const char *fmt, ...)
+void *onnx_fail(builder_t *b, const char *fmt, ...)
 {
     if (!b->failed) {
         b->failed = 1;
@@ -73,7 +76,7 @@ static void *arena_alloc(builder_t *b, size_t n)
         return NULL;
     block_t *blk = calloc(1, sizeof *blk + (n ? n : 1));
     if (!blk)
-        return fail(b, "out of memory");
+        return onnx_fail(b, "out of memory");
     blk->next = b->mem;
     b->mem = blk;
     return blk->data;
@@ -98,18 +101,46 @@ static char *arena_str(builder_t *b, const char *s)
     return p;
 }
 
+/* Returns the string fmt formats from ap in the arena, or NULL (b failed). */
+static char *arena_vfmt(builder_t *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static char *arena_vfmt(builder_t *b, const char *fmt, va_list ap)
+{
+    char buf[256];
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return onnx_fail(b, "internal error: name too long");
+    return arena_str(b, buf);
+}
+
 /* Returns the formatted string in the arena, or NULL (b failed). */
 static char *arena_fmt(builder_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *arena_fmt(builder_t *b, const char *fmt, ...)
 {
-    char buf[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    char *s = arena_vfmt(b, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof buf)
-        return fail(b, "internal error: name too long");
-    return arena_str(b, buf);
+    return s;
+}
+
+const char *onnx_name(builder_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = arena_vfmt(b, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+void *onnx_alloc(builder_t *b, size_t n)
+{
+    return arena_alloc(b, n);
+}
+
+int onnx_failed(const builder_t *b)
+{
+    return b->failed;
 }
 
 /* ---- initializers ------------------------------------------------------- */
@@ -124,7 +155,7 @@ static const char *init_add(builder_t *b, const char *name, int32_t type, int nd
     if (b->failed)
         return NULL;
     if (b->n_inits == MAX_INITS)
-        return fail(b, "internal error: more than %d initializers", MAX_INITS);
+        return onnx_fail(b, "internal error: more than %d initializers", MAX_INITS);
     Onnx__TensorProto *t = arena_alloc(b, sizeof *t);
     int64_t *d = arena_alloc(b, (size_t)(ndim ? ndim : 1) * sizeof *d);
     uint8_t *bytes = arena_alloc(b, nbytes);
@@ -148,7 +179,7 @@ static const char *init_add(builder_t *b, const char *name, int32_t type, int nd
 
 /* Adds a float32 initializer holding data[0 .. product of dims). Returns its
  * name, or NULL (b failed). */
-static const char *init_floats(builder_t *b, const char *name, int ndim, const int64_t *dims,
+const char *onnx_init_floats(builder_t *b, const char *name, int ndim, const int64_t *dims,
                                const float *data)
 {
     size_t n = 1;
@@ -168,7 +199,7 @@ static const char *init_floats(builder_t *b, const char *name, int ndim, const i
 }
 
 /* Adds a 1-D int64 initializer of the n values v. Returns its name, or NULL. */
-static const char *init_int64s(builder_t *b, const char *name, int n, const int64_t *v)
+const char *onnx_init_int64s(builder_t *b, const char *name, int n, const int64_t *v)
 {
     uint8_t *raw;
     const int64_t dims[1] = {n};
@@ -183,13 +214,23 @@ static const char *init_int64s(builder_t *b, const char *name, int n, const int6
 
 /* Parameter tensor idx of the model as it is stored (ours and ONNX's layouts
  * agree: conv [F][C][K][K], dense [O][In], biases). Returns its name. */
-static const char *init_param(builder_t *b, int idx)
+const char *onnx_init_param(builder_t *b, int idx)
 {
     const param_spec_t *s = &b->tab->t[idx];
     int64_t dims[4] = {0};
     for (int i = 0; i < s->ndim; i++)
         dims[i] = s->shape[i];
-    return init_floats(b, s->name, s->ndim, dims, b->params + s->offset);
+    return onnx_init_floats(b, s->name, s->ndim, dims, b->params + s->offset);
+}
+
+const param_spec_t *onnx_param_spec(const builder_t *b, int idx)
+{
+    return &b->tab->t[idx];
+}
+
+const float *onnx_param_data(const builder_t *b, int idx)
+{
+    return b->params + b->tab->t[idx].offset;
 }
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -209,7 +250,7 @@ static char **copy_names(builder_t *b, const char *const *v, size_t n)
     char **out = arena_alloc(b, (n ? n : 1) * sizeof *out);
     for (size_t i = 0; out && i < n; i++)
         if (!v[i] || !(out[i] = arena_str(b, v[i])))
-            return fail(b, "internal error: missing value name");
+            return onnx_fail(b, "internal error: missing value name");
     return out;
 }
 
@@ -217,13 +258,13 @@ static char **copy_names(builder_t *b, const char *const *v, size_t n)
  * outputs of two NULL-terminated lists ("" for an optional output left out).
  * Returns the node, or NULL (b failed: also when any name is NULL, that is
  * when an earlier call failed). */
-static Onnx__NodeProto *node_add(builder_t *b, const char *op_type, const char *name,
+Onnx__NodeProto *onnx_node(builder_t *b, const char *op_type, const char *name,
                                  const char *const *in, const char *const *out)
 {
     if (b->failed || !name)
         return NULL;
     if (b->n_nodes == MAX_NODES)
-        return fail(b, "internal error: more than %d nodes", MAX_NODES);
+        return onnx_fail(b, "internal error: more than %d nodes", MAX_NODES);
     size_t n_in = count_names(in), n_out = count_names(out);
     Onnx__NodeProto *n = arena_alloc(b, sizeof *n);
     Onnx__AttributeProto **attrs = arena_alloc(b, MAX_ATTRS * sizeof *attrs);
@@ -252,7 +293,7 @@ static Onnx__AttributeProto *attr_add(builder_t *b, Onnx__NodeProto *n, const ch
     if (b->failed || !n)
         return NULL;
     if (n->n_attribute == MAX_ATTRS)
-        return fail(b, "internal error: more than %d attributes", MAX_ATTRS);
+        return onnx_fail(b, "internal error: more than %d attributes", MAX_ATTRS);
     Onnx__AttributeProto *a = arena_alloc(b, sizeof *a);
     char *nm = arena_str(b, name);
     if (!nm)
@@ -265,7 +306,7 @@ static Onnx__AttributeProto *attr_add(builder_t *b, Onnx__NodeProto *n, const ch
     return a;
 }
 
-static void attr_int(builder_t *b, Onnx__NodeProto *n, const char *name, int64_t v)
+void onnx_attr_int(builder_t *b, Onnx__NodeProto *n, const char *name, int64_t v)
 {
     Onnx__AttributeProto *a = attr_add(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
     if (a) {
@@ -274,7 +315,7 @@ static void attr_int(builder_t *b, Onnx__NodeProto *n, const char *name, int64_t
     }
 }
 
-static void attr_ints(builder_t *b, Onnx__NodeProto *n, const char *name, int count,
+void onnx_attr_ints(builder_t *b, Onnx__NodeProto *n, const char *name, int count,
                       const int64_t *v)
 {
     Onnx__AttributeProto *a = attr_add(b, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
@@ -288,163 +329,14 @@ static void attr_ints(builder_t *b, Onnx__NodeProto *n, const char *name, int co
 
 /* One node with one input and one output named after the node. Returns the
  * output's name, or NULL (b failed). */
-static const char *node_unary(builder_t *b, const char *op_type, const char *name, const char *x,
+const char *onnx_unary(builder_t *b, const char *op_type, const char *name, const char *x,
                               Onnx__NodeProto **node)
 {
-    Onnx__NodeProto *n = node_add(b, op_type, name, (const char *[]){x, NULL},
+    Onnx__NodeProto *n = onnx_node(b, op_type, name, (const char *[]){x, NULL},
                                   (const char *[]){name, NULL});
     if (node)
         *node = n;
     return n ? name : NULL;
-}
-
-/* ---- layers ------------------------------------------------------------- */
-
-/* Softmax over each sample's whole output of rank dims (shape), as
- * act_forward does: Softmax on the last axis for a flat sample, else
- * Flatten + Softmax + Reshape back. Returns the output name or NULL. */
-static const char *emit_softmax(builder_t *b, const char *base, const char *x, int rank,
-                                const int *shape)
-{
-    Onnx__NodeProto *n;
-    if (rank == 1) {
-        const char *y = node_unary(b, "Softmax", arena_fmt(b, "%s.softmax", base), x, &n);
-        attr_int(b, n, "axis", -1);
-        return y;
-    }
-    const char *flat = node_unary(b, "Flatten", arena_fmt(b, "%s.softmax_flat", base), x, &n);
-    attr_int(b, n, "axis", 1);
-    const char *sm = node_unary(b, "Softmax", arena_fmt(b, "%s.softmax", base), flat, &n);
-    attr_int(b, n, "axis", -1);
-    int64_t to[4] = {0}; /* 0: the batch dim of the input (allowzero = 0) */
-    for (int i = 0; i < rank; i++)
-        to[1 + i] = shape[i];
-    const char *shp = init_int64s(b, arena_fmt(b, "%s.softmax_shape", base), rank + 1, to);
-    const char *y = arena_fmt(b, "%s.softmax_out", base);
-    node_add(b, "Reshape", arena_fmt(b, "%s.softmax_reshape", base),
-             (const char *[]){sm, shp, NULL}, (const char *[]){y, NULL});
-    return b->failed ? NULL : y;
-}
-
-/* The activation act on x, a sample of rank dims (shape). Returns the output
- * name (x itself for ACT_NONE) or NULL. */
-static const char *emit_act(builder_t *b, const char *base, const char *x, act_t act, int rank,
-                            const int *shape)
-{
-    switch (act) {
-    case ACT_NONE:
-        return x;
-    case ACT_RELU:
-        return node_unary(b, "Relu", arena_fmt(b, "%s.relu", base), x, NULL);
-    case ACT_SIGMOID:
-        return node_unary(b, "Sigmoid", arena_fmt(b, "%s.sigmoid", base), x, NULL);
-    case ACT_TANH:
-        return node_unary(b, "Tanh", arena_fmt(b, "%s.tanh", base), x, NULL);
-    case ACT_SOFTMAX:
-        return emit_softmax(b, base, x, rank, shape);
-    }
-    return fail(b, "internal error: activation %d", (int)act);
-}
-
-/* Adds the LSTM weight of parameter idx, [4H][cols] in our gate order
- * i, f, g, o, as an ONNX [1][4H][cols] tensor in ONNX's order i, o, f, c.
- * With bias, idx is our bias [4H] and the tensor is B [1][8H]: our bias as
- * Wb, zeros as Rb. Returns its name or NULL. */
-static const char *init_lstm(builder_t *b, const char *name, int idx, int H, int cols, int bias)
-{
-    static const int ONNX_FROM_OURS[4] = {0, 3, 1, 2}; /* i, o, f, c <- i, f, g, o */
-    const float *src = b->params + b->tab->t[idx].offset;
-    const size_t block = (size_t)H * cols;
-    float *dst = arena_alloc(b, (bias ? 8 : 4) * block * sizeof *dst); /* zeroed: Rb */
-    if (!dst)
-        return NULL;
-    for (int k = 0; k < 4; k++)
-        memcpy(dst + k * block, src + ONNX_FROM_OURS[k] * block, block * sizeof *dst);
-    const int64_t dims[3] = {1, 4 * (int64_t)H, cols}, bias_dims[2] = {1, 8 * (int64_t)H};
-    return bias ? init_floats(b, name, 2, bias_dims, dst) : init_floats(b, name, 3, dims, dst);
-}
-
-/* LSTM over x [N][T][In] (batch first): out [N][T][H] or [N][H]. Returns the
- * output name or NULL. */
-static const char *emit_lstm(builder_t *b, const char *base, const char *x, const model_layer_t *L)
-{
-    const lstm_dims_t *d = &L->lstm;
-    const char *pname = b->tab->t[L->param[0]].name; /* "lstmK.w_ih" */
-    char stem[PARAM_NAME_LEN];
-    snprintf(stem, sizeof stem, "%.*s", (int)strcspn(pname, "."), pname);
-    const char *W = init_lstm(b, arena_fmt(b, "%s.W", stem), L->param[0], d->H, d->In, 0);
-    const char *R = init_lstm(b, arena_fmt(b, "%s.R", stem), L->param[1], d->H, d->H, 0);
-    const char *B = init_lstm(b, arena_fmt(b, "%s.B", stem), L->param[2], d->H, 1, 1);
-    Onnx__NodeProto *n;
-    const int64_t perm[3] = {1, 0, 2};
-    const char *x_tm = node_unary(b, "Transpose", arena_fmt(b, "%s.time_major", base), x, &n);
-    attr_ints(b, n, "perm", 3, perm);
-    /* only the output used is named: Y for every step, else Y_h */
-    const char *Y = arena_fmt(b, "%s.Y", base), *Y_h = arena_fmt(b, "%s.Y_h", base);
-    const char *in[] = {x_tm, W, R, B, NULL};
-    const char *out_seq[] = {Y, NULL}, *out_last[] = {"", Y_h, NULL};
-    n = node_add(b, "LSTM", arena_fmt(b, "%s.lstm", base), in,
-                 d->return_sequences ? out_seq : out_last);
-    attr_int(b, n, "hidden_size", d->H);
-    /* Y [T][1][N][H] -> [T][N][H] -> [N][T][H]; Y_h [1][N][H] -> [N][H] */
-    const int64_t axes[1] = {d->return_sequences ? 1 : 0};
-    const char *ax = init_int64s(b, arena_fmt(b, "%s.squeeze_axes", base), 1, axes);
-    const char *sq = arena_fmt(b, "%s.squeeze", base);
-    node_add(b, "Squeeze", sq, (const char *[]){d->return_sequences ? Y : Y_h, ax, NULL},
-             (const char *[]){sq, NULL});
-    if (!d->return_sequences)
-        return b->failed ? NULL : sq;
-    const char *y = node_unary(b, "Transpose", arena_fmt(b, "%s.batch_major", base), sq, &n);
-    attr_ints(b, n, "perm", 3, perm);
-    return y;
-}
-
-/* Layer li of the model on x. Returns its output name, or NULL (b failed). */
-static const char *emit_layer(builder_t *b, int li, const model_layer_t *L, const char *x)
-{
-    const char *base = arena_fmt(b, "layer%d", li);
-    Onnx__NodeProto *n;
-    switch (L->type) {
-    case LAYER_CONV2D: {
-        const conv_dims_t *d = &L->conv;
-        const char *w = init_param(b, L->param[0]), *bias = init_param(b, L->param[1]);
-        const char *y = arena_fmt(b, "%s.conv", base);
-        n = node_add(b, "Conv", y, (const char *[]){x, w, bias, NULL}, (const char *[]){y, NULL});
-        attr_ints(b, n, "kernel_shape", 2, (const int64_t[]){d->K, d->K});
-        attr_ints(b, n, "strides", 2, (const int64_t[]){d->stride, d->stride});
-        attr_ints(b, n, "pads", 4, (const int64_t[]){d->pad, d->pad, d->pad, d->pad});
-        attr_ints(b, n, "dilations", 2, (const int64_t[]){1, 1});
-        return emit_act(b, base, b->failed ? NULL : y, L->act, L->out_rank, L->out_shape);
-    }
-    case LAYER_MAXPOOL2D: {
-        const pool_dims_t *d = &L->pool;
-        const char *y = node_unary(b, "MaxPool", arena_fmt(b, "%s.maxpool", base), x, &n);
-        attr_ints(b, n, "kernel_shape", 2, (const int64_t[]){d->pool, d->pool});
-        attr_ints(b, n, "strides", 2, (const int64_t[]){d->stride, d->stride});
-        attr_ints(b, n, "pads", 4, (const int64_t[]){0, 0, 0, 0});
-        return y;
-    }
-    case LAYER_FLATTEN: {
-        const char *y = node_unary(b, "Flatten", arena_fmt(b, "%s.flatten", base), x, &n);
-        attr_int(b, n, "axis", 1);
-        return y;
-    }
-    case LAYER_DENSE: {
-        const char *w = init_param(b, L->param[0]), *bias = init_param(b, L->param[1]);
-        const char *y = arena_fmt(b, "%s.gemm", base);
-        n = node_add(b, "Gemm", y, (const char *[]){x, w, bias, NULL}, (const char *[]){y, NULL});
-        attr_int(b, n, "transB", 1);
-        return emit_act(b, base, b->failed ? NULL : y, L->act, L->out_rank, L->out_shape);
-    }
-    case LAYER_LSTM:
-        return emit_lstm(b, base, x, L);
-    case LAYER_RELU:
-    case LAYER_SIGMOID:
-    case LAYER_TANH:
-    case LAYER_SOFTMAX:
-        return emit_act(b, base, x, L->act, L->out_rank, L->out_shape);
-    }
-    return fail(b, "layer %d: type %d has no ONNX form", li, (int)L->type);
 }
 
 /* ---- graph inputs, outputs and metadata ------------------------------- */
@@ -505,7 +397,7 @@ static char *classes_json(builder_t *b, const trained_t *t)
     char *text = ok ? cJSON_PrintUnformatted(arr) : NULL;
     cJSON_Delete(arr);
     if (!text)
-        return fail(b, "out of memory");
+        return onnx_fail(b, "out of memory");
     char *out = arena_str(b, text);
     cJSON_free(text);
     return out;
@@ -516,7 +408,7 @@ static void meta_add(builder_t *b, Onnx__StringStringEntryProto **meta, size_t *
                      const char *key, const char *value)
 {
     if (*n == MAX_META) {
-        fail(b, "internal error: more than %d metadata entries", MAX_META);
+        onnx_fail(b, "internal error: more than %d metadata entries", MAX_META);
         return;
     }
     Onnx__StringStringEntryProto *e = arena_alloc(b, sizeof *e);
@@ -556,21 +448,22 @@ static int build_model(builder_t *b, const trained_t *t, const char *producer_ve
         int64_t dims[3];
         for (int i = 0; i < in_rank; i++)
             dims[i] = in_shape[i];
-        const char *mean = init_floats(b, "norm.mean", in_rank, dims, ck->norm_mean);
-        const char *inv = init_floats(b, "norm.inv_std", in_rank, dims, ck->norm_inv_std);
-        node_add(b, "Sub", "norm.sub", (const char *[]){x, mean, NULL},
+        const char *mean = onnx_init_floats(b, "norm.mean", in_rank, dims, ck->norm_mean);
+        const char *inv = onnx_init_floats(b, "norm.inv_std", in_rank, dims, ck->norm_inv_std);
+        onnx_node(b, "Sub", "norm.sub", (const char *[]){x, mean, NULL},
                  (const char *[]){"input.centered", NULL});
-        node_add(b, "Mul", "norm.mul", (const char *[]){"input.centered", inv, NULL},
+        onnx_node(b, "Mul", "norm.mul", (const char *[]){"input.centered", inv, NULL},
                  (const char *[]){"input.normalized", NULL});
         x = "input.normalized";
     }
-    for (int li = 0; li < model_n_layers(m) && x; li++)
-        x = emit_layer(b, li, model_layer(m, li), x);
-    if (x && model_softmax_output(m)) {
-        Onnx__NodeProto *n;
-        x = node_unary(b, "Softmax", "output.softmax", x, &n);
-        attr_int(b, n, "axis", -1);
+    for (int li = 0; li < model_n_layers(m) && x; li++) {
+        const layer_t *L = model_layer(m, li);
+        x = L->kind->emit(b, L, arena_fmt(b, "layer%d", li), x);
     }
+    /* the activation the loss applied in training, as model_predict does */
+    const act_kind_t *act = model_output_act(m);
+    if (x && act)
+        x = act->emit(b, "output", x, &(shape_t){1, {classes}});
     if (b->failed)
         return -1;
     /* the last node's output becomes the graph's output */
@@ -579,7 +472,7 @@ static int build_model(builder_t *b, const trained_t *t, const char *producer_ve
     while (last && k < last->n_output && strcmp(last->output[k], x) != 0)
         k++;
     if (!last || k == last->n_output) {
-        fail(b, "internal error: the graph's result is no node's output");
+        onnx_fail(b, "internal error: the graph's result is no node's output");
         return -1;
     }
     last->output[k] = arena_str(b, "probabilities");

@@ -585,7 +585,7 @@ static int save_shard(server_t *s, int64_t step, err_t *err)
     int slots = optim_slots(&s->o.optim);
     checkpoint_t ck = {
         .step = (uint64_t)step, .clock = (uint64_t)s->version, .seed = s->o.seed,
-        .opt_kind = s->o.optim.kind, .n_slots = slots,
+        .opt_kind = s->o.optim.kind->id, .n_slots = slots,
         .config_text = (char *)(s->o.config_text ? s->o.config_text : ""),
         .table = s->table, .params = s->params, .opt_state = slots ? s->state : NULL,
         .n_shards = s->o.n_servers, .shard_index = s->o.index,

@@ -68,7 +68,7 @@ static int live_start(live_t *l, const transport_auth_t *auth)
     p->fan_in = p->fan_out = 4;
     server_opts_t o = {.index = 0, .n_servers = 1, .n_trainers = 1, .consistency = CONS_ASP,
                        .total_steps = 100, .seed = 3, .table = &l->tab,
-                       .optim = {.kind = OPT_SGD, .lr = 1.0}};
+                       .optim = {.kind = optim_find("sgd"), .lr = 1.0}};
     l->s = server_new(&o, &err);
     if (!l->s)
         return -1;

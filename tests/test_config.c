@@ -9,6 +9,8 @@
 #include <CUnit/CUnit.h>
 
 #include "common/config/config.h"
+#include "common/nn/optim.h"
+#include "common/nn/registry.h"
 #include "tests.h"
 
 /* A valid model group of 7 lines: the layers open on line 4 and 5. */
@@ -30,6 +32,26 @@
     "    { type = \"flatten\"; }, { type = \"dense\"; units = 10; }\n"                             \
     "  );\n"                                                                                       \
     "};\n"
+
+/* The value of key `key` of layer l: an integer (or bool), an activation. */
+static int lint(const layer_cfg_t *l, const char *key)
+{
+    const layer_val_t *v = layer_cfg_get(l, key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    return v->i;
+}
+
+static const act_kind_t *lact(const layer_cfg_t *l, const char *key)
+{
+    const layer_val_t *v = layer_cfg_get(l, key);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    return v->act;
+}
+
+/* The layer kind, activation and optimizer called name. */
+#define KIND(name) layer_kind_find(name)
+#define ACT(name) act_find(name)
+#define OPT(name) optim_find(name)
 
 /* Fails the current test, showing msg, unless msg contains needle. */
 #define ASSERT_HAS(msg, needle)                                                                    \
@@ -97,20 +119,20 @@ static void test_shipped_cnn(void)
     CU_ASSERT_EQUAL(cfg.model.input_rank, 3);
     CU_ASSERT(cfg.model.input[0] == 1 && cfg.model.input[1] == 28 && cfg.model.input[2] == 28);
     CU_ASSERT_EQUAL_FATAL(cfg.model.n_layers, 4);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].type, LAYER_CONV2D);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].filters, 32);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].kernel, 3);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].stride, 1);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].activation, ACT_RELU);
+    CU_ASSERT_EQUAL(cfg.model.layers[0].kind, KIND("conv2d"));
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "filters"), 32);
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "kernel"), 3);
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "stride"), 1);
+    CU_ASSERT_EQUAL(lact(&cfg.model.layers[0], "activation"), ACT("relu"));
     CU_ASSERT(cfg.model.layers[0].line > 0);
-    CU_ASSERT_EQUAL(cfg.model.layers[1].type, LAYER_MAXPOOL2D);
-    CU_ASSERT_EQUAL(cfg.model.layers[1].pool, 2);
-    CU_ASSERT_EQUAL(cfg.model.layers[2].type, LAYER_FLATTEN);
-    CU_ASSERT_EQUAL(cfg.model.layers[3].type, LAYER_DENSE);
-    CU_ASSERT_EQUAL(cfg.model.layers[3].units, 10);
-    CU_ASSERT_EQUAL(cfg.model.layers[3].activation, ACT_SOFTMAX);
-    CU_ASSERT_EQUAL(cfg.model.loss, LOSS_CROSS_ENTROPY);
-    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT_ADAM);
+    CU_ASSERT_EQUAL(cfg.model.layers[1].kind, KIND("maxpool2d"));
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[1], "pool"), 2);
+    CU_ASSERT_EQUAL(cfg.model.layers[2].kind, KIND("flatten"));
+    CU_ASSERT_EQUAL(cfg.model.layers[3].kind, KIND("dense"));
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[3], "units"), 10);
+    CU_ASSERT_EQUAL(lact(&cfg.model.layers[3], "activation"), ACT("softmax"));
+    CU_ASSERT_EQUAL(cfg.model.loss, loss_find("cross_entropy"));
+    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT("adam"));
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.lr, 0.001, 1e-12);
     CU_ASSERT_EQUAL(cfg.train.epochs, 3);
     CU_ASSERT_EQUAL(cfg.train.batch, 32);
@@ -138,15 +160,15 @@ static void test_shipped_lstm(void)
     CU_ASSERT_EQUAL(cfg.model.input_rank, 2);
     CU_ASSERT(cfg.model.input[0] == 28 && cfg.model.input[1] == 28);
     CU_ASSERT_EQUAL_FATAL(cfg.model.n_layers, 3);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].type, LAYER_LSTM);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].units, 64);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].return_sequences, 1);
-    CU_ASSERT_EQUAL(cfg.model.layers[1].type, LAYER_LSTM);
-    CU_ASSERT_EQUAL(cfg.model.layers[1].units, 32);
-    CU_ASSERT_EQUAL(cfg.model.layers[1].return_sequences, 0);
-    CU_ASSERT_EQUAL(cfg.model.layers[2].type, LAYER_DENSE);
-    CU_ASSERT_EQUAL(cfg.model.layers[2].activation, ACT_SOFTMAX);
-    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT_ADAM);
+    CU_ASSERT_EQUAL(cfg.model.layers[0].kind, KIND("lstm"));
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "units"), 64);
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "return_sequences"), 1);
+    CU_ASSERT_EQUAL(cfg.model.layers[1].kind, KIND("lstm"));
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[1], "units"), 32);
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[1], "return_sequences"), 0);
+    CU_ASSERT_EQUAL(cfg.model.layers[2].kind, KIND("dense"));
+    CU_ASSERT_EQUAL(lact(&cfg.model.layers[2], "activation"), ACT("softmax"));
+    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT("adam"));
     CU_ASSERT_EQUAL(cfg.train.epochs, 1);
     CU_ASSERT_EQUAL(cfg.train.batch, 32);
 }
@@ -173,20 +195,21 @@ static void test_defaults(void)
     CU_ASSERT_STRING_EQUAL(cfg.data.classes[0], "T-shirt/top");
     CU_ASSERT_STRING_EQUAL(cfg.data.classes[6], "Shirt");
     CU_ASSERT_STRING_EQUAL(cfg.data.classes[9], "Ankle boot");
-    CU_ASSERT_EQUAL(cfg.model.loss, LOSS_CROSS_ENTROPY);
+    CU_ASSERT_EQUAL(cfg.model.loss, loss_find("cross_entropy"));
     CU_ASSERT_EQUAL_FATAL(cfg.model.n_layers, 3);
     const layer_cfg_t *conv = &cfg.model.layers[0];
     CU_ASSERT_EQUAL(conv->line, 4);
     CU_ASSERT_EQUAL(cfg.model.layers[2].line, 5);
-    CU_ASSERT_EQUAL(conv->filters, 8);
-    CU_ASSERT_EQUAL(conv->kernel, 3);
-    CU_ASSERT_EQUAL(conv->stride, 1);
-    CU_ASSERT_EQUAL(conv->padding, 0);
-    CU_ASSERT_EQUAL(conv->pool, 2);
-    CU_ASSERT_EQUAL(conv->pool_stride, 0);
-    CU_ASSERT_EQUAL(conv->return_sequences, 0);
-    CU_ASSERT_EQUAL(conv->activation, ACT_NONE);
-    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT_ADAM);
+    CU_ASSERT_EQUAL(conv->kind, KIND("conv2d"));
+    CU_ASSERT_EQUAL(lint(conv, "filters"), 8);
+    CU_ASSERT_EQUAL(lint(conv, "kernel"), 3);
+    CU_ASSERT_EQUAL(lint(conv, "stride"), 1);
+    CU_ASSERT_EQUAL(lint(conv, "padding"), 0);
+    CU_ASSERT_PTR_NULL(lact(conv, "activation"));
+    /* a kind holds its own keys only */
+    CU_ASSERT_PTR_NULL(layer_cfg_get(conv, "pool"));
+    CU_ASSERT_PTR_NULL(layer_cfg_get(conv, "units"));
+    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT("adam"));
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.lr, 0.001, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.beta1, 0.9, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.beta2, 0.999, 1e-12);
@@ -214,14 +237,14 @@ static void test_optimizer_defaults(void)
     err_t err;
     CU_ASSERT_EQUAL_FATAL(
         load_text(&cfg, "opt_sgd", MODEL "optimizer = { name = \"sgd\"; };\n", NULL, 0, &err), 0);
-    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT_SGD);
+    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT("sgd"));
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.lr, 0.01, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.momentum, 0.0, 0.0);
 
     CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "opt_momentum",
                                     MODEL "optimizer = { name = \"momentum\"; };\n", NULL, 0, &err),
                           0);
-    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT_MOMENTUM);
+    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT("momentum"));
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.lr, 0.01, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.momentum, 0.9, 1e-12);
 
@@ -229,7 +252,7 @@ static void test_optimizer_defaults(void)
         load_text(&cfg, "opt_sgd_m", MODEL "optimizer = { name = \"sgd\"; momentum = 0.5; };\n",
                   NULL, 0, &err),
         0);
-    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT_MOMENTUM);
+    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT("momentum"));
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.momentum, 0.5, 1e-12);
 
     CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "opt_adagrad",
@@ -237,7 +260,7 @@ static void test_optimizer_defaults(void)
                                           "train = { seed = 5000000000L; max_steps = 7; };\n",
                                     NULL, 0, &err),
                           0);
-    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT_ADAGRAD);
+    CU_ASSERT_EQUAL(cfg.optimizer.kind, OPT("adagrad"));
     CU_ASSERT_DOUBLE_EQUAL(cfg.optimizer.lr, 0.001, 1e-12);
     CU_ASSERT_EQUAL(cfg.train.seed, 5000000000ULL);
     CU_ASSERT_EQUAL(cfg.train.max_steps, 7);
@@ -473,9 +496,9 @@ static void test_set_values(void)
     CU_ASSERT_EQUAL(cfg.optimizer.nesterov, 1);
     CU_ASSERT_EQUAL(cfg.model.input_rank, 3);
     CU_ASSERT(cfg.model.input[0] == 3 && cfg.model.input[1] == 32 && cfg.model.input[2] == 32);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].filters, 16);
-    CU_ASSERT_EQUAL(cfg.model.layers[0].kernel, 5);
-    CU_ASSERT_EQUAL(cfg.model.layers[2].activation, ACT_SOFTMAX);
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "filters"), 16);
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "kernel"), 5);
+    CU_ASSERT_EQUAL(lact(&cfg.model.layers[2], "activation"), ACT("softmax"));
     CU_ASSERT_EQUAL(cfg.train.seed, 5000000000ULL);
     CU_ASSERT_EQUAL_FATAL(cfg.data.n_classes_names, 3);
     CU_ASSERT_STRING_EQUAL(cfg.data.classes[1], "b, c");
@@ -488,7 +511,7 @@ static void test_set_values(void)
                        "    { type = \"lstm\"; units = 4; return_sequences = true; }\n  );\n};\n";
     CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "set_more", lstm, more, 2, &err), 0);
     CU_ASSERT_STRING_EQUAL(cfg.name, "plain");
-    CU_ASSERT_EQUAL(cfg.model.layers[0].return_sequences, 0);
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "return_sequences"), 0);
 }
 
 static void test_set_unknown_key(void)
@@ -574,8 +597,8 @@ static void test_config_text(void)
     CU_ASSERT_EQUAL_FATAL(config_load(&a, path, sets, 5, 0, &err), 0);
     CU_ASSERT_EQUAL_FATAL(config_load(&b, again, NULL, 0, 0, &err), 0);
     CU_ASSERT_EQUAL(b.train.epochs, 9);
-    CU_ASSERT_EQUAL(b.model.layers[0].filters, 12);
-    CU_ASSERT_EQUAL(a.model.layers[0].filters, b.model.layers[0].filters);
+    CU_ASSERT_EQUAL(lint(&b.model.layers[0], "filters"), 12);
+    CU_ASSERT_EQUAL(lint(&a.model.layers[0], "filters"), lint(&b.model.layers[0], "filters"));
     CU_ASSERT_EQUAL(a.train.batch, b.train.batch);
     CU_ASSERT_EQUAL(a.data.normalize, b.data.normalize);
     CU_ASSERT_DOUBLE_EQUAL(a.optimizer.lr, b.optimizer.lr, 0.0);
@@ -588,17 +611,30 @@ static void test_config_text(void)
 
 static void test_names(void)
 {
-    CU_ASSERT_STRING_EQUAL(config_layer_name(LAYER_CONV2D), "conv2d");
-    CU_ASSERT_STRING_EQUAL(config_layer_name(LAYER_MAXPOOL2D), "maxpool2d");
-    CU_ASSERT_STRING_EQUAL(config_layer_name(LAYER_LSTM), "lstm");
-    CU_ASSERT_STRING_EQUAL(config_layer_name(LAYER_SOFTMAX), "softmax");
-    CU_ASSERT_STRING_EQUAL(config_act_name(ACT_NONE), "none");
-    CU_ASSERT_STRING_EQUAL(config_act_name(ACT_RELU), "relu");
-    CU_ASSERT_STRING_EQUAL(config_act_name(ACT_SOFTMAX), "softmax");
-    CU_ASSERT_STRING_EQUAL(config_opt_name(OPT_SGD), "sgd");
-    CU_ASSERT_STRING_EQUAL(config_opt_name(OPT_MOMENTUM), "momentum");
-    CU_ASSERT_STRING_EQUAL(config_opt_name(OPT_ADAM), "adam");
-    CU_ASSERT_STRING_EQUAL(config_opt_name(OPT_ADAGRAD), "adagrad");
+    /* the registries: every kind found by its name, in config order */
+    const char *layers[] = {"conv2d", "maxpool2d", "flatten", "dense", "lstm", "relu", "sigmoid",
+                            "tanh", "softmax", "dropout", "avgpool2d", "global_avgpool2d"};
+    const int n = (int)(sizeof layers / sizeof layers[0]);
+    for (int i = 0; i < n; i++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(layer_kind_at(i));
+        CU_ASSERT_STRING_EQUAL(layer_kind_at(i)->name, layers[i]);
+        CU_ASSERT_EQUAL(layer_kind_find(layers[i]), layer_kind_at(i));
+    }
+    CU_ASSERT_PTR_NULL(layer_kind_at(n));
+    CU_ASSERT_PTR_NULL(layer_kind_find("conv3d"));
+    /* the activations are layer kinds too, each applying itself */
+    const char *acts[] = {"relu", "sigmoid", "tanh", "softmax"};
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(act_find(acts[i]));
+        CU_ASSERT_EQUAL(layer_kind_find(acts[i])->act, act_find(acts[i]));
+    }
+    CU_ASSERT_PTR_NULL(act_find("none"));
+    CU_ASSERT_EQUAL(act_row_normalising(), act_find("softmax"));
+    CU_ASSERT_STRING_EQUAL(loss_find("mse")->name, "mse");
+    CU_ASSERT(loss_find("cross_entropy")->fuses_row_normalising);
+    CU_ASSERT_PTR_NULL(loss_find("hinge"));
+    CU_ASSERT_STRING_EQUAL(optim_find("adagrad")->name, "adagrad");
+    CU_ASSERT_PTR_NULL(optim_find("adamw"));
 }
 
 int test_config_register(void)

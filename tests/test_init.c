@@ -12,29 +12,23 @@
 
 static job_config_t *cnn_lstm_cfg(int lstm)
 {
+    static const char *LSTM =
+        "model = { input = [28, 28]; layers = (\n"
+        "  { type = \"lstm\"; units = 64; return_sequences = true; },\n"
+        "  { type = \"lstm\"; units = 32; },\n"
+        "  { type = \"dense\"; units = 10; activation = \"softmax\"; } ); };\n";
+    static const char *CNN =
+        "model = { input = [1, 28, 28]; layers = (\n"
+        "  { type = \"conv2d\"; filters = 32; kernel = 3; activation = \"relu\"; },\n"
+        "  { type = \"maxpool2d\"; pool = 2; },\n"
+        "  { type = \"flatten\"; },\n"
+        "  { type = \"dense\"; units = 10; activation = \"softmax\"; } ); };\n";
     job_config_t *c = calloc(1, sizeof *c);
-    snprintf(c->source, sizeof c->source, "test");
-    c->model.loss = LOSS_CROSS_ENTROPY;
-    if (lstm) {
-        c->model.input_rank = 2;
-        c->model.input[0] = 28;
-        c->model.input[1] = 28;
-        c->model.layers[0] = (layer_cfg_t){.type = LAYER_LSTM, .units = 64, .return_sequences = 1};
-        c->model.layers[1] = (layer_cfg_t){.type = LAYER_LSTM, .units = 32};
-        c->model.layers[2] = (layer_cfg_t){.type = LAYER_DENSE, .units = 10, .activation = ACT_SOFTMAX};
-        c->model.n_layers = 3;
-    } else {
-        c->model.input_rank = 3;
-        c->model.input[0] = 1;
-        c->model.input[1] = 28;
-        c->model.input[2] = 28;
-        c->model.layers[0] = (layer_cfg_t){.type = LAYER_CONV2D, .filters = 32, .kernel = 3,
-                                           .stride = 1, .activation = ACT_RELU};
-        c->model.layers[1] = (layer_cfg_t){.type = LAYER_MAXPOOL2D, .pool = 2};
-        c->model.layers[2] = (layer_cfg_t){.type = LAYER_FLATTEN};
-        c->model.layers[3] = (layer_cfg_t){.type = LAYER_DENSE, .units = 10, .activation = ACT_SOFTMAX};
-        c->model.n_layers = 4;
-    }
+    err_t err;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    if (config_load_text(c, "test", lstm ? LSTM : CNN, NULL, 0, 0, &err) != 0)
+        fprintf(stderr, "\n    %s\n", err.msg);
+    CU_ASSERT_FATAL(c->model.n_layers > 0);
     return c;
 }
 

@@ -1,401 +1,503 @@
-/* test_layers.c - finite-difference checks of every layer's backward pass:
- * conv2d (with stride and padding, fused activations), maxpool2d (also
- * overlapping windows), dense with each activation, standalone activations,
- * and the LSTM (one and several steps, with and without return_sequences). */
+/* test_layers.c - finite-difference checks of every layer kind's backward
+ * pass, through the public model API: a model of the layer under test and
+ * a flatten (MSE loss, so that nothing is fused into it), whose objective
+ * dot(output, r) is checked with respect to every parameter tensor AND the
+ * input. Covered: conv2d (stride, padding, each activation; no input
+ * gradient; a direct convolution as reference), conv2d + maxpool2d fused
+ * against the unfused pair, maxpool2d (also overlapping windows), dense with
+ * each activation, the standalone activations, the LSTM (one and several
+ * steps, with and without return_sequences), dropout (mask statistics,
+ * determinism, global sample indices), avgpool2d, global_avgpool2d, two
+ * workspaces against one, and whole models through model_train_step. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gradcheck.h"
-#include "common/nn/layers.h"
 #include "common/nn/model.h"
 #include "tests.h"
 
 #define H_STEP 1e-3
 #define ATOL 2e-3
 #define RTOL 1e-2
+#define TEXT_MAX 2048
+
+/* How a check fills its tensors. */
+typedef struct {
+    float x_lo, x_hi;     /* input, uniform */
+    float w_lo, w_hi;     /* parameter tensors, uniform */
+    float b_lo, b_hi;     /* tensors named *.bias, uniform */
+    int x_distinct;       /* 1: distinct inputs 0.01 apart, shuffled (no ties in a pool) */
+    size_t checks;        /* elements checked per tensor, at most */
+    double atol, rtol;
+} fill_t;
+
+static const fill_t FILL = {-1, 1, -0.5f, 0.5f, -0.2f, 0.2f, 0, 200, ATOL, RTOL};
+
+/* A model built from config text for batches of B; the test fails unless
+ * it builds. */
+static model_t *build(const char *text, int B, int no_fusion)
+{
+    job_config_t *cfg = calloc(1, sizeof *cfg);
+    err_t err = {{0}};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    if (config_load_text(cfg, "layer_test", text, NULL, 0, 0, &err) != 0)
+        fprintf(stderr, "\n    config: %s\n", err.msg);
+    model_t *m = cfg->model.n_layers ? model_new_opts(cfg, B, &(model_opts_t){no_fusion}, &err)
+                                     : NULL;
+    if (!m)
+        fprintf(stderr, "\n    model: %s\n", err.msg);
+    free(cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    return m;
+}
+
+/* The text of a model of input `input` ("[C, H, W]" or "[T, F]"): `layers`
+ * then a flatten, MSE loss. */
+static const char *model_text(char *buf, const char *input, const char *layers)
+{
+    snprintf(buf, TEXT_MAX,
+             "model = { input = %s; loss = \"mse\";\n layers = ( %s,\n { type = \"flatten\"; } ); };\n",
+             input, layers);
+    return buf;
+}
+
+typedef struct {
+    model_t *m;
+    const model_run_t *run;
+    float *params, *x, *r;
+    int B;
+} obj_ctx_t;
+
+/* dot(output, r) in double. */
+static double obj(void *p)
+{
+    obj_ctx_t *c = p;
+    const float *y = model_ws_forward(model_ws(c->m), c->run, c->params, c->x, c->B);
+    return dot_double(y, c->r, (size_t)c->B * model_output_size(c->m));
+}
+
+/* Fills x with the values 0.01 k for k = 0..n-1, shuffled. */
+static void fill_distinct(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.01f * (float)((i * 7919) % n);
+}
+
+/* Fills c's input (seed), parameter tensors (seed + 1, + 2, ...) and r
+ * (the next seed) as f says: the data the kernel-level checks used. */
+static void fill_ctx(obj_ctx_t *c, const fill_t *f, unsigned seed)
+{
+    const param_table_t *t = model_params(c->m);
+    for (int i = 0; i < t->n; i++) {
+        const param_spec_t *p = &t->t[i];
+        int bias = strstr(p->name, ".bias") != NULL;
+        fill_uniform(c->params + p->offset, p->size, seed + 1 + i, bias ? f->b_lo : f->w_lo,
+                     bias ? f->b_hi : f->w_hi);
+    }
+    size_t nx = (size_t)c->B * model_input_size(c->m);
+    if (f->x_distinct)
+        fill_distinct(c->x, nx);
+    else
+        fill_uniform(c->x, nx, seed, f->x_lo, f->x_hi);
+    fill_uniform(c->r, (size_t)c->B * model_output_size(c->m), seed + 1 + t->n, -1, 1);
+}
+
+/* Checks d dot(output, r) / d (every parameter tensor, the input) of the
+ * model of text against finite differences. Gradients start at 0.5 and
+ * have it subtracted afterwards: backward must accumulate into them. */
+static void check_text(const char *what, const char *text, int B, const fill_t *f, unsigned seed,
+                       const model_run_t *run)
+{
+    model_t *m = build(text, B, 1);
+    const size_t n = model_n_params(m), nx = (size_t)B * model_input_size(m);
+    const size_t nout = (size_t)B * model_output_size(m);
+    obj_ctx_t c = {m, run, malloc((n ? n : 1) * 4), malloc(nx * 4), malloc(nout * 4), B};
+    float *grads = malloc((n ? n : 1) * 4), *dx = malloc(nx * 4);
+    CU_ASSERT_FATAL(c.params && c.x && c.r && grads && dx);
+    fill_ctx(&c, f, seed);
+    for (size_t i = 0; i < n; i++)
+        grads[i] = 0.5f;
+    obj(&c);
+    model_ws_backward(model_ws(m), run, c.params, grads, c.x, B, c.r, dx);
+    for (size_t i = 0; i < n; i++)
+        grads[i] -= 0.5f;
+    const param_table_t *t = model_params(m);
+    char name[96];
+    for (int i = 0; i < t->n; i++) {
+        snprintf(name, sizeof name, "%s %s", what, t->t[i].name);
+        CU_ASSERT_EQUAL(gradcheck(name, obj, &c, c.params + t->t[i].offset, grads + t->t[i].offset,
+                                  t->t[i].size, f->checks, H_STEP, f->atol, f->rtol),
+                        0);
+    }
+    snprintf(name, sizeof name, "%s input", what);
+    CU_ASSERT_EQUAL(gradcheck(name, obj, &c, c.x, dx, nx, f->checks, H_STEP, f->atol, f->rtol), 0);
+    free(c.params); free(c.x); free(c.r); free(grads); free(dx);
+    model_destroy(&m);
+}
+
+/* check_text for the one layer `layer` on input `input` (then a flatten). */
+static void check_layer(const char *what, const char *input, const char *layer, int B,
+                        const fill_t *f, unsigned seed)
+{
+    char text[TEXT_MAX];
+    check_text(what, model_text(text, input, layer), B, f, seed, NULL);
+}
 
 /* ------------------------------------------------------------------ conv2d */
 
-typedef struct {
-    conv_dims_t d;
-    act_t act;
-    float *in, *w, *b, *out, *col, *tmp, *r;
-} conv_ctx_t;
-
-static double conv_obj(void *p)
+static void test_conv_plain(void)
 {
-    conv_ctx_t *c = p;
-    conv2d_forward(c->out, c->col, c->tmp, c->in, c->w, c->b, &c->d, c->act);
-    return dot_double(c->out, c->r, (size_t)c->d.B * c->d.F * c->d.OH * c->d.OW);
+    check_layer("conv", "[2, 6, 5]", "{ type = \"conv2d\"; filters = 3; kernel = 3; }", 2, &FILL, 11);
+}
+static void test_conv_relu_pad(void)
+{
+    check_layer("conv relu", "[2, 7, 7]",
+                "{ type = \"conv2d\"; filters = 4; padding = 1; activation = \"relu\"; }", 3, &FILL, 21);
+}
+static void test_conv_stride_pad(void)
+{
+    check_layer("conv tanh", "[3, 9, 8]",
+                "{ type = \"conv2d\"; filters = 2; stride = 2; padding = 2; activation = \"tanh\"; }",
+                2, &FILL, 31);
+}
+static void test_conv_k5_s3(void)
+{
+    check_layer("conv sigmoid", "[1, 11, 11]",
+                "{ type = \"conv2d\"; filters = 3; kernel = 5; stride = 3; padding = 1; "
+                "activation = \"sigmoid\"; }", 2, &FILL, 41);
+}
+static void test_conv_softmax(void)
+{
+    check_layer("conv softmax", "[1, 6, 6]",
+                "{ type = \"conv2d\"; filters = 2; activation = \"softmax\"; }", 2, &FILL, 45);
 }
 
-static void check_conv(int B, int C, int H, int W, int F, int K, int stride, int pad, act_t act,
-                       unsigned seed)
-{
-    conv_ctx_t c = {.d = {.B = B, .C = C, .H = H, .W = W, .F = F, .K = K, .stride = stride,
-                          .pad = pad},
-                    .act = act};
-    CU_ASSERT_FATAL(conv_dims_fill(&c.d) == 0);
-    size_t nin = (size_t)B * C * H * W, nw = (size_t)F * C * K * K,
-           nout = (size_t)B * F * c.d.OH * c.d.OW;
-    c.in = malloc(nin * 4);
-    c.w = malloc(nw * 4);
-    c.b = malloc(F * 4);
-    c.out = malloc(nout * 4);
-    c.r = malloc(nout * 4);
-    c.col = malloc(conv_col_size(&c.d) * 4);
-    c.tmp = malloc(conv_tmp_size(&c.d) * 4);
-    float *dw = calloc(nw, 4), *db = calloc(F, 4), *din = malloc(nin * 4), *dout = malloc(nout * 4);
-    fill_uniform(c.in, nin, seed, -1, 1);
-    fill_uniform(c.w, nw, seed + 1, -0.5f, 0.5f);
-    fill_uniform(c.b, F, seed + 2, -0.2f, 0.2f);
-    fill_uniform(c.r, nout, seed + 3, -1, 1);
-    conv_obj(&c);
-    memcpy(dout, c.r, nout * 4);
-    /* accumulation: start dw at 0.5 and subtract it afterwards */
-    for (size_t i = 0; i < nw; i++)
-        dw[i] = 0.5f;
-    conv2d_backward(din, dw, db, dout, c.tmp, c.col, c.out, c.w, &c.d, act);
-    for (size_t i = 0; i < nw; i++)
-        dw[i] -= 0.5f;
-    CU_ASSERT_EQUAL(gradcheck("conv.w", conv_obj, &c, c.w, dw, nw, 200, H_STEP, ATOL, RTOL), 0);
-    CU_ASSERT_EQUAL(gradcheck("conv.b", conv_obj, &c, c.b, db, F, 200, H_STEP, ATOL, RTOL), 0);
-    CU_ASSERT_EQUAL(gradcheck("conv.in", conv_obj, &c, c.in, din, nin, 300, H_STEP, ATOL, RTOL), 0);
-    free(c.in); free(c.w); free(c.b); free(c.out); free(c.r); free(c.col); free(c.tmp);
-    free(dw); free(db); free(din); free(dout);
-}
-
-static void test_conv_plain(void) { check_conv(2, 2, 6, 5, 3, 3, 1, 0, ACT_NONE, 11); }
-static void test_conv_relu_pad(void) { check_conv(3, 2, 7, 7, 4, 3, 1, 1, ACT_RELU, 21); }
-static void test_conv_stride_pad(void) { check_conv(2, 3, 9, 8, 2, 3, 2, 2, ACT_TANH, 31); }
-static void test_conv_k5_s3(void) { check_conv(2, 1, 11, 11, 3, 5, 3, 1, ACT_SIGMOID, 41); }
-
-/* The first layer skips its input gradient: din NULL must leave dw, db the same. */
+/* The first layer skips its input gradient: asking for none must leave
+ * the parameter gradients the same, bit for bit. */
 static void test_conv_no_din(void)
 {
-    conv_dims_t d = {.B = 2, .C = 1, .H = 6, .W = 6, .F = 2, .K = 3, .stride = 1, .pad = 0};
-    CU_ASSERT_FATAL(conv_dims_fill(&d) == 0);
-    size_t nin = 72, nw = 18, nout = (size_t)2 * 2 * d.OH * d.OW;
-    float in[72], w[18], b[2] = {0.1f, -0.1f}, out[128], r[128], d1[128], d2[128];
-    float dw1[18] = {0}, dw2[18] = {0}, db1[2] = {0}, db2[2] = {0}, din[72];
-    float *col = malloc(conv_col_size(&d) * 4), *tmp = malloc(conv_tmp_size(&d) * 4);
-    fill_uniform(in, nin, 5, -1, 1);
-    fill_uniform(w, nw, 6, -1, 1);
+    char text[TEXT_MAX];
+    model_t *m = build(model_text(text, "[1, 6, 6]",
+                                  "{ type = \"conv2d\"; filters = 2; activation = \"relu\"; }"),
+                       2, 1);
+    const size_t n = model_n_params(m), nx = 72, nout = 2 * (size_t)model_output_size(m);
+    float *p = malloc(n * 4), *g1 = calloc(n, 4), *g2 = calloc(n, 4), x[72], *r = malloc(nout * 4);
+    float dx[72];
+    fill_uniform(p, n, 6, -1, 1);
+    fill_uniform(x, nx, 5, -1, 1);
     fill_uniform(r, nout, 7, -1, 1);
-    memcpy(d1, r, nout * 4);
-    memcpy(d2, r, nout * 4);
-    conv2d_forward(out, col, tmp, in, w, b, &d, ACT_RELU);
-    conv2d_backward(NULL, dw1, db1, d1, tmp, col, out, w, &d, ACT_RELU);
-    conv2d_forward(out, col, tmp, in, w, b, &d, ACT_RELU);
-    conv2d_backward(din, dw2, db2, d2, tmp, col, out, w, &d, ACT_RELU);
-    CU_ASSERT(memcmp(dw1, dw2, sizeof dw1) == 0);
-    CU_ASSERT(memcmp(db1, db2, sizeof db1) == 0);
-    free(col);
-    free(tmp);
+    model_ws_forward(model_ws(m), NULL, p, x, 2);
+    model_ws_backward(model_ws(m), NULL, p, g1, x, 2, r, NULL);
+    model_ws_forward(model_ws(m), NULL, p, x, 2);
+    model_ws_backward(model_ws(m), NULL, p, g2, x, 2, r, dx);
+    CU_ASSERT(memcmp(g1, g2, n * 4) == 0);
+    free(p); free(g1); free(g2); free(r);
+    model_destroy(&m);
 }
 
 /* A direct convolution as reference for the im2col + GEMM lowering. */
 static void test_conv_direct(void)
 {
-    conv_dims_t d = {.B = 2, .C = 2, .H = 7, .W = 6, .F = 3, .K = 3, .stride = 2, .pad = 1};
-    CU_ASSERT_FATAL(conv_dims_fill(&d) == 0);
-    size_t nin = (size_t)2 * 2 * 7 * 6, nw = 3 * 2 * 9, nout = (size_t)2 * 3 * d.OH * d.OW;
-    float *in = malloc(nin * 4), *w = malloc(nw * 4), b[3] = {0.3f, -0.2f, 0.1f};
-    float *out = malloc(nout * 4), *col = malloc(conv_col_size(&d) * 4),
-          *tmp = malloc(conv_tmp_size(&d) * 4);
-    fill_uniform(in, nin, 8, -1, 1);
-    fill_uniform(w, nw, 9, -1, 1);
-    conv2d_forward(out, col, tmp, in, w, b, &d, ACT_NONE);
+    char text[TEXT_MAX];
+    model_t *m = build(model_text(text, "[2, 7, 6]",
+                                  "{ type = \"conv2d\"; filters = 3; stride = 2; padding = 1; }"),
+                       2, 1);
+    const param_table_t *t = model_params(m);
+    enum { B = 2, C = 2, H = 7, W = 6, F = 3, OH = 4, OW = 3 };
+    CU_ASSERT_EQUAL_FATAL(model_output_size(m), F * OH * OW);
+    float *p = malloc(t->n_params * 4), in[B * C * H * W];
+    fill_uniform(p, t->n_params, 9, -1, 1);
+    fill_uniform(in, sizeof in / 4, 8, -1, 1);
+    const float *w = p + t->t[params_find(t, "conv1.weight")].offset;
+    const float *b = p + t->t[params_find(t, "conv1.bias")].offset;
+    const float *out = model_ws_forward(model_ws(m), NULL, p, in, B);
     double maxerr = 0;
-    for (int bi = 0; bi < d.B; bi++)
-        for (int f = 0; f < d.F; f++)
-            for (int oh = 0; oh < d.OH; oh++)
-                for (int ow = 0; ow < d.OW; ow++) {
+    for (int bi = 0; bi < B; bi++)
+        for (int f = 0; f < F; f++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
                     double s = b[f];
-                    for (int c = 0; c < d.C; c++)
+                    for (int c = 0; c < C; c++)
                         for (int kh = 0; kh < 3; kh++)
                             for (int kw = 0; kw < 3; kw++) {
                                 int ih = oh * 2 - 1 + kh, iw = ow * 2 - 1 + kw;
-                                if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W)
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W)
                                     continue;
-                                s += (double)in[((bi * d.C + c) * d.H + ih) * d.W + iw] *
-                                     w[((f * d.C + c) * 3 + kh) * 3 + kw];
+                                s += (double)in[((bi * C + c) * H + ih) * W + iw] *
+                                     w[((f * C + c) * 3 + kh) * 3 + kw];
                             }
-                    double got = out[((bi * d.F + f) * d.OH + oh) * d.OW + ow];
+                    double got = out[((bi * F + f) * OH + oh) * OW + ow];
                     maxerr = fmax(maxerr, fabs(got - s));
                 }
     CU_ASSERT(maxerr < 1e-5);
-    free(in); free(w); free(out); free(col); free(tmp);
+    free(p);
+    model_destroy(&m);
 }
 
 /* ------------------------------------------------- conv2d + maxpool fused */
 
-/* The fused kernel against conv2d_forward + maxpool2d_forward (and their
- * backward passes), then its own gradients by finite differences. */
-typedef struct {
-    convpool_dims_t d;
-    act_t act;
-    float *in, *w, *b, *out, *col, *tmp, *pn, *r;
-    uint8_t *code;
-} cp_ctx_t;
-
-static double cp_obj(void *p)
+/* The fused kernel (a conv2d that absorbed a tiling maxpool2d) against the
+ * unfused pair, forward and backward, then its own gradients. */
+static void check_convpool(const char *input, const char *conv, int pool, int B, unsigned seed)
 {
-    cp_ctx_t *c = p;
-    conv2d_pool_forward(c->out, c->code, c->col, c->tmp, c->pn, c->in, c->w, c->b, &c->d, c->act);
-    return dot_double(c->out, c->r, (size_t)c->d.c.B * c->d.c.F * c->d.PH * c->d.PW);
-}
-
-static void check_convpool(int B, int C, int H, int W, int F, int K, int stride, int pad, int pool,
-                           act_t act, unsigned seed)
-{
-    cp_ctx_t c = {.d = {.c = {.B = B, .C = C, .H = H, .W = W, .F = F, .K = K, .stride = stride,
-                              .pad = pad},
-                        .pool = pool},
-                  .act = act};
-    CU_ASSERT_FATAL(convpool_dims_fill(&c.d) == 0);
-    conv_dims_t cd = c.d.c;
-    pool_dims_t pd = {.B = B, .C = F, .H = cd.OH, .W = cd.OW, .pool = pool, .stride = pool};
-    CU_ASSERT_FATAL(pool_dims_fill(&pd) == 0);
-    CU_ASSERT_EQUAL(pd.OH, c.d.PH);
-    size_t nin = (size_t)B * C * H * W, nw = (size_t)F * C * K * K;
-    size_t nconv = (size_t)B * F * cd.OH * cd.OW, nout = (size_t)B * F * c.d.PH * c.d.PW;
-    c.in = malloc(nin * 4);
-    c.w = malloc(nw * 4);
-    c.b = malloc(F * 4);
-    c.out = malloc(nout * 4);
-    c.r = malloc(nout * 4);
-    c.col = malloc(conv_col_size(&cd) * 4);
-    c.tmp = malloc(convpool_tmp_size(&c.d) * 4);
-    c.pn = malloc(convpool_pooled_size(&c.d) * 4);
-    c.code = malloc(convpool_pooled_size(&c.d));
-    fill_uniform(c.in, nin, seed, -1, 1);
-    fill_uniform(c.w, nw, seed + 1, -0.5f, 0.5f);
-    fill_uniform(c.b, F, seed + 2, -0.2f, 0.2f);
-    fill_uniform(c.r, nout, seed + 3, -1, 1);
-    /* unfused reference */
-    float *conv = malloc(nconv * 4), *pooled = malloc(nout * 4), *tmp2 = malloc(conv_tmp_size(&cd) * 4);
-    float *col2 = malloc(conv_col_size(&cd) * 4), *dconv = malloc(nconv * 4), *dpool = malloc(nout * 4);
-    int32_t *am = malloc(nout * 4);
-    float *dw1 = calloc(nw, 4), *db1 = calloc(F, 4), *din1 = malloc(nin * 4);
-    float *dw2 = calloc(nw, 4), *db2 = calloc(F, 4), *din2 = malloc(nin * 4);
-    conv2d_forward(conv, col2, tmp2, c.in, c.w, c.b, &cd, act);
-    maxpool2d_forward(pooled, am, conv, &pd);
-    cp_obj(&c);
+    char layers[512], text[TEXT_MAX];
+    snprintf(layers, sizeof layers, "%s, { type = \"maxpool2d\"; pool = %d; }", conv, pool);
+    model_text(text, input, layers);
+    model_t *fused = build(text, B, 0), *plain = build(text, B, 1);
+    /* the fused model computes the conv output inside its kernel only */
+    CU_ASSERT_PTR_NULL(model_ws_layer_output(model_ws(fused), 0));
+    CU_ASSERT_PTR_NOT_NULL(model_ws_layer_output(model_ws(plain), 0));
+    const size_t n = model_n_params(fused), nx = (size_t)B * model_input_size(fused);
+    const size_t nout = (size_t)B * model_output_size(fused);
+    obj_ctx_t c = {fused, NULL, malloc(n * 4), malloc(nx * 4), malloc(nout * 4), B};
+    fill_ctx(&c, &FILL, seed);
+    float *g1 = calloc(n, 4), *g2 = calloc(n, 4), *dx1 = malloc(nx * 4), *dx2 = malloc(nx * 4);
+    const float *y1 = model_ws_forward(model_ws(plain), NULL, c.params, c.x, B);
+    const float *y2 = model_ws_forward(model_ws(fused), NULL, c.params, c.x, B);
     double maxd = 0;
     for (size_t i = 0; i < nout; i++)
-        maxd = fmax(maxd, fabs(pooled[i] - c.out[i]));
+        maxd = fmax(maxd, fabs(y1[i] - y2[i]));
     CU_ASSERT(maxd < 1e-5);
-    memcpy(dpool, c.r, nout * 4);
-    maxpool2d_backward(dconv, dpool, am, &pd);
-    conv2d_backward(din1, dw1, db1, dconv, tmp2, col2, conv, c.w, &cd, act);
-    conv2d_pool_backward(din2, dw2, db2, c.r, c.out, c.code, c.col, c.tmp, c.pn, c.w, &c.d, act);
+    model_ws_backward(model_ws(plain), NULL, c.params, g1, c.x, B, c.r, dx1);
+    model_ws_backward(model_ws(fused), NULL, c.params, g2, c.x, B, c.r, dx2);
     maxd = 0;
-    for (size_t i = 0; i < nw; i++)
-        maxd = fmax(maxd, fabs(dw1[i] - dw2[i]));
-    for (int i = 0; i < F; i++)
-        maxd = fmax(maxd, fabs(db1[i] - db2[i]));
-    for (size_t i = 0; i < nin; i++)
-        maxd = fmax(maxd, fabs(din1[i] - din2[i]));
+    for (size_t i = 0; i < n; i++)
+        maxd = fmax(maxd, fabs(g1[i] - g2[i]));
+    for (size_t i = 0; i < nx; i++)
+        maxd = fmax(maxd, fabs(dx1[i] - dx2[i]));
     CU_ASSERT(maxd < 1e-4);
-    CU_ASSERT_EQUAL(gradcheck("convpool.w", cp_obj, &c, c.w, dw2, nw, 200, H_STEP, ATOL, RTOL), 0);
-    CU_ASSERT_EQUAL(gradcheck("convpool.b", cp_obj, &c, c.b, db2, F, 200, H_STEP, ATOL, RTOL), 0);
-    free(c.in); free(c.w); free(c.b); free(c.out); free(c.r); free(c.col); free(c.tmp); free(c.pn);
-    free(c.code); free(conv); free(pooled); free(tmp2); free(col2); free(dconv); free(dpool); free(am);
-    free(dw1); free(db1); free(din1); free(dw2); free(db2); free(din2);
+    const param_table_t *t = model_params(fused);
+    for (int i = 0; i < t->n; i++)
+        CU_ASSERT_EQUAL(gradcheck(t->t[i].name, obj, &c, c.params + t->t[i].offset,
+                                  g2 + t->t[i].offset, t->t[i].size, 200, H_STEP, ATOL, RTOL), 0);
+    CU_ASSERT_EQUAL(gradcheck("convpool.in", obj, &c, c.x, dx2, nx, 200, H_STEP, ATOL, RTOL), 0);
+    free(c.params); free(c.x); free(c.r); free(g1); free(g2); free(dx1); free(dx2);
+    model_destroy(&fused);
+    model_destroy(&plain);
 }
 
 /* small enough that no pooling window holds a near-tie that a step of h would flip */
-static void test_convpool_relu(void) { check_convpool(2, 1, 8, 8, 4, 3, 1, 0, 2, ACT_RELU, 401); }
-static void test_convpool_odd(void) { check_convpool(2, 2, 11, 10, 5, 3, 1, 1, 3, ACT_TANH, 411); }
-static void test_convpool_stride(void) { check_convpool(2, 3, 13, 13, 17, 3, 2, 1, 2, ACT_NONE, 421); }
-
-/* --------------------------------------------------------------- maxpool2d */
-
-typedef struct {
-    pool_dims_t d;
-    float *in, *out, *r;
-    int32_t *am;
-} pool_ctx_t;
-
-static double pool_obj(void *p)
+static void test_convpool_relu(void)
 {
-    pool_ctx_t *c = p;
-    maxpool2d_forward(c->out, c->am, c->in, &c->d);
-    return dot_double(c->out, c->r, (size_t)c->d.B * c->d.C * c->d.OH * c->d.OW);
+    check_convpool("[1, 8, 8]", "{ type = \"conv2d\"; filters = 4; activation = \"relu\"; }", 2, 2,
+                   401);
+}
+static void test_convpool_odd(void)
+{
+    check_convpool("[2, 11, 10]",
+                   "{ type = \"conv2d\"; filters = 5; padding = 1; activation = \"tanh\"; }", 3, 2,
+                   411);
+}
+static void test_convpool_stride(void)
+{
+    check_convpool("[3, 13, 13]", "{ type = \"conv2d\"; filters = 17; stride = 2; padding = 1; }",
+                   2, 2, 421);
 }
 
-static void check_pool(int B, int C, int H, int W, int pool, int stride)
+/* A softmax does not commute with max: a conv with it keeps its pool apart. */
+static void test_convpool_softmax_not_fused(void)
 {
-    pool_ctx_t c = {.d = {.B = B, .C = C, .H = H, .W = W, .pool = pool, .stride = stride}};
-    CU_ASSERT_FATAL(pool_dims_fill(&c.d) == 0);
-    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * c.d.OH * c.d.OW;
-    c.in = malloc(nin * 4);
-    c.out = malloc(nout * 4);
-    c.r = malloc(nout * 4);
-    c.am = malloc(nout * 4);
-    float *din = malloc(nin * 4);
-    /* distinct values 0.01 apart, shuffled: no ties within the step */
-    for (size_t i = 0; i < nin; i++)
-        c.in[i] = 0.01f * (float)((i * 7919) % nin);
-    fill_uniform(c.r, nout, 3, -1, 1);
-    pool_obj(&c);
-    maxpool2d_backward(din, c.r, c.am, &c.d);
-    CU_ASSERT_EQUAL(gradcheck("pool.in", pool_obj, &c, c.in, din, nin, 1000, 1e-3, 1e-3, 1e-3), 0);
-    free(c.in); free(c.out); free(c.r); free(c.am); free(din);
+    char text[TEXT_MAX];
+    model_t *m = build(model_text(text, "[1, 6, 6]",
+                                  "{ type = \"conv2d\"; filters = 2; activation = \"softmax\"; },"
+                                  " { type = \"maxpool2d\"; }"),
+                       1, 0);
+    CU_ASSERT_PTR_NOT_NULL(model_ws_layer_output(model_ws(m), 0));
+    model_destroy(&m);
 }
 
-static void test_pool_2x2(void) { check_pool(2, 3, 6, 7, 2, 2); }
-static void test_pool_overlap(void) { check_pool(2, 2, 7, 7, 3, 2); }
+/* --------------------------------------------------------------- pooling */
+
+static void test_pool_2x2(void)
+{
+    fill_t f = FILL;
+    f.x_distinct = 1;
+    f.checks = 1000;
+    f.atol = f.rtol = 1e-3;
+    check_layer("maxpool 2x2", "[3, 6, 7]", "{ type = \"maxpool2d\"; }", 2, &f, 3);
+}
+static void test_pool_overlap(void)
+{
+    fill_t f = FILL;
+    f.x_distinct = 1;
+    f.checks = 1000;
+    f.atol = f.rtol = 1e-3;
+    check_layer("maxpool overlap", "[2, 7, 7]", "{ type = \"maxpool2d\"; pool = 3; pool_stride = 2; }",
+                2, &f, 3);
+}
+static void test_avgpool(void)
+{
+    check_layer("avgpool 2x2", "[3, 6, 7]", "{ type = \"avgpool2d\"; }", 2, &FILL, 5);
+    check_layer("avgpool overlap", "[2, 7, 7]",
+                "{ type = \"avgpool2d\"; pool = 3; pool_stride = 2; }", 2, &FILL, 6);
+}
+static void test_global_avgpool(void)
+{
+    check_layer("global_avgpool", "[3, 5, 4]", "{ type = \"global_avgpool2d\"; }", 2, &FILL, 7);
+}
 
 /* ------------------------------------------------------------------- dense */
 
-typedef struct {
-    int B, I, O;
-    act_t act;
-    float *in, *w, *b, *out, *r;
-} dense_ctx_t;
-
-static double dense_obj(void *p)
+static void check_dense(const char *act, unsigned seed)
 {
-    dense_ctx_t *c = p;
-    dense_forward(c->out, c->in, c->w, c->b, c->B, c->I, c->O, c->act);
-    return dot_double(c->out, c->r, (size_t)c->B * c->O);
+    char layer[128];
+    snprintf(layer, sizeof layer, "{ type = \"flatten\"; }, { type = \"dense\"; units = 5; "
+                                  "activation = \"%s\"; }", act);
+    fill_t f = FILL;
+    f.w_lo = -0.7f;
+    f.w_hi = 0.7f;
+    f.b_lo = -0.3f;
+    f.b_hi = 0.3f;
+    f.checks = 100;
+    check_layer(act, "[1, 7]", layer, 4, &f, seed);
 }
 
-static void check_dense(act_t act, unsigned seed)
-{
-    dense_ctx_t c = {.B = 4, .I = 7, .O = 5, .act = act};
-    size_t nin = 28, nw = 35, nout = 20;
-    c.in = malloc(nin * 4);
-    c.w = malloc(nw * 4);
-    c.b = malloc(5 * 4);
-    c.out = malloc(nout * 4);
-    c.r = malloc(nout * 4);
-    float *dw = calloc(nw, 4), *db = calloc(5, 4), *din = malloc(nin * 4), *dout = malloc(nout * 4);
-    fill_uniform(c.in, nin, seed, -1, 1);
-    fill_uniform(c.w, nw, seed + 1, -0.7f, 0.7f);
-    fill_uniform(c.b, 5, seed + 2, -0.3f, 0.3f);
-    fill_uniform(c.r, nout, seed + 3, -1, 1);
-    dense_obj(&c);
-    memcpy(dout, c.r, nout * 4);
-    dense_backward(din, dw, db, dout, c.out, c.in, c.w, c.B, c.I, c.O, act);
-    CU_ASSERT_EQUAL(gradcheck("dense.w", dense_obj, &c, c.w, dw, nw, 100, H_STEP, ATOL, RTOL), 0);
-    CU_ASSERT_EQUAL(gradcheck("dense.b", dense_obj, &c, c.b, db, 5, 100, H_STEP, ATOL, RTOL), 0);
-    CU_ASSERT_EQUAL(gradcheck("dense.in", dense_obj, &c, c.in, din, nin, 100, H_STEP, ATOL, RTOL), 0);
-    free(c.in); free(c.w); free(c.b); free(c.out); free(c.r); free(dw); free(db); free(din);
-    free(dout);
-}
-
-static void test_dense_linear(void) { check_dense(ACT_NONE, 51); }
-static void test_dense_relu(void) { check_dense(ACT_RELU, 61); }
-static void test_dense_sigmoid(void) { check_dense(ACT_SIGMOID, 71); }
-static void test_dense_tanh(void) { check_dense(ACT_TANH, 81); }
-static void test_dense_softmax(void) { check_dense(ACT_SOFTMAX, 91); }
+static void test_dense_linear(void) { check_dense("linear", 51); }
+static void test_dense_relu(void) { check_dense("relu", 61); }
+static void test_dense_sigmoid(void) { check_dense("sigmoid", 71); }
+static void test_dense_tanh(void) { check_dense("tanh", 81); }
+static void test_dense_softmax(void) { check_dense("softmax", 91); }
 
 /* ------------------------------------------------------------- activations */
 
-typedef struct {
-    act_t act;
-    size_t n;
-    int cols;
-    float *x, *y, *r;
-} act_ctx_t;
-
-static double act_obj(void *p)
-{
-    act_ctx_t *c = p;
-    act_forward(c->y, c->x, c->n, c->cols, c->act);
-    return dot_double(c->y, c->r, c->n);
-}
-
 static void test_activations(void)
 {
-    act_t acts[] = {ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX};
-    const char *names[] = {"linear", "relu", "sigmoid", "tanh", "softmax"};
-    for (int k = 0; k < 5; k++) {
-        act_ctx_t c = {.act = acts[k], .n = 60, .cols = 6};
-        float x[60], y[60], r[60], dx[60];
-        c.x = x;
-        c.y = y;
-        c.r = r;
-        fill_uniform(x, 60, 100 + k, -3, 3);
-        fill_uniform(r, 60, 200 + k, -1, 1);
-        act_obj(&c);
-        act_backward(dx, r, y, 60, 6, acts[k]);
-        CU_ASSERT_EQUAL(gradcheck(names[k], act_obj, &c, x, dx, 60, 60, H_STEP, ATOL, RTOL), 0);
+    const char *names[] = {"relu", "sigmoid", "tanh", "softmax"};
+    fill_t f = FILL;
+    f.x_lo = -3;
+    f.x_hi = 3;
+    f.checks = 60;
+    for (int k = 0; k < 4; k++) {
+        char layer[64];
+        snprintf(layer, sizeof layer, "{ type = \"%s\"; }", names[k]);
+        check_layer(names[k], "[2, 3]", layer, 10, &f, 100 + k);
     }
-    /* values: the fast sigmoid/tanh against libm */
-    float xs[2001], ys[2001];
+    /* values: the fast sigmoid and tanh against libm */
+    float xs[2001];
     for (int i = 0; i < 2001; i++)
         xs[i] = (i - 1000) * 0.02f;
-    act_forward(ys, xs, 2001, 1, ACT_TANH);
-    double e = 0;
-    for (int i = 0; i < 2001; i++)
-        e = fmax(e, fabs(ys[i] - tanh(xs[i])));
-    CU_ASSERT(e < 1e-6);
-    act_forward(ys, xs, 2001, 1, ACT_SIGMOID);
-    e = 0;
-    for (int i = 0; i < 2001; i++)
-        e = fmax(e, fabs(ys[i] - 1.0 / (1.0 + exp(-xs[i]))));
-    CU_ASSERT(e < 1e-6);
+    char text[TEXT_MAX];
+    for (int k = 1; k <= 2; k++) {
+        char layer[64];
+        snprintf(layer, sizeof layer, "{ type = \"%s\"; }", names[k]);
+        model_t *m = build(model_text(text, "[1, 2001]", layer), 1, 1);
+        const float *ys = model_ws_forward(model_ws(m), NULL, NULL, xs, 1);
+        double e = 0;
+        for (int i = 0; i < 2001; i++)
+            e = fmax(e, fabs(ys[i] - (k == 2 ? tanh(xs[i]) : 1.0 / (1.0 + exp(-xs[i])))));
+        CU_ASSERT(e < 1e-6);
+        model_destroy(&m);
+    }
 }
 
 /* -------------------------------------------------------------------- lstm */
 
-typedef struct {
-    lstm_dims_t d;
-    lstm_buf_t buf;
-    float *mem, *in, *wi, *wh, *b, *out, *r;
-} lstm_ctx_t;
-
-static size_t lstm_out_size(const lstm_dims_t *d)
-{
-    return (size_t)d->B * d->H * (d->return_sequences ? d->T : 1);
-}
-
-static double lstm_obj(void *p)
-{
-    lstm_ctx_t *c = p;
-    lstm_forward(c->out, &c->buf, c->in, c->wi, c->wh, c->b, &c->d);
-    return dot_double(c->out, c->r, lstm_out_size(&c->d));
-}
-
 static void check_lstm(int B, int T, int I, int H, int seq, unsigned seed)
 {
-    lstm_ctx_t c = {.d = {.B = B, .T = T, .In = I, .H = H, .return_sequences = seq}};
-    c.mem = malloc(lstm_buf_bind(&c.buf, NULL, &c.d) * 4);
-    lstm_buf_bind(&c.buf, c.mem, &c.d);
-    size_t nin = (size_t)B * T * I, nwi = (size_t)4 * H * I, nwh = (size_t)4 * H * H,
-           nb = 4 * (size_t)H, nout = lstm_out_size(&c.d);
-    c.in = malloc(nin * 4);
-    c.wi = malloc(nwi * 4);
-    c.wh = malloc(nwh * 4);
-    c.b = malloc(nb * 4);
-    c.out = malloc(nout * 4);
-    c.r = malloc(nout * 4);
-    float *dwi = calloc(nwi, 4), *dwh = calloc(nwh, 4), *db = calloc(nb, 4),
-          *din = malloc(nin * 4);
-    fill_uniform(c.in, nin, seed, -1, 1);
-    fill_uniform(c.wi, nwi, seed + 1, -0.6f, 0.6f);
-    fill_uniform(c.wh, nwh, seed + 2, -0.6f, 0.6f);
-    fill_uniform(c.b, nb, seed + 3, -0.5f, 0.5f);
-    fill_uniform(c.r, nout, seed + 4, -1, 1);
-    lstm_obj(&c);
-    lstm_backward(din, dwi, dwh, db, c.r, &c.buf, c.wi, c.wh, &c.d);
-    CU_ASSERT_EQUAL(gradcheck("lstm.w_ih", lstm_obj, &c, c.wi, dwi, nwi, 150, H_STEP, ATOL, RTOL), 0);
-    CU_ASSERT_EQUAL(gradcheck("lstm.w_hh", lstm_obj, &c, c.wh, dwh, nwh, 150, H_STEP, ATOL, RTOL), 0);
-    CU_ASSERT_EQUAL(gradcheck("lstm.bias", lstm_obj, &c, c.b, db, nb, 150, H_STEP, ATOL, RTOL), 0);
-    CU_ASSERT_EQUAL(gradcheck("lstm.in", lstm_obj, &c, c.in, din, nin, 150, H_STEP, ATOL, RTOL), 0);
-    free(c.mem); free(c.in); free(c.wi); free(c.wh); free(c.b); free(c.out); free(c.r);
-    free(dwi); free(dwh); free(db); free(din);
+    char input[32], layer[128];
+    snprintf(input, sizeof input, "[%d, %d]", T, I);
+    snprintf(layer, sizeof layer, "{ type = \"lstm\"; units = %d; return_sequences = %s; }", H,
+             seq ? "true" : "false");
+    fill_t f = FILL;
+    f.w_lo = -0.6f;
+    f.w_hi = 0.6f;
+    f.b_lo = -0.5f;
+    f.b_hi = 0.5f;
+    f.checks = 150;
+    check_layer("lstm", input, layer, B, &f, seed);
 }
 
 static void test_lstm_one_step(void) { check_lstm(3, 1, 4, 5, 0, 301); }
 static void test_lstm_last(void) { check_lstm(3, 6, 4, 5, 0, 311); }
 static void test_lstm_sequences(void) { check_lstm(2, 5, 3, 4, 1, 321); }
 static void test_lstm_batch1_long(void) { check_lstm(1, 12, 2, 3, 1, 331); }
+
+/* ----------------------------------------------------------------- dropout */
+
+#define DROP_N 1000
+#define DROP_B 64
+
+/* The model "dropout rate, flatten" on [1, DROP_N]. */
+static model_t *dropout_model(double rate, int B)
+{
+    char layer[96], text[TEXT_MAX];
+    snprintf(layer, sizeof layer, "{ type = \"dropout\"; rate = %g; }", rate);
+    return build(model_text(text, "[1, 1000]", layer), B, 1);
+}
+
+/* Gradients through a training pass's mask (a fixed step: a fixed mask). */
+static void test_dropout_grads(void)
+{
+    const model_run_t run = {.training = 1, .step = 7, .first = 3};
+    char text[TEXT_MAX];
+    check_text("dropout", model_text(text, "[2, 5]", "{ type = \"dropout\"; rate = 0.4; }"), 3,
+               &FILL, 501, &run);
+}
+
+/* The share of zeros is the rate, the kept values are scaled by
+ * 1 / (1 - rate), evaluation is the identity, and so is rate 0. */
+static void test_dropout_mask(void)
+{
+    const double rate = 0.3;
+    model_t *m = dropout_model(rate, DROP_B);
+    float *x = malloc(DROP_B * DROP_N * 4);
+    fill_uniform(x, DROP_B * DROP_N, 9, 0.5f, 1.5f); /* never 0 */
+    const model_run_t run = {.training = 1, .step = 11, .first = 0};
+    const float *y = model_ws_forward(model_ws(m), &run, NULL, x, DROP_B);
+    const float scale = (float)(1.0 / (1.0 - rate));
+    long zeros = 0, bad = 0;
+    for (int i = 0; i < DROP_B * DROP_N; i++) {
+        zeros += y[i] == 0.0f;
+        bad += y[i] != 0.0f && y[i] != x[i] * scale;
+    }
+    const double share = (double)zeros / (DROP_B * DROP_N); /* sd 0.0018 */
+    CU_ASSERT(fabs(share - rate) < 0.01);
+    CU_ASSERT_EQUAL(bad, 0);
+    /* evaluation (no run, or training 0): the identity */
+    y = model_ws_forward(model_ws(m), NULL, NULL, x, DROP_B);
+    CU_ASSERT(memcmp(y, x, DROP_B * DROP_N * 4) == 0);
+    y = model_ws_forward(model_ws(m), &(model_run_t){.training = 0, .step = 11}, NULL, x, DROP_B);
+    CU_ASSERT(memcmp(y, x, DROP_B * DROP_N * 4) == 0);
+    model_destroy(&m);
+    m = dropout_model(0.0, DROP_B);
+    y = model_ws_forward(model_ws(m), &run, NULL, x, DROP_B);
+    CU_ASSERT(memcmp(y, x, DROP_B * DROP_N * 4) == 0);
+    model_destroy(&m);
+    free(x);
+}
+
+/* The mask depends on (seed, step, global sample index) only: the same
+ * run gives the same mask, another step or another sample index another
+ * one, and a batch computed as two slices in two workspaces (with their
+ * global first indices) equals the batch at once. */
+static void test_dropout_determinism(void)
+{
+    enum { B = 8, N = DROP_N };
+    model_t *m = dropout_model(0.5, B);
+    err_t err;
+    model_ws_t *w2 = model_ws_new(m, B / 2, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w2);
+    float *x = malloc(B * N * 4), *a = malloc(B * N * 4), *b = malloc(B * N * 4);
+    fill_uniform(x, B * N, 10, 0.5f, 1.5f);
+    const model_run_t run = {.training = 1, .step = 5, .first = 0};
+    memcpy(a, model_ws_forward(model_ws(m), &run, NULL, x, B), B * N * 4);
+    CU_ASSERT(memcmp(a, model_ws_forward(model_ws(m), &run, NULL, x, B), B * N * 4) == 0);
+    CU_ASSERT(memcmp(a, model_ws_forward(model_ws(m), &(model_run_t){1, 6, 0}, NULL, x, B),
+                     B * N * 4) != 0);
+    CU_ASSERT(memcmp(a, model_ws_forward(model_ws(m), &(model_run_t){1, 5, 1}, NULL, x, B),
+                     B * N * 4) != 0);
+    /* slices: samples [0, 4) in the model's workspace, [4, 8) in another */
+    memcpy(b, model_ws_forward(model_ws(m), &run, NULL, x, B / 2), B / 2 * N * 4);
+    memcpy(b + B / 2 * N,
+           model_ws_forward(w2, &(model_run_t){1, 5, B / 2}, NULL, x + B / 2 * N, B / 2),
+           B / 2 * N * 4);
+    CU_ASSERT(memcmp(a, b, B * N * 4) == 0);
+    model_ws_destroy(&w2);
+    model_destroy(&m);
+    free(x); free(a); free(b);
+}
 
 /* ------------------------------------------------------- whole models */
 
@@ -417,11 +519,10 @@ static double model_obj(void *p)
     return model_eval_batch(c->m, c->params, c->x, c->y, c->B, NULL) / c->B;
 }
 
-static void check_model(job_config_t *cfg, int B, unsigned seed)
+static void check_model(const char *text, int B, unsigned seed)
 {
     err_t err;
-    model_t *m = model_new(cfg, B, &err);
-    CU_ASSERT_FATAL(m != NULL);
+    model_t *m = build(text, B, 0);
     size_t n = model_n_params(m), nx = (size_t)B * model_input_size(m);
     float *params = malloc(n * 4), *grads = calloc(n, 4), *x = malloc(nx * 4);
     int32_t y[8];
@@ -429,7 +530,7 @@ static void check_model(job_config_t *cfg, int B, unsigned seed)
     fill_uniform(x, nx, seed, 0, 1);
     for (int i = 0; i < B; i++)
         y[i] = (int32_t)((i * 7 + seed) % (unsigned)model_output_size(m));
-    model_train_step(m, params, grads, x, y, B, 1.0f / B, NULL);
+    model_train_step(m, &(model_run_t){.training = 1}, params, grads, x, y, B, 1.0f / B, NULL);
     model_ctx_t c = {m, params, x, y, B};
     const param_table_t *t = model_params(m);
     for (int i = 0; i < t->n; i++)
@@ -444,40 +545,64 @@ static void check_model(job_config_t *cfg, int B, unsigned seed)
 
 static void test_model_stacked_lstm(void)
 {
-    job_config_t *cfg = calloc(1, sizeof *cfg);
-    cfg->model.input_rank = 2;
-    cfg->model.input[0] = 6;
-    cfg->model.input[1] = 5;
-    cfg->model.layers[0] = (layer_cfg_t){.type = LAYER_LSTM, .units = 7, .return_sequences = 1};
-    cfg->model.layers[1] = (layer_cfg_t){.type = LAYER_LSTM, .units = 6, .return_sequences = 1};
-    cfg->model.layers[2] = (layer_cfg_t){.type = LAYER_LSTM, .units = 5};
-    cfg->model.layers[3] = (layer_cfg_t){.type = LAYER_DENSE, .units = 4, .activation = ACT_SOFTMAX};
-    cfg->model.n_layers = 4;
-    cfg->model.loss = LOSS_CROSS_ENTROPY;
-    check_model(cfg, 3, 501);
-    free(cfg);
+    check_model("model = { input = [6, 5]; loss = \"cross_entropy\"; layers = (\n"
+                "  { type = \"lstm\"; units = 7; return_sequences = true; },\n"
+                "  { type = \"lstm\"; units = 6; return_sequences = true; },\n"
+                "  { type = \"lstm\"; units = 5; },\n"
+                "  { type = \"dense\"; units = 4; activation = \"softmax\"; } ); };\n",
+                3, 501);
 }
 
 static void test_model_cnn_mse(void)
 {
-    job_config_t *cfg = calloc(1, sizeof *cfg);
-    cfg->model.input_rank = 3;
-    cfg->model.input[0] = 2;
-    cfg->model.input[1] = 10;
-    cfg->model.input[2] = 10;
-    layer_cfg_t *L = cfg->model.layers;
-    L[0] = (layer_cfg_t){.type = LAYER_CONV2D, .filters = 3, .kernel = 3, .stride = 1, .padding = 1,
-                         .activation = ACT_TANH};
-    L[1] = (layer_cfg_t){.type = LAYER_MAXPOOL2D, .pool = 2};                   /* fused */
-    L[2] = (layer_cfg_t){.type = LAYER_CONV2D, .filters = 4, .kernel = 2, .stride = 1};
-    L[3] = (layer_cfg_t){.type = LAYER_SIGMOID};
-    L[4] = (layer_cfg_t){.type = LAYER_MAXPOOL2D, .pool = 2, .pool_stride = 1}; /* overlapping */
-    L[5] = (layer_cfg_t){.type = LAYER_FLATTEN};
-    L[6] = (layer_cfg_t){.type = LAYER_DENSE, .units = 5, .activation = ACT_SIGMOID};
-    cfg->model.n_layers = 7;
-    cfg->model.loss = LOSS_MSE;
-    check_model(cfg, 2, 511);
-    free(cfg);
+    check_model("model = { input = [2, 10, 10]; loss = \"mse\"; layers = (\n"
+                "  { type = \"conv2d\"; filters = 3; padding = 1; activation = \"tanh\"; },\n"
+                "  { type = \"maxpool2d\"; pool = 2; },\n" /* fused */
+                "  { type = \"conv2d\"; filters = 4; kernel = 2; },\n"
+                "  { type = \"sigmoid\"; },\n"
+                "  { type = \"maxpool2d\"; pool = 2; pool_stride = 1; },\n" /* overlapping */
+                "  { type = \"flatten\"; },\n"
+                "  { type = \"dense\"; units = 5; activation = \"sigmoid\"; } ); };\n",
+                2, 511);
+}
+
+/* Two workspaces over the two halves of a batch (each with its global
+ * first index, scale 1 / the whole batch) add up to one workspace over the
+ * whole batch: the losses, and the gradients within float rounding (the
+ * GEMMs sum in another order). */
+static void test_workspaces(void)
+{
+    enum { B = 6 };
+    model_t *m = build("model = { input = [1, 8, 8]; layers = (\n"
+                       "  { type = \"conv2d\"; filters = 3; activation = \"relu\"; },\n"
+                       "  { type = \"maxpool2d\"; },\n"
+                       "  { type = \"dropout\"; rate = 0.25; },\n"
+                       "  { type = \"flatten\"; },\n"
+                       "  { type = \"dense\"; units = 4; activation = \"softmax\"; } ); };\n",
+                       B, 0);
+    err_t err;
+    model_ws_t *w1 = model_ws_new(m, B / 2, &err), *w2 = model_ws_new(m, B / 2, &err);
+    CU_ASSERT_FATAL(w1 && w2);
+    const size_t n = model_n_params(m);
+    float *p = malloc(n * 4), *ga = calloc(n, 4), *gb = calloc(n, 4), x[B * 64];
+    int32_t y[B] = {0, 1, 2, 3, 1, 2};
+    CU_ASSERT_FATAL(params_init_slice(model_params(m), 4, 0, n, p, &err) == 0);
+    fill_uniform(x, B * 64, 12, 0, 1);
+    double la = model_train_step(m, &(model_run_t){1, 3, 0}, p, ga, x, y, B, 1.0f / B, NULL);
+    double lb = model_ws_train_step(w1, &(model_run_t){1, 3, 0}, p, gb, x, y, B / 2, 1.0f / B, NULL);
+    lb += model_ws_train_step(w2, &(model_run_t){1, 3, B / 2}, p, gb, x + B / 2 * 64, y + B / 2,
+                              B / 2, 1.0f / B, NULL);
+    CU_ASSERT(fabs(la - lb) <= 1e-5 * fabs(la));
+    double maxd = 0, maxg = 0;
+    for (size_t i = 0; i < n; i++) {
+        maxd = fmax(maxd, fabs(ga[i] - gb[i]));
+        maxg = fmax(maxg, fabs(ga[i]));
+    }
+    CU_ASSERT(maxg > 0 && maxd <= 1e-5 * maxg);
+    model_ws_destroy(&w1);
+    model_ws_destroy(&w2);
+    free(p); free(ga); free(gb);
+    model_destroy(&m);
 }
 
 int test_layers_register(void)
@@ -488,16 +613,22 @@ int test_layers_register(void)
     struct { const char *name; CU_TestFunc fn; } t[] = {
         {"conv_plain", test_conv_plain},         {"conv_relu_pad", test_conv_relu_pad},
         {"conv_stride_pad", test_conv_stride_pad}, {"conv_k5_s3", test_conv_k5_s3},
+        {"conv_softmax", test_conv_softmax},
         {"conv_no_din", test_conv_no_din},       {"conv_direct", test_conv_direct},
         {"convpool_relu", test_convpool_relu},   {"convpool_odd", test_convpool_odd},
         {"convpool_stride", test_convpool_stride},
+        {"convpool_softmax_not_fused", test_convpool_softmax_not_fused},
         {"pool_2x2", test_pool_2x2},             {"pool_overlap", test_pool_overlap},
+        {"avgpool", test_avgpool},               {"global_avgpool", test_global_avgpool},
         {"dense_linear", test_dense_linear},     {"dense_relu", test_dense_relu},
         {"dense_sigmoid", test_dense_sigmoid},   {"dense_tanh", test_dense_tanh},
         {"dense_softmax", test_dense_softmax},   {"activations", test_activations},
         {"lstm_one_step", test_lstm_one_step},   {"lstm_last", test_lstm_last},
         {"lstm_sequences", test_lstm_sequences}, {"lstm_batch1_long", test_lstm_batch1_long},
+        {"dropout_grads", test_dropout_grads},   {"dropout_mask", test_dropout_mask},
+        {"dropout_determinism", test_dropout_determinism},
         {"model_stacked_lstm", test_model_stacked_lstm}, {"model_cnn_mse", test_model_cnn_mse},
+        {"workspaces", test_workspaces},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))

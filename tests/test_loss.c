@@ -1,11 +1,32 @@
-/* test_loss.c - softmax cross-entropy and MSE: values by hand and gradients
- * by finite differences. */
+/* test_loss.c - cross-entropy (with the softmax it fuses) and MSE, through
+ * their registered descriptors: values by hand and gradients by finite
+ * differences. */
 #include <math.h>
 #include <string.h>
 
 #include "gradcheck.h"
 #include "common/nn/loss.h"
+#include "common/nn/registry.h"
 #include "tests.h"
+
+/* Cross-entropy over the registered row-normalising activation (softmax). */
+static double loss_xent_forward_backward(float *probs, float *dlogits, const float *logits,
+                                         const int32_t *labels, int B, int C, float scale,
+                                         int *correct)
+{
+    const loss_kind_t *l = loss_find("cross_entropy");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    CU_ASSERT_FATAL(l->fuses_row_normalising && act_row_normalising() != NULL);
+    return l->eval(act_row_normalising(), probs, dlogits, logits, labels, B, C, scale, correct);
+}
+
+static double loss_mse_forward_backward(float *dy, const float *y, const int32_t *labels, int B,
+                                        int C, float scale, int *correct)
+{
+    const loss_kind_t *l = loss_find("mse");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    return l->eval(NULL, NULL, dy, y, labels, B, C, scale, correct);
+}
 
 typedef struct {
     int mse;

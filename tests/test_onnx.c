@@ -25,6 +25,7 @@
 #include "export/trained.h"
 #include "common/util/fsutil.h"
 #include "common/nn/model.h"
+#include "common/nn/optim.h"
 #include "common/nn/params.h"
 #include "common/util/rng.h"
 #include "tests.h"
@@ -93,6 +94,24 @@ static const char *SOFTMAX_IMAGE =
     "    { type = \"softmax\"; },\n"
     "    { type = \"flatten\"; },\n"
     "    { type = \"dense\"; units = 3; }\n"
+    "  ); };\n";
+
+/* The layers added by the layer table: average pooling (tiling and
+ * overlapping), global average pooling (GlobalAveragePool + Flatten) and
+ * dropout (none in the graph: the identity at inference), twice, one of
+ * them last before the dense layer. Stored with global normalisation. */
+static const char *NEW_LAYERS =
+    "name = \"onnx_new_layers\";\n"
+    "model = { input = [2, 12, 12]; loss = \"cross_entropy\";\n"
+    "  layers = (\n"
+    "    { type = \"conv2d\"; filters = 4; padding = 1; activation = \"relu\"; },\n"
+    "    { type = \"avgpool2d\"; pool = 2; },\n"
+    "    { type = \"dropout\"; rate = 0.5; },\n"
+    "    { type = \"conv2d\"; filters = 6; activation = \"tanh\"; },\n"
+    "    { type = \"avgpool2d\"; pool = 3; pool_stride = 1; },\n"
+    "    { type = \"global_avgpool2d\"; },\n"
+    "    { type = \"dropout\"; rate = 0.25; },\n"
+    "    { type = \"dense\"; units = 5; activation = \"softmax\"; }\n"
     "  ); };\n";
 
 typedef struct {
@@ -198,7 +217,7 @@ static void write_checkpoint(const char *path, const char *name, const char *tex
     checkpoint_t *ck = calloc(1, sizeof *ck);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ck);
     ck->seed = 11;
-    ck->opt_kind = cfg->optimizer.kind;
+    ck->opt_kind = cfg->optimizer.kind->id;
     ck->config_text = strdup(text);
     ck->table = *tab;
     ck->params = malloc(n * sizeof *ck->params);
@@ -402,6 +421,13 @@ static void test_softmax_image(void)
     run_case(&c);
 }
 
+static void test_new_layers(void)
+{
+    const case_t c = {"onnx_new_layers", NULL, NEW_LAYERS, NORM_GLOBAL, {4, 1},
+                      "[\"0\",\"1\",\"2\",\"3\",\"4\"]"};
+    run_case(&c);
+}
+
 /* A path that cannot be written: -1, the path in the message, no file. */
 static void test_export_error(void)
 {
@@ -430,6 +456,7 @@ int test_onnx_register(void)
         !CU_add_test(s, "cnn_variant_normalized", test_cnn_variant_normalized) ||
         !CU_add_test(s, "lstm_variant_normalized", test_lstm_variant_normalized) ||
         !CU_add_test(s, "softmax_image", test_softmax_image) ||
+        !CU_add_test(s, "new_layers", test_new_layers) ||
         !CU_add_test(s, "export_error", test_export_error))
         return -1;
     return 0;

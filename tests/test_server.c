@@ -58,7 +58,7 @@ static server_t *mk(param_table_t *t, int T, consistency_t c, int K)
 {
     server_opts_t o = {.index = 0, .n_servers = 1, .n_trainers = T, .consistency = c,
                        .staleness = K, .total_steps = 100, .seed = 3, .table = t,
-                       .optim = {.kind = OPT_SGD, .lr = 1.0}};
+                       .optim = {.kind = optim_find("sgd"), .lr = 1.0}};
     err_t err;
     return server_new(&o, &err);
 }

@@ -1,16 +1,16 @@
 /* test_torch.c - pstrain against PyTorch 1.13 reference tensors (written by
- * tests/fixtures/make_torch_fixtures.py): the CNN chain conv2d -> relu ->
- * maxpool -> dense -> cross-entropy (also conv with stride 2 and padding 2),
- * the two-layer LSTM classifier, and three steps of each optimizer.
- * Every tensor must agree within 1e-4 relative to its largest value. */
+ * tests/fixtures/make_torch_fixtures.py), through the public model API: the
+ * CNN chain conv2d -> relu -> maxpool -> dense -> cross-entropy (also conv
+ * with stride 2 and padding 2), the two-layer LSTM classifier, average and
+ * global average pooling, dropout with a given mask, and three steps of
+ * each optimizer. Every tensor must agree within 1e-4 relative to its
+ * largest value. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fixture.h"
-#include "common/nn/layers.h"
-#include "common/nn/loss.h"
 #include "common/nn/model.h"
 #include "common/nn/optim.h"
 #include "tests.h"
@@ -60,200 +60,260 @@ static const float *get(const fixture_t *f, const char *name, size_t want)
     return p;
 }
 
-/* conv (F filters, K, stride, pad) -> relu -> [maxpool 2] -> flatten -> dense -> xent,
- * at the level of the layer functions, comparing every intermediate tensor
- * and gradient including grad.x; then the same network through model_t. */
-static void check_cnn(const char *file, int B, int C, int H, int W, int F, int K, int stride,
-                      int pad, int pool, int classes)
+/* A model of config text for batches of B (the test fails unless it builds). */
+static model_t *build(const char *name, const char *text, int B, int no_fusion)
 {
-    fixture_t *fx = load(file);
-    CU_ASSERT_FATAL(fx != NULL);
-    conv_dims_t cd = {.B = B, .C = C, .H = H, .W = W, .F = F, .K = K, .stride = stride, .pad = pad};
-    CU_ASSERT_FATAL(conv_dims_fill(&cd) == 0);
-    pool_dims_t pd = {.B = B, .C = F, .H = cd.OH, .W = cd.OW, .pool = 2, .stride = 2};
-    if (pool)
-        CU_ASSERT_FATAL(pool_dims_fill(&pd) == 0);
-    size_t nx = (size_t)B * C * H * W, nw = (size_t)F * C * K * K;
-    size_t nc = (size_t)B * F * cd.OH * cd.OW;
-    size_t np = pool ? (size_t)B * F * pd.OH * pd.OW : nc;
-    int flat = (int)(np / B);
-    const float *x = get(fx, "x", nx), *lab = get(fx, "labels", B);
-    const float *cw = get(fx, "conv.weight", nw), *cb = get(fx, "conv.bias", F);
-    const float *dw = get(fx, "dense.weight", (size_t)classes * flat),
-                *dbias = get(fx, "dense.bias", classes);
-    CU_ASSERT_FATAL(x && lab && cw && cb && dw && dbias);
-    int32_t y[16];
-    for (int i = 0; i < B; i++)
-        y[i] = (int32_t)lab[i];
-
-    float *col = malloc(conv_col_size(&cd) * 4), *tmp = malloc(conv_tmp_size(&cd) * 4);
-    float *pre = malloc(nc * 4), *act = malloc(nc * 4), *pooled = malloc(np * 4);
-    int32_t *am = malloc(np * 4);
-    float logits[64], probs[64], dlog[64], loss_ref;
-    conv2d_forward(pre, col, tmp, x, cw, cb, &cd, ACT_NONE);
-    CU_ASSERT(close_to("conv.out", pre, get(fx, "conv.out", nc), nc));
-    conv2d_forward(act, col, tmp, x, cw, cb, &cd, ACT_RELU);
-    CU_ASSERT(close_to("relu.out", act, get(fx, "relu.out", nc), nc));
-    const float *dense_in = act;
-    if (pool) {
-        maxpool2d_forward(pooled, am, act, &pd);
-        CU_ASSERT(close_to("pool.out", pooled, get(fx, "pool.out", np), np));
-        dense_in = pooled;
-    }
-    dense_forward(logits, dense_in, dw, dbias, B, flat, classes, ACT_NONE);
-    CU_ASSERT(close_to("logits", logits, get(fx, "logits", (size_t)B * classes), (size_t)B * classes));
-    double loss = loss_xent_forward_backward(probs, dlog, logits, y, B, classes, 1.0f / B, NULL) / B;
-    CU_ASSERT(close_to("probs", probs, get(fx, "probs", (size_t)B * classes), (size_t)B * classes));
-    loss_ref = *get(fx, "loss", 1);
-    CU_ASSERT(fabs(loss - loss_ref) <= REL_TOL * fabs(loss_ref));
-
-    float *gdw = calloc((size_t)classes * flat, 4), gdb[16] = {0}, *gin = malloc(np * 4);
-    float *gcw = calloc(nw, 4), gcb[64] = {0}, *gx = malloc(nx * 4), *gact = malloc(nc * 4);
-    dense_backward(gin, gdw, gdb, dlog, logits, dense_in, dw, B, flat, classes, ACT_NONE);
-    CU_ASSERT(close_to("grad.dense.weight", gdw, get(fx, "grad.dense.weight", (size_t)classes * flat),
-                       (size_t)classes * flat));
-    CU_ASSERT(close_to("grad.dense.bias", gdb, get(fx, "grad.dense.bias", classes), classes));
-    if (pool)
-        maxpool2d_backward(gact, gin, am, &pd);
-    else
-        memcpy(gact, gin, nc * 4);
-    conv2d_backward(gx, gcw, gcb, gact, tmp, col, act, cw, &cd, ACT_RELU);
-    CU_ASSERT(close_to("grad.conv.weight", gcw, get(fx, "grad.conv.weight", nw), nw));
-    CU_ASSERT(close_to("grad.conv.bias", gcb, get(fx, "grad.conv.bias", F), F));
-    CU_ASSERT(close_to("grad.x", gx, get(fx, "grad.x", nx), nx));
-
-    /* the same network built from a config, through model_t */
     job_config_t *cfg = calloc(1, sizeof *cfg);
-    snprintf(cfg->source, sizeof cfg->source, "%s", file);
-    cfg->model.input_rank = 3;
-    cfg->model.input[0] = C;
-    cfg->model.input[1] = H;
-    cfg->model.input[2] = W;
-    int n = 0;
-    cfg->model.layers[n++] = (layer_cfg_t){.type = LAYER_CONV2D, .filters = F, .kernel = K,
-                                           .stride = stride, .padding = pad, .activation = ACT_RELU};
-    if (pool)
-        cfg->model.layers[n++] = (layer_cfg_t){.type = LAYER_MAXPOOL2D, .pool = 2};
-    cfg->model.layers[n++] = (layer_cfg_t){.type = LAYER_FLATTEN};
-    cfg->model.layers[n++] = (layer_cfg_t){.type = LAYER_DENSE, .units = classes,
-                                           .activation = ACT_SOFTMAX};
-    cfg->model.n_layers = n;
-    cfg->model.loss = LOSS_CROSS_ENTROPY;
-    err_t err;
-    model_t *m = model_new(cfg, B, &err);
-    CU_ASSERT_FATAL(m != NULL);
-    const param_table_t *pt = model_params(m);
-    float *params = calloc(pt->n_params, 4), *grads = calloc(pt->n_params, 4);
-    const char *mine[4] = {"conv1.weight", "conv1.bias", "dense1.weight", "dense1.bias"};
-    const char *theirs[4] = {"conv.weight", "conv.bias", "dense.weight", "dense.bias"};
-    for (int i = 0; i < 4; i++) {
-        int k = params_find(pt, mine[i]);
-        CU_ASSERT_FATAL(k >= 0);
-        memcpy(params + pt->t[k].offset, get(fx, theirs[i], pt->t[k].size), pt->t[k].size * 4);
-    }
-    double ml = model_train_step(m, params, grads, x, y, B, 1.0f / B, NULL) / B;
-    CU_ASSERT(fabs(ml - loss_ref) <= REL_TOL * fabs(loss_ref));
-    for (int i = 0; i < 4; i++) {
-        int k = params_find(pt, mine[i]);
-        char g[64];
-        snprintf(g, sizeof g, "grad.%s", theirs[i]);
-        CU_ASSERT(close_to(g, grads + pt->t[k].offset, get(fx, g, pt->t[k].size), pt->t[k].size));
-    }
-    const float *mp = model_predict(m, params, x, B);
-    CU_ASSERT(close_to("model probs", mp, get(fx, "probs", (size_t)B * classes), (size_t)B * classes));
-    model_destroy(&m);
-    free(params); free(grads); free(cfg);
-    free(col); free(tmp); free(pre); free(act); free(pooled); free(am);
-    free(gdw); free(gin); free(gcw); free(gx); free(gact);
-    fixture_destroy(&fx);
+    err_t err = {{0}};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    if (config_load_text(cfg, name, text, NULL, 0, 0, &err) != 0)
+        fprintf(stderr, "\n    config: %s\n", err.msg);
+    model_t *m = cfg->model.n_layers ? model_new_opts(cfg, B, &(model_opts_t){no_fusion}, &err)
+                                     : NULL;
+    if (!m)
+        fprintf(stderr, "\n    model: %s\n", err.msg);
+    free(cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    return m;
 }
 
-static void test_torch_cnn(void) { check_cnn("cnn.bin", 3, 2, 9, 9, 4, 3, 1, 1, 1, 5); }
-static void test_torch_cnn_stride(void) { check_cnn("cnn_s2.bin", 2, 1, 7, 7, 3, 3, 2, 2, 0, 4); }
-
-/* LSTM(4->6, sequences) -> LSTM(6->5) -> dense 3 -> xent through model_t, and
- * each LSTM's output and grad.x at the layer level. */
-static void test_torch_lstm(void)
+/* A parameter vector of m with tensor mine[i] set to the fixture's theirs[i]. */
+static float *params_from(const model_t *m, const fixture_t *fx, const char *const *mine,
+                          const char *const *theirs, int n)
 {
-    enum { B = 3, T = 5, F = 4, H1 = 6, H2 = 5, K = 3 };
-    fixture_t *fx = load("lstm.bin");
-    CU_ASSERT_FATAL(fx != NULL);
-    job_config_t *cfg = calloc(1, sizeof *cfg);
-    snprintf(cfg->source, sizeof cfg->source, "lstm.bin");
-    cfg->model.input_rank = 2;
-    cfg->model.input[0] = T;
-    cfg->model.input[1] = F;
-    cfg->model.layers[0] = (layer_cfg_t){.type = LAYER_LSTM, .units = H1, .return_sequences = 1};
-    cfg->model.layers[1] = (layer_cfg_t){.type = LAYER_LSTM, .units = H2};
-    cfg->model.layers[2] = (layer_cfg_t){.type = LAYER_DENSE, .units = K, .activation = ACT_SOFTMAX};
-    cfg->model.n_layers = 3;
-    cfg->model.loss = LOSS_CROSS_ENTROPY;
-    err_t err;
-    model_t *m = model_new(cfg, B, &err);
-    CU_ASSERT_FATAL(m != NULL);
     const param_table_t *pt = model_params(m);
-    CU_ASSERT_EQUAL(pt->n, 8);
-    float *params = calloc(pt->n_params, 4), *grads = calloc(pt->n_params, 4);
-    const char *mine[8] = {"lstm1.w_ih", "lstm1.w_hh", "lstm1.bias", "lstm2.w_ih",
-                           "lstm2.w_hh", "lstm2.bias", "dense1.weight", "dense1.bias"};
-    const char *theirs[8] = {"lstm1.w_ih", "lstm1.w_hh", "lstm1.bias", "lstm2.w_ih",
-                             "lstm2.w_hh", "lstm2.bias", "dense.weight", "dense.bias"};
-    for (int i = 0; i < 8; i++) {
+    CU_ASSERT_EQUAL_FATAL(pt->n, n);
+    float *params = calloc(pt->n_params, 4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(params);
+    for (int i = 0; i < n; i++) {
         int k = params_find(pt, mine[i]);
         CU_ASSERT_FATAL(k >= 0);
         const float *src = get(fx, theirs[i], pt->t[k].size);
         CU_ASSERT_FATAL(src != NULL);
         memcpy(params + pt->t[k].offset, src, pt->t[k].size * 4);
     }
-    const float *x = get(fx, "x", B * T * F), *lab = get(fx, "labels", B);
-    CU_ASSERT_FATAL(x && lab);
-    int32_t y[B];
-    for (int i = 0; i < B; i++)
-        y[i] = (int32_t)lab[i];
-    double loss = model_train_step(m, params, grads, x, y, B, 1.0f / B, NULL) / B;
-    double lref = *get(fx, "loss", 1);
-    CU_ASSERT(fabs(loss - lref) <= REL_TOL * fabs(lref));
-    for (int i = 0; i < 8; i++) {
+    return params;
+}
+
+/* Compares the gradients of tensors mine[i] with the fixture's grad.theirs[i]. */
+static void check_grads(const model_t *m, const float *grads, const fixture_t *fx,
+                        const char *const *mine, const char *const *theirs, int n)
+{
+    const param_table_t *pt = model_params(m);
+    for (int i = 0; i < n; i++) {
         int k = params_find(pt, mine[i]);
         char g[64];
         snprintf(g, sizeof g, "grad.%s", theirs[i]);
         CU_ASSERT(close_to(g, grads + pt->t[k].offset, get(fx, g, pt->t[k].size), pt->t[k].size));
     }
-    CU_ASSERT(close_to("probs", model_predict(m, params, x, B), get(fx, "probs", B * K), B * K));
+}
 
-    /* layer level: outputs of both LSTMs and the input gradient */
-    lstm_dims_t d1 = {.B = B, .T = T, .In = F, .H = H1, .return_sequences = 1};
-    lstm_dims_t d2 = {.B = B, .T = T, .In = H1, .H = H2, .return_sequences = 0};
-    lstm_buf_t b1, b2;
-    float *m1 = calloc(lstm_buf_bind(&b1, NULL, &d1), 4), *m2 = calloc(lstm_buf_bind(&b2, NULL, &d2), 4);
-    lstm_buf_bind(&b1, m1, &d1);
-    lstm_buf_bind(&b2, m2, &d2);
-    const float *P[8];
-    for (int i = 0; i < 8; i++)
-        P[i] = params + pt->t[params_find(pt, mine[i])].offset;
-    float o1[B * T * H1], o2[B * H2], logits[B * K], probs[B * K], dlog[B * K];
-    float d_o2[B * H2], d_o1[B * T * H1], gx[B * T * F];
-    float gw[4 * H1 * H1 + 4 * H1 * F + 4 * H1 + 4 * H2 * H2 + 4 * H2 * H1 + 4 * H2 + K * H2 + K];
-    memset(gw, 0, sizeof gw);
-    lstm_forward(o1, &b1, x, P[0], P[1], P[2], &d1);
-    CU_ASSERT(close_to("lstm1.out", o1, get(fx, "lstm1.out", B * T * H1), B * T * H1));
-    lstm_forward(o2, &b2, o1, P[3], P[4], P[5], &d2);
-    CU_ASSERT(close_to("lstm2.out", o2, get(fx, "lstm2.out", B * H2), B * H2));
-    dense_forward(logits, o2, P[6], P[7], B, H2, K, ACT_NONE);
-    loss_xent_forward_backward(probs, dlog, logits, y, B, K, 1.0f / B, NULL);
-    float *g = gw;
-    dense_backward(d_o2, g, g + K * H2, dlog, logits, o2, P[6], B, H2, K, ACT_NONE);
-    g += K * H2 + K;
-    lstm_backward(d_o1, g, g + 4 * H2 * H1, g + 4 * H2 * H1 + 4 * H2 * H2, d_o2, &b2, P[3], P[4], &d2);
-    g += 4 * H2 * H1 + 4 * H2 * H2 + 4 * H2;
-    lstm_backward(gx, g, g + 4 * H1 * F, g + 4 * H1 * F + 4 * H1 * H1, d_o1, &b1, P[0], P[1], &d1);
+/* Layer i's output in the last forward of m's workspace against the fixture's `name`. */
+static void check_output(const model_t *m, int i, const fixture_t *fx, const char *name, size_t n)
+{
+    const float *y = model_ws_layer_output(model_ws((model_t *)m), i);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+    CU_ASSERT(close_to(name, y, get(fx, name, n), n));
+}
+
+/* The fixture's labels as integers. */
+static void labels_of(const fixture_t *fx, int32_t *y, int B)
+{
+    const float *lab = get(fx, "labels", B);
+    CU_ASSERT_FATAL(lab != NULL);
+    for (int i = 0; i < B; i++)
+        y[i] = (int32_t)lab[i];
+}
+
+/* conv (F filters, K, stride, pad) -> relu -> [maxpool 2] -> flatten -> dense -> xent.
+ * Unfused, with the relu as a layer of its own: every layer's output, the
+ * loss, the probabilities, every gradient and grad.x through the model API;
+ * then the network as jobs write it (conv with a fused relu, its pool
+ * absorbed) through model_train_step and model_predict. */
+static void check_cnn(const char *file, int B, int C, int H, int W, int F, int K, int stride,
+                      int pad, int pool, int classes)
+{
+    fixture_t *fx = load(file);
+    CU_ASSERT_FATAL(fx != NULL);
+    const int OH = (H + 2 * pad - K) / stride + 1, OW = (W + 2 * pad - K) / stride + 1;
+    const size_t nx = (size_t)B * C * H * W, nc = (size_t)B * F * OH * OW;
+    const size_t np = pool ? (size_t)B * F * (OH / 2) * (OW / 2) : nc, nl = (size_t)B * classes;
+    char text[2048], conv[160];
+    snprintf(conv, sizeof conv, "{ type = \"conv2d\"; filters = %d; kernel = %d; stride = %d; "
+             "padding = %d; activation = \"%%s\"; },\n", F, K, stride, pad);
+    char conv_none[192], conv_relu[192];
+    snprintf(conv_none, sizeof conv_none, conv, "none");
+    snprintf(conv_relu, sizeof conv_relu, conv, "relu");
+    const char *tail = "{ type = \"flatten\"; },\n  { type = \"dense\"; units = %d; "
+                       "activation = \"softmax\"; } ); };\n";
+    char tail_text[160];
+    snprintf(tail_text, sizeof tail_text, tail, classes);
+    snprintf(text, sizeof text, "model = { input = [%d, %d, %d]; layers = (\n  %s  "
+             "{ type = \"relu\"; },\n  %s%s", C, H, W, conv_none,
+             pool ? "{ type = \"maxpool2d\"; pool = 2; },\n  " : "", tail_text);
+    model_t *m = build(file, text, B, 1);
+    const char *mine[4] = {"conv1.weight", "conv1.bias", "dense1.weight", "dense1.bias"};
+    const char *theirs[4] = {"conv.weight", "conv.bias", "dense.weight", "dense.bias"};
+    float *params = params_from(m, fx, mine, theirs, 4);
+    float *grads = calloc(model_n_params(m), 4), *gx = malloc(nx * 4), *dlog = malloc(nl * 4);
+    const float *x = get(fx, "x", nx);
+    CU_ASSERT_FATAL(x && grads && gx && dlog);
+    int32_t y[16];
+    labels_of(fx, y, B);
+
+    model_ws_t *w = model_ws(m);
+    const float *logits = model_ws_forward(w, NULL, params, x, B);
+    check_output(m, 0, fx, "conv.out", nc);
+    check_output(m, 1, fx, "relu.out", nc);
+    if (pool)
+        check_output(m, 2, fx, "pool.out", np);
+    CU_ASSERT(close_to("logits", logits, get(fx, "logits", nl), nl));
+    double loss = model_ws_loss(w, logits, y, B, 1.0f / B, dlog, NULL) / B;
+    const double loss_ref = *get(fx, "loss", 1);
+    CU_ASSERT(fabs(loss - loss_ref) <= REL_TOL * fabs(loss_ref));
+    model_ws_backward(w, NULL, params, grads, x, B, dlog, gx);
+    check_grads(m, grads, fx, mine, theirs, 4);
+    CU_ASSERT(close_to("grad.x", gx, get(fx, "grad.x", nx), nx));
+    CU_ASSERT(close_to("probs", model_ws_predict(w, params, x, B), get(fx, "probs", nl), nl));
+    free(params);
+    model_destroy(&m);
+
+    /* as a job writes it: the relu fused into the conv, the pool absorbed */
+    snprintf(text, sizeof text, "model = { input = [%d, %d, %d]; layers = (\n  %s  %s%s", C, H,
+             W, conv_relu, pool ? "{ type = \"maxpool2d\"; pool = 2; },\n  " : "", tail_text);
+    m = build(file, text, B, 0);
+    params = params_from(m, fx, mine, theirs, 4);
+    memset(grads, 0, model_n_params(m) * 4);
+    double ml = model_train_step(m, &(model_run_t){.training = 1}, params, grads, x, y, B,
+                                 1.0f / B, NULL) / B;
+    CU_ASSERT(fabs(ml - loss_ref) <= REL_TOL * fabs(loss_ref));
+    check_grads(m, grads, fx, mine, theirs, 4);
+    CU_ASSERT(close_to("model probs", model_predict(m, params, x, B), get(fx, "probs", nl), nl));
+    model_destroy(&m);
+    free(params); free(grads); free(gx); free(dlog);
+    fixture_destroy(&fx);
+}
+
+static void test_torch_cnn(void) { check_cnn("cnn.bin", 3, 2, 9, 9, 4, 3, 1, 1, 1, 5); }
+static void test_torch_cnn_stride(void) { check_cnn("cnn_s2.bin", 2, 1, 7, 7, 3, 3, 2, 2, 0, 4); }
+
+/* LSTM(4->6, sequences) -> LSTM(6->5) -> dense 3 -> xent through the model
+ * API: each LSTM's output, the logits, the loss, every gradient, grad.x and
+ * the probabilities; and model_train_step's gradients. */
+static void test_torch_lstm(void)
+{
+    enum { B = 3, T = 5, F = 4, H1 = 6, H2 = 5, K = 3 };
+    fixture_t *fx = load("lstm.bin");
+    CU_ASSERT_FATAL(fx != NULL);
+    model_t *m = build("lstm.bin",
+                       "model = { input = [5, 4]; layers = (\n"
+                       "  { type = \"lstm\"; units = 6; return_sequences = true; },\n"
+                       "  { type = \"lstm\"; units = 5; },\n"
+                       "  { type = \"dense\"; units = 3; activation = \"softmax\"; } ); };\n",
+                       B, 0);
+    const char *mine[8] = {"lstm1.w_ih", "lstm1.w_hh", "lstm1.bias", "lstm2.w_ih",
+                           "lstm2.w_hh", "lstm2.bias", "dense1.weight", "dense1.bias"};
+    const char *theirs[8] = {"lstm1.w_ih", "lstm1.w_hh", "lstm1.bias", "lstm2.w_ih",
+                             "lstm2.w_hh", "lstm2.bias", "dense.weight", "dense.bias"};
+    float *params = params_from(m, fx, mine, theirs, 8);
+    const size_t n = model_n_params(m);
+    float *grads = calloc(n, 4), *grads2 = calloc(n, 4), gx[B * T * F], dlog[B * K];
+    const float *x = get(fx, "x", B * T * F);
+    CU_ASSERT_FATAL(x && grads && grads2);
+    int32_t y[B];
+    labels_of(fx, y, B);
+    model_ws_t *w = model_ws(m);
+    const float *logits = model_ws_forward(w, NULL, params, x, B);
+    check_output(m, 0, fx, "lstm1.out", B * T * H1);
+    check_output(m, 1, fx, "lstm2.out", B * H2);
+    CU_ASSERT(close_to("logits", logits, get(fx, "logits", B * K), B * K));
+    double loss = model_ws_loss(w, logits, y, B, 1.0f / B, dlog, NULL) / B;
+    double lref = *get(fx, "loss", 1);
+    CU_ASSERT(fabs(loss - lref) <= REL_TOL * fabs(lref));
+    model_ws_backward(w, NULL, params, grads, x, B, dlog, gx);
+    check_grads(m, grads, fx, mine, theirs, 8);
     CU_ASSERT(close_to("grad.x", gx, get(fx, "grad.x", B * T * F), B * T * F));
-    free(m1);
-    free(m2);
+    CU_ASSERT(close_to("probs", model_predict(m, params, x, B), get(fx, "probs", B * K), B * K));
+    loss = model_train_step(m, &(model_run_t){.training = 1}, params, grads2, x, y, B, 1.0f / B,
+                            NULL) / B;
+    CU_ASSERT(fabs(loss - lref) <= REL_TOL * fabs(lref));
+    check_grads(m, grads2, fx, mine, theirs, 8);
     model_destroy(&m);
     free(params);
     free(grads);
-    free(cfg);
+    free(grads2);
+    fixture_destroy(&fx);
+}
+
+/* One pooling layer (then a flatten) on the fixture's x [B][C][H][W]: its
+ * output and grad.x (from upstream gradient r) against PyTorch's. */
+static void check_pool_fixture(const char *file, const char *layer)
+{
+    fixture_t *fx = load(file);
+    CU_ASSERT_FATAL(fx != NULL);
+    int nd, xd[FIXTURE_MAX_DIMS], od[FIXTURE_MAX_DIMS];
+    CU_ASSERT_FATAL(fixture_shape(fx, "x", &nd, xd) == 0 && nd == 4);
+    CU_ASSERT_FATAL(fixture_shape(fx, "out", &nd, od) == 0);
+    const int B = xd[0];
+    const size_t nx = (size_t)B * xd[1] * xd[2] * xd[3], nout = (size_t)od[0] * od[1] * od[2] * od[3];
+    char text[512];
+    snprintf(text, sizeof text, "model = { input = [%d, %d, %d]; loss = \"mse\"; layers = (\n"
+             "  %s, { type = \"flatten\"; } ); };\n", xd[1], xd[2], xd[3], layer);
+    model_t *m = build(file, text, B, 0);
+    CU_ASSERT_EQUAL_FATAL((size_t)B * model_output_size(m), nout);
+    const float *x = get(fx, "x", nx), *r = get(fx, "r", nout);
+    CU_ASSERT_FATAL(x && r);
+    float *gx = malloc(nx * 4);
+    const float *out = model_ws_forward(model_ws(m), NULL, NULL, x, B);
+    CU_ASSERT(close_to("out", out, get(fx, "out", nout), nout));
+    model_ws_backward(model_ws(m), NULL, NULL, NULL, x, B, r, gx);
+    CU_ASSERT(close_to("grad.x", gx, get(fx, "grad.x", nx), nx));
+    free(gx);
+    model_destroy(&m);
+    fixture_destroy(&fx);
+}
+
+static void test_torch_avgpool(void)
+{
+    check_pool_fixture("avgpool.bin", "{ type = \"avgpool2d\"; pool = 2; }");
+    check_pool_fixture("avgpool_overlap.bin",
+                       "{ type = \"avgpool2d\"; pool = 3; pool_stride = 2; }");
+    check_pool_fixture("global_avgpool.bin", "{ type = \"global_avgpool2d\"; }");
+}
+
+/* Dropout in training against PyTorch's formula x * mask / (1 - rate) with
+ * the mask that the fixture script draws from its own Philox (the seed, the
+ * step and the global index of the batch's first sample): the same mask,
+ * output and grad.x. */
+static void test_torch_dropout(void)
+{
+    fixture_t *fx = load("dropout.bin");
+    CU_ASSERT_FATAL(fx != NULL);
+    int nd, xd[FIXTURE_MAX_DIMS];
+    CU_ASSERT_FATAL(fixture_shape(fx, "x", &nd, xd) == 0 && nd == 3);
+    const int B = xd[0];
+    const size_t n = (size_t)B * xd[1] * xd[2];
+    const float *x = get(fx, "x", n), *r = get(fx, "r", n), *mask = get(fx, "mask", n);
+    const float *seed = get(fx, "seed", 1), *step = get(fx, "step", 1);
+    const float *first = get(fx, "first", 1), *rate = get(fx, "rate", 1);
+    CU_ASSERT_FATAL(x && r && mask && seed && step && first && rate);
+    char text[512];
+    snprintf(text, sizeof text, "train = { seed = %d; };\nmodel = { input = [%d, %d]; loss = "
+             "\"mse\"; layers = (\n  { type = \"dropout\"; rate = %.9g; }, { type = \"flatten\"; }"
+             " ); };\n", (int)*seed, xd[1], xd[2], (double)*rate);
+    model_t *m = build("dropout.bin", text, B, 0);
+    const model_run_t run = {.training = 1, .step = (long)*step, .first = (long)*first};
+    const float *out = model_ws_forward(model_ws(m), &run, NULL, x, B);
+    long differ = 0;
+    for (size_t i = 0; i < n; i++)
+        differ += (out[i] != 0.0f) != (mask[i] != 0.0f);
+    CU_ASSERT_EQUAL(differ, 0);
+    CU_ASSERT(close_to("out", out, get(fx, "out", n), n));
+    float *gx = malloc(n * 4);
+    model_ws_backward(model_ws(m), &run, NULL, NULL, x, B, r, gx);
+    CU_ASSERT(close_to("grad.x", gx, get(fx, "grad.x", n), n));
+    free(gx);
+    model_destroy(&m);
     fixture_destroy(&fx);
 }
 
@@ -269,11 +329,11 @@ static void test_torch_optim(void)
         const char *name;
         optim_params_t o;
     } cases[] = {
-        {"adam", {.kind = OPT_ADAM, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-7}},
-        {"sgd", {.kind = OPT_SGD, .lr = 0.1}},
-        {"momentum", {.kind = OPT_MOMENTUM, .lr = 0.1, .momentum = 0.9}},
-        {"nesterov", {.kind = OPT_MOMENTUM, .lr = 0.1, .momentum = 0.9, .nesterov = 1}},
-        {"adagrad", {.kind = OPT_ADAGRAD, .lr = 0.1, .eps = 1e-7, .initial_accumulator = 0.1}},
+        {"adam", {.kind = optim_find("adam"), .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-7}},
+        {"sgd", {.kind = optim_find("sgd"), .lr = 0.1}},
+        {"momentum", {.kind = optim_find("momentum"), .lr = 0.1, .momentum = 0.9}},
+        {"nesterov", {.kind = optim_find("momentum"), .lr = 0.1, .momentum = 0.9, .nesterov = 1}},
+        {"adagrad", {.kind = optim_find("adagrad"), .lr = 0.1, .eps = 1e-7, .initial_accumulator = 0.1}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         float p[10], state[20];
@@ -306,7 +366,9 @@ int test_torch_register(void)
     CU_pSuite s = CU_add_suite("torch", NULL, NULL);
     if (!s || !CU_add_test(s, "cnn", test_torch_cnn) ||
         !CU_add_test(s, "cnn_stride_pad", test_torch_cnn_stride) ||
-        !CU_add_test(s, "lstm", test_torch_lstm) || !CU_add_test(s, "optim", test_torch_optim))
+        !CU_add_test(s, "lstm", test_torch_lstm) || !CU_add_test(s, "optim", test_torch_optim) ||
+        !CU_add_test(s, "avgpool", test_torch_avgpool) ||
+        !CU_add_test(s, "dropout", test_torch_dropout))
         return -1;
     return 0;
 }

@@ -767,7 +767,8 @@ int train_dist(const job_config_t *cfg, const dist_opts_t *d, const train_opts_t
                 data_gather(data.train, perm, lo, hi, xb, yb);
                 int ok = 0;
                 /* 1/(global batch): the trainers' pushes add up to the batch mean */
-                sums[0] += model_train_step(m, c.params, c.grads, xb, yb, B, 1.0f / (float)gB, &ok);
+                const model_run_t run = {.training = 1, .step = step, .first = (long)(lo - glo)};
+                sums[0] += model_train_step(m, &run, c.params, c.grads, xb, yb, B, 1.0f / (float)gB, &ok);
                 sums[1] += ok;
                 sums[2] += B;
             } else {

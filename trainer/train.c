@@ -138,7 +138,7 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
     train_order_record(order, cfg, data ? data->train->n : 0, step);
     *ck = (checkpoint_t){
         .step = (uint64_t)step, .clock = (uint64_t)clock, .seed = cfg->train.seed,
-        .epoch = (uint32_t)epochs, .opt_kind = cfg->optimizer.kind, .n_slots = n_slots,
+        .epoch = (uint32_t)epochs, .opt_kind = cfg->optimizer.kind->id, .n_slots = n_slots,
         /* written, never freed through ck: the borrowed buffers stay the caller's */
         .config_text = (char *)(opts->config_text ? opts->config_text : ""),
         .table = *model_params(m), .params = params, .opt_state = n_slots ? state : NULL,
@@ -157,10 +157,10 @@ long train_resume_check(const checkpoint_t *ck, const char *path, const job_conf
 {
     if (checkpoint_match(ck, model_params(m), path, err) != 0)
         return -1;
-    if (ck->opt_kind != (int)cfg->optimizer.kind || ck->n_slots != n_slots)
+    if (ck->opt_kind != cfg->optimizer.kind->id || ck->n_slots != n_slots)
         return err_set(err, "%s: trained with optimizer %s (%d state floats per parameter), "
-                       "this job uses %s (%d)", path, config_opt_name((opt_kind_t)ck->opt_kind),
-                       ck->n_slots, config_opt_name(cfg->optimizer.kind), n_slots);
+                       "this job uses %s (%d)", path, optim_id_name(ck->opt_kind),
+                       ck->n_slots, cfg->optimizer.kind->name, n_slots);
     if (ck->data_order_len != TRAIN_ORDER_LEN || le_load32(ck->data_order) != 1)
         return err_set(err, "%s: section DATAORDER: no data-order record of this pstrain "
                        "(%zu bytes)", path, ck->data_order_len);
@@ -374,7 +374,8 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
             data_gather(data.train, perm, lo, hi, xb, yb);
             memset(grads, 0, n_params * sizeof *grads);
             int ok = 0;
-            loss_sum += model_train_step(m, params, grads, xb, yb, B, 1.0f / (float)B, &ok);
+            const model_run_t run = {.training = 1, .step = step, .first = 0};
+            loss_sum += model_train_step(m, &run, params, grads, xb, yb, B, 1.0f / (float)B, &ok);
             optim_update(&op, params, grads, state, n_params, step + 1,
                          optim_lr(&op, step, total));
             right += ok;

@@ -1,7 +1,8 @@
 /* config.c - job configuration (see config.h). A libconfig file is checked
- * against one schema table (SCHEMA below: path, type, default, range), then the
- * --set overrides are written into the libconfig tree and the tree is checked
- * again, so config_text() shows exactly the configuration that runs. */
+ * against one schema table (SCHEMA below: path, type, default, range) and
+ * the layers against their kinds' key tables, then the --set overrides are
+ * written into the libconfig tree and the tree is checked again, so
+ * config_text() shows exactly the configuration that runs. */
 #include "common/config/config.h"
 
 #include <ctype.h>
@@ -17,6 +18,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "common/nn/optim.h"
+#include "common/nn/registry.h"
+
 /* ------------------------------------------------------------------ schema */
 
 typedef enum {
@@ -26,15 +30,20 @@ typedef enum {
     K_STRING,    /* stored in a char array of .size bytes (size 0: not stored) */
     K_DATAFILE,  /* a string naming a data file: joined with data.dir, checked by check_files */
     K_ENUM,      /* a string among .choices, stored as the choice's value (an int) */
+    K_KIND,      /* the name of a registered descriptor (.entries), stored as its pointer */
     K_INT_ARRAY, /* [a, b, ...]: .nmin to .nmax ints, each in .range; count stored at .count */
     K_STR_ARRAY, /* ["a", "b", ...]: likewise, strings */
-    K_LAYERS,    /* a list of groups whose keys are the "model.layers.*." entries */
+    K_LAYERS,    /* a list of groups, each checked against its layer kind's key table */
 } kind_t;
 
 typedef struct {
     const char *name;
     int value;
 } choice_t;
+
+/* The i-th name of a registry (NULL past the last) and, in *desc, its
+ * descriptor. */
+typedef const char *(*entry_fn)(int i, const void **desc);
 
 typedef struct {
     const char *path;        /* dotted path; "*" stands for a layer's index */
@@ -43,31 +52,46 @@ typedef struct {
     const char *def;         /* default as text, "|" between array items; NULL: none or computed */
     const char *range;       /* NULL, ">=a", ">a", "[a,b)", "[a,b]" (numbers and array items) */
     const choice_t *choices; /* K_ENUM; the first spelling of a value is its canonical name */
-    unsigned layers;         /* layer keys: bit 1 << type for each layer type that takes the key */
-    unsigned required;       /* layer keys: the types that need it; other keys: 1 = required */
+    entry_fn entries;        /* K_KIND: the registry's names and descriptors */
+    int required;            /* 1: the file must give it */
     int nmin, nmax;          /* arrays: number of items */
     size_t count;            /* arrays: offset of the int that receives the number of items */
 } schema_key_t;
 
-static const choice_t LAYER_TYPES[] = {
-    {"conv2d", LAYER_CONV2D}, {"maxpool2d", LAYER_MAXPOOL2D}, {"flatten", LAYER_FLATTEN},
-    {"dense", LAYER_DENSE},   {"lstm", LAYER_LSTM},           {"relu", LAYER_RELU},
-    {"sigmoid", LAYER_SIGMOID}, {"tanh", LAYER_TANH},         {"softmax", LAYER_SOFTMAX},
-    {NULL, 0},
-};
-static const choice_t ACTS[] = {
-    {"none", ACT_NONE}, {"linear", ACT_NONE}, {"relu", ACT_RELU},       {"sigmoid", ACT_SIGMOID},
-    {"tanh", ACT_TANH}, {"softmax", ACT_SOFTMAX}, {NULL, 0},
-};
+/* The registries behind K_KIND keys (see entry_fn). */
+static const char *layer_entry(int i, const void **desc)
+{
+    const layer_kind_t *k = layer_kind_at(i);
+    *desc = k;
+    return k ? k->name : NULL;
+}
+
+/* Activations: "none" and "linear" (no activation: NULL), then the registered ones. */
+static const char *act_entry(int i, const void **desc)
+{
+    static const char *const NONE[] = {"none", "linear"};
+    const int n_none = (int)(sizeof NONE / sizeof NONE[0]);
+    const act_kind_t *k = i >= n_none ? act_at(i - n_none) : NULL;
+    *desc = k;
+    return i < n_none ? NONE[i] : k ? k->name : NULL;
+}
+
+static const char *loss_entry(int i, const void **desc)
+{
+    const loss_kind_t *k = loss_at(i);
+    *desc = k;
+    return k ? k->name : NULL;
+}
+
+static const char *optim_entry(int i, const void **desc)
+{
+    const optim_kind_t *k = optim_at(i);
+    *desc = k;
+    return k ? k->name : NULL;
+}
+
 static const choice_t NORMS[] = {
     {"none", NORM_NONE}, {"global", NORM_GLOBAL}, {"per_pixel", NORM_PER_PIXEL}, {NULL, 0},
-};
-static const choice_t LOSSES[] = {
-    {"cross_entropy", LOSS_CROSS_ENTROPY}, {"mse", LOSS_MSE}, {NULL, 0},
-};
-static const choice_t OPTS[] = {
-    {"sgd", OPT_SGD}, {"momentum", OPT_MOMENTUM}, {"adam", OPT_ADAM}, {"adagrad", OPT_ADAGRAD},
-    {NULL, 0},
 };
 static const choice_t CONSISTENCIES[] = {
     {"bsp", CONS_BSP}, {"asp", CONS_ASP}, {"ssp", CONS_SSP}, {NULL, 0},
@@ -91,11 +115,8 @@ static const choice_t SCHEDS[] = {
 /* The destination of a key (.off, .size); the entries go on with .def and
  * .range in order, then name the rarer fields. */
 #define JOB(m) .off = offsetof(job_config_t, m), .size = sizeof(((job_config_t *)0)->m)
-#define LAY(m) .off = offsetof(layer_cfg_t, m), .size = sizeof(((layer_cfg_t *)0)->m)
 #define NOWHERE .off = 0, .size = 0
-#define T(x) (1u << LAYER_##x)
-#define ALL_LAYERS ((1u << (LAYER_SOFTMAX + 1)) - 1)
-#define LAYER_KEYS "model.layers.*."
+#define LAYER_KEYS "model.layers.*." /* a layer key's schema path: this and its name */
 
 /* Every key a job file may hold. A new key is one line here; a new group
  * (cluster.*, checkpoint.*) needs no line of its own. */
@@ -117,24 +138,11 @@ static const schema_key_t SCHEMA[] = {
 
     {"model.input", K_INT_ARRAY, JOB(model.input), NULL, ">=1", .required = 1, .nmin = 2,
      .nmax = 3, .count = offsetof(job_config_t, model.input_rank)},
-    {"model.loss", K_ENUM, JOB(model.loss), "cross_entropy", .choices = LOSSES},
+    {"model.loss", K_KIND, JOB(model.loss), "cross_entropy", .entries = loss_entry},
+    /* each layer's keys: its kind's table (layer_kind_t.keys) */
     {"model.layers", K_LAYERS, NOWHERE, NULL, .required = 1, .nmin = 1, .nmax = CFG_MAX_LAYERS},
-    {LAYER_KEYS "type", K_ENUM, LAY(type), NULL, .choices = LAYER_TYPES, .layers = ALL_LAYERS,
-     .required = ALL_LAYERS},
-    {LAYER_KEYS "filters", K_INT, LAY(filters), NULL, ">=1", .layers = T(CONV2D),
-     .required = T(CONV2D)},
-    {LAYER_KEYS "kernel", K_INT, LAY(kernel), "3", ">=1", .layers = T(CONV2D)},
-    {LAYER_KEYS "stride", K_INT, LAY(stride), "1", ">=1", .layers = T(CONV2D)},
-    {LAYER_KEYS "padding", K_INT, LAY(padding), "0", ">=0", .layers = T(CONV2D)},
-    {LAYER_KEYS "pool", K_INT, LAY(pool), "2", ">=1", .layers = T(MAXPOOL2D)},
-    {LAYER_KEYS "pool_stride", K_INT, LAY(pool_stride), "0", ">=0", .layers = T(MAXPOOL2D)},
-    {LAYER_KEYS "units", K_INT, LAY(units), NULL, ">=1", .layers = T(DENSE) | T(LSTM),
-     .required = T(DENSE) | T(LSTM)},
-    {LAYER_KEYS "return_sequences", K_BOOL, LAY(return_sequences), "false", .layers = T(LSTM)},
-    {LAYER_KEYS "activation", K_ENUM, LAY(activation), "none", .choices = ACTS,
-     .layers = T(CONV2D) | T(DENSE)},
 
-    {"optimizer.name", K_ENUM, JOB(optimizer.kind), "adam", .choices = OPTS},
+    {"optimizer.name", K_KIND, JOB(optimizer.kind), "adam", .entries = optim_entry},
     {"optimizer.lr", K_FLOAT, JOB(optimizer.lr), NULL /* by optimizer */, ">0"},
     {"optimizer.beta1", K_FLOAT, JOB(optimizer.beta1), "0.9", "[0,1)"},
     {"optimizer.beta2", K_FLOAT, JOB(optimizer.beta2), "0.999", "[0,1)"},
@@ -199,14 +207,14 @@ static int schema_is_group(const char *spath)
     return 0;
 }
 
-/* Returns the path of a key outside the layers whose last part is name and
- * that is not `path` (a hint for a misplaced key), or NULL. */
+/* Returns the path of a key whose last part is name and that is not `path`
+ * (a hint for a misplaced key), or NULL. */
 static const char *schema_suggest(const char *name, const char *path)
 {
     for (size_t i = 0; i < N_SCHEMA; i++) {
         const char *dot = strrchr(SCHEMA[i].path, '.');
         const char *last = dot ? dot + 1 : SCHEMA[i].path;
-        if (!SCHEMA[i].layers && strcmp(last, name) == 0 && strcmp(SCHEMA[i].path, path) != 0)
+        if (strcmp(last, name) == 0 && strcmp(SCHEMA[i].path, path) != 0)
             return SCHEMA[i].path;
     }
     return NULL;
@@ -243,19 +251,40 @@ static void choice_list(const choice_t *c, char *buf, size_t n)
     }
 }
 
-/* Writes the keys (other than type) that layer type t takes into buf, as
+/* Looks name up among the entries of a registry. Returns 1 and sets *desc
+ * to its descriptor, or 0 if there is none. */
+static int kind_lookup(entry_fn entries, const char *name, const void **desc)
+{
+    const char *e;
+    for (int i = 0; (e = entries(i, desc)); i++)
+        if (strcmp(e, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Writes the names of a registry as "a, b, c" into buf (n bytes, truncated). */
+static void kind_list(entry_fn entries, char *buf, size_t n)
+{
+    size_t used = 0;
+    const char *e;
+    const void *desc;
+    buf[0] = '\0';
+    for (int i = 0; used < n && (e = entries(i, &desc)); i++) {
+        int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "", e);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Writes the keys (other than type) that layer kind t takes into buf, as
  * "a, b", or "no other keys". */
-static void layer_keys_list(layer_type_t t, char *buf, size_t n)
+static void layer_keys_list(const layer_kind_t *t, char *buf, size_t n)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < N_SCHEMA && used < n; i++) {
-        if (!(SCHEMA[i].layers & (1u << t)))
-            continue;
-        const char *name = SCHEMA[i].path + strlen(LAYER_KEYS);
-        if (strcmp(name, "type") == 0)
-            continue;
-        int w = snprintf(buf + used, n - used, "%s%s", used ? ", " : "", name);
+    for (int i = 0; t->keys && t->keys[i].name && used < n; i++) {
+        int w = snprintf(buf + used, n - used, "%s%s", used ? ", " : "", t->keys[i].name);
         if (w < 0)
             break;
         used += (size_t)w;
@@ -263,6 +292,56 @@ static void layer_keys_list(layer_type_t t, char *buf, size_t n)
     if (!buf[0])
         snprintf(buf, n, "no other keys");
 }
+
+/* Returns the index of key `name` in kind t's table, or -1. */
+static int layer_key_index(const layer_kind_t *t, const char *name)
+{
+    for (int i = 0; t && t->keys && t->keys[i].name; i++)
+        if (strcmp(t->keys[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Returns the first registered layer kind that takes key `name`, or NULL. */
+static const layer_kind_t *layer_kind_taking(const char *name)
+{
+    const layer_kind_t *t;
+    for (int i = 0; (t = layer_kind_at(i)); i++)
+        if (layer_key_index(t, name) >= 0)
+            return t;
+    return NULL;
+}
+
+/* The schema form of layer key lk (path p): its check, its type for --set,
+ * and where it goes in a layer_val_t. */
+static schema_key_t layer_schema_key(const char *p, const layer_key_t *lk)
+{
+    schema_key_t k = {.path = p, .def = lk->def, .range = lk->range};
+    switch (lk->type) {
+    case LKEY_INT:
+        k.kind = K_INT;
+        k.size = sizeof(int);
+        break;
+    case LKEY_FLOAT:
+        k.kind = K_FLOAT;
+        k.size = sizeof(double);
+        break;
+    case LKEY_BOOL:
+        k.kind = K_BOOL;
+        k.size = sizeof(int);
+        break;
+    case LKEY_ACT:
+        k.kind = K_KIND;
+        k.size = sizeof(const void *);
+        k.entries = act_entry;
+        break;
+    }
+    return k;
+}
+
+/* A layer's type key. */
+static const schema_key_t LAYER_TYPE_KEY = {LAYER_KEYS "type", K_KIND, NOWHERE,
+                                            .entries = layer_entry, .required = 1};
 
 /* ------------------------------------------------------------------ errors */
 
@@ -442,16 +521,24 @@ static int value_check(const ctx_t *x, const config_setting_t *s, const char *ke
     case K_STRING:
     case K_DATAFILE:
     case K_ENUM:
+    case K_KIND: {
         if (config_setting_type(s) != CONFIG_TYPE_STRING)
             return fail(x, s, key, "wants a string, not %s", type_name(s));
-        if (k->kind == K_ENUM && choice_value(k->choices, config_setting_get_string(s)) < 0) {
+        const char *v = config_setting_get_string(s);
+        const void *desc;
+        if (k->kind == K_ENUM && choice_value(k->choices, v) < 0) {
             choice_list(k->choices, text, sizeof text);
-            return fail(x, s, key, "\"%s\" is not one of %s", config_setting_get_string(s), text);
+            return fail(x, s, key, "\"%s\" is not one of %s", v, text);
+        }
+        if (k->kind == K_KIND && !kind_lookup(k->entries, v, &desc)) {
+            kind_list(k->entries, text, sizeof text);
+            return fail(x, s, key, "\"%s\" is not one of %s", v, text);
         }
         size_t max = k->size ? k->size : CFG_PATH_LEN;
-        if (k->kind != K_ENUM && strlen(config_setting_get_string(s)) >= max)
+        if ((k->kind == K_STRING || k->kind == K_DATAFILE) && strlen(v) >= max)
             return fail(x, s, key, "is longer than %zu characters", max - 1);
         return 0;
+    }
     case K_INT_ARRAY:
     case K_STR_ARRAY:
         return array_check(x, s, key, k);
@@ -461,9 +548,47 @@ static int value_check(const ctx_t *x, const config_setting_t *s, const char *ke
     return 0;
 }
 
-/* Checks model.layers: a list of 1..CFG_MAX_LAYERS groups, each with a valid
- * type, only the keys of that type, and the keys that type needs. Returns 0,
- * or -1 with x->err. */
+/* Checks layer group g (whose path is lkey): a registered type, only the
+ * keys of that kind, each of the right type and range, and every key
+ * without a default. Returns 0, or -1 with x->err. */
+static int layer_check(const ctx_t *x, const config_setting_t *g, const char *lkey)
+{
+    char mkey[2 * KEY_LEN], keys[ERR_LEN / 2];
+    if (!config_setting_is_group(g))
+        return fail(x, g, lkey, "wants a group like { type = \"dense\"; units = 10; }, not %s",
+                    type_name(g));
+    const config_setting_t *ts = config_setting_get_member(g, "type");
+    if (!ts)
+        return fail(x, g, lkey, "has no type");
+    snprintf(mkey, sizeof mkey, "%s.type", lkey);
+    if (value_check(x, ts, mkey, &LAYER_TYPE_KEY) != 0)
+        return -1;
+    const layer_kind_t *t = layer_kind_find(config_setting_get_string(ts));
+    for (int j = 0; j < config_setting_length(g); j++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)j);
+        const char *name = config_setting_name(m);
+        if (strcmp(name, "type") == 0)
+            continue;
+        snprintf(mkey, sizeof mkey, "%s.%s", lkey, name);
+        int ki = layer_key_index(t, name);
+        if (ki < 0) {
+            layer_keys_list(t, keys, sizeof keys);
+            if (!layer_kind_taking(name))
+                return fail(x, m, mkey, "unknown key (%s layers take %s)", t->name, keys);
+            return fail(x, m, mkey, "%s layers take no %s (they take %s)", t->name, name, keys);
+        }
+        const schema_key_t mk = layer_schema_key(mkey, &t->keys[ki]);
+        if (value_check(x, m, mkey, &mk) != 0)
+            return -1;
+    }
+    for (int j = 0; t->keys && t->keys[j].name; j++)
+        if (!t->keys[j].def && !config_setting_get_member(g, t->keys[j].name))
+            return fail(x, g, lkey, "%s layers need %s", t->name, t->keys[j].name);
+    return 0;
+}
+
+/* Checks model.layers: a list of 1..CFG_MAX_LAYERS groups, each a valid
+ * layer (layer_check). Returns 0, or -1 with x->err. */
 static int layers_check(const ctx_t *x, const config_setting_t *list, const schema_key_t *k)
 {
     const char *key = k->path;
@@ -475,46 +600,11 @@ static int layers_check(const ctx_t *x, const config_setting_t *list, const sche
         return fail(x, list, key, "holds no layer");
     if (n > k->nmax)
         return fail(x, list, key, "holds %d layers, at most %d are allowed", n, k->nmax);
-    const schema_key_t *type_key = schema_find(LAYER_KEYS "type");
     for (int i = 0; i < n; i++) {
-        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
-        char lkey[KEY_LEN], mkey[2 * KEY_LEN], spath[2 * KEY_LEN], keys[ERR_LEN / 2];
+        char lkey[KEY_LEN];
         snprintf(lkey, sizeof lkey, "%s.[%d]", key, i);
-        if (!config_setting_is_group(g))
-            return fail(x, g, lkey, "wants a group like { type = \"dense\"; units = 10; }, not %s",
-                        type_name(g));
-        const config_setting_t *ts = config_setting_get_member(g, "type");
-        if (!ts)
-            return fail(x, g, lkey, "has no type");
-        snprintf(mkey, sizeof mkey, "%s.type", lkey);
-        if (value_check(x, ts, mkey, type_key) != 0)
+        if (layer_check(x, config_setting_get_elem(list, (unsigned)i), lkey) != 0)
             return -1;
-        int type = choice_value(LAYER_TYPES, config_setting_get_string(ts));
-        const char *tname = choice_name(LAYER_TYPES, type);
-        for (int j = 0; j < config_setting_length(g); j++) {
-            const config_setting_t *m = config_setting_get_elem(g, (unsigned)j);
-            const char *name = config_setting_name(m);
-            snprintf(mkey, sizeof mkey, "%s.%s", lkey, name);
-            snprintf(spath, sizeof spath, LAYER_KEYS "%s", name);
-            const schema_key_t *mk = schema_find(spath);
-            if (!mk) {
-                layer_keys_list((layer_type_t)type, keys, sizeof keys);
-                return fail(x, m, mkey, "unknown key (%s layers take %s)", tname, keys);
-            }
-            if (!(mk->layers & (1u << type))) {
-                layer_keys_list((layer_type_t)type, keys, sizeof keys);
-                return fail(x, m, mkey, "%s layers take no %s (they take %s)", tname, name, keys);
-            }
-            if (value_check(x, m, mkey, mk) != 0)
-                return -1;
-        }
-        for (size_t j = 0; j < N_SCHEMA; j++) {
-            if (!SCHEMA[j].layers || !(SCHEMA[j].required & (1u << type)))
-                continue;
-            const char *name = SCHEMA[j].path + strlen(LAYER_KEYS);
-            if (!config_setting_get_member(g, name))
-                return fail(x, g, lkey, "%s layers need %s", tname, name);
-        }
     }
     return 0;
 }
@@ -532,7 +622,7 @@ static int group_check(const ctx_t *x, const config_setting_t *g, const char *pa
                         : snprintf(key, sizeof key, "%s", name);
         int fits = w >= 0 && w < (int)sizeof key;
         const schema_key_t *k = fits ? schema_find(key) : NULL;
-        if (k && !k->layers) {
+        if (k) {
             if (value_check(x, m, key, k) != 0)
                 return -1;
         } else if (fits && schema_is_group(key)) {
@@ -558,7 +648,7 @@ static int tree_check(const ctx_t *x, const config_t *c)
         return -1;
     for (size_t i = 0; i < N_SCHEMA; i++) {
         const schema_key_t *k = &SCHEMA[i];
-        if (k->layers || !k->required || config_lookup(c, k->path))
+        if (!k->required || config_lookup(c, k->path))
             continue;
         /* Blame the innermost group on the way that the file has. */
         char parent[KEY_LEN];
@@ -613,6 +703,12 @@ static void value_store(void *base, const schema_key_t *k, const config_setting_
     case K_ENUM:
         put_int(dst, k->size, choice_value(k->choices, config_setting_get_string(s)));
         break;
+    case K_KIND: {
+        const void *desc = NULL;
+        kind_lookup(k->entries, config_setting_get_string(s), &desc);
+        memcpy(dst, &desc, sizeof desc);
+        break;
+    }
     case K_INT_ARRAY:
     case K_STR_ARRAY: {
         int n = config_setting_length(s);
@@ -659,6 +755,12 @@ static void default_store(void *base, const schema_key_t *k)
     case K_ENUM:
         put_int(dst, k->size, choice_value(k->choices, k->def));
         break;
+    case K_KIND: {
+        const void *desc = NULL;
+        kind_lookup(k->entries, k->def, &desc);
+        memcpy(dst, &desc, sizeof desc);
+        break;
+    }
     case K_INT_ARRAY:
     case K_STR_ARRAY: {
         size_t item_size = k->size / (size_t)k->nmax;
@@ -708,6 +810,44 @@ static const config_setting_t *data_blame(const config_t *c, const char *key)
     return s ? s : dir;
 }
 
+/* Fills the layers of *cfg from the checked list of the tree: each one's
+ * kind, line, and its kind's keys (given or default). */
+static void layers_fill(const config_t *c, job_config_t *cfg)
+{
+    const config_setting_t *list = config_lookup(c, "model.layers");
+    cfg->model.n_layers = config_setting_length(list);
+    for (int i = 0; i < cfg->model.n_layers; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        layer_cfg_t *l = &cfg->model.layers[i];
+        const char *type = NULL;
+        config_setting_lookup_string(g, "type", &type);
+        l->kind = layer_kind_find(type);
+        l->line = (int)config_setting_source_line(g);
+        for (int j = 0; l->kind && l->kind->keys && l->kind->keys[j].name; j++) {
+            const schema_key_t k = layer_schema_key(l->kind->keys[j].name, &l->kind->keys[j]);
+            const config_setting_t *m = config_setting_get_member(g, k.path);
+            if (m)
+                value_store(&l->v[j], &k, m);
+            else
+                default_store(&l->v[j], &k);
+        }
+    }
+}
+
+/* The optimizer's defaults (lr, momentum), and sgd with momentum > 0 as
+ * the optimizer that is sgd with momentum. */
+static void optimizer_fill(const config_t *c, job_config_t *cfg)
+{
+    const optim_kind_t *kind = cfg->optimizer.kind;
+    if (!config_lookup(c, "optimizer.lr"))
+        cfg->optimizer.lr = kind->default_lr;
+    if (!config_lookup(c, "optimizer.momentum"))
+        cfg->optimizer.momentum = kind->default_momentum;
+    const optim_kind_t *with_momentum = optim_momentum_form(kind);
+    if (with_momentum && cfg->optimizer.momentum > 0)
+        cfg->optimizer.kind = with_momentum;
+}
+
 /* Fills *cfg from the checked tree: schema defaults, then the values in the
  * tree, then the computed ones (name, lr, momentum, data paths). Returns 0,
  * or -1 with x->err (a path too long, step schedule without step_size). */
@@ -717,32 +857,13 @@ static int job_fill(const ctx_t *x, const config_t *c, job_config_t *cfg)
     snprintf(cfg->source, sizeof cfg->source, "%s", x->file);
     for (size_t i = 0; i < N_SCHEMA; i++) {
         const schema_key_t *k = &SCHEMA[i];
-        if (k->layers)
-            continue;
         const config_setting_t *s = config_lookup(c, k->path);
         if (s)
             value_store(cfg, k, s);
         else
             default_store(cfg, k);
     }
-
-    const config_setting_t *list = config_lookup(c, "model.layers");
-    cfg->model.n_layers = config_setting_length(list);
-    for (int i = 0; i < cfg->model.n_layers; i++) {
-        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
-        layer_cfg_t *l = &cfg->model.layers[i];
-        for (size_t j = 0; j < N_SCHEMA; j++) {
-            const schema_key_t *k = &SCHEMA[j];
-            if (!k->layers)
-                continue;
-            const config_setting_t *m = config_setting_get_member(g, k->path + strlen(LAYER_KEYS));
-            if (m)
-                value_store(l, k, m);
-            else
-                default_store(l, k);
-        }
-        l->line = (int)config_setting_source_line(g);
-    }
+    layers_fill(c, cfg);
 
     if (!config_lookup(c, "name")) {
         const char *base = strrchr(x->file, '/');
@@ -757,13 +878,7 @@ static int job_fill(const ctx_t *x, const config_t *c, job_config_t *cfg)
         cfg->name[len] = '\0';
     }
 
-    opt_kind_t kind = cfg->optimizer.kind;
-    if (!config_lookup(c, "optimizer.lr"))
-        cfg->optimizer.lr = kind == OPT_SGD || kind == OPT_MOMENTUM ? 0.01 : 0.001;
-    if (!config_lookup(c, "optimizer.momentum"))
-        cfg->optimizer.momentum = kind == OPT_MOMENTUM ? 0.9 : 0.0;
-    if (kind == OPT_SGD && cfg->optimizer.momentum > 0)
-        cfg->optimizer.kind = OPT_MOMENTUM;
+    optimizer_fill(c, cfg);
     if (cfg->optimizer.schedule == SCHED_STEP && cfg->optimizer.step_size < 1) {
         const config_setting_t *s = config_lookup(c, "optimizer.step_size");
         return fail(x, s ? s : config_lookup(c, "optimizer.schedule"), "optimizer.step_size",
@@ -946,6 +1061,35 @@ static int set_type(const schema_key_t *k, long long iv)
     }
 }
 
+/* Returns the schema key of an override's path spath (segments segs): a
+ * key of SCHEMA, or a layer's key, typed by the kind of the layer the tree
+ * has at that index (else by the first kind that takes the key), built in
+ * *tmp. NULL if there is no such key. */
+static const schema_key_t *set_key_find(const config_t *c, const char *spath, char *const *segs,
+                                        int nseg, schema_key_t *tmp)
+{
+    const size_t prefix = strlen(LAYER_KEYS);
+    if (strncmp(spath, LAYER_KEYS, prefix) != 0 || nseg != 4)
+        return schema_find(spath);
+    const char *name = spath + prefix;
+    if (strcmp(name, "type") == 0)
+        return &LAYER_TYPE_KEY;
+    int idx = -1;
+    const char *type = NULL;
+    const config_setting_t *list = config_lookup(c, "model.layers");
+    const config_setting_t *g =
+        list && seg_index(segs[2], &idx) ? config_setting_get_elem(list, (unsigned)idx) : NULL;
+    const layer_kind_t *t = g && config_setting_lookup_string(g, "type", &type) == CONFIG_TRUE
+                                ? layer_kind_find(type)
+                                : NULL;
+    if (layer_key_index(t, name) < 0)
+        t = layer_kind_taking(name);
+    if (!t)
+        return NULL;
+    *tmp = layer_schema_key(spath, &t->keys[layer_key_index(t, name)]);
+    return tmp;
+}
+
 /* Applies the override `set` ("path=value") to the tree in c: the value is
  * typed by the schema key of path and groups missing on the way are added.
  * The setting written keeps `set` as its hook, for later messages. Returns 0,
@@ -997,7 +1141,8 @@ static int set_apply(const ctx_t *x, config_t *c, const char *set)
             break;
         s = dot + 1;
     }
-    const schema_key_t *k = schema_find(spath);
+    schema_key_t layer_key;
+    const schema_key_t *k = set_key_find(c, spath, segs, nseg, &layer_key);
     if (!k) {
         if (schema_is_group(spath))
             return err_set(x->err, "--set %s: %s is a group; set its keys one by one", set, p);
@@ -1272,24 +1417,6 @@ out:
     config_destroy(&c);
     free(tmp);
     return text;
-}
-
-/* Returns the config spelling of layer type t ("conv2d", ...), "?" if unknown. */
-const char *config_layer_name(layer_type_t t)
-{
-    return choice_name(LAYER_TYPES, (int)t);
-}
-
-/* Returns the config spelling of activation a ("none", "relu", ...), "?" if unknown. */
-const char *config_act_name(act_t a)
-{
-    return choice_name(ACTS, (int)a);
-}
-
-/* Returns the config spelling of optimizer k ("sgd", "adam", ...), "?" if unknown. */
-const char *config_opt_name(opt_kind_t k)
-{
-    return choice_name(OPTS, (int)k);
 }
 
 const char *config_consistency_name(consistency_t c)

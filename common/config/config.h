@@ -2,8 +2,12 @@
  * with command-line overrides (--set path=value).
  *
  * Every key a job file may hold is listed in one schema table in config.c,
- * with its type, default and range. Unknown keys, wrong types, out-of-range
- * values and missing data files are refused with "FILE:LINE: key: what".
+ * with its type, default and range; the keys of a layer are listed in its
+ * kind's descriptor, and model.layers.[i].type, model.loss and
+ * optimizer.name take the names of the registered layer kinds, losses and
+ * optimizers (common/nn/registry.c, common/nn/optim.c). Unknown keys, wrong
+ * types, out-of-range values and missing data files are refused with
+ * "FILE:LINE: key: what".
  */
 #ifndef PST_CONFIG_H
 #define PST_CONFIG_H
@@ -15,43 +19,45 @@
 #define CFG_NAME_LEN 64
 #define CFG_PATH_LEN 1024
 
+/* The form of one config key of a layer kind: each kind lists its keys in
+ * its descriptor (common/nn/layer.h), and the checks below go by that table. */
 typedef enum {
-    LAYER_CONV2D = 0,
-    LAYER_MAXPOOL2D,
-    LAYER_FLATTEN,
-    LAYER_DENSE,
-    LAYER_LSTM,
-    LAYER_RELU,
-    LAYER_SIGMOID,
-    LAYER_TANH,
-    LAYER_SOFTMAX,
-} layer_type_t;
+    LKEY_INT,    /* integer, checked against .range */
+    LKEY_FLOAT,  /* number (an integer is accepted), checked against .range */
+    LKEY_BOOL,   /* true / false */
+    LKEY_ACT,    /* an activation's name, "none" or "linear" (no activation) */
+} layer_key_type_t;
 
-typedef enum {
-    ACT_NONE = 0,   /* "linear" or absent */
-    ACT_RELU,
-    ACT_SIGMOID,
-    ACT_TANH,
-    ACT_SOFTMAX,
-} act_t;
-
-/* One entry of model.layers. Fields unused by a type keep their defaults. */
 typedef struct {
-    layer_type_t type;
+    const char *name;        /* the key in the layer's group */
+    layer_key_type_t type;
+    const char *def;         /* default as text; NULL: the key is required */
+    const char *range;       /* NULL, ">=a", ">a", "[a,b)", "[a,b]", "(a,b)", "(a,b]" */
+} layer_key_t;
+
+#define CFG_LAYER_KEYS 8     /* keys of one layer kind, at most */
+
+struct layer_kind_t;         /* a layer kind's descriptor (common/nn/layer.h) */
+struct act_kind_t;           /* an activation's descriptor (common/nn/layer.h) */
+struct loss_kind_t;          /* a loss's descriptor (common/nn/loss.h) */
+struct optim_kind_t;         /* an optimizer's descriptor (common/nn/optim.h) */
+
+/* A value of a layer key, read as its key's type says. */
+typedef union {
+    int i;                           /* LKEY_INT, LKEY_BOOL */
+    double f;                        /* LKEY_FLOAT */
+    const struct act_kind_t *act;    /* LKEY_ACT: NULL for none */
+} layer_val_t;
+
+/* One entry of model.layers: its kind and the values of the kind's keys,
+ * v[k] for key k of kind->keys (defaults filled in). */
+typedef struct {
+    const struct layer_kind_t *kind;
     int line;              /* line in the config file, for error messages */
-    /* conv2d */
-    int filters, kernel, stride, padding;
-    /* maxpool2d */
-    int pool, pool_stride; /* pool_stride 0 = same as pool */
-    /* dense / lstm */
-    int units;
-    int return_sequences;  /* lstm */
-    act_t activation;      /* conv2d / dense: fused activation */
+    layer_val_t v[CFG_LAYER_KEYS];
 } layer_cfg_t;
 
 typedef enum { NORM_NONE = 0, NORM_GLOBAL, NORM_PER_PIXEL } norm_t;
-typedef enum { LOSS_CROSS_ENTROPY = 0, LOSS_MSE } loss_kind_t;
-typedef enum { OPT_SGD = 0, OPT_MOMENTUM, OPT_ADAM, OPT_ADAGRAD } opt_kind_t;
 typedef enum { SCHED_CONSTANT = 0, SCHED_STEP, SCHED_COSINE } sched_kind_t;
 typedef enum { CONS_BSP = 0, CONS_ASP, CONS_SSP } consistency_t;
 typedef enum { AUTH_CURVE = 0, AUTH_NONE } auth_kind_t;
@@ -80,11 +86,11 @@ typedef struct {
         int input_rank;            /* 3 or 2 */
         int n_layers;
         layer_cfg_t layers[CFG_MAX_LAYERS];
-        loss_kind_t loss;
+        const struct loss_kind_t *loss;    /* model.loss */
     } model;
 
     struct {
-        opt_kind_t kind;
+        const struct optim_kind_t *kind;   /* optimizer.name (sgd with momentum: momentum) */
         double lr;
         double beta1, beta2, eps;  /* adam (eps also adagrad) */
         double momentum;           /* sgd with momentum */
@@ -149,9 +155,6 @@ char *config_text(const char *path, const char *const *sets, int n_sets, err_t *
 char *config_text_from(const char *path, const char *src, const char *const *sets, int n_sets,
                        err_t *err);
 
-const char *config_layer_name(layer_type_t t);
-const char *config_act_name(act_t a);
-const char *config_opt_name(opt_kind_t k);
 const char *config_consistency_name(consistency_t c);
 
 #endif

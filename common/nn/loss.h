@@ -1,24 +1,34 @@
-/* loss.h - losses over a batch, each returning the SUM of per-sample losses
- * and writing the gradient of (scale * that sum) with respect to the model's
- * output. scale = 1/B gives the mean; in a distributed step each trainer uses
- * 1/(global batch) so that the trainers' gradients add up to the mean. */
+/* loss.h - what a loss is to the model: one descriptor per loss, defined in
+ * its own file (common/nn/cross_entropy.c, mse.c) and listed in
+ * common/nn/registry.c. A loss returns the SUM of the per-sample losses of
+ * a batch and writes the gradient of (scale * that sum) with respect to the
+ * model's output. scale = 1/B gives the mean; in a distributed step each
+ * trainer uses 1/(global batch) so that the trainers' gradients add up to
+ * the mean. */
 #ifndef PST_LOSS_H
 #define PST_LOSS_H
 
 #include <stdint.h>
 
-/* Softmax cross-entropy fused with the softmax, integer labels:
- * probs [B][C] = softmax(logits), loss_b = -log probs[b][label_b].
- * dlogits [B][C] = scale * (probs - onehot) when not NULL (may alias logits).
- * *correct (if not NULL) += number of rows whose argmax is the label.
- * Labels outside [0, C) are the caller's error (checked when data load). */
-double loss_xent_forward_backward(float *probs, float *dlogits, const float *logits,
-                                  const int32_t *labels, int B, int C, float scale, int *correct);
+#include "common/nn/layer.h"
 
-/* Mean squared error against one-hot targets from labels (Keras 'mse' on a
- * one-hot y: the mean over the C outputs): loss_b = mean_j (y_bj - t_bj)^2;
- * dy [B][C] = scale * 2 (y - t) / C when not NULL. */
-double loss_mse_forward_backward(float *dy, const float *y, const int32_t *labels, int B, int C,
-                                 float scale, int *correct);
+typedef struct loss_kind_t {
+    const char *name;          /* config spelling (model.loss) */
+    /* 1: the loss applies the model's final row-normalising activation
+     * itself (act_kind_t.row_normalising; exact gradient, no overflow): the
+     * model hands it the activation and leaves it out of its own layers. */
+    int fuses_row_normalising;
+    /* Loss of out [B][C] against integer labels (checked by the data
+     * loader to lie in [0, C)). act: the fused activation (or NULL), probs
+     * [B][C] its output; dout (if not NULL) = d(scale * sum)/d out;
+     * *correct (if not NULL) += the number of rows whose first largest
+     * output (loss_argmax) is the label. Returns the sum of the B losses. */
+    double (*eval)(const act_kind_t *act, float *probs, float *dout, const float *out,
+                   const int32_t *labels, int B, int C, float scale, int *correct);
+} loss_kind_t;
+
+/* The index of the first largest of row[0..C): the class a row predicts
+ * (ties and NaNs go to the first; pstrain predict uses the same rule). */
+int loss_argmax(const float *row, int C);
 
 #endif

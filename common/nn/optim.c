@@ -1,8 +1,58 @@
-/* optim.c - SGD, momentum (Nesterov), Adam, Adagrad and the lr schedules. */
+/* optim.c - the optimizer table (one row per optimizer, each defined in its
+ * own file), the calls that go through it, and the lr schedules. */
 #include "common/nn/optim.h"
 
 #include <math.h>
 #include <string.h>
+
+/* The registered optimizers, one line each, in the order config messages
+ * list them. OPTIMIZER(x) names the descriptor optim_x of common/nn/x.c. */
+#define OPTIMIZERS(OPTIMIZER)                                                                      \
+    OPTIMIZER(sgd)                                                                                 \
+    OPTIMIZER(momentum)                                                                            \
+    OPTIMIZER(adam)                                                                                \
+    OPTIMIZER(adagrad)
+
+#define DECLARE(x) extern const optim_kind_t optim_##x;
+#define ROW(x) &optim_##x,
+OPTIMIZERS(DECLARE)
+static const optim_kind_t *const TABLE[] = {OPTIMIZERS(ROW)};
+#define N_TABLE (sizeof TABLE / sizeof TABLE[0])
+
+const optim_kind_t *optim_at(int i)
+{
+    return i >= 0 && (size_t)i < N_TABLE ? TABLE[i] : NULL;
+}
+
+const optim_kind_t *optim_find(const char *name)
+{
+    for (size_t i = 0; name && i < N_TABLE; i++)
+        if (strcmp(TABLE[i]->name, name) == 0)
+            return TABLE[i];
+    return NULL;
+}
+
+const optim_kind_t *optim_by_id(int id)
+{
+    for (size_t i = 0; i < N_TABLE; i++)
+        if (TABLE[i]->id == id)
+            return TABLE[i];
+    return NULL;
+}
+
+const char *optim_id_name(int id)
+{
+    const optim_kind_t *k = optim_by_id(id);
+    return k ? k->name : "?";
+}
+
+const optim_kind_t *optim_momentum_form(const optim_kind_t *k)
+{
+    for (size_t i = 0; k && i < N_TABLE; i++)
+        if (TABLE[i]->momentum_form_of && strcmp(TABLE[i]->momentum_form_of, k->name) == 0)
+            return TABLE[i];
+    return NULL;
+}
 
 void optim_params_from_config(optim_params_t *o, const job_config_t *cfg)
 {
@@ -24,24 +74,16 @@ void optim_params_from_config(optim_params_t *o, const job_config_t *cfg)
 
 int optim_slots(const optim_params_t *o)
 {
-    switch (o->kind) {
-    case OPT_SGD:
-        return 0;
-    case OPT_MOMENTUM:
-    case OPT_ADAGRAD:
-        return 1;
-    case OPT_ADAM:
-        return 2;
-    }
-    return 0;
+    return o->kind->slots;
 }
 
 void optim_state_init(const optim_params_t *o, float *state, size_t n)
 {
     size_t total = (size_t)optim_slots(o) * n;
-    if (o->kind == OPT_ADAGRAD) {
+    if (o->kind->initial_state) {
+        const float v = (float)o->kind->initial_state(o);
         for (size_t i = 0; i < total; i++)
-            state[i] = (float)o->initial_accumulator;
+            state[i] = v;
     } else if (total) {
         memset(state, 0, total * sizeof *state);
     }
@@ -74,57 +116,5 @@ void optim_update(const optim_params_t *o, float *param, const float *grad, floa
 void optim_update_slice(const optim_params_t *o, float *param, const float *grad, float *state,
                         size_t slot_stride, size_t n, long t, double lr)
 {
-    const float flr = (float)lr;
-    switch (o->kind) {
-    case OPT_SGD:
-#pragma omp simd
-        for (size_t i = 0; i < n; i++)
-            param[i] -= flr * grad[i];
-        break;
-    case OPT_MOMENTUM: {
-        /* buf = mu buf + g;  p -= lr (g + mu buf) (Nesterov) or lr buf */
-        const float mu = (float)o->momentum;
-        float *buf = state;
-        if (o->nesterov) {
-#pragma omp simd
-            for (size_t i = 0; i < n; i++) {
-                buf[i] = mu * buf[i] + grad[i];
-                param[i] -= flr * (grad[i] + mu * buf[i]);
-            }
-        } else {
-#pragma omp simd
-            for (size_t i = 0; i < n; i++) {
-                buf[i] = mu * buf[i] + grad[i];
-                param[i] -= flr * buf[i];
-            }
-        }
-        break;
-    }
-    case OPT_ADAM: {
-        /* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-         * p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) */
-        const float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
-        const float c1 = (float)(1.0 / (1.0 - pow(o->beta1, (double)t)));
-        const float c2 = (float)(1.0 / sqrt(1.0 - pow(o->beta2, (double)t)));
-        float *m = state, *v = state + slot_stride;
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float g = grad[i];
-            m[i] = b1 * m[i] + (1.0f - b1) * g;
-            v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-            param[i] -= flr * (m[i] * c1) / (sqrtf(v[i]) * c2 + eps);
-        }
-        break;
-    }
-    case OPT_ADAGRAD: {
-        const float eps = (float)o->eps;
-        float *acc = state;
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            acc[i] += grad[i] * grad[i];
-            param[i] -= flr * grad[i] / (sqrtf(acc[i]) + eps);
-        }
-        break;
-    }
-    }
+    o->kind->update(o, param, grad, state, slot_stride, n, t, lr);
 }

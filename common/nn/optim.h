@@ -1,11 +1,13 @@
 /* optim.h - optimizers and learning-rate schedules.
  *
- * Each optimizer is one update over a slice of the flat buffers: a trainer
- * in single-process mode passes [0, n_params), a parameter server its shard.
- * The state (Adam's m and v, the momentum buffer, Adagrad's accumulator) of a
- * slice of n parameters is optim_slots() arrays of n floats, one after the
- * other: slot k of parameter i is state[k * n + i]. The formulas are
- * PyTorch's (torch.optim), which Keras's agree with for these settings.
+ * Each optimizer is one descriptor in its own file (common/nn/sgd.c,
+ * momentum.c, adam.c, adagrad.c), listed in the table of optim.c. Its
+ * update works on a slice of the flat buffers: a trainer in single-process
+ * mode passes [0, n_params), a parameter server its shard. The state
+ * (Adam's m and v, the momentum buffer, Adagrad's accumulator) of a slice
+ * of n parameters is `slots` arrays, slot_stride floats apart: slot k of
+ * parameter i is state[k * slot_stride + i]. The formulas are PyTorch's
+ * (torch.optim), which Keras's agree with for these settings.
  */
 #ifndef PST_OPTIM_H
 #define PST_OPTIM_H
@@ -14,8 +16,10 @@
 
 #include "common/config/config.h"
 
+typedef struct optim_kind_t optim_kind_t;
+
 typedef struct {
-    opt_kind_t kind;
+    const optim_kind_t *kind;
     double lr, beta1, beta2, eps, momentum, initial_accumulator;
     int nesterov;
     sched_kind_t schedule;
@@ -23,6 +27,35 @@ typedef struct {
     double gamma, min_lr;
     long decay_steps;     /* cosine: 0 means total_steps */
 } optim_params_t;
+
+struct optim_kind_t {
+    const char *name;        /* config spelling (optimizer.name) */
+    int id;                  /* its number in checkpoints: fixed for ever (a checkpoint
+                                written before must load) */
+    int slots;               /* state floats per parameter */
+    double default_lr;       /* optimizer.lr when the file gives none */
+    double default_momentum; /* optimizer.momentum when the file gives none */
+    /* Non-NULL: this optimizer is that one with momentum, and a job asking
+     * for that one with momentum > 0 runs this one. */
+    const char *momentum_form_of;
+    /* The starting value of every state float (NULL: 0). */
+    double (*initial_state)(const optim_params_t *o);
+    /* One update of n parameters from their gradient: t is the 1-based
+     * number of this update (Adam's bias correction), lr the rate for it. */
+    void (*update)(const optim_params_t *o, float *param, const float *grad, float *state,
+                   size_t slot_stride, size_t n, long t, double lr);
+};
+
+/* The registered optimizer called name, or NULL. */
+const optim_kind_t *optim_find(const char *name);
+/* The registered optimizer with checkpoint number id, or NULL. */
+const optim_kind_t *optim_by_id(int id);
+/* The name of the optimizer with checkpoint number id, or "?". */
+const char *optim_id_name(int id);
+/* The i-th registered optimizer (0-based), or NULL past the last. */
+const optim_kind_t *optim_at(int i);
+/* The optimizer that is k with momentum (momentum_form_of), or NULL. */
+const optim_kind_t *optim_momentum_form(const optim_kind_t *k);
 
 /* Copies the optimizer section of a job config. */
 void optim_params_from_config(optim_params_t *o, const job_config_t *cfg);

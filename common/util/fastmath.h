@@ -3,7 +3,8 @@
  * glibc's expf/tanhf are scalar calls that keep the LSTM's gate loops from
  * vectorising; these are the Cephes single-precision approximations
  * (S. Moshier), accurate to a few ulp over the whole float range, written so
- * that `#pragma omp simd` (-fopenmp-simd) turns each loop into AVX code. */
+ * that `#pragma omp simd` (-fopenmp-simd) turns each loop into AVX code.
+ * Named as libm names float functions (tanhf); _vec: over an array. */
 #ifndef PST_FASTMATH_H
 #define PST_FASTMATH_H
 
@@ -52,14 +53,14 @@ static inline float fast_tanhf(float x)
     return ax < 0.625f ? small : large;
 }
 
-static inline void fast_sigmoid(float *y, const float *x, size_t n)
+static inline void fast_sigmoidf_vec(float *y, const float *x, size_t n)
 {
 #pragma omp simd
     for (size_t i = 0; i < n; i++)
         y[i] = fast_sigmoidf(x[i]);
 }
 
-static inline void fast_tanh(float *y, const float *x, size_t n)
+static inline void fast_tanhf_vec(float *y, const float *x, size_t n)
 {
 #pragma omp simd
     for (size_t i = 0; i < n; i++)

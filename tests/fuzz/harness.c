@@ -897,7 +897,7 @@ static server_t *fuzz_server_new(unsigned cfg, unsigned cfg2, ctx_t *c)
         .total_steps = 100,
         .seed = 11,
         .table = fuzz_table(),
-        .optim = {.kind = (opt_kind_t)((cfg >> 3) & 3),
+        .optim = {.kind = optim_by_id((int)((cfg >> 3) & 3)),
                   .lr = 0.1,
                   .beta1 = 0.9,
                   .beta2 = 0.999,
