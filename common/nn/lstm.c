@@ -101,7 +101,7 @@ static int lstm_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t *
         return -1;
     p->rows = 4 * d->H;
     p->cols = d->H;
-    if (!(p = layer_add_param(L, b, "bias", 1, bs, INIT_LSTM_BIAS, err)))
+    if (!(p = layer_add_param(L, b, "bias", 1, bs, INIT_UNIT_FORGET_BIAS, err)))
         return -1;
     p->units = d->H;
     return 0;

@@ -106,7 +106,7 @@ int params_init_slice(const param_table_t *tab, uint64_t seed, size_t begin, siz
         case INIT_ZEROS:
             memset(dst, 0, count * sizeof *dst);
             break;
-        case INIT_LSTM_BIAS:
+        case INIT_UNIT_FORGET_BIAS:
             for (size_t i = 0; i < count; i++) {
                 size_t k = first + i;
                 dst[i] = (k >= (size_t)p->units && k < 2 * (size_t)p->units) ? 1.0f : 0.0f;

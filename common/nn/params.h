@@ -23,7 +23,7 @@ typedef enum {
     INIT_ZEROS = 0,
     INIT_GLOROT_UNIFORM, /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) (Keras default) */
     INIT_ORTHOGONAL,     /* Keras Orthogonal(gain 1) of a rows x cols matrix */
-    INIT_LSTM_BIAS,      /* zeros, forget-gate quarter [H, 2H) = 1 (Keras unit_forget_bias) */
+    INIT_UNIT_FORGET_BIAS, /* Keras unit_forget_bias: zeros, the second quarter [H, 2H) = 1 */
 } init_kind_t;
 
 typedef struct {
@@ -35,7 +35,7 @@ typedef struct {
     init_kind_t init;
     int fan_in, fan_out;       /* glorot */
     int rows, cols;            /* orthogonal: the tensor read as a rows x cols matrix */
-    int units;                 /* lstm bias: H */
+    int units;                 /* unit forget bias: H (a quarter of the tensor) */
 } param_spec_t;
 
 typedef struct {

@@ -1,0 +1,98 @@
+/* test_registry.c - CUnit suite "registry": the rule that a layer kind is
+ * one file plus one registry line (tests/check_layers.sh) holds for the
+ * tree, and the check fails where it should (on a small tree of its own). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <CUnit/CUnit.h>
+
+#include "common/util/fsutil.h"
+#include "tests.h"
+
+#define OUT_MAX 4096
+
+/* Runs tests/check_layers.sh on root, keeping its output in out. Returns
+ * its exit status, or -1 when it did not run to an end. */
+static int run_check(const char *root, char *out, size_t len)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sh tests/check_layers.sh '%s' 2>&1", root);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    while (fgetc(p) != EOF)
+        ;
+    int st = pclose(p);
+    return (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+}
+
+/* Writes text to root/name. */
+static void put(const char *root, const char *name, const char *text)
+{
+    char path[1024];
+    err_t err;
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    CU_ASSERT_EQUAL_FATAL(fs_write_atomic(path, text, strlen(text), &err), 0);
+}
+
+static void test_layer_names(void)
+{
+    char out[OUT_MAX];
+    int st = run_check(".", out, sizeof out);
+    if (st != 0)
+        fprintf(stderr, "\n%s", out);
+    CU_ASSERT_EQUAL(st, 0);
+}
+
+/* A tree with kinds foo and foo_bar: clean, then each kind of mention. */
+static void test_check_fails(void)
+{
+    char root[512], dir[600], out[OUT_MAX];
+    snprintf(root, sizeof root, "%s/layer_tree", tests_tmp_dir());
+    snprintf(dir, sizeof dir, "%s/common/nn", root);
+    err_t err;
+    CU_ASSERT_EQUAL_FATAL(fs_mkdirs(dir, &err), 0);
+    put(root, "common/nn/registry.c", "#define LAYER_KINDS(LAYER) \\\n    LAYER(foo) \\\n"
+                                      "    LAYER(foo_bar)\n");
+    put(root, "common/nn/foo.c", "const int layer_foo = 1; const char *n = \"foo\";\n");
+    put(root, "common/nn/foo_bar.c", "const int layer_foo_bar = 1;\n");
+    put(root, "common/nn/model.c", "/* foo, LAYER_FOO in a comment */\n"
+                                   "const char *s = \"Foo %d.foo\"; int fast_foof;\n");
+    CU_ASSERT_EQUAL(run_check(root, out, sizeof out), 0);
+    const char *bad[] = {"int foo_forward;\n", "int LAYER_FOO = 2;\n", "const char *t = \"foo\";\n",
+                         "int x = foo;\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put(root, "common/nn/other.c", bad[i]);
+        CU_ASSERT_EQUAL(run_check(root, out, sizeof out), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "common/nn/other.c names layer kind foo"));
+        CU_ASSERT_PTR_NULL(strstr(out, "kind foo_bar"));
+    }
+    /* the longer name is a mention of foo_bar only */
+    put(root, "common/nn/other.c", "int layer_foo_bar_x;\n");
+    CU_ASSERT_EQUAL(run_check(root, out, sizeof out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "names layer kind foo_bar"));
+    CU_ASSERT_PTR_NULL(strstr(out, "names layer kind foo ("));
+    /* a test file may name any kind; a kind needs its own file */
+    put(root, "common/nn/other.c", "int other;\n");
+    snprintf(dir, sizeof dir, "%s/tests", root);
+    CU_ASSERT_EQUAL_FATAL(fs_mkdirs(dir, &err), 0);
+    put(root, "tests/test_foo.c", "int foo_forward;\n");
+    CU_ASSERT_EQUAL(run_check(root, out, sizeof out), 0);
+    put(root, "common/nn/registry.c", "LAYER(foo)\nLAYER(baz)\n");
+    CU_ASSERT_EQUAL(run_check(root, out, sizeof out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "baz: no file common/nn/baz.c"));
+}
+
+int test_registry_register(void)
+{
+    CU_pSuite s = CU_add_suite("registry", NULL, NULL);
+    if (!s || !CU_add_test(s, "layer_names", test_layer_names) ||
+        !CU_add_test(s, "check_fails", test_check_fails))
+        return -1;
+    return 0;
+}
