@@ -313,15 +313,16 @@ static void conv_forward_fused(const layer_t *L, const layer_pass_t *x)
     for (int bi = 0; bi < d.B; bi++) {
         const size_t q = (size_t)bi * PHW * F;
         pool_channels_last(pn + q, code + q, tmp + (size_t)bi * P * F, x->p[P_BIAS], cp);
-        /* pn [PHW][F] -> out [F][PHW] for this sample */
+        /* pn [PHW][F] -> out [F][PHW] for this sample, then the activation
+         * while the sample is in cache */
         const float *src = pn + q;
         float *dst = x->out + (size_t)bi * F * PHW;
         for (int k = 0; k < PHW; k++)
             for (int f = 0; f < F; f++)
                 dst[(size_t)f * PHW + k] = src[(size_t)k * F + f];
+        if (L->act)
+            L->act->forward(dst, dst, (size_t)F * PHW, F * PHW);
     }
-    if (L->act)
-        L->act->forward(x->out, x->out, (size_t)d.B * F * PHW, F * PHW);
 }
 
 /* Scatters one sample's pooled gradient g [PHW][F] to the window position
@@ -363,11 +364,12 @@ static void conv_backward_fused(const layer_t *L, const layer_pass_t *x)
     const int PHW = cp->PH * cp->PW;
     float *col = x->buf[B_COL], *tmp = x->buf[B_TMP], *pn = x->buf[B_PN], *db = x->g[P_BIAS];
     const uint8_t *code = x->buf[B_CODE];
-    if (L->act)
-        L->act->backward(x->dout, x->dout, x->out, (size_t)d.B * F * PHW, F * PHW);
     for (int bi = 0; bi < d.B; bi++) {
-        /* pooled gradient to channels-last pn [PHW][F] */
-        const float *src = x->dout + (size_t)bi * F * PHW;
+        /* pooled gradient through the activation (one sample at a time, in
+         * cache), to channels-last pn [PHW][F] */
+        float *src = x->dout + (size_t)bi * F * PHW;
+        if (L->act)
+            L->act->backward(src, src, x->out + (size_t)bi * F * PHW, (size_t)F * PHW, F * PHW);
         float *g = pn + (size_t)bi * PHW * F;
         for (int f = 0; f < F; f++)
             for (int k = 0; k < PHW; k++)

@@ -9,6 +9,7 @@
 static void relu_forward(float *y, const float *x, size_t n, int n_cols)
 {
     (void)n_cols;
+#pragma omp simd
     for (size_t i = 0; i < n; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
@@ -17,6 +18,7 @@ static void relu_forward(float *y, const float *x, size_t n, int n_cols)
 static void relu_backward(float *dx, const float *dy, const float *y, size_t n, int n_cols)
 {
     (void)n_cols;
+#pragma omp simd
     for (size_t i = 0; i < n; i++)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }

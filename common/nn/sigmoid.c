@@ -15,6 +15,7 @@ static void sigmoid_forward(float *y, const float *x, size_t n, int n_cols)
 static void sigmoid_backward(float *dx, const float *dy, const float *y, size_t n, int n_cols)
 {
     (void)n_cols;
+#pragma omp simd
     for (size_t i = 0; i < n; i++)
         dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
