@@ -6,25 +6,32 @@
  *                           [N,T,F] (LSTM), pixels scaled to [0,1]; N is
  *                           symbolic (dim_param "N"), any batch size works
  *   output "probabilities"  float32 [N,classes], what model_predict returns
- *                           (ends in Softmax whenever model_softmax_output)
+ *                           (ends in the activation of model_output_act)
  * The training normalisation of the checkpoint (NORM section), if any, is in
  * the graph: (input - mean) * inv_std with initializers shaped like one
  * sample. metadata_props: "classes" (JSON list of the class names, index =
  * class), "num_classes", "pstrain_version", "name" (the job), "input"
  * (layout and scaling), "normalization" (none, global or per_pixel).
  *
- * Layers map onto ONNX operators as follows (layouts in layers.h):
+ * Each layer adds its own nodes (its kind's emit, in common/nn/<kind>.c,
+ * through the builder of export/onnx_graph.h). The kinds map onto ONNX
+ * operators as follows (layouts in each kind's file):
  *   conv2d     Conv (kernel_shape, strides, pads) + activation
  *   maxpool2d  MaxPool (kernel_shape, strides; floor, no padding)
+ *   avgpool2d  AveragePool (kernel_shape, strides; floor, no padding)
+ *   global_avgpool2d  GlobalAveragePool + Flatten axis 1
  *   flatten    Flatten axis 1 (NCHW, C order, as ours)
  *   dense      Gemm transB=1 (weight [O][In]) + activation
  *   lstm       Transpose to time-major, LSTM (gate blocks permuted from our
  *              i, f, g, o to ONNX's i, o, f, c; our one bias as Wb, Rb = 0),
  *              then Squeeze + Transpose back (return_sequences) or Squeeze
  *              of Y_h (last step)
+ *   dropout    nothing (the identity at inference)
  *   relu, sigmoid, tanh  Relu, Sigmoid, Tanh
- *   softmax    Softmax over each sample's whole output, as act_forward does
+ *   softmax    Softmax over each sample's whole output, as the layer does
  *              (Flatten + Softmax + Reshape when the sample is not flat)
+ * and the activation the loss applied in training (model_output_act) ends
+ * the graph, as it ends model_predict.
  */
 #ifndef PST_ONNX_H
 #define PST_ONNX_H

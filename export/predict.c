@@ -5,26 +5,7 @@
 #include <string.h>
 
 #include "common/data/idx.h"
-
-/* The first index of the largest of row[0..C): the rule of the trainer's
- * evaluation (argmax_row in loss.c), so that ties and NaNs go the same way.
- *
- * The evaluation takes it over the loss's softmax, which sums in double;
- * model_predict's softmax sums in float. Both compute the same
- * e_j = expf(z_j - max z) and multiply them by a positive 1/sum, and the
- * classes come out the same: e = 1 exactly at the top, every other e_j is at
- * most 1 - 2^-24, the float below 1, and fl((1 - 2^-24) * s) < s for every
- * normal s, so in both the largest outputs are exactly those with e_j = 1.
- * (A NaN makes the sum, hence every output, NaN in both: class 0. Without a
- * softmax, as under MSE, both read the same outputs.) */
-static int argmax_first(const float *row, int C)
-{
-    int best = 0;
-    for (int j = 1; j < C; j++)
-        if (row[j] > row[best])
-            best = j;
-    return best;
-}
+#include "common/nn/loss.h"
 
 /* The images of path (first limit records) checked against t's model; the
  * labels of lpath (may be NULL), checked against the images and classes.
@@ -112,7 +93,9 @@ int predict_run(trained_t *t, const char *images, const char *labels, size_t lim
         const float *probs = model_predict(m, params, x, nb);
         int32_t *pred = res->pred + i;
         for (int b = 0; b < nb; b++) {
-            pred[b] = argmax_first(probs + (size_t)b * C, C);
+            /* the evaluation's rule (ties and NaNs go the same way), over
+             * the same softmax: the classes the training run reported */
+            pred[b] = loss_argmax(probs + (size_t)b * C, C);
             if (lb) {
                 int truth = lb->data[i + (size_t)b];
                 res->correct += pred[b] == truth;

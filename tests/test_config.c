@@ -609,6 +609,44 @@ static void test_config_text(void)
     ASSERT_HAS(err.msg, "--set train.epoch=2: unknown key train.epoch");
 }
 
+/* The keys of the kinds the layer table added, checked through their
+ * descriptors as every other kind's are. */
+static void test_new_layer_keys(void)
+{
+    const char *head = "model = {\n  input = [1, 8, 8];\n  layers = (\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s    { type = \"dropout\"; }\n  );\n};\n", head);
+    expect_refused("dropout_no_rate", text, 4, "model.layers.[0]: dropout layers need rate");
+    snprintf(text, sizeof text, "%s    { type = \"dropout\"; rate = 1.0; }\n  );\n};\n", head);
+    expect_refused("dropout_rate_1", text, 4,
+                   "model.layers.[0].rate: 1 is out of range, must be in [0,1)");
+    snprintf(text, sizeof text, "%s    { type = \"dropout\"; rate = \"half\"; }\n  );\n};\n", head);
+    expect_refused("dropout_rate_str", text, 4, "model.layers.[0].rate: wants a number");
+    snprintf(text, sizeof text, "%s    { type = \"avgpool2d\"; units = 2; }\n  );\n};\n", head);
+    expect_refused("avgpool_units", text, 4, "model.layers.[0].units: avgpool2d layers take no "
+                                             "units (they take pool, pool_stride)");
+    snprintf(text, sizeof text, "%s    { type = \"global_avgpool2d\"; pool = 2; }\n  );\n};\n", head);
+    expect_refused("gap_pool", text, 4, "model.layers.[0].pool: global_avgpool2d layers take no "
+                                        "pool (they take no other keys)");
+
+    static job_config_t cfg;
+    err_t err;
+    snprintf(text, sizeof text, "%s    { type = \"avgpool2d\"; pool_stride = 1; },\n"
+             "    { type = \"dropout\"; rate = 0.5; },\n    { type = \"global_avgpool2d\"; }\n"
+             "  );\n};\n", head);
+    const char *sets[] = {"model.layers.[1].rate=0.25", "model.layers.[0].pool=3"};
+    CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "new_layers", text, sets, 2, &err), 0);
+    CU_ASSERT_EQUAL(cfg.model.layers[0].kind, KIND("avgpool2d"));
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "pool"), 3);
+    CU_ASSERT_EQUAL(lint(&cfg.model.layers[0], "pool_stride"), 1);
+    CU_ASSERT_EQUAL(cfg.model.layers[1].kind, KIND("dropout"));
+    CU_ASSERT_DOUBLE_EQUAL(layer_cfg_get(&cfg.model.layers[1], "rate")->f, 0.25, 0.0);
+    CU_ASSERT_EQUAL(cfg.model.layers[2].kind, KIND("global_avgpool2d"));
+    const char *bad[] = {"model.layers.[1].rate=abc"};
+    CU_ASSERT_EQUAL(load_text(&cfg, "new_layers_bad", text, bad, 1, &err), -1);
+    ASSERT_HAS(err.msg, "--set model.layers.[1].rate=abc: model.layers.[1].rate wants a number");
+}
+
 static void test_names(void)
 {
     /* the registries: every kind found by its name, in config order */
@@ -662,6 +700,7 @@ int test_config_register(void)
         {"set_unknown_key", test_set_unknown_key},
         {"set_bad_value", test_set_bad_value},
         {"config_text", test_config_text},
+        {"new_layer_keys", test_new_layer_keys},
         {"names", test_names},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)

@@ -605,6 +605,47 @@ static void test_workspaces(void)
     model_destroy(&m);
 }
 
+/* A model whose layers do not fit is refused with the file, the layer's
+ * line, its index and kind, and what does not fit. */
+static void test_shape_errors(void)
+{
+    struct {
+        const char *input, *layers, *want;
+    } cases[] = {
+        {"[2, 5, 5]", "{ type = \"dense\"; units = 3; }",
+         "bad_shape:3: model.layers.[0] (dense): needs a flat input, got [2,5,5] (add a flatten layer)"},
+        {"[1, 4, 4]", "{ type = \"avgpool2d\"; pool = 5; }, { type = \"flatten\"; }",
+         "bad_shape:3: model.layers.[0] (avgpool2d): pool 5 does not fit input [1,4,4]"},
+        {"[1, 4, 4]", "{ type = \"maxpool2d\"; pool = 5; }, { type = \"flatten\"; }",
+         "bad_shape:3: model.layers.[0] (maxpool2d): pool 5 does not fit input [1,4,4]"},
+        {"[1, 4, 4]", "{ type = \"conv2d\"; filters = 2; kernel = 5; }, { type = \"flatten\"; }",
+         "bad_shape:3: model.layers.[0] (conv2d): kernel 5 with padding 0 does not fit input [1,4,4]"},
+        {"[4, 3]", "{ type = \"flatten\"; }, { type = \"global_avgpool2d\"; }",
+         "bad_shape:3: model.layers.[1] (global_avgpool2d): needs an image input [C,H,W], got [12]"},
+        {"[2, 4, 4]", "{ type = \"lstm\"; units = 3; }",
+         "bad_shape:3: model.layers.[0] (lstm): needs a sequence input [T,F], got [2,4,4]"},
+        {"[2, 4, 4]", "{ type = \"dropout\"; rate = 0.5; }",
+         "bad_shape:3: the last layer's output [2,4,4] is not a flat class vector"},
+        {"[1, 4, 4]", "{ type = \"global_avgpool2d\"; }",
+         "bad_shape:3: the last layer has 1 output(s); a classifier needs at least 2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[TEXT_MAX];
+        snprintf(text, sizeof text, "model = { input = %s;\n  layers = (\n  %s ); };\n",
+                 cases[i].input, cases[i].layers);
+        job_config_t *cfg = calloc(1, sizeof *cfg);
+        err_t err = {{0}};
+        CU_ASSERT_FATAL(cfg && config_load_text(cfg, "bad_shape", text, NULL, 0, 0, &err) == 0);
+        model_t *m = model_new(cfg, 2, &err);
+        CU_ASSERT_PTR_NULL(m);
+        if (!strstr(err.msg, cases[i].want))
+            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", err.msg, cases[i].want);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].want));
+        model_destroy(&m);
+        free(cfg);
+    }
+}
+
 int test_layers_register(void)
 {
     CU_pSuite s = CU_add_suite("layers", NULL, NULL);
@@ -628,7 +669,7 @@ int test_layers_register(void)
         {"dropout_grads", test_dropout_grads},   {"dropout_mask", test_dropout_mask},
         {"dropout_determinism", test_dropout_determinism},
         {"model_stacked_lstm", test_model_stacked_lstm}, {"model_cnn_mse", test_model_cnn_mse},
-        {"workspaces", test_workspaces},
+        {"workspaces", test_workspaces},         {"shape_errors", test_shape_errors},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))

@@ -1090,6 +1090,135 @@ static const schema_key_t *set_key_find(const config_t *c, const char *spath, ch
     return tmp;
 }
 
+/* The value of an override, parsed as its key's type wants. */
+typedef struct {
+    long long iv;                /* K_INT */
+    double fv;                   /* K_FLOAT */
+    int bv;                      /* K_BOOL */
+    const char *sv;              /* strings (in the caller's copy of the text) */
+    char *items[SET_MAX_ITEMS];  /* arrays */
+    int n_items;
+} set_value_t;
+
+/* Parses val (changed in place) as key k (path p) of override `set` wants.
+ * Returns 0, or -1 with x->err "--set SET: P wants ...". */
+static int set_parse(const ctx_t *x, const char *set, const char *p, const schema_key_t *k,
+                     char *val, set_value_t *v)
+{
+    switch (k->kind) {
+    case K_INT:
+        if (!parse_int(val, &v->iv))
+            return err_set(x->err, "--set %s: %s wants an integer", set, p);
+        return 0;
+    case K_FLOAT:
+        if (!parse_float(val, &v->fv))
+            return err_set(x->err, "--set %s: %s wants a number", set, p);
+        return 0;
+    case K_BOOL:
+        if (strcasecmp(val, "true") == 0 || strcasecmp(val, "false") == 0) {
+            v->bv = strcasecmp(val, "true") == 0;
+            return 0;
+        }
+        return err_set(x->err, "--set %s: %s wants true or false", set, p);
+    case K_INT_ARRAY:
+    case K_STR_ARRAY:
+        v->n_items = split_items(val, v->items, SET_MAX_ITEMS);
+        for (int i = 0; i < v->n_items && k->kind == K_INT_ARRAY; i++)
+            if (!parse_int(v->items[i], &v->iv) || v->iv < INT_MIN || v->iv > INT_MAX)
+                v->n_items = -1;
+        if (v->n_items < 0)
+            return err_set(x->err, "--set %s: %s wants an array of %s", set, p,
+                           k->kind == K_INT_ARRAY ? "integers like [1,28,28]"
+                                                  : "strings like [\"a\",\"b\"]");
+        return 0;
+    default:
+        v->sv = unquote(val);
+        return 0;
+    }
+}
+
+/* Walks the tree of c to the parent of the last of the nseg segments of
+ * path p, adding missing groups (not list items). Returns the parent, or
+ * NULL with x->err. */
+static config_setting_t *set_parent(const ctx_t *x, config_t *c, const char *set, const char *p,
+                                    char *const *segs, int nseg)
+{
+    config_setting_t *node = config_root_setting(c);
+    for (int j = 0; j < nseg - 1; j++) {
+        int idx, next_idx;
+        config_setting_t *next;
+        if (seg_index(segs[j], &idx)) {
+            next = config_setting_is_list(node) ? config_setting_get_elem(node, (unsigned)idx) : NULL;
+            if (!next) {
+                err_set(x->err, "--set %s: %s: there is no item [%d] (the file has %d)", set, p,
+                        idx, config_setting_is_list(node) ? config_setting_length(node) : 0);
+                return NULL;
+            }
+        } else {
+            next = config_setting_get_member(node, segs[j]);
+            if (!next && seg_index(segs[j + 1], &next_idx)) {
+                err_set(x->err, "--set %s: %s: the file has no %s", set, p, segs[j]);
+                return NULL;
+            }
+            if (!next && !(next = config_setting_add(node, segs[j], CONFIG_TYPE_GROUP))) {
+                err_set(x->err, "--set %s: cannot add group %s", set, segs[j]);
+                return NULL;
+            }
+        }
+        node = next;
+    }
+    return node;
+}
+
+/* Writes value v of key k as member `name` of node (replacing a member of
+ * another type) and keeps `set` as its hook. Returns 0, or -1 with x->err. */
+static int set_store(const ctx_t *x, config_setting_t *node, const char *set, const char *p,
+                     const char *name, const schema_key_t *k, set_value_t *v)
+{
+    int type = set_type(k, v->iv);
+    config_setting_t *s = config_setting_get_member(node, name);
+    if (s && config_setting_type(s) != type) {
+        if (config_setting_remove(node, name) != CONFIG_TRUE)
+            return err_set(x->err, "--set %s: cannot replace %s", set, p);
+        s = NULL;
+    }
+    if (!s && !(s = config_setting_add(node, name, type)))
+        return err_set(x->err, "--set %s: cannot add %s", set, p);
+    int ok = CONFIG_TRUE;
+    switch (k->kind) {
+    case K_INT:
+        ok = type == CONFIG_TYPE_INT ? config_setting_set_int(s, (int)v->iv)
+                                     : config_setting_set_int64(s, v->iv);
+        break;
+    case K_FLOAT:
+        ok = config_setting_set_float(s, v->fv);
+        break;
+    case K_BOOL:
+        ok = config_setting_set_bool(s, v->bv);
+        break;
+    case K_INT_ARRAY:
+    case K_STR_ARRAY:
+        while (ok && config_setting_length(s) > 0)
+            ok = config_setting_remove_elem(s, 0);
+        for (int i = 0; i < v->n_items && ok; i++) {
+            if (k->kind == K_INT_ARRAY) {
+                parse_int(v->items[i], &v->iv);
+                ok = config_setting_set_int_elem(s, -1, (int)v->iv) != NULL;
+            } else {
+                ok = config_setting_set_string_elem(s, -1, v->items[i]) != NULL;
+            }
+        }
+        break;
+    default:
+        ok = config_setting_set_string(s, v->sv);
+        break;
+    }
+    if (!ok)
+        return err_set(x->err, "--set %s: cannot set %s", set, p);
+    config_setting_set_hook(s, (void *)set);
+    return 0;
+}
+
 /* Applies the override `set` ("path=value") to the tree in c: the value is
  * typed by the schema key of path and groups missing on the way are added.
  * The setting written keeps `set` as its hook, for later messages. Returns 0,
@@ -1098,13 +1227,7 @@ static int set_apply(const ctx_t *x, config_t *c, const char *set)
 {
     char path[KEY_LEN], spath[KEY_LEN];
     char *segs[KEY_LEN / 2];
-    char *items[SET_MAX_ITEMS];
-    char *copy = NULL;
-    int nseg = 0, n_items = 0, rc = -1;
-    long long iv = 0;
-    double fv = 0;
-    int bv = 0;
-    const char *sv = NULL;
+    int nseg = 0;
 
     const char *eq = strchr(set, '=');
     if (!eq)
@@ -1154,128 +1277,15 @@ static int set_apply(const ctx_t *x, config_t *c, const char *set)
                        "e.g. model.layers.[0].units=64",
                        set, p);
 
-    copy = strdup(eq + 1);
-    if (!copy) {
-        err_set(x->err, "--set %s: out of memory", set);
-        goto out;
-    }
-    char *val = trim(copy);
-    switch (k->kind) {
-    case K_INT:
-        if (!parse_int(val, &iv)) {
-            err_set(x->err, "--set %s: %s wants an integer", set, p);
-            goto out;
-        }
-        break;
-    case K_FLOAT:
-        if (!parse_float(val, &fv)) {
-            err_set(x->err, "--set %s: %s wants a number", set, p);
-            goto out;
-        }
-        break;
-    case K_BOOL:
-        if (strcasecmp(val, "true") == 0) {
-            bv = 1;
-        } else if (strcasecmp(val, "false") == 0) {
-            bv = 0;
-        } else {
-            err_set(x->err, "--set %s: %s wants true or false", set, p);
-            goto out;
-        }
-        break;
-    case K_INT_ARRAY:
-    case K_STR_ARRAY:
-        n_items = split_items(val, items, SET_MAX_ITEMS);
-        for (int i = 0; i < n_items && k->kind == K_INT_ARRAY; i++)
-            if (!parse_int(items[i], &iv) || iv < INT_MIN || iv > INT_MAX)
-                n_items = -1;
-        if (n_items < 0) {
-            err_set(x->err, "--set %s: %s wants an array of %s", set, p,
-                    k->kind == K_INT_ARRAY ? "integers like [1,28,28]" : "strings like [\"a\",\"b\"]");
-            goto out;
-        }
-        break;
-    default:
-        sv = unquote(val);
-        break;
-    }
-
-    /* Walk to the parent of the last part, adding missing groups. */
-    config_setting_t *node = config_root_setting(c);
-    for (int j = 0; j < nseg - 1; j++) {
-        int idx, next_idx;
-        config_setting_t *next;
-        if (seg_index(segs[j], &idx)) {
-            next = config_setting_is_list(node) ? config_setting_get_elem(node, (unsigned)idx) : NULL;
-            if (!next) {
-                err_set(x->err, "--set %s: %s: there is no item [%d] (the file has %d)", set, p,
-                        idx, config_setting_is_list(node) ? config_setting_length(node) : 0);
-                goto out;
-            }
-        } else {
-            next = config_setting_get_member(node, segs[j]);
-            if (!next && seg_index(segs[j + 1], &next_idx)) {
-                err_set(x->err, "--set %s: %s: the file has no %s", set, p, segs[j]);
-                goto out;
-            }
-            if (!next && !(next = config_setting_add(node, segs[j], CONFIG_TYPE_GROUP))) {
-                err_set(x->err, "--set %s: cannot add group %s", set, segs[j]);
-                goto out;
-            }
-        }
-        node = next;
-    }
-
-    const char *name = segs[nseg - 1];
-    int type = set_type(k, iv);
-    config_setting_t *s = config_setting_get_member(node, name);
-    if (s && config_setting_type(s) != type) {
-        if (config_setting_remove(node, name) != CONFIG_TRUE) {
-            err_set(x->err, "--set %s: cannot replace %s", set, p);
-            goto out;
-        }
-        s = NULL;
-    }
-    if (!s && !(s = config_setting_add(node, name, type))) {
-        err_set(x->err, "--set %s: cannot add %s", set, p);
-        goto out;
-    }
-    int ok = CONFIG_TRUE;
-    switch (k->kind) {
-    case K_INT:
-        ok = type == CONFIG_TYPE_INT ? config_setting_set_int(s, (int)iv)
-                                     : config_setting_set_int64(s, iv);
-        break;
-    case K_FLOAT:
-        ok = config_setting_set_float(s, fv);
-        break;
-    case K_BOOL:
-        ok = config_setting_set_bool(s, bv);
-        break;
-    case K_INT_ARRAY:
-    case K_STR_ARRAY:
-        while (ok && config_setting_length(s) > 0)
-            ok = config_setting_remove_elem(s, 0);
-        for (int i = 0; i < n_items && ok; i++) {
-            if (k->kind == K_INT_ARRAY) {
-                parse_int(items[i], &iv);
-                ok = config_setting_set_int_elem(s, -1, (int)iv) != NULL;
-            } else {
-                ok = config_setting_set_string_elem(s, -1, items[i]) != NULL;
-            }
-        }
-        break;
-    default:
-        ok = config_setting_set_string(s, sv);
-        break;
-    }
-    if (!ok) {
-        err_set(x->err, "--set %s: cannot set %s", set, p);
-        goto out;
-    }
-    config_setting_set_hook(s, (void *)set);
-    rc = 0;
-out:
+    char *copy = strdup(eq + 1);
+    if (!copy)
+        return err_set(x->err, "--set %s: out of memory", set);
+    set_value_t v = {0};
+    config_setting_t *node = NULL;
+    int rc = -1;
+    if (set_parse(x, set, p, k, trim(copy), &v) == 0 &&
+        (node = set_parent(x, c, set, p, segs, nseg)) != NULL)
+        rc = set_store(x, node, set, p, segs[nseg - 1], k, &v);
     free(copy);
     return rc;
 }
