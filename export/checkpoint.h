@@ -43,7 +43,7 @@
 typedef struct {
     uint64_t step, clock, seed;
     uint32_t epoch;
-    int opt_kind;                 /* opt_kind_t of config.h, stored as given */
+    int opt_kind;                 /* the optimizer's fixed id (optim_kind_t.id), stored as given */
     int n_slots;                  /* optimizer state floats per parameter */
     char *config_text;            /* owned; NULL is written as "" */
     param_table_t table;          /* tensors (name, ndim, shape, offset, size), n_params;

@@ -23,6 +23,7 @@ typedef struct {
 
 _Static_assert(sizeof(avg_dims_t) <= LAYER_PLAN_BYTES, "avg_dims_t does not fit a layer plan");
 
+/* L's plan data. */
 static const avg_dims_t *dims_of(const layer_t *L)
 {
     return (const avg_dims_t *)L->plan.bytes;

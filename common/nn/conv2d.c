@@ -48,6 +48,7 @@ typedef struct {
 
 _Static_assert(sizeof(conv_plan_t) <= LAYER_PLAN_BYTES, "conv_plan_t does not fit a layer plan");
 
+/* L's plan data. */
 static const conv_plan_t *plan_of(const layer_t *L)
 {
     return (const conv_plan_t *)L->plan.bytes;
@@ -393,6 +394,7 @@ static void conv_backward_fused(const layer_t *L, const layer_pass_t *x)
     }
 }
 
+/* The fused kernel when L absorbed the pool after it, else the plain one. */
 static void conv_forward(const layer_t *L, const layer_pass_t *x)
 {
     if (L->absorbed)
@@ -401,6 +403,7 @@ static void conv_forward(const layer_t *L, const layer_pass_t *x)
         conv_forward_plain(L, x);
 }
 
+/* The backward pass of the kernel conv_forward ran. */
 static void conv_backward(const layer_t *L, const layer_pass_t *x)
 {
     if (L->absorbed)

@@ -38,6 +38,7 @@ typedef struct {
 
 _Static_assert(sizeof(dropout_plan_t) <= LAYER_PLAN_BYTES, "dropout_plan_t does not fit a plan");
 
+/* L's plan data. */
 static const dropout_plan_t *plan_of(const layer_t *L)
 {
     return (const dropout_plan_t *)L->plan.bytes;

@@ -51,6 +51,7 @@ typedef struct {
     float *dx_tm;   /* [T][B][In]   backward scratch */
 } lstm_buf_t;
 
+/* L's dims for a pass of B samples. */
 static lstm_dims_t dims_for(const layer_t *L, int B)
 {
     lstm_dims_t d = *(const lstm_dims_t *)L->plan.bytes;

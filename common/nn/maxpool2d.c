@@ -24,6 +24,7 @@ typedef struct {
 
 _Static_assert(sizeof(pool_dims_t) <= LAYER_PLAN_BYTES, "pool_dims_t does not fit a layer plan");
 
+/* L's plan data. */
 static const pool_dims_t *dims_of(const layer_t *L)
 {
     return (const pool_dims_t *)L->plan.bytes;
