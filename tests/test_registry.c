@@ -1,6 +1,7 @@
 /* test_registry.c - CUnit suite "registry": the rule that a layer kind is
  * one file plus one registry line (tests/check_layers.sh) holds for the
- * tree, and the check fails where it should (on a small tree of its own). */
+ * tree, the check fails where it should (on a small tree of its own), and
+ * every registered descriptor is complete. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 
 #include <CUnit/CUnit.h>
 
+#include "common/nn/optim.h"
+#include "common/nn/registry.h"
 #include "common/util/fsutil.h"
 #include "tests.h"
 
@@ -88,11 +91,48 @@ static void test_check_fails(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "baz: no file common/nn/baz.c"));
 }
 
+/* Every registered descriptor is complete: what the model, the config and
+ * the exporter call through it is there, its keys fit a layer_cfg_t and
+ * have distinct names, and the optimizers' checkpoint ids are distinct. */
+static void test_descriptors(void)
+{
+    const layer_kind_t *k;
+    for (int i = 0; (k = layer_kind_at(i)); i++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(k->name);
+        CU_ASSERT(k->plan && k->emit);
+        CU_ASSERT(k->alias || (k->forward && k->backward));
+        int n = 0;
+        for (; k->keys && k->keys[n].name; n++)
+            for (int j = 0; j < n; j++)
+                CU_ASSERT(strcmp(k->keys[j].name, k->keys[n].name) != 0);
+        CU_ASSERT(n <= CFG_LAYER_KEYS);
+        for (int j = 0; j < i; j++)
+            CU_ASSERT(strcmp(layer_kind_at(j)->name, k->name) != 0);
+        if (k->act)
+            CU_ASSERT_EQUAL(act_find(k->act->name), k->act);
+    }
+    const act_kind_t *a;
+    for (int i = 0; (a = act_at(i)); i++) {
+        CU_ASSERT(a->name && a->forward && a->backward && a->emit);
+        CU_ASSERT(!a->row_normalising || a->normalise_row);
+    }
+    const loss_kind_t *l;
+    for (int i = 0; (l = loss_at(i)); i++)
+        CU_ASSERT(l->name && l->eval);
+    const optim_kind_t *o;
+    for (int i = 0; (o = optim_at(i)); i++) {
+        CU_ASSERT(o->name && o->update && o->slots >= 0 && o->default_lr > 0);
+        for (int j = 0; j < i; j++)
+            CU_ASSERT(optim_at(j)->id != o->id);
+    }
+}
+
 int test_registry_register(void)
 {
     CU_pSuite s = CU_add_suite("registry", NULL, NULL);
     if (!s || !CU_add_test(s, "layer_names", test_layer_names) ||
-        !CU_add_test(s, "check_fails", test_check_fails))
+        !CU_add_test(s, "check_fails", test_check_fails) ||
+        !CU_add_test(s, "descriptors", test_descriptors))
         return -1;
     return 0;
 }

@@ -823,7 +823,8 @@ static void layers_fill(const config_t *c, job_config_t *cfg)
         config_setting_lookup_string(g, "type", &type);
         l->kind = layer_kind_find(type);
         l->line = (int)config_setting_source_line(g);
-        for (int j = 0; l->kind && l->kind->keys && l->kind->keys[j].name; j++) {
+        for (int j = 0; l->kind && l->kind->keys && l->kind->keys[j].name && j < CFG_LAYER_KEYS;
+             j++) {
             const schema_key_t k = layer_schema_key(l->kind->keys[j].name, &l->kind->keys[j]);
             const config_setting_t *m = config_setting_get_member(g, k.path);
             if (m)
@@ -864,6 +865,9 @@ static int job_fill(const ctx_t *x, const config_t *c, job_config_t *cfg)
             default_store(cfg, k);
     }
     layers_fill(c, cfg);
+    if (!cfg->model.loss || !cfg->optimizer.kind) /* a default that names nothing registered */
+        return fail(x, NULL, cfg->model.loss ? "optimizer.name" : "model.loss",
+                    "internal error: the default is not registered");
 
     if (!config_lookup(c, "name")) {
         const char *base = strrchr(x->file, '/');
