@@ -95,8 +95,8 @@ typedef struct {
 
 struct layer_kind_t {
     const char *name;         /* config spelling (model.layers.[i].type) */
-    const layer_key_t *keys;  /* its config keys, ended by a {NULL} row; layer_cfg_t.v
-                                 holds their values in this order */
+    const layer_key_t *keys;  /* its config keys, ended by a {NULL} row (NULL: none);
+                                 layer_cfg_t.v holds their values in this order */
     const char *param_prefix; /* its tensors are named PREFIXn.NAME (n = layer_build_t.nth) */
     const act_kind_t *act;    /* activation layers: the activation they apply */
     int alias;                /* the output is the input reshaped: the model lets them share
@@ -108,7 +108,10 @@ struct layer_kind_t {
     /* Writes the bytes of each scratch buffer a pass of up to B samples
      * needs into sizes[]; returns their number (0..LAYER_MAX_BUFS). NULL: none. */
     int (*buffers)(const layer_t *L, int B, size_t sizes[LAYER_MAX_BUFS]);
+    /* x->out = the layer of x->in, keeping in x->buf what backward needs. */
     void (*forward)(const layer_t *L, const layer_pass_t *x);
+    /* After forward of the same pass, from x->dout: x->g += the parameters'
+     * gradients, x->din = the input's gradient (skipped when NULL). */
     void (*backward)(const layer_t *L, const layer_pass_t *x);
     /* Its ONNX nodes on x (base prefixes their names). Returns the output's
      * name (x itself for a layer that is the identity at inference), or NULL
