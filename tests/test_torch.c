@@ -109,9 +109,9 @@ static void check_grads(const model_t *m, const float *grads, const fixture_t *f
 }
 
 /* Layer i's output in the last forward of m's workspace against the fixture's `name`. */
-static void check_output(const model_t *m, int i, const fixture_t *fx, const char *name, size_t n)
+static void check_output(model_t *m, int i, const fixture_t *fx, const char *name, size_t n)
 {
-    const float *y = model_ws_layer_output(model_ws((model_t *)m), i);
+    const float *y = model_ws_layer_output(model_ws(m), i);
     CU_ASSERT_PTR_NOT_NULL_FATAL(y);
     CU_ASSERT(close_to(name, y, get(fx, name, n), n));
 }
