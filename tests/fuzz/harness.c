@@ -29,8 +29,11 @@
 
 #include <msgpack.h>
 
-#include "ps/server.h"
 #include "common/net/wire.h"
+#include "common/util/fsutil.h"
+#include "export/checkpoint.h"
+#include "export/ckptdir.h"
+#include "ps/server.h"
 
 /* ------------------------------------------------------------ input */
 
@@ -281,7 +284,8 @@ static int ref_decode(const uint8_t *b, size_t len, wire_hdr_t *h)
     h->status = (int)v[9].u;
     if (h->type < WIRE_PUSH || h->type > WIRE_ERROR)
         return WIRE_E_TYPE;
-    if (!(elem_numeric(h->elem) || h->elem == WIRE_TOPK || h->elem == WIRE_TEXT))
+    if (!(elem_numeric(h->elem) || h->elem == WIRE_TOPK || h->elem == WIRE_TEXT ||
+          h->elem == WIRE_MSGPACK))
         return WIRE_E_MALFORMED;
     if (h->end < h->begin)
         return WIRE_E_RANGE;
@@ -325,7 +329,14 @@ static unsigned ref_payload(const wire_hdr_t *h, uint64_t plen)
         if (plen == 0 || !size_ok)
             m |= 1u << WIRE_E_LENGTH;
         break;
-    case WIRE_STATS:
+    case WIRE_STATS: /* a reply: one msgpack value of count bytes */
+        if (h->count == 0 && plen == 0)
+            break;
+        if (h->status != 0 || h->elem != WIRE_MSGPACK)
+            m |= 1u << WIRE_E_MALFORMED;
+        if (plen == 0 || !size_ok)
+            m |= 1u << WIRE_E_LENGTH;
+        break;
     case WIRE_CHECKPOINT:
         if (h->count == 0 && plen == 0)
             break;
@@ -865,6 +876,26 @@ static int snapshot(ctx_t *c)
     return 0;
 }
 
+/* The harness's saver (server_saver_t): the shard as a checkpoint file
+ * under the root in ctx, as launch/cluster.c writes it. */
+static int fuzz_save(void *ctx, const server_shard_t *sh, err_t *err)
+{
+    const char *root = ctx;
+    char dir[700], path[800];
+    if (ckptdir_step_dir(dir, sizeof dir, root, sh->step, err) != 0 ||
+        ckptdir_part_path(path, sizeof path, root, sh->step, sh->index, sh->n_servers, err) != 0 ||
+        fs_mkdirs(dir, err) != 0)
+        return -1;
+    checkpoint_t ck = {
+        .step = (uint64_t)sh->step, .clock = (uint64_t)sh->version, .seed = sh->seed,
+        .opt_kind = sh->optim->kind, .n_slots = sh->n_slots, .config_text = "# fuzz",
+        .table = *sh->table, .params = (float *)sh->params, .opt_state = (float *)sh->state,
+        .n_shards = sh->n_servers, .shard_index = sh->index,
+        .shard_begin = sh->begin, .shard_end = sh->end,
+    };
+    return checkpoint_write(path, &ck, err);
+}
+
 /* The model: two tensors, 17 parameters (shards of 9 and 8). */
 static const param_table_t *fuzz_table(void)
 {
@@ -904,8 +935,7 @@ static server_t *fuzz_server_new(unsigned cfg, unsigned cfg2, ctx_t *c)
                   .eps = 1e-8,
                   .momentum = 0.9,
                   .initial_accumulator = 0.1},
-        .ckpt_root = (cfg2 & 1) ? ckpt_root : NULL,
-        .config_text = "# fuzz",
+        .saver = {(cfg2 & 1) && ckpt_root ? fuzz_save : NULL, (void *)ckpt_root},
         .continue_on_loss = (cfg2 >> 1) & 1,
     };
     err_t err;
