@@ -1087,6 +1087,7 @@ static void test_wire_stats_bytes(void)
         want[w++] = k == 7 ? 0xff : 0x00;
     }
     CU_ASSERT_EQUAL(n, (int)w);
+    CU_ASSERT_EQUAL(n, 100); /* as docs/PROTOCOL.md says */
     CU_ASSERT(n == (int)w && memcmp(buf, want, w) == 0);
 }
 
