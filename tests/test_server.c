@@ -400,7 +400,7 @@ static void test_goodbye(void)
     /* trainer 2 asks the job to stop: answered now, and it is no goodbye */
     wire_hdr_t h;
     wire_hdr_init(&h, WIRE_SHUTDOWN, 2);
-    h.status = 2;
+    h.status = WIRE_SHUTDOWN_ASK_STOP;
     uint8_t buf[WIRE_HDR_MAX];
     int n = wire_encode(&h, buf, sizeof buf);
     CU_ASSERT(server_handle(s, (const uint8_t *)"t2", 2, buf, (size_t)n, NULL, 0, 0, capture_send,
@@ -470,7 +470,7 @@ static void test_stop_barrier(void)
     /* trainer 0, asked to stop, stops the job at step 1 */
     wire_hdr_t h;
     wire_hdr_init(&h, WIRE_CHECKPOINT, 0);
-    h.status = 2;
+    h.status = WIRE_CKPT_STOP_AT;
     h.clock = 1;
     CU_ASSERT(send_to(s, capture_send, &cap, &h, NULL, 0) == 0);
     CU_ASSERT_EQUAL_FATAL(cap.n, 5);
@@ -520,7 +520,7 @@ static void test_lead_lost(void)
     CU_ASSERT_STRING_EQUAL(cap.peer[0], "t2");
     CU_ASSERT_EQUAL(cap.h[0].status, 0);
     CU_ASSERT_STRING_EQUAL(cap.peer[1], "t1");
-    CU_ASSERT_EQUAL(cap.h[1].status, 2);
+    CU_ASSERT_EQUAL(cap.h[1].status, WIRE_PULL_TAKE_LEAD);
     CU_ASSERT(req(s, &cap, 1, WIRE_STATS, 0, 0, 0, NULL) == 0);
     CU_ASSERT_EQUAL_FATAL(cap.n, 3);
     CU_ASSERT_EQUAL(cap.h[2].elem, WIRE_MSGPACK);

@@ -250,8 +250,8 @@ static void session(unsigned cfg, unsigned cfg2, int malformed)
             sess_req(&s, t, WIRE_PULL, step + 1, s.b, mid, 0);
     }
     sess_req(&s, 0, WIRE_STATS, 0, 0, 0, 0);
-    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, 0);
-    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, 1);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, WIRE_CKPT_SEND);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, WIRE_CKPT_WRITE);
     if (malformed) {
         /* extra frames, a bad peer, an ERROR sent to the server, a field
          * header, junk */
@@ -287,8 +287,8 @@ static void barrier_values(sess_t *s)
 }
 
 /* Jobs that end early: a trainer is lost (halting BSP, or going on without
- * it), or the job is asked to stop (a signal; CHECKPOINT status 2; SHUTDOWN
- * status 2), with pulls and barriers waiting. */
+ * it), or the job is asked to stop (a signal; CHECKPOINT WIRE_CKPT_STOP_AT; SHUTDOWN
+ * WIRE_SHUTDOWN_ASK_STOP), with pulls and barriers waiting. */
 static void session_stop(unsigned cfg, unsigned cfg2, int how)
 {
     sess_t s;
@@ -298,19 +298,19 @@ static void session_stop(unsigned cfg, unsigned cfg2, int how)
     sess_push(&s, 0, 0, 0, s.b, mid);
     sess_req(&s, 0, WIRE_PULL, 1, s.b, s.e, 0);
     sess_req(&s, 0, WIRE_BARRIER, 0, 0, 0, 0);
-    sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, 1);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, WIRE_CKPT_WRITE);
     switch (how) {
     case 0:
         fuzz_server_op(&s.f, FUZZ_OP_LOSE | 2 << 2); /* trainer 1 */
         break;
     case 1:
-        sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, 2);
+        sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, WIRE_CKPT_STOP_AT);
         break;
     case 2:
         fuzz_server_op(&s.f, FUZZ_OP_STOP);
         break;
     default:
-        sess_req(&s, 1, WIRE_SHUTDOWN, 0, 0, 0, 2);
+        sess_req(&s, 1, WIRE_SHUTDOWN, 0, 0, 0, WIRE_SHUTDOWN_ASK_STOP);
         break;
     }
     for (int t = 0; t < s.T; t++) {

@@ -723,7 +723,7 @@ typedef struct {
     waiter_t wait[WAIT_MAX];
     int n_wait;
     /* shadows: floats of the step received, steps completed, SHUTDOWN
-     * sent, lost; the stop step (CHECKPOINT status 2) */
+     * sent, lost; the stop step (CHECKPOINT WIRE_CKPT_STOP_AT) */
     uint64_t tgot[T_MAX];
     int64_t tclock[T_MAX];
     int tdone[T_MAX], tlost[T_MAX];
@@ -1299,7 +1299,7 @@ static void after(ctx_t *c, const verdict_t *v, const server_stats_t *st0, long 
                 c->tgot[tr] = 0;
                 c->tclock[tr]++;
             }
-        } else if (h->type == WIRE_SHUTDOWN && h->status != 2) {
+        } else if (h->type == WIRE_SHUTDOWN && h->status != WIRE_SHUTDOWN_ASK_STOP) {
             c->tdone[tr] = 1;
         }
         /* a BARRIER or CHECKPOINT not answered yet waits */
@@ -1354,11 +1354,11 @@ static int one_msg(ctx_t *c, const uint8_t *peer, size_t peer_len, const uint8_t
             tracked = 1;
         }
     }
-    /* CHECKPOINT status 2 stops the job at its clock before it flushes the
+    /* CHECKPOINT WIRE_CKPT_STOP_AT stops the job at its clock before it flushes the
      * waiting pulls: the shadow stops first (and goes back if refused) */
     int stopping0 = c->stopping;
     int64_t stop_step0 = c->stop_step;
-    if (v.decoded && !v.must_refuse && v.h.type == WIRE_CHECKPOINT && v.h.status == 2 &&
+    if (v.decoded && !v.must_refuse && v.h.type == WIRE_CHECKPOINT && v.h.status == WIRE_CKPT_STOP_AT &&
         !halted_lost(c)) {
         c->stopping = 1;
         c->stop_step = v.h.clock;

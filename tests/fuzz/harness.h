@@ -16,7 +16,7 @@
  *           1 of 2 (else 0 of 2); bits 3-4 optimizer (SGD, momentum, Adam,
  *           Adagrad); bits 5-6 trainers (0: 2, 1: 1, 2: 3, 3: 2); bit 7
  *           SSP staleness 0 (else 1). Second byte: bit 0 checkpoints are
- *           written (CHECKPOINT status 1), bit 1 BSP goes on when a trainer
+ *           written (CHECKPOINT WIRE_CKPT_WRITE), bit 1 BSP goes on when a trainer
  *           is lost (continue_on_loss).
  *   message: flags (1 byte), [peer], header, [payload]
  *     flags: bits 0-1 extra frames beyond header and payload (0..2; 3: an
@@ -83,7 +83,7 @@ int fuzz_server_one(const uint8_t *data, size_t size);
 int fuzz_server_run(const uint8_t *data, size_t size, fuzz_report_t *rep);
 
 /* Where the server harness writes checkpoints (config bit 7); NULL (the
- * default): CHECKPOINT status 1 is refused. The string must outlive the
+ * default): CHECKPOINT WIRE_CKPT_WRITE is refused. The string must outlive the
  * runs. */
 void fuzz_set_ckpt_root(const char *dir);
 
