@@ -44,6 +44,7 @@ struct client_t {
     char halt_msg[ERR_LEN];
 };
 
+/* Seconds on a monotonic clock. */
 static double now_s(void)
 {
     struct timespec ts;
@@ -283,15 +284,15 @@ static int take(client_t *c, int s, const tmsg_t *m, int expect, reply_fn fn, vo
 {
     wire_hdr_t h;
     int code;
-    char name[200];
-    server_name(c, s, name, sizeof name);
+    char name[200]; /* filled when an error needs it */
     const uint8_t *p = m->n > 1 ? m->data[1] : NULL;
     const size_t len = m->n > 1 ? m->size[1] : 0;
     if (m->n < 1 || wire_decode(m->data[0], m->size[0], &h, &code, err) != 0 ||
         wire_check_payload(&h, len, &code, err) != 0) {
         if (m->n < 1)
             err_set(err, "empty message");
-        return err_prefix(err, "trainer %d: bad reply from %s", c->sender, name);
+        return err_prefix(err, "trainer %d: bad reply from %s", c->sender,
+                          server_name(c, s, name, sizeof name));
     }
     if (h.type == WIRE_CLOCK) /* the answer to a heartbeat: the server is alive */
         return 0;
@@ -306,11 +307,12 @@ static int take(client_t *c, int s, const tmsg_t *m, int expect, reply_fn fn, vo
         return 0;
     }
     if (h.type == WIRE_ERROR)
-        return err_set(err, "trainer %d: %s refused a request (%s): %.*s", c->sender, name,
-                       wire_error_name(h.status), (int)len, p ? (const char *)p : "");
+        return err_set(err, "trainer %d: %s refused a request (%s): %.*s", c->sender,
+                       server_name(c, s, name, sizeof name), wire_error_name(h.status), (int)len,
+                       p ? (const char *)p : "");
     if (h.type != expect || !c->want[s])
         return err_set(err, "trainer %d: unexpected %s from %s", c->sender,
-                       wire_type_name(h.type), name);
+                       wire_type_name(h.type), server_name(c, s, name, sizeof name));
     int done = fn ? fn(c, s, &h, p, len, ctx, err) : 1;
     if (done < 0)
         return -1;
@@ -516,6 +518,7 @@ typedef struct {
     int n;
 } reduce_t;
 
+/* A BARRIER answer: the sums, as float32 pairs, into the caller's values. */
 static int on_reduce(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
                      void *ctx, err_t *err)
 {
@@ -560,6 +563,8 @@ int client_reduce(client_t *c, double *vals, int n, err_t *err)
 
 /* ------------------------------------------------------------ STATS */
 
+/* A STATS answer: decoded (a malformed one names its server) and added to
+ * the sums. */
 static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
                     void *ctx, err_t *err)
 {
@@ -606,6 +611,8 @@ typedef struct {
     long version;
 } gather_t;
 
+/* A CHECKPOINT answer: server s's shard, parameters then optimizer state,
+ * into the whole model's buffers. */
 static int on_checkpoint(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
                          void *ctx, err_t *err)
 {

@@ -158,6 +158,7 @@ static int handle_clock(server_t *s, const req_t *r, int *code, err_t *err)
     return 0;
 }
 
+/* BARRIER: answered once every live trainer is in, with the sums. */
 static int handle_barrier(server_t *s, const req_t *r, int *code, err_t *err)
 {
     return cons_barrier(s, r, code, err);
@@ -210,6 +211,8 @@ static int send_shard(server_t *s, const req_t *r, int *code, err_t *err)
     return 0;
 }
 
+/* CHECKPOINT: send the shard, write it (through the saver), or stop the
+ * job at a step, as its status (WIRE_CKPT_*) says; another is refused. */
 static int handle_checkpoint(server_t *s, const req_t *r, int *code, err_t *err)
 {
     switch (r->h.status) {
@@ -235,6 +238,9 @@ static int handle_checkpoint(server_t *s, const req_t *r, int *code, err_t *err)
     }
 }
 
+/* SHUTDOWN: a goodbye (answered at the end of the job), a failure, or a
+ * request to stop, as its status (WIRE_SHUTDOWN_*) says; another is
+ * refused. */
 static int handle_shutdown(server_t *s, const req_t *r, int *code, err_t *err)
 {
     switch (r->h.status) {
@@ -351,6 +357,8 @@ typedef struct {
     err_t *err;
 } run_ctx_t;
 
+/* server_run's send callback: a reply to a peer that is gone is dropped
+ * (returns 0); returns -1 when the transport fails. */
 static int run_send(void *ctx, const tframe_t *frames, int n, int zero_copy_from)
 {
     run_ctx_t *c = ctx;
