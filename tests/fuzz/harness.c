@@ -693,11 +693,13 @@ typedef struct {
 } track_t;
 
 /* A request that waits for its answer (BARRIER, a BSP CHECKPOINT): only its
- * peer and req, to tell its answer from a refusal of the current message. */
+ * peer, req and type, to tell its answer from a refusal of the current
+ * message (a trainer may give two requests of different types one req). */
 typedef struct {
     uint8_t peer[PEER_LIMIT];
     size_t peer_len;
     uint32_t req;
+    int type;
 } waiter_t;
 
 typedef struct {
@@ -810,16 +812,17 @@ static track_t *find_pull(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32
     return t;
 }
 
-static int find_wait(const ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req)
+/* The waiting request of peer and req of type (0: any), or -1. */
+static int find_wait(const ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req, int type)
 {
     for (int i = 0; i < c->n_wait; i++)
-        if (c->wait[i].req == req &&
+        if (c->wait[i].req == req && (!type || c->wait[i].type == type) &&
             same_peer(c->wait[i].peer, c->wait[i].peer_len, peer, peer_len))
             return i;
     return -1;
 }
 
-static void add_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req)
+static void add_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req, int type)
 {
     if (c->n_wait == WAIT_MAX) /* forget the oldest: only ever less checking */
         memmove(c->wait, c->wait + 1, (WAIT_MAX - 1) * sizeof *c->wait);
@@ -829,11 +832,13 @@ static void add_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t re
     memcpy(w->peer, peer, peer_len);
     w->peer_len = peer_len;
     w->req = req;
+    w->type = type;
 }
 
-static void drop_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req)
+/* Forgets the waiting request of peer and req of type (0: any): answered. */
+static void drop_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req, int type)
 {
-    int i = find_wait(c, peer, peer_len, req);
+    int i = find_wait(c, peer, peer_len, req, type);
     if (i >= 0) {
         memmove(c->wait + i, c->wait + i + 1, (size_t)(c->n_wait - i - 1) * sizeof *c->wait);
         c->n_wait--;
@@ -894,7 +899,7 @@ static void waiter_error(ctx_t *c, const uint8_t *peer, size_t peer_len, const w
         fail_at(c, "ERROR %d (%s) to a waiting request", h->status, wire_error_name(h->status));
         return;
     }
-    drop_wait(c, peer, peer_len, h->req);
+    drop_wait(c, peer, peer_len, h->req, 0);
     int n;
     track_t *t = find_pull(c, peer, peer_len, h->req, &n);
     if (n != 1 || t->ambiguous)
@@ -1011,7 +1016,7 @@ static int on_send(void *vctx, const tframe_t *f, int n, int zc)
     }
     case WIRE_BARRIER:
     case WIRE_CHECKPOINT:
-        drop_wait(c, pe, peer_len, h.req);
+        drop_wait(c, pe, peer_len, h.req, h.type);
         /* fall through */
     case WIRE_CLOCK: /* a heartbeat may be answered */
     case WIRE_SHUTDOWN:
@@ -1304,8 +1309,8 @@ static void after(ctx_t *c, const verdict_t *v, const server_stats_t *st0, long 
         }
         /* a BARRIER or CHECKPOINT not answered yet waits */
         if ((h->type == WIRE_BARRIER || h->type == WIRE_CHECKPOINT) &&
-            find_wait(c, c->peer, c->peer_len, h->req) < 0 && !c->others)
-            add_wait(c, c->peer, c->peer_len, h->req);
+            find_wait(c, c->peer, c->peer_len, h->req, 0) < 0 && !c->others)
+            add_wait(c, c->peer, c->peer_len, h->req, h->type);
     }
     settle(c);
 }
@@ -1328,7 +1333,7 @@ static int one_msg(ctx_t *c, const uint8_t *peer, size_t peer_len, const uint8_t
                     v.code, extra);
     }
     c->req = v.h.req;
-    int ambiguous = c->req_known && (find_wait(c, peer, peer_len, v.h.req) >= 0);
+    int ambiguous = c->req_known && (find_wait(c, peer, peer_len, v.h.req, 0) >= 0);
     int np;
     if (c->req_known && c->track_full)
         ambiguous = 1; /* a PULL with this peer and req may wait, untracked */
