@@ -202,9 +202,10 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wext
                -fsanitize=address,undefined -fno-sanitize-recover=undefined -I. \
                -Itests/fuzz $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_LIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm
+FUZZ_PS := ps/server.c ps/consistency.c ps/liveness.c ps/store.c ps/shard.c
 FUZZ_SRC := common/net/wire.c common/util/err.c common/nn/optim.c common/nn/sgd.c common/nn/momentum.c \
             common/nn/adam.c common/nn/adagrad.c common/nn/params.c common/util/rng.c \
-            common/util/fsutil.c common/net/compress.c ps/server.c ps/shard.c export/checkpoint.c \
+            common/util/fsutil.c common/net/compress.c $(FUZZ_PS) export/checkpoint.c \
             export/ckptdir.c tests/fuzz/harness.c tests/fuzz/stubs.c
 FUZZ_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_RUN := fuzz-wire fuzz-server
@@ -215,8 +216,8 @@ deps-fuzz:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
 
-# server.c reads the fuzz targets' own clock (stubs.c), which the harness advances
-$(FUZZ_DIR)/ps/server.o: FUZZ_XFLAGS := -Dclock_gettime=fuzz_clock_gettime
+# the server reads the fuzz targets' own clock (stubs.c), which the harness advances
+$(FUZZ_PS:%.c=$(FUZZ_DIR)/%.o): FUZZ_XFLAGS := -Dclock_gettime=fuzz_clock_gettime
 $(FUZZ_DIR)/%.o: %.c $(wildcard common/*/*.h ps/*.h export/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CLANG  $<"

@@ -1,7 +1,8 @@
 /* bench_proto.c - push + pull round trips of a parameter vector through
- * pstrain's protocol (the real server logic behind a ROUTER, a trainer-like
- * DEALER client: PUSH the gradient, PULL the parameters, copy them into its
- * buffer; both in pieces, as trainers send them), with CURVE security (cluster.auth = "curve", the default) and
+ * pstrain's protocol (the real server logic behind a ROUTER, the trainers'
+ * client ps/client.h behind a DEALER: PUSH the gradient, PULL the
+ * parameters into its buffer; both in pieces, as trainers send them), with
+ * CURVE security (cluster.auth = "curve", the default) and
  * without ("none"), against raw ZeroMQ DEALER/ROUTER echoing the same bytes,
  * side by side over TCP loopback, for 1, 16 and 256 MiB. Reports the medians
  * of alternating rounds in GB/s of payload moved (2 x size per round trip).
@@ -17,6 +18,7 @@
 
 #include "common/nn/optim.h"
 #include "common/nn/params.h"
+#include "ps/client.h"
 #include "ps/server.h"
 #include "common/net/transport.h"
 #include "common/net/wire.h"
@@ -107,48 +109,16 @@ static void *ps_server(void *arg)
 /* Round trips as a trainer makes them (trainer/dist.c): the gradient pushed
  * in pieces of wire_piece_floats(), then one PULL whose reply comes in
  * pieces, each copied into the parameters as it arrives. */
-static double ps_rounds(transport_t *c, float *grads, float *params, size_t n, long *step, int iters)
+static double ps_rounds(client_t *c, float *grads, float *params, size_t n, long *step, int iters)
 {
-    uint8_t hb[WIRE_HDR_MAX];
     err_t err;
-    const size_t piece = wire_piece_floats(n);
     double t0 = now();
     for (int i = 0; i < iters; i++) {
-        wire_hdr_t h;
-        tframe_t f[2];
-        for (size_t b = 0; b < n; b += piece) {
-            size_t e = n - b > piece ? b + piece : n;
-            wire_hdr_init(&h, WIRE_PUSH, 0);
-            h.clock = *step;
-            h.begin = b;
-            h.end = e;
-            h.count = e - b;
-            f[0] = (tframe_t){hb, (size_t)wire_encode(&h, hb, sizeof hb)};
-            f[1] = (tframe_t){grads + b, (e - b) * sizeof(float)};
-            transport_send(c, f, 2, 1, &err);
-        }
-        wire_hdr_init(&h, WIRE_PULL, 0);
-        h.clock = ++*step;
-        h.end = n;
-        f[0] = (tframe_t){hb, (size_t)wire_encode(&h, hb, sizeof hb)};
-        transport_send(c, f, 1, 1, &err);
-        for (size_t got = 0; got < n;) {
-            tmsg_t m;
-            if (transport_recv(c, &m, 60000, &err) != 1) {
-                fprintf(stderr, "bench_proto: no reply: %s\n", err.msg);
-                exit(1);
-            }
-            wire_hdr_t r;
-            int code;
-            if (wire_decode(m.data[0], m.size[0], &r, &code, &err) != 0 ||
-                r.type != WIRE_PULL_REPLY || m.n < 2 || r.end > n || r.begin >= r.end ||
-                m.size[1] != (r.end - r.begin) * sizeof(float)) {
-                fprintf(stderr, "bench_proto: bad reply\n");
-                exit(1);
-            }
-            memcpy(params + r.begin, m.data[1], m.size[1]);
-            got += r.end - r.begin;
-            tmsg_close(&m);
+        client_set_step(c, *step);
+        if (client_push_range(c, grads, 0, n, &err) != 0 ||
+            client_pull(c, ++*step, WIRE_F32, params, &err) != 0) {
+            fprintf(stderr, "bench_proto: %s\n", err.msg);
+            exit(1);
         }
     }
     return 2.0 * n * sizeof(float) * iters / (now() - t0) / 1e9;
@@ -200,14 +170,17 @@ int main(int argc, char **argv)
         }
         ps_t p[2];
         pthread_t pt[2];
-        transport_t *pc[2];
+        client_t *pc[2];
         long step[2] = {0, 0};
         for (int v = 0; v < 2; v++) {
             char ep[256];
+            const char *eps[1] = {ep};
+            client_opts_t co = {.n_servers = 1, .endpoints = eps, .auth = &auth[v],
+                                .timeout_ms = 60000, .n_params = n, .push_elem = WIRE_F32};
             p[v].s = server_new(&so, &err);
             p[v].t = p[v].s ? transport_listen_auth("127.0.0.1", &auth[v], ep, sizeof ep, &err)
                             : NULL;
-            pc[v] = p[v].t ? transport_connect_auth(ep, &auth[v], &err) : NULL;
+            pc[v] = p[v].t ? client_new(&co, &err) : NULL;
             if (!pc[v]) {
                 fprintf(stderr, "bench_proto: %s\n", err.msg);
                 return 1;
@@ -244,16 +217,10 @@ int main(int argc, char **argv)
         pthread_join(rt, NULL);
         zmq_ctx_term(r.ctx);
         for (int v = 0; v < 2; v++) {
-            wire_hdr_t h;
-            wire_hdr_init(&h, WIRE_SHUTDOWN, 0);
-            uint8_t hb[WIRE_HDR_MAX];
-            tframe_t f = {hb, (size_t)wire_encode(&h, hb, sizeof hb)};
-            transport_send(pc[v], &f, 1, 1, &err);
-            tmsg_t m;
-            if (transport_recv(pc[v], &m, 10000, &err) == 1)
-                tmsg_close(&m);
+            int lost;
+            client_goodbye(pc[v], &lost, &err);
             pthread_join(pt[v], NULL);
-            transport_destroy(&pc[v]);
+            client_destroy(&pc[v]);
             transport_destroy(&p[v].t);
             server_destroy(&p[v].s);
         }

@@ -11,15 +11,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "launch/console.h"
-#include "trainer/dist.h"
 #include "common/data/data.h"
-#include "common/util/fsutil.h"
-#include "trainer/jobdata.h"
+#include "common/net/transport.h"
 #include "common/nn/model.h"
+#include "common/util/fsutil.h"
+#include "export/checkpoint.h"
+#include "export/ckptdir.h"
+#include "launch/console.h"
 #include "ps/server.h"
 #include "ps/shard.h"
-#include "common/net/transport.h"
+#include "trainer/dist.h"
+#include "trainer/jobdata.h"
 
 typedef struct {
     int role; /* 0 server, 1 trainer */
@@ -77,8 +79,40 @@ static void advertise(char *ep, size_t len, const char *adv)
     snprintf(ep, len, "tcp://%s:%s", adv, port);
 }
 
+/* The saver's write: the shard as ROOT/step-N/shard-S-of-N.ckpt (ckptdir.h),
+ * with the job's config text. Returns 0, or -1 with err. */
+static int saver_write(void *ctx, const server_shard_t *sh, err_t *err)
+{
+    const cluster_saver_t *cs = ctx;
+    char dir[CFG_PATH_LEN + 96], path[CFG_PATH_LEN + 160];
+    if (ckptdir_step_dir(dir, sizeof dir, cs->root, sh->step, err) != 0 ||
+        ckptdir_part_path(path, sizeof path, cs->root, sh->step, sh->index, sh->n_servers,
+                          err) != 0 ||
+        fs_mkdirs(dir, err) != 0)
+        return -1;
+    checkpoint_t ck = {
+        .step = (uint64_t)sh->step, .clock = (uint64_t)sh->version, .seed = sh->seed,
+        .opt_kind = sh->optim->kind->id, .n_slots = sh->n_slots,
+        .config_text = (char *)(cs->config_text ? cs->config_text : ""),
+        .table = *sh->table, .params = (float *)sh->params, .opt_state = (float *)sh->state,
+        .n_shards = sh->n_servers, .shard_index = sh->index,
+        .shard_begin = sh->begin, .shard_end = sh->end,
+    };
+    return checkpoint_write(path, &ck, err);
+}
+
+server_saver_t cluster_saver(cluster_saver_t *cs, const char *out_dir, const char *config_text)
+{
+    snprintf(cs->root, sizeof cs->root, "%s/checkpoints", out_dir);
+    cs->config_text = config_text;
+    return (server_saver_t){.write = saver_write, .ctx = cs};
+}
+
+/* The server of shard `index` of S for T trainers of cfg's job, writing its
+ * checkpoints through *cs (which must outlive it). Returns it, or NULL with
+ * err. */
 static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, int index, int S,
-                             int T, int rank, err_t *err)
+                             int T, int rank, cluster_saver_t *cs, err_t *err)
 {
     model_t *m = model_new(cfg, 1, err);
     if (!m)
@@ -98,12 +132,9 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
                         .consistency = cfg->cluster.consistency,
                         .staleness = cfg->cluster.staleness, .total_steps = total,
                         .seed = cfg->train.seed, .table = tab, .optim = op,
-                        .config_text = o->config_text,
+                        .saver = cluster_saver(cs, o->out_dir, o->config_text),
                         .continue_on_loss = cfg->cluster.on_trainer_loss == LOSS_CONTINUE,
                         .stop_flag = &train_stop_signal};
-    char root[CFG_PATH_LEN + 32];
-    snprintf(root, sizeof root, "%s/checkpoints", o->out_dir);
-    so.ckpt_root = root; /* server_new copies it */
     if (o->resume) {
         /* the trainers check the data order; a server needs its tensors and state */
         long step = train_resume_check(o->resume, o->resume_path, cfg, m, n_train,
@@ -198,6 +229,299 @@ static void *server_thread(void *arg)
     return NULL;
 }
 
+/* The options of a trainer of the job o describes; ckpt (the caller's)
+ * receives the path of its model.ckpt. */
+static train_opts_t trainer_opts(const cluster_opts_t *o, char *ckpt, size_t len)
+{
+    snprintf(ckpt, len, "%s/model.ckpt", o->out_dir);
+    return (train_opts_t){.out_dir = o->out_dir, .config_text = o->config_text,
+                          .no_plot = o->no_plot, .resume = o->resume,
+                          .resume_path = o->resume_path, .resume_dir = o->resume_dir};
+}
+
+/* A singleton start (no mpirun): one trainer, its server in a thread, over
+ * inproc://. No CURVE: inproc:// never leaves the process (and ZeroMQ runs
+ * no security handshake on it), so there is no one to keep out. Prints
+ * what fails; returns the exit status. */
+static int run_singleton(job_config_t *cfg, const cluster_opts_t *o)
+{
+    err_t err;
+    int status = 0;
+    console_t lt;
+    console_init(&lt, o->quiet, 0, "trainer");
+    thread_server_t ts = {.timeout = cfg->cluster.timeout_ms};
+    console_init(&ts.log, 0, 0, "server 0 (thread)");
+    char ckpt[CFG_PATH_LEN + 32], ep[256];
+    const char *eps[1] = {ep}, *hosts[1] = {"this process"};
+    train_opts_t topts = trainer_opts(o, ckpt, sizeof ckpt);
+    dist_opts_t d = {.trainer = 0, .n_trainers = 1, .n_servers = 1, .rank = 0, .endpoints = eps,
+                     .hosts = hosts, .ckpt_path = ckpt};
+    train_result_t res;
+    cluster_saver_t saver;
+    cfg->cluster.servers = 1;
+    ts.s = make_server(cfg, o, 0, 1, 1, 0, &saver, &err);
+    if (ts.s)
+        ts.t = transport_listen("inproc://pstrain-server-0", ep, sizeof ep, &err);
+    pthread_t th;
+    if (!ts.s || !ts.t || pthread_create(&th, NULL, server_thread, &ts) != 0) {
+        fprintf(stderr, "pstrain: %s\n", err.msg);
+        status = 1;
+    } else {
+        topts.log = console_line;
+        topts.log_ctx = &lt;
+        if (train_dist(cfg, &d, &topts, &res, &err) != 0) {
+            fprintf(stderr, "%spstrain: %s\n", console_break(&lt), err.msg);
+            status = 1;
+        }
+        pthread_join(th, NULL);
+        if (ts.rc != 0 && status == 0) {
+            fprintf(stderr, "pstrain: %s\n", ts.err.msg);
+            status = 1;
+        }
+    }
+    transport_destroy(&ts.t);
+    server_destroy(&ts.s);
+    if (status == 0)
+        cluster_print_result(&res, 0, 1, o->out_dir);
+    return status;
+}
+
+/* This rank's place in an mpirun job: ranks [0, S) are servers, [S, N)
+ * trainers. */
+typedef struct {
+    int rank, N, S, T;
+    int is_server, index;          /* server or trainer number index */
+    rank_info_t me, *all;          /* this rank; every rank (N), after the rendezvous */
+    console_t lc;
+    server_t *srv;                 /* a server rank's server and socket */
+    transport_t *sock;
+    cluster_saver_t saver;
+} ranks_t;
+
+/* Checks that every server's endpoint can be dialled from this host (a
+ * loopback or wildcard address of another host cannot). Prints what
+ * cannot; returns 1 when all can, else 0. */
+static int endpoints_reachable(const ranks_t *r)
+{
+    int ok = 1;
+    for (int s = 0; s < r->S; s++) {
+        const rank_info_t *a = &r->all[s];
+        if (strcmp(a->host, r->me.host) == 0)
+            continue;
+        if (strncmp(a->endpoint, "tcp://127.", 10) == 0) {
+            fprintf(stderr,
+                    "rank %d %s %d: server %d listens on loopback (%s) on host %s, which this host "
+                    "(%s) cannot reach: set cluster.bind / --bind to an address or interface of "
+                    "the cluster network\n",
+                    r->rank, r->lc.role, r->index, s, a->endpoint, a->host, r->me.host);
+            ok = 0;
+        } else if (strncmp(a->endpoint, "tcp://0.0.0.0:", 14) == 0 ||
+                   strncmp(a->endpoint, "tcp://[::]:", 11) == 0) {
+            /* bound to every interface (cluster.bind "*" or "0.0.0.0"): the
+             * endpoint names no address another host could dial */
+            fprintf(stderr,
+                    "rank %d %s %d: server %d on host %s listens on all interfaces (%s), which "
+                    "names no address this host (%s) can dial: set cluster.advertise\n",
+                    r->rank, r->lc.role, r->index, s, a->host, a->endpoint, r->me.host);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+/* The rendezvous: each server builds its shard and binds its socket,
+ * MPI_Allgather hands every rank every endpoint, trainer 0 writes
+ * cluster.json, and a barrier keeps trainers from sending before every
+ * server listens. Prints what fails; returns 0 on every rank, or 1 on
+ * every rank (all of them agree). */
+static int rendezvous(ranks_t *r, const job_config_t *cfg, const cluster_opts_t *o,
+                      const transport_auth_t *auth)
+{
+    err_t err;
+    int ok = 1, all_ok = 0;
+    if (r->is_server) {
+        r->srv = make_server(cfg, o, r->index, r->S, r->T, r->rank, &r->saver, &err);
+        if (r->srv)
+            r->sock = transport_listen_auth(cfg->cluster.bind, auth, r->me.endpoint,
+                                            sizeof r->me.endpoint, &err);
+        if (!r->srv || !r->sock) {
+            fprintf(stderr, "rank %d server %d: %s\n", r->rank, r->index, err.msg);
+            ok = 0;
+        } else {
+            advertise(r->me.endpoint, sizeof r->me.endpoint,
+                      cfg->cluster.advertise[0] ? cfg->cluster.advertise : "");
+            size_t n = server_n_params(r->srv);
+            r->me.key_begin = shard_begin(n, r->S, r->index);
+            r->me.key_end = shard_end(n, r->S, r->index);
+        }
+    }
+    MPI_Allgather(&r->me, sizeof r->me, MPI_BYTE, r->all, sizeof r->me, MPI_BYTE, MPI_COMM_WORLD);
+    if (r->srv) { /* the servers name a lost trainer's host */
+        const char **hosts = calloc((size_t)r->T, sizeof *hosts);
+        if (hosts) {
+            for (int t = 0; t < r->T; t++)
+                hosts[t] = r->all[r->S + t].host;
+            server_set_trainer_hosts(r->srv, hosts);
+            free(hosts);
+        }
+    }
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all_ok)
+        return 1;
+    ok = endpoints_reachable(r);
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all_ok)
+        return 1;
+    if (r->rank == r->S && (fs_mkdirs(o->out_dir, &err) != 0 ||
+                            write_cluster_json(o->out_dir, r->all, r->N, cfg, &err) != 0))
+        fprintf(stderr, "rank %d trainer 0: %s\n", r->rank, err.msg);
+    /* no trainer sends before every server listens */
+    MPI_Barrier(MPI_COMM_WORLD);
+    return 0;
+}
+
+/* A server rank serves until the job ends. Prints what fails; returns the
+ * exit status. *peer_lost is set when a trainer was lost. */
+static int run_server(ranks_t *r, const job_config_t *cfg, const cluster_opts_t *o,
+                      int *peer_lost)
+{
+    err_t err;
+    int status = 0;
+    if (!o->quiet)
+        fprintf(stderr, "rank %d server %d: keys [%llu, %llu) at %s\n", r->rank, r->index,
+                r->me.key_begin, r->me.key_end, r->me.endpoint);
+    if (server_run(r->srv, r->sock, cfg->cluster.timeout_ms, console_server_line, &r->lc,
+                   &err) != 0) {
+        fprintf(stderr, "rank %d server %d: %s\n", r->rank, r->index, err.msg);
+        status = 1;
+    }
+    *peer_lost = server_lost(r->srv, NULL) > 0;
+    return status;
+}
+
+/* Prints a trainer's outcome: the result line (when it led the job), a
+ * stop, a halt or an error. Returns the exit status. */
+static int trainer_outcome(const ranks_t *r, int rc, const train_result_t *res, const err_t *err,
+                           const char *out_dir)
+{
+    if (rc != 0) {
+        fprintf(stderr, "%srank %d trainer %d: %s\n", console_break(&r->lc), r->rank, r->index,
+                err->msg);
+        return 1;
+    }
+    if (res->stopped == 2) { /* the job halts; trainer 0 has the checkpoint */
+        fprintf(stderr, "%srank %d trainer %d: %s\n", console_break(&r->lc), r->rank, r->index,
+                err->msg);
+    } else if (res->stopped) {
+        if (res->led)
+            printf("stopped at step %ld; continue with --resume %s\n", res->steps, out_dir);
+    } else if (res->led) {
+        if (res->plot_error[0])
+            fprintf(stderr, "rank %d trainer %d: warning: curves.png not drawn: %s\n", r->rank,
+                    r->index, res->plot_error);
+        cluster_print_result(res, r->S, r->T, out_dir);
+    }
+    return 0;
+}
+
+/* A trainer rank trains. Trainer 0 logs the job; another trainer only if it
+ * has to lead the end of the job in trainer 0's place (train_dist says so
+ * itself). Prints what fails; returns the exit status. *peer_lost is set
+ * when the job lost a trainer. */
+static int run_trainer(ranks_t *r, const job_config_t *cfg, const cluster_opts_t *o,
+                       const transport_auth_t *auth, int *peer_lost)
+{
+    const char **eps = calloc((size_t)r->S, sizeof *eps), **hosts = calloc((size_t)r->S,
+                                                                             sizeof *hosts);
+    int *ranks = calloc((size_t)r->S, sizeof *ranks);
+    int status = 1;
+    if (!eps || !hosts || !ranks) {
+        fprintf(stderr, "rank %d trainer %d: out of memory\n", r->rank, r->index);
+        goto out;
+    }
+    for (int s = 0; s < r->S; s++) {
+        eps[s] = r->all[s].endpoint;
+        hosts[s] = r->all[s].host;
+        ranks[s] = s;
+    }
+    char ckpt[CFG_PATH_LEN + 32];
+    train_opts_t topts = trainer_opts(o, ckpt, sizeof ckpt);
+    topts.log = console_line;
+    topts.log_ctx = &r->lc;
+    dist_opts_t d = {.trainer = r->index, .n_trainers = r->T, .n_servers = r->S,
+                     .rank = r->rank, .endpoints = eps, .hosts = hosts, .server_ranks = ranks,
+                     .ckpt_path = ckpt, .auth = auth};
+    train_result_t res;
+    err_t err;
+    int rc = train_dist(cfg, &d, &topts, &res, &err);
+    status = trainer_outcome(r, rc, &res, &err, o->out_dir);
+    *peer_lost = res.lost_trainers > 0;
+out:
+    free(eps);
+    free(hosts);
+    free(ranks);
+    return status;
+}
+
+/* This rank's part of an mpirun job of N ranks. Prints what fails; returns
+ * the exit status, and *abort_job = 1 when the rank failed on its own and
+ * must end the job (MPI_Abort) rather than leave the others waiting. */
+static int run_ranks(job_config_t *cfg, const cluster_opts_t *o, int rank, int N,
+                     transport_auth_t *auth, int *peer_lost, int *abort_job)
+{
+    ranks_t r = {.rank = rank, .N = N, .S = cfg->cluster.servers, .T = N - cfg->cluster.servers};
+    if (r.S < 1 || r.T < 1 || r.S > SHARD_SERVERS_MAX) {
+        if (rank == 0)
+            fprintf(stderr,
+                    "pstrain: %d ranks cannot hold %d server(s) and at least one trainer "
+                    "(set --servers or cluster.servers; at most %d servers)\n",
+                    N, r.S, SHARD_SERVERS_MAX);
+        return 2;
+    }
+    if (o->keys_dir && cfg->cluster.auth != AUTH_CURVE) {
+        if (rank == 0)
+            fprintf(stderr, "pstrain: --keys %s: the job has cluster.auth = \"none\", which uses "
+                    "no keys\n", o->keys_dir);
+        return 2;
+    }
+    if (cfg->cluster.auth == AUTH_CURVE && job_keys(rank, o->keys_dir, o->quiet, auth) != 0)
+        return 1;
+    r.is_server = rank < r.S;
+    r.index = r.is_server ? rank : rank - r.S;
+    /* each rank keeps only the secret its role uses */
+    if (r.is_server)
+        explicit_bzero(auth->client_secret, sizeof auth->client_secret);
+    else
+        explicit_bzero(auth->server_secret, sizeof auth->server_secret);
+    console_init(&r.lc, o->quiet, rank, r.is_server ? "server" : "trainer");
+    r.all = calloc((size_t)N, sizeof *r.all);
+    if (!r.all) { /* before the rendezvous: the others would wait for this rank for ever */
+        fprintf(stderr, "rank %d: out of memory for the rank table of %d ranks\n", rank, N);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    r.me.role = r.is_server ? 0 : 1;
+    r.me.index = r.index;
+    r.me.pid = (int)getpid();
+    gethostname(r.me.host, sizeof r.me.host - 1);
+    int status = rendezvous(&r, cfg, o, auth);
+    if (status == 0) {
+        status = r.is_server ? run_server(&r, cfg, o, peer_lost)
+                             : run_trainer(&r, cfg, o, auth, peer_lost);
+        /* a rank that failed ends the job rather than leave others waiting;
+         * said here too, since under --enable-recovery mpirun exits 0 and may
+         * garble its own report */
+        if (status != 0) {
+            fprintf(stderr, "rank %d %s %d: exit status %d: ending the job\n", rank, r.lc.role,
+                    r.index, status);
+            *abort_job = 1;
+        }
+    }
+    transport_destroy(&r.sock);
+    server_destroy(&r.srv);
+    free(r.all);
+    return status;
+}
+
 int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const cluster_opts_t *o)
 {
     int provided, rank = 0, N = 1;
@@ -217,238 +541,17 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
         cfg->cluster.servers = o->servers;
     if (o->bind)
         snprintf(cfg->cluster.bind, sizeof cfg->cluster.bind, "%s", o->bind);
-    err_t err;
-    int status = 0;
-    int peer_lost = 0; /* this rank knows that a rank of the job died */
+    int status, peer_lost = 0, abort_job = 0; /* peer_lost: a rank of the job died */
     transport_auth_t auth; /* the job's CURVE keys (curve = 0: plain) */
     memset(&auth, 0, sizeof auth);
-    char ckpt[CFG_PATH_LEN + 32];
-    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", o->out_dir);
-    train_opts_t topts = {.out_dir = o->out_dir, .config_text = o->config_text,
-                          .no_plot = o->no_plot, .resume = o->resume,
-                          .resume_path = o->resume_path, .resume_dir = o->resume_dir};
-    train_result_t res;
-
-    if (N == 1) {
-        /* singleton: one trainer, its server in a thread, over inproc://.
-         * No CURVE: inproc:// never leaves the process (and ZeroMQ runs
-         * no security handshake on it), so there is no one to keep out. */
-        console_t lt;
-        console_init(&lt, o->quiet, 0, "trainer");
-        thread_server_t ts = {.timeout = cfg->cluster.timeout_ms};
-        console_init(&ts.log, 0, 0, "server 0 (thread)");
-        dist_opts_t d = {.trainer = 0, .n_trainers = 1, .n_servers = 1, .rank = 0,
-                         .ckpt_path = ckpt};
-        cfg->cluster.servers = 1;
-        ts.s = make_server(cfg, o, 0, 1, 1, 0, &err);
-        if (ts.s)
-            ts.t = transport_listen("inproc://pstrain-server-0", d.endpoints[0],
-                                    sizeof d.endpoints[0], &err);
-        pthread_t th;
-        if (!ts.s || !ts.t || pthread_create(&th, NULL, server_thread, &ts) != 0) {
-            fprintf(stderr, "pstrain: %s\n", err.msg);
-            status = 1;
-        } else {
-            snprintf(d.hosts[0], sizeof d.hosts[0], "this process");
-            topts.log = console_line;
-            topts.log_ctx = &lt;
-            if (train_dist(cfg, &d, &topts, &res, &err) != 0) {
-                fprintf(stderr, "%spstrain: %s\n", console_break(&lt), err.msg);
-                status = 1;
-            }
-            pthread_join(th, NULL);
-            if (ts.rc != 0 && status == 0) {
-                fprintf(stderr, "pstrain: %s\n", ts.err.msg);
-                status = 1;
-            }
-        }
-        transport_destroy(&ts.t);
-        server_destroy(&ts.s);
-        if (status == 0)
-            cluster_print_result(&res, 0, 1, o->out_dir);
-        goto done;
-    }
-
-    const int S = cfg->cluster.servers, T = N - S;
-    if (S < 1 || T < 1 || S > 64) {
-        if (rank == 0)
-            fprintf(stderr,
-                    "pstrain: %d ranks cannot hold %d server(s) and at least one trainer "
-                    "(set --servers or cluster.servers; at most 64 servers)\n",
-                    N, S);
-        status = 2;
-        goto done;
-    }
-    if (o->keys_dir && cfg->cluster.auth != AUTH_CURVE) {
-        if (rank == 0)
-            fprintf(stderr, "pstrain: --keys %s: the job has cluster.auth = \"none\", which uses "
-                    "no keys\n", o->keys_dir);
-        status = 2;
-        goto done;
-    }
-    if (cfg->cluster.auth == AUTH_CURVE && job_keys(rank, o->keys_dir, o->quiet, &auth) != 0) {
-        status = 1;
-        goto done;
-    }
-    const int is_server = rank < S, index = is_server ? rank : rank - S;
-    /* each rank keeps only the secret its role uses */
-    if (is_server)
-        explicit_bzero(auth.client_secret, sizeof auth.client_secret);
+    if (N == 1)
+        status = run_singleton(cfg, o);
     else
-        explicit_bzero(auth.server_secret, sizeof auth.server_secret);
-    console_t lc;
-    console_init(&lc, o->quiet, rank, is_server ? "server" : "trainer");
-    rank_info_t me, *all = calloc((size_t)N, sizeof *all);
-    if (!all) { /* before the rendezvous: the others would wait for this rank for ever */
-        fprintf(stderr, "rank %d: out of memory for the rank table of %d ranks\n", rank, N);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    memset(&me, 0, sizeof me);
-    me.role = is_server ? 0 : 1;
-    me.index = index;
-    me.pid = (int)getpid();
-    gethostname(me.host, sizeof me.host - 1);
-    server_t *srv = NULL;
-    transport_t *sock = NULL;
-    int ok = 1;
-    if (is_server) {
-        srv = make_server(cfg, o, index, S, T, rank, &err);
-        if (srv)
-            sock = transport_listen_auth(cfg->cluster.bind, &auth, me.endpoint,
-                                         sizeof me.endpoint, &err);
-        if (!srv || !sock) {
-            fprintf(stderr, "rank %d server %d: %s\n", rank, index, err.msg);
-            ok = 0;
-        } else {
-            advertise(me.endpoint, sizeof me.endpoint,
-                      cfg->cluster.advertise[0] ? cfg->cluster.advertise : "");
-            size_t n = server_n_params(srv);
-            me.key_begin = shard_begin(n, S, index);
-            me.key_end = shard_end(n, S, index);
-        }
-    }
-    /* rendezvous: every rank learns every endpoint */
-    MPI_Allgather(&me, sizeof me, MPI_BYTE, all, sizeof me, MPI_BYTE, MPI_COMM_WORLD);
-    if (srv) { /* the servers name a lost trainer's host */
-        const char **hosts = calloc((size_t)T, sizeof *hosts);
-        if (hosts) {
-            for (int t = 0; t < T; t++)
-                hosts[t] = all[S + t].host;
-            server_set_trainer_hosts(srv, hosts);
-            free(hosts);
-        }
-    }
-    int all_ok = 0;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (!all_ok) {
-        status = 1;
-        goto cleanup;
-    }
-    for (int s = 0; s < S; s++) {
-        if (strcmp(all[s].host, me.host) == 0)
-            continue;
-        if (strncmp(all[s].endpoint, "tcp://127.", 10) == 0) {
-            fprintf(stderr,
-                    "rank %d %s %d: server %d listens on loopback (%s) on host %s, which this host "
-                    "(%s) cannot reach: set cluster.bind / --bind to an address or interface of "
-                    "the cluster network\n",
-                    rank, lc.role, index, s, all[s].endpoint, all[s].host, me.host);
-            ok = 0;
-        } else if (strncmp(all[s].endpoint, "tcp://0.0.0.0:", 14) == 0 ||
-                   strncmp(all[s].endpoint, "tcp://[::]:", 11) == 0) {
-            /* bound to every interface (cluster.bind "*" or "0.0.0.0"): the
-             * endpoint names no address another host could dial */
-            fprintf(stderr,
-                    "rank %d %s %d: server %d on host %s listens on all interfaces (%s), which "
-                    "names no address this host (%s) can dial: set cluster.advertise\n",
-                    rank, lc.role, index, s, all[s].host, all[s].endpoint, me.host);
-            ok = 0;
-        }
-    }
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (!all_ok) {
-        status = 1;
-        goto cleanup;
-    }
-    if (rank == S) {
-        if (fs_mkdirs(o->out_dir, &err) != 0 || write_cluster_json(o->out_dir, all, N, cfg, &err) != 0) {
-            fprintf(stderr, "rank %d trainer 0: %s\n", rank, err.msg);
-            ok = 0;
-        }
-    }
-    /* no trainer sends before every server listens */
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (is_server) {
-        if (!o->quiet)
-            fprintf(stderr, "rank %d server %d: keys [%llu, %llu) at %s\n", rank, index, me.key_begin,
-                me.key_end, me.endpoint);
-        if (server_run(srv, sock, cfg->cluster.timeout_ms, console_server_line, &lc, &err) != 0) {
-            fprintf(stderr, "rank %d server %d: %s\n", rank, index, err.msg);
-            status = 1;
-        }
-        peer_lost = server_lost(srv, NULL) > 0;
-    } else {
-        dist_opts_t *d = calloc(1, sizeof *d);
-        if (!d) {
-            fprintf(stderr, "rank %d trainer %d: out of memory\n", rank, index);
-            status = 1;
-            goto failed;
-        }
-        d->trainer = index;
-        d->n_trainers = T;
-        d->n_servers = S;
-        d->rank = rank;
-        d->ckpt_path = ckpt;
-        d->auth = &auth;
-        for (int s = 0; s < S; s++) {
-            snprintf(d->endpoints[s], sizeof d->endpoints[s], "%s", all[s].endpoint);
-            snprintf(d->hosts[s], sizeof d->hosts[s], "%s", all[s].host);
-            d->server_ranks[s] = s;
-        }
-        /* trainer 0 logs the job; another trainer only if it has to lead the
-         * end of the job in trainer 0's place (train_dist says so itself) */
-        topts.log = console_line;
-        topts.log_ctx = &lc;
-        if (train_dist(cfg, d, &topts, &res, &err) != 0) {
-            fprintf(stderr, "%srank %d trainer %d: %s\n", console_break(&lc), rank, index,
-                    err.msg);
-            status = 1;
-        } else if (res.stopped == 2) { /* the job halts; trainer 0 has the checkpoint */
-            fprintf(stderr, "%srank %d trainer %d: %s\n", console_break(&lc), rank, index,
-                    err.msg);
-        } else if (res.stopped) {
-            if (res.led)
-                printf("stopped at step %ld; continue with --resume %s\n", res.steps, o->out_dir);
-        } else if (res.led) {
-            if (res.plot_error[0])
-                fprintf(stderr, "rank %d trainer %d: warning: curves.png not drawn: %s\n", rank, index,
-                        res.plot_error);
-            cluster_print_result(&res, S, T, o->out_dir);
-        }
-        peer_lost = res.lost_trainers > 0;
-        free(d);
-    }
-failed:
-    if (status != 0) {
-        /* a rank that failed ends the job rather than leave others waiting;
-         * said here too, since under --enable-recovery mpirun exits 0 and may
-         * garble its own report */
-        fprintf(stderr, "rank %d %s %d: exit status %d: ending the job\n", rank, lc.role, index,
-                status);
-        transport_destroy(&sock);
-        server_destroy(&srv);
-        free(all);
-        free(cfg);
-        transport_auth_wipe(&auth);
-        MPI_Abort(MPI_COMM_WORLD, status);
-    }
-cleanup:
-    transport_destroy(&sock);
-    server_destroy(&srv);
-    free(all);
-done:
+        status = run_ranks(cfg, o, rank, N, &auth, &peer_lost, &abort_job);
     transport_auth_wipe(&auth);
     free(cfg);
+    if (abort_job)
+        MPI_Abort(MPI_COMM_WORLD, status);
     transport_shutdown();
     finalize(peer_lost);
     return status;

@@ -11,6 +11,7 @@
 #define PST_CLUSTER_H
 
 #include "common/config/config.h"
+#include "ps/server.h"
 #include "trainer/train.h"
 
 typedef struct {
@@ -29,6 +30,19 @@ typedef struct {
 /* Runs this rank's part of the job. Returns the process exit status (0 on
  * success); errors are printed here, in main's stead, with the rank and role. */
 int cluster_main(int *argc, char ***argv, const job_config_t *cfg, const cluster_opts_t *o);
+
+/* Where a job's servers write their shard checkpoints:
+ * ROOT/step-N/shard-S-of-N.ckpt under ROOT = RUN/checkpoints, with the job's
+ * config text (export/ckptdir.h, export/checkpoint.h). */
+typedef struct {
+    char root[CFG_PATH_LEN + 32];
+    const char *config_text;     /* borrowed; NULL is written as "" */
+} cluster_saver_t;
+
+/* Fills *cs for the run folder out_dir and config_text (borrowed) and
+ * returns the saver (server_opts_t.saver) that writes through it; cs and
+ * config_text must outlive the server. */
+server_saver_t cluster_saver(cluster_saver_t *cs, const char *out_dir, const char *config_text);
 
 /* Prints the result line of a finished job to stdout: test accuracy and loss,
  * epochs, steps, training speed, the ranks of a distributed job (servers > 0;

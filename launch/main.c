@@ -21,6 +21,7 @@
 #include "common/config/config.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
+#include "ps/shard.h"
 #include "trainer/report.h"
 #include "trainer/train.h"
 #include "common/util/version.h"
@@ -142,8 +143,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--servers") == 0 && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 64) {
-                fprintf(stderr, "pstrain: --servers wants a number from 1 to 64, got '%s'\n", argv[i]);
+            if (*end || v < 1 || v > SHARD_SERVERS_MAX) {
+                fprintf(stderr, "pstrain: --servers wants a number from 1 to %d, got '%s'\n",
+                        SHARD_SERVERS_MAX, argv[i]);
                 return 2;
             }
             servers = (int)v;

@@ -2,11 +2,16 @@
  * parameters and optimizer state, the server-side optimizer, and the BSP /
  * ASP / SSP rules for when pushes are applied and pulls answered.
  *
- * It knows nothing of sockets (ps-lite's KVServer apart from its van):
- * server_handle() takes one request as frames and answers through a send
- * callback, now or later (a BSP pull waits for the step's last push, an SSP
- * pull for the slowest trainer). server_run() drives it from a transport.
- * Every malformed request gets an ERROR reply and changes nothing.
+ * It knows nothing of sockets (ps-lite's KVServer apart from its van) nor
+ * of files: server_handle() takes one request as frames and answers through
+ * a send callback, now or later (a BSP pull waits for the step's last push,
+ * an SSP pull for the slowest trainer); shard checkpoints go through a saver
+ * the launcher provides. server_run() drives it from a transport. Every
+ * malformed request gets an ERROR reply and changes nothing.
+ *
+ * Inside ps/: server.c validates and dispatches requests (one handler per
+ * message type), consistency.c holds the BSP / ASP / SSP rules, liveness.c
+ * heartbeats, lost trainers, the lead and halts, store.c the shard.
  */
 #ifndef PST_SERVER_H
 #define PST_SERVER_H
@@ -22,6 +27,30 @@
 #include "common/net/transport.h"
 
 typedef struct server_t server_t;
+
+/* A shard as a saver writes it, borrowed for the call: what a shard
+ * checkpoint holds, but the job's config text (the saver knows it). */
+typedef struct {
+    int index, n_servers;          /* shard index of n_servers */
+    long step;                     /* the step the checkpoint is of */
+    long version;                  /* the updates applied (BSP: equal to step) */
+    uint64_t seed;
+    const param_table_t *table;    /* the whole model's tensors */
+    const optim_params_t *optim;   /* the optimizer (its kind) */
+    int n_slots;                   /* optimizer state floats per parameter */
+    size_t begin, end;             /* the shard's keys */
+    const float *params;           /* end - begin floats */
+    const float *state;            /* n_slots * (end - begin), slot-major; NULL if n_slots = 0 */
+} server_shard_t;
+
+/* Writes shard checkpoints (CHECKPOINT with status WIRE_CKPT_WRITE), so
+ * that nothing in ps/ knows files: launch/cluster.c provides one that
+ * writes RUN/checkpoints/step-N/shard-S-of-N.ckpt (export/ckptdir.h). */
+typedef struct {
+    /* Writes shard; returns 0 once it is on disk, or -1 with err. */
+    int (*write)(void *ctx, const server_shard_t *shard, err_t *err);
+    void *ctx;                     /* the saver's, kept as long as the server */
+} server_saver_t;
 
 typedef struct {
     int index;                 /* server number s in [0, S) */
@@ -39,10 +68,9 @@ typedef struct {
      * start_step updates; NULL: initialise as params_init_slice gives. */
     const float *init_params, *init_state;
     long start_step;
-    /* Where CHECKPOINT requests with status 1 write the shard
-     * (ckptdir.h: ROOT/step-N/shard-S-of-N.ckpt), and the job's config text
-     * kept in it; NULL: such requests are refused. */
-    const char *ckpt_root, *config_text;
+    /* Writes the shard for CHECKPOINT requests with status WIRE_CKPT_WRITE
+     * (write NULL: such requests are refused with ERROR internal). */
+    server_saver_t saver;
     /* BSP: a lost trainer halts the job (0), or the step goes on with the
      * survivors (1, cluster.on_trainer_loss = "continue") */
     int continue_on_loss;
@@ -57,8 +85,11 @@ typedef int (*server_send_fn)(void *ctx, const tframe_t *frames, int n, int zero
 
 /* Builds the server of shard o->index, initialised as params_init_slice
  * gives it, or from o->init_params / o->init_state at update o->start_step
- * (every trainer's clock too). Returns it, or NULL with err. */
+ * (every trainer's clock too). o->table and the init buffers are copied;
+ * o->saver.ctx and o->stop_flag are borrowed for the server's life.
+ * Returns it (the caller owns it), or NULL with err. */
 server_t *server_new(const server_opts_t *o, err_t *err);
+/* Frees the server; accepts NULL and sets *self_p to NULL. */
 void server_destroy(server_t **self_p);
 
 /* Handles one request from peer (identity bytes): hdr is the msgpack header
@@ -93,8 +124,8 @@ void server_set_trainer_hosts(server_t *s, const char *const *hosts);
 int server_lost(const server_t *s, int *first);
 
 /* Asks for a graceful stop (a signal reached this server): every pull reply
- * from now on carries status 1, and trainer 0 stops the job at its next
- * step with a checkpoint. */
+ * from now on carries WIRE_PULL_STOP_REQUESTED, and trainer 0 stops the job
+ * at its next step with a checkpoint. */
 void server_request_stop(server_t *s);
 
 /* The shard: [*begin, *end) of the flat index, its parameters and the
@@ -108,6 +139,7 @@ typedef struct {
     uint64_t pushes, pulls, errors, updates;
     double busy_s;             /* time spent handling requests */
 } server_stats_t;
+/* The server's counters (STATS replies carry them, and more). */
 void server_get_stats(const server_t *s, server_stats_t *st);
 
 /* Log sink for server_run (main decides where lines go). */

@@ -9,6 +9,11 @@
 
 #include <stddef.h>
 
+/* The most parameter servers (shards) a job can have: a checkpoint folder
+ * holds at most this many shard files (export/ckptdir.c, checkpoint.c).
+ * --servers, cluster.servers and the client (ps/client.h) are held to it. */
+#define SHARD_SERVERS_MAX 1024
+
 size_t shard_begin(size_t n, int S, int s);
 size_t shard_end(size_t n, int S, int s);
 /* The server that owns key k (k < n). */

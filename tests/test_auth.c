@@ -24,6 +24,7 @@
 #include "trainer/dist.h"
 #include "common/util/fsutil.h"
 #include "common/nn/model.h"
+#include "launch/cluster.h"
 #include "ps/server.h"
 #include "tests.h"
 #include "common/net/transport.h"
@@ -425,14 +426,13 @@ static void test_config_defaults(void)
 typedef struct {
     model_t *m;
     live_t l;
+    cluster_saver_t saver; /* where the server writes its shard checkpoints */
 } model_live_t;
 
 static int model_live_start(model_live_t *ml, const job_config_t *cfg, const transport_auth_t *auth,
                             const char *out)
 {
     memset(ml, 0, sizeof *ml);
-    char root[700];
-    snprintf(root, sizeof root, "%s/checkpoints", out);
     err_t err;
     ml->m = model_new(cfg, 1, &err);
     if (!ml->m)
@@ -441,7 +441,7 @@ static int model_live_start(model_live_t *ml, const job_config_t *cfg, const tra
     optim_params_from_config(&op, cfg);
     server_opts_t o = {.index = 0, .n_servers = 1, .n_trainers = 1, .consistency = CONS_BSP,
                        .total_steps = 5, .seed = cfg->train.seed, .table = model_params(ml->m),
-                       .optim = op, .ckpt_root = root, .config_text = CFG};
+                       .optim = op, .saver = cluster_saver(&ml->saver, out, CFG)};
     ml->l.s = server_new(&o, &err);
     if (!ml->l.s)
         return -1;
@@ -471,8 +471,9 @@ static void test_trainer_wrong_keys(void)
     d.n_trainers = 1;
     d.n_servers = 1;
     d.auth = &other;
-    snprintf(d.endpoints[0], sizeof d.endpoints[0], "%s", ml.l.ep);
-    snprintf(d.hosts[0], sizeof d.hosts[0], "localhost");
+    const char *eps[1] = {ml.l.ep}, *hosts[1] = {"localhost"};
+    d.endpoints = eps;
+    d.hosts = hosts;
     train_opts_t topts = {.out_dir = out, .config_text = CFG, .no_plot = 1};
     train_result_t res;
     double t0 = now_s();

@@ -124,7 +124,7 @@ static int replay(const char *sub, const char *target, int sample, int max_files
  * that finds fewer ran from the wrong folder or lost some, and must fail
  * rather than pass on nothing. */
 #define WIRE_REGRESS_MIN 7
-#define SERVER_REGRESS_MIN 4
+#define SERVER_REGRESS_MIN 5
 
 static void test_wire_regress(void)
 {
@@ -297,6 +297,21 @@ static void test_wire_oracle(void)
     f.n = 0;
     const uint8_t arr32[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01};
     fuzz_wire_input(&f, arr32, sizeof arr32, 0);
+    CU_ASSERT_EQUAL(fuzz_wire_run(f.b, f.n, msg, sizeof msg), 0);
+    /* STATS payloads: a server's, cut short, and a map of 2^32-1 entries */
+    wire_stats_t st = {.pushes = 1ull << 40, .version = 7, .first_lost = -1, .next_lead = 2};
+    uint8_t sb[WIRE_STATS_MAX];
+    int n = wire_stats_encode(&st, sb, sizeof sb);
+    CU_ASSERT_FATAL(n > 0);
+    const size_t cuts[3] = {(size_t)n, (size_t)n - 3, 0};
+    for (int j = 0; j < 3; j++) {
+        f.n = 0;
+        fuzz_wire_stats_input(&f, sb, cuts[j]);
+        CU_ASSERT_EQUAL(fuzz_wire_run(f.b, f.n, msg, sizeof msg), 0);
+    }
+    const uint8_t map32[] = {0xdf, 0xff, 0xff, 0xff, 0xff, 0xa4, 'l', 'o', 's', 't', 0x01};
+    f.n = 0;
+    fuzz_wire_stats_input(&f, map32, sizeof map32);
     CU_ASSERT_EQUAL(fuzz_wire_run(f.b, f.n, msg, sizeof msg), 0);
     if (msg[0])
         fprintf(stderr, "\n  %s\n", msg);

@@ -55,7 +55,8 @@ int main(int argc, char **argv)
     int (*regs[])(void) = {
         test_rng_register,   test_init_register, test_layers_register, test_loss_register,
         test_optim_register, test_idx_register,  test_data_register,   test_config_register,
-        test_torch_register, test_train_register, test_shard_register, test_server_register, test_cluster_register,
+        test_torch_register, test_train_register, test_shard_register, test_server_register, test_client_register,
+        test_cluster_register,
         test_checkpoint_register, test_onnx_register,
         test_wire_register, test_compress_register, test_fuzz_register,
         test_safetensors_register, test_predict_register,

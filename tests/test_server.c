@@ -345,6 +345,39 @@ static void test_malformed(void)
     server_destroy(&s);
 }
 
+/* The statuses of CHECKPOINT and SHUTDOWN are named (wire.h): any other
+ * is refused with ERROR malformed and changes nothing. STATS counts in 64
+ * bits what happened, errors too. */
+static void test_bad_status(void)
+{
+    param_table_t t = table_of(4);
+    server_t *s = mk(&t, 2, CONS_ASP, 0);
+    capture_t cap = {0};
+    static const int types[] = {WIRE_CHECKPOINT, WIRE_SHUTDOWN};
+    for (int j = 0; j < 2; j++) {
+        wire_hdr_t h;
+        wire_hdr_init(&h, types[j], 0);
+        h.status = 3;
+        CU_ASSERT(send_to(s, capture_send, &cap, &h, NULL, 0) == 0);
+        CU_ASSERT_EQUAL_FATAL(cap.n, j + 1);
+        CU_ASSERT_EQUAL(cap.h[j].type, WIRE_ERROR);
+        CU_ASSERT_EQUAL(cap.h[j].status, WIRE_E_MALFORMED);
+    }
+    CU_ASSERT(!server_finished(s));
+    float g[4] = {1, 1, 1, 1};
+    CU_ASSERT(req(s, &cap, 0, WIRE_PUSH, 0, 0, 4, g) == 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_PUSH, 0, 0, 4, g) == 0);
+    CU_ASSERT(req(s, &cap, 1, WIRE_STATS, 0, 0, 0, NULL) == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 3);
+    wire_stats_t st;
+    err_t err;
+    CU_ASSERT_FATAL(wire_stats_decode(cap.payload[2], cap.plen[2], &st, &err) == 0);
+    CU_ASSERT(st.pushes == 2 && st.updates == 2 && st.version == 2 && st.errors == 2);
+    CU_ASSERT(st.lost == 0 && st.first_lost == -1 && st.next_lead == 0 && st.partial == 0);
+    CU_ASSERT_EQUAL(cap.h[2].clock, 2);
+    server_destroy(&s);
+}
+
 typedef struct {
     server_t *s;
     transport_t *t;
@@ -367,7 +400,7 @@ static void test_goodbye(void)
     /* trainer 2 asks the job to stop: answered now, and it is no goodbye */
     wire_hdr_t h;
     wire_hdr_init(&h, WIRE_SHUTDOWN, 2);
-    h.status = 2;
+    h.status = WIRE_SHUTDOWN_ASK_STOP;
     uint8_t buf[WIRE_HDR_MAX];
     int n = wire_encode(&h, buf, sizeof buf);
     CU_ASSERT(server_handle(s, (const uint8_t *)"t2", 2, buf, (size_t)n, NULL, 0, 0, capture_send,
@@ -437,7 +470,7 @@ static void test_stop_barrier(void)
     /* trainer 0, asked to stop, stops the job at step 1 */
     wire_hdr_t h;
     wire_hdr_init(&h, WIRE_CHECKPOINT, 0);
-    h.status = 2;
+    h.status = WIRE_CKPT_STOP_AT;
     h.clock = 1;
     CU_ASSERT(send_to(s, capture_send, &cap, &h, NULL, 0) == 0);
     CU_ASSERT_EQUAL_FATAL(cap.n, 5);
@@ -487,14 +520,20 @@ static void test_lead_lost(void)
     CU_ASSERT_STRING_EQUAL(cap.peer[0], "t2");
     CU_ASSERT_EQUAL(cap.h[0].status, 0);
     CU_ASSERT_STRING_EQUAL(cap.peer[1], "t1");
-    CU_ASSERT_EQUAL(cap.h[1].status, 2);
+    CU_ASSERT_EQUAL(cap.h[1].status, WIRE_PULL_TAKE_LEAD);
     CU_ASSERT(req(s, &cap, 1, WIRE_STATS, 0, 0, 0, NULL) == 0);
     CU_ASSERT_EQUAL_FATAL(cap.n, 3);
-    CU_ASSERT_EQUAL(cap.h[2].count, 11);
-    CU_ASSERT_EQUAL(cap.payload[2][6], 1); /* trainers lost */
-    CU_ASSERT_EQUAL(cap.payload[2][7], 0); /* the first: trainer 0 */
-    CU_ASSERT_EQUAL(cap.payload[2][9], 0); /* trainer 0 said no goodbye */
-    CU_ASSERT_EQUAL(cap.payload[2][10], 1); /* trainer 1 leads */
+    CU_ASSERT_EQUAL(cap.h[2].elem, WIRE_MSGPACK);
+    CU_ASSERT_EQUAL(cap.h[2].count, cap.plen[2]);
+    wire_stats_t st;
+    CU_ASSERT_FATAL(wire_stats_decode(cap.payload[2], cap.plen[2], &st, &err) == 0);
+    CU_ASSERT_EQUAL(st.lost, 1);       /* trainers lost */
+    CU_ASSERT_EQUAL(st.first_lost, 0); /* the first: trainer 0 */
+    CU_ASSERT_EQUAL(st.lead_done, 0);  /* trainer 0 said no goodbye */
+    CU_ASSERT_EQUAL(st.next_lead, 1);  /* trainer 1 leads */
+    CU_ASSERT_EQUAL(st.pulls, 5);
+    CU_ASSERT_EQUAL(st.pushes, 0);
+    CU_ASSERT_EQUAL(st.version, 0);
     server_destroy(&s);
 }
 
@@ -580,6 +619,7 @@ int test_server_register(void)
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "malformed", test_malformed) ||
         !CU_add_test(s, "goodbye", test_goodbye) || !CU_add_test(s, "lead_lost", test_lead_lost) ||
         !CU_add_test(s, "stop_barrier", test_stop_barrier) ||
+        !CU_add_test(s, "bad_status", test_bad_status) ||
         !CU_add_test(s, "pieces", test_pieces) || !CU_add_test(s, "live_tcp", test_live_tcp))
         return -1;
     return 0;

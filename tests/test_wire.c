@@ -1,8 +1,8 @@
 /* test_wire.c - suite "wire": the message header's encoding (checked against
  * fixed bytes and msgpack-c's unpacker), its refusal of every kind of bad
  * header with the right WIRE_E_* code, truncated and random frames (run under
- * ASan: every decoded frame sits in a heap block of exactly its size), and
- * the header/payload size rules. */
+ * ASan: every decoded frame sits in a heap block of exactly its size), the
+ * header/payload size rules, and the STATS payload's codec. */
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -622,7 +622,7 @@ static void test_wire_type(void)
 
 static void test_wire_elem(void)
 {
-    static const int bad[] = {0, 5, 9, 11, 255, 65536};
+    static const int bad[] = {0, 5, 9, 12, 255, 65536};
     for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
         wire_hdr_t h = sample(WIRE_PULL);
         h.elem = bad[j];
@@ -632,8 +632,8 @@ static void test_wire_elem(void)
         snprintf(what, sizeof what, "unknown element type %d", bad[j]);
         expect_fail_at(buf, (size_t)n, WIRE_E_MALFORMED, what, __LINE__);
     }
-    static const int good[] = {WIRE_F32, WIRE_F16, WIRE_BF16, WIRE_TOPK, WIRE_TEXT};
-    for (size_t j = 0; j < 5; j++) {
+    static const int good[] = {WIRE_F32, WIRE_F16, WIRE_BF16, WIRE_TOPK, WIRE_TEXT, WIRE_MSGPACK};
+    for (size_t j = 0; j < sizeof good / sizeof good[0]; j++) {
         wire_hdr_t h = sample(WIRE_PULL), d;
         h.elem = good[j];
         uint8_t buf[WIRE_HDR_MAX];
@@ -948,26 +948,342 @@ static void test_wire_payload_barrier(void)
     EXPECT_PAYLOAD(h, 6, WIRE_E_MALFORMED);
 }
 
+/* CHECKPOINT: nothing (the request), or numbers (the shard). */
+static void test_wire_payload_checkpoint(void)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_CHECKPOINT, 0);
+    EXPECT_PAYLOAD(h, 0, 0); /* the request */
+    EXPECT_PAYLOAD(h, 8, WIRE_E_LENGTH);
+    h.count = 6; /* the reply: count elements, unrelated to [begin, end) */
+    h.begin = 10;
+    h.end = 12;
+    EXPECT_PAYLOAD(h, 24, 0);
+    EXPECT_PAYLOAD(h, 20, WIRE_E_LENGTH);
+    EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
+    h.elem = WIRE_TEXT;
+    EXPECT_PAYLOAD(h, 6, WIRE_E_MALFORMED);
+    h.elem = WIRE_MSGPACK;
+    EXPECT_PAYLOAD(h, 6, WIRE_E_MALFORMED);
+    h.elem = WIRE_F32;
+    h.status = WIRE_E_STATE;
+    EXPECT_PAYLOAD(h, 24, WIRE_E_MALFORMED);
+}
+
+/* STATS: nothing (the request), or one msgpack value of count bytes. */
 static void test_wire_payload_stats(void)
 {
-    static const int types[] = {WIRE_STATS, WIRE_CHECKPOINT};
-    for (int j = 0; j < 2; j++) {
-        wire_hdr_t h;
-        wire_hdr_init(&h, types[j], 0);
-        EXPECT_PAYLOAD(h, 0, 0); /* the request */
-        EXPECT_PAYLOAD(h, 8, WIRE_E_LENGTH);
-        h.count = 6; /* the reply: count elements, unrelated to [begin, end) */
-        h.begin = 10;
-        h.end = 12;
-        EXPECT_PAYLOAD(h, 24, 0);
-        EXPECT_PAYLOAD(h, 20, WIRE_E_LENGTH);
-        EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
-        h.elem = WIRE_TEXT;
-        EXPECT_PAYLOAD(h, 6, WIRE_E_MALFORMED);
-        h.elem = WIRE_F32;
-        h.status = WIRE_E_STATE;
-        EXPECT_PAYLOAD(h, 24, WIRE_E_MALFORMED);
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_STATS, 0);
+    EXPECT_PAYLOAD(h, 0, 0); /* the request */
+    EXPECT_PAYLOAD(h, 8, WIRE_E_MALFORMED); /* not msgpack */
+    h.elem = WIRE_MSGPACK;
+    EXPECT_PAYLOAD(h, 8, WIRE_E_LENGTH);   /* a payload without its count */
+    h.count = 90;
+    EXPECT_PAYLOAD(h, 90, 0);
+    EXPECT_PAYLOAD(h, 89, WIRE_E_LENGTH);
+    EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
+    h.elem = WIRE_F32; /* the counters as floats, as before: refused */
+    h.count = 11;
+    EXPECT_PAYLOAD(h, 44, WIRE_E_MALFORMED);
+    h.elem = WIRE_TEXT;
+    EXPECT_PAYLOAD(h, 11, WIRE_E_MALFORMED);
+    h.elem = WIRE_MSGPACK;
+    h.status = WIRE_E_STATE;
+    EXPECT_PAYLOAD(h, 11, WIRE_E_MALFORMED);
+}
+
+/* ------------------------------------------------------------ STATS payload */
+
+static wire_stats_t stats_sample(void)
+{
+    return (wire_stats_t){.pushes = 1ull << 40, .pulls = 17, .errors = 0, .updates = 300,
+                          .busy_us = 123456789, .version = 300, .lost = 1, .first_lost = 2,
+                          .partial = 1, .lead_done = 0, .next_lead = 0};
+}
+
+static int stats_eq(const wire_stats_t *a, const wire_stats_t *b)
+{
+    return a->pushes == b->pushes && a->pulls == b->pulls && a->errors == b->errors &&
+           a->updates == b->updates && a->busy_us == b->busy_us && a->version == b->version &&
+           a->lost == b->lost && a->first_lost == b->first_lost && a->partial == b->partial &&
+           a->lead_done == b->lead_done && a->next_lead == b->next_lead;
+}
+
+/* Decodes buf[0..n) from a heap block of exactly n bytes (ASan sees any
+ * read past it). */
+static int stats_decode_exact(const uint8_t *buf, size_t n, wire_stats_t *st, err_t *err)
+{
+    uint8_t *copy = malloc(n ? n : 1);
+    CU_ASSERT_FATAL(copy != NULL);
+    memcpy(copy, buf, n);
+    int rc = wire_stats_decode(copy, n, st, err);
+    free(copy);
+    return rc;
+}
+
+/* Encoding: a map of the 11 fields by name in the shortest forms, which
+ * msgpack-c reads alike, and which decodes to what was encoded, at the
+ * extremes of every range too; nothing is written past a small buffer. */
+static void test_wire_stats_roundtrip(void)
+{
+    wire_stats_t in[3] = {stats_sample(), {0}, {0}};
+    in[1].first_lost = -1;
+    in[2] = (wire_stats_t){UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, INT64_MAX,
+                           INT_MAX, INT_MAX, 1, 1, INT_MAX};
+    for (int j = 0; j < 3; j++) {
+        uint8_t buf[WIRE_STATS_MAX];
+        int n = wire_stats_encode(&in[j], buf, sizeof buf);
+        CU_ASSERT_FATAL(n > 0 && n <= WIRE_STATS_MAX);
+        wire_stats_t out;
+        err_t err = {{0}};
+        CU_ASSERT_EQUAL(stats_decode_exact(buf, (size_t)n, &out, &err), 0);
+        CU_ASSERT(stats_eq(&in[j], &out));
+        /* msgpack-c: a map of 11 string keys and integer values */
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        size_t off = 0;
+        CU_ASSERT_EQUAL_FATAL(msgpack_unpack_next(&up, (const char *)buf, (size_t)n, &off),
+                              MSGPACK_UNPACK_SUCCESS);
+        CU_ASSERT_EQUAL(off, (size_t)n);
+        CU_ASSERT_EQUAL_FATAL(up.data.type, MSGPACK_OBJECT_MAP);
+        CU_ASSERT_EQUAL_FATAL(up.data.via.map.size, 11);
+        const msgpack_object_kv *kv = up.data.via.map.ptr;
+        CU_ASSERT(kv[0].key.type == MSGPACK_OBJECT_STR && kv[0].key.via.str.size == 6 &&
+                  memcmp(kv[0].key.via.str.ptr, "pushes", 6) == 0);
+        CU_ASSERT_EQUAL(kv[0].val.via.u64, in[j].pushes);
+        CU_ASSERT(kv[7].key.via.str.size == 10 && memcmp(kv[7].key.via.str.ptr, "first_lost", 10) == 0);
+        CU_ASSERT_EQUAL(kv[7].val.type, in[j].first_lost < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
+                                                             : MSGPACK_OBJECT_POSITIVE_INTEGER);
+        msgpack_unpacked_destroy(&up);
+        for (int cap = 0; cap < n; cap++) {
+            uint8_t small[WIRE_STATS_MAX + 8];
+            memset(small, 0xee, sizeof small);
+            CU_ASSERT_EQUAL(wire_stats_encode(&in[j], small, (size_t)cap), -1);
+            CU_ASSERT_EQUAL(small[cap], 0xee);
+        }
     }
+}
+
+/* The bytes of a STATS payload of all zeros, first_lost -1 (the example of
+ * docs/PROTOCOL.md). */
+static void test_wire_stats_bytes(void)
+{
+    wire_stats_t st = {0};
+    st.first_lost = -1;
+    uint8_t buf[WIRE_STATS_MAX];
+    int n = wire_stats_encode(&st, buf, sizeof buf);
+    static const char *const keys[11] = {"pushes", "pulls",      "errors",  "updates",
+                                         "busy_us", "version",   "lost",    "first_lost",
+                                         "partial", "lead_done", "next_lead"};
+    uint8_t want[WIRE_STATS_MAX];
+    size_t w = 0;
+    want[w++] = 0x8b;
+    for (int k = 0; k < 11; k++) {
+        size_t l = strlen(keys[k]);
+        want[w++] = (uint8_t)(0xa0 | l);
+        memcpy(want + w, keys[k], l);
+        w += l;
+        want[w++] = k == 7 ? 0xff : 0x00;
+    }
+    CU_ASSERT_EQUAL(n, (int)w);
+    CU_ASSERT_EQUAL(n, 100); /* as docs/PROTOCOL.md says */
+    CU_ASSERT(n == (int)w && memcmp(buf, want, w) == 0);
+}
+
+/* A STATS payload built by hand: `n` entries (key, value) in msgpack. */
+typedef struct {
+    uint8_t b[1024];
+    size_t n;
+} sbuf_t;
+
+static void sb_put(sbuf_t *f, const void *p, size_t n)
+{
+    CU_ASSERT_FATAL(f->n + n <= sizeof f->b);
+    memcpy(f->b + f->n, p, n);
+    f->n += n;
+}
+
+static void sb_str(sbuf_t *f, const char *s)
+{
+    uint8_t h = (uint8_t)(0xa0 | strlen(s));
+    sb_put(f, &h, 1);
+    sb_put(f, s, strlen(s));
+}
+
+static void sb_u8(sbuf_t *f, uint8_t v)
+{
+    sb_put(f, &v, 1);
+}
+
+/* The sample's 11 entries, but entry `skip` (-1: none), with field
+ * `bad` (-1: none) given the raw value bytes v[0..vn). */
+static void sb_fields(sbuf_t *f, int skip, int bad, const uint8_t *v, size_t vn)
+{
+    static const char *const keys[11] = {"pushes", "pulls",      "errors",  "updates",
+                                         "busy_us", "version",   "lost",    "first_lost",
+                                         "partial", "lead_done", "next_lead"};
+    for (int k = 0; k < 11; k++) {
+        if (k == skip)
+            continue;
+        sb_str(f, keys[k]);
+        if (k == bad)
+            sb_put(f, v, vn);
+        else /* a fixint in the field's range */
+            sb_u8(f, (uint8_t)(k == 8 || k == 9 ? 1 : k));
+    }
+}
+
+/* Expects wire_stats_decode to refuse f with a message containing what. */
+static void stats_refused_at(const sbuf_t *f, const char *what, int line)
+{
+    wire_stats_t st;
+    err_t err = {{0}};
+    int rc = stats_decode_exact(f->b, f->n, &st, &err);
+    CU_ASSERT_EQUAL(rc, -1);
+    if (rc != -1 || !strstr(err.msg, what))
+        fprintf(stderr, "\n  line %d: expected \"%s\", got %d \"%s\"\n", line, what, rc, err.msg);
+    CU_ASSERT(strstr(err.msg, what) != NULL);
+    CU_ASSERT(strncmp(err.msg, "STATS: ", 7) == 0);
+}
+#define STATS_REFUSED(f, what) stats_refused_at(&(f), (what), __LINE__)
+
+/* Every malformed payload is refused with a message saying why: not a map,
+ * truncated anywhere, a key that is not a string, a value that is not an
+ * integer or out of its field's range, a field twice or missing, trailing
+ * bytes. A key it does not know is skipped; the order and the encodings'
+ * widths are free. */
+static void test_wire_stats_refused(void)
+{
+    sbuf_t f = {.n = 0};
+    sb_u8(&f, 0x9b); /* an array of 11 */
+    STATS_REFUSED(f, "not a msgpack map but an array");
+    f.n = 0;
+    STATS_REFUSED(f, "empty payload");
+    /* the sample, cut at every byte */
+    uint8_t buf[WIRE_STATS_MAX];
+    wire_stats_t s0 = stats_sample();
+    int n = wire_stats_encode(&s0, buf, sizeof buf);
+    for (int cut = 0; cut < n; cut++) {
+        wire_stats_t st;
+        err_t err = {{0}};
+        CU_ASSERT_EQUAL(stats_decode_exact(buf, (size_t)cut, &st, &err), -1);
+        CU_ASSERT(err.msg[0] != '\0');
+    }
+    /* trailing bytes */
+    memcpy(f.b, buf, (size_t)n);
+    f.n = (size_t)n;
+    sb_u8(&f, 0x00);
+    STATS_REFUSED(f, "1 trailing bytes");
+    /* a key that is an integer */
+    f.n = 0;
+    sb_u8(&f, 0x81);
+    sb_u8(&f, 0x01);
+    sb_u8(&f, 0x01);
+    STATS_REFUSED(f, "key 0 is an integer, not a string");
+    /* values of the wrong kind or out of range */
+    static const struct {
+        int field;
+        uint8_t v[9];
+        size_t vn;
+        const char *what;
+    } bad[] = {
+        {0, {0xc0}, 1, "field \"pushes\" is nil, not an integer"},
+        {4, {0xcb, 0, 0, 0, 0, 0, 0, 0, 0}, 9, "field \"busy_us\" is a float"},
+        {5, {0xff}, 1, "field \"version\" is -1, outside [0, 9223372036854775807]"},
+        {5, {0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0}, 9, "field \"version\" is 9223372036854775808"},
+        {6, {0xce, 0x80, 0, 0, 0}, 5, "field \"lost\" is 2147483648"},
+        {7, {0xfe}, 1, "field \"first_lost\" is -2, outside [-1, 2147483647]"},
+        {8, {0x02}, 1, "field \"partial\" is 2, outside [0, 1]"},
+        {9, {0xa1, 'x'}, 2, "field \"lead_done\" is a string"},
+        {10, {0xd0, 0xff}, 2, "field \"next_lead\" is -1"},
+    };
+    for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
+        f.n = 0;
+        sb_u8(&f, 0x8b);
+        sb_fields(&f, -1, bad[j].field, bad[j].v, bad[j].vn);
+        STATS_REFUSED(f, bad[j].what);
+    }
+    /* a field missing, a field twice */
+    f.n = 0;
+    sb_u8(&f, 0x8a);
+    sb_fields(&f, 3, -1, NULL, 0);
+    STATS_REFUSED(f, "no field \"updates\"");
+    f.n = 0;
+    sb_u8(&f, 0x8c);
+    sb_fields(&f, -1, -1, NULL, 0);
+    sb_str(&f, "lost");
+    sb_u8(&f, 0x00);
+    STATS_REFUSED(f, "field \"lost\" twice");
+    /* an unknown key, with a non-integer value, is refused; with an integer, skipped */
+    f.n = 0;
+    sb_u8(&f, 0x8c);
+    sb_str(&f, "later");
+    sb_u8(&f, 0xc3);
+    sb_fields(&f, -1, -1, NULL, 0);
+    STATS_REFUSED(f, "key 0 (unknown) is a boolean");
+    f.n = 0;
+    sb_u8(&f, 0xde); /* map16, keys as str8, values as uint64: wide but valid */
+    sb_u8(&f, 0x00);
+    sb_u8(&f, 0x0c);
+    sb_str(&f, "later");
+    sb_u8(&f, 0x07);
+    static const char *const keys[11] = {"next_lead", "lead_done", "partial", "first_lost",
+                                         "lost",      "version",   "busy_us", "updates",
+                                         "errors",    "pulls",     "pushes"};
+    for (int k = 0; k < 11; k++) {
+        uint8_t h[2] = {0xd9, (uint8_t)strlen(keys[k])};
+        sb_put(&f, h, 2);
+        sb_put(&f, keys[k], strlen(keys[k]));
+        uint8_t v[9] = {0xcf, 0, 0, 0, 0, 0, 0, 0, (uint8_t)(k == 1 || k == 2 ? 1 : k)};
+        sb_put(&f, v, 9);
+    }
+    wire_stats_t st;
+    err_t err = {{0}};
+    CU_ASSERT_EQUAL(stats_decode_exact(f.b, f.n, &st, &err), 0);
+    CU_ASSERT(st.next_lead == 0 && st.lead_done == 1 && st.partial == 1 && st.first_lost == 3 &&
+              st.lost == 4 && st.version == 5 && st.busy_us == 6 && st.updates == 7 &&
+              st.errors == 8 && st.pulls == 9 && st.pushes == 10);
+}
+
+/* Random bytes and random mutations of a valid payload: never a crash or a
+ * read past the frame (ASan), and whatever is accepted encodes back to
+ * something that decodes the same. */
+static void test_wire_stats_random(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    uint8_t valid[WIRE_STATS_MAX];
+    wire_stats_t s0 = stats_sample();
+    int n = wire_stats_encode(&s0, valid, sizeof valid);
+    int accepted = 0;
+    for (int round = 0; round < 20000; round++) {
+        uint8_t b[WIRE_STATS_MAX];
+        size_t len;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (round % 2) { /* a mutation: one byte changed */
+            len = (size_t)n;
+            memcpy(b, valid, len);
+            b[x % len] = (uint8_t)(x >> 32);
+        } else {
+            len = x % 64;
+            for (size_t k = 0; k < len; k++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                b[k] = (uint8_t)x;
+            }
+        }
+        wire_stats_t st, st2;
+        err_t err = {{0}};
+        if (stats_decode_exact(b, len, &st, &err) != 0) {
+            CU_ASSERT(err.msg[0] != '\0');
+            continue;
+        }
+        accepted++;
+        uint8_t again[WIRE_STATS_MAX];
+        int m = wire_stats_encode(&st, again, sizeof again);
+        CU_ASSERT(m > 0 && stats_decode_exact(again, (size_t)m, &st2, &err) == 0 &&
+                  stats_eq(&st, &st2));
+    }
+    CU_ASSERT(accepted > 100); /* mutated values within range are accepted */
 }
 
 static void test_wire_payload_error(void)
@@ -1043,6 +1359,7 @@ static void test_wire_names(void)
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_F16), 2);
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_BF16), 2);
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_TEXT), 1);
+    CU_ASSERT_EQUAL(wire_elem_size(WIRE_MSGPACK), 1);
     CU_ASSERT_EQUAL(wire_elem_size(0), 0);
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_TOPK), 8);
     CU_ASSERT_EQUAL(wire_elem_size(5), 0);
@@ -1079,7 +1396,12 @@ int test_wire_register(void)
         !CU_add_test(s, "payload_requests", test_wire_payload_requests) ||
         !CU_add_test(s, "payload_barrier", test_wire_payload_barrier) ||
         !CU_add_test(s, "payload_topk", test_wire_payload_topk) ||
+        !CU_add_test(s, "payload_checkpoint", test_wire_payload_checkpoint) ||
         !CU_add_test(s, "payload_stats", test_wire_payload_stats) ||
+        !CU_add_test(s, "stats_roundtrip", test_wire_stats_roundtrip) ||
+        !CU_add_test(s, "stats_bytes", test_wire_stats_bytes) ||
+        !CU_add_test(s, "stats_refused", test_wire_stats_refused) ||
+        !CU_add_test(s, "stats_random", test_wire_stats_random) ||
         !CU_add_test(s, "payload_error", test_wire_payload_error) ||
         !CU_add_test(s, "payload_bad_type", test_wire_payload_bad_type) ||
         !CU_add_test(s, "decode_then_check", test_wire_decode_then_check) ||

@@ -23,6 +23,7 @@ int test_onnx_register(void);
 int test_checkpoint_register(void);
 int test_shard_register(void);
 int test_server_register(void);
+int test_client_register(void);
 int test_cluster_register(void);
 int test_safetensors_register(void);
 int test_predict_register(void);

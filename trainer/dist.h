@@ -1,8 +1,9 @@
 /* dist.h - a trainer rank of a distributed job: it pulls the parameters from
  * the servers, computes the gradient of its slice of each global batch, and
  * pushes each layer's gradient to the servers that own it as soon as
- * backward has produced it. MPI stays in launch/: reductions across trainers
- * come in through a callback, so this module runs (and is tested) without it.
+ * backward has produced it. The servers are behind ps/client.h; MPI stays in
+ * launch/ (reductions across trainers go through server 0), so this module
+ * runs (and is tested) without it.
  */
 #ifndef PST_DIST_H
 #define PST_DIST_H
@@ -11,13 +12,15 @@
 #include "common/util/err.h"
 #include "trainer/train.h"
 
+/* The tables are the caller's, read (and copied by the client) during
+ * train_dist. */
 typedef struct {
     int trainer, n_trainers;       /* t of T */
-    int n_servers;                 /* S */
+    int n_servers;                 /* S, 1..SHARD_SERVERS_MAX (ps/shard.h) */
     int rank;                      /* this process's rank, for messages */
-    char endpoints[64][256];       /* server s's endpoint */
-    char hosts[64][128];           /* server s's host, for messages */
-    int server_ranks[64];
+    const char *const *endpoints;  /* S: server s's endpoint */
+    const char *const *hosts;      /* S: server s's host, for messages (NULL: unknown) */
+    const int *server_ranks;       /* S: server s's rank, for messages (NULL: s) */
     const char *ckpt_path;         /* trainer 0 writes the assembled checkpoint here (may be NULL) */
     const struct transport_auth_t *auth; /* the job's CURVE keys (transport.h); NULL: plain */
 } dist_opts_t;

@@ -1,5 +1,5 @@
 /* wire.c - encoding and validation of the parameter-server message header
- * (see wire.h and docs/PROTOCOL.md).
+ * and of the STATS reply's payload (see wire.h and docs/PROTOCOL.md).
  *
  * Encoding goes through msgpack-c's packer, writing into the caller's fixed
  * buffer. Decoding does not use msgpack-c's unpacker, on purpose: it mallocs
@@ -10,10 +10,12 @@
  * subset of msgpack, bounds-checked byte by byte, with no allocation; any
  * other msgpack value is recognised by its first byte and refused with its
  * name. The tests check that msgpack-c reads whatever this accepts alike.
+ * The STATS payload (a map of named integers) is read the same way.
  */
 #include "common/net/wire.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -200,7 +202,8 @@ static const struct {
 
 static int elem_known(int e)
 {
-    return e == WIRE_F32 || e == WIRE_F16 || e == WIRE_BF16 || e == WIRE_TOPK || e == WIRE_TEXT;
+    return e == WIRE_F32 || e == WIRE_F16 || e == WIRE_BF16 || e == WIRE_TOPK || e == WIRE_TEXT ||
+           e == WIRE_MSGPACK;
 }
 
 /* Stores c in *code and returns -1 (err already set). */
@@ -423,7 +426,19 @@ int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t
             err_set(err, "%s: a reply with status %d carries no payload", name, h->status);
             return fail(code, WIRE_E_MALFORMED);
         }
-        return check_numeric(h, payload_len, name, code, err);
+        if (h->type == WIRE_CHECKPOINT)
+            return check_numeric(h, payload_len, name, code, err);
+        if (h->elem != WIRE_MSGPACK) { /* STATS: one msgpack map */
+            err_set(err, "STATS: payload element type %d, expected msgpack (%d)", h->elem,
+                    WIRE_MSGPACK);
+            return fail(code, WIRE_E_MALFORMED);
+        }
+        if (payload_len == 0 || h->count != payload_len) {
+            err_set(err, "STATS: payload of %zu bytes, but count %llu", payload_len,
+                    (unsigned long long)h->count);
+            return fail(code, WIRE_E_LENGTH);
+        }
+        return 0;
     case WIRE_BARRIER:
         /* a BARRIER may carry values to sum over the trainers (F32 pairs) */
         if (h->count == 0 && payload_len == 0)
@@ -467,6 +482,174 @@ int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t
     }
 }
 
+/* ---------------------------------------------------------------- STATS */
+
+/* The fields of a STATS reply, in the order wire_stats_encode writes them,
+ * with where each goes in wire_stats_t and the range it accepts. */
+enum { SF_U64, SF_I64, SF_INT };
+#define SF(field, kind, min, max) {#field, offsetof(wire_stats_t, field), kind, min, max}
+static const struct {
+    const char *name;
+    size_t off;
+    int kind;
+    int64_t min;
+    uint64_t max;
+} stats_fields[] = {
+    SF(pushes, SF_U64, 0, UINT64_MAX),   SF(pulls, SF_U64, 0, UINT64_MAX),
+    SF(errors, SF_U64, 0, UINT64_MAX),   SF(updates, SF_U64, 0, UINT64_MAX),
+    SF(busy_us, SF_U64, 0, UINT64_MAX),  SF(version, SF_I64, 0, INT64_MAX),
+    SF(lost, SF_INT, 0, INT_MAX),        SF(first_lost, SF_INT, -1, INT_MAX),
+    SF(partial, SF_INT, 0, 1),           SF(lead_done, SF_INT, 0, 1),
+    SF(next_lead, SF_INT, 0, INT_MAX),
+};
+#undef SF
+#define STATS_FIELDS ((int)(sizeof stats_fields / sizeof stats_fields[0]))
+
+int wire_stats_encode(const wire_stats_t *st, uint8_t *buf, size_t cap)
+{
+    fixbuf_t b = {buf, cap, 0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, fixbuf_write);
+    if (msgpack_pack_map(&pk, STATS_FIELDS) != 0)
+        return -1;
+    for (int k = 0; k < STATS_FIELDS; k++) {
+        const char *name = stats_fields[k].name;
+        const char *at = (const char *)st + stats_fields[k].off;
+        int rc = msgpack_pack_str(&pk, strlen(name)) || msgpack_pack_str_body(&pk, name, strlen(name));
+        if (stats_fields[k].kind == SF_U64)
+            rc = rc || msgpack_pack_uint64(&pk, *(const uint64_t *)at);
+        else if (stats_fields[k].kind == SF_I64)
+            rc = rc || msgpack_pack_int64(&pk, *(const int64_t *)at);
+        else
+            rc = rc || msgpack_pack_int(&pk, *(const int *)at);
+        if (rc)
+            return -1;
+    }
+    return (int)b.len;
+}
+
+/* Reads the length of the msgpack map at r into *n. Returns 0, or -1 with
+ * err. */
+static int rd_map(rd_t *r, uint64_t *n, err_t *err)
+{
+    if (r->p >= r->end)
+        return err_set(err, "STATS: empty payload, expected a msgpack map");
+    uint8_t b = *r->p;
+    if (b >= 0x80 && b <= 0x8f) {
+        *n = b & 0x0f;
+        r->p++;
+        return 0;
+    }
+    if (b == 0xde || b == 0xdf) {
+        int w = b == 0xde ? 2 : 4;
+        if (r->end - r->p < 1 + w)
+            return err_set(err, "STATS: truncated in the map length");
+        *n = be(r->p + 1, w);
+        r->p += 1 + w;
+        return 0;
+    }
+    const char *kind = mp_kind(b);
+    return err_set(err, "STATS: not a msgpack map but %s (first byte 0x%02x)",
+                   kind ? kind : "an integer", b);
+}
+
+/* Reads the msgpack string at r (key number i, for messages): *s points at
+ * its *len bytes, inside r's bytes. Returns 0, or -1 with err. */
+static int rd_str(rd_t *r, int64_t i, const uint8_t **s, size_t *len, err_t *err)
+{
+    if (r->p >= r->end)
+        return err_set(err, "STATS: truncated before key %lld", (long long)i);
+    uint8_t b = *r->p;
+    int w = b == 0xd9 ? 1 : b == 0xda ? 2 : b == 0xdb ? 4 : 0;
+    if (!w && (b < 0xa0 || b > 0xbf)) {
+        const char *kind = mp_kind(b);
+        return err_set(err, "STATS: key %lld is %s, not a string", (long long)i,
+                       kind ? kind : "an integer");
+    }
+    if (r->end - r->p < 1 + w)
+        return err_set(err, "STATS: truncated in the length of key %lld", (long long)i);
+    uint64_t n = w ? be(r->p + 1, w) : (uint64_t)(b & 0x1f);
+    r->p += 1 + w;
+    if (n > (uint64_t)(r->end - r->p))
+        return err_set(err, "STATS: key %lld is cut short (%llu bytes, %zu left)", (long long)i,
+                       (unsigned long long)n, (size_t)(r->end - r->p));
+    *s = r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return 0;
+}
+
+/* The index in stats_fields of the key s[0..len), or -1 if none. */
+static int stats_field(const uint8_t *s, size_t len)
+{
+    for (int k = 0; k < STATS_FIELDS; k++)
+        if (strlen(stats_fields[k].name) == len && memcmp(stats_fields[k].name, s, len) == 0)
+            return k;
+    return -1;
+}
+
+/* Stores v, the value of field k, into st if it is in the field's range.
+ * Returns 0, or -1 with err. */
+static int stats_store(wire_stats_t *st, int k, const mpint_t *v, err_t *err)
+{
+    char num[32];
+    int ok = v->neg ? v->i >= stats_fields[k].min : v->u <= stats_fields[k].max;
+    if (!ok)
+        return err_set(err, "STATS: field \"%s\" is %s, outside [%lld, %llu]", stats_fields[k].name,
+                       mpint_str(v, num, sizeof num), (long long)stats_fields[k].min,
+                       (unsigned long long)stats_fields[k].max);
+    char *at = (char *)st + stats_fields[k].off;
+    if (stats_fields[k].kind == SF_U64)
+        *(uint64_t *)at = v->u;
+    else if (stats_fields[k].kind == SF_I64)
+        *(int64_t *)at = (int64_t)v->u;
+    else
+        *(int *)at = v->neg ? (int)v->i : (int)v->u;
+    return 0;
+}
+
+int wire_stats_decode(const void *buf, size_t len, wire_stats_t *st, err_t *err)
+{
+    memset(st, 0, sizeof *st);
+    rd_t r = {buf, (const uint8_t *)buf + len};
+    uint64_t n = 0;
+    if (rd_map(&r, &n, err) != 0)
+        return -1;
+    uint32_t seen = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *key = NULL;
+        size_t klen = 0;
+        if (rd_str(&r, (int64_t)i, &key, &klen, err) != 0)
+            return -1;
+        int k = stats_field(key, klen);
+        mpint_t v;
+        const char *kind = NULL;
+        int rc = rd_int(&r, &v, &kind);
+        char what[48];
+        if (k >= 0)
+            snprintf(what, sizeof what, "field \"%s\"", stats_fields[k].name);
+        else
+            snprintf(what, sizeof what, "key %lld (unknown)", (long long)i);
+        if (rc == RD_SHORT)
+            return err_set(err, "STATS: truncated in the value of %s", what);
+        if (rc == RD_OTHER)
+            return err_set(err, "STATS: %s is %s, not an integer", what, kind);
+        if (k < 0)
+            continue; /* a field of a later version: skipped */
+        if (seen & (1u << k))
+            return err_set(err, "STATS: %s twice", what);
+        if (stats_store(st, k, &v, err) != 0)
+            return -1;
+        seen |= 1u << k;
+    }
+    if (r.p != r.end)
+        return err_set(err, "STATS: %zu trailing bytes after the map", (size_t)(r.end - r.p));
+    for (int k = 0; k < STATS_FIELDS; k++)
+        if (!(seen & (1u << k)))
+            return err_set(err, "STATS: no field \"%s\"", stats_fields[k].name);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- names */
 
 const char *wire_type_name(int type)
@@ -496,6 +679,7 @@ size_t wire_elem_size(int elem)
     case WIRE_BF16:
         return 2;
     case WIRE_TEXT:
+    case WIRE_MSGPACK:
         return 1;
     default:
         return 0;

@@ -39,9 +39,9 @@ enum {
     WIRE_CLOCK = 4,      /* the sender finished step clock */
     WIRE_BARRIER = 5,    /* answered once every trainer has sent one */
     WIRE_STATS = 6,      /* answered with the server's counters */
-    WIRE_CHECKPOINT = 7, /* answered with the shard's parameters + optimizer state */
-    WIRE_SHUTDOWN = 8,   /* goodbye (status 1: the job fails, 2: asks it to stop); answered
-                          * at the end of the job, status = trainers lost */
+    WIRE_CHECKPOINT = 7, /* send, write or stop at a checkpoint (WIRE_CKPT_*) */
+    WIRE_SHUTDOWN = 8,   /* goodbye, failure or a request to stop (WIRE_SHUTDOWN_*); a
+                          * goodbye is answered at the end of the job, status = trainers lost */
     WIRE_ERROR = 9,      /* answer to a bad request: status says why, payload a text */
 };
 
@@ -53,6 +53,7 @@ enum {
     WIRE_TOPK = 4,  /* PUSH only: uint32 index into [begin, end), then float32 value,
                      * little-endian, indices ascending (cluster.compression = topk) */
     WIRE_TEXT = 10, /* UTF-8 bytes, not NUL-terminated (ERROR payloads) */
+    WIRE_MSGPACK = 11, /* one msgpack value, count = its bytes (STATS replies: a map) */
 };
 
 /* Error codes: the status of an ERROR reply, and wire_decode's *code. */
@@ -68,6 +69,29 @@ enum {
     WIRE_E_LOST = 9,      /* a trainer was lost: the step can never complete (BSP) */
 };
 
+/* The status of a PULL_REPLY: flags for the trainer that receives it. */
+enum {
+    WIRE_PULL_STOP_REQUESTED = 1, /* somebody asked the job to stop (a signal on a rank):
+                                   * the leading trainer stops it at its next step */
+    WIRE_PULL_TAKE_LEAD = 2,      /* trainer 0 was lost and the receiver is the lowest
+                                   * trainer left: it leads the job from now on */
+};
+
+/* The status of a CHECKPOINT request (every other value is refused). */
+enum {
+    WIRE_CKPT_SEND = 0,    /* answer with the shard's parameters and optimizer state */
+    WIRE_CKPT_WRITE = 1,   /* write the shard as step clock; answer once it is on disk */
+    WIRE_CKPT_STOP_AT = 2, /* (trainer 0) the job stops at step clock: refuse its pulls */
+};
+
+/* The status of a SHUTDOWN request (every other value is refused); the
+ * answer's status is the number of trainers the server lost. */
+enum {
+    WIRE_SHUTDOWN_GOODBYE = 0,  /* the trainer is done: answered at the end of the job */
+    WIRE_SHUTDOWN_FAIL = 1,     /* the trainer fails: the job ends at once */
+    WIRE_SHUTDOWN_ASK_STOP = 2, /* asks for a graceful stop: answered at once, no goodbye */
+};
+
 /* The header, in wire order. */
 typedef struct {
     int version;    /* WIRE_VERSION */
@@ -76,11 +100,12 @@ typedef struct {
     int64_t clock;  /* the sender's step / the version of the parameters, >= 0 */
     uint64_t begin; /* key range [begin, end) in the flat parameter index */
     uint64_t end;   /* >= begin */
-    int elem;       /* WIRE_F32, WIRE_F16, WIRE_BF16 or WIRE_TEXT */
+    int elem;       /* WIRE_F32 .. WIRE_MSGPACK */
     uint64_t count; /* number of elements in the payload frame */
     uint32_t req;   /* request id, echoed in the reply */
-    int status;     /* >= 0: a WIRE_E_* code in an ERROR; flags or a count in
-                     * some others (PULL_REPLY, SHUTDOWN, CHECKPOINT); else 0 */
+    int status;     /* >= 0: a WIRE_E_* code in an ERROR; WIRE_PULL_* flags in a
+                     * PULL_REPLY; WIRE_CKPT_* / WIRE_SHUTDOWN_* in those
+                     * requests; the trainers lost in a SHUTDOWN answer; else 0 */
 } wire_hdr_t;
 
 /* Sets h to a header of the given type and sender: version WIRE_VERSION,
@@ -115,15 +140,50 @@ int wire_decode(const void *buf, size_t len, wire_hdr_t *h, int *code, err_t *er
  *     payload_len == count * wire_elem_size(elem);
  *   PULL, CLOCK, BARRIER, SHUTDOWN: count == 0 and no payload;
  *   STATS, CHECKPOINT: as a request count == 0 and no payload; as a reply,
- *     status == 0, elem F32/F16/BF16 and payload_len == count * elem size
- *     (the count need not be end - begin: a checkpoint carries parameters and
- *     optimizer state);
+ *     status == 0 and a payload: STATS elem MSGPACK and payload_len == count
+ *     (wire_stats_decode reads it), CHECKPOINT elem F32/F16/BF16 and
+ *     payload_len == count * elem size (the count need not be end - begin: a
+ *     checkpoint carries parameters and optimizer state);
  *   ERROR: status > 0, and either no payload and count == 0, or elem
  *     WIRE_TEXT and payload_len == count.
  * Returns 0, or -1 with *code (may be NULL) = WIRE_E_LENGTH (sizes disagree),
  * WIRE_E_MALFORMED (wrong elem or status), WIRE_E_RANGE (end < begin) or
  * WIRE_E_TYPE (unknown type), and err saying which. */
 int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t *err);
+
+/* What a STATS reply says about its server (docs/PROTOCOL.md, "STATS"):
+ * named fields with 64-bit counters. */
+typedef struct {
+    uint64_t pushes;    /* PUSH messages taken */
+    uint64_t pulls;     /* PULLs answered */
+    uint64_t errors;    /* requests refused */
+    uint64_t updates;   /* steps completed */
+    uint64_t busy_us;   /* microseconds spent handling requests */
+    int64_t version;    /* the parameters' version: steps applied (0..2^63-1) */
+    int lost;           /* trainers given up for lost (0..2^31-1) */
+    int first_lost;     /* the lowest of them, -1 when none (-1..2^31-1) */
+    int partial;        /* 1: pieces of the step under way were applied (0 or 1) */
+    int lead_done;      /* 1: trainer 0 has said goodbye (0 or 1) */
+    int next_lead;      /* the lowest trainer not lost; T when none (0..2^31-1) */
+} wire_stats_t;
+
+/* Bytes that wire_stats_encode writes at most. */
+#define WIRE_STATS_MAX 256
+
+/* Encodes st as the payload of a STATS reply: a msgpack map of its 11
+ * fields by name (docs/PROTOCOL.md), each value in its shortest integer
+ * form. Writes nothing past buf[cap). Returns the byte length, or -1 if cap
+ * is too small (WIRE_STATS_MAX is always enough). */
+int wire_stats_encode(const wire_stats_t *st, uint8_t *buf, size_t cap);
+
+/* Decodes and validates a STATS reply's payload buf[0..len): one msgpack
+ * map (nothing after it) whose keys are strings and values integers, each
+ * of the 11 fields exactly once and in its range; keys it does not know are
+ * skipped, so that a later server may add fields. Never reads outside buf
+ * and never allocates. Returns 0 with *st filled, or -1 with err saying
+ * what is wrong ("STATS: field \"lost\" is -3, ..."); *st is then
+ * unspecified. */
+int wire_stats_decode(const void *buf, size_t len, wire_stats_t *st, err_t *err);
 
 /* "PUSH", "PULL", "PULL_REPLY", "CLOCK", "BARRIER", "STATS", "CHECKPOINT",
  * "SHUTDOWN", "ERROR", or "?" for anything else. */
@@ -140,8 +200,8 @@ const char *wire_error_name(int code);
  * shard_len / piece, and a shard holds at most WIRE_PIECES_MAX / 2 layers). */
 size_t wire_piece_floats(size_t shard_len);
 
-/* Size in bytes of one payload element: 4 for F32, 2 for F16 and BF16, 1 for
- * TEXT, 0 for an unknown elem. */
+/* Size in bytes of one payload element: 8 for TOPK, 4 for F32, 2 for F16
+ * and BF16, 1 for TEXT and MSGPACK, 0 for an unknown elem. */
 size_t wire_elem_size(int elem);
 
 #endif

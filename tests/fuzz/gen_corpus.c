@@ -61,6 +61,56 @@ static void wire_seed(const wire_hdr_t *h, uint64_t payload_len)
     fuzz_buf_free(&f);
 }
 
+/* STATS payloads: as servers write them (typical values, the extremes of
+ * every field), a key of a later version, the widest encodings, and a few
+ * malformed ones (cut short, a value out of range, a field missing). */
+static void stats_seeds(void)
+{
+    const wire_stats_t st[3] = {
+        {123456, 7890, 3, 1719, 2500000, 1719, 0, -1, 0, 1, 0},
+        {0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0},
+        {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, INT64_MAX, 2147483647,
+         2147483647, 1, 1, 2147483647},
+    };
+    fuzz_buf_t f = {0};
+    uint8_t b[WIRE_STATS_MAX + 64];
+    for (int j = 0; j < 3; j++) {
+        int n = wire_stats_encode(&st[j], b, sizeof b);
+        fuzz_wire_stats_input(&f, b, (size_t)n);
+        emit("wire", &f);
+        if (j == 0) {
+            fuzz_wire_stats_input(&f, b, (size_t)n / 2); /* cut short */
+            emit("wire", &f);
+            b[0] = 0x8c; /* one more entry: a key of a later version */
+            memcpy(b + n, "\xa5later\x07", 7);
+            fuzz_wire_stats_input(&f, b, (size_t)n + 7);
+            emit("wire", &f);
+        }
+    }
+    /* map16, keys as str8 and values as uint64: every field, in reverse */
+    static const char *const keys[11] = {"next_lead", "lead_done", "partial", "first_lost",
+                                         "lost",      "version",   "busy_us", "updates",
+                                         "errors",    "pulls",     "pushes"};
+    size_t n = 0;
+    b[n++] = 0xde, b[n++] = 0, b[n++] = 11;
+    for (int k = 0; k < 11; k++) {
+        b[n++] = 0xd9;
+        b[n++] = (uint8_t)strlen(keys[k]);
+        memcpy(b + n, keys[k], strlen(keys[k]));
+        n += strlen(keys[k]);
+        b[n++] = 0xcf;
+        memset(b + n, 0, 8);
+        b[n + 7] = (uint8_t)(k == 3 ? 0 : 1);
+        n += 8;
+    }
+    fuzz_wire_stats_input(&f, b, n);
+    emit("wire", &f);
+    b[3 + 2 + 9 + 1] = 0x80; /* next_lead 2^63 + 1: out of its range */
+    fuzz_wire_stats_input(&f, b, n);
+    emit("wire", &f);
+    fuzz_buf_free(&f);
+}
+
 static void wire_seeds(void)
 {
     /* requests */
@@ -86,8 +136,9 @@ static void wire_seeds(void)
     /* replies */
     h = hdr(WIRE_PULL_REPLY, 0, INT64_MAX, 9, 17, 8, 7, 0);
     wire_seed(&h, 32);
-    h = hdr(WIRE_STATS, 0, 3, 0, 0, 6, 8, 0);
-    wire_seed(&h, 24);
+    h = hdr(WIRE_STATS, 0, 3, 0, 0, 100, 8, 0);
+    h.elem = WIRE_MSGPACK;
+    wire_seed(&h, 100);
     h = hdr(WIRE_CHECKPOINT, 0, 3, 0, 9, 27, 9, 0);
     wire_seed(&h, 108);
     h = hdr(WIRE_BARRIER, 0, 3, 0, 0, 0, 10, 0);
@@ -118,6 +169,7 @@ static void wire_seeds(void)
     fuzz_wire_input(&f, a32, sizeof a32, 0);
     emit("wire", &f);
     fuzz_buf_free(&f);
+    stats_seeds();
 }
 
 /* A server session under construction. */
@@ -198,8 +250,8 @@ static void session(unsigned cfg, unsigned cfg2, int malformed)
             sess_req(&s, t, WIRE_PULL, step + 1, s.b, mid, 0);
     }
     sess_req(&s, 0, WIRE_STATS, 0, 0, 0, 0);
-    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, 0);
-    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, 1);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, WIRE_CKPT_SEND);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 2, 0, 0, WIRE_CKPT_WRITE);
     if (malformed) {
         /* extra frames, a bad peer, an ERROR sent to the server, a field
          * header, junk */
@@ -235,8 +287,8 @@ static void barrier_values(sess_t *s)
 }
 
 /* Jobs that end early: a trainer is lost (halting BSP, or going on without
- * it), or the job is asked to stop (a signal; CHECKPOINT status 2; SHUTDOWN
- * status 2), with pulls and barriers waiting. */
+ * it), or the job is asked to stop (a signal; CHECKPOINT WIRE_CKPT_STOP_AT; SHUTDOWN
+ * WIRE_SHUTDOWN_ASK_STOP), with pulls and barriers waiting. */
 static void session_stop(unsigned cfg, unsigned cfg2, int how)
 {
     sess_t s;
@@ -246,19 +298,19 @@ static void session_stop(unsigned cfg, unsigned cfg2, int how)
     sess_push(&s, 0, 0, 0, s.b, mid);
     sess_req(&s, 0, WIRE_PULL, 1, s.b, s.e, 0);
     sess_req(&s, 0, WIRE_BARRIER, 0, 0, 0, 0);
-    sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, 1);
+    sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, WIRE_CKPT_WRITE);
     switch (how) {
     case 0:
         fuzz_server_op(&s.f, FUZZ_OP_LOSE | 2 << 2); /* trainer 1 */
         break;
     case 1:
-        sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, 2);
+        sess_req(&s, 0, WIRE_CHECKPOINT, 1, 0, 0, WIRE_CKPT_STOP_AT);
         break;
     case 2:
         fuzz_server_op(&s.f, FUZZ_OP_STOP);
         break;
     default:
-        sess_req(&s, 1, WIRE_SHUTDOWN, 0, 0, 0, 2);
+        sess_req(&s, 1, WIRE_SHUTDOWN, 0, 0, 0, WIRE_SHUTDOWN_ASK_STOP);
         break;
     }
     for (int t = 0; t < s.T; t++) {

@@ -29,8 +29,11 @@
 
 #include <msgpack.h>
 
-#include "ps/server.h"
 #include "common/net/wire.h"
+#include "common/util/fsutil.h"
+#include "export/checkpoint.h"
+#include "export/ckptdir.h"
+#include "ps/server.h"
 
 /* ------------------------------------------------------------ input */
 
@@ -111,6 +114,13 @@ void fuzz_wire_input(fuzz_buf_t *f, const uint8_t *hdr, size_t hdr_len, uint64_t
     fuzz_buf_put(f, &flags, 1);
     put_le(f, payload_len, flags ? 8 : 2);
     fuzz_buf_put(f, hdr, hdr_len);
+}
+
+void fuzz_wire_stats_input(fuzz_buf_t *f, const uint8_t *payload, size_t len)
+{
+    uint8_t flags = FUZZ_WIRE_STATS;
+    fuzz_buf_put(f, &flags, 1);
+    fuzz_buf_put(f, payload, len);
 }
 
 void fuzz_server_msg(fuzz_buf_t *f, int flags, int peer, const uint8_t *raw_peer, size_t raw_len,
@@ -281,7 +291,8 @@ static int ref_decode(const uint8_t *b, size_t len, wire_hdr_t *h)
     h->status = (int)v[9].u;
     if (h->type < WIRE_PUSH || h->type > WIRE_ERROR)
         return WIRE_E_TYPE;
-    if (!(elem_numeric(h->elem) || h->elem == WIRE_TOPK || h->elem == WIRE_TEXT))
+    if (!(elem_numeric(h->elem) || h->elem == WIRE_TOPK || h->elem == WIRE_TEXT ||
+          h->elem == WIRE_MSGPACK))
         return WIRE_E_MALFORMED;
     if (h->end < h->begin)
         return WIRE_E_RANGE;
@@ -325,7 +336,14 @@ static unsigned ref_payload(const wire_hdr_t *h, uint64_t plen)
         if (plen == 0 || !size_ok)
             m |= 1u << WIRE_E_LENGTH;
         break;
-    case WIRE_STATS:
+    case WIRE_STATS: /* a reply: one msgpack value of count bytes */
+        if (h->count == 0 && plen == 0)
+            break;
+        if (h->status != 0 || h->elem != WIRE_MSGPACK)
+            m |= 1u << WIRE_E_MALFORMED;
+        if (plen == 0 || !size_ok)
+            m |= 1u << WIRE_E_LENGTH;
+        break;
     case WIRE_CHECKPOINT:
         if (h->count == 0 && plen == 0)
             break;
@@ -430,10 +448,173 @@ static int check_header(const uint8_t *hdr, size_t len, uint64_t plen, wire_hdr_
     return 0;
 }
 
+/* ------------------------------------------------------------ STATS oracle */
+
+/* The fields of a STATS payload as docs/PROTOCOL.md lists them: name and
+ * range. */
+static const struct {
+    const char *name;
+    int64_t min;
+    uint64_t max;
+} ref_fields[11] = {
+    {"pushes", 0, UINT64_MAX},   {"pulls", 0, UINT64_MAX},     {"errors", 0, UINT64_MAX},
+    {"updates", 0, UINT64_MAX},  {"busy_us", 0, UINT64_MAX},   {"version", 0, INT64_MAX},
+    {"lost", 0, INT_MAX},        {"first_lost", -1, INT_MAX},  {"partial", 0, 1},
+    {"lead_done", 0, 1},         {"next_lead", 0, INT_MAX},
+};
+
+/* Stores field k's value v into st. */
+static void ref_store(wire_stats_t *st, int k, const refint_t *v)
+{
+    int64_t i = v->neg ? v->i : (int64_t)v->u;
+    switch (k) {
+    case 0: st->pushes = v->u; break;
+    case 1: st->pulls = v->u; break;
+    case 2: st->errors = v->u; break;
+    case 3: st->updates = v->u; break;
+    case 4: st->busy_us = v->u; break;
+    case 5: st->version = i; break;
+    case 6: st->lost = (int)i; break;
+    case 7: st->first_lost = (int)i; break;
+    case 8: st->partial = (int)i; break;
+    case 9: st->lead_done = (int)i; break;
+    default: st->next_lead = (int)i; break;
+    }
+}
+
+/* Reads the key at b[*pos..len) with msgpack-c (after its length is known
+ * to fit, so that msgpack-c allocates nothing much): returns the field's
+ * index, 11 for a key of no field, -1 if it is no string or cut short. */
+static int ref_key(const uint8_t *b, size_t len, size_t *pos)
+{
+    uint8_t kb = b[*pos];
+    size_t hl = kb >= 0xa0 && kb <= 0xbf ? 1 : kb == 0xd9 ? 2 : kb == 0xda ? 3 : kb == 0xdb ? 5 : 0;
+    if (!hl || hl > len - *pos)
+        return -1;
+    uint64_t l = hl == 1 ? (uint64_t)(kb & 0x1f) : 0;
+    for (size_t k = 1; k < hl; k++)
+        l = l << 8 | b[*pos + k];
+    if (l > len - *pos - hl)
+        return -1;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    int ok = msgpack_unpack_next(&up, (const char *)b + *pos, hl + (size_t)l, &off) ==
+                 MSGPACK_UNPACK_SUCCESS &&
+             up.data.type == MSGPACK_OBJECT_STR && up.data.via.str.size == l;
+    int k = 11;
+    for (int f = 0; ok && f < 11; f++)
+        if (strlen(ref_fields[f].name) == l && memcmp(ref_fields[f].name, up.data.via.str.ptr, l) == 0)
+            k = f;
+    msgpack_unpacked_destroy(&up);
+    *pos += hl + (size_t)l;
+    return ok ? k : -1;
+}
+
+/* The spec's verdict on a STATS payload b[0..len): 0 with *st filled, -1
+ * if it is malformed, -2 if msgpack-c disagrees with the walk. */
+static int ref_stats(const uint8_t *b, size_t len, wire_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    if (len == 0)
+        return -1;
+    uint64_t n;
+    size_t pos;
+    if (b[0] >= 0x80 && b[0] <= 0x8f) {
+        n = b[0] & 0x0f;
+        pos = 1;
+    } else if (b[0] == 0xde || b[0] == 0xdf) {
+        size_t w = b[0] == 0xde ? 2 : 4;
+        if (len < 1 + w)
+            return -1;
+        n = 0;
+        for (size_t k = 0; k < w; k++)
+            n = n << 8 | b[1 + k];
+        pos = 1 + w;
+    } else {
+        return -1;
+    }
+    unsigned seen = 0;
+    for (uint64_t e = 0; e < n; e++) {
+        if (pos >= len)
+            return -1;
+        int k = ref_key(b, len, &pos);
+        size_t l = pos < len ? int_len(b[pos]) : 0;
+        if (k < 0 || l == 0 || l > len - pos)
+            return -1;
+        refint_t v;
+        if (ref_int(b + pos, l, &v) != 0)
+            return -2;
+        pos += l;
+        if (k == 11)
+            continue;
+        if ((seen & (1u << k)) || (v.neg ? v.i < ref_fields[k].min : v.u > ref_fields[k].max))
+            return -1;
+        seen |= 1u << k;
+        ref_store(st, k, &v);
+    }
+    return pos == len && seen == (1u << 11) - 1 ? 0 : -1;
+}
+
+static int stats_equal(const wire_stats_t *a, const wire_stats_t *b)
+{
+    return a->pushes == b->pushes && a->pulls == b->pulls && a->errors == b->errors &&
+           a->updates == b->updates && a->busy_us == b->busy_us && a->version == b->version &&
+           a->lost == b->lost && a->first_lost == b->first_lost && a->partial == b->partial &&
+           a->lead_done == b->lead_done && a->next_lead == b->next_lead;
+}
+
+/* Checks wire_stats_decode on payload p[0..len) (in its own heap block)
+ * against the reference, and that what it accepts encodes back to a
+ * payload that decodes the same. Returns 0, or -1 with msg. */
+static int check_stats(const uint8_t *p, size_t len, char *msg, size_t msg_len)
+{
+    wire_stats_t st, ref;
+    err_t err;
+    memset(&err, 0, sizeof err);
+    int rc = wire_stats_decode(p, len, &st, &err);
+    int want = ref_stats(p, len, &ref);
+    if (want == -2)
+        return broken(msg, msg_len, "STATS: msgpack-c reads an integer differently");
+    if (rc != 0 && rc != -1)
+        return broken(msg, msg_len, "wire_stats_decode returned %d", rc);
+    if ((rc == 0) != (want == 0))
+        return broken(msg, msg_len, "wire_stats_decode: %d (%s), the spec says %s", rc, err.msg,
+                      want == 0 ? "valid" : "malformed");
+    if (rc != 0)
+        return err_ok(&err) && strncmp(err.msg, "STATS: ", 7) == 0
+                   ? 0
+                   : broken(msg, msg_len, "wire_stats_decode failed without a STATS message");
+    if (!stats_equal(&st, &ref))
+        return broken(msg, msg_len, "wire_stats_decode and msgpack-c read different fields");
+    uint8_t buf[WIRE_STATS_MAX];
+    int n = wire_stats_encode(&st, buf, sizeof buf);
+    if (n <= 0 || wire_stats_encode(&st, buf, (size_t)n - 1) != -1)
+        return broken(msg, msg_len, "wire_stats_encode wrote %d bytes, or overflows", n);
+    uint8_t *copy = malloc((size_t)n);
+    if (!copy)
+        abort();
+    memcpy(copy, buf, (size_t)n);
+    wire_stats_t st2;
+    rc = wire_stats_decode(copy, (size_t)n, &st2, &err);
+    free(copy);
+    if (rc != 0 || !stats_equal(&st, &st2))
+        return broken(msg, msg_len, "an accepted STATS payload does not survive encode + decode");
+    return 0;
+}
+
 int fuzz_wire_run(const uint8_t *data, size_t size, char *msg, size_t msg_len)
 {
     in_t in = {data, size};
     unsigned flags = get8(&in);
+    if (flags & FUZZ_WIRE_STATS) {
+        uint8_t *blk;
+        size_t len = in.n;
+        uint8_t *p = take(&in, len, 0, &blk);
+        int rc = check_stats(p, len, msg, msg_len);
+        free(blk);
+        return rc;
+    }
     uint64_t plen = get_le(&in, flags & 1 ? 8 : 2);
     uint8_t *blk;
     size_t len = in.n;
@@ -512,11 +693,13 @@ typedef struct {
 } track_t;
 
 /* A request that waits for its answer (BARRIER, a BSP CHECKPOINT): only its
- * peer and req, to tell its answer from a refusal of the current message. */
+ * peer, req and type, to tell its answer from a refusal of the current
+ * message (a trainer may give two requests of different types one req). */
 typedef struct {
     uint8_t peer[PEER_LIMIT];
     size_t peer_len;
     uint32_t req;
+    int type;
 } waiter_t;
 
 typedef struct {
@@ -542,7 +725,7 @@ typedef struct {
     waiter_t wait[WAIT_MAX];
     int n_wait;
     /* shadows: floats of the step received, steps completed, SHUTDOWN
-     * sent, lost; the stop step (CHECKPOINT status 2) */
+     * sent, lost; the stop step (CHECKPOINT WIRE_CKPT_STOP_AT) */
     uint64_t tgot[T_MAX];
     int64_t tclock[T_MAX];
     int tdone[T_MAX], tlost[T_MAX];
@@ -629,16 +812,17 @@ static track_t *find_pull(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32
     return t;
 }
 
-static int find_wait(const ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req)
+/* The waiting request of peer and req of type (0: any), or -1. */
+static int find_wait(const ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req, int type)
 {
     for (int i = 0; i < c->n_wait; i++)
-        if (c->wait[i].req == req &&
+        if (c->wait[i].req == req && (!type || c->wait[i].type == type) &&
             same_peer(c->wait[i].peer, c->wait[i].peer_len, peer, peer_len))
             return i;
     return -1;
 }
 
-static void add_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req)
+static void add_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req, int type)
 {
     if (c->n_wait == WAIT_MAX) /* forget the oldest: only ever less checking */
         memmove(c->wait, c->wait + 1, (WAIT_MAX - 1) * sizeof *c->wait);
@@ -648,11 +832,13 @@ static void add_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t re
     memcpy(w->peer, peer, peer_len);
     w->peer_len = peer_len;
     w->req = req;
+    w->type = type;
 }
 
-static void drop_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req)
+/* Forgets the waiting request of peer and req of type (0: any): answered. */
+static void drop_wait(ctx_t *c, const uint8_t *peer, size_t peer_len, uint32_t req, int type)
 {
-    int i = find_wait(c, peer, peer_len, req);
+    int i = find_wait(c, peer, peer_len, req, type);
     if (i >= 0) {
         memmove(c->wait + i, c->wait + i + 1, (size_t)(c->n_wait - i - 1) * sizeof *c->wait);
         c->n_wait--;
@@ -713,7 +899,7 @@ static void waiter_error(ctx_t *c, const uint8_t *peer, size_t peer_len, const w
         fail_at(c, "ERROR %d (%s) to a waiting request", h->status, wire_error_name(h->status));
         return;
     }
-    drop_wait(c, peer, peer_len, h->req);
+    drop_wait(c, peer, peer_len, h->req, 0);
     int n;
     track_t *t = find_pull(c, peer, peer_len, h->req, &n);
     if (n != 1 || t->ambiguous)
@@ -810,12 +996,29 @@ static int on_send(void *vctx, const tframe_t *f, int n, int zc)
         else
             cover(c, pe, peer_len, &h);
         break;
+    case WIRE_STATS: {
+        /* named counters that say what the server says of itself */
+        wire_stats_t st;
+        server_stats_t ss;
+        server_get_stats(c->s, &ss);
+        int first;
+        int lost = server_lost(c->s, &first);
+        if (wire_stats_decode(pb, plen, &st, &err) != 0)
+            fail_at(c, "the server sent a STATS reply it cannot decode: %s", err.msg);
+        else if (st.version != server_version(c->s) || st.pushes != ss.pushes ||
+                 st.pulls != ss.pulls || st.updates != ss.updates || st.errors != ss.errors ||
+                 st.lost != lost || st.first_lost != first || st.lost != n_lost(c))
+            fail_at(c, "STATS says version %lld, %llu pushes, %d lost; the server has %ld, %llu, %d",
+                    (long long)st.version, (unsigned long long)st.pushes, st.lost,
+                    server_version(c->s), (unsigned long long)ss.pushes, lost);
+        c->others++;
+        break;
+    }
     case WIRE_BARRIER:
     case WIRE_CHECKPOINT:
-        drop_wait(c, pe, peer_len, h.req);
+        drop_wait(c, pe, peer_len, h.req, h.type);
         /* fall through */
     case WIRE_CLOCK: /* a heartbeat may be answered */
-    case WIRE_STATS:
     case WIRE_SHUTDOWN:
         c->others++;
         break;
@@ -865,6 +1068,26 @@ static int snapshot(ctx_t *c)
     return 0;
 }
 
+/* The harness's saver (server_saver_t): the shard as a checkpoint file
+ * under the root in ctx, as launch/cluster.c writes it. */
+static int fuzz_save(void *ctx, const server_shard_t *sh, err_t *err)
+{
+    const char *root = ctx;
+    char dir[700], path[800];
+    if (ckptdir_step_dir(dir, sizeof dir, root, sh->step, err) != 0 ||
+        ckptdir_part_path(path, sizeof path, root, sh->step, sh->index, sh->n_servers, err) != 0 ||
+        fs_mkdirs(dir, err) != 0)
+        return -1;
+    checkpoint_t ck = {
+        .step = (uint64_t)sh->step, .clock = (uint64_t)sh->version, .seed = sh->seed,
+        .opt_kind = sh->optim->kind->id, .n_slots = sh->n_slots, .config_text = "# fuzz",
+        .table = *sh->table, .params = (float *)sh->params, .opt_state = (float *)sh->state,
+        .n_shards = sh->n_servers, .shard_index = sh->index,
+        .shard_begin = sh->begin, .shard_end = sh->end,
+    };
+    return checkpoint_write(path, &ck, err);
+}
+
 /* The model: two tensors, 17 parameters (shards of 9 and 8). */
 static const param_table_t *fuzz_table(void)
 {
@@ -904,8 +1127,7 @@ static server_t *fuzz_server_new(unsigned cfg, unsigned cfg2, ctx_t *c)
                   .eps = 1e-8,
                   .momentum = 0.9,
                   .initial_accumulator = 0.1},
-        .ckpt_root = (cfg2 & 1) ? ckpt_root : NULL,
-        .config_text = "# fuzz",
+        .saver = {(cfg2 & 1) && ckpt_root ? fuzz_save : NULL, (void *)ckpt_root},
         .continue_on_loss = (cfg2 >> 1) & 1,
     };
     err_t err;
@@ -1082,13 +1304,13 @@ static void after(ctx_t *c, const verdict_t *v, const server_stats_t *st0, long 
                 c->tgot[tr] = 0;
                 c->tclock[tr]++;
             }
-        } else if (h->type == WIRE_SHUTDOWN && h->status != 2) {
+        } else if (h->type == WIRE_SHUTDOWN && h->status != WIRE_SHUTDOWN_ASK_STOP) {
             c->tdone[tr] = 1;
         }
         /* a BARRIER or CHECKPOINT not answered yet waits */
         if ((h->type == WIRE_BARRIER || h->type == WIRE_CHECKPOINT) &&
-            find_wait(c, c->peer, c->peer_len, h->req) < 0 && !c->others)
-            add_wait(c, c->peer, c->peer_len, h->req);
+            find_wait(c, c->peer, c->peer_len, h->req, 0) < 0 && !c->others)
+            add_wait(c, c->peer, c->peer_len, h->req, h->type);
     }
     settle(c);
 }
@@ -1111,7 +1333,7 @@ static int one_msg(ctx_t *c, const uint8_t *peer, size_t peer_len, const uint8_t
                     v.code, extra);
     }
     c->req = v.h.req;
-    int ambiguous = c->req_known && (find_wait(c, peer, peer_len, v.h.req) >= 0);
+    int ambiguous = c->req_known && (find_wait(c, peer, peer_len, v.h.req, 0) >= 0);
     int np;
     if (c->req_known && c->track_full)
         ambiguous = 1; /* a PULL with this peer and req may wait, untracked */
@@ -1137,11 +1359,11 @@ static int one_msg(ctx_t *c, const uint8_t *peer, size_t peer_len, const uint8_t
             tracked = 1;
         }
     }
-    /* CHECKPOINT status 2 stops the job at its clock before it flushes the
+    /* CHECKPOINT WIRE_CKPT_STOP_AT stops the job at its clock before it flushes the
      * waiting pulls: the shadow stops first (and goes back if refused) */
     int stopping0 = c->stopping;
     int64_t stop_step0 = c->stop_step;
-    if (v.decoded && !v.must_refuse && v.h.type == WIRE_CHECKPOINT && v.h.status == 2 &&
+    if (v.decoded && !v.must_refuse && v.h.type == WIRE_CHECKPOINT && v.h.status == WIRE_CKPT_STOP_AT &&
         !halted_lost(c)) {
         c->stopping = 1;
         c->stop_step = v.h.clock;

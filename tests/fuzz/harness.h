@@ -8,13 +8,15 @@
  * with a message; the libFuzzer targets abort on it, the tests assert 0.
  *
  * Wire input:   flags (1 byte), payload_len (2 bytes LE, or 8 bytes LE if
- *               flags & 1), then the header frame (the rest).
+ *               flags & 1), then the header frame (the rest); or, if flags &
+ *               FUZZ_WIRE_STATS, a STATS reply's payload (the rest), checked
+ *               by wire_stats_decode against a reference on msgpack-c.
  * Server input: config (2 bytes), then records: a message or an operation.
  *   config: bits 0-1 consistency (0 BSP, 1 ASP, 2 SSP, 3 BSP); bit 2 server
  *           1 of 2 (else 0 of 2); bits 3-4 optimizer (SGD, momentum, Adam,
  *           Adagrad); bits 5-6 trainers (0: 2, 1: 1, 2: 3, 3: 2); bit 7
  *           SSP staleness 0 (else 1). Second byte: bit 0 checkpoints are
- *           written (CHECKPOINT status 1), bit 1 BSP goes on when a trainer
+ *           written (CHECKPOINT WIRE_CKPT_WRITE), bit 1 BSP goes on when a trainer
  *           is lost (continue_on_loss).
  *   message: flags (1 byte), [peer], header, [payload]
  *     flags: bits 0-1 extra frames beyond header and payload (0..2; 3: an
@@ -38,6 +40,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Flag of a wire input: the rest is a STATS payload. */
+#define FUZZ_WIRE_STATS 2
 
 /* Flags of a server input message. */
 enum {
@@ -78,7 +83,7 @@ int fuzz_server_one(const uint8_t *data, size_t size);
 int fuzz_server_run(const uint8_t *data, size_t size, fuzz_report_t *rep);
 
 /* Where the server harness writes checkpoints (config bit 7); NULL (the
- * default): CHECKPOINT status 1 is refused. The string must outlive the
+ * default): CHECKPOINT WIRE_CKPT_WRITE is refused. The string must outlive the
  * runs. */
 void fuzz_set_ckpt_root(const char *dir);
 
@@ -93,6 +98,8 @@ void fuzz_buf_put(fuzz_buf_t *f, const void *p, size_t n);
 void fuzz_buf_free(fuzz_buf_t *f);
 /* A wire input: header frame hdr[0..hdr_len) and a payload length. */
 void fuzz_wire_input(fuzz_buf_t *f, const uint8_t *hdr, size_t hdr_len, uint64_t payload_len);
+/* A wire input of a STATS payload payload[0..len). */
+void fuzz_wire_stats_input(fuzz_buf_t *f, const uint8_t *payload, size_t len);
 /* A server message. peer: 0..2 for "t0".."t2", or -1 with
  * raw_peer[0..raw_len) (raw_len > 254: 257 bytes, zero-padded). hdr: the
  * raw header frame, or FUZZ_FIELDS bytes with flags FUZZ_FIELDS_HDR.

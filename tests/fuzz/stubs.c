@@ -1,5 +1,5 @@
 /* stubs.c - what the fuzz targets link instead of the real thing:
- * - a clock of their own for ps/server.c (built with
+ * - a clock of their own for the server (ps/, built with
  *   -Dclock_gettime=fuzz_clock_gettime), which only the harness advances,
  *   so that an input that loses trainers does the same on every run;
  * - the transport functions server_run calls: the targets drive
