@@ -107,6 +107,177 @@ static int cmd_plot(int argc, char **argv)
     return 0;
 }
 
+/* The command line of a training job. */
+typedef struct {
+    const char *config_path, *out_dir, *bind, *resume_arg, *keys_dir;
+    const char *sets[MAX_SETS];
+    int n_sets, no_plot, quiet, local, servers;
+} args_t;
+
+/* The field of a that option o sets to its value, or NULL when o is not
+ * one of the plain value options. */
+static const char **value_slot(args_t *a, const char *o)
+{
+    return strcmp(o, "--config") == 0   ? &a->config_path
+           : strcmp(o, "--out") == 0    ? &a->out_dir
+           : strcmp(o, "--resume") == 0 ? &a->resume_arg
+           : strcmp(o, "--bind") == 0   ? &a->bind
+           : strcmp(o, "--keys") == 0   ? &a->keys_dir
+                                        : NULL;
+}
+
+/* Takes value v of option o (--set, --servers or a value_slot one).
+ * Returns -1, or 2 after a usage error (said). */
+static int take_value(args_t *a, const char *o, const char *v)
+{
+    const char **slot = value_slot(a, o);
+    if (slot) {
+        *slot = v;
+    } else if (strcmp(o, "--set") == 0) {
+        if (a->n_sets == MAX_SETS) {
+            fprintf(stderr, "pstrain: more than %d --set options\n", MAX_SETS);
+            return 2;
+        }
+        a->sets[a->n_sets++] = v;
+    } else {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > SHARD_SERVERS_MAX) {
+            fprintf(stderr, "pstrain: --servers wants a number from 1 to %d, got '%s'\n",
+                    SHARD_SERVERS_MAX, v);
+            return 2;
+        }
+        a->servers = (int)n;
+    }
+    return -1;
+}
+
+/* Reads the options of a training job into *a. Returns -1 to go on, or the
+ * exit status: 0 after --help or --version, 2 after a usage error (said). */
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        int *flag = strcmp(o, "--local") == 0     ? &a->local
+                    : strcmp(o, "--no-plot") == 0 ? &a->no_plot
+                    : strcmp(o, "--quiet") == 0   ? &a->quiet
+                                                  : NULL;
+        if (flag) {
+            *flag = 1;
+        } else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(o, "--version") == 0) {
+            printf("pstrain %s\n", PSTRAIN_VERSION);
+            return 0;
+        } else if ((value_slot(a, o) || strcmp(o, "--set") == 0 || strcmp(o, "--servers") == 0) &&
+                   i + 1 < argc) {
+            int rc = take_value(a, o, argv[++i]);
+            if (rc >= 0)
+                return rc;
+        } else {
+            fprintf(stderr, "pstrain: unknown or incomplete option '%s'\n", o);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!a->config_path && !a->resume_arg) {
+        fprintf(stderr, "pstrain: --config FILE (or --resume PATH) is required\n");
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* A loaded job: its config (from --config, or kept in the checkpoint it
+ * resumes), the effective config text, the checkpoint, the run folder. */
+typedef struct {
+    checkpoint_t *resume;
+    char resume_path[4200];
+    char run_dir[4200];          /* the resumed run's folder ("" when not resuming) */
+    char dir[CFG_PATH_LEN + 16]; /* runs/<name> */
+    const char *out_dir;
+    job_config_t *cfg;
+    char *text;
+} job_t;
+
+static void job_free(job_t *j)
+{
+    free(j->text);
+    free(j->cfg);
+    checkpoint_free(&j->resume);
+}
+
+/* Loads the job a asks for into *j. Returns -1 to go on, or the exit
+ * status after an error (said; nothing is left to free). */
+static int load_job(const args_t *a, job_t *j)
+{
+    err_t err;
+    memset(j, 0, sizeof *j);
+    /* a file, or a run folder's newest complete checkpoint */
+    if (a->resume_arg &&
+        !(j->resume = ckptdir_resume(a->resume_arg, j->resume_path, sizeof j->resume_path, &err))) {
+        fprintf(stderr, "pstrain: --resume: %s\n", err.msg);
+        return 1;
+    }
+    /* the job: --config, or the config kept in the checkpoint */
+    char ck_name[4300];
+    snprintf(ck_name, sizeof ck_name, "%s: section CONFIG", j->resume_path);
+    const char *src = a->config_path ? NULL : j->resume->config_text;
+    const char *name = a->config_path ? a->config_path : ck_name;
+    int rc = 1;
+    if (!(j->cfg = calloc(1, sizeof *j->cfg))) {
+        fprintf(stderr, "pstrain: out of memory\n");
+        goto fail;
+    }
+    if ((src ? config_load_text(j->cfg, name, src, a->sets, a->n_sets, 1, &err)
+             : config_load(j->cfg, name, a->sets, a->n_sets, 1, &err)) != 0 ||
+        !(j->text = config_text_from(name, src, a->sets, a->n_sets, &err))) {
+        fprintf(stderr, "pstrain: %s\n", err.msg);
+        goto fail;
+    }
+    j->out_dir = a->out_dir;
+    if (a->resume_arg && out_dir_check(a->resume_arg, &j->out_dir, j->run_dir,
+                                       sizeof j->run_dir) != 0) {
+        rc = 2;
+        goto fail;
+    }
+    if (!j->out_dir) {
+        snprintf(j->dir, sizeof j->dir, "runs/%s", j->cfg->name);
+        j->out_dir = j->dir;
+    }
+    return -1;
+fail:
+    job_free(j);
+    return rc;
+}
+
+/* Trains the job in this process. Returns the exit status. */
+static int run_local(const args_t *a, job_t *j)
+{
+    err_t err;
+    console_t ls;
+    console_init(&ls, a->quiet, 0, "trainer");
+    train_opts_t opts = {
+        .out_dir = j->out_dir, .config_text = j->text, .log = console_line, .log_ctx = &ls,
+        .no_plot = a->no_plot, .resume = j->resume, .resume_path = j->resume_path,
+        .resume_dir = j->run_dir[0] ? j->run_dir : NULL,
+    };
+    train_result_t res;
+    if (train_local(j->cfg, &opts, &res, &err) != 0) {
+        fprintf(stderr, "%spstrain: %s\n", console_break(&ls), err.msg);
+        return 1;
+    }
+    if (res.plot_error[0])
+        fprintf(stderr, "pstrain: warning: curves.png not drawn: %s\n", res.plot_error);
+    if (res.stopped)
+        printf("stopped at step %ld; continue with --resume %s\n", res.steps, j->out_dir);
+    else
+        cluster_print_result(&res, 0, 1, j->out_dir);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* Large buffers (ZeroMQ's receive buffers for parameter messages, the
@@ -121,144 +292,23 @@ int main(int argc, char **argv)
         return cmd_export(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "predict") == 0)
         return cmd_predict(argc, argv);
-
-    const char *config_path = NULL, *out_dir = NULL;
-    const char *sets[MAX_SETS];
-    int n_sets = 0, no_plot = 0, quiet = 0, local = 0, servers = 0;
-    const char *bind = NULL, *resume_arg = NULL, *keys_dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--config") == 0 && i + 1 < argc) {
-            config_path = argv[++i];
-        } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
-            if (n_sets == MAX_SETS) {
-                fprintf(stderr, "pstrain: more than %d --set options\n", MAX_SETS);
-                return 2;
-            }
-            sets[n_sets++] = argv[++i];
-        } else if (strcmp(a, "--out") == 0 && i + 1 < argc) {
-            out_dir = argv[++i];
-        } else if (strcmp(a, "--local") == 0) {
-            local = 1;
-        } else if (strcmp(a, "--servers") == 0 && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > SHARD_SERVERS_MAX) {
-                fprintf(stderr, "pstrain: --servers wants a number from 1 to %d, got '%s'\n",
-                        SHARD_SERVERS_MAX, argv[i]);
-                return 2;
-            }
-            servers = (int)v;
-        } else if (strcmp(a, "--resume") == 0 && i + 1 < argc) {
-            resume_arg = argv[++i];
-        } else if (strcmp(a, "--bind") == 0 && i + 1 < argc) {
-            bind = argv[++i];
-        } else if (strcmp(a, "--keys") == 0 && i + 1 < argc) {
-            keys_dir = argv[++i];
-        } else if (strcmp(a, "--no-plot") == 0) {
-            no_plot = 1;
-        } else if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--version") == 0) {
-            printf("pstrain %s\n", PSTRAIN_VERSION);
-            return 0;
-        } else {
-            fprintf(stderr, "pstrain: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!config_path && !resume_arg) {
-        fprintf(stderr, "pstrain: --config FILE (or --resume PATH) is required\n");
-        usage(stderr);
-        return 2;
-    }
-
-    err_t err;
-    checkpoint_t *resume = NULL;
-    char resume_path[4200] = "";
-    if (resume_arg) {
-        /* a file, or a run folder's newest complete checkpoint */
-        if (!(resume = ckptdir_resume(resume_arg, resume_path, sizeof resume_path, &err))) {
-            fprintf(stderr, "pstrain: --resume: %s\n", err.msg);
-            return 1;
-        }
-    }
-    /* the job: --config, or the config kept in the checkpoint */
-    char ck_name[4300];
-    snprintf(ck_name, sizeof ck_name, "%s: section CONFIG", resume_path);
-    const char *src = config_path ? NULL : resume->config_text;
-    const char *name = config_path ? config_path : ck_name;
-    job_config_t *cfg = calloc(1, sizeof *cfg);
-    if (!cfg) {
-        fprintf(stderr, "pstrain: out of memory\n");
-        checkpoint_free(&resume);
-        return 1;
-    }
-    int loaded = src ? config_load_text(cfg, name, src, sets, n_sets, 1, &err)
-                     : config_load(cfg, name, sets, n_sets, 1, &err);
-    if (loaded != 0) {
-        fprintf(stderr, "pstrain: %s\n", err.msg);
-        free(cfg);
-        checkpoint_free(&resume);
-        return 1;
-    }
-    char *text = config_text_from(name, src, sets, n_sets, &err);
-    if (!text) {
-        fprintf(stderr, "pstrain: %s\n", err.msg);
-        free(cfg);
-        checkpoint_free(&resume);
-        return 1;
-    }
-    char dir[CFG_PATH_LEN + 16], run_dir[4200] = "";
-    if (resume_arg && out_dir_check(resume_arg, &out_dir, run_dir, sizeof run_dir) != 0) {
-        free(text);
-        free(cfg);
-        checkpoint_free(&resume);
-        return 2;
-    }
-    if (!out_dir) {
-        snprintf(dir, sizeof dir, "runs/%s", cfg->name);
-        out_dir = dir;
-    }
+    args_t a;
+    job_t j;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0 || (rc = load_job(&a, &j)) >= 0)
+        return rc;
     /* SIGINT / SIGTERM: a checkpoint at the next step, then a clean exit */
     train_catch_signals();
-    if (!local) {
-        cluster_opts_t co = {.servers = servers, .bind = bind, .out_dir = out_dir,
-                             .config_text = text, .no_plot = no_plot, .quiet = quiet,
-                             .resume = resume, .resume_path = resume_path,
-                             .resume_dir = run_dir[0] ? run_dir : NULL,
-                             .keys_dir = keys_dir};
-        int st = cluster_main(&argc, &argv, cfg, &co);
-        free(text);
-        free(cfg);
-        checkpoint_free(&resume);
-        return st;
-    }
-    console_t ls;
-    console_init(&ls, quiet, 0, "trainer");
-    train_opts_t opts = {
-        .out_dir = out_dir, .config_text = text, .log = console_line, .log_ctx = &ls,
-        .no_plot = no_plot, .resume = resume, .resume_path = resume_path,
-        .resume_dir = run_dir[0] ? run_dir : NULL,
-    };
-    train_result_t res;
-    int rc = train_local(cfg, &opts, &res, &err);
-    if (rc != 0) {
-        fprintf(stderr, "%spstrain: %s\n", console_break(&ls), err.msg);
+    if (a.local) {
+        rc = run_local(&a, &j);
     } else {
-        if (res.plot_error[0])
-            fprintf(stderr, "pstrain: warning: curves.png not drawn: %s\n", res.plot_error);
-        if (res.stopped)
-            printf("stopped at step %ld; continue with --resume %s\n", res.steps, out_dir);
-        else
-            cluster_print_result(&res, 0, 1, out_dir);
+        cluster_opts_t co = {.servers = a.servers, .bind = a.bind, .out_dir = j.out_dir,
+                             .config_text = j.text, .no_plot = a.no_plot, .quiet = a.quiet,
+                             .resume = j.resume, .resume_path = j.resume_path,
+                             .resume_dir = j.run_dir[0] ? j.run_dir : NULL,
+                             .keys_dir = a.keys_dir};
+        rc = cluster_main(&argc, &argv, j.cfg, &co);
     }
-    free(text);
-    free(cfg);
-    checkpoint_free(&resume);
-    return rc == 0 ? 0 : 1;
+    job_free(&j);
+    return rc;
 }

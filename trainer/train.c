@@ -54,21 +54,6 @@ void train_logf(const train_opts_t *o, int transient, const char *fmt, ...)
     o->log(o->log_ctx, transient, line);
 }
 
-static void eval_set(model_t *m, const float *params, const dataset_t *ds, double *loss,
-                     double *acc)
-{
-    if (!ds || ds->n == 0) {
-        *loss = NAN;
-        *acc = NAN;
-        return;
-    }
-    double sum = 0;
-    long right = 0;
-    evaluate_range(m, params, ds, 0, ds->n, &sum, &right);
-    *loss = sum / (double)ds->n;
-    *acc = (double)right / (double)ds->n;
-}
-
 long train_total_steps(const job_config_t *cfg, size_t n_train, long *per_epoch)
 {
     long pe = (long)data_batches_per_epoch(n_train, (size_t)cfg->train.batch, 0);
@@ -150,6 +135,19 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
         ck->norm_mean = data->norm.mean;
         ck->norm_inv_std = data->norm.inv_std;
     }
+}
+
+int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const job_data_t *data,
+                            long step, long per_epoch, int n_shards, err_t *err)
+{
+    char root[4200];
+    snprintf(root, sizeof root, "%s/checkpoints", out_dir);
+    uint8_t order[TRAIN_ORDER_LEN];
+    train_order_record(order, cfg, data->train->n, step);
+    const norm_stats_t *nm = &data->norm;
+    int kind = nm->kind != NORM_NONE && nm->mean ? (int)nm->kind : 0;
+    return ckptdir_commit(root, step, (int)(step / per_epoch), n_shards, order, sizeof order,
+                          kind, nm->dim, nm->mean, nm->inv_std, cfg->checkpoint.keep, err);
 }
 
 long train_resume_check(const checkpoint_t *ck, const char *path, const job_config_t *cfg,
@@ -257,186 +255,4 @@ void train_log_epoch(const train_opts_t *o, const char *prefix, const epoch_row_
                "%.0f samples/s, %.1f s",
                prefix, r->epoch, epochs, r->train_loss, 100 * r->train_acc, val, r->test_loss,
                100 * r->test_acc, r->samples_per_s, seconds);
-}
-
-/* A checkpoint of single-process training after `step` steps: the whole
- * model as RUN_DIR/checkpoints/step-N/model.ckpt, then its manifest. */
-static int local_checkpoint(const job_config_t *cfg, const train_opts_t *opts, const model_t *m,
-                            const job_data_t *data, long step, long per_epoch, float *params,
-                            float *state, int slots, err_t *err)
-{
-    char root[4200], dir[4300], path[4400];
-    snprintf(root, sizeof root, "%s/checkpoints", opts->out_dir);
-    if (ckptdir_step_dir(dir, sizeof dir, root, step, err) != 0 ||
-        ckptdir_part_path(path, sizeof path, root, step, 0, 0, err) != 0 ||
-        fs_mkdirs(dir, err) != 0)
-        return -1;
-    checkpoint_t ck;
-    uint8_t order[TRAIN_ORDER_LEN];
-    train_checkpoint_init(&ck, cfg, opts, m, data, step, step, (int)(step / per_epoch), params,
-                          state, slots, order);
-    if (checkpoint_write(path, &ck, err) != 0)
-        return -1;
-    return ckptdir_commit(root, step, (int)(step / per_epoch), 0, order, sizeof order,
-                          ck.norm_kind, ck.norm_dim, ck.norm_mean, ck.norm_inv_std,
-                          cfg->checkpoint.keep, err);
-}
-
-int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_t *res,
-                err_t *err)
-{
-    int rc = -1;
-    job_data_t data;
-    memset(&data, 0, sizeof data);
-    memset(res, 0, sizeof *res);
-    model_t *m = NULL;
-    float *params = NULL, *grads = NULL, *state = NULL, *xb = NULL;
-    int32_t *yb = NULL;
-    uint32_t *perm = NULL;
-    epoch_row_t *rows = NULL;
-
-    if (fs_mkdirs(opts->out_dir, err) != 0)
-        return -1;
-    if (train_prepare(cfg, &m, &data, err) != 0)
-        goto out;
-
-    const size_t n_params = model_n_params(m);
-    optim_params_t op;
-    optim_params_from_config(&op, cfg);
-    const int slots = optim_slots(&op);
-    const size_t n_train = data.train->n, dim = data.train->dim;
-    const int batch = cfg->train.batch;
-    params = malloc(n_params * sizeof *params);
-    grads = calloc(n_params, sizeof *grads);
-    state = calloc(slots ? (size_t)slots * n_params : 1, sizeof *state);
-    xb = calloc((size_t)batch * dim, sizeof *xb);
-    yb = calloc((size_t)batch, sizeof *yb);
-    perm = malloc(n_train * sizeof *perm);
-    rows = calloc((size_t)cfg->train.epochs, sizeof *rows);
-    if (!params || !grads || !state || !xb || !yb || !perm || !rows) {
-        err_set(err, "out of memory for %zu parameters", n_params);
-        goto out;
-    }
-    long per_epoch;
-    const long total = train_total_steps(cfg, n_train, &per_epoch);
-    long step0 = 0;
-    if (opts->resume) {
-        step0 = train_resume_check(opts->resume, opts->resume_path, cfg, m, n_train, slots, total,
-                                   err);
-        if (step0 < 0)
-            goto out;
-        memcpy(params, opts->resume->params, n_params * sizeof *params);
-        if (slots)
-            memcpy(state, opts->resume->opt_state, (size_t)slots * n_params * sizeof *state);
-    } else {
-        if (params_init_slice(model_params(m), cfg->train.seed, 0, n_params, params, err) != 0)
-            goto out;
-        optim_state_init(&op, state, n_params);
-    }
-    train_logf(opts, 0,
-          "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test samples, "
-          "batch %d, %ld steps",
-          cfg->name, n_params, n_train, data.val ? data.val->n : 0, data.test->n, batch, total);
-    int epochs_done = train_resume_begin(opts, "", step0, per_epoch, rows, cfg->train.epochs);
-
-    const double t0 = progress_now();
-    double train_s = 0, last_ckpt_s = t0;
-    long step = step0, samples = 0;
-    for (int epoch = (int)(step0 / per_epoch); epoch < cfg->train.epochs && step < total;
-         epoch++) {
-        data_permutation(perm, n_train, cfg->train.seed, (uint64_t)epoch);
-        double loss_sum = 0, ep_t0 = progress_now(), ep_train_s = 0;
-        long right = 0, seen = 0;
-        long b;
-        for (b = step % per_epoch; b < per_epoch && step < total; b++) {
-            if (train_stop_signal) {
-                if (local_checkpoint(cfg, opts, m, &data, step, per_epoch, params, state, slots,
-                                     err) != 0)
-                    goto out;
-                train_logf(opts, 0, "stopped by a signal at step %ld: checkpoint written to "
-                           "%s/checkpoints/step-%09ld; continue with --resume %s", step,
-                           opts->out_dir, step, opts->out_dir);
-                res->stopped = 1;
-                res->steps = step;
-                rc = 0;
-                goto out;
-            }
-            if (step > step0 && train_checkpoint_due(cfg, step, &last_ckpt_s)) {
-                if (local_checkpoint(cfg, opts, m, &data, step, per_epoch, params, state, slots,
-                                     err) != 0)
-                    goto out;
-                train_logf(opts, 0, "checkpoint of step %ld written", step);
-            }
-            double s0 = progress_now();
-            size_t lo, hi;
-            data_batch_slice(n_train, (size_t)batch, (size_t)b, 0, 1, &lo, &hi);
-            int B = (int)(hi - lo);
-            data_gather(data.train, perm, lo, hi, xb, yb);
-            memset(grads, 0, n_params * sizeof *grads);
-            int ok = 0;
-            const model_run_t run = {.training = 1, .step = step, .first = 0};
-            loss_sum += model_train_step(m, &run, params, grads, xb, yb, B, 1.0f / (float)B, &ok);
-            optim_update(&op, params, grads, state, n_params, step + 1,
-                         optim_lr(&op, step, total));
-            right += ok;
-            seen += B;
-            step++;
-            double dt = progress_now() - s0;
-            ep_train_s += dt;
-            if (step % cfg->train.log_every == 0 || b + 1 == per_epoch || step == total) {
-                double sps = seen / (ep_train_s > 0 ? ep_train_s : 1e-9);
-                double eta = (double)(total - step) * (train_s + ep_train_s) / (double)(step - step0);
-                char line[256];
-                progress_format(line, sizeof line, epoch + 1, cfg->train.epochs, b + 1, per_epoch,
-                                loss_sum / seen, (double)right / seen, sps, eta);
-                train_logf(opts, 1, "%s", line);
-            }
-        }
-        train_s += ep_train_s;
-        samples += seen;
-        epoch_row_t *r = &rows[epochs_done];
-        r->epoch = epoch + 1;
-        r->step = step;
-        r->train_loss = loss_sum / (double)seen;
-        r->train_acc = (double)right / (double)seen;
-        r->samples_per_s = seen / (ep_train_s > 0 ? ep_train_s : 1e-9);
-        eval_set(m, params, data.val, &r->val_loss, &r->val_acc);
-        eval_set(m, params, data.test, &r->test_loss, &r->test_acc);
-        r->wall_s = progress_now() - t0;
-        epochs_done++;
-        train_log_epoch(opts, "", r, cfg->train.epochs, data.val != NULL, progress_now() - ep_t0);
-        if (report_write_metrics(opts->out_dir, rows, epochs_done, err) != 0)
-            goto out;
-    }
-
-    train_result_fill(res, rows, epochs_done, step, n_params, progress_now() - t0, train_s,
-                      samples);
-
-    if (local_checkpoint(cfg, opts, m, &data, step, per_epoch, params, state, slots, err) != 0)
-        goto out;
-    run_summary_t s;
-    train_summary_init(&s, cfg, opts, res, samples, "local");
-    /* the whole model, as a distributed job's servers would assemble it */
-    char ckpath[4096];
-    snprintf(ckpath, sizeof ckpath, "%s/model.ckpt", opts->out_dir);
-    checkpoint_t ck;
-    uint8_t order[TRAIN_ORDER_LEN];
-    train_checkpoint_init(&ck, cfg, opts, m, &data, step, step, (int)(step / per_epoch), params,
-                          state, slots, order);
-    if (train_write_outputs(opts, &s, ckpath, &ck, res, err) != 0)
-        goto out;
-    if (opts->final_params)
-        memcpy(opts->final_params, params, n_params * sizeof *params);
-    rc = 0;
-out:
-    free(params);
-    free(grads);
-    free(state);
-    free(xb);
-    free(yb);
-    free(perm);
-    free(rows);
-    model_destroy(&m);
-    job_data_free(&data);
-    return rc;
 }

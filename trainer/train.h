@@ -95,6 +95,14 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
                            const model_t *m, const job_data_t *data, long step, long clock,
                            int epochs, float *params, float *state, int n_slots, uint8_t *order);
 
+/* Writes the manifest of the checkpoint of `step` under
+ * out_dir/checkpoints once its parts are on disk (n_shards server shards,
+ * or 0: one model.ckpt): the data-order record of cfg's job over data's
+ * training set and data's normalisation (ckptdir_commit, which also removes
+ * checkpoints beyond checkpoint.keep). Returns 0, or -1 with err. */
+int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const job_data_t *data,
+                            long step, long per_epoch, int n_shards, err_t *err);
+
 /* Checks that ck (read from path) can resume cfg's job: the same tensors as
  * model m, the same optimizer (n_slots state floats per parameter), and a
  * data-order record with the job's seed, batch and number of training

@@ -1,0 +1,166 @@
+/* epoch.c - the epoch driver shared by single-process and distributed
+ * training (see epoch.h). */
+#include "trainer/epoch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer/progress.h"
+
+int epoch_setup(epoch_t *e, err_t *err)
+{
+    const job_config_t *cfg = e->cfg;
+    const size_t n_train = e->data->train->n, dim = e->data->train->dim;
+    e->total = train_total_steps(cfg, n_train, &e->per_epoch);
+    e->xb = calloc((size_t)cfg->train.batch * dim, sizeof *e->xb);
+    e->yb = calloc((size_t)cfg->train.batch, sizeof *e->yb);
+    e->perm = malloc(n_train * sizeof *e->perm);
+    e->rows = calloc((size_t)cfg->train.epochs, sizeof *e->rows);
+    if (!e->xb || !e->yb || !e->perm || !e->rows)
+        return err_set(err, "out of memory for the batches of %zu training samples", n_train);
+    e->step = e->step0;
+    return 0;
+}
+
+void epoch_free(epoch_t *e)
+{
+    free(e->xb);
+    free(e->yb);
+    free(e->perm);
+    free(e->rows);
+    e->xb = NULL;
+    e->yb = NULL;
+    e->perm = NULL;
+    e->rows = NULL;
+}
+
+/* The forward and backward pass of global batch b at e->step: this
+ * trainer's slice of it, scaled by 1/(global batch) so that the trainers'
+ * gradients add up to the batch mean; sums += loss, right, samples. A
+ * trainer whose slice is empty still owes its (zero) gradient in the same
+ * pieces as the others. Returns the global batch's size. */
+static int compute(epoch_t *e, long b, double sums[3])
+{
+    const size_t n = e->data->train->n, batch = (size_t)e->cfg->train.batch;
+    size_t glo, ghi, lo, hi;
+    data_batch_slice(n, batch, (size_t)b, 0, 1, &glo, &ghi);
+    data_batch_slice(n, batch, (size_t)b, e->trainer, e->n_trainers, &lo, &hi);
+    const int gB = (int)(ghi - glo), B = (int)(hi - lo);
+    memset(e->grads, 0, model_n_params(e->m) * sizeof *e->grads);
+    double c0 = progress_now();
+    if (B > 0) {
+        data_gather(e->data->train, e->perm, lo, hi, e->xb, e->yb);
+        int ok = 0;
+        const model_run_t run = {.training = 1, .step = e->step, .first = (long)(lo - glo)};
+        sums[0] += model_train_step(e->m, &run, e->params, e->grads, e->xb, e->yb, B,
+                                    1.0f / (float)gB, &ok);
+        sums[1] += ok;
+        sums[2] += B;
+    } else {
+        model_emit_grad_ranges(e->m);
+    }
+    e->compute_s += progress_now() - c0;
+    return gB;
+}
+
+/* The leader's progress line after batch b of epoch `epoch`. */
+static void progress(const epoch_t *e, int epoch, long b, const double sums[3], long ep_global,
+                     double ep_train_s)
+{
+    const long step = e->step;
+    if (!e->lead || !(step % e->cfg->train.log_every == 0 || b + 1 == e->per_epoch ||
+                      step == e->total))
+        return;
+    double sps = ep_global / (ep_train_s > 0 ? ep_train_s : 1e-9);
+    double eta = (double)(e->total - step) * (e->train_s + ep_train_s) / (double)(step - e->step0);
+    char line[256];
+    progress_format(line, sizeof line, epoch + 1, e->cfg->train.epochs, b + 1, e->per_epoch,
+                    sums[2] > 0 ? sums[0] / sums[2] : 0, sums[2] > 0 ? sums[1] / sums[2] : 0,
+                    sps, eta);
+    train_logf(e->opts, 1, "%s%s", e->prefix, line);
+}
+
+/* One step: the backend's start (the parameters), a periodic checkpoint
+ * when one is due (not counted as training time), the gradient, the
+ * backend's end (the update). *ep_global and *ep_train_s grow by the global
+ * batch and the step's time. Returns EPOCH_GO or how the job ended. */
+static epoch_end_t step_once(epoch_t *e, long b, double sums[3], long *ep_global,
+                             double *ep_train_s, err_t *err)
+{
+    double s0 = progress_now();
+    epoch_end_t r = e->be->begin_step(e, e->step, err);
+    if (r != EPOCH_GO)
+        return r;
+    if (e->lead && e->step > e->step0 && train_checkpoint_due(e->cfg, e->step, &e->last_ckpt_s)) {
+        double c0 = progress_now();
+        if (e->be->checkpoint(e, e->step, err) != 0)
+            return EPOCH_FAILED;
+        train_logf(e->opts, 0, "%scheckpoint of step %ld written", e->prefix, e->step);
+        s0 += progress_now() - c0;
+    }
+    int gB = compute(e, b, sums);
+    if ((r = e->be->end_step(e, e->step, err)) != EPOCH_GO)
+        return r;
+    e->step++;
+    *ep_global += gB;
+    *ep_train_s += progress_now() - s0;
+    return EPOCH_GO;
+}
+
+/* The end of epoch `epoch`: the job's sums and the model to evaluate from
+ * the backend, the evaluation, the epoch's row (logged and written to
+ * metrics.csv by the leader). Returns EPOCH_GO or how the job ended. */
+static epoch_end_t end_epoch(epoch_t *e, int epoch, double sums[3], long ep_global,
+                             double ep_train_s, double ep_t0, err_t *err)
+{
+    e->train_s += ep_train_s;
+    e->samples += ep_global;
+    epoch_end_t r = e->be->end_epoch(e, e->step, sums, err);
+    if (r != EPOCH_GO)
+        return r;
+    epoch_row_t *row = &e->rows[e->epochs_done];
+    row->epoch = epoch + 1;
+    row->step = e->step;
+    row->train_loss = sums[0] / sums[2];
+    row->train_acc = sums[1] / sums[2];
+    row->samples_per_s = ep_global / (ep_train_s > 0 ? ep_train_s : 1e-9);
+    if ((r = e->be->evaluate(e, e->data->val, &row->val_loss, &row->val_acc, err)) != EPOCH_GO ||
+        (r = e->be->evaluate(e, e->data->test, &row->test_loss, &row->test_acc, err)) != EPOCH_GO)
+        return r;
+    row->wall_s = progress_now() - e->t0;
+    e->epochs_done++;
+    if (!e->lead)
+        return EPOCH_GO;
+    train_log_epoch(e->opts, e->prefix, row, e->cfg->train.epochs, e->data->val != NULL,
+                    progress_now() - ep_t0);
+    return report_write_metrics(e->opts->out_dir, e->rows, e->epochs_done, err) == 0
+               ? EPOCH_GO
+               : EPOCH_FAILED;
+}
+
+epoch_end_t epoch_run(epoch_t *e, err_t *err)
+{
+    const job_config_t *cfg = e->cfg;
+    /* every trainer keeps the rows (they are the same); only the leader logs */
+    e->epochs_done = train_resume_begin(e->opts, e->prefix, e->step0, e->per_epoch, e->rows,
+                                        cfg->train.epochs);
+    e->t0 = progress_now();
+    e->last_ckpt_s = e->t0;
+    for (int epoch = (int)(e->step / e->per_epoch); epoch < cfg->train.epochs && e->step < e->total;
+         epoch++) {
+        data_permutation(e->perm, e->data->train->n, cfg->train.seed, (uint64_t)epoch);
+        double ep_t0 = progress_now(), ep_train_s = 0;
+        double sums[3] = {0, 0, 0}; /* loss, right, samples (this trainer) */
+        long ep_global = 0;
+        for (long b = e->step % e->per_epoch; b < e->per_epoch && e->step < e->total; b++) {
+            epoch_end_t r = step_once(e, b, sums, &ep_global, &ep_train_s, err);
+            if (r != EPOCH_GO)
+                return r;
+            progress(e, epoch, b, sums, ep_global, ep_train_s);
+        }
+        epoch_end_t r = end_epoch(e, epoch, sums, ep_global, ep_train_s, ep_t0, err);
+        if (r != EPOCH_GO)
+            return r;
+    }
+    return EPOCH_GO;
+}

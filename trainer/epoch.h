@@ -1,0 +1,97 @@
+/* epoch.h - the epoch driver that single-process and distributed training
+ * share: the global data order (a seeded permutation per epoch, cut into
+ * global batches), this trainer's slice of every batch, the forward and
+ * backward pass, the progress line, periodic checkpoints, and the end of
+ * every epoch (the epoch's sums, evaluation, its row of metrics.csv).
+ *
+ * What differs between the two is a backend (a table of functions, as a
+ * layer kind is): where the parameters of a step come from (single process:
+ * its own buffer; a trainer: the servers) and where its gradient goes (the
+ * optimizer here, or the servers through the model's gradient hook), how a
+ * checkpoint is written, how the epoch's figures are summed and how a set is
+ * evaluated (over all trainers). */
+#ifndef PST_EPOCH_H
+#define PST_EPOCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config/config.h"
+#include "common/nn/model.h"
+#include "common/util/err.h"
+#include "trainer/jobdata.h"
+#include "trainer/report.h"
+#include "trainer/train.h"
+
+/* How a step, an epoch or the whole loop ended. */
+typedef enum {
+    EPOCH_GO = 0,   /* go on (after the last epoch: every step ran) */
+    EPOCH_STOPPED,  /* the job stopped on request; the backend has written its checkpoint */
+    EPOCH_HALT,     /* a request failed: the job may halt (the backend knows) */
+    EPOCH_FAILED,   /* an error, in err */
+} epoch_end_t;
+
+typedef struct epoch_t epoch_t;
+
+/* What the two kinds of training do differently. ctx is epoch_t.ctx. */
+typedef struct {
+    /* Before the gradient of step `step`: e->params must then hold the
+     * step's parameters. A stop on request is handled here (EPOCH_STOPPED). */
+    epoch_end_t (*begin_step)(epoch_t *e, long step, err_t *err);
+    /* After it: e->grads holds this trainer's gradient of the step. */
+    epoch_end_t (*end_step)(epoch_t *e, long step, err_t *err);
+    /* A periodic checkpoint of the job after `step` steps (the leader only).
+     * Returns 0, or -1 with err. */
+    int (*checkpoint)(epoch_t *e, long step, err_t *err);
+    /* The end of an epoch after `step` steps: sums (loss, right, samples of
+     * this trainer) become the job's, and e->params the model to evaluate. */
+    epoch_end_t (*end_epoch)(epoch_t *e, long step, double sums[3], err_t *err);
+    /* The loss and accuracy of e->params on ds (NAN for an empty set). */
+    epoch_end_t (*evaluate)(epoch_t *e, const dataset_t *ds, double *loss, double *acc,
+                            err_t *err);
+} epoch_backend_t;
+
+struct epoch_t {
+    /* set by the caller before epoch_setup */
+    const job_config_t *cfg;
+    const train_opts_t *opts;  /* its log and out_dir (the backend may switch the log on) */
+    const job_data_t *data;
+    model_t *m;
+    float *params, *grads;     /* model_n_params(m) each, the caller's */
+    int trainer, n_trainers;   /* this trainer's slice of every global batch: t of T */
+    int lead;                  /* 1: this trainer prints progress and writes metrics.csv */
+    char prefix[64];           /* before every log line ("" or "rank R trainer T: ") */
+    const epoch_backend_t *be;
+    void *ctx;                 /* the backend's */
+    long step0;                /* steps done before (a resumed job), 0 otherwise */
+
+    /* set by epoch_setup */
+    long total, per_epoch;     /* steps of the job, batches of one epoch */
+    epoch_row_t *rows;         /* one per epoch; epochs_done of them filled */
+    int epochs_done;
+    float *xb;                 /* this trainer's slice of a batch: inputs ... */
+    int32_t *yb;               /* ... and labels */
+    uint32_t *perm;            /* the epoch's data order */
+
+    /* kept by epoch_run */
+    long step, samples;        /* steps done; training samples of the job so far */
+    double t0, train_s;        /* start; seconds spent in training steps */
+    double compute_s;          /* of those, in forward and backward (and the hook) */
+    double last_ckpt_s;
+};
+
+/* Computes the job's steps and allocates the batch buffers. Returns 0, or
+ * -1 with err (out of memory). */
+int epoch_setup(epoch_t *e, err_t *err);
+
+/* Runs the epochs from step e->step0 to the job's last (a resumed job first
+ * logs where it resumes and takes the epochs before from the resumed run's
+ * metrics.csv). Returns EPOCH_GO
+ * when every step ran, else how it ended (err for EPOCH_FAILED, and for
+ * EPOCH_HALT the request that failed). */
+epoch_end_t epoch_run(epoch_t *e, err_t *err);
+
+/* Frees what epoch_setup allocated (not the caller's buffers). */
+void epoch_free(epoch_t *e);
+
+#endif

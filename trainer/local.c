@@ -1,0 +1,201 @@
+/* local.c - single-process training (train_local, see train.h): the epoch
+ * driver (epoch.h) with a backend that keeps the whole parameter buffer and
+ * the optimizer state in this process and applies the optimizer itself, the
+ * same code a parameter server runs on its shard. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/nn/model.h"
+#include "common/nn/optim.h"
+#include "common/nn/params.h"
+#include "common/util/fsutil.h"
+#include "export/checkpoint.h"
+#include "export/ckptdir.h"
+#include "trainer/epoch.h"
+#include "trainer/evaluate.h"
+#include "trainer/progress.h"
+#include "trainer/train.h"
+
+/* The local backend's state. */
+typedef struct {
+    optim_params_t op;
+    int slots;                 /* optimizer state floats per parameter */
+    float *state;              /* slots * n_params, slot-major */
+    train_result_t *res;
+} local_t;
+
+/* A checkpoint of single-process training after `step` steps: the whole
+ * model as RUN_DIR/checkpoints/step-N/model.ckpt, then its manifest.
+ * Returns 0, or -1 with err. */
+static int local_checkpoint(epoch_t *e, long step, err_t *err)
+{
+    const local_t *l = e->ctx;
+    const job_config_t *cfg = e->cfg;
+    char root[4200], dir[4300], path[4400];
+    snprintf(root, sizeof root, "%s/checkpoints", e->opts->out_dir);
+    if (ckptdir_step_dir(dir, sizeof dir, root, step, err) != 0 ||
+        ckptdir_part_path(path, sizeof path, root, step, 0, 0, err) != 0 ||
+        fs_mkdirs(dir, err) != 0)
+        return -1;
+    checkpoint_t ck;
+    uint8_t order[TRAIN_ORDER_LEN];
+    const int epoch = (int)(step / e->per_epoch);
+    train_checkpoint_init(&ck, cfg, e->opts, e->m, e->data, step, step, epoch, e->params,
+                          l->state, l->slots, order);
+    if (checkpoint_write(path, &ck, err) != 0)
+        return -1;
+    return train_commit_checkpoint(cfg, e->opts->out_dir, e->data, step, e->per_epoch, 0, err);
+}
+
+/* A signal asked to stop: a checkpoint of this step, and the job ends. */
+static epoch_end_t local_begin_step(epoch_t *e, long step, err_t *err)
+{
+    local_t *l = e->ctx;
+    if (!train_stop_signal)
+        return EPOCH_GO;
+    if (local_checkpoint(e, step, err) != 0)
+        return EPOCH_FAILED;
+    train_logf(e->opts, 0, "stopped by a signal at step %ld: checkpoint written to "
+               "%s/checkpoints/step-%09ld; continue with --resume %s", step, e->opts->out_dir,
+               step, e->opts->out_dir);
+    l->res->stopped = 1;
+    l->res->steps = step;
+    return EPOCH_STOPPED;
+}
+
+/* The optimizer's update from the step's gradient. */
+static epoch_end_t local_end_step(epoch_t *e, long step, err_t *err)
+{
+    (void)err;
+    const local_t *l = e->ctx;
+    optim_update(&l->op, e->params, e->grads, l->state, model_n_params(e->m), step + 1,
+                 optim_lr(&l->op, step, e->total));
+    return EPOCH_GO;
+}
+
+/* One process: its sums are the job's and its parameters are the model. */
+static epoch_end_t local_end_epoch(epoch_t *e, long step, double sums[3], err_t *err)
+{
+    (void)e, (void)step, (void)sums, (void)err;
+    return EPOCH_GO;
+}
+
+static epoch_end_t local_evaluate(epoch_t *e, const dataset_t *ds, double *loss, double *acc,
+                                  err_t *err)
+{
+    (void)err;
+    if (!ds || ds->n == 0) {
+        *loss = *acc = NAN;
+        return EPOCH_GO;
+    }
+    double sum = 0;
+    long right = 0;
+    evaluate_range(e->m, e->params, ds, 0, ds->n, &sum, &right);
+    *loss = sum / (double)ds->n;
+    *acc = (double)right / (double)ds->n;
+    return EPOCH_GO;
+}
+
+static const epoch_backend_t LOCAL = {
+    .begin_step = local_begin_step,
+    .end_step = local_end_step,
+    .checkpoint = local_checkpoint,
+    .end_epoch = local_end_epoch,
+    .evaluate = local_evaluate,
+};
+
+/* The parameters and optimizer state to start from: the checkpoint's
+ * (opts->resume, after checking it fits the job; e->step0 is set) or the
+ * initial ones. Returns 0, or -1 with err. */
+static int local_start(epoch_t *e, local_t *l, err_t *err)
+{
+    const train_opts_t *opts = e->opts;
+    const size_t n = model_n_params(e->m);
+    if (!opts->resume) {
+        optim_state_init(&l->op, l->state, n);
+        return params_init_slice(model_params(e->m), e->cfg->train.seed, 0, n, e->params, err);
+    }
+    long total = train_total_steps(e->cfg, e->data->train->n, NULL);
+    e->step0 = train_resume_check(opts->resume, opts->resume_path, e->cfg, e->m,
+                                  e->data->train->n, l->slots, total, err);
+    if (e->step0 < 0)
+        return -1;
+    memcpy(e->params, opts->resume->params, n * sizeof *e->params);
+    if (l->slots)
+        memcpy(l->state, opts->resume->opt_state, (size_t)l->slots * n * sizeof *l->state);
+    return 0;
+}
+
+/* The end of a finished run: the last checkpoint, then summary.json, the
+ * whole model (model.ckpt) and its exports. Returns 0, or -1 with err. */
+static int local_finish(epoch_t *e, local_t *l, train_result_t *res, err_t *err)
+{
+    const train_opts_t *opts = e->opts;
+    train_result_fill(res, e->rows, e->epochs_done, e->step, model_n_params(e->m),
+                      progress_now() - e->t0, e->train_s, e->samples);
+    if (local_checkpoint(e, e->step, err) != 0)
+        return -1;
+    run_summary_t s;
+    train_summary_init(&s, e->cfg, opts, res, e->samples, "local");
+    /* the whole model, as a distributed job's servers would assemble it */
+    char ckpath[4096];
+    snprintf(ckpath, sizeof ckpath, "%s/model.ckpt", opts->out_dir);
+    checkpoint_t ck;
+    uint8_t order[TRAIN_ORDER_LEN];
+    train_checkpoint_init(&ck, e->cfg, opts, e->m, e->data, e->step, e->step,
+                          (int)(e->step / e->per_epoch), e->params, l->state, l->slots, order);
+    if (train_write_outputs(opts, &s, ckpath, &ck, res, err) != 0)
+        return -1;
+    if (opts->final_params)
+        memcpy(opts->final_params, e->params, model_n_params(e->m) * sizeof *e->params);
+    return 0;
+}
+
+int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_t *res,
+                err_t *err)
+{
+    int rc = -1;
+    job_data_t data;
+    local_t l = {.res = res};
+    epoch_t e = {.cfg = cfg, .opts = opts, .data = &data, .trainer = 0, .n_trainers = 1,
+                 .lead = 1, .be = &LOCAL, .ctx = &l};
+    memset(res, 0, sizeof *res);
+    if (fs_mkdirs(opts->out_dir, err) != 0 || train_prepare(cfg, &e.m, &data, err) != 0)
+        return -1;
+    const size_t n = model_n_params(e.m);
+    optim_params_from_config(&l.op, cfg);
+    l.slots = optim_slots(&l.op);
+    e.params = malloc(n * sizeof *e.params);
+    e.grads = calloc(n, sizeof *e.grads);
+    l.state = calloc(l.slots ? (size_t)l.slots * n : 1, sizeof *l.state);
+    if (!e.params || !e.grads || !l.state) {
+        err_set(err, "out of memory for %zu parameters", n);
+        goto out;
+    }
+    if (local_start(&e, &l, err) != 0 || epoch_setup(&e, err) != 0)
+        goto out;
+    train_logf(opts, 0,
+               "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test "
+               "samples, batch %d, %ld steps", cfg->name, n, data.train->n,
+               data.val ? data.val->n : 0, data.test->n, cfg->train.batch, e.total);
+    switch (epoch_run(&e, err)) {
+    case EPOCH_GO:
+        rc = local_finish(&e, &l, res, err);
+        break;
+    case EPOCH_STOPPED:
+        rc = 0;
+        break;
+    default:
+        break;
+    }
+out:
+    free(e.params);
+    free(e.grads);
+    free(l.state);
+    epoch_free(&e);
+    model_destroy(&e.m);
+    job_data_free(&data);
+    return rc;
+}
