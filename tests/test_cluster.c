@@ -1,7 +1,7 @@
 /* test_cluster.c - distributed jobs launched by mpirun on a slice of
  * Fashion-MNIST: BSP with 2 trainers equals single-process training within
  * 1e-5 on every parameter after 20 steps (batch 32), and so does
- * 2 servers + 3 trainers with batch 33; ASP and SSP jobs train; a singleton
+ * 2 servers + 3 trainers with batch 33 (also with pieces, and with dropout); ASP and SSP jobs train; a singleton
  * start (no mpirun) runs with its in-process server. pstrain is
  * build/pstrain (PST_BIN overrides). */
 #include <math.h>
@@ -40,23 +40,40 @@ static const char *CFG_BIG =
     "train = { epochs = 1; batch = 32; seed = 4; max_steps = 20; };\n"
     "cluster = { timeout_ms = 20000; };\n";
 
+/* CFG with dropout between the convolution and the dense layer: its masks
+ * follow each sample's place in the global batch, so BSP still equals
+ * single-process training. */
+static const char *CFG_DROP =
+    "name = \"t_drop\";\n"
+    "data = { limit = 3000; validation = 300; test_limit = 500; };\n"
+    "model = { input = [1, 28, 28];\n"
+    "  layers = ( { type = \"conv2d\"; filters = 8; kernel = 3; activation = \"relu\"; },\n"
+    "             { type = \"maxpool2d\"; pool = 2; }, { type = \"flatten\"; },\n"
+    "             { type = \"dropout\"; rate = 0.3; },\n"
+    "             { type = \"dense\"; units = 10; activation = \"softmax\"; } ); };\n"
+    "optimizer = { name = \"adam\"; };\n"
+    "train = { epochs = 1; batch = 32; seed = 4; max_steps = 20; };\n"
+    "cluster = { timeout_ms = 20000; };\n";
+
 static const char *bin(void)
 {
     const char *b = getenv("PST_BIN");
     return b ? b : "build/pstrain";
 }
 
-/* The config file of the next run(): CFG, or CFG_BIG while big is set. */
+/* The config file of the next run(): CFG, or CFG_BIG / CFG_DROP while big
+ * is 1 / 2. */
 static int big;
 
 static const char *cfg_path(void)
 {
-    static char path[2][512];
+    static const char *const NAMES[3] = {"dist", "dist_big", "dist_drop"};
+    static char path[3][512];
     char *p = path[big];
     if (!p[0]) {
-        snprintf(p, sizeof path[0], "%s/%s.cfg", tests_tmp_dir(), big ? "dist_big" : "dist");
+        snprintf(p, sizeof path[0], "%s/%s.cfg", tests_tmp_dir(), NAMES[big]);
         err_t err;
-        const char *text = big ? CFG_BIG : CFG;
+        const char *text = big == 2 ? CFG_DROP : big ? CFG_BIG : CFG;
         if (fs_write_atomic(p, text, strlen(text), &err) != 0)
             fprintf(stderr, "\n  %s\n", err.msg);
     }
@@ -211,6 +228,18 @@ static void test_bsp_pieces(void)
     CU_ASSERT(c->table.n_params / 2 > WIRE_PIECE_FLOATS);
     checkpoint_free(&c);
     check_equal("big_local33", "big_bsp_2x3");
+}
+
+/* Dropout under BSP: 2 servers + 3 trainers, batch 33 (slices of 11 that
+ * start mid-batch) equal single-process training. */
+static void test_bsp_dropout(void)
+{
+    big = 2;
+    int local = run(0, "--set train.batch=33", "drop_local33");
+    int dist = run(5, "--servers 2 --set train.batch=33", "drop_bsp_2x3");
+    big = 0;
+    CU_ASSERT_FATAL(local == 0 && dist == 0);
+    check_equal("drop_local33", "drop_bsp_2x3");
 }
 
 static void test_singleton(void)
@@ -543,6 +572,7 @@ int test_cluster_register(void)
     if (!s || !CU_add_test(s, "bsp_1x2", test_bsp_1x2) ||
         !CU_add_test(s, "bsp_2x3_b33", test_bsp_2x3_b33) ||
         !CU_add_test(s, "bsp_pieces", test_bsp_pieces) ||
+        !CU_add_test(s, "bsp_dropout", test_bsp_dropout) ||
         !CU_add_test(s, "singleton", test_singleton) || !CU_add_test(s, "asp", test_asp) ||
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "bad_layout", test_bad_layout) ||
         !CU_add_test(s, "resume_local", test_resume_local) ||

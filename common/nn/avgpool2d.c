@@ -10,18 +10,13 @@
 enum { K_POOL, K_POOL_STRIDE };
 
 static const layer_key_t KEYS[] = {
-    {"pool", LKEY_INT, "2", ">=1"},
-    {"pool_stride", LKEY_INT, "0", ">=0"},
+    POOL_WINDOW_KEYS,
     {NULL},
 };
 
-typedef struct {
-    int C, H, W;
-    int pool, stride;
-    int OH, OW;
-} avg_dims_t;
+typedef pool_window_t avg_dims_t;
 
-_Static_assert(sizeof(avg_dims_t) <= LAYER_PLAN_BYTES, "avg_dims_t does not fit a layer plan");
+_Static_assert(sizeof(avg_dims_t) <= LAYER_PLAN_BYTES, "the window does not fit a layer plan");
 
 /* L's plan data. */
 static const avg_dims_t *dims_of(const layer_t *L)
@@ -32,22 +27,7 @@ static const avg_dims_t *dims_of(const layer_t *L)
 /* Needs [C,H,W] that holds a window; output [C,OH,OW]. Returns 0 or -1. */
 static int avgpool_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t *err)
 {
-    char shp[64];
-    shape_str(shp, sizeof shp, &L->in);
-    if (L->in.rank != 3)
-        return err_set(err, "%s: needs an image input [C,H,W], got %s", b->where, shp);
-    avg_dims_t *d = (avg_dims_t *)L->plan.bytes;
-    d->C = L->in.dim[0];
-    d->H = L->in.dim[1];
-    d->W = L->in.dim[2];
-    d->pool = c->v[K_POOL].i;
-    d->stride = c->v[K_POOL_STRIDE].i > 0 ? c->v[K_POOL_STRIDE].i : d->pool;
-    if (d->H < d->pool || d->W < d->pool)
-        return err_set(err, "%s: pool %d does not fit input %s", b->where, d->pool, shp);
-    d->OH = (d->H - d->pool) / d->stride + 1;
-    d->OW = (d->W - d->pool) / d->stride + 1;
-    L->out = (shape_t){3, {d->C, d->OH, d->OW}};
-    return 0;
+    return pool_window_plan(L, c, K_POOL, b, (avg_dims_t *)L->plan.bytes, err);
 }
 
 /* out = the mean of each window (summed in float in row-major order). */

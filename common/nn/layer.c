@@ -82,3 +82,23 @@ const char *act_layer_emit(onnx_graph_t *g, const layer_t *L, const char *base, 
 {
     return L->kind->act->emit(g, base, x, &L->out);
 }
+
+int pool_window_plan(layer_t *L, const layer_cfg_t *c, int k, const layer_build_t *b,
+                     pool_window_t *w, err_t *err)
+{
+    char shp[64];
+    shape_str(shp, sizeof shp, &L->in);
+    if (L->in.rank != 3)
+        return err_set(err, "%s: needs an image input [C,H,W], got %s", b->where, shp);
+    w->C = L->in.dim[0];
+    w->H = L->in.dim[1];
+    w->W = L->in.dim[2];
+    w->pool = c->v[k].i;
+    w->stride = c->v[k + 1].i > 0 ? c->v[k + 1].i : w->pool;
+    if (w->pool < 1 || w->stride < 1 || w->H < w->pool || w->W < w->pool)
+        return err_set(err, "%s: pool %d does not fit input %s", b->where, w->pool, shp);
+    w->OH = (w->H - w->pool) / w->stride + 1;
+    w->OW = (w->W - w->pool) / w->stride + 1;
+    L->out = (shape_t){3, {w->C, w->OH, w->OW}};
+    return 0;
+}

@@ -160,6 +160,25 @@ param_spec_t *layer_add_param(layer_t *L, layer_build_t *b, const char *name, in
  * such key. */
 const layer_val_t *layer_cfg_get(const layer_cfg_t *c, const char *name);
 
+/* A pooling window: pool x pool, `stride` apart, Keras 'valid' (floor) over
+ * an image [C,H,W]: OH = (H - pool) / stride + 1 windows down, OW across.
+ * The plan of the pooling kinds. */
+typedef struct {
+    int C, H, W;
+    int pool, stride;
+    int OH, OW;
+} pool_window_t;
+
+/* The config keys of a pooling window, in this order: pool (default 2) and
+ * pool_stride (0: pool), for a kind's key table. */
+#define POOL_WINDOW_KEYS {"pool", LKEY_INT, "2", ">=1"}, {"pool_stride", LKEY_INT, "0", ">=0"}
+
+/* Plans the window of L from the values of POOL_WINDOW_KEYS at c->v[k] and
+ * c->v[k + 1], on L's image input: fills *w and L->out ([C,OH,OW]). Returns
+ * 0, or -1 with err "b->where: what does not fit". */
+int pool_window_plan(layer_t *L, const layer_cfg_t *c, int k, const layer_build_t *b,
+                     pool_window_t *w, err_t *err);
+
 /* The functions of an activation layer (a kind whose .act is set): the
  * output has the input's shape and is act(input) over each whole sample. */
 int act_layer_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t *err);
