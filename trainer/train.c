@@ -1,4 +1,7 @@
-/* train.c - single-process training (see train.h). */
+/* train.c - what single-process and distributed training share (see
+ * train.h): options and results, the stop signal, the data-order record,
+ * checkpoints of the whole model and their manifests, resume checks, and
+ * the outputs of a finished run. */
 #include "trainer/train.h"
 
 #include <cblas.h>

@@ -1,6 +1,10 @@
-/* train.h - single-process training: one trainer with the whole parameter
- * buffer and the optimizer in the same process. It runs the same model,
- * data order and optimizer code as the distributed job. */
+/* train.h - training a job: its options and result, what single-process and
+ * distributed training share (train.c: the stop signal, the data-order
+ * record, checkpoints and their manifests, resume checks, a finished run's
+ * outputs), and single-process training itself (train_local, local.c: one
+ * trainer with the whole parameter buffer and the optimizer in the same
+ * process, the same model, data order and optimizer code as a distributed
+ * job, through the same epoch driver, epoch.h). */
 #ifndef PST_TRAIN_H
 #define PST_TRAIN_H
 
