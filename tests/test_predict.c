@@ -105,7 +105,11 @@ static long evaluate_test_set(trained_t *t, int32_t **labels_out)
     trained_normalize(t, ds->x, (int)ds->n);
     double loss = 0;
     long right = 0;
-    evaluate_range(t->model, t->ck->params, ds, 0, ds->n, &loss, &right);
+    const int mb = model_max_batch(t->model);
+    team_t *team = team_new(t->model, 1, mb, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(team);
+    evaluate_range(team, mb, t->ck->params, ds, 0, ds->n, &loss, &right);
+    team_destroy(&team);
     if (labels_out) {
         *labels_out = malloc(ds->n * sizeof **labels_out);
         CU_ASSERT_PTR_NOT_NULL_FATAL(*labels_out);

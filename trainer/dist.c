@@ -16,7 +16,6 @@
 #include "common/util/fsutil.h"
 #include "ps/client.h"
 #include "trainer/epoch.h"
-#include "trainer/evaluate.h"
 #include "trainer/jobdata.h"
 #include "trainer/progress.h"
 
@@ -80,7 +79,7 @@ static int eval_shared(dist_t *j, const dataset_t *ds, double *loss, double *acc
     data_batch_slice(ds->n, ds->n, 0, d->trainer, d->n_trainers, &lo, &hi);
     double v[3] = {0, 0, 1}; /* loss sum, right, trainers that took part */
     long right = 0;
-    evaluate_range(j->ep.m, j->ep.params, ds, lo, hi, &v[0], &right);
+    epoch_evaluate(&j->ep, ds, lo, hi, &v[0], &right);
     v[1] = (double)right;
     if (client_reduce(j->ps, v, 3, err) != 0)
         return -1;
@@ -90,7 +89,7 @@ static int eval_shared(dist_t *j, const dataset_t *ds, double *loss, double *acc
          * may have to report: trainer 0 may be the one lost) */
         v[0] = 0;
         right = 0;
-        evaluate_range(j->ep.m, j->ep.params, ds, 0, ds->n, &v[0], &right);
+        epoch_evaluate(&j->ep, ds, 0, ds->n, &v[0], &right);
         v[1] = (double)right;
     }
     *loss = v[0] / (double)ds->n;
@@ -220,7 +219,6 @@ static int setup(dist_t *j, err_t *err)
     e->grads = calloc(j->n_params, sizeof *e->grads);
     if (!e->params || !e->grads)
         return err_set(err, "out of memory for %zu parameters", j->n_params);
-    model_set_grad_hook(e->m, push_range, j);
     if (j->own.resume) { /* the servers load the parameters; trainers take the step */
         optim_params_t op;
         optim_params_from_config(&op, cfg);
@@ -232,6 +230,7 @@ static int setup(dist_t *j, err_t *err)
     }
     if (epoch_setup(e, err) != 0)
         return -1;
+    team_set_grad_hook(e->team, push_range, j);
     if (e->lead)
         train_logf(&j->own, 0,
                    "rank %d trainer 0: %s, %zu parameters on %d server(s), %d trainer(s), %s, "

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util/cpus.h"
+#include "trainer/evaluate.h"
 #include "trainer/progress.h"
 
 int epoch_setup(epoch_t *e, err_t *err)
@@ -18,12 +20,22 @@ int epoch_setup(epoch_t *e, err_t *err)
     e->rows = calloc((size_t)cfg->train.epochs, sizeof *e->rows);
     if (!e->xb || !e->yb || !e->perm || !e->rows)
         return err_set(err, "out of memory for the batches of %zu training samples", n_train);
+    const int threads = cfg->train.threads != CFG_AUTO ? cfg->train.threads : cpus_available();
+    if (!(e->team = team_new(e->m, threads, model_max_batch(e->m), err)))
+        return -1;
     e->step = e->step0;
     return 0;
 }
 
+void epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, double *loss_sum,
+                    long *right)
+{
+    evaluate_range(e->team, model_max_batch(e->m), e->params, ds, begin, end, loss_sum, right);
+}
+
 void epoch_free(epoch_t *e)
 {
+    team_destroy(&e->team);
     free(e->xb);
     free(e->yb);
     free(e->perm);
@@ -35,10 +47,11 @@ void epoch_free(epoch_t *e)
 }
 
 /* The forward and backward pass of global batch b at e->step: this
- * trainer's slice of it, scaled by 1/(global batch) so that the trainers'
- * gradients add up to the batch mean; sums += loss, right, samples. A
- * trainer whose slice is empty still owes its (zero) gradient in the same
- * pieces as the others. Returns the global batch's size. */
+ * trainer's slice of it, cut again among the team's threads, scaled by
+ * 1/(global batch) so that the trainers' gradients add up to the batch
+ * mean, into e->grads; sums += loss, right, samples. A trainer whose slice
+ * is empty still owes its (zero) gradient in the same pieces as the others
+ * (the team's hook sees every range). Returns the global batch's size. */
 static int compute(epoch_t *e, long b, double sums[3])
 {
     const size_t n = e->data->train->n, batch = (size_t)e->cfg->train.batch;
@@ -46,19 +59,15 @@ static int compute(epoch_t *e, long b, double sums[3])
     data_batch_slice(n, batch, (size_t)b, 0, 1, &glo, &ghi);
     data_batch_slice(n, batch, (size_t)b, e->trainer, e->n_trainers, &lo, &hi);
     const int gB = (int)(ghi - glo), B = (int)(hi - lo);
-    memset(e->grads, 0, model_n_params(e->m) * sizeof *e->grads);
     double c0 = progress_now();
-    if (B > 0) {
+    if (B > 0)
         data_gather(e->data->train, e->perm, lo, hi, e->xb, e->yb);
-        int ok = 0;
-        const model_run_t run = {.training = 1, .step = e->step, .first = (long)(lo - glo)};
-        sums[0] += model_train_step(e->m, &run, e->params, e->grads, e->xb, e->yb, B,
-                                    1.0f / (float)gB, &ok);
-        sums[1] += ok;
-        sums[2] += B;
-    } else {
-        model_emit_grad_ranges(e->m);
-    }
+    int ok = 0;
+    const model_run_t run = {.training = 1, .step = e->step, .first = (long)(lo - glo)};
+    sums[0] += team_train_step(e->team, &run, e->params, e->grads, e->xb, e->yb, B,
+                               1.0f / (float)gB, &ok);
+    sums[1] += ok;
+    sums[2] += B;
     e->compute_s += progress_now() - c0;
     return gB;
 }

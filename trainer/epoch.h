@@ -18,6 +18,7 @@
 
 #include "common/config/config.h"
 #include "common/nn/model.h"
+#include "common/nn/team.h"
 #include "common/util/err.h"
 #include "trainer/jobdata.h"
 #include "trainer/report.h"
@@ -66,6 +67,7 @@ struct epoch_t {
     long step0;                /* steps done before (a resumed job), 0 otherwise */
 
     /* set by epoch_setup */
+    team_t *team;              /* the threads that run the model (train.threads of them) */
     long total, per_epoch;     /* steps of the job, batches of one epoch */
     epoch_row_t *rows;         /* one per epoch; epochs_done of them filled */
     int epochs_done;
@@ -80,8 +82,9 @@ struct epoch_t {
     double last_ckpt_s;
 };
 
-/* Computes the job's steps and allocates the batch buffers. Returns 0, or
- * -1 with err (out of memory). */
+/* Computes the job's steps, allocates the batch buffers and starts the
+ * team of train.threads threads (CFG_AUTO: the CPUs this process may use).
+ * Returns 0, or -1 with err (out of memory, a thread that did not start). */
 int epoch_setup(epoch_t *e, err_t *err);
 
 /* Runs the epochs from step e->step0 to the job's last (a resumed job first
@@ -90,6 +93,11 @@ int epoch_setup(epoch_t *e, err_t *err);
  * when every step ran, else how it ended (err for EPOCH_FAILED, and for
  * EPOCH_HALT the request that failed). */
 epoch_end_t epoch_run(epoch_t *e, err_t *err);
+
+/* The loss and accuracy of e->params on samples [begin, end) of ds, in
+ * evaluation batches, with the team: sums added to *loss_sum and *right. */
+void epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, double *loss_sum,
+                    long *right);
 
 /* Frees what epoch_setup allocated (not the caller's buffers). */
 void epoch_free(epoch_t *e);

@@ -14,7 +14,6 @@
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
 #include "trainer/epoch.h"
-#include "trainer/evaluate.h"
 #include "trainer/progress.h"
 #include "trainer/train.h"
 
@@ -65,13 +64,31 @@ static epoch_end_t local_begin_step(epoch_t *e, long step, err_t *err)
     return EPOCH_STOPPED;
 }
 
-/* The optimizer's update from the step's gradient. */
+/* One thread's part of the optimizer's update: keys [b, e). */
+typedef struct {
+    const local_t *l;
+    epoch_t *e;
+    long t;
+    double lr;
+} update_t;
+
+static void update_keys(void *ctx, size_t b, size_t end)
+{
+    const update_t *u = ctx;
+    const size_t n = model_n_params(u->e->m);
+    /* the state's slots lie n apart; the slice [b, end) of each */
+    optim_update_slice(&u->l->op, u->e->params + b, u->e->grads + b, u->l->state + b, n, end - b,
+                       u->t, u->lr);
+}
+
+/* The optimizer's update from the step's gradient, each thread of the team
+ * over its own keys (the update is elementwise: the same result as one). */
 static epoch_end_t local_end_step(epoch_t *e, long step, err_t *err)
 {
     (void)err;
     const local_t *l = e->ctx;
-    optim_update(&l->op, e->params, e->grads, l->state, model_n_params(e->m), step + 1,
-                 optim_lr(&l->op, step, e->total));
+    update_t u = {.l = l, .e = e, .t = step + 1, .lr = optim_lr(&l->op, step, e->total)};
+    team_for(e->team, model_n_params(e->m), update_keys, &u);
     return EPOCH_GO;
 }
 
@@ -92,7 +109,7 @@ static epoch_end_t local_evaluate(epoch_t *e, const dataset_t *ds, double *loss,
     }
     double sum = 0;
     long right = 0;
-    evaluate_range(e->m, e->params, ds, 0, ds->n, &sum, &right);
+    epoch_evaluate(e, ds, 0, ds->n, &sum, &right);
     *loss = sum / (double)ds->n;
     *acc = (double)right / (double)ds->n;
     return EPOCH_GO;

@@ -70,7 +70,7 @@ long train_total_steps(const job_config_t *cfg, size_t n_train, long *per_epoch)
 
 int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t *err)
 {
-    openblas_set_num_threads(cfg->train.threads);
+    openblas_set_num_threads(1); /* the team's threads call OpenBLAS (team.h) */
     memset(data, 0, sizeof *data);
     int max_batch = cfg->train.batch > cfg->train.eval_batch ? cfg->train.batch
                                                              : cfg->train.eval_batch;

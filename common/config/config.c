@@ -25,6 +25,7 @@
 
 typedef enum {
     K_INT,       /* integer; a 64-bit field also takes libconfig's 64-bit ints (5000000000L) */
+    K_COUNT,     /* a count (integer in .range) or the string "auto", stored as CFG_AUTO (0) */
     K_FLOAT,     /* double; an integer value is accepted */
     K_BOOL,      /* true / false, stored as int */
     K_STRING,    /* stored in a char array of .size bytes (size 0: not stored) */
@@ -160,11 +161,12 @@ static const schema_key_t SCHEMA[] = {
     {"train.batch", K_INT, JOB(train.batch), "32", ">=1"},
     {"train.seed", K_INT, JOB(train.seed), "0", ">=0"},
     {"train.max_steps", K_INT, JOB(train.max_steps), "0", ">=0"},
-    {"train.threads", K_INT, JOB(train.threads), "1", ">=1"},
+    {"train.threads", K_COUNT, JOB(train.threads), "auto", ">=1"},
     {"train.log_every", K_INT, JOB(train.log_every), "100", ">=1"},
     {"train.eval_batch", K_INT, JOB(train.eval_batch), "1000", ">=1"},
 
     {"cluster.servers", K_INT, JOB(cluster.servers), "1", ">=1"},
+    {"cluster.io_threads", K_COUNT, JOB(cluster.io_threads), "auto", "[1,64]"},
     {"cluster.consistency", K_ENUM, JOB(cluster.consistency), "bsp", .choices = CONSISTENCIES},
     {"cluster.staleness", K_INT, JOB(cluster.staleness), "2", ">=0"},
     {"cluster.bind", K_STRING, JOB(cluster.bind), "127.0.0.1"},
@@ -177,6 +179,8 @@ static const schema_key_t SCHEMA[] = {
     {"cluster.topk_ratio", K_FLOAT, JOB(cluster.topk_ratio), "0.01", "(0,1]"},
     {"cluster.pull_compression", K_ENUM, JOB(cluster.pull_compression), "none",
      .choices = PULL_COMPRESSIONS},
+
+    {"server.threads", K_COUNT, JOB(server.threads), "auto", "[1,1024]"},
 
     {"checkpoint.every_steps", K_INT, JOB(checkpoint.every_steps), "0", ">=0"},
     {"checkpoint.every_seconds", K_INT, JOB(checkpoint.every_seconds), "600", ">=0"},
@@ -506,6 +510,14 @@ static int value_check(const ctx_t *x, const config_setting_t *s, const char *ke
     switch (k->kind) {
     case K_INT:
         return int_check(x, s, key, k->size, k->range);
+    case K_COUNT:
+        if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+            if (strcmp(config_setting_get_string(s), "auto") == 0)
+                return 0;
+            return fail(x, s, key, "wants a number or \"auto\", not \"%s\"",
+                        config_setting_get_string(s));
+        }
+        return int_check(x, s, key, k->size, k->range);
     case K_FLOAT:
         if (!config_setting_is_number(s))
             return fail(x, s, key, "wants a number, not %s", type_name(s));
@@ -688,6 +700,9 @@ static void value_store(void *base, const schema_key_t *k, const config_setting_
     case K_INT:
         put_int(dst, k->size, int_of(s));
         break;
+    case K_COUNT:
+        put_int(dst, k->size, config_setting_type(s) == CONFIG_TYPE_STRING ? CFG_AUTO : int_of(s));
+        break;
     case K_FLOAT: {
         double v = num_of(s);
         memcpy(dst, &v, sizeof v);
@@ -739,6 +754,9 @@ static void default_store(void *base, const schema_key_t *k)
     switch (k->kind) {
     case K_INT:
         put_int(dst, k->size, strtoll(k->def, NULL, 10));
+        break;
+    case K_COUNT:
+        put_int(dst, k->size, strcmp(k->def, "auto") == 0 ? CFG_AUTO : strtoll(k->def, NULL, 10));
         break;
     case K_FLOAT: {
         double v = strtod(k->def, NULL);
@@ -1048,9 +1066,13 @@ static int seg_index(const char *seg, int *i)
 }
 
 /* Returns the libconfig type an override of key k with integer value iv gets. */
-static int set_type(const schema_key_t *k, long long iv)
+static int set_type(const schema_key_t *k, long long iv, const char *sv)
 {
     switch (k->kind) {
+    case K_COUNT:
+        if (sv)
+            return CONFIG_TYPE_STRING;
+        __attribute__((fallthrough)); /* a number */
     case K_INT:
         return iv >= INT_MIN && iv <= INT_MAX ? CONFIG_TYPE_INT : CONFIG_TYPE_INT64;
     case K_FLOAT:
@@ -1113,6 +1135,14 @@ static int set_parse(const ctx_t *x, const char *set, const char *p, const schem
     case K_INT:
         if (!parse_int(val, &v->iv))
             return err_set(x->err, "--set %s: %s wants an integer", set, p);
+        return 0;
+    case K_COUNT:
+        if (strcmp(unquote(val), "auto") == 0) {
+            v->sv = "auto";
+            return 0;
+        }
+        if (!parse_int(val, &v->iv))
+            return err_set(x->err, "--set %s: %s wants a number or \"auto\"", set, p);
         return 0;
     case K_FLOAT:
         if (!parse_float(val, &v->fv))
@@ -1179,7 +1209,7 @@ static config_setting_t *set_parent(const ctx_t *x, config_t *c, const char *set
 static int set_store(const ctx_t *x, config_setting_t *node, const char *set, const char *p,
                      const char *name, const schema_key_t *k, set_value_t *v)
 {
-    int type = set_type(k, v->iv);
+    int type = set_type(k, v->iv, v->sv);
     config_setting_t *s = config_setting_get_member(node, name);
     if (s && config_setting_type(s) != type) {
         if (config_setting_remove(node, name) != CONFIG_TRUE)
@@ -1190,6 +1220,12 @@ static int set_store(const ctx_t *x, config_setting_t *node, const char *set, co
         return err_set(x->err, "--set %s: cannot add %s", set, p);
     int ok = CONFIG_TRUE;
     switch (k->kind) {
+    case K_COUNT:
+        if (v->sv) {
+            ok = config_setting_set_string(s, v->sv);
+            break;
+        }
+        __attribute__((fallthrough)); /* a number */
     case K_INT:
         ok = type == CONFIG_TYPE_INT ? config_setting_set_int(s, (int)v->iv)
                                      : config_setting_set_int64(s, v->iv);

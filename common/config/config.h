@@ -18,6 +18,7 @@
 #define CFG_MAX_CLASSES 64
 #define CFG_NAME_LEN 64
 #define CFG_PATH_LEN 1024
+#define CFG_AUTO 0 /* a count given as "auto": the program decides (train.threads, ...) */
 
 /* The form of one config key of a layer kind: each kind lists its keys in
  * its descriptor (common/nn/layer.h), and the checks below go by that table. */
@@ -108,13 +109,16 @@ typedef struct {
         int batch;
         unsigned long long seed;
         long max_steps;            /* 0 = no limit */
-        int threads;               /* BLAS threads */
+        int threads;               /* worker threads of a trainer (CFG_AUTO: the CPUs this
+                                    * rank may use, shared among the trainers of its node) */
         int log_every;             /* progress line every N steps */
         int eval_batch;
     } train;
 
     struct {
         int servers;               /* parameter-server ranks */
+        int io_threads;            /* ZeroMQ I/O threads of each rank (CFG_AUTO: decided by
+                                    * the cores and cluster.auth) */
         consistency_t consistency;
         int staleness;             /* SSP: K */
         char bind[CFG_NAME_LEN];   /* address the servers bind to */
@@ -126,6 +130,11 @@ typedef struct {
         double topk_ratio;          /* topk: the share of each piece sent */
         compression_t pull_compression; /* of the pulls: none, fp16 or bf16 */
     } cluster;
+
+    struct {
+        int threads;               /* threads of a server's optimizer over large shards
+                                    * (CFG_AUTO: the CPUs of its rank) */
+    } server;
 
     struct {
         int every_steps;           /* a checkpoint every N steps (0: not by steps) */

@@ -8,43 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/nn/model_int.h"
 #include "common/nn/registry.h"
-
-/* One kernel run of a pass: a layer, and the layer after it if it absorbed it. */
-typedef struct {
-    int layer;               /* index into model_t.layers */
-    int last;                /* the last layer it computes (layer or layer + 1) */
-    int in_size, out_size;   /* floats per sample */
-    int alias;               /* shares the previous op's buffers (an alias kind) */
-} op_t;
-
-struct model_t {
-    param_table_t params;
-    int n_layers;
-    layer_t layers[CFG_MAX_LAYERS];
-    int n_ops;
-    op_t ops[CFG_MAX_LAYERS];
-    int layer_op[CFG_MAX_LAYERS]; /* the op whose output is layer i's output, or -1 */
-    int max_batch;
-    int input_size, n_classes;
-    const loss_kind_t *loss;
-    const act_kind_t *out_act;    /* the activation the loss applies (fused), or NULL */
-    int first_trainable;          /* first op with parameters: nothing before it needs gradients */
-    model_ws_t *ws;               /* the model's own workspace */
-};
-
-struct model_ws_t {
-    const model_t *m;
-    int cap;                                   /* samples per pass, at most */
-    float *out[CFG_MAX_LAYERS];                /* op i's output [cap][out_size] */
-    float *dout[CFG_MAX_LAYERS];               /* its gradient, same shape */
-    unsigned char owns[CFG_MAX_LAYERS];        /* 0: out/dout are the previous op's (alias) */
-    void *buf[CFG_MAX_LAYERS][LAYER_MAX_BUFS]; /* op i's scratch */
-    float *probs;                              /* [cap][classes] the loss's activation */
-    float *dlogits;                            /* [cap][classes] gradient of the raw output */
-    model_grad_hook_fn hook;
-    void *hook_ctx;
-};
 
 /* ---- building the plan ---------------------------------------------------- */
 
@@ -202,8 +167,8 @@ static float *alloc_floats(size_t n)
     return calloc(n ? n : 1, sizeof(float));
 }
 
-/* Allocates op i's output, gradient and scratch for w->cap samples.
- * Returns 0, or -1 when out of memory. */
+/* Allocates op i's scratch, and (unless w is a view) its output and
+ * gradient, for w->cap samples. Returns 0, or -1 when out of memory. */
 static int ws_alloc_op(model_ws_t *w, int i)
 {
     const model_t *m = w->m;
@@ -212,7 +177,7 @@ static int ws_alloc_op(model_ws_t *w, int i)
     if (op->alias) {
         w->out[i] = w->out[i - 1];
         w->dout[i] = w->dout[i - 1];
-    } else {
+    } else if (!w->view) {
         w->owns[i] = 1;
         w->out[i] = alloc_floats((size_t)w->cap * op->out_size);
         w->dout[i] = alloc_floats((size_t)w->cap * op->out_size);
@@ -227,7 +192,9 @@ static int ws_alloc_op(model_ws_t *w, int i)
     return 0;
 }
 
-model_ws_t *model_ws_new(const model_t *m, int max_batch, err_t *err)
+/* A workspace for passes of up to max_batch samples; a view's activations
+ * are another's. Returns it, or NULL with err. */
+static model_ws_t *ws_new(const model_t *m, int max_batch, int view, err_t *err)
 {
     model_ws_t *w = calloc(1, sizeof *w);
     if (!w) {
@@ -236,18 +203,43 @@ model_ws_t *model_ws_new(const model_t *m, int max_batch, err_t *err)
     }
     w->m = m;
     w->cap = max_batch;
+    w->view = view;
     for (int i = 0; i < m->n_ops; i++)
         if (ws_alloc_op(w, i) != 0)
             goto err;
-    w->probs = alloc_floats((size_t)max_batch * m->n_classes);
-    w->dlogits = alloc_floats((size_t)max_batch * m->n_classes);
-    if (!w->probs || !w->dlogits)
-        goto err;
+    if (!view) {
+        w->probs = alloc_floats((size_t)max_batch * m->n_classes);
+        w->dlogits = alloc_floats((size_t)max_batch * m->n_classes);
+        if (!w->probs || !w->dlogits)
+            goto err;
+    }
     return w;
 err:
     err_set(err, "model: out of memory for the buffers of batch %d", max_batch);
     model_ws_destroy(&w);
     return NULL;
+}
+
+model_ws_t *model_ws_new(const model_t *m, int max_batch, err_t *err)
+{
+    return ws_new(m, max_batch, 0, err);
+}
+
+model_ws_t *model_ws_new_view(const model_t *m, int rows, err_t *err)
+{
+    return ws_new(m, rows, 1, err);
+}
+
+void model_ws_view_at(model_ws_t *v, const model_ws_t *big, int row0)
+{
+    const model_t *m = v->m;
+    for (int i = 0; i < m->n_ops; i++) {
+        const size_t off = (size_t)row0 * m->ops[i].out_size;
+        v->out[i] = big->out[i] + off;
+        v->dout[i] = big->dout[i] + off;
+    }
+    v->probs = big->probs + (size_t)row0 * m->n_classes;
+    v->dlogits = big->dlogits + (size_t)row0 * m->n_classes;
 }
 
 void model_ws_destroy(model_ws_t **self_p)
@@ -263,8 +255,10 @@ void model_ws_destroy(model_ws_t **self_p)
         for (int k = 0; k < LAYER_MAX_BUFS; k++)
             free(w->buf[i][k]);
     }
-    free(w->probs);
-    free(w->dlogits);
+    if (!w->view) {
+        free(w->probs);
+        free(w->dlogits);
+    }
     free(w);
     *self_p = NULL;
 }
@@ -277,24 +271,32 @@ void model_ws_set_grad_hook(model_ws_t *w, model_grad_hook_fn fn, void *ctx)
     w->hook_ctx = ctx;
 }
 
-/* Tells the hook that the parameter gradients of op's layer are final. */
-static void grads_done(const model_ws_t *w, const op_t *op)
+int model_op_params(const model_t *m, int i, size_t *b, size_t *e)
 {
-    const layer_t *L = &w->m->layers[op->layer];
-    if (!w->hook || L->param[0] < 0)
-        return;
+    const layer_t *L = &m->layers[m->ops[i].layer];
+    if (L->param[0] < 0)
+        return 0;
     int last = L->param[0];
     for (int k = 1; k < LAYER_MAX_PARAMS; k++)
         if (L->param[k] > last)
             last = L->param[k];
-    const param_spec_t *a = &w->m->params.t[L->param[0]], *b = &w->m->params.t[last];
-    w->hook(w->hook_ctx, a->offset, b->offset + b->size);
+    *b = m->params.t[L->param[0]].offset;
+    *e = m->params.t[last].offset + m->params.t[last].size;
+    return 1;
+}
+
+/* Tells the hook that the parameter gradients of op i's layer are final. */
+static void grads_done(const model_ws_t *w, int i)
+{
+    size_t b, e;
+    if (w->hook && model_op_params(w->m, i, &b, &e))
+        w->hook(w->hook_ctx, b, e);
 }
 
 void model_ws_emit_grad_ranges(model_ws_t *w)
 {
     for (int i = w->m->n_ops - 1; i >= w->m->first_trainable && i >= 0; i--)
-        grads_done(w, &w->m->ops[i]);
+        grads_done(w, i);
 }
 
 /* The pass of op i over B samples: its buffers and parameter tensors (and
@@ -314,24 +316,47 @@ static layer_pass_t pass_of(const model_ws_t *w, int i, const model_run_t *run,
     return x;
 }
 
+void model_op_forward(model_ws_t *w, int i, const model_run_t *run, const float *params,
+                      const float *in, int B)
+{
+    const op_t *op = &w->m->ops[i];
+    const layer_t *L = &w->m->layers[op->layer];
+    if (L->kind->alias) {
+        if (!op->alias) /* the input itself: a copy keeps ownership simple */
+            memcpy(w->out[i], in, (size_t)B * op->in_size * sizeof(float));
+        return;
+    }
+    const layer_pass_t p = pass_of(w, i, run, params, NULL, in, B);
+    L->kind->forward(L, &p);
+}
+
 const float *model_ws_forward(model_ws_t *w, const model_run_t *run, const float *params,
                               const float *x, int B)
 {
-    const model_t *m = w->m;
     const float *in = x;
-    for (int i = 0; i < m->n_ops; i++) {
-        const op_t *op = &m->ops[i];
-        const layer_t *L = &m->layers[op->layer];
-        if (L->kind->alias) {
-            if (!op->alias) /* the input itself: a copy keeps ownership simple */
-                memcpy(w->out[i], in, (size_t)B * op->in_size * sizeof(float));
-        } else {
-            const layer_pass_t p = pass_of(w, i, run, params, NULL, in, B);
-            L->kind->forward(L, &p);
-        }
+    for (int i = 0; i < w->m->n_ops; i++) {
+        model_op_forward(w, i, run, params, in, B);
         in = w->out[i];
     }
     return in;
+}
+
+void model_op_backward(model_ws_t *w, int i, const model_run_t *run, const float *params,
+                       float *grads, const float *in, int B, float *dnext, float *din)
+{
+    const op_t *op = &w->m->ops[i];
+    const layer_t *L = &w->m->layers[op->layer];
+    if (L->kind->alias) {
+        /* shares its buffers with the previous op; copy only if the
+         * gradient arrived elsewhere (the loss's buffer, or dx) */
+        if (din && dnext != din)
+            memcpy(din, dnext, (size_t)B * op->out_size * sizeof(float));
+        return;
+    }
+    layer_pass_t p = pass_of(w, i, run, params, grads, in, B);
+    p.dout = dnext;
+    p.din = din;
+    L->kind->backward(L, &p);
 }
 
 /* Backward from dtop, the gradient of the last op's output (overwritten):
@@ -343,21 +368,9 @@ static void backward(model_ws_t *w, const model_run_t *run, const float *params,
     const model_t *m = w->m;
     float *dnext = dtop; /* gradient of the current op's output */
     for (int i = m->n_ops - 1; i >= 0; i--) {
-        const op_t *op = &m->ops[i];
-        const layer_t *L = &m->layers[op->layer];
         float *din = i == 0 ? dx : (dx || i > m->first_trainable) ? w->dout[i - 1] : NULL;
-        if (L->kind->alias) {
-            /* shares its buffers with the previous op; copy only if the
-             * gradient arrived elsewhere (the loss's buffer, or dx) */
-            if (din && dnext != din)
-                memcpy(din, dnext, (size_t)B * op->out_size * sizeof(float));
-        } else {
-            layer_pass_t p = pass_of(w, i, run, params, grads, i ? w->out[i - 1] : x, B);
-            p.dout = dnext;
-            p.din = din;
-            L->kind->backward(L, &p);
-        }
-        grads_done(w, op);
+        model_op_backward(w, i, run, params, grads, i ? w->out[i - 1] : x, B, dnext, din);
+        grads_done(w, i);
         if (!din)
             break; /* nothing below this op has parameters */
         dnext = din;

@@ -1,0 +1,79 @@
+/* team.h - N threads that run one model over one batch together: the
+ * data-parallel trainer inside a rank.
+ *
+ * Worker w takes the w-th contiguous slice of the batch (slices differ in
+ * size by at most one sample, the first ones larger) and runs forward and
+ * backward on it in a workspace of its own, reading the one shared copy of
+ * the parameters; the activations of all slices sit one after the other in
+ * one batch-sized buffer per layer. Each worker accumulates its gradient in
+ * a buffer of its own (worker 0: the caller's), and the team sums them into
+ * the caller's in worker order, each worker summing a disjoint range of
+ * keys, so a result depends on N only, never on scheduling.
+ *
+ * GEMM threading: workers call OpenBLAS single-threaded. A layer whose
+ * GEMMs are large enough that OpenBLAS's own threads beat splitting the
+ * batch (team_whole_batch says which) runs over the whole batch on worker 0
+ * with N OpenBLAS threads while the others wait; its gradient then needs
+ * no sum at all.
+ *
+ * With a gradient hook (a distributed trainer pushing each layer's gradient
+ * while backward goes on), the workers meet after each layer with
+ * parameters, sum its range, and worker 0 calls the hook; without one, the
+ * sum runs once after backward. */
+#ifndef PST_TEAM_H
+#define PST_TEAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/nn/model.h"
+#include "common/util/err.h"
+
+typedef struct team_t team_t;
+
+/* A team of n_threads workers for m, for batches of up to max_batch
+ * samples (n_threads - 1 threads are started; 1: the caller alone). Returns
+ * it, or NULL with err. m must outlive it. */
+team_t *team_new(const model_t *m, int n_threads, int max_batch, err_t *err);
+
+/* Stops the threads, frees *self_p (may be NULL), sets it to NULL. */
+void team_destroy(team_t **self_p);
+
+int team_size(const team_t *t);
+
+/* 1 when layer `layer` of m, in batches of B samples, runs over the whole
+ * batch with OpenBLAS's threads rather than split among workers (the rule
+ * the README's benchmark section measured; see team.c). */
+int team_whole_batch(const model_t *m, int layer, int B);
+
+/* Number of model layers that run over the whole batch in this team. */
+int team_n_whole(const team_t *t);
+
+/* The gradient hook (see model.h), called by worker 0 once a layer's
+ * parameter range is summed; NULL: none. */
+void team_set_grad_hook(team_t *t, model_grad_hook_fn fn, void *ctx);
+
+/* A training step over B samples x [B][input_size] with labels y (run:
+ * the step, and run->first the index of x's first sample in the global
+ * batch): grads = d(scale * sum of the B losses)/d(params) (overwritten,
+ * not added to). B = 0 still calls the hook for every range (a zero
+ * gradient). Returns the sum of the losses; *correct (if not NULL) gets the
+ * samples classified right. */
+double team_train_step(team_t *t, const model_run_t *run, const float *params, float *grads,
+                       const float *x, const int32_t *y, int B, float scale, int *correct);
+
+/* Forward (evaluation) and loss over B samples. Returns the sum of the
+ * losses; *correct (if not NULL) += the samples classified right. */
+double team_eval_batch(team_t *t, const float *params, const float *x, const int32_t *y, int B,
+                       int *correct);
+
+/* Forward (evaluation) only: the output probabilities [B][classes] (a
+ * buffer of the team's, valid until its next pass). */
+const float *team_predict(team_t *t, const float *params, const float *x, int B);
+
+/* Runs fn(ctx, begin, end) on every worker at once over disjoint slices of
+ * [0, n) that cover it (an optimizer's update of the whole buffer). */
+typedef void (*team_range_fn)(void *ctx, size_t begin, size_t end);
+void team_for(team_t *t, size_t n, team_range_fn fn, void *ctx);
+
+#endif
