@@ -127,6 +127,12 @@ static double ps_rounds(client_t *c, float *grads, float *params, size_t n, long
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
+    int io = argc > 2 ? atoi(argv[2]) : 1; /* ZeroMQ I/O threads of pstrain's context */
+    err_t ierr;
+    if (transport_set_io_threads(io, &ierr) != 0) {
+        fprintf(stderr, "bench_proto: %s\n", ierr.msg);
+        return 2;
+    }
     /* as pstrain's main does: large buffers come back to malloc for reuse
      * instead of being unmapped, so no round trip pays for fresh pages (both
      * sides of the comparison run in this process and share the setting) */
@@ -135,8 +141,8 @@ int main(int argc, char **argv)
     size_t mib[] = {1, 16, 256};
     int iters[] = {200, 20, 2};
     printf("# push+pull round trips over TCP loopback, GB/s of payload (2 x size per round "
-           "trip), median of %d alternating rounds\n",
-           rounds);
+           "trip), median of %d alternating rounds, %d ZeroMQ I/O thread(s)\n",
+           rounds, io);
     printf("%8s %14s %14s %12s %14s %8s %9s %9s\n", "size", "pstrain none", "pstrain curve",
            "raw zmq", "raw in pieces", "none/raw", "none/pcs", "curve/none");
     for (int k = 0; k < 3; k++) {

@@ -17,6 +17,7 @@
 #include "common/util/fsutil.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
+#include "common/util/cpus.h"
 #include "launch/console.h"
 #include "ps/server.h"
 #include "ps/shard.h"
@@ -30,6 +31,8 @@ typedef struct {
     char host[128];
     char endpoint[256];
     unsigned long long key_begin, key_end;
+    int threads;       /* a trainer's worker threads, a server's optimizer threads */
+    int io_threads;    /* ZeroMQ I/O threads */
 } rank_info_t;
 
 static int write_cluster_json(const char *dir, const rank_info_t *ri, int N, const job_config_t *cfg,
@@ -43,6 +46,8 @@ static int write_cluster_json(const char *dir, const rank_info_t *ri, int N, con
         cJSON_AddNumberToObject(x, "index", ri[r].index);
         cJSON_AddStringToObject(x, "host", ri[r].host);
         cJSON_AddNumberToObject(x, "pid", ri[r].pid);
+        cJSON_AddNumberToObject(x, "threads", ri[r].threads);
+        cJSON_AddNumberToObject(x, "io_threads", ri[r].io_threads);
         if (ri[r].role == 0) {
             cJSON_AddStringToObject(x, "endpoint", ri[r].endpoint);
             cJSON *k = cJSON_AddArrayToObject(x, "keys");
@@ -134,7 +139,7 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
                         .seed = cfg->train.seed, .table = tab, .optim = op,
                         .saver = cluster_saver(cs, o->out_dir, o->config_text),
                         .continue_on_loss = cfg->cluster.on_trainer_loss == LOSS_CONTINUE,
-                        .stop_flag = &train_stop_signal};
+                        .stop_flag = &train_stop_signal, .threads = cfg->server.threads};
     if (o->resume) {
         /* the trainers check the data order; a server needs its tensors and state */
         long step = train_resume_check(o->resume, o->resume_path, cfg, m, n_train,
@@ -255,11 +260,18 @@ static int run_singleton(job_config_t *cfg, const cluster_opts_t *o)
     const char *eps[1] = {ep}, *hosts[1] = {"this process"};
     train_opts_t topts = trainer_opts(o, ckpt, sizeof ckpt);
     dist_opts_t d = {.trainer = 0, .n_trainers = 1, .n_servers = 1, .rank = 0, .endpoints = eps,
-                     .hosts = hosts, .ckpt_path = ckpt};
+                     .hosts = hosts, .ckpt_path = ckpt, .io_threads = 1};
     train_result_t res;
     cluster_saver_t saver;
     cfg->cluster.servers = 1;
+    /* the trainer and its server share this process's CPUs; the server
+     * mostly waits while the trainer computes */
+    if (cfg->train.threads == CFG_AUTO)
+        cfg->train.threads = cpus_available();
+    if (cfg->server.threads == CFG_AUTO)
+        cfg->server.threads = cpus_available();
     ts.s = make_server(cfg, o, 0, 1, 1, 0, &saver, &err);
+    d.server_threads = ts.s ? server_threads(ts.s) : 1;
     if (ts.s)
         ts.t = transport_listen("inproc://pstrain-server-0", ep, sizeof ep, &err);
     pthread_t th;
@@ -353,6 +365,7 @@ static int rendezvous(ranks_t *r, const job_config_t *cfg, const cluster_opts_t 
             size_t n = server_n_params(r->srv);
             r->me.key_begin = shard_begin(n, r->S, r->index);
             r->me.key_end = shard_end(n, r->S, r->index);
+            r->me.threads = server_threads(r->srv);
         }
     }
     MPI_Allgather(&r->me, sizeof r->me, MPI_BYTE, r->all, sizeof r->me, MPI_BYTE, MPI_COMM_WORLD);
@@ -388,8 +401,9 @@ static int run_server(ranks_t *r, const job_config_t *cfg, const cluster_opts_t 
     err_t err;
     int status = 0;
     if (!o->quiet)
-        fprintf(stderr, "rank %d server %d: keys [%llu, %llu) at %s\n", r->rank, r->index,
-                r->me.key_begin, r->me.key_end, r->me.endpoint);
+        fprintf(stderr, "rank %d server %d: keys [%llu, %llu) at %s, %d optimizer thread(s), "
+                "%d I/O thread(s)\n", r->rank, r->index, r->me.key_begin, r->me.key_end,
+                r->me.endpoint, r->me.threads, r->me.io_threads);
     if (server_run(r->srv, r->sock, cfg->cluster.timeout_ms, console_server_line, &r->lc,
                    &err) != 0) {
         fprintf(stderr, "rank %d server %d: %s\n", r->rank, r->index, err.msg);
@@ -450,7 +464,10 @@ static int run_trainer(ranks_t *r, const job_config_t *cfg, const cluster_opts_t
     topts.log_ctx = &r->lc;
     dist_opts_t d = {.trainer = r->index, .n_trainers = r->T, .n_servers = r->S,
                      .rank = r->rank, .endpoints = eps, .hosts = hosts, .server_ranks = ranks,
-                     .ckpt_path = ckpt, .auth = auth};
+                     .ckpt_path = ckpt, .auth = auth, .io_threads = cfg->cluster.io_threads};
+    for (int s = 0; s < r->S; s++)
+        if (r->all[s].threads > d.server_threads)
+            d.server_threads = r->all[s].threads;
     train_result_t res;
     err_t err;
     int rc = train_dist(cfg, &d, &topts, &res, &err);
@@ -461,6 +478,51 @@ out:
     free(hosts);
     free(ranks);
     return status;
+}
+
+/* Decides this rank's thread counts given as "auto": a trainer's train.threads are
+ * the CPUs its affinity mask allows, shared among the trainer ranks of its
+ * node (MPI's shared-memory communicator tells which ranks share it; the
+ * servers are not counted: they mostly wait while trainers compute); a
+ * server's server.threads are its CPUs shared among the servers of the node.
+ * A trainer limited to fewer CPUs than the node has (mpirun binds the ranks
+ * of a small job to a core each) says so. Then the process's ZeroMQ I/O
+ * threads (cluster.io_threads). Collective: every rank calls it, before
+ * any socket is made. */
+static void resolve_threads(job_config_t *cfg, const ranks_t *r)
+{
+    MPI_Comm node;
+    int mine[2] = {!r->is_server, r->is_server}, on_node[2] = {1, 1};
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, r->rank, MPI_INFO_NULL,
+                            &node) == MPI_SUCCESS) {
+        MPI_Allreduce(mine, on_node, 2, MPI_INT, MPI_SUM, node);
+        MPI_Comm_free(&node);
+    }
+    const int cpus = cpus_available();
+    if (cfg->train.threads == CFG_AUTO) {
+        cfg->train.threads = cpus_share(cpus, on_node[0]);
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        if (!r->is_server && !r->lc.quiet && online > cpus && r->index == 0)
+            fprintf(stderr, "rank %d trainer %d: %d thread(s): its CPU affinity allows %d of "
+                    "this node's %ld CPUs (mpirun binds the ranks of small jobs to a core each; "
+                    "mpirun --bind-to none lets a rank use more)\n", r->rank, r->index,
+                    cfg->train.threads, cpus, online);
+    }
+    if (cfg->server.threads == CFG_AUTO)
+        cfg->server.threads = cpus_share(cpus, on_node[1]);
+    /* ZeroMQ runs each connection on one I/O thread, and CURVE's encryption
+     * there: with CURVE, a thread per connection of this rank (a server's
+     * trainers, a trainer's servers) as far as its CPUs go; plain TCP keeps
+     * up with one */
+    if (cfg->cluster.io_threads == CFG_AUTO) {
+        int conns = r->is_server ? r->T : r->S;
+        cfg->cluster.io_threads = cfg->cluster.auth == AUTH_CURVE
+                                      ? (conns < cpus ? conns : cpus)
+                                      : 1;
+    }
+    err_t err;
+    if (transport_set_io_threads(cfg->cluster.io_threads, &err) != 0)
+        fprintf(stderr, "rank %d: %s\n", r->rank, err.msg);
 }
 
 /* This rank's part of an mpirun job of N ranks. Prints what fails; returns
@@ -499,6 +561,9 @@ static int run_ranks(job_config_t *cfg, const cluster_opts_t *o, int rank, int N
         fprintf(stderr, "rank %d: out of memory for the rank table of %d ranks\n", rank, N);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    resolve_threads(cfg, &r);
+    r.me.threads = r.is_server ? 1 : cfg->train.threads;
+    r.me.io_threads = cfg->cluster.io_threads;
     r.me.role = r.is_server ? 0 : 1;
     r.me.index = r.index;
     r.me.pid = (int)getpid();

@@ -19,6 +19,7 @@
 #include "launch/console.h"
 #include "launch/commands.h"
 #include "common/config/config.h"
+#include "common/util/cpus.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
 #include "ps/shard.h"
@@ -265,6 +266,8 @@ static int run_local(const args_t *a, job_t *j)
         .resume_dir = j->run_dir[0] ? j->run_dir : NULL,
     };
     train_result_t res;
+    if (j->cfg->train.threads == CFG_AUTO)
+        j->cfg->train.threads = cpus_available();
     if (train_local(j->cfg, &opts, &res, &err) != 0) {
         fprintf(stderr, "%spstrain: %s\n", console_break(&ls), err.msg);
         return 1;

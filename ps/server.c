@@ -61,6 +61,11 @@ size_t server_n_params(const server_t *s)
     return store_n_params(s->store);
 }
 
+int server_threads(const server_t *s)
+{
+    return store_threads(s->store);
+}
+
 long server_version(const server_t *s)
 {
     return s->cons.version;

@@ -76,6 +76,9 @@ typedef struct {
     int continue_on_loss;
     /* Set (to nonzero) by a signal handler to ask for a graceful stop; may be NULL. */
     const volatile sig_atomic_t *stop_flag;
+    /* Threads that apply the optimizer to a large shard (>= 1M keys) over
+     * disjoint slices of each piece; 0 or 1: the server's own thread. */
+    int threads;
 } server_opts_t;
 
 /* Answers a request: frames[0] is the peer's identity, then the message.
@@ -134,6 +137,9 @@ const float *server_params(const server_t *s, size_t *begin, size_t *end);
 long server_version(const server_t *s);
 /* The number of parameters of the whole model. */
 size_t server_n_params(const server_t *s);
+/* The threads that apply its optimizer (server_opts_t.threads, for a large
+ * shard; else 1). */
+int server_threads(const server_t *s);
 
 typedef struct {
     uint64_t pushes, pulls, errors, updates;

@@ -6,6 +6,7 @@
 
 #include "common/net/compress.h"
 #include "common/util/le.h"
+#include "common/util/pool.h"
 #include "ps/shard.h"
 
 struct store_t {
@@ -20,7 +21,20 @@ struct store_t {
     float *state;           /* slots * len, slot-major */
     float *piece;           /* len: an unaligned or compressed push, as floats */
     uint16_t *enc;          /* len: a float16 / bfloat16 pull reply */
+    pool_t *pool;           /* the optimizer's threads (large shards only), or NULL */
+    /* the piece the pool applies */
+    size_t a_off, a_n;
+    const float *a_g;
+    long a_t;
+    double a_lr;
 };
+
+/* A shard this large (keys) gets the server's threads for its optimizer:
+ * below it an update is too short for threads to pay (Adam's step over 1M
+ * floats is about a millisecond on one core). */
+#define STORE_THREADS_MIN_KEYS (1u << 20)
+/* Pieces shorter than this are applied by one thread even then. */
+#define STORE_SPLIT_MIN_KEYS (1u << 14)
 
 store_t *store_new(const server_opts_t *o, err_t *err)
 {
@@ -49,6 +63,9 @@ store_t *store_new(const server_opts_t *o, err_t *err)
         err_set(err, "server %d: out of memory for a shard of %zu parameters", o->index, st->len);
         goto err;
     }
+    if (o->threads > 1 && st->len >= STORE_THREADS_MIN_KEYS &&
+        !(st->pool = pool_new(o->threads, err)))
+        goto err;
     if (o->init_params) {
         memcpy(st->params, o->init_params + st->begin, st->len * sizeof *st->params);
         for (int k = 0; k < st->slots; k++)
@@ -74,6 +91,7 @@ void store_destroy(store_t **self_p)
     free(st->state);
     free(st->piece);
     free(st->enc);
+    pool_destroy(&st->pool);
     free(st);
     *self_p = NULL;
 }
@@ -100,11 +118,38 @@ size_t store_n_params(const store_t *st)
     return st->table.n_params;
 }
 
+/* Worker w's share of the piece under way (st->a_*). */
+static void apply_share(void *ctx, int w)
+{
+    store_t *st = ctx;
+    const size_t n = pool_size(st->pool);
+    const size_t b = st->a_n * (size_t)w / n, e = st->a_n * (size_t)(w + 1) / n;
+    const size_t off = st->a_off + b;
+    optim_update_slice(&st->optim, st->params + off, st->a_g + b, st->state + off, st->len, e - b,
+                       st->a_t, st->a_lr);
+}
+
+int store_threads(const store_t *st)
+{
+    return st->pool ? pool_size(st->pool) : 1;
+}
+
 void store_apply(store_t *st, size_t off, const float *g, size_t n, long version)
 {
-    /* the shard's state slots are len apart; this piece is at off in each */
-    optim_update_slice(&st->optim, st->params + off, g, st->state + off, st->len, n, version + 1,
-                       optim_lr(&st->optim, version, st->total_steps));
+    const double lr = optim_lr(&st->optim, version, st->total_steps);
+    if (!st->pool || n < STORE_SPLIT_MIN_KEYS) {
+        /* the shard's state slots are len apart; this piece is at off in each */
+        optim_update_slice(&st->optim, st->params + off, g, st->state + off, st->len, n,
+                           version + 1, lr);
+        return;
+    }
+    /* elementwise: each thread a slice, the same result as one thread */
+    st->a_off = off;
+    st->a_n = n;
+    st->a_g = g;
+    st->a_t = version + 1;
+    st->a_lr = lr;
+    pool_run(st->pool, apply_share, st);
 }
 
 int store_decode_push(store_t *st, const wire_hdr_t *h, const uint8_t *payload, const float **g,

@@ -43,6 +43,10 @@ size_t store_n_params(const store_t *st);
  * elementwise, so a piece can be applied on its own. */
 void store_apply(store_t *st, size_t off, const float *g, size_t n, long version);
 
+/* The threads that apply the optimizer (1 unless the shard is large and
+ * server_opts_t.threads asked for more). */
+int store_threads(const store_t *st);
+
 /* The gradient of the PUSH h (already checked by wire_check_payload, keys
  * in the shard) as floats: *g points into the payload (float32, aligned) or
  * into the store's piece buffer, decoded from float32 (unaligned), float16,

@@ -213,6 +213,17 @@ static void test_bsp_2x3_b33(void)
     check_equal("local33", "bsp_2x3");
 }
 
+/* BSP with trainers of several threads: 2 servers + 3 trainers of 3
+ * threads each (batch 33: slices of 11 cut in 4, 4 and 3) equal
+ * single-process training with one thread. */
+static void test_bsp_threads(void)
+{
+    CU_ASSERT_FATAL(need(0, "--set train.batch=33 --set train.threads=1", "local33_t1") == 0);
+    CU_ASSERT_FATAL(run(5, "--servers 2 --set train.batch=33 --set train.threads=3",
+                        "bsp_2x3_t3") == 0);
+    check_equal("local33_t1", "bsp_2x3_t3");
+}
+
 /* BSP with pushes and pulls in pieces: 2 servers + 3 trainers, batch 33,
  * equal single-process training. */
 static void test_bsp_pieces(void)
@@ -572,6 +583,7 @@ int test_cluster_register(void)
     if (!s || !CU_add_test(s, "bsp_1x2", test_bsp_1x2) ||
         !CU_add_test(s, "bsp_2x3_b33", test_bsp_2x3_b33) ||
         !CU_add_test(s, "bsp_pieces", test_bsp_pieces) ||
+        !CU_add_test(s, "bsp_threads", test_bsp_threads) ||
         !CU_add_test(s, "bsp_dropout", test_bsp_dropout) ||
         !CU_add_test(s, "singleton", test_singleton) || !CU_add_test(s, "asp", test_asp) ||
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "bad_layout", test_bad_layout) ||

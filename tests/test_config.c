@@ -137,7 +137,7 @@ static void test_shipped_cnn(void)
     CU_ASSERT_EQUAL(cfg.train.epochs, 3);
     CU_ASSERT_EQUAL(cfg.train.batch, 32);
     CU_ASSERT_EQUAL(cfg.train.seed, 0);
-    CU_ASSERT_EQUAL(cfg.train.threads, 1);
+    CU_ASSERT_EQUAL(cfg.train.threads, CFG_AUTO);
     CU_ASSERT_EQUAL(cfg.train.log_every, 100);
     CU_ASSERT_EQUAL(cfg.data.validation, 5000);
     CU_ASSERT_EQUAL(cfg.data.normalize, NORM_NONE);
@@ -226,9 +226,39 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg.train.batch, 32);
     CU_ASSERT_EQUAL(cfg.train.seed, 0);
     CU_ASSERT_EQUAL(cfg.train.max_steps, 0);
-    CU_ASSERT_EQUAL(cfg.train.threads, 1);
+    CU_ASSERT_EQUAL(cfg.train.threads, CFG_AUTO);
     CU_ASSERT_EQUAL(cfg.train.log_every, 100);
     CU_ASSERT_EQUAL(cfg.train.eval_batch, 1000);
+    CU_ASSERT_EQUAL(cfg.server.threads, CFG_AUTO);
+    CU_ASSERT_EQUAL(cfg.cluster.io_threads, CFG_AUTO);
+}
+
+/* Thread counts: a number, or "auto" (CFG_AUTO), in the file or by --set;
+ * anything else is refused with the key and what it wants. */
+static void test_thread_counts(void)
+{
+    static job_config_t cfg;
+    err_t err;
+    const char *text = "model = { input = [1, 4]; layers = ( { type = \"flatten\"; }, { type = \"dense\"; units = 2; } ); };\n"
+                       "train = { threads = 3; };\nserver = { threads = \"auto\"; };\n";
+    CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "counts", text, NULL, 0, &err), 0);
+    CU_ASSERT_EQUAL(cfg.train.threads, 3);
+    CU_ASSERT_EQUAL(cfg.server.threads, CFG_AUTO);
+    const char *sets[] = {"train.threads=auto", "server.threads=2", "cluster.io_threads=4"};
+    CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "counts_set", text, sets, 3, &err), 0);
+    CU_ASSERT_EQUAL(cfg.train.threads, CFG_AUTO);
+    CU_ASSERT_EQUAL(cfg.server.threads, 2);
+    CU_ASSERT_EQUAL(cfg.cluster.io_threads, 4);
+    const char *zero[] = {"train.threads=0"};
+    CU_ASSERT_EQUAL(load_text(&cfg, "counts_zero", text, zero, 1, &err), -1);
+    ASSERT_HAS(err.msg, "train.threads: 0 is out of range, must be >=1");
+    const char *word[] = {"train.threads=many"};
+    CU_ASSERT_EQUAL(load_text(&cfg, "counts_word", text, word, 1, &err), -1);
+    ASSERT_HAS(err.msg, "--set train.threads=many: train.threads wants a number or \"auto\"");
+    const char *bad = "model = { input = [1, 4]; layers = ( { type = \"flatten\"; }, { type = \"dense\"; units = 2; } ); };\n"
+                      "train = { threads = \"all\"; };\n";
+    CU_ASSERT_EQUAL(load_text(&cfg, "counts_bad", bad, NULL, 0, &err), -1);
+    ASSERT_HAS(err.msg, "counts_bad.cfg:2: train.threads: wants a number or \"auto\", not \"all\"");
 }
 
 static void test_optimizer_defaults(void)
@@ -688,6 +718,7 @@ int test_config_register(void)
         {"shipped_lstm", test_shipped_lstm},
         {"defaults", test_defaults},
         {"optimizer_defaults", test_optimizer_defaults},
+        {"thread_counts", test_thread_counts},
         {"unknown_key_top", test_unknown_key_top},
         {"unknown_key_layer", test_unknown_key_layer},
         {"wrong_type", test_wrong_type},

@@ -28,6 +28,7 @@ int test_cluster_register(void);
 int test_safetensors_register(void);
 int test_predict_register(void);
 int test_auth_register(void);
+int test_threads_register(void);
 int test_registry_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with

@@ -233,9 +233,11 @@ static int setup(dist_t *j, err_t *err)
     team_set_grad_hook(e->team, push_range, j);
     if (e->lead)
         train_logf(&j->own, 0,
-                   "rank %d trainer 0: %s, %zu parameters on %d server(s), %d trainer(s), %s, "
-                   "%zu training samples, global batch %d, %ld steps",
-                   j->d->rank, cfg->name, j->n_params, j->d->n_servers, j->d->n_trainers,
+                   "rank %d trainer 0: %s, %zu parameters on %d server(s) (%d optimizer "
+                   "thread(s) each), %d trainer(s) (%d thread(s) each), %s, %zu training "
+                   "samples, global batch %d, %ld steps", j->d->rank, cfg->name, j->n_params,
+                   j->d->n_servers, j->d->server_threads > 0 ? j->d->server_threads : 1,
+                   j->d->n_trainers, team_size(e->team),
                    config_consistency_name(cfg->cluster.consistency), n_train, cfg->train.batch,
                    e->total);
     return 0;

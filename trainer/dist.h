@@ -23,6 +23,8 @@ typedef struct {
     const int *server_ranks;       /* S: server s's rank, for messages (NULL: s) */
     const char *ckpt_path;         /* trainer 0 writes the assembled checkpoint here (may be NULL) */
     const struct transport_auth_t *auth; /* the job's CURVE keys (transport.h); NULL: plain */
+    int server_threads;            /* the servers' optimizer threads (for the summary) */
+    int io_threads;                /* this rank's ZeroMQ I/O threads (for the summary) */
 } dist_opts_t;
 
 /* Trains as trainer d->trainer. Trainer 0 prints progress through opts->log

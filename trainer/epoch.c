@@ -85,7 +85,7 @@ static void progress(const epoch_t *e, int epoch, long b, const double sums[3], 
     char line[256];
     progress_format(line, sizeof line, epoch + 1, e->cfg->train.epochs, b + 1, e->per_epoch,
                     sums[2] > 0 ? sums[0] / sums[2] : 0, sums[2] > 0 ? sums[1] / sums[2] : 0,
-                    sps, eta);
+                    sps, team_size(e->team), eta);
     train_logf(e->opts, 1, "%s%s", e->prefix, line);
 }
 

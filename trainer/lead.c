@@ -148,6 +148,10 @@ static int finish_job(dist_t *j, train_result_t *res, err_t *err)
     run_summary_t s;
     train_summary_init(&s, cfg, &j->own, res, j->ep.samples, "distributed");
     s.dist = 1;
+    s.threads = team_size(j->ep.team);
+    s.whole_layers = team_n_whole(j->ep.team);
+    s.server_threads = j->d->server_threads;
+    s.io_threads = j->d->io_threads;
     s.n_servers = j->d->n_servers;
     s.n_trainers = j->d->n_trainers;
     s.consistency = config_consistency_name(cfg->cluster.consistency);

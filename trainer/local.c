@@ -156,6 +156,8 @@ static int local_finish(epoch_t *e, local_t *l, train_result_t *res, err_t *err)
         return -1;
     run_summary_t s;
     train_summary_init(&s, e->cfg, opts, res, e->samples, "local");
+    s.threads = team_size(e->team);
+    s.whole_layers = team_n_whole(e->team);
     /* the whole model, as a distributed job's servers would assemble it */
     char ckpath[4096];
     snprintf(ckpath, sizeof ckpath, "%s/model.ckpt", opts->out_dir);
@@ -195,8 +197,9 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         goto out;
     train_logf(opts, 0,
                "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test "
-               "samples, batch %d, %ld steps", cfg->name, n, data.train->n,
-               data.val ? data.val->n : 0, data.test->n, cfg->train.batch, e.total);
+               "samples, batch %d, %ld steps, %d thread(s)", cfg->name, n, data.train->n,
+               data.val ? data.val->n : 0, data.test->n, cfg->train.batch, e.total,
+               team_size(e.team));
     switch (epoch_run(&e, err)) {
     case EPOCH_GO:
         rc = local_finish(&e, &l, res, err);

@@ -26,10 +26,11 @@ void progress_duration(char *buf, size_t len, double s)
 }
 
 void progress_format(char *buf, size_t len, int epoch, int epochs, long step, long steps,
-                     double loss, double acc, double samples_per_s, double eta_s)
+                     double loss, double acc, double samples_per_s, int threads, double eta_s)
 {
     char eta[32];
     progress_duration(eta, sizeof eta, eta_s);
-    snprintf(buf, len, "epoch %d/%d  step %ld/%ld  loss %.4f  acc %.2f%%  %.0f samples/s  ETA %s",
-             epoch, epochs, step, steps, loss, 100.0 * acc, samples_per_s, eta);
+    snprintf(buf, len, "epoch %d/%d  step %ld/%ld  loss %.4f  acc %.2f%%  %.0f samples/s "
+             "(%d thread%s)  ETA %s", epoch, epochs, step, steps, loss, 100.0 * acc,
+             samples_per_s, threads, threads == 1 ? "" : "s", eta);
 }

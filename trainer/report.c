@@ -131,6 +131,7 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
     cJSON_AddNumberToObject(o, "samples", (double)s->samples);
     cJSON_AddNumberToObject(o, "batch", s->batch);
     cJSON_AddNumberToObject(o, "threads", s->threads);
+    cJSON_AddNumberToObject(o, "whole_batch_layers", s->whole_layers);
     cJSON_AddNumberToObject(o, "wall_s", s->wall_s);
     cJSON_AddNumberToObject(o, "train_s", s->train_s);
     cJSON_AddNumberToObject(o, "samples_per_s", s->samples_per_s);
@@ -144,6 +145,9 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
             cJSON_AddNumberToObject(c, "servers", s->n_servers);
             cJSON_AddNumberToObject(c, "trainers", s->n_trainers);
             cJSON_AddStringToObject(c, "consistency", s->consistency ? s->consistency : "");
+            cJSON_AddNumberToObject(c, "trainer_threads", s->threads);
+            cJSON_AddNumberToObject(c, "server_threads", s->server_threads);
+            cJSON_AddNumberToObject(c, "io_threads", s->io_threads);
         }
         cJSON *t = cJSON_AddObjectToObject(o, "trainer0");
         if (t) {

@@ -25,10 +25,12 @@ typedef struct {
     double test_accuracy, test_loss, val_accuracy, val_loss, train_loss, train_accuracy;
     double wall_s, train_s, samples_per_s;
     long samples;
-    int threads, batch;
+    int threads, batch;            /* threads: a trainer's worker threads */
+    int whole_layers;              /* layers that ran over the whole batch on OpenBLAS's threads */
     const char *mode;              /* "local" or "distributed" */
     /* distributed jobs: the layout and per-role figures */
     int dist, n_servers, n_trainers;
+    int server_threads, io_threads; /* a server's optimizer threads, a rank's ZeroMQ I/O threads */
     const char *consistency;
     double trainer0_compute_s, trainer0_pull_wait_s, trainer0_push_s;
     uint64_t trainer0_bytes_sent, trainer0_bytes_received;

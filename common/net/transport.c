@@ -37,16 +37,41 @@ struct transport_t {
 
 static void *g_ctx;
 static unsigned g_mon_next;  /* names of monitor endpoints */
+static int g_io_threads = 1; /* of the next context (transport_set_io_threads) */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The process's ZeroMQ context, made (with g_io_threads I/O threads) on
+ * first use. */
 static void *context(void)
 {
     pthread_mutex_lock(&g_lock);
-    if (!g_ctx)
-        g_ctx = zmq_ctx_new();
+    if (!g_ctx && (g_ctx = zmq_ctx_new()) && g_io_threads > 1)
+        zmq_ctx_set(g_ctx, ZMQ_IO_THREADS, g_io_threads);
     void *c = g_ctx;
     pthread_mutex_unlock(&g_lock);
     return c;
+}
+
+int transport_set_io_threads(int n, err_t *err)
+{
+    if (n < 1)
+        return err_set(err, "transport: %d I/O threads", n);
+    pthread_mutex_lock(&g_lock);
+    int made = g_ctx != NULL;
+    if (!made)
+        g_io_threads = n;
+    pthread_mutex_unlock(&g_lock);
+    if (made)
+        return err_set(err, "transport: the I/O threads are set before the first socket");
+    return 0;
+}
+
+int transport_io_threads(void)
+{
+    pthread_mutex_lock(&g_lock);
+    int n = g_ctx ? zmq_ctx_get(g_ctx, ZMQ_IO_THREADS) : g_io_threads;
+    pthread_mutex_unlock(&g_lock);
+    return n;
 }
 
 /* Monotonic time in milliseconds. */
@@ -307,6 +332,7 @@ void transport_shutdown(void)
     if (g_ctx)
         zmq_ctx_term(g_ctx);
     g_ctx = NULL;
+    g_io_threads = 1;
     pthread_mutex_unlock(&g_lock);
 }
 

@@ -150,6 +150,16 @@ uint64_t transport_bytes_received(const transport_t *t);
 /* Handshakes the process's ZAP handler has refused so far (status 400). */
 uint64_t transport_auth_refused(void);
 
+/* ZeroMQ's I/O threads (they move the bytes, and run CURVE's encryption) for
+ * the process's context, made with the first socket: call it before. Each
+ * connection is served by one I/O thread, so more than one pays once a
+ * process has several connections (a server of several trainers, a trainer
+ * of several servers). Returns 0, or -1 with err (n < 1, or too late). */
+int transport_set_io_threads(int n, err_t *err);
+
+/* The I/O threads of the process's context (or of the next one). */
+int transport_io_threads(void);
+
 /* Ends the process's ZeroMQ context after every socket is closed. */
 void transport_shutdown(void);
 

@@ -57,6 +57,7 @@ int team_whole_batch(const model_t *m, int layer, int B)
     for (int k = 0; k < LAYER_MAX_PARAMS; k++)
         if (L->param[k] >= 0)
             weights += (long)model_params(m)->t[L->param[k]].size;
+    if (getenv("PST_NOWHOLE")) return 0;
     return B >= WHOLE_MIN_BATCH && weights >= WHOLE_MIN_WEIGHTS;
 }
 
@@ -217,7 +218,7 @@ static void whole_op(team_t *t, int w, int i, int backward)
         }
         openblas_set_num_threads(1);
     }
-    pool_barrier(t->pool);
+    pool_barrier_sleep(t->pool); /* the others leave their cores to OpenBLAS's threads */
 }
 
 /* Forward over worker w's rows (run: its slice's context). Returns the

@@ -39,10 +39,11 @@ struct pool_t {
     atomic_int quit;
 };
 
-/* Waits until m->gen is no longer `seen`: spins, then sleeps. */
-static void meet_wait(meet_t *m, unsigned seen)
+/* Waits until m->gen is no longer `seen`: spins (up to `spins` times),
+ * then sleeps. */
+static void meet_wait(meet_t *m, unsigned seen, int spins)
 {
-    for (int i = 0; i < SPINS; i++) {
+    for (int i = 0; i < spins; i++) {
         if (atomic_load_explicit(&m->gen, memory_order_acquire) != seen)
             return;
         CPU_RELAX();
@@ -65,8 +66,9 @@ static void meet_release(meet_t *m)
     pthread_mutex_unlock(&m->lock);
 }
 
-/* One of `of` threads arrives: the last one releases the others. */
-static void meet_arrive(meet_t *m, int of)
+/* One of `of` threads arrives: the last one releases the others, who
+ * spin up to `spins` times before they sleep. */
+static void meet_arrive(meet_t *m, int of, int spins)
 {
     unsigned seen = atomic_load_explicit(&m->gen, memory_order_acquire);
     if (atomic_fetch_add_explicit(&m->arrived, 1, memory_order_acq_rel) + 1 == of) {
@@ -74,7 +76,7 @@ static void meet_arrive(meet_t *m, int of)
         meet_release(m);
         return;
     }
-    meet_wait(m, seen);
+    meet_wait(m, seen, spins);
 }
 
 static int meet_init(meet_t *m)
@@ -110,12 +112,12 @@ static void *worker_main(void *arg)
     pool_t *p = a.p;
     unsigned seen = 0;
     for (;;) {
-        meet_wait(&p->start, seen);
+        meet_wait(&p->start, seen, SPINS);
         seen = atomic_load_explicit(&p->start.gen, memory_order_acquire);
         if (atomic_load_explicit(&p->quit, memory_order_acquire))
             return NULL;
         p->fn(p->ctx, a.worker);
-        meet_arrive(&p->done, p->n);
+        meet_arrive(&p->done, p->n, SPINS);
     }
 }
 
@@ -186,11 +188,17 @@ void pool_run(pool_t *p, pool_fn fn, void *ctx)
     p->ctx = ctx;
     meet_release(&p->start);
     fn(ctx, 0);
-    meet_arrive(&p->done, p->n);
+    meet_arrive(&p->done, p->n, SPINS);
 }
 
 void pool_barrier(pool_t *p)
 {
     if (p->n > 1)
-        meet_arrive(&p->bar, p->n);
+        meet_arrive(&p->bar, p->n, SPINS);
+}
+
+void pool_barrier_sleep(pool_t *p)
+{
+    if (p->n > 1)
+        meet_arrive(&p->bar, p->n, 0);
 }

@@ -35,4 +35,9 @@ void pool_run(pool_t *p, pool_fn fn, void *ctx);
 /* Inside fn: returns once every worker has called it (as often). */
 void pool_barrier(pool_t *p);
 
+/* The same, for a wait known to be long (another worker runs a multi-threaded
+ * GEMM meanwhile): it sleeps at once instead of spinning, so that the core is
+ * free for that work. */
+void pool_barrier_sleep(pool_t *p);
+
 #endif
