@@ -1,17 +1,26 @@
 #!/usr/bin/python3
 """bench_train.py - training throughput of pstrain against PyTorch, side by side.
 
-For the CNN and the LSTM of configs/, at 1 and 2 threads and batch 32, it
-alternates runs of `pstrain --local` (samples/s over the training steps, from
-summary.json) and of bench/torch_reference.py (same model, optimizer, batch
-and thread count) for ROUNDS rounds and prints the medians and their ratio.
-This machine is shared and noisy, so only medians of runs made side by side
-in one invocation are compared.
+For the CNN and the LSTM of configs/ (batch 32) and the bench MLP
+(configs/bench_mlp.cfg, batch 256), at 1 and 2 threads, it alternates runs of
+`pstrain --local` (samples/s over the training steps, from summary.json) and
+of bench/torch_reference.py (same model, optimizer, batch and thread count)
+for ROUNDS rounds and prints the medians, their ratio, and pstrain's own
+2-thread / 1-thread ratio. This machine is shared and noisy, so only medians
+of runs made side by side in one invocation are compared.
 
 Thread settings: at 1 thread both use one BLAS/torch thread. At 2 threads
-PyTorch gets its best setting (torch threads 2, OPENBLAS_NUM_THREADS=1; both
-pools at 2 oversubscribe the cores) and pstrain runs with train.threads=2.
+pstrain runs with train.threads=2 and PyTorch with its best setting, measured
+in the same rounds: torch threads 2 with OpenBLAS 1 (best for the CNN and the
+LSTM), or torch threads 1 with OpenBLAS 2 (best for the MLP, whose time is in
+large GEMMs); both pools at 2 oversubscribe the cores.
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, are passed unchanged to both.
+
+Then the distributed comparison: 1 parameter server + 1 trainer with
+train.threads = auto (mpirun --bind-to none, so that the trainer may use both
+cores; auto then gives it 2 threads, the server 1 optimizer thread), plain
+ZeroMQ, against single-process training with 1 thread, for the MLP and the
+CNN, with where trainer 0's time per step goes.
 """
 import argparse
 import json
@@ -26,8 +35,17 @@ ROOT = os.path.dirname(HERE)
 PY = "/usr/bin/python3"
 
 
+# model -> (config, batch, default timed steps per run)
+MODELS = {"cnn": ("fashion_cnn.cfg", 32, 400), "lstm": ("fashion_lstm.cfg", 32, 400),
+          "mlp": ("bench_mlp.cfg", 256, 40)}
+
+
+def config_of(model):
+    return os.path.join(ROOT, "configs", MODELS[model][0])
+
+
 def run_pstrain(model, threads, steps, out):
-    cfg = os.path.join(ROOT, "configs", f"fashion_{model}.cfg")
+    cfg = config_of(model)
     env = dict(os.environ)
     env.pop("OPENBLAS_NUM_THREADS", None)
     cmd = [os.path.join(ROOT, "build", "pstrain"), "--local", "--config", cfg, "--out", out,
@@ -46,13 +64,15 @@ def mpirun_prefix():
     return cmd
 
 
-def run_pstrain_dist(model, servers, trainers, steps, out, consistency="bsp", auth="none"):
-    cfg = os.path.join(ROOT, "configs", f"fashion_{model}.cfg")
+def run_pstrain_dist(model, servers, trainers, steps, out, consistency="bsp", auth="none",
+                     threads="auto"):
+    cfg = config_of(model)
     env = dict(os.environ)
     env.pop("OPENBLAS_NUM_THREADS", None)
-    cmd = mpirun_prefix() + ["-np", str(servers + trainers), os.path.join(ROOT, "build", "pstrain"),
+    cmd = mpirun_prefix() + ["--bind-to", "none",
+                             "-np", str(servers + trainers), os.path.join(ROOT, "build", "pstrain"),
                              "--servers", str(servers), "--config", cfg, "--out", out, "--quiet",
-                             "--no-plot", "--set", "train.threads=1",
+                             "--no-plot", "--set", f"train.threads={threads}",
                              "--set", f"train.max_steps={steps}",
                              "--set", f"cluster.consistency={consistency}",
                              "--set", f"cluster.auth={auth}",
@@ -62,74 +82,88 @@ def run_pstrain_dist(model, servers, trainers, steps, out, consistency="bsp", au
         return json.load(f)
 
 
-def run_torch(model, threads, steps):
+def run_torch(model, threads, steps, blas=1):
     env = dict(os.environ)
-    env["OPENBLAS_NUM_THREADS"] = "1"
+    env["OPENBLAS_NUM_THREADS"] = str(blas)
     env["OMP_NUM_THREADS"] = str(threads)
     cmd = [PY, os.path.join(HERE, "torch_reference.py"), "--model", model, "--threads",
-           str(threads), "--steps", str(steps)]
+           str(threads), "--steps", str(steps), "--batch", str(MODELS[model][1])]
     p = subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
     return json.loads(p.stdout.strip().splitlines()[-1])["samples_per_s"]
+
+
+def compare(a, tmp, model, th, steps):
+    """pstrain against PyTorch at th threads (PyTorch's best setting at 2),
+    alternating; returns (pstrain runs, PyTorch median, its setting)."""
+    ours, torch = [], {}
+    settings = [(1, 1)] if th == 1 else [(2, 1), (1, 2)]  # (torch threads, OpenBLAS threads)
+    for r in range(a.rounds):
+        ours.append(run_pstrain(model, th, steps, os.path.join(tmp, f"{model}{th}_{r}")))
+        for st in settings:
+            torch.setdefault(st, []).append(run_torch(model, st[0], steps, st[1]))
+    best = max(settings, key=lambda st: statistics.median(torch[st]))
+    return ours, torch[best], best
+
+
+def dist_section(a, tmp):
+    """1 server + 1 trainer (auto threads) against one process with 1 thread."""
+    print(f"\n# 1 server + 1 trainer (train.threads = auto: 2 on these 2 cores; server.threads ="
+          f" auto: 1), plain ZeroMQ, BSP, against single-process training with 1 thread; median "
+          f"of {a.rounds} alternating rounds")
+    for model in a.dist_models.split(","):
+        steps = a.mlp_dist_steps if model == "mlp" else a.dist_steps
+        dist, local, split = [], [], []
+        for r in range(a.rounds):
+            s = run_pstrain_dist(model, 1, 1, steps, os.path.join(tmp, f"d{model}{r}"))
+            dist.append(s["samples_per_s"])
+            t0, n = s["trainer0"], s["steps"]
+            split.append((1e3 * t0["compute_s"] / n, 1e3 * t0["pull_wait_s"] / n,
+                          1e3 * t0["push_s"] / n, 1e3 * s["servers"]["busy_s"] / n))
+            local.append(run_pstrain(model, 1, steps, os.path.join(tmp, f"l{model}{r}")))
+        md, ml = statistics.median(dist), statistics.median(local)
+        print(f"{model:5} {steps:>5} steps: 1+1 {md:>8.0f} samples/s, single process 1 thread "
+              f"{ml:>8.0f}: {md / ml:.2f}x   runs {' '.join(f'{v:.0f}' for v in dist)} | "
+              f"{' '.join(f'{v:.0f}' for v in local)}")
+        c, p, q, b = (statistics.median(x[i] for x in split) for i in range(4))
+        print(f"      trainer 0 per step: compute {c:.1f} ms, waiting for the pull {p:.1f} ms, "
+              f"pushing {q:.1f} ms; the server busy {b:.1f} ms per step", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--models", default="cnn,lstm")
+    ap.add_argument("--models", default="cnn,lstm,mlp")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--steps", type=int, default=400, help="timed steps per run")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="timed steps per run (0: 400 for cnn and lstm, 40 for mlp)")
+    ap.add_argument("--dist-models", default="mlp,cnn")
     ap.add_argument("--dist-steps", type=int, default=1719,
-                    help="steps of the distributed comparison (1719 = one CNN epoch)")
+                    help="steps of the distributed CNN comparison (1719 = one epoch)")
+    ap.add_argument("--mlp-dist-steps", type=int, default=60,
+                    help="steps of the distributed MLP comparison")
     ap.add_argument("--no-dist", action="store_true", help="skip the distributed comparison")
     a = ap.parse_args()
     core = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    print(f"# training samples/s at batch 32, median of {a.rounds} alternating rounds; "
+    print(f"# training samples/s, median of {a.rounds} alternating rounds; "
           f"OPENBLAS_CORETYPE={core['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={core['OPENBLAS_L2_SIZE']}")
-    print(f"{'model':6} {'threads':>7} {'pstrain':>10} {'pytorch':>10} {'ratio':>7}   runs (pstrain | pytorch)")
-    results = []
+    print(f"{'model':6} {'batch':>5} {'threads':>7} {'pstrain':>10} {'pytorch':>10} {'ratio':>7}"
+          f"  pytorch setting    runs (pstrain | pytorch)")
     with tempfile.TemporaryDirectory(prefix="pstrain-bench-") as tmp:
         for model in a.models.split(","):
+            steps = a.steps or MODELS[model][2]
+            med = {}
             for th in [int(t) for t in a.threads.split(",")]:
-                ours, theirs = [], []
-                for r in range(a.rounds):
-                    ours.append(run_pstrain(model, th, a.steps, os.path.join(tmp, f"{model}{th}_{r}")))
-                    theirs.append(run_torch(model, th, a.steps))
+                ours, theirs, st = compare(a, tmp, model, th, steps)
                 mo, mt = statistics.median(ours), statistics.median(theirs)
-                results.append((model, th, mo, mt))
-                print(f"{model:6} {th:>7} {mo:>10.0f} {mt:>10.0f} {mo / mt:>6.2f}x   "
+                med[th] = mo
+                print(f"{model:6} {MODELS[model][1]:>5} {th:>7} {mo:>10.0f} {mt:>10.0f} "
+                      f"{mo / mt:>6.2f}x  torch {st[0]}, blas {st[1]}   "
                       f"{' '.join(f'{v:.0f}' for v in ours)} | {' '.join(f'{v:.0f}' for v in theirs)}",
                       flush=True)
-        if a.no_dist:
-            return 0
-        # One epoch of the CNN on the 2 cores: 1 server + 2 trainers (one BLAS
-        # thread each) against single-process training with one thread and
-        # PyTorch's best 2-core setting, side by side. The distributed runs
-        # use plain ZeroMQ (cluster.auth = none), as a job on a trusted
-        # network would: this compares the training, and run_bench.sh
-        # measures apart what CURVE, the default, costs on these two cores.
-        print(f"\n# CNN, {a.dist_steps} steps at batch 32 on this machine's cores, median of "
-              f"{a.rounds} alternating rounds (samples/s; trainer 0's time per step split)")
-        rows = {"pstrain 1 server + 2 trainers (BSP)": [], "pstrain 1 server + 2 trainers (ASP)": [],
-                "pstrain single process, 1 thread": [], "PyTorch, 2 torch threads": []}
-        split = []
-        for r in range(a.rounds):
-            s = run_pstrain_dist("cnn", 1, 2, a.dist_steps, os.path.join(tmp, f"d{r}"))
-            rows["pstrain 1 server + 2 trainers (BSP)"].append(s["samples_per_s"])
-            st = s["steps"]
-            t0 = s["trainer0"]
-            split.append((1e3 * t0["compute_s"] / st, 1e3 * t0["pull_wait_s"] / st,
-                          1e3 * t0["push_s"] / st))
-            s = run_pstrain_dist("cnn", 1, 2, a.dist_steps, os.path.join(tmp, f"a{r}"), "asp")
-            rows["pstrain 1 server + 2 trainers (ASP)"].append(s["samples_per_s"])
-            rows["pstrain single process, 1 thread"].append(
-                run_pstrain("cnn", 1, a.dist_steps, os.path.join(tmp, f"l{r}")))
-            rows["PyTorch, 2 torch threads"].append(run_torch("cnn", 2, a.dist_steps))
-        base = statistics.median(rows["pstrain single process, 1 thread"])
-        for name, vals in rows.items():
-            m = statistics.median(vals)
-            print(f"{name:40} {m:>9.0f}  {m / base:5.2f}x single   runs {' '.join(f'{v:.0f}' for v in vals)}")
-        c, p, q = (statistics.median(x[i] for x in split) for i in range(3))
-        print(f"BSP trainer 0 per step: compute {c:.3f} ms, pull wait {p:.3f} ms, push {q:.3f} ms")
+            if 1 in med and 2 in med:
+                print(f"{model:6} pstrain 2 threads / 1 thread: {med[2] / med[1]:.2f}x", flush=True)
+        if not a.no_dist:
+            dist_section(a, tmp)
     return 0
 
 

@@ -7,7 +7,9 @@ judged against PyTorch at the same thread count.
 Models (as in configs/):
   cnn:  Conv2d(1,32,3) -> ReLU -> MaxPool2d(2) -> Flatten -> Linear(5408,10)
   lstm: LSTM(28,64) sequences -> LSTM(64,32) last step -> Linear(32,10)
-Both: CrossEntropyLoss (mean), Adam(lr=1e-3, eps=1e-7), pixels scaled to [0,1],
+  mlp:  Flatten -> Linear(784,4096) ReLU -> Linear(4096,4096) ReLU x2 -> Linear(4096,10)
+        (configs/bench_mlp.cfg: Adam lr 1e-4, batch 256; pass --batch 256)
+All: CrossEntropyLoss (mean), Adam(lr=1e-3, or 1e-4 for mlp, eps=1e-7), pixels scaled to [0,1],
 and by default Keras's initialisers, as pstrain uses (--init keras: Glorot-uniform
 kernels, orthogonal recurrent kernels, zero biases, LSTM forget bias 1;
 --init torch keeps PyTorch's own). The last --validation training images are
@@ -19,7 +21,7 @@ each; samples/s per window, the median is reported. With --epochs E (or
 epoch, and with --eval reports the test accuracy after each epoch. An epoch
 ends with the incomplete batch, if any, as in pstrain and Keras's fit().
 
-Usage: /usr/bin/python3 bench/torch_reference.py --model cnn|lstm [--threads N]
+Usage: /usr/bin/python3 bench/torch_reference.py --model cnn|lstm|mlp [--threads N]
        [--batch B] [--steps S] [--repeat R] [--epochs E] [--eval] [--seed K]
        [--init keras|torch] [--validation N] [--malloc tuned|default] [--data DIR]
 Progress goes to stderr; stdout carries only the JSON line.
@@ -47,7 +49,7 @@ M_MMAP_THRESHOLD = -3
 
 def parse_args():
     ap = argparse.ArgumentParser(description="PyTorch reference for pstrain's bench")
-    ap.add_argument("--model", choices=("cnn", "lstm"), required=True)
+    ap.add_argument("--model", choices=("cnn", "lstm", "mlp"), required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=400,
@@ -164,6 +166,10 @@ def make_model(name, init):
     if name == "cnn":
         model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                               nn.Linear(32 * 13 * 13, 10))
+    elif name == "mlp":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 4096), nn.ReLU(),
+                              nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
+                              nn.Linear(4096, 10))
     else:
         model = LstmNet()
     return keras_init(model) if init == "keras" else model
@@ -242,7 +248,8 @@ def main():
     keep = x_train.shape[0] - a.validation
     x_train, y_train = x_train[:keep], y_train[:keep]
     model = make_model(a.model, a.init)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    lr = 1e-4 if a.model == "mlp" else 1e-3  # as configs/bench_mlp.cfg and fashion_*.cfg
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     batches = Batches(x_train, y_train, a.batch, a.seed, drop_last=a.epochs == 0)
 

@@ -6,6 +6,7 @@
 
 #include "common/data/idx.h"
 #include "common/nn/loss.h"
+#include "common/nn/team.h"
 
 /* The images of path (first limit records) checked against t's model; the
  * labels of lpath (may be NULL), checked against the images and classes.
@@ -70,8 +71,10 @@ int predict_run(trained_t *t, const char *images, const char *labels, size_t lim
     const size_t dim = (size_t)model_input_size(m);
     idx_t *im = NULL, *lb = NULL;
     float *x = NULL;
+    team_t *team = NULL;
     int rc = -1;
-    if (load_inputs(t, images, labels, limit, &im, &lb, err) != 0)
+    if (load_inputs(t, images, labels, limit, &im, &lb, err) != 0 ||
+        !(team = team_new(m, t->threads > 0 ? t->threads : 1, B, err)))
         goto out;
     const size_t n = im->count;
     res->classes = C;
@@ -90,7 +93,7 @@ int predict_run(trained_t *t, const char *images, const char *labels, size_t lim
         for (size_t k = 0; k < (size_t)nb * dim; k++)
             x[k] = (float)src[k] / 255.0f; /* as dataset_load scales */
         trained_normalize(t, x, nb);
-        const float *probs = model_predict(m, params, x, nb);
+        const float *probs = team_predict(team, params, x, nb);
         int32_t *pred = res->pred + i;
         for (int b = 0; b < nb; b++) {
             /* the evaluation's rule (ties and NaNs go the same way), over
@@ -113,6 +116,7 @@ out:
     idx_destroy(&im);
     idx_destroy(&lb);
     free(x);
+    team_destroy(&team);
     return rc;
 }
 

@@ -35,7 +35,8 @@ typedef struct {
 } predict_result_t;
 
 /* Classifies the images of the IDX file images (raw or gzip; the first
- * limit records, 0 = all) with t's model and parameters, calling fn (may be
+ * limit records, 0 = all) with t's model and parameters, in batches split
+ * among t->threads threads, calling fn (may be
  * NULL) for each. labels (may be NULL) is an IDX label file with as many
  * records as images; then res gets the number right and the confusion
  * matrix. res is overwritten; free it with predict_result_free. Returns 0, or

@@ -37,6 +37,7 @@ trained_t *trained_open(const char *path, int max_batch, err_t *err)
                 t->ck->norm_dim, model_input_size(t->model));
         goto fail;
     }
+    t->threads = 1;
     return t;
 fail:
     trained_destroy(&t);

@@ -14,6 +14,7 @@ typedef struct {
     checkpoint_t *ck;     /* owned: parameters, optimizer state, NORM statistics */
     job_config_t *cfg;    /* owned: the config text of the checkpoint, parsed */
     model_t *model;       /* owned: built from cfg, buffers for max_batch samples */
+    int threads;          /* threads predict_run uses (1 after trained_open) */
 } trained_t;
 
 /* Reads and checks the checkpoint at path (checkpoint_read), parses its

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "export/onnx.h"
+#include "common/util/cpus.h"
 #include "export/predict.h"
 #include "export/safetensors.h"
 #include "export/trained.h"
@@ -72,9 +73,10 @@ int cmd_export(int argc, char **argv)
 static void predict_usage(FILE *f)
 {
     fprintf(f, "usage: pstrain predict --checkpoint FILE_OR_RUN_DIR --images FILE.idx[.gz]\n"
-               "                       [--labels FILE.idx[.gz]] [--limit N] [--quiet]\n"
+               "                       [--labels FILE.idx[.gz]] [--limit N] [--threads N|auto] [--quiet]\n"
                "  Prints one line per image (index, class number, class name), then with\n"
-               "  --labels the accuracy and the confusion matrix. --quiet: the summary only.\n");
+               "  --labels the accuracy and the confusion matrix. --quiet: the summary only.\n"
+               "  --threads: threads that share each batch (default auto: this process's CPUs).\n");
 }
 
 typedef struct {
@@ -94,7 +96,7 @@ int cmd_predict(int argc, char **argv)
 {
     const char *ck = NULL, *images = NULL, *labels = NULL;
     long limit = 0;
-    int quiet = 0;
+    int quiet = 0, threads = cpus_available();
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) {
             ck = argv[++i];
@@ -107,6 +109,15 @@ int cmd_predict(int argc, char **argv)
             limit = strtol(argv[++i], &end, 10);
             if (*end || limit < 0) {
                 fprintf(stderr, "pstrain predict: --limit wants a count, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            char *end;
+            const char *v = argv[++i];
+            threads = strcmp(v, "auto") == 0 ? cpus_available() : (int)strtol(v, &end, 10);
+            if (strcmp(v, "auto") != 0 && (*end || threads < 1 || threads > 1024)) {
+                fprintf(stderr, "pstrain predict: --threads wants 1 to 1024 or auto, got '%s'\n",
+                        v);
                 return 2;
             }
         } else if (strcmp(argv[i], "--quiet") == 0) {
@@ -135,6 +146,7 @@ int cmd_predict(int argc, char **argv)
     int rc = 1;
     if (!t)
         goto out;
+    t->threads = threads;
     if (predict_run(t, images, labels, (size_t)limit, quiet ? NULL : print_pred, &pc, &res,
                     &err) != 0)
         goto out;

@@ -57,7 +57,6 @@ int team_whole_batch(const model_t *m, int layer, int B)
     for (int k = 0; k < LAYER_MAX_PARAMS; k++)
         if (L->param[k] >= 0)
             weights += (long)model_params(m)->t[L->param[k]].size;
-    if (getenv("PST_NOWHOLE")) return 0;
     return B >= WHOLE_MIN_BATCH && weights >= WHOLE_MIN_WEIGHTS;
 }
 
