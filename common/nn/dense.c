@@ -74,6 +74,70 @@ static void dense_backward(const layer_t *L, const layer_pass_t *x)
                     x->p[P_WEIGHT], In, 0.0f, x->din, In);
 }
 
+/* ---- one pass split among a team's threads (large layers) -------------- */
+
+/* [*a, *b): part `part` of n columns cut into n_parts. */
+static void cols_of(int n, int part, int n_parts, int *a, int *b)
+{
+    *a = (int)((long)n * part / n_parts);
+    *b = (int)((long)n * (part + 1) / n_parts);
+}
+
+/* Splits by output columns unless the activation normalises whole rows. */
+static int dense_can_split(const layer_t *L)
+{
+    return !L->act || !L->act->row_normalising;
+}
+
+/* out[:, o0:o1) = act(in w[o0:o1)^T + b[o0:o1)). */
+static void dense_split_forward(const layer_t *L, const layer_pass_t *x)
+{
+    const int B = x->B, In = L->in.dim[0], O = L->out.dim[0];
+    int o0, o1;
+    cols_of(O, x->part, x->n_parts, &o0, &o1);
+    const int n = o1 - o0;
+    if (n <= 0)
+        return;
+    const float *b = x->p[P_BIAS] + o0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, In, 1.0f, x->in, In,
+                x->p[P_WEIGHT] + (size_t)o0 * In, In, 0.0f, x->out + o0, O);
+    for (int r = 0; r < B; r++) {
+        float *row = x->out + (size_t)r * O + o0;
+        for (int j = 0; j < n; j++)
+            row[j] += b[j];
+        if (L->act) /* elementwise (dense_can_split): a part of a row is a row of its own */
+            L->act->forward(row, row, (size_t)n, n);
+    }
+}
+
+/* Columns [o0, o1) of the pre-activation gradient, of dw's rows and of db;
+ * then, once every part has its columns, columns [i0, i1) of din. */
+static void dense_split_backward(const layer_t *L, const layer_pass_t *x)
+{
+    const int B = x->B, In = L->in.dim[0], O = L->out.dim[0];
+    int o0, o1, i0, i1;
+    cols_of(O, x->part, x->n_parts, &o0, &o1);
+    cols_of(In, x->part, x->n_parts, &i0, &i1);
+    const int n = o1 - o0;
+    float *db = x->g[P_BIAS];
+    for (int r = 0; n > 0 && r < B; r++) {
+        float *d = x->dout + (size_t)r * O + o0;
+        if (L->act)
+            L->act->backward(d, d, x->out + (size_t)r * O + o0, (size_t)n, n);
+        for (int j = 0; j < n; j++)
+            db[o0 + j] += d[j];
+    }
+    if (n > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, In, B, 1.0f, x->dout + o0, O,
+                    x->in, In, 1.0f, x->g[P_WEIGHT] + (size_t)o0 * In, In);
+    if (!x->din)
+        return;
+    x->meet(x->meet_ctx); /* din needs every column of the gradient */
+    if (i1 > i0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, i1 - i0, O, 1.0f, x->dout, O,
+                    x->p[P_WEIGHT] + i0, In, 0.0f, x->din + i0, In);
+}
+
 /* Gemm with transB = 1 (our weight is [O][In]), then the activation. */
 static const char *dense_emit(onnx_graph_t *g, const layer_t *L, const char *base, const char *x)
 {
@@ -96,4 +160,7 @@ const layer_kind_t layer_dense = {
     .forward = dense_forward,
     .backward = dense_backward,
     .emit = dense_emit,
+    .can_split = dense_can_split,
+    .split_forward = dense_split_forward,
+    .split_backward = dense_split_backward,
 };

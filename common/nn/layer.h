@@ -91,6 +91,12 @@ typedef struct {
     void *const *buf;               /* the kind's scratch buffers, as .buffers sized them */
     const float *p[LAYER_MAX_PARAMS]; /* its parameter tensors */
     float *g[LAYER_MAX_PARAMS];       /* their gradients (backward) */
+    /* A pass shared by a team's workers (split): part of n_parts, and the
+     * meeting point every part calls between phases that need each
+     * other's results (the same number of times in every part). */
+    int part, n_parts;
+    void (*meet)(void *ctx);
+    void *meet_ctx;
 } layer_pass_t;
 
 struct layer_kind_t {
@@ -123,6 +129,13 @@ struct layer_kind_t {
      * next's output); returns 1 if it did, 0 if it cannot. Either may be NULL. */
     int (*tiling_max_pool)(const layer_t *L);
     int (*absorb)(layer_t *L, const layer_t *next);
+    /* Sharing one large pass among a team's threads (common/nn/team.h): 1
+     * when L's passes can be split (split_forward / split_backward then do
+     * part x->part of x->n_parts of the whole pass each, over the same
+     * buffers, disjoint outputs); NULL or 0: they cannot. */
+    int (*can_split)(const layer_t *L);
+    void (*split_forward)(const layer_t *L, const layer_pass_t *x);
+    void (*split_backward)(const layer_t *L, const layer_pass_t *x);
 };
 
 /* A layer of a built model: its kind, shapes, parameters and plan. Read-only

@@ -359,6 +359,32 @@ void model_op_backward(model_ws_t *w, int i, const model_run_t *run, const float
     L->kind->backward(L, &p);
 }
 
+int model_op_can_split(const model_t *m, int i)
+{
+    const op_t *op = &m->ops[i];
+    const layer_t *L = &m->layers[op->layer];
+    return op->last == op->layer && L->kind->can_split && L->kind->can_split(L);
+}
+
+void model_op_split(model_ws_t *w, int i, const model_run_t *run, const float *params,
+                    float *grads, const float *in, int B, float *dnext, float *din, int backward,
+                    int part, int n_parts, void (*meet)(void *), void *ctx)
+{
+    const layer_t *L = &w->m->layers[w->m->ops[i].layer];
+    layer_pass_t p = pass_of(w, i, run, params, backward ? grads : NULL, in, B);
+    p.part = part;
+    p.n_parts = n_parts;
+    p.meet = meet;
+    p.meet_ctx = ctx;
+    if (!backward) {
+        L->kind->split_forward(L, &p);
+        return;
+    }
+    p.dout = dnext;
+    p.din = din;
+    L->kind->split_backward(L, &p);
+}
+
 /* Backward from dtop, the gradient of the last op's output (overwritten):
  * grads += ; dx (if not NULL) = the input's gradient. Ops before the first
  * with parameters are skipped unless dx is asked for. */

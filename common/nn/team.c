@@ -11,12 +11,18 @@
 /* The GEMM threading rule, measured on this project's machine (README,
  * "Threads"): splitting a batch among workers costs each layer's gradient a
  * sum over the workers' buffers, which is memory-bound and grows with the
- * layer's weights, while OpenBLAS's own threads split one GEMM without it
- * and gain on it once the GEMM is large. A layer runs over the whole batch
- * with OpenBLAS threads when it has at least WHOLE_MIN_WEIGHTS parameters
- * and the batch at least WHOLE_MIN_BATCH samples. */
+ * layer's weights, while a pass over the whole batch shared by output
+ * columns (or OpenBLAS's own threads, for kinds that cannot split) needs
+ * none and gains once the GEMM is large. A layer runs over the whole batch
+ * when it has at least WHOLE_MIN_WEIGHTS parameters and the batch at least
+ * WHOLE_MIN_BATCH samples. */
 #define WHOLE_MIN_WEIGHTS (1L << 20)
 #define WHOLE_MIN_BATCH 64
+/* Work over fewer keys than this per worker (a sum of gradients, an
+ * optimizer's update) is not split: the cache lines it would send between
+ * the cores cost more than the time it saves (measured on the CNN's 54,410
+ * keys: Adam's update took 20 us a step on one thread, 25-35 us on two). */
+#define SPLIT_MIN_KEYS (1L << 16)
 
 typedef enum { JOB_TRAIN, JOB_EVAL, JOB_PREDICT, JOB_FOR } job_t;
 
@@ -33,6 +39,7 @@ struct team_t {
     size_t sum_b[CFG_MAX_LAYERS], sum_e[CFG_MAX_LAYERS]; /* key ranges the workers sum */
     int n_sums;
     size_t sum_len;                      /* their total length */
+    int split_sum;                       /* the workers share the sum (else worker 0 alone) */
     model_grad_hook_fn hook;
     void *hook_ctx;
     /* the job under way */
@@ -77,6 +84,7 @@ static void team_plan(team_t *t)
         t->sum_e[t->n_sums++] = e;
         t->sum_len += e - b;
     }
+    t->split_sum = t->sum_len / (size_t)t->n >= SPLIT_MIN_KEYS;
 }
 
 team_t *team_new(const model_t *m, int n_threads, int max_batch, err_t *err)
@@ -155,11 +163,17 @@ void team_set_grad_hook(team_t *t, model_grad_hook_fn fn, void *ctx)
     t->hook_ctx = ctx;
 }
 
-/* [*b, *e): worker w's share of n items cut into t->n parts. */
+/* [*b, *e): worker w's share of n items cut into t->n parts; all of them
+ * on worker 0 when there are too few to split (SPLIT_MIN_KEYS a worker). */
 static void share(const team_t *t, int w, size_t n, size_t *b, size_t *e)
 {
-    *b = n * (size_t)w / (size_t)t->n;
-    *e = n * (size_t)(w + 1) / (size_t)t->n;
+    const size_t parts = n / (size_t)t->n >= SPLIT_MIN_KEYS ? (size_t)t->n : 1;
+    if ((size_t)w >= parts) {
+        *b = *e = n;
+        return;
+    }
+    *b = n * (size_t)w / parts;
+    *e = n * (size_t)(w + 1) / parts;
 }
 
 /* Sums the workers' gradients of keys [b, e) into g[0] in worker order and
@@ -198,10 +212,29 @@ static void sum_share(team_t *t, int w, size_t b, size_t e)
     }
 }
 
-/* Op i over the whole batch on worker 0, with OpenBLAS's threads, while the
- * others wait: forward, or backward (grads: g[0]). */
+static void meet(void *ctx)
+{
+    pool_barrier(((team_t *)ctx)->pool);
+}
+
+/* Op i over the whole batch: split among the workers when its kind can
+ * split a pass (each single-threaded OpenBLAS on its share), else on worker
+ * 0 with OpenBLAS's threads while the others wait; forward, or backward
+ * (grads: g[0]). */
 static void whole_op(team_t *t, int w, int i, int backward)
 {
+    const model_t *m = t->m;
+    if (model_op_can_split(m, i)) {
+        model_ws_t *b = t->big;
+        const float *in = i ? b->out[i - 1] : t->x;
+        float *dnext = i == m->n_ops - 1 ? b->dlogits : b->dout[i];
+        float *din = i > m->first_trainable ? b->dout[i - 1] : NULL;
+        pool_barrier(t->pool);
+        model_op_split(b, i, t->run, t->params, t->g[0], in, t->B, dnext, din, backward, w, t->n,
+                       meet, t);
+        pool_barrier(t->pool);
+        return;
+    }
     pool_barrier(t->pool);
     if (w == 0) {
         model_ws_t *b = t->big;
@@ -291,9 +324,12 @@ static void train_part(team_t *t, int w)
     t->correct[w] = 0;
     if (B > 0)
         t->loss[w] = model_ws_loss(v, out, t->y + lo, B, t->scale, v->dlogits, &t->correct[w]);
-    pool_barrier(t->pool); /* g[0] cleared by all before anyone adds to it */
+    /* g[0] cleared by all before anyone adds to it (only worker 0 adds to
+     * it, so when it cleared all of g[0] itself there is nothing to wait for) */
+    if (t->n_params / (size_t)t->n >= SPLIT_MIN_KEYS || t->n_whole) /* the same on every worker */
+        pool_barrier(t->pool);
     backward(t, w, &run);
-    if (!t->hook && t->n > 1) {
+    if (!t->hook && t->split_sum) {
         pool_barrier(t->pool);
         sum_share(t, w, 0, 0);
     }
@@ -376,6 +412,8 @@ double team_train_step(team_t *t, const model_run_t *run, const float *params, f
     t->scale = scale;
     t->g[0] = grads;
     run_job(t, JOB_TRAIN, B);
+    if (!t->hook && t->n > 1 && !t->split_sum)
+        sum_share(t, 0, 0, 0); /* too few keys to split: worker 0 alone, once all are done */
     t->g[0] = NULL;
     return totals(t, correct);
 }
@@ -403,6 +441,11 @@ const float *team_predict(team_t *t, const float *params, const float *x, int B)
 
 void team_for(team_t *t, size_t n, team_range_fn fn, void *ctx)
 {
+    if (n / (size_t)t->n < SPLIT_MIN_KEYS) { /* not worth waking the others */
+        if (n > 0)
+            fn(ctx, 0, n);
+        return;
+    }
     t->fn = fn;
     t->fn_ctx = ctx;
     t->fn_n = n;
