@@ -4,9 +4,9 @@
 For the CNN and the LSTM of configs/ (batch 32) and the bench MLP
 (configs/bench_mlp.cfg, batch 256), at 1 and 2 threads, it alternates runs of
 `pstrain --local` (samples/s over the training steps, from summary.json) and
-of bench/torch_reference.py (same model, optimizer, batch and thread count)
-for ROUNDS rounds and prints the medians, their ratio, and pstrain's own
-2-thread / 1-thread ratio. This machine is shared and noisy, so only medians
+of bench/torch_reference.py (same model, optimizer, batch and thread count),
+every thread count in every round, for ROUNDS rounds, and prints the medians,
+their ratio, and pstrain's own 2-thread / 1-thread ratio from the same rounds. This machine is shared and noisy, so only medians
 of runs made side by side in one invocation are compared.
 
 Thread settings: at 1 thread both use one BLAS/torch thread. At 2 threads
@@ -36,7 +36,7 @@ PY = "/usr/bin/python3"
 
 
 # model -> (config, batch, default timed steps per run)
-MODELS = {"cnn": ("fashion_cnn.cfg", 32, 400), "lstm": ("fashion_lstm.cfg", 32, 400),
+MODELS = {"cnn": ("fashion_cnn.cfg", 32, 1200), "lstm": ("fashion_lstm.cfg", 32, 1200),
           "mlp": ("bench_mlp.cfg", 256, 40)}
 
 
@@ -92,17 +92,25 @@ def run_torch(model, threads, steps, blas=1):
     return json.loads(p.stdout.strip().splitlines()[-1])["samples_per_s"]
 
 
-def compare(a, tmp, model, th, steps):
-    """pstrain against PyTorch at th threads (PyTorch's best setting at 2),
-    alternating; returns (pstrain runs, PyTorch median, its setting)."""
-    ours, torch = [], {}
-    settings = [(1, 1)] if th == 1 else [(2, 1), (1, 2)]  # (torch threads, OpenBLAS threads)
+def compare(a, tmp, model, threads, steps):
+    """pstrain at each thread count and PyTorch at its settings for it
+    (its best one at 2), alternating within every round; returns, per
+    thread count, (pstrain runs, PyTorch runs of its best setting, that
+    setting)."""
+    ours, torch = {}, {}
+    settings = {th: [(1, 1)] if th == 1 else [(2, 1), (1, 2)]  # (torch threads, OpenBLAS threads)
+                for th in threads}
     for r in range(a.rounds):
-        ours.append(run_pstrain(model, th, steps, os.path.join(tmp, f"{model}{th}_{r}")))
-        for st in settings:
-            torch.setdefault(st, []).append(run_torch(model, st[0], steps, st[1]))
-    best = max(settings, key=lambda st: statistics.median(torch[st]))
-    return ours, torch[best], best
+        for th in threads:
+            ours.setdefault(th, []).append(
+                run_pstrain(model, th, steps, os.path.join(tmp, f"{model}{th}_{r}")))
+            for st in settings[th]:
+                torch.setdefault(st, []).append(run_torch(model, st[0], steps, st[1]))
+    out = {}
+    for th in threads:
+        best = max(settings[th], key=lambda st: statistics.median(torch[st]))
+        out[th] = (ours[th], torch[best], best)
+    return out
 
 
 def dist_section(a, tmp):
@@ -135,7 +143,7 @@ def main():
     ap.add_argument("--models", default="cnn,lstm,mlp")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--steps", type=int, default=0,
-                    help="timed steps per run (0: 400 for cnn and lstm, 40 for mlp)")
+                    help="timed steps per run (0: 1200 for cnn and lstm, 40 for mlp)")
     ap.add_argument("--dist-models", default="mlp,cnn")
     ap.add_argument("--dist-steps", type=int, default=1719,
                     help="steps of the distributed CNN comparison (1719 = one epoch)")
@@ -151,9 +159,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="pstrain-bench-") as tmp:
         for model in a.models.split(","):
             steps = a.steps or MODELS[model][2]
+            threads = [int(t) for t in a.threads.split(",")]
             med = {}
-            for th in [int(t) for t in a.threads.split(",")]:
-                ours, theirs, st = compare(a, tmp, model, th, steps)
+            for th, (ours, theirs, st) in compare(a, tmp, model, threads, steps).items():
                 mo, mt = statistics.median(ours), statistics.median(theirs)
                 med[th] = mo
                 print(f"{model:6} {MODELS[model][1]:>5} {th:>7} {mo:>10.0f} {mt:>10.0f} "
@@ -161,7 +169,8 @@ def main():
                       f"{' '.join(f'{v:.0f}' for v in ours)} | {' '.join(f'{v:.0f}' for v in theirs)}",
                       flush=True)
             if 1 in med and 2 in med:
-                print(f"{model:6} pstrain 2 threads / 1 thread: {med[2] / med[1]:.2f}x", flush=True)
+                print(f"{model:6} pstrain 2 threads / 1 thread: {med[2] / med[1]:.2f}x "
+                      f"(the same rounds)", flush=True)
         if not a.no_dist:
             dist_section(a, tmp)
     return 0
