@@ -384,7 +384,7 @@ static void test_out_of_range(void)
     expect_refused("range_input", "model = {\n  input = [1, 0, 28];\n  layers = ( { type = \"flatten\"; } );\n};\n",
                    2, "model.input.[1]: 0 is out of range, must be >=1");
     expect_refused("range_input_len", "model = {\n  input = [1, 1, 28, 28];\n  layers = ( { type = \"flatten\"; } );\n};\n",
-                   2, "model.input: wants 2 to 3 integers, not 4");
+                   2, "model.input: wants 1 to 3 integers, not 4");
     expect_refused("range_filters", "model = {\n  input = [1, 28, 28];\n  layers = (\n"
                                     "    { type = \"conv2d\"; filters = 0; }\n  );\n};\n",
                    4, "model.layers.[0].filters: 0 is out of range");
@@ -595,9 +595,9 @@ static void test_set_bad_value(void)
     const char *s7[] = {"optimizer.name=adamw"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_enum", MODEL, s7, 1, &err), -1);
     ASSERT_HAS(err.msg, "--set optimizer.name=adamw: optimizer.name: \"adamw\" is not one of");
-    const char *s8[] = {"model.input=[28]"};
+    const char *s8[] = {"model.input=[1,1,28,28]"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_short_array", MODEL, s8, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set model.input=[28]: model.input: wants 2 to 3 integers, not 1");
+    ASSERT_HAS(err.msg, "--set model.input=[1,1,28,28]: model.input: wants 1 to 3 integers, not 4");
 }
 
 static void test_config_text(void)
@@ -681,7 +681,8 @@ static void test_names(void)
 {
     /* the registries: every kind found by its name, in config order */
     const char *layers[] = {"conv2d", "maxpool2d", "flatten", "dense", "lstm", "relu", "sigmoid",
-                            "tanh", "softmax", "dropout", "avgpool2d", "global_avgpool2d"};
+                            "tanh", "softmax", "dropout", "avgpool2d", "global_avgpool2d",
+                            "interaction", "embedding"};
     const int n = (int)(sizeof layers / sizeof layers[0]);
     for (int i = 0; i < n; i++) {
         CU_ASSERT_PTR_NOT_NULL_FATAL(layer_kind_at(i));

@@ -338,6 +338,56 @@ static void test_global_avgpool(void)
     check_layer("global_avgpool", "[3, 5, 4]", "{ type = \"global_avgpool2d\"; }", 2, &FILL, 7);
 }
 
+/* ------------------------------------------------------------- interaction */
+
+static void test_interaction(void)
+{
+    check_layer("interaction", "[15]", "{ type = \"interaction\"; vectors = 5; }", 3, &FILL, 8);
+    check_layer("interaction self", "[12]",
+                "{ type = \"interaction\"; vectors = 4; self = true; }", 2, &FILL, 9);
+}
+
+/* --------------------------------------------------------------- embedding */
+
+/* An embedding (7 rows of 3) then an LSTM on ids with duplicates, a
+ * missing one (-1), one past the table (7) and one not whole (2.5): the
+ * forward gathers the rows (zeros for the three), and the gradients of the
+ * table and of the LSTM agree with finite differences (the ids have none). */
+static void test_embedding(void)
+{
+    char text[TEXT_MAX];
+    const int B = 2, T = 5, D = 3;
+    model_t *m = build(model_text(text, "[5]", "{ type = \"embedding\"; rows = 7; dim = 3; }, "
+                                              "{ type = \"lstm\"; units = 4; return_sequences = true; }"),
+                       B, 1);
+    const float ids[10] = {0, 3, 3, -1, 6, 7, 2.5f, 1, 0, 6};
+    const size_t n = model_n_params(m), nout = (size_t)B * model_output_size(m);
+    obj_ctx_t c = {m, NULL, malloc(n * 4), malloc(sizeof ids), malloc(nout * 4), B};
+    float *grads = calloc(n, 4);
+    CU_ASSERT_FATAL(c.params && c.x && c.r && grads);
+    fill_ctx(&c, &FILL, 11);
+    memcpy(c.x, ids, sizeof ids);
+    model_ws_t *ws = model_ws(m);
+    obj(&c);
+    const float *table = c.params + model_params(m)->t[0].offset, *e = model_ws_layer_output(ws, 0);
+    for (int i = 0; i < B * T; i++) {
+        const int valid = i != 3 && i != 5 && i != 6;
+        for (int k = 0; k < D; k++)
+            CU_ASSERT_EQUAL(e[i * D + k], valid ? table[(int)ids[i] * D + k] : 0.0f);
+    }
+    model_ws_backward(ws, NULL, c.params, grads, c.x, B, c.r, NULL);
+    const param_table_t *t = model_params(m);
+    for (int i = 0; i < t->n; i++)
+        CU_ASSERT_EQUAL(gradcheck(t->t[i].name, obj, &c, c.params + t->t[i].offset,
+                                  grads + t->t[i].offset, t->t[i].size, 200, H_STEP, ATOL, RTOL),
+                        0);
+    /* rows no id names (2, 4, 5) get no gradient */
+    for (int k = 0; k < D; k++)
+        CU_ASSERT(grads[2 * D + k] == 0.0f && grads[4 * D + k] == 0.0f && grads[5 * D + k] == 0.0f);
+    free(c.params); free(c.x); free(c.r); free(grads);
+    model_destroy(&m);
+}
+
 /* ------------------------------------------------------------------- dense */
 
 static void check_dense(const char *act, unsigned seed)
@@ -626,6 +676,11 @@ static void test_shape_errors(void)
          "bad_shape:3: model.layers.[0] (lstm): needs a sequence input [T,F], got [2,4,4]"},
         {"[2, 4, 4]", "{ type = \"dropout\"; rate = 0.5; }",
          "bad_shape:3: the last layer's output [2,4,4] is not a flat class vector"},
+        {"[2, 4]", "{ type = \"embedding\"; rows = 5; dim = 2; }",
+         "bad_shape:3: model.layers.[0] (embedding): needs a flat input of ids [steps], got [2,4]"},
+        {"[10]", "{ type = \"interaction\"; vectors = 3; }",
+         "bad_shape:3: model.layers.[0] (interaction): needs a flat input of 3 vectors of equal "
+         "length, got [10]"},
         {"[1, 4, 4]", "{ type = \"global_avgpool2d\"; }",
          "bad_shape:3: the last layer has 1 output(s); a classifier needs at least 2"},
     };
@@ -661,6 +716,7 @@ int test_layers_register(void)
         {"convpool_softmax_not_fused", test_convpool_softmax_not_fused},
         {"pool_2x2", test_pool_2x2},             {"pool_overlap", test_pool_overlap},
         {"avgpool", test_avgpool},               {"global_avgpool", test_global_avgpool},
+        {"interaction", test_interaction},       {"embedding", test_embedding},
         {"dense_linear", test_dense_linear},     {"dense_relu", test_dense_relu},
         {"dense_sigmoid", test_dense_sigmoid},   {"dense_tanh", test_dense_tanh},
         {"dense_softmax", test_dense_softmax},   {"activations", test_activations},

@@ -121,6 +121,8 @@ typedef struct {
     norm_t norm;            /* statistics stored in the checkpoint */
     int batch[2];           /* the batch sizes run */
     const char *classes;    /* the expected "classes" metadata */
+    int ids;                /* > 0: the inputs are ids in [-1, ids] (-1 and ids itself
+                               lie outside the table); 0: pixels in [0,1] */
 } case_t;
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -183,6 +185,16 @@ static int run_cmd(const char *cmd, char *out, size_t len)
         ;
     int st = pclose(p);
     return (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+}
+
+/* Writes head, ",D" for each dimension of cfg's input, then tail into buf. */
+static void dims_text(char *buf, size_t len, const char *head, const job_config_t *cfg,
+                      const char *tail)
+{
+    int k = snprintf(buf, len, "%s", head);
+    for (int i = 0; i < cfg->model.input_rank; i++)
+        k += snprintf(buf + k, len - (size_t)k, ",%d", cfg->model.input[i]);
+    snprintf(buf + k, len - (size_t)k, "%s", tail);
 }
 
 /* Fails the test, showing the report, unless report holds line as a whole line. */
@@ -261,12 +273,7 @@ static void check_contract(const char *onnx_path, const trained_t *t, const case
     assert_line(report, "opset=ai.onnx:13");
     assert_line(report, "producer=pstrain " VERSION);
     const job_config_t *cfg = t->cfg;
-    if (cfg->model.input_rank == 3)
-        snprintf(line, sizeof line, "input=input[N,%d,%d,%d] type=1", cfg->model.input[0],
-                 cfg->model.input[1], cfg->model.input[2]);
-    else
-        snprintf(line, sizeof line, "input=input[N,%d,%d] type=1", cfg->model.input[0],
-                 cfg->model.input[1]);
+    dims_text(line, sizeof line, "input=input[N", cfg, "] type=1");
     assert_line(report, line);
     snprintf(line, sizeof line, "output=probabilities[N,%d] type=1", model_output_size(t->model));
     assert_line(report, line);
@@ -330,14 +337,13 @@ static void run_case(const case_t *c)
         snprintf(out_path, sizeof out_path, "%s/%s.out%d", tests_tmp_dir(), c->name, r);
         x[r] = malloc((size_t)B * in_size * sizeof *x[r]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(x[r]);
-        for (size_t i = 0; i < (size_t)B * in_size; i++) /* pixels in [0,1] */
-            x[r][i] = (float)rng_uniform(77, (uint64_t)r, i);
+        for (size_t i = 0; i < (size_t)B * in_size; i++) /* pixels in [0,1], or ids */
+            x[r][i] = c->ids ? (float)rng_below(77, (uint64_t)r, i, (uint32_t)c->ids + 2) - 1.0f
+                             : (float)rng_uniform(77, (uint64_t)r, i);
         CU_ASSERT_FATAL(write_floats(in_path, x[r], (size_t)B * in_size) == 0);
-        if (cfg->model.input_rank == 3)
-            snprintf(dims, sizeof dims, "%d,%d,%d,%d", B, cfg->model.input[0], cfg->model.input[1],
-                     cfg->model.input[2]);
-        else
-            snprintf(dims, sizeof dims, "%d,%d,%d", B, cfg->model.input[0], cfg->model.input[1]);
+        char b_text[16];
+        snprintf(b_text, sizeof b_text, "%d", B);
+        dims_text(dims, sizeof dims, b_text, cfg, "");
         k += snprintf(cmd + k, sizeof cmd - k, " '%s' %s '%s'", in_path, dims, out_path);
     }
     int st = run_cmd(cmd, out, sizeof out);
@@ -387,7 +393,7 @@ static void run_case(const case_t *c)
  * dense softmax taken into the cross-entropy loss. */
 static void test_cnn_reference(void)
 {
-    const case_t c = {"onnx_cnn", "configs/fashion_cnn.cfg", NULL, NORM_NONE, {7, 1}, FASHION_JSON};
+    const case_t c = {"onnx_cnn", "configs/fashion_cnn.cfg", NULL, NORM_NONE, {7, 1}, FASHION_JSON, 0};
     run_case(&c);
 }
 
@@ -396,35 +402,69 @@ static void test_cnn_reference(void)
 static void test_lstm_reference(void)
 {
     const case_t c = {"onnx_lstm", "configs/fashion_lstm.cfg", NULL, NORM_NONE, {5, 2},
-                      FASHION_JSON};
+                      FASHION_JSON, 0};
     run_case(&c);
 }
 
 static void test_cnn_variant_normalized(void)
 {
     const case_t c = {"onnx_cnn_variant", NULL, CNN_VARIANT, NORM_PER_PIXEL, {3, 6},
-                      CNN_VARIANT_JSON};
+                      CNN_VARIANT_JSON, 0};
     run_case(&c);
 }
 
 static void test_lstm_variant_normalized(void)
 {
     const case_t c = {"onnx_lstm_variant", NULL, LSTM_VARIANT, NORM_GLOBAL, {4, 9},
-                      "[\"0\",\"1\",\"2\",\"3\"]"};
+                      "[\"0\",\"1\",\"2\",\"3\"]", 0};
     run_case(&c);
 }
 
 static void test_softmax_image(void)
 {
     const case_t c = {"onnx_softmax_image", NULL, SOFTMAX_IMAGE, NORM_NONE, {3, 2},
-                      "[\"0\",\"1\",\"2\"]"};
+                      "[\"0\",\"1\",\"2\"]", 0};
     run_case(&c);
 }
 
 static void test_new_layers(void)
 {
     const case_t c = {"onnx_new_layers", NULL, NEW_LAYERS, NORM_GLOBAL, {4, 1},
-                      "[\"0\",\"1\",\"2\",\"3\",\"4\"]"};
+                      "[\"0\",\"1\",\"2\",\"3\",\"4\"]", 0};
+    run_case(&c);
+}
+
+/* Token ids through an embedding (some outside the table: zeros) into a
+ * stacked LSTM; and DLRM's dot interaction over four vectors then a dense
+ * softmax. */
+static const char *EMBEDDING_LSTM =
+    "name = \"onnx_embedding\";\n"
+    "model = { input = [6]; loss = \"cross_entropy\";\n"
+    "  layers = (\n"
+    "    { type = \"embedding\"; rows = 11; dim = 4; },\n"
+    "    { type = \"lstm\"; units = 5; return_sequences = true; },\n"
+    "    { type = \"lstm\"; units = 3; },\n"
+    "    { type = \"dense\"; units = 3; activation = \"softmax\"; }\n"
+    "  ); };\n";
+static const char *INTERACTION =
+    "name = \"onnx_interaction\";\n"
+    "model = { input = [12]; loss = \"cross_entropy\";\n"
+    "  layers = (\n"
+    "    { type = \"interaction\"; vectors = 4; },\n"
+    "    { type = \"dense\"; units = 4; activation = \"softmax\"; }\n"
+    "  ); };\n";
+
+static void test_embedding(void)
+{
+    const case_t c = {"onnx_embedding", NULL, EMBEDDING_LSTM, NORM_NONE, {5, 2},
+                      "[\"0\",\"1\",\"2\"]", 11};
+    run_case(&c);
+}
+
+static void test_interaction(void)
+{
+    const case_t c = {"onnx_interaction", NULL, INTERACTION, NORM_NONE, {6, 1},
+                      "[\"0\",\"1\",\"2\",\"3\"]", 0};
     run_case(&c);
 }
 
@@ -457,6 +497,8 @@ int test_onnx_register(void)
         !CU_add_test(s, "lstm_variant_normalized", test_lstm_variant_normalized) ||
         !CU_add_test(s, "softmax_image", test_softmax_image) ||
         !CU_add_test(s, "new_layers", test_new_layers) ||
+        !CU_add_test(s, "embedding", test_embedding) ||
+        !CU_add_test(s, "interaction", test_interaction) ||
         !CU_add_test(s, "export_error", test_export_error))
         return -1;
     return 0;

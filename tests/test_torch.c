@@ -281,6 +281,71 @@ static void test_torch_avgpool(void)
     check_pool_fixture("global_avgpool.bin", "{ type = \"global_avgpool2d\"; }");
 }
 
+/* DLRM's dot interaction on the fixture's x [B][V*d] (then nothing): its
+ * output and grad.x against dlrm_s_pytorch.py's interact_features. */
+static void check_interaction_fixture(const char *file, int V, int self)
+{
+    fixture_t *fx = load(file);
+    CU_ASSERT_FATAL(fx != NULL);
+    int nd, xd[FIXTURE_MAX_DIMS], od[FIXTURE_MAX_DIMS];
+    CU_ASSERT_FATAL(fixture_shape(fx, "x", &nd, xd) == 0 && nd == 2);
+    CU_ASSERT_FATAL(fixture_shape(fx, "out", &nd, od) == 0 && nd == 2);
+    const int B = xd[0];
+    const size_t nx = (size_t)B * xd[1], nout = (size_t)od[0] * od[1];
+    char text[512];
+    snprintf(text, sizeof text, "model = { input = [%d]; loss = \"mse\"; layers = (\n"
+             "  { type = \"interaction\"; vectors = %d; self = %s; } ); };\n", xd[1], V,
+             self ? "true" : "false");
+    model_t *m = build(file, text, B, 0);
+    CU_ASSERT_EQUAL_FATAL((size_t)B * model_output_size(m), nout);
+    const float *x = get(fx, "x", nx), *r = get(fx, "r", nout);
+    CU_ASSERT_FATAL(x && r);
+    float *gx = malloc(nx * 4);
+    const float *out = model_ws_forward(model_ws(m), NULL, NULL, x, B);
+    CU_ASSERT(close_to("out", out, get(fx, "out", nout), nout));
+    model_ws_backward(model_ws(m), NULL, NULL, NULL, x, B, r, gx);
+    CU_ASSERT(close_to("grad.x", gx, get(fx, "grad.x", nx), nx));
+    free(gx);
+    model_destroy(&m);
+    fixture_destroy(&fx);
+}
+
+/* An embedding of the fixture's table on its ids [B][T] (then a flatten):
+ * the output and the table's gradient against torch.nn.Embedding's. */
+static void test_torch_embedding(void)
+{
+    fixture_t *fx = load("embedding.bin");
+    CU_ASSERT_FATAL(fx != NULL);
+    int nd, xd[FIXTURE_MAX_DIMS], wd[FIXTURE_MAX_DIMS];
+    CU_ASSERT_FATAL(fixture_shape(fx, "x", &nd, xd) == 0 && nd == 2);
+    CU_ASSERT_FATAL(fixture_shape(fx, "weight", &nd, wd) == 0 && nd == 2);
+    const int B = xd[0], T = xd[1], rows = wd[0], dim = wd[1];
+    const size_t nx = (size_t)B * T, nw = (size_t)rows * dim, nout = nx * dim;
+    char text[512];
+    snprintf(text, sizeof text, "model = { input = [%d]; loss = \"mse\"; layers = (\n"
+             "  { type = \"embedding\"; rows = %d; dim = %d; }, { type = \"flatten\"; } ); };\n",
+             T, rows, dim);
+    model_t *m = build("embedding.bin", text, B, 0);
+    CU_ASSERT_EQUAL_FATAL(model_n_params(m), nw);
+    const float *x = get(fx, "x", nx), *r = get(fx, "r", nout), *w = get(fx, "weight", nw);
+    CU_ASSERT_FATAL(x && r && w);
+    float *g = calloc(nw, 4);
+    CU_ASSERT_FATAL(g != NULL);
+    const float *out = model_ws_forward(model_ws(m), NULL, w, x, B);
+    CU_ASSERT(close_to("out", out, get(fx, "out", nout), nout));
+    model_ws_backward(model_ws(m), NULL, w, g, x, B, r, NULL);
+    CU_ASSERT(close_to("grad.weight", g, get(fx, "grad.weight", nw), nw));
+    free(g);
+    model_destroy(&m);
+    fixture_destroy(&fx);
+}
+
+static void test_torch_interaction(void)
+{
+    check_interaction_fixture("interaction.bin", 5, 0);
+    check_interaction_fixture("interaction_self.bin", 4, 1);
+}
+
 /* Dropout in training against PyTorch's formula x * mask / (1 - rate) with
  * the mask that the fixture script draws from its own Philox (the seed, the
  * step and the global index of the batch's first sample): the same mask,
@@ -368,7 +433,9 @@ int test_torch_register(void)
         !CU_add_test(s, "cnn_stride_pad", test_torch_cnn_stride) ||
         !CU_add_test(s, "lstm", test_torch_lstm) || !CU_add_test(s, "optim", test_torch_optim) ||
         !CU_add_test(s, "avgpool", test_torch_avgpool) ||
-        !CU_add_test(s, "dropout", test_torch_dropout))
+        !CU_add_test(s, "dropout", test_torch_dropout) ||
+        !CU_add_test(s, "interaction", test_torch_interaction) ||
+        !CU_add_test(s, "embedding", test_torch_embedding))
         return -1;
     return 0;
 }

@@ -137,7 +137,7 @@ static const schema_key_t SCHEMA[] = {
      "T-shirt/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot",
      .nmin = 1, .nmax = CFG_MAX_CLASSES, .count = offsetof(job_config_t, data.n_classes_names)},
 
-    {"model.input", K_INT_ARRAY, JOB(model.input), NULL, ">=1", .required = 1, .nmin = 2,
+    {"model.input", K_INT_ARRAY, JOB(model.input), NULL, ">=1", .required = 1, .nmin = 1,
      .nmax = 3, .count = offsetof(job_config_t, model.input_rank)},
     {"model.loss", K_KIND, JOB(model.loss), "cross_entropy", .entries = loss_entry},
     /* each layer's keys: its kind's table (layer_kind_t.keys) */

@@ -118,6 +118,12 @@ int params_init_slice(const param_table_t *tab, uint64_t seed, size_t begin, siz
                 dst[i] = (float)((2.0 * rng_uniform(seed, INIT_STREAM(ti), first + i) - 1.0) * limit);
             break;
         }
+        case INIT_UNIFORM_ROWS: {
+            const double limit = sqrt(1.0 / (double)p->rows);
+            for (size_t i = 0; i < count; i++)
+                dst[i] = (float)((2.0 * rng_uniform(seed, INIT_STREAM(ti), first + i) - 1.0) * limit);
+            break;
+        }
         case INIT_ORTHOGONAL: {
             double *q = malloc(p->size * sizeof *q);
             if (!q || orthogonal_fill(q, p->rows, p->cols, seed, ti) != 0) {

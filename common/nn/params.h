@@ -24,6 +24,7 @@ typedef enum {
     INIT_GLOROT_UNIFORM, /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) (Keras default) */
     INIT_ORTHOGONAL,     /* Keras Orthogonal(gain 1) of a rows x cols matrix */
     INIT_UNIT_FORGET_BIAS, /* Keras unit_forget_bias: zeros, the second quarter [H, 2H) = 1 */
+    INIT_UNIFORM_ROWS,   /* U(-l, l), l = sqrt(1 / rows): DLRM's embedding tables */
 } init_kind_t;
 
 typedef struct {

@@ -20,7 +20,9 @@
     LAYER(softmax)                                                                                 \
     LAYER(dropout)                                                                                 \
     LAYER(avgpool2d)                                                                               \
-    LAYER(global_avgpool2d)
+    LAYER(global_avgpool2d)                                                                        \
+    LAYER(interaction)                                                                             \
+    LAYER(embedding)
 
 /* Activations (also layer kinds above): ACTIVATION(x) is act_x of common/nn/x.c. */
 #define ACTIVATIONS(ACTIVATION)                                                                    \
