@@ -22,7 +22,7 @@
 #define CHECK_CASE(cond, ...)                                                                      \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            char m_[512];                                                                          \
+            char m_[1024];                                                                         \
             snprintf(m_, sizeof m_, __VA_ARGS__);                                                  \
             CU_assertImplementation(CU_FALSE, __LINE__, m_, __FILE__, "", CU_FALSE);               \
         }                                                                                          \

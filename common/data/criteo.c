@@ -4,11 +4,13 @@
 #include "common/data/criteo.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #define CRITEO_INT_DIGITS 18   /* at most this many digits: |x| < 10^18 fits int64 */
 #define CRITEO_SHOW 24         /* characters of a bad value shown in a message */
+#define CRITEO_LOG_TABLE 4096  /* counts below this take log(1 + x) from a table */
 
 /* 1 + the value of each hexadecimal digit; 0 for anything else. */
 static const uint8_t HEX1[256] = {
@@ -55,70 +57,90 @@ static int bad_columns(const criteo_where_t *w, const char *p, size_t len, err_t
                    CRITEO_DENSE, CRITEO_CAT);
 }
 
-/* Parses the integer [v, v + n) (an optional sign and 1..18 digits) into
- * *x. Returns 0, or -1 if it is not one. */
-static int parse_int(const char *v, size_t n, int64_t *x)
+/* The end of the field that starts at v: its tab, or end. */
+static const char *field_end(const char *v, const char *end)
 {
-    size_t i = 0;
-    int neg = 0;
-    if (v[0] == '-' || v[0] == '+') {
-        neg = v[0] == '-';
-        i = 1;
-    }
-    if (i == n || n - i > CRITEO_INT_DIGITS)
-        return -1;
-    int64_t r = 0;
-    for (; i < n; i++) {
-        unsigned d = (unsigned)(unsigned char)v[i] - '0';
-        if (d > 9)
-            return -1;
-        r = r * 10 + (int64_t)d;
-    }
-    *x = neg ? -r : r;
-    return 0;
+    const char *t = memchr(v, '\t', (size_t)(end - v));
+    return t ? t : end;
 }
 
-/* Parses the hex value [v, v + n) (1..8 digits) into *x. Returns 0, or -1
- * (a non-hex character, or too many digits: *too_long set). */
-static int parse_hex(const char *v, size_t n, uint64_t *x, int *too_long)
+/* Fills err for the bad value of column c that starts at v (the slow path:
+ * only for a line that is refused). Returns -1. */
+static int bad_field(const criteo_where_t *w, int c, const char *v, const char *end, err_t *err)
 {
+    size_t n = (size_t)(field_end(v, end) - v);
+    if (c <= CRITEO_DENSE)
+        return bad_value(w, c, v, n, "is not an integer (at most 18 digits)", err);
+    int hex = 1;
+    for (size_t i = 0; i < n; i++)
+        hex &= HEX1[(unsigned char)v[i]] != 0;
+    return bad_value(w, c, v, n,
+                     hex && n > CRITEO_HEX_DIGITS ? "has more than 8 hex digits"
+                                                  : "is not hexadecimal",
+                     err);
+}
+
+/* log(1 + x) of the small counts, which most dense values are. */
+static float LOG1P[CRITEO_LOG_TABLE];
+static pthread_once_t log1p_once = PTHREAD_ONCE_INIT;
+
+static void log1p_init(void)
+{
+    for (int x = 0; x < CRITEO_LOG_TABLE; x++)
+        LOG1P[x] = log1pf((float)x);
+}
+
+/* Parses the integer field at *pv (an optional sign and at most 18 digits,
+ * or nothing), which a tab ends, into *out = log(1 + max(x, 0)) (empty: 0)
+ * and moves *pv past the tab. Returns 0, or -1 if it is not one. */
+static inline int dense_field(const char **pv, float *out)
+{
+    const char *q = *pv;
+    int neg = *q == '-';
+    q += neg || *q == '+';
+    const char *d0 = q;
     uint64_t r = 0;
-    *too_long = n > CRITEO_HEX_DIGITS;
-    if (*too_long)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned h = HEX1[(unsigned char)v[i]];
-        if (!h)
-            return -1;
-        r = (r << 4) | (h - 1);
+    unsigned d;
+    while ((d = (unsigned)(unsigned char)*q - '0') <= 9) {
+        r = r * 10 + d;
+        q++;
     }
-    *x = r;
+    size_t digits = (size_t)(q - d0);
+    if (*q != '\t' || digits > CRITEO_INT_DIGITS || (!digits && q != *pv))
+        return -1;
+    *out = neg || !r ? 0.0f : r < CRITEO_LOG_TABLE ? LOG1P[r] : log1pf((float)r);
+    *pv = q + 1;
     return 0;
 }
 
-/* Stores the value [v, v + n) of column c (1..39) into out. Returns 0, or
- * -1 with err. */
-static int parse_field(int c, const char *v, size_t n, const uint32_t *rows,
-                       criteo_sample_t *out, const criteo_where_t *w, err_t *err)
+/* Parses the hex field at *pv (at most 8 digits, or nothing: CRITEO_MISSING)
+ * into *id; a tab ends it, or end for the last field. Moves *pv past the
+ * tab. Returns 0, or -1 if it is not one. */
+static inline int cat_field(const char **pv, const char *end, int last, uint64_t *id)
 {
-    if (c <= CRITEO_DENSE) {
-        int64_t x = 0;
-        if (n && parse_int(v, n, &x) != 0)
-            return bad_value(w, c, v, n, "is not an integer (at most 18 digits)", err);
-        out->dense[c - 1] = x > 0 ? log1pf((float)x) : 0.0f;
-        return 0;
+    const char *q = *pv;
+    uint64_t r = 0;
+    unsigned h;
+    if (last) {
+        while (q < end && (h = HEX1[(unsigned char)*q])) {
+            r = (r << 4) | (h - 1);
+            q++;
+        }
+        if (q != end)
+            return -1;
+    } else { /* a tab follows within the line: the column count was checked */
+        while ((h = HEX1[(unsigned char)*q])) {
+            r = (r << 4) | (h - 1);
+            q++;
+        }
+        if (*q != '\t')
+            return -1;
     }
-    int f = c - 1 - CRITEO_DENSE;
-    uint64_t id = CRITEO_MISSING;
-    if (!n) {
-        out->missing |= 1u << f;
-    } else {
-        int too_long;
-        if (parse_hex(v, n, &id, &too_long) != 0)
-            return bad_value(w, c, v, n,
-                             too_long ? "has more than 8 hex digits" : "is not hexadecimal", err);
-    }
-    out->cat[f] = rows && rows[f] ? id % rows[f] : id;
+    size_t n = (size_t)(q - *pv);
+    if (n > CRITEO_HEX_DIGITS)
+        return -1;
+    *id = n ? r : CRITEO_MISSING;
+    *pv = q + 1;
     return 0;
 }
 
@@ -128,6 +150,7 @@ int criteo_parse(const char *p, size_t len, const uint32_t *rows, criteo_sample_
     const char *end = p + len;
     if (len && end[-1] == '\r')
         end--;
+    pthread_once(&log1p_once, log1p_init);
     /* the column count first: a shifted line is named as such, not by the
      * first value that happens to be out of place */
     size_t tabs = 0;
@@ -141,13 +164,19 @@ int criteo_parse(const char *p, size_t len, const uint32_t *rows, criteo_sample_
     out->label = (float)(p[0] - '0');
     out->missing = 0;
     const char *v = p + 2;
-    for (int c = 1; c < CRITEO_COLS; c++) {
-        const char *e = v;
-        while (e < end && *e != '\t')
-            e++;
-        if (parse_field(c, v, (size_t)(e - v), rows, out, where, err) != 0)
-            return -1;
-        v = e + 1;
+    for (int j = 0; j < CRITEO_DENSE; j++) {
+        const char *start = v;
+        if (dense_field(&v, &out->dense[j]) != 0)
+            return bad_field(where, 1 + j, start, end, err);
+    }
+    for (int f = 0; f < CRITEO_CAT; f++) {
+        const char *start = v;
+        uint64_t id;
+        if (cat_field(&v, end, f == CRITEO_CAT - 1, &id) != 0)
+            return bad_field(where, 1 + CRITEO_DENSE + f, start, end, err);
+        if (id == CRITEO_MISSING)
+            out->missing |= 1u << f;
+        out->cat[f] = rows && rows[f] ? id % rows[f] : id;
     }
     return 0;
 }

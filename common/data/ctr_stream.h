@@ -19,7 +19,9 @@
  * the same seed and layout give the same order. K = 0 or 1: file order.
  *
  * Bad lines (criteo.h): CTR_BAD_STOP ends the epoch with "FILE:LINE: what"
- * delivered to the consumer; CTR_BAD_SKIP skips and counts them.
+ * delivered to the consumer (in a byte range that starts inside a file, the
+ * line number is found by counting the file's newlines before the line,
+ * only then); CTR_BAD_SKIP skips and counts them.
  */
 #ifndef PST_CTR_STREAM_H
 #define PST_CTR_STREAM_H
@@ -81,9 +83,9 @@ ctr_stream_t *ctr_stream_new(const ctr_stream_opts_t *o, err_t *err);
 /* Moves up to max samples (at most b->cap) of the epoch into b (b->n).
  * Returns how many: fewer than max only at the end of the epoch, 0 once it
  * has ended; or -1 with err when the reader failed (a bad line with
- * CTR_BAD_STOP: "FILE:LINE: what", a read error). Samples queued before
- * the failure are delivered first. Never waits for a reader that has
- * stopped. */
+ * CTR_BAD_STOP: "FILE:LINE: what", a read error). The samples that had
+ * left the shuffle buffer before the failure are delivered first (those
+ * still in it are dropped). Never waits for a reader that has stopped. */
 int ctr_stream_next(ctr_stream_t *s, ctr_batch_t *b, int max, err_t *err);
 
 /* Starts epoch `epoch` from the beginning of the data (its own shuffle
