@@ -51,7 +51,7 @@ static const char *tmp_path(char *buf, size_t len, const char *name)
 static size_t good_line(char *buf, unsigned i, unsigned tag)
 {
     int n = snprintf(buf, LINE_CAP, "%u", i % 2);
-    for (int j = 0; j < CRITEO_DENSE; j++) {
+    for (int j = 0; j < CRITEO_NUM; j++) {
         if ((i + (unsigned)j) % 5 == 0)
             n += snprintf(buf + n, LINE_CAP - (size_t)n, "\t");
         else
@@ -134,19 +134,19 @@ static void test_parse_good(void)
     /* label 1; I1 = 5, I2 empty, I3 = -3, I4 = 0, I5 = 1000000, I6..I13 = 1; C1 = 68fd1e64,
      * C2 empty, C3 = ABCDEF01 (upper case), C4..C26 = 1 */
     int n = snprintf(line, sizeof line, "1\t5\t\t-3\t0\t1000000");
-    for (int j = 5; j < CRITEO_DENSE; j++)
+    for (int j = 5; j < CRITEO_NUM; j++)
         n += snprintf(line + n, sizeof line - (size_t)n, "\t1");
     n += snprintf(line + n, sizeof line - (size_t)n, "\t68fd1e64\t\tABCDEF01");
     for (int f = 3; f < CRITEO_CAT; f++)
         n += snprintf(line + n, sizeof line - (size_t)n, "\t1");
     CU_ASSERT_EQUAL_FATAL(criteo_parse(line, (size_t)n, NULL, &x, &w, &err), 0);
     CU_ASSERT_EQUAL(x.label, 1.0f);
-    CU_ASSERT_DOUBLE_EQUAL(x.dense[0], log(6.0), 1e-6);
-    CU_ASSERT_EQUAL(x.dense[1], 0.0f);  /* empty */
-    CU_ASSERT_EQUAL(x.dense[2], 0.0f);  /* negative: clamped */
-    CU_ASSERT_EQUAL(x.dense[3], 0.0f);
-    CU_ASSERT_DOUBLE_EQUAL(x.dense[4], log(1000001.0), 1e-5);
-    CU_ASSERT_DOUBLE_EQUAL(x.dense[12], log(2.0), 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(x.num[0], log(6.0), 1e-6);
+    CU_ASSERT_EQUAL(x.num[1], 0.0f);  /* empty */
+    CU_ASSERT_EQUAL(x.num[2], 0.0f);  /* negative: clamped */
+    CU_ASSERT_EQUAL(x.num[3], 0.0f);
+    CU_ASSERT_DOUBLE_EQUAL(x.num[4], log(1000001.0), 1e-5);
+    CU_ASSERT_DOUBLE_EQUAL(x.num[12], log(2.0), 1e-6);
     CU_ASSERT_EQUAL(x.cat[0], 0x68fd1e64u);
     CU_ASSERT_EQUAL(x.cat[1], CRITEO_MISSING);
     CU_ASSERT_EQUAL(x.cat[2], 0xABCDEF01u);
@@ -161,8 +161,8 @@ static void test_parse_good(void)
     CU_ASSERT_EQUAL_FATAL(criteo_parse(line, (size_t)n, NULL, &x, &w, &err), 0);
     CU_ASSERT_EQUAL(x.label, 0.0f);
     CU_ASSERT_EQUAL(x.missing, (1u << CRITEO_CAT) - 1);
-    for (int j = 0; j < CRITEO_DENSE; j++)
-        CHECK_CASE(x.dense[j] == 0.0f, "I%d of an empty line", j + 1);
+    for (int j = 0; j < CRITEO_NUM; j++)
+        CHECK_CASE(x.num[j] == 0.0f, "I%d of an empty line", j + 1);
     for (int f = 0; f < CRITEO_CAT; f++)
         CHECK_CASE(x.cat[f] == CRITEO_MISSING, "C%d of an empty line", f + 1);
 }

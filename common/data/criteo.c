@@ -26,8 +26,8 @@ const char *criteo_column_name(int c, char *buf)
         memcpy(buf, "label", 6);
         return buf;
     }
-    int k = c <= CRITEO_DENSE ? c : c - CRITEO_DENSE; /* 1..26: two digits at most */
-    buf[0] = c <= CRITEO_DENSE ? 'I' : 'C';
+    int k = c <= CRITEO_NUM ? c : c - CRITEO_NUM; /* 1..26: two digits at most */
+    buf[0] = c <= CRITEO_NUM ? 'I' : 'C';
     buf[1] = k >= 10 ? (char)('0' + k / 10) : (char)('0' + k);
     buf[2] = k >= 10 ? (char)('0' + k % 10) : '\0';
     buf[3] = '\0';
@@ -54,7 +54,7 @@ static int bad_columns(const criteo_where_t *w, const char *p, size_t len, err_t
         cols += p[i] == '\t';
     return err_set(err, "%s:%llu: %zu column%s, a Criteo line has %d (label, I1-I%d, C1-C%d)",
                    w->file, (unsigned long long)w->line, cols, cols == 1 ? "" : "s", CRITEO_COLS,
-                   CRITEO_DENSE, CRITEO_CAT);
+                   CRITEO_NUM, CRITEO_CAT);
 }
 
 /* The end of the field that starts at v: its tab, or end. */
@@ -69,7 +69,7 @@ static const char *field_end(const char *v, const char *end)
 static int bad_field(const criteo_where_t *w, int c, const char *v, const char *end, err_t *err)
 {
     size_t n = (size_t)(field_end(v, end) - v);
-    if (c <= CRITEO_DENSE)
+    if (c <= CRITEO_NUM)
         return bad_value(w, c, v, n, "is not an integer (at most 18 digits)", err);
     int hex = 1;
     for (size_t i = 0; i < n; i++)
@@ -93,7 +93,7 @@ static void log1p_init(void)
 /* Parses the integer field at *pv (an optional sign and at most 18 digits,
  * or nothing), which a tab ends, into *out = log(1 + max(x, 0)) (empty: 0)
  * and moves *pv past the tab. Returns 0, or -1 if it is not one. */
-static inline int dense_field(const char **pv, float *out)
+static inline int num_field(const char **pv, float *out)
 {
     const char *q = *pv;
     int neg = *q == '-';
@@ -164,16 +164,16 @@ int criteo_parse(const char *p, size_t len, const uint32_t *rows, criteo_sample_
     out->label = (float)(p[0] - '0');
     out->missing = 0;
     const char *v = p + 2;
-    for (int j = 0; j < CRITEO_DENSE; j++) {
+    for (int j = 0; j < CRITEO_NUM; j++) {
         const char *start = v;
-        if (dense_field(&v, &out->dense[j]) != 0)
+        if (num_field(&v, &out->num[j]) != 0)
             return bad_field(where, 1 + j, start, end, err);
     }
     for (int f = 0; f < CRITEO_CAT; f++) {
         const char *start = v;
         uint64_t id;
         if (cat_field(&v, end, f == CRITEO_CAT - 1, &id) != 0)
-            return bad_field(where, 1 + CRITEO_DENSE + f, start, end, err);
+            return bad_field(where, 1 + CRITEO_NUM + f, start, end, err);
         if (id == CRITEO_MISSING)
             out->missing |= 1u << f;
         out->cat[f] = rows && rows[f] ? id % rows[f] : id;

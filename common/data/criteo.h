@@ -24,16 +24,18 @@
 
 #include "common/util/err.h"
 
-#define CRITEO_DENSE 13                           /* I1..I13 */
+/* "num" names the numeric (dense) features: the word dense belongs to the dense
+ * layer kind alone (tests/check_layers.sh). */
+#define CRITEO_NUM 13                             /* I1..I13 */
 #define CRITEO_CAT 26                             /* C1..C26 */
-#define CRITEO_COLS (1 + CRITEO_DENSE + CRITEO_CAT) /* 40 */
+#define CRITEO_COLS (1 + CRITEO_NUM + CRITEO_CAT) /* 40 */
 #define CRITEO_HEX_DIGITS 8                       /* most digits of a categorical */
 #define CRITEO_MISSING (UINT64_C(1) << 32)        /* the id of an empty categorical */
 
 /* One parsed line. */
 typedef struct {
     float label;                 /* 0 or 1 */
-    float dense[CRITEO_DENSE];   /* log(1 + max(I, 0)); empty: 0 */
+    float num[CRITEO_NUM];       /* the dense features: log(1 + max(I, 0)); empty: 0 */
     uint64_t cat[CRITEO_CAT];    /* hex value (or CRITEO_MISSING), % rows[f] when given */
     uint32_t missing;            /* bit f: C(f+1) was empty */
 } criteo_sample_t;

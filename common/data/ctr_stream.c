@@ -340,7 +340,7 @@ static int emit(ctr_stream_t *s, const criteo_sample_t *x)
     ctr_batch_t *b = s->r.slot;
     size_t i = (size_t)b->n++;
     b->label[i] = x->label;
-    memcpy(b->dense + i * CRITEO_DENSE, x->dense, sizeof x->dense);
+    memcpy(b->num + i * CRITEO_NUM, x->num, sizeof x->num);
     memcpy(b->cat + i * CRITEO_CAT, x->cat, sizeof x->cat);
     b->missing[i] = x->missing;
     if (b->n == s->batch)
@@ -560,10 +560,10 @@ int ctr_batch_alloc(ctr_batch_t *b, int cap, err_t *err)
         return err_set(err, "ctr_batch_alloc: capacity %d, must be >= 1", cap);
     size_t n = (size_t)cap;
     b->label = malloc(n * sizeof *b->label);
-    b->dense = malloc(n * CRITEO_DENSE * sizeof *b->dense);
+    b->num = malloc(n * CRITEO_NUM * sizeof *b->num);
     b->cat = malloc(n * CRITEO_CAT * sizeof *b->cat);
     b->missing = malloc(n * sizeof *b->missing);
-    if (!b->label || !b->dense || !b->cat || !b->missing) {
+    if (!b->label || !b->num || !b->cat || !b->missing) {
         ctr_batch_free(b);
         return err_set(err, "out of memory for a batch of %d click-log samples", cap);
     }
@@ -576,7 +576,7 @@ void ctr_batch_free(ctr_batch_t *b)
     if (!b)
         return;
     free(b->label);
-    free(b->dense);
+    free(b->num);
     free(b->cat);
     free(b->missing);
     memset(b, 0, sizeof *b);
@@ -694,8 +694,8 @@ int ctr_stream_next(ctr_stream_t *s, ctr_batch_t *b, int max, err_t *err)
         int take = q->n - s->get_pos < max - got ? q->n - s->get_pos : max - got;
         size_t from = (size_t)s->get_pos, to = (size_t)got, k = (size_t)take;
         memcpy(b->label + to, q->label + from, k * sizeof *b->label);
-        memcpy(b->dense + to * CRITEO_DENSE, q->dense + from * CRITEO_DENSE,
-               k * CRITEO_DENSE * sizeof *b->dense);
+        memcpy(b->num + to * CRITEO_NUM, q->num + from * CRITEO_NUM,
+               k * CRITEO_NUM * sizeof *b->num);
         memcpy(b->cat + to * CRITEO_CAT, q->cat + from * CRITEO_CAT,
                k * CRITEO_CAT * sizeof *b->cat);
         memcpy(b->missing + to, q->missing + from, k * sizeof *b->missing);
@@ -732,7 +732,7 @@ void ctr_stream_stats(ctr_stream_t *s, ctr_stream_stats_t *st)
     st->bad_lines_total = s->bad_total + st->bad_lines;
     st->parts = s->n_parts;
     st->memory = (size_t)s->depth * (size_t)s->batch *
-                     (sizeof(float) * (1 + CRITEO_DENSE) + sizeof(uint64_t) * CRITEO_CAT +
+                     (sizeof(float) * (1 + CRITEO_NUM) + sizeof(uint64_t) * CRITEO_CAT +
                       sizeof(uint32_t)) +
                  (s->shuffle > 1 ? s->shuffle * sizeof(criteo_sample_t) : 0) + CTR_READ_BUFFER;
 }

@@ -55,7 +55,7 @@ typedef struct {
 typedef struct {
     int n, cap;                /* samples held, room */
     float *label;              /* n: 0 or 1 */
-    float *dense;              /* n x CRITEO_DENSE: log(1 + max(I, 0)) */
+    float *num;                /* n x CRITEO_NUM dense features: log(1 + max(I, 0)) */
     uint64_t *cat;             /* n x CRITEO_CAT ids (see criteo.h for missing ones) */
     uint32_t *missing;         /* n: bit f set when C(f+1) was empty */
 } ctr_batch_t;

@@ -24,23 +24,23 @@ static const float CAT_MISSING[CRITEO_CAT] = {
     0, 0, 0.03f, 0.03f, 0, 0.12f, 0, 0, 0, 0, 0, 0.03f, 0,
     0, 0, 0.03f, 0, 0, 0.44f, 0.44f, 0.03f, 0.76f, 0, 0.03f, 0.44f, 0.44f,
 };
-static const float DENSE_MISSING[CRITEO_DENSE] = {
+static const float NUM_MISSING[CRITEO_NUM] = {
     0.45f, 0, 0.21f, 0.22f, 0.03f, 0.22f, 0.04f, 0.0005f, 0.04f, 0.45f, 0.04f, 0.76f, 0.22f,
 };
 /* Largest typical value of I1..I13 (the tail of the log-uniform-like law). */
-static const double DENSE_MAX[CRITEO_DENSE] = {
+static const double NUM_MAX[CRITEO_NUM] = {
     1500, 25000, 65535, 500, 2500000, 200000, 10000, 5000, 10000, 10, 200, 1000, 5000,
 };
 
-#define S_DENSE 0x44454E5300000000ull  /* "DENS" + j: dense column j of line i */
+#define S_NUM 0x44454E5300000000ull    /* "DENS" + j: dense column j of line i */
 #define S_CAT 0x4341540000000000ull    /* "CAT" + f: categorical f of line i */
 #define S_LABEL 0x4C41424C00000000ull  /* "LABL": the label draw of line i */
 #define S_WEIGHT 0x5747485400000000ull /* "WGHT" + f: w_f(id) */
 #define S_KEY 0x4B45590000000000ull    /* "KEY": per-field keys and dense weights */
-#define NEG_DENSE 1                    /* I2 (index 1) takes a few negative values */
+#define NEG_NUM 1                      /* I2 (index 1) takes a few negative values */
 #define NEG_SHARE 0.05                 /* ... this share of its values */
 #define CAT_SIGMA 0.35                 /* std of a categorical weight */
-#define DENSE_SIGMA 0.4                /* std of a dense weight times its log range */
+#define NUM_SIGMA 0.4                  /* std of a dense weight times its log range */
 #define CALIB_LINES 8192               /* lines the bias is calibrated on */
 #define CALIB_ITERS 60                 /* bisection steps */
 #define CALIB_LO (-20.0)
@@ -56,8 +56,8 @@ struct ctr_synth_t {
     uint32_t rows[CRITEO_CAT];
     uint32_t key[CRITEO_CAT];       /* of the id -> hex bijection */
     double zipf_a[CRITEO_CAT];      /* (rows + 1)^(1 - s) - 1, or log(rows + 1) for s = 1 */
-    double dense_w[CRITEO_DENSE];   /* a_j */
-    double dense_l[CRITEO_DENSE];   /* log(1 + DENSE_MAX[j]) */
+    double num_w[CRITEO_NUM];       /* a_j */
+    double num_l[CRITEO_NUM];       /* log(1 + NUM_MAX[j]) */
     double bias;
 };
 
@@ -128,18 +128,18 @@ static size_t put_hex8(char *p, uint32_t v)
 }
 
 /* Dense column j of line i: 1 and *v, or 0 when empty. */
-static int dense_value(const ctr_synth_t *g, int j, uint64_t i, int64_t *v)
+static int num_value(const ctr_synth_t *g, int j, uint64_t i, int64_t *v)
 {
     uint32_t w[4];
-    rng_philox(g->o.seed, S_DENSE + (uint64_t)j, i, w);
-    if (w[0] < DENSE_MISSING[j] * U32)
+    rng_philox(g->o.seed, S_NUM + (uint64_t)j, i, w);
+    if (w[0] < NUM_MISSING[j] * U32)
         return 0;
-    if (j == NEG_DENSE && w[3] < NEG_SHARE * U32) {
+    if (j == NEG_NUM && w[3] < NEG_SHARE * U32) {
         *v = -1 - (int64_t)(w[2] % 3);
         return 1;
     }
     double u = w[1] / U32;
-    *v = (int64_t)floor(expm1(g->dense_l[j] * u * u)); /* most values small, a long tail */
+    *v = (int64_t)floor(expm1(g->num_l[j] * u * u)); /* most values small, a long tail */
     return 1;
 }
 
@@ -159,11 +159,11 @@ size_t ctr_synth_line(const ctr_synth_t *g, uint64_t i, char *buf, double *logit
 {
     char *p = buf + 2; /* the label and its tab go first, once known */
     double z = g->bias;
-    for (int j = 0; j < CRITEO_DENSE; j++) {
+    for (int j = 0; j < CRITEO_NUM; j++) {
         int64_t v;
-        if (dense_value(g, j, i, &v)) {
+        if (num_value(g, j, i, &v)) {
             p += put_int(p, v);
-            z += g->dense_w[j] * (v > 0 ? log1p((double)v) : 0.0);
+            z += g->num_w[j] * (v > 0 ? log1p((double)v) : 0.0);
         }
         *p++ = '\t';
     }
@@ -248,11 +248,11 @@ ctr_synth_t *ctr_synth_new(const ctr_synth_opts_t *o, err_t *err)
         rng_philox(g->o.seed, S_KEY, (uint64_t)f, w);
         g->key[f] = w[0];
     }
-    for (int j = 0; j < CRITEO_DENSE; j++) {
+    for (int j = 0; j < CRITEO_NUM; j++) {
         uint32_t w[4];
         rng_philox(g->o.seed, S_KEY, (uint64_t)(CRITEO_CAT + j), w);
-        g->dense_l[j] = log1p(DENSE_MAX[j]);
-        g->dense_w[j] = DENSE_SIGMA * normal4(w) / g->dense_l[j];
+        g->num_l[j] = log1p(NUM_MAX[j]);
+        g->num_w[j] = NUM_SIGMA * normal4(w) / g->num_l[j];
     }
     if (calibrate(g) != 0) {
         err_set(err, "out of memory");
