@@ -469,19 +469,20 @@ static void test_stream_shuffle(void)
     check_once(seen, n, "buffer larger than the file");
 }
 
-/* Waits until s's parsed count stays still for a while (the reader is
- * blocked on the full queue). Returns the count. */
-static uint64_t parsed_when_still(ctr_stream_t *s)
+/* Waits until the queue of s has been full (depth batches) and its parsed
+ * count has stayed still for a few looks (the reader is blocked on the
+ * full queue), at most a few seconds. Returns the count. */
+static uint64_t parsed_when_still(ctr_stream_t *s, int depth)
 {
     ctr_stream_stats_t st;
     uint64_t last = UINT64_MAX;
+    int still = 0;
     struct timespec pause = {0, 20 * 1000 * 1000};
-    for (int i = 0; i < 200; i++) {
-        ctr_stream_stats(s, &st);
-        if (st.parsed == last && st.parsed > 0)
-            break;
-        last = st.parsed;
+    for (int i = 0; i < 250 && still < 3; i++) {
         nanosleep(&pause, NULL);
+        ctr_stream_stats(s, &st);
+        still = st.queued_peak == depth && st.parsed == last ? still + 1 : 0;
+        last = st.parsed;
     }
     return st.parsed;
 }
@@ -498,7 +499,7 @@ static void test_stream_bounded(void)
                                .queue_depth = 2};
         ctr_stream_t *s = ctr_stream_new(&o, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-        uint64_t parsed = parsed_when_still(s);
+        uint64_t parsed = parsed_when_still(s, 2);
         /* 2 queued batches, the one being filled, the sample in hand, the buffer */
         CHECK_CASE(parsed >= 2 * 16 && parsed <= 3 * 16 + 1 + k,
                    "buffer %zu: %llu lines parsed ahead of the consumer", k,
