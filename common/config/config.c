@@ -32,8 +32,8 @@ typedef enum {
     K_BOOL,      /* true / false, stored as int */
     K_STRING,    /* stored in a char array of .size bytes (size 0: not stored) */
     K_DATAFILE,  /* a string naming a data file: joined with data.dir, checked by check_files */
-    K_DATASRC,   /* a click-log source (file, folder or glob): joined with data.dir if given,
-                  * checked by check_files when data.format is "criteo" */
+    K_DATASRC,   /* a click-log source (file, folder or glob; "" = none): joined with data.dir
+                  * like K_DATAFILE, checked by check_files when data.format is "criteo" */
     K_ENUM,      /* a string among .choices, stored as the choice's value (an int) */
     K_KIND,      /* the name of a registered descriptor (.entries), stored as its pointer */
     K_INT_ARRAY, /* [a, b, ...]: .nmin to .nmax ints, each in .range; count stored at .count */
