@@ -108,6 +108,9 @@ $(BUILD)/test_pstrain: $(TEST_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
 $(BUILD)/bench_proto: bench/bench_proto.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_ctr_parse: bench/bench_ctr_parse.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -168,7 +171,7 @@ fixtures: deps-py
 	$(PY) tests/fixtures/make_torch_fixtures.py tests/fixtures
 
 bench: deps deps-py
-	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_proto
+	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_proto $(BUILD)/bench_ctr_parse
 	bench/run_bench.sh
 
 # One epoch of the CNN and of the LSTM in pstrain and in PyTorch from pstrain's

@@ -10,6 +10,10 @@ build/bench_proto 5 1
 build/bench_proto 5 2
 echo
 
+echo "== click logs: Criteo lines parsed per second on one core, against a raw read of the file"
+build/bench_ctr_parse 2000000 5
+echo
+
 # What CURVE costs a real job: the CNN with 1 server + 2 trainers under
 # mpirun, cluster.auth = "curve" (the default, with cluster.io_threads = auto:
 # the server gets an I/O thread per trainer), "curve" with 1 I/O thread, and

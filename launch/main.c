@@ -7,6 +7,7 @@
  *   pstrain plot RUN_DIR
  *   pstrain export --checkpoint C --format onnx|safetensors --out FILE
  *   pstrain predict --checkpoint C --images FILE [--labels FILE]
+ *   pstrain gen-ctr --out FILE --lines N [--seed S] [--gzip] [--rows-scale X]
  */
 #include <limits.h>
 #include <malloc.h>
@@ -18,6 +19,7 @@
 #include "launch/cluster.h"
 #include "launch/console.h"
 #include "launch/commands.h"
+#include "launch/gen_ctr.h"
 #include "common/config/config.h"
 #include "common/util/cpus.h"
 #include "export/checkpoint.h"
@@ -37,6 +39,7 @@ static void usage(FILE *f)
             "       pstrain plot RUN_DIR\n"
             "       pstrain export --checkpoint FILE_OR_RUN_DIR --format onnx|safetensors --out FILE\n"
             "       pstrain predict --checkpoint FILE_OR_RUN_DIR --images FILE [--labels FILE]\n"
+            "       pstrain gen-ctr --out FILE --lines N [--seed S] [--gzip] [--rows-scale X]\n"
             "\n"
             "  Under mpirun, ranks 0..S-1 are parameter servers and the others trainers;\n"
             "  started alone (no mpirun) pstrain runs one trainer and an in-process server.\n"
@@ -295,6 +298,8 @@ int main(int argc, char **argv)
         return cmd_export(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "predict") == 0)
         return cmd_predict(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "gen-ctr") == 0)
+        return cmd_gen_ctr(argc, argv);
     args_t a;
     job_t j;
     int rc = parse_args(argc, argv, &a);

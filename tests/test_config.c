@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <CUnit/CUnit.h>
 
@@ -706,6 +707,78 @@ static void test_names(void)
     CU_ASSERT_PTR_NULL(optim_find("adamw"));
 }
 
+/* data.format = "criteo" and its keys: defaults, values, data.dir joined,
+ * and every refusal with its file, line and key. */
+static void test_criteo_keys(void)
+{
+    static job_config_t cfg;
+    char path[CFG_PATH_LEN], text[2 * CFG_PATH_LEN], needle[3 * CFG_PATH_LEN];
+    err_t err = {{0}};
+
+    /* defaults: idx, nothing for click logs */
+    CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "criteo_default", MODEL, NULL, 0, &err), 0);
+    CU_ASSERT_EQUAL(cfg.data.format, FORMAT_IDX);
+    CU_ASSERT_STRING_EQUAL(cfg.data.train, "");
+    CU_ASSERT_EQUAL(cfg.data.bad_lines, BAD_LINES_STOP);
+    CU_ASSERT_EQUAL(cfg.data.shuffle_buffer, 0);
+
+    /* a folder, relative to data.dir; a glob; skip; a buffer */
+    snprintf(text, sizeof text,
+             MODEL "data = {\n  format = \"criteo\";\n  dir = \"%s\";\n  train = \"logs\";\n"
+                   "  test = \"/var/test-*.gz\";\n  bad_lines = \"skip\";\n"
+                   "  shuffle_buffer = 100000;\n};\n",
+             tests_tmp_dir());
+    CU_ASSERT_EQUAL_FATAL(load_text(&cfg, "criteo_ok", text, NULL, 0, &err), 0);
+    CU_ASSERT_EQUAL(cfg.data.format, FORMAT_CRITEO);
+    snprintf(needle, sizeof needle, "%s/logs", tests_tmp_dir());
+    CU_ASSERT_STRING_EQUAL(cfg.data.train, needle);
+    CU_ASSERT_STRING_EQUAL(cfg.data.test, "/var/test-*.gz");
+    CU_ASSERT_EQUAL(cfg.data.bad_lines, BAD_LINES_SKIP);
+    CU_ASSERT_EQUAL(cfg.data.shuffle_buffer, 100000);
+
+    /* check_files: the folder holds nothing yet (line 11), then a file; the glob (line 12)
+     * matches nothing */
+    snprintf(needle, sizeof needle, "%s/logs", tests_tmp_dir());
+    mkdir(needle, 0755);
+    CU_ASSERT_EQUAL_FATAL(write_cfg(path, "criteo_files", text), 0);
+    CU_ASSERT_EQUAL(config_load(&cfg, path, NULL, 0, 1, &err), -1);
+    snprintf(needle, sizeof needle, "%s:11: data.train: folder %s/logs holds no file", path,
+             tests_tmp_dir());
+    ASSERT_HAS(err.msg, needle);
+    snprintf(needle, sizeof needle, "%s/logs/day_0", tests_tmp_dir());
+    FILE *f = fopen(needle, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fclose(f);
+    CU_ASSERT_EQUAL(config_load(&cfg, path, NULL, 0, 1, &err), -1);
+    snprintf(needle, sizeof needle, "%s:12: data.test: /var/test-*.gz matches no file", path);
+    ASSERT_HAS(err.msg, needle);
+    /* the IDX files are not looked for with criteo (data.dir holds none) */
+    const char *no_test[] = {"data.test=\"\""};
+    CU_ASSERT_EQUAL(config_load(&cfg, path, no_test, 1, 1, &err), 0);
+    /* a missing file, given by --set */
+    const char *set_train[] = {"data.train=/nonexistent/day_1.gz", "data.test=\"\""};
+    CU_ASSERT_EQUAL(config_load(&cfg, path, set_train, 2, 1, &err), -1);
+    ASSERT_HAS(err.msg, "--set data.train=/nonexistent/day_1.gz: data.train: cannot open "
+                        "/nonexistent/day_1.gz: No such file");
+
+    expect_refused("criteo_format", MODEL "data = {\n  format = \"csv\";\n};\n", 9,
+                   "data.format: \"csv\" is not one of idx, criteo");
+    expect_refused("criteo_no_train", MODEL "data = {\n  format = \"criteo\";\n};\n", 9,
+                   "data.train: is required when data.format is \"criteo\"");
+    expect_refused("criteo_bad_lines",
+                   MODEL "data = {\n  format = \"criteo\";\n  train = \"/x\";\n"
+                         "  bad_lines = \"ignore\";\n};\n",
+                   11, "data.bad_lines: \"ignore\" is not one of stop, skip");
+    expect_refused("criteo_shuffle", MODEL "data = {\n  shuffle_buffer = -1;\n};\n", 9,
+                   "data.shuffle_buffer: -1 is out of range, must be in [0,16777216]");
+    expect_refused("criteo_shuffle_type", MODEL "data = {\n  shuffle_buffer = \"big\";\n};\n",
+                   9, "data.shuffle_buffer: wants an integer, not a string");
+    expect_refused("criteo_train_type", MODEL "data = {\n  format = \"criteo\";\n  train = 3;\n};\n",
+                   10, "data.train: wants a string, not an integer");
+    expect_refused("criteo_idx_train", MODEL "data = {\n  test = \"/logs/test.gz\";\n};\n", 9,
+                   "data.test: is read only when data.format = \"criteo\"");
+}
+
 int test_config_register(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -734,6 +807,7 @@ int test_config_register(void)
         {"config_text", test_config_text},
         {"new_layer_keys", test_new_layer_keys},
         {"names", test_names},
+        {"criteo_keys", test_criteo_keys},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
         if (!CU_add_test(s, tests[i].name, tests[i].fn))

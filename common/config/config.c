@@ -6,7 +6,9 @@
 #include "common/config/config.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <glob.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <math.h>
@@ -30,6 +32,8 @@ typedef enum {
     K_BOOL,      /* true / false, stored as int */
     K_STRING,    /* stored in a char array of .size bytes (size 0: not stored) */
     K_DATAFILE,  /* a string naming a data file: joined with data.dir, checked by check_files */
+    K_DATASRC,   /* a click-log source (file, folder or glob; "" = none): joined with data.dir
+                  * like K_DATAFILE, checked by check_files when data.format is "criteo" */
     K_ENUM,      /* a string among .choices, stored as the choice's value (an int) */
     K_KIND,      /* the name of a registered descriptor (.entries), stored as its pointer */
     K_INT_ARRAY, /* [a, b, ...]: .nmin to .nmax ints, each in .range; count stored at .count */
@@ -94,6 +98,12 @@ static const char *optim_entry(int i, const void **desc)
 static const choice_t NORMS[] = {
     {"none", NORM_NONE}, {"global", NORM_GLOBAL}, {"per_pixel", NORM_PER_PIXEL}, {NULL, 0},
 };
+static const choice_t FORMATS[] = {
+    {"idx", FORMAT_IDX}, {"criteo", FORMAT_CRITEO}, {NULL, 0},
+};
+static const choice_t BAD_LINES[] = {
+    {"stop", BAD_LINES_STOP}, {"skip", BAD_LINES_SKIP}, {NULL, 0},
+};
 static const choice_t CONSISTENCIES[] = {
     {"bsp", CONS_BSP}, {"asp", CONS_ASP}, {"ssp", CONS_SSP}, {NULL, 0},
 };
@@ -125,6 +135,11 @@ static const schema_key_t SCHEMA[] = {
     {"name", K_STRING, JOB(name), NULL /* the file name without .cfg */},
 
     {"data.dir", K_STRING, NOWHERE, "/usr/share/datasets/fashion-mnist"},
+    {"data.format", K_ENUM, JOB(data.format), "idx", .choices = FORMATS},
+    {"data.train", K_DATASRC, JOB(data.train), "" /* required for criteo */},
+    {"data.test", K_DATASRC, JOB(data.test), ""},
+    {"data.bad_lines", K_ENUM, JOB(data.bad_lines), "stop", .choices = BAD_LINES},
+    {"data.shuffle_buffer", K_INT, JOB(data.shuffle_buffer), "0", "[0,16777216]"},
     {"data.train_images", K_DATAFILE, JOB(data.train_images), "train-images-idx3-ubyte.gz"},
     {"data.train_labels", K_DATAFILE, JOB(data.train_labels), "train-labels-idx1-ubyte.gz"},
     {"data.test_images", K_DATAFILE, JOB(data.test_images), "t10k-images-idx3-ubyte.gz"},
@@ -532,6 +547,7 @@ static int value_check(const ctx_t *x, const config_setting_t *s, const char *ke
         return 0;
     case K_STRING:
     case K_DATAFILE:
+    case K_DATASRC:
     case K_ENUM:
     case K_KIND: {
         if (config_setting_type(s) != CONFIG_TYPE_STRING)
@@ -547,7 +563,8 @@ static int value_check(const ctx_t *x, const config_setting_t *s, const char *ke
             return fail(x, s, key, "\"%s\" is not one of %s", v, text);
         }
         size_t max = k->size ? k->size : CFG_PATH_LEN;
-        if ((k->kind == K_STRING || k->kind == K_DATAFILE) && strlen(v) >= max)
+        if ((k->kind == K_STRING || k->kind == K_DATAFILE || k->kind == K_DATASRC) &&
+            strlen(v) >= max)
             return fail(x, s, key, "is longer than %zu characters", max - 1);
         return 0;
     }
@@ -713,6 +730,7 @@ static void value_store(void *base, const schema_key_t *k, const config_setting_
         break;
     case K_STRING:
     case K_DATAFILE:
+    case K_DATASRC:
         snprintf(dst, k->size, "%s", config_setting_get_string(s));
         break;
     case K_ENUM:
@@ -768,6 +786,7 @@ static void default_store(void *base, const schema_key_t *k)
         break;
     case K_STRING:
     case K_DATAFILE:
+    case K_DATASRC:
         snprintf(dst, k->size, "%s", k->def);
         break;
     case K_ENUM:
@@ -867,6 +886,30 @@ static void optimizer_fill(const config_t *c, job_config_t *cfg)
         cfg->optimizer.kind = with_momentum;
 }
 
+/* Checks that the data keys fit data.format: criteo needs data.train, and
+ * the click-log keys (train, test) mean nothing to idx. Returns 0, or -1
+ * with x->err naming the key. */
+static int data_format_check(const ctx_t *x, const config_t *c, const job_config_t *cfg)
+{
+    const config_setting_t *fmt = config_lookup(c, "data.format");
+    if (cfg->data.format == FORMAT_CRITEO && !cfg->data.train[0]) {
+        const config_setting_t *s = config_lookup(c, "data.train");
+        return fail(x, s ? s : fmt, "data.train",
+                    "is required when data.format is \"criteo\" (a file, folder or glob)");
+    }
+    if (cfg->data.format == FORMAT_IDX) {
+        const char *keys[] = {"data.train", "data.test"};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            const config_setting_t *s = config_lookup(c, keys[i]);
+            if (s && config_setting_get_string(s)[0])
+                return fail(x, s, keys[i],
+                            "is read only when data.format = \"criteo\" (IDX data is named by "
+                            "train_images, train_labels, test_images, test_labels)");
+        }
+    }
+    return 0;
+}
+
 /* Fills *cfg from the checked tree: schema defaults, then the values in the
  * tree, then the computed ones (name, lr, momentum, data paths). Returns 0,
  * or -1 with x->err (a path too long, step schedule without step_size). */
@@ -907,13 +950,16 @@ static int job_fill(const ctx_t *x, const config_t *c, job_config_t *cfg)
                     "must be >=1 when schedule is \"step\"");
     }
 
+    if (data_format_check(x, c, cfg) != 0)
+        return -1;
     const char *dir = string_of(c, "data.dir");
     size_t dlen = strlen(dir);
     const char *sep = dlen && dir[dlen - 1] == '/' ? "" : "/";
     for (size_t i = 0; i < N_SCHEMA; i++) {
         const schema_key_t *k = &SCHEMA[i];
         char *dst = (char *)cfg + k->off;
-        if (k->kind != K_DATAFILE || dst[0] == '/' || !dir[0])
+        int source = k->kind == K_DATASRC;
+        if ((k->kind != K_DATAFILE && !source) || (source && !dst[0]) || dst[0] == '/' || !dir[0])
             continue;
         char name[CFG_PATH_LEN];
         memcpy(name, dst, sizeof name);
@@ -925,15 +971,49 @@ static int job_fill(const ctx_t *x, const config_t *c, job_config_t *cfg)
     return 0;
 }
 
-/* Checks that each data file of cfg can be opened for reading. Returns 0, or
- * -1 with x->err "WHERE: data.KEY: cannot open PATH: reason". */
+/* Checks that click-log source path (data.train, data.test) names data: a
+ * glob that matches something, a folder that holds a visible entry, or a
+ * file. Returns 0, or -1 with x->err "WHERE: KEY: ..." (the reader checks
+ * each file when it opens it). */
+static int source_check(const ctx_t *x, const config_t *c, const char *key, const char *path)
+{
+    struct stat st;
+    if (strpbrk(path, "*?[") && stat(path, &st) != 0) {
+        glob_t g;
+        int rc = glob(path, 0, NULL, &g);
+        if (rc == 0)
+            globfree(&g);
+        return rc == 0 ? 0 : fail(x, data_blame(c, key), key, "%s matches no file", path);
+    }
+    if (stat(path, &st) != 0)
+        return fail(x, data_blame(c, key), key, "cannot open %s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return 0;
+    DIR *d = opendir(path);
+    if (!d)
+        return fail(x, data_blame(c, key), key, "cannot open folder %s: %s", path,
+                    strerror(errno));
+    const struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d)))
+        any = e->d_name[0] != '.';
+    closedir(d);
+    return any ? 0 : fail(x, data_blame(c, key), key, "folder %s holds no file", path);
+}
+
+/* Checks that each data file of cfg (those of its data.format) can be
+ * opened for reading. Returns 0, or -1 with x->err "WHERE: data.KEY: cannot
+ * open PATH: reason". */
 static int files_check(const ctx_t *x, const config_t *c, const job_config_t *cfg)
 {
+    int criteo = cfg->data.format == FORMAT_CRITEO;
     for (size_t i = 0; i < N_SCHEMA; i++) {
         const schema_key_t *k = &SCHEMA[i];
-        if (k->kind != K_DATAFILE)
-            continue;
         const char *path = (const char *)cfg + k->off;
+        if (k->kind == K_DATASRC && criteo && path[0] && source_check(x, c, k->path, path) != 0)
+            return -1;
+        if (k->kind != K_DATAFILE || criteo)
+            continue;
         int e = 0;
         FILE *f = fopen(path, "rb");
         if (!f) {

@@ -59,6 +59,9 @@ typedef struct {
 } layer_cfg_t;
 
 typedef enum { NORM_NONE = 0, NORM_GLOBAL, NORM_PER_PIXEL } norm_t;
+typedef enum { FORMAT_IDX = 0, FORMAT_CRITEO } data_format_t;
+/* data.bad_lines; the same values as ctr_bad_lines_t (common/data/ctr_stream.h) */
+typedef enum { BAD_LINES_STOP = 0, BAD_LINES_SKIP } bad_lines_t;
 typedef enum { SCHED_CONSTANT = 0, SCHED_STEP, SCHED_COSINE } sched_kind_t;
 typedef enum { CONS_BSP = 0, CONS_ASP, CONS_SSP } consistency_t;
 typedef enum { AUTH_CURVE = 0, AUTH_NONE } auth_kind_t;
@@ -70,6 +73,11 @@ typedef struct {
     char name[CFG_NAME_LEN];       /* job name (default: file name without .cfg) */
 
     struct {
+        data_format_t format;      /* idx: the four IDX files; criteo: click logs */
+        char train[CFG_PATH_LEN];  /* criteo: a file, folder or glob (dir already joined) */
+        char test[CFG_PATH_LEN];   /* criteo: likewise; "" = no test set */
+        bad_lines_t bad_lines;     /* criteo: stop at a bad line, or skip and count it */
+        int shuffle_buffer;        /* criteo: samples of the shuffle buffer; 0 or 1: file order */
         char train_images[CFG_PATH_LEN];   /* full paths, dir already joined */
         char train_labels[CFG_PATH_LEN];
         char test_images[CFG_PATH_LEN];
