@@ -404,6 +404,16 @@ static void check_dense(const char *act, unsigned seed)
     check_layer(act, "[1, 7]", layer, 4, &f, seed);
 }
 
+/* Dense over the first inputs of a sample, the rest passed through: two
+ * such layers (DLRM's bottom MLP) then the dot interaction of the result. */
+static void test_dense_inputs(void)
+{
+    check_layer("dense inputs", "[11]",
+                "{ type = \"dense\"; units = 4; inputs = 5; activation = \"relu\"; }, "
+                "{ type = \"dense\"; units = 2; inputs = 4; activation = \"tanh\"; }, "
+                "{ type = \"interaction\"; vectors = 4; }", 3, &FILL, 12);
+}
+
 static void test_dense_linear(void) { check_dense("linear", 51); }
 static void test_dense_relu(void) { check_dense("relu", 61); }
 static void test_dense_sigmoid(void) { check_dense("sigmoid", 71); }
@@ -678,6 +688,9 @@ static void test_shape_errors(void)
          "bad_shape:3: the last layer's output [2,4,4] is not a flat class vector"},
         {"[2, 4]", "{ type = \"embedding\"; rows = 5; dim = 2; }",
          "bad_shape:3: model.layers.[0] (embedding): needs a flat input of ids [steps], got [2,4]"},
+        {"[6]", "{ type = \"dense\"; units = 2; inputs = 6; }",
+         "bad_shape:3: model.layers.[0] (dense): inputs: 6 is not less than the input's length 6 "
+         "(leave it out to read them all)"},
         {"[10]", "{ type = \"interaction\"; vectors = 3; }",
          "bad_shape:3: model.layers.[0] (interaction): needs a flat input of 3 vectors of equal "
          "length, got [10]"},
@@ -717,7 +730,7 @@ int test_layers_register(void)
         {"pool_2x2", test_pool_2x2},             {"pool_overlap", test_pool_overlap},
         {"avgpool", test_avgpool},               {"global_avgpool", test_global_avgpool},
         {"interaction", test_interaction},       {"embedding", test_embedding},
-        {"dense_linear", test_dense_linear},     {"dense_relu", test_dense_relu},
+        {"dense_inputs", test_dense_inputs},     {"dense_linear", test_dense_linear},     {"dense_relu", test_dense_relu},
         {"dense_sigmoid", test_dense_sigmoid},   {"dense_tanh", test_dense_tanh},
         {"dense_softmax", test_dense_softmax},   {"activations", test_activations},
         {"lstm_one_step", test_lstm_one_step},   {"lstm_last", test_lstm_last},

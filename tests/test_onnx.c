@@ -454,6 +454,26 @@ static const char *INTERACTION =
     "    { type = \"dense\"; units = 4; activation = \"softmax\"; }\n"
     "  ); };\n";
 
+/* DLRM's shape: a bottom MLP over the first 3 inputs (dense with inputs =
+ * P: Slice, Gemm, Concat) while 3 field vectors of 2 ride along, the dot
+ * interaction, a top MLP. */
+static const char *DLRM_SHAPE =
+    "name = \"onnx_dlrm_shape\";\n"
+    "model = { input = [9]; loss = \"cross_entropy\";\n"
+    "  layers = (\n"
+    "    { type = \"dense\"; units = 5; inputs = 3; activation = \"relu\"; },\n"
+    "    { type = \"dense\"; units = 2; inputs = 5; activation = \"sigmoid\"; },\n"
+    "    { type = \"interaction\"; vectors = 4; },\n"
+    "    { type = \"dense\"; units = 6; activation = \"relu\"; },\n"
+    "    { type = \"dense\"; units = 2; activation = \"softmax\"; }\n"
+    "  ); };\n";
+
+static void test_dlrm_shape(void)
+{
+    const case_t c = {"onnx_dlrm_shape", NULL, DLRM_SHAPE, NORM_NONE, {7, 1}, "[\"0\",\"1\"]", 0};
+    run_case(&c);
+}
+
 static void test_embedding(void)
 {
     const case_t c = {"onnx_embedding", NULL, EMBEDDING_LSTM, NORM_NONE, {5, 2},
@@ -499,6 +519,7 @@ int test_onnx_register(void)
         !CU_add_test(s, "new_layers", test_new_layers) ||
         !CU_add_test(s, "embedding", test_embedding) ||
         !CU_add_test(s, "interaction", test_interaction) ||
+        !CU_add_test(s, "dlrm_shape", test_dlrm_shape) ||
         !CU_add_test(s, "export_error", test_export_error))
         return -1;
     return 0;

@@ -1,20 +1,41 @@
 /* dense.c - the fully connected layer: out [B][O] = act(in [B][In] w^T + b),
  * weight [O][In] (PyTorch's layout), bias [O], Keras's initialisers
- * (glorot uniform weight, zero bias). */
+ * (glorot uniform weight, zero bias).
+ *
+ * With `inputs = P` (0 < P < the input's length) the layer reads only the
+ * first P inputs of a sample and passes the others through after its
+ * output: [x_P | rest] -> [act(x_P w^T + b) | rest]. A chain of such layers
+ * is a branch of the model over part of its input, in a sequential model:
+ * DLRM's bottom MLP over the dense features, while the field vectors ride
+ * along to the interaction. */
 #include <cblas.h>
+#include <string.h>
 
 #include "common/nn/layer.h"
 #include "export/onnx_graph.h"
 
-enum { K_UNITS, K_ACT };
+enum { K_UNITS, K_ACT, K_INPUTS };
 
 static const layer_key_t KEYS[] = {
     {"units", LKEY_INT, NULL, ">=1"},
     {"activation", LKEY_ACT, "none", NULL},
+    {"inputs", LKEY_INT, "0", ">=0"},
     {NULL},
 };
 
 enum { P_WEIGHT, P_BIAS };
+
+typedef struct {
+    int P;    /* inputs the layer reads (the first P of a sample) */
+    int rest; /* inputs passed through after its output (0: none) */
+} dense_dims_t;
+
+_Static_assert(sizeof(dense_dims_t) <= LAYER_PLAN_BYTES, "dense plan too large");
+
+static const dense_dims_t *dims_of(const layer_t *L)
+{
+    return (const dense_dims_t *)L->plan.bytes;
+}
 
 /* Needs a flat input; output [units]; adds weight and bias. Returns 0 or -1
  * with err. */
@@ -24,54 +45,74 @@ static int dense_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t 
     if (L->in.rank != 1)
         return err_set(err, "%s: needs a flat input, got %s (add a flatten layer)", b->where,
                        shape_str(shp, sizeof shp, &L->in));
-    const int In = L->in.dim[0], O = c->v[K_UNITS].i;
+    const int n = L->in.dim[0], O = c->v[K_UNITS].i, P = c->v[K_INPUTS].i;
+    if (P >= n)
+        return err_set(err, "%s: inputs: %d is not less than the input's length %d (leave it "
+                       "out to read them all)", b->where, P, n);
+    dense_dims_t *d = (dense_dims_t *)L->plan.bytes;
+    d->P = P ? P : n;
+    d->rest = n - d->P;
     L->out.rank = 1;
-    L->out.dim[0] = O;
+    L->out.dim[0] = O + d->rest;
     L->act = c->v[K_ACT].act;
-    const int ws[2] = {O, In}, bs[1] = {O};
+    if (d->rest && L->act && L->act->row_normalising)
+        return err_set(err, "%s: activation: %s normalises a whole row, which a layer with "
+                       "inputs = %d does not own", b->where, c->v[K_ACT].act->name, P);
+    const int ws[2] = {O, d->P}, bs[1] = {O};
     param_spec_t *w = layer_add_param(L, b, "weight", 2, ws, INIT_GLOROT_UNIFORM, err);
     if (!w)
         return -1;
-    w->fan_in = In;
+    w->fan_in = d->P;
     w->fan_out = O;
     return layer_add_param(L, b, "bias", 1, bs, INIT_ZEROS, err) ? 0 : -1;
 }
 
-/* out = act(in w^T + b): one GEMM, the bias, then the activation. */
+/* out[:, :O] = act(in[:, :P] w^T + b), one GEMM; out[:, O:] = in[:, P:]. */
 static void dense_forward(const layer_t *L, const layer_pass_t *x)
 {
-    const int B = x->B, In = L->in.dim[0], O = L->out.dim[0];
+    const dense_dims_t *d = dims_of(L);
+    const int B = x->B, In = L->in.dim[0], N = L->out.dim[0], O = N - d->rest;
     const float *b = x->p[P_BIAS];
     float *out = x->out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, In, 1.0f, x->in, In,
-                x->p[P_WEIGHT], In, 0.0f, out, O);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, d->P, 1.0f, x->in, In,
+                x->p[P_WEIGHT], d->P, 0.0f, out, N);
     for (int r = 0; r < B; r++) {
-        float *row = out + (size_t)r * O;
+        float *row = out + (size_t)r * N;
         for (int j = 0; j < O; j++)
             row[j] += b[j];
+        if (d->rest)
+            memcpy(row + O, x->in + (size_t)r * In + d->P, (size_t)d->rest * sizeof *row);
     }
-    if (L->act)
+    if (L->act && !d->rest)
         L->act->forward(out, out, (size_t)B * O, O);
+    else if (L->act) /* elementwise: each row's first O values */
+        for (int r = 0; r < B; r++)
+            L->act->forward(out + (size_t)r * N, out + (size_t)r * N, (size_t)O, O);
 }
 
-/* dout becomes the pre-activation gradient; dw += dout^T in, db += column
- * sums of dout, din = dout w. */
+/* dout[:, :O] becomes the pre-activation gradient; dw += dout^T in[:, :P],
+ * db += column sums, din[:, :P] = dout w, din[:, P:] = dout[:, O:]. */
 static void dense_backward(const layer_t *L, const layer_pass_t *x)
 {
-    const int B = x->B, In = L->in.dim[0], O = L->out.dim[0];
+    const dense_dims_t *d = dims_of(L);
+    const int B = x->B, In = L->in.dim[0], N = L->out.dim[0], O = N - d->rest;
     float *dout = x->dout, *db = x->g[P_BIAS];
-    if (L->act)
-        L->act->backward(dout, dout, x->out, (size_t)B * O, O);
     for (int r = 0; r < B; r++) {
-        const float *row = dout + (size_t)r * O;
+        float *row = dout + (size_t)r * N;
+        if (L->act)
+            L->act->backward(row, row, x->out + (size_t)r * N, (size_t)O, O);
         for (int j = 0; j < O; j++)
             db[j] += row[j];
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, In, B, 1.0f, dout, O, x->in, In, 1.0f,
-                x->g[P_WEIGHT], In);
-    if (x->din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, In, O, 1.0f, dout, O,
-                    x->p[P_WEIGHT], In, 0.0f, x->din, In);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, d->P, B, 1.0f, dout, N, x->in, In,
+                1.0f, x->g[P_WEIGHT], d->P);
+    if (!x->din)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, d->P, O, 1.0f, dout, N,
+                x->p[P_WEIGHT], d->P, 0.0f, x->din, In);
+    for (int r = 0; d->rest && r < B; r++)
+        memcpy(x->din + (size_t)r * In + d->P, dout + (size_t)r * N + O,
+               (size_t)d->rest * sizeof *dout);
 }
 
 /* ---- one pass split among a team's threads (large layers) -------------- */
@@ -86,7 +127,7 @@ static void cols_of(int n, int part, int n_parts, int *a, int *b)
 /* Splits by output columns unless the activation normalises whole rows. */
 static int dense_can_split(const layer_t *L)
 {
-    return !L->act || !L->act->row_normalising;
+    return !dims_of(L)->rest && (!L->act || !L->act->row_normalising);
 }
 
 /* out[:, o0:o1) = act(in w[o0:o1)^T + b[o0:o1)). */
@@ -138,18 +179,41 @@ static void dense_split_backward(const layer_t *L, const layer_pass_t *x)
                     x->p[P_WEIGHT] + i0, In, 0.0f, x->din + i0, In);
 }
 
-/* Gemm with transB = 1 (our weight is [O][In]), then the activation. */
+/* Gemm with transB = 1 (our weight is [O][In]), then the activation; with
+ * inputs = P, on Slice(x, 0, P), then Concat with Slice(x, P, end). */
 static const char *dense_emit(onnx_graph_t *g, const layer_t *L, const char *base, const char *x)
 {
+    const dense_dims_t *d = dims_of(L);
+    const char *in = x, *rest = NULL;
+    if (d->rest) {
+        const int64_t a[1] = {1}, z[1] = {0}, p[1] = {d->P}, e[1] = {L->in.dim[0]};
+        const char *ax = onnx_init_int64s(g, onnx_name(g, "%s.axis", base), 1, a);
+        const char *i0 = onnx_init_int64s(g, onnx_name(g, "%s.i0", base), 1, z);
+        const char *ip = onnx_init_int64s(g, onnx_name(g, "%s.ip", base), 1, p);
+        const char *ie = onnx_init_int64s(g, onnx_name(g, "%s.ie", base), 1, e);
+        in = onnx_name(g, "%s.read", base);
+        rest = onnx_name(g, "%s.rest", base);
+        onnx_node(g, "Slice", in, (const char *[]){x, i0, ip, ax, NULL}, (const char *[]){in, NULL});
+        onnx_node(g, "Slice", rest, (const char *[]){x, ip, ie, ax, NULL},
+                  (const char *[]){rest, NULL});
+    }
     const char *w = onnx_init_param(g, L->param[P_WEIGHT]);
     const char *bias = onnx_init_param(g, L->param[P_BIAS]);
     const char *y = onnx_name(g, "%s.gemm", base);
-    onnx_node_t *n = onnx_node(g, "Gemm", y, (const char *[]){x, w, bias, NULL},
+    onnx_node_t *n = onnx_node(g, "Gemm", y, (const char *[]){in, w, bias, NULL},
                                (const char *[]){y, NULL});
     onnx_attr_int(g, n, "transB", 1);
     if (onnx_failed(g))
         return NULL;
-    return L->act ? L->act->emit(g, base, y, &L->out) : y;
+    const shape_t own = {1, {L->out.dim[0] - d->rest}};
+    if (L->act)
+        y = L->act->emit(g, base, y, &own);
+    if (!y || !rest)
+        return y;
+    const char *cat = onnx_name(g, "%s.concat", base);
+    n = onnx_node(g, "Concat", cat, (const char *[]){y, rest, NULL}, (const char *[]){cat, NULL});
+    onnx_attr_int(g, n, "axis", 1);
+    return onnx_failed(g) ? NULL : cat;
 }
 
 const layer_kind_t layer_dense = {
