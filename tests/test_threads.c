@@ -139,6 +139,70 @@ static void check_team(const char *text, int B, int n, int expect_whole)
     model_destroy(&m);
 }
 
+/* DLRM's shape: a bottom MLP over the first 5 inputs while 3 vectors of 2
+ * ride along, the dot interaction, a softmax top. */
+static const char *BRANCH =
+    "model = { input = [11];\n"
+    "  layers = ( { type = \"dense\"; units = 4; inputs = 5; activation = \"relu\"; },\n"
+    "             { type = \"dense\"; units = 2; inputs = 4; activation = \"tanh\"; },\n"
+    "             { type = \"interaction\"; vectors = 4; },\n"
+    "             { type = \"dense\"; units = 3; activation = \"softmax\"; } ); };\n"
+    "train = { seed = 7; };\n";
+
+typedef struct {
+    team_t *t;
+    data_t *d;
+    float *g;
+    int B;
+} dx_ctx_t;
+
+/* The step's objective, scale * sum of the losses. */
+static double dx_obj(void *p)
+{
+    dx_ctx_t *c = p;
+    const model_run_t run = {.training = 1};
+    team_set_input_grad(c->t, NULL);
+    double l = team_train_step(c->t, &run, c->d->params, c->g, c->d->x, c->d->y, c->B,
+                               1.0f / c->B, NULL);
+    return l / c->B;
+}
+
+/* team_set_input_grad: the input's gradient of a step (what embedding rows
+ * outside the model get) with 1 worker against finite differences, and
+ * with 2 and 3 workers against 1, on a batch that does not divide evenly. */
+static void test_team_dx(void)
+{
+    const int B = 7;
+    model_t *m = build(BRANCH, B);
+    data_t d = make_data(m, B, 23);
+    const size_t nx = (size_t)B * model_input_size(m);
+    float *dx[3];
+    err_t err;
+    for (int n = 1; n <= 3; n++) {
+        team_t *t = team_new(m, n, B, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        dx[n - 1] = malloc(nx * sizeof(float));
+        CU_ASSERT_FATAL(dx[n - 1] != NULL);
+        for (size_t i = 0; i < nx; i++)
+            dx[n - 1][i] = 1e6f; /* overwritten */
+        team_set_input_grad(t, dx[n - 1]);
+        const model_run_t run = {.training = 1};
+        team_train_step(t, &run, d.params, d.got, d.x, d.y, B, 1.0f / B, NULL);
+        if (n == 1) {
+            dx_ctx_t c = {t, &d, d.ref, B};
+            CU_ASSERT_EQUAL(gradcheck("team dx", dx_obj, &c, d.x, dx[0], nx, nx, 1e-3, 2e-3, 1e-2),
+                            0);
+        } else {
+            CU_ASSERT(rel_diff(dx[n - 1], dx[0], nx) < 1e-5);
+        }
+        team_destroy(&t);
+    }
+    for (int n = 0; n < 3; n++)
+        free(dx[n]);
+    free_data(&d);
+    model_destroy(&m);
+}
+
 static void test_team_small(void)
 {
     for (int n = 1; n <= 4; n++) {
@@ -361,6 +425,7 @@ int test_threads_register(void)
     CU_pSuite s = CU_add_suite("threads", NULL, NULL);
     if (!s || !CU_add_test(s, "pool", test_pool) || !CU_add_test(s, "team_small", test_team_small) ||
         !CU_add_test(s, "team_whole", test_team_whole) ||
+        !CU_add_test(s, "team_dx", test_team_dx) ||
         !CU_add_test(s, "team_hook", test_team_hook) ||
         !CU_add_test(s, "team_eval", test_team_eval) || !CU_add_test(s, "team_for", test_team_for) ||
         !CU_add_test(s, "jobs", test_jobs))

@@ -42,6 +42,7 @@ struct team_t {
     int split_sum;                       /* the workers share the sum (else worker 0 alone) */
     model_grad_hook_fn hook;
     void *hook_ctx;
+    float *dx;                           /* the input's gradient [B][input_size], or NULL */
     /* the job under way */
     job_t job;
     const model_run_t *run;
@@ -163,6 +164,21 @@ void team_set_grad_hook(team_t *t, model_grad_hook_fn fn, void *ctx)
     t->hook_ctx = ctx;
 }
 
+void team_set_input_grad(team_t *t, float *dx)
+{
+    t->dx = dx;
+}
+
+/* Where op i's backward writes its input's gradient in workspace v, whose
+ * first sample is sample lo of the batch: the op below's dout, the team's
+ * dx for op 0 when it asks for one, or NULL when nothing below needs it. */
+static float *din_of(const team_t *t, const model_ws_t *v, int i, int lo)
+{
+    if (i > t->m->first_trainable || (t->dx && i > 0))
+        return v->dout[i - 1];
+    return t->dx && i == 0 ? t->dx + (size_t)lo * t->m->input_size : NULL;
+}
+
 /* [*b, *e): worker w's share of n items cut into t->n parts; all of them
  * on worker 0 when there are too few to split (SPLIT_MIN_KEYS a worker). */
 static void share(const team_t *t, int w, size_t n, size_t *b, size_t *e)
@@ -228,7 +244,7 @@ static void whole_op(team_t *t, int w, int i, int backward)
         model_ws_t *b = t->big;
         const float *in = i ? b->out[i - 1] : t->x;
         float *dnext = i == m->n_ops - 1 ? b->dlogits : b->dout[i];
-        float *din = i > m->first_trainable ? b->dout[i - 1] : NULL;
+        float *din = din_of(t, b, i, 0);
         pool_barrier(t->pool);
         model_op_split(b, i, t->run, t->params, t->g[0], in, t->B, dnext, din, backward, w, t->n,
                        meet, t);
@@ -245,7 +261,7 @@ static void whole_op(team_t *t, int w, int i, int backward)
             model_op_forward(b, i, t->run, t->params, in, t->B);
         } else {
             float *dnext = i == m->n_ops - 1 ? b->dlogits : b->dout[i];
-            float *din = i > m->first_trainable ? b->dout[i - 1] : NULL;
+            float *din = din_of(t, b, i, 0);
             model_op_backward(b, i, t->run, t->params, t->g[0], in, t->B, dnext, din);
         }
         openblas_set_num_threads(1);
@@ -293,7 +309,7 @@ static void backward(team_t *t, int w, const model_run_t *run)
     const int lo = t->lo[w], B = t->hi[w] - lo;
     float *dnext = v->dlogits;
     for (int i = m->n_ops - 1; i >= 0; i--) {
-        float *din = i > m->first_trainable ? v->dout[i - 1] : NULL;
+        float *din = din_of(t, v, i, lo);
         if (t->whole[i])
             whole_op(t, w, i, 1);
         else if (B > 0)

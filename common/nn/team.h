@@ -57,6 +57,12 @@ int team_n_whole(const team_t *t);
  * parameter range is summed; NULL: none. */
 void team_set_grad_hook(team_t *t, model_grad_hook_fn fn, void *ctx);
 
+/* With dx not NULL, every training step also writes the gradient of the
+ * objective with respect to the input into dx [B][input_size] (the step's
+ * batch; each worker its slice): a model fed by embedding rows outside it
+ * turns that into the rows' gradients. NULL (the default): not computed. */
+void team_set_input_grad(team_t *t, float *dx);
+
 /* A training step over B samples x [B][input_size] with labels y (run:
  * the step, and run->first the index of x's first sample in the global
  * batch): grads = d(scale * sum of the B losses)/d(params) (overwritten,
