@@ -162,7 +162,10 @@ bench-cluster: deps
 	$(MAKE) $(BUILD)/pstrain
 	bench/bench_cluster.sh $(BUILD)/pstrain
 
+# The suites under ASan and UBSan; the jobs they start (mpirun, predict)
+# run build/pstrain, built here too so that a fresh clone has it.
 test-asan: deps $(ONNX_NODE)
+	$(MAKE) $(BUILD)/pstrain
 	$(MAKE) ASAN=1 build-asan/test_pstrain
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/test_pstrain
 
