@@ -245,20 +245,30 @@ static void test_torch_lstm(void)
     fixture_destroy(&fx);
 }
 
-/* One pooling layer (then a flatten) on the fixture's x [B][C][H][W]: its
- * output and grad.x (from upstream gradient r) against PyTorch's. */
-static void check_pool_fixture(const char *file, const char *layer)
+/* The model of `layers` (MSE loss, nothing fused) on the fixture's x
+ * [B][...] (input: x's dimensions after the batch): its output and grad.x
+ * (from upstream gradient r) against PyTorch's. */
+static void check_io_fixture(const char *file, const char *layers)
 {
     fixture_t *fx = load(file);
     CU_ASSERT_FATAL(fx != NULL);
-    int nd, xd[FIXTURE_MAX_DIMS], od[FIXTURE_MAX_DIMS];
-    CU_ASSERT_FATAL(fixture_shape(fx, "x", &nd, xd) == 0 && nd == 4);
-    CU_ASSERT_FATAL(fixture_shape(fx, "out", &nd, od) == 0);
+    int nd, xd[FIXTURE_MAX_DIMS], od[FIXTURE_MAX_DIMS], ond;
+    CU_ASSERT_FATAL(fixture_shape(fx, "x", &nd, xd) == 0 && nd >= 2 && nd <= 4);
+    CU_ASSERT_FATAL(fixture_shape(fx, "out", &ond, od) == 0);
     const int B = xd[0];
-    const size_t nx = (size_t)B * xd[1] * xd[2] * xd[3], nout = (size_t)od[0] * od[1] * od[2] * od[3];
-    char text[512];
-    snprintf(text, sizeof text, "model = { input = [%d, %d, %d]; loss = \"mse\"; layers = (\n"
-             "  %s, { type = \"flatten\"; } ); };\n", xd[1], xd[2], xd[3], layer);
+    size_t nx = 1, nout = 1;
+    char text[512], input[64];
+    int k = snprintf(input, sizeof input, "[");
+    for (int i = 0; i < nd; i++) {
+        nx *= (size_t)xd[i];
+        if (i > 0)
+            k += snprintf(input + k, sizeof input - (size_t)k, "%s%d", i > 1 ? ", " : "", xd[i]);
+    }
+    snprintf(input + k, sizeof input - (size_t)k, "]");
+    for (int i = 0; i < ond; i++)
+        nout *= (size_t)od[i];
+    snprintf(text, sizeof text, "model = { input = %s; loss = \"mse\"; layers = (\n  %s ); };\n",
+             input, layers);
     model_t *m = build(file, text, B, 0);
     CU_ASSERT_EQUAL_FATAL((size_t)B * model_output_size(m), nout);
     const float *x = get(fx, "x", nx), *r = get(fx, "r", nout);
@@ -275,39 +285,10 @@ static void check_pool_fixture(const char *file, const char *layer)
 
 static void test_torch_avgpool(void)
 {
-    check_pool_fixture("avgpool.bin", "{ type = \"avgpool2d\"; pool = 2; }");
-    check_pool_fixture("avgpool_overlap.bin",
-                       "{ type = \"avgpool2d\"; pool = 3; pool_stride = 2; }");
-    check_pool_fixture("global_avgpool.bin", "{ type = \"global_avgpool2d\"; }");
-}
-
-/* DLRM's dot interaction on the fixture's x [B][V*d] (then nothing): its
- * output and grad.x against dlrm_s_pytorch.py's interact_features. */
-static void check_interaction_fixture(const char *file, int V, int self)
-{
-    fixture_t *fx = load(file);
-    CU_ASSERT_FATAL(fx != NULL);
-    int nd, xd[FIXTURE_MAX_DIMS], od[FIXTURE_MAX_DIMS];
-    CU_ASSERT_FATAL(fixture_shape(fx, "x", &nd, xd) == 0 && nd == 2);
-    CU_ASSERT_FATAL(fixture_shape(fx, "out", &nd, od) == 0 && nd == 2);
-    const int B = xd[0];
-    const size_t nx = (size_t)B * xd[1], nout = (size_t)od[0] * od[1];
-    char text[512];
-    snprintf(text, sizeof text, "model = { input = [%d]; loss = \"mse\"; layers = (\n"
-             "  { type = \"interaction\"; vectors = %d; self = %s; } ); };\n", xd[1], V,
-             self ? "true" : "false");
-    model_t *m = build(file, text, B, 0);
-    CU_ASSERT_EQUAL_FATAL((size_t)B * model_output_size(m), nout);
-    const float *x = get(fx, "x", nx), *r = get(fx, "r", nout);
-    CU_ASSERT_FATAL(x && r);
-    float *gx = malloc(nx * 4);
-    const float *out = model_ws_forward(model_ws(m), NULL, NULL, x, B);
-    CU_ASSERT(close_to("out", out, get(fx, "out", nout), nout));
-    model_ws_backward(model_ws(m), NULL, NULL, NULL, x, B, r, gx);
-    CU_ASSERT(close_to("grad.x", gx, get(fx, "grad.x", nx), nx));
-    free(gx);
-    model_destroy(&m);
-    fixture_destroy(&fx);
+    check_io_fixture("avgpool.bin", "{ type = \"avgpool2d\"; pool = 2; }, { type = \"flatten\"; }");
+    check_io_fixture("avgpool_overlap.bin", "{ type = \"avgpool2d\"; pool = 3; pool_stride = 2; }, "
+                                            "{ type = \"flatten\"; }");
+    check_io_fixture("global_avgpool.bin", "{ type = \"global_avgpool2d\"; }");
 }
 
 /* An embedding of the fixture's table on its ids [B][T] (then a flatten):
@@ -340,10 +321,11 @@ static void test_torch_embedding(void)
     fixture_destroy(&fx);
 }
 
+/* DLRM's dot interaction against dlrm_s_pytorch.py's interact_features. */
 static void test_torch_interaction(void)
 {
-    check_interaction_fixture("interaction.bin", 5, 0);
-    check_interaction_fixture("interaction_self.bin", 4, 1);
+    check_io_fixture("interaction.bin", "{ type = \"interaction\"; vectors = 5; }");
+    check_io_fixture("interaction_self.bin", "{ type = \"interaction\"; vectors = 4; self = true; }");
 }
 
 /* Dropout in training against PyTorch's formula x * mask / (1 - rate) with
