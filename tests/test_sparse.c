@@ -94,7 +94,8 @@ static void check_batch(sparse_input_t *s, int n, uint64_t seed)
 static void test_batches(void)
 {
     err_t err;
-    sparse_input_t *s = sparse_input_new(FIELDS, DIM, OFFSET, INPUT, 64, &err);
+    const sparse_input_opts_t o = {FIELDS, DIM, OFFSET, INPUT, 64, 0, SPARSE_SUM};
+    sparse_input_t *s = sparse_input_new(&o, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     check_batch(s, 64, 1);
     check_batch(s, 7, 2); /* a smaller batch after a larger one */
@@ -105,19 +106,85 @@ static void test_batches(void)
     sparse_input_destroy(&s); /* NULL is fine */
 }
 
+/* Bags of several ids (a repeat inside one, empty ones): the sum or the
+ * mean of their rows, zeros for an empty bag, and each id's gradient the
+ * sum of its bags' gradients (times 1/count for the mean). */
+static void check_bags(sparse_combiner_t comb)
+{
+    err_t err;
+    const sparse_input_opts_t o = {2, 2, 1, 6, 3, 8, comb};
+    sparse_input_t *s = sparse_input_new(&o, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    /* samples x fields: {5,5,9} {} | {9} {1,2} | {} {2} */
+    const uint64_t ids[] = {5, 5, 9, 9, 1, 2, 2};
+    const uint32_t bags[] = {0, 3, 3, 4, 6, 6, 7};
+    CU_ASSERT_EQUAL_FATAL(sparse_input_index_bags(s, ids, bags, 3, &err), 0);
+    const uint64_t *u;
+    CU_ASSERT_EQUAL(sparse_input_unique(s, 0, &u), 2);
+    CU_ASSERT(u[0] == 5 && u[1] == 9);
+    CU_ASSERT_EQUAL(sparse_input_unique(s, 1, &u), 2);
+    CU_ASSERT(u[0] == 1 && u[1] == 2);
+    float *r0 = sparse_input_rows(s, 0), *r1 = sparse_input_rows(s, 1);
+    r0[0] = 1, r0[1] = 2, r0[2] = 10, r0[3] = 20;   /* rows 5 and 9 of field 0 */
+    r1[0] = 100, r1[1] = 200, r1[2] = 7, r1[3] = 8; /* rows 1 and 2 of field 1 */
+    float x[18];
+    sparse_input_gather(s, x);
+    const int mean = comb == SPARSE_MEAN;
+    const float want0[2] = {mean ? 12.0f / 3 : 12, mean ? 24.0f / 3 : 24};
+    CU_ASSERT(x[1] == want0[0] && x[2] == want0[1] && x[3] == 0 && x[4] == 0);
+    CU_ASSERT(x[7] == 10 && x[8] == 20);
+    CU_ASSERT(x[9] == (mean ? 53.5f : 107) && x[10] == (mean ? 104 : 208));
+    CU_ASSERT(x[13] == 0 && x[14] == 0 && x[15] == 7 && x[16] == 8);
+    float dx[18];
+    for (int i = 0; i < 18; i++)
+        dx[i] = (float)(i + 1);
+    sparse_input_scatter(s, dx);
+    const float *g0 = sparse_input_grads(s, 0), *g1 = sparse_input_grads(s, 1);
+    const float w = mean ? 1.0f / 3 : 1.0f, w2 = mean ? 0.5f : 1.0f;
+    /* id 5: twice in bag (0,0); id 9: once there and alone in (1,0) */
+    CU_ASSERT(g0[0] == 2 * w * 2 && g0[1] == 2 * w * 3);
+    CU_ASSERT(g0[2] == w * 2 + 8 && g0[3] == w * 3 + 9);
+    /* id 1: in (1,1) of two; id 2: there and alone in (2,1) */
+    CU_ASSERT(g1[0] == w2 * 10 && g1[1] == w2 * 11);
+    CU_ASSERT(g1[2] == w2 * 10 + 16 && g1[3] == w2 * 11 + 17);
+    sparse_input_destroy(&s);
+}
+
+static void test_bags(void)
+{
+    check_bags(SPARSE_SUM);
+    check_bags(SPARSE_MEAN);
+}
+
 static void test_bad_sizes(void)
 {
     err_t err;
-    CU_ASSERT_PTR_NULL(sparse_input_new(FIELDS, DIM, OFFSET, OFFSET + FIELDS * DIM - 1, 8, &err));
+    sparse_input_opts_t o = {FIELDS, DIM, OFFSET, OFFSET + FIELDS * DIM - 1, 8, 0, SPARSE_SUM};
+    CU_ASSERT_PTR_NULL(sparse_input_new(&o, &err));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "do not fit a sample of 13 floats"));
-    CU_ASSERT_PTR_NULL(sparse_input_new(0, DIM, 0, 10, 8, &err));
-    CU_ASSERT_PTR_NULL(sparse_input_new(FIELDS, DIM, 0, 100, 0, &err));
+    o = (sparse_input_opts_t){0, DIM, 0, 10, 8, 0, SPARSE_SUM};
+    CU_ASSERT_PTR_NULL(sparse_input_new(&o, &err));
+    o = (sparse_input_opts_t){FIELDS, DIM, 0, 100, 0, 0, SPARSE_SUM};
+    CU_ASSERT_PTR_NULL(sparse_input_new(&o, &err));
+    /* bags beyond max_ids, out of order, too many samples: refused */
+    o = (sparse_input_opts_t){1, 2, 0, 2, 4, 3, SPARSE_SUM};
+    sparse_input_t *s = sparse_input_new(&o, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    const uint64_t ids[4] = {1, 2, 3, 4};
+    const uint32_t too_many[] = {0, 2, 4}, backwards[] = {0, 2, 1};
+    CU_ASSERT_EQUAL(sparse_input_index_bags(s, ids, too_many, 2, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "4 ids in the batch, at most 3"));
+    CU_ASSERT_EQUAL(sparse_input_index_bags(s, ids, backwards, 2, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bag 1 ends before it starts"));
+    CU_ASSERT_EQUAL(sparse_input_index_bags(s, ids, too_many, 5, &err), -1);
+    sparse_input_destroy(&s);
 }
 
 int test_sparse_register(void)
 {
     CU_pSuite s = CU_add_suite("sparse", NULL, NULL);
-    if (!s || !CU_add_test(s, "batches", test_batches) || !CU_add_test(s, "bad_sizes", test_bad_sizes))
+    if (!s || !CU_add_test(s, "batches", test_batches) || !CU_add_test(s, "bags", test_bags) ||
+        !CU_add_test(s, "bad_sizes", test_bad_sizes))
         return -1;
     return 0;
 }

@@ -13,6 +13,7 @@
 #include "fixture.h"
 #include "common/nn/model.h"
 #include "common/nn/optim.h"
+#include "common/nn/sparse_input.h"
 #include "tests.h"
 
 #define REL_TOL 1e-4
@@ -321,6 +322,65 @@ static void test_torch_embedding(void)
     fixture_destroy(&fx);
 }
 
+/* Two fields of bags through the sparse input (common/nn/sparse_input.h),
+ * rows fetched from the fixture's two tables: the pooled vectors and each
+ * table's gradient against torch.nn.EmbeddingBag's (mode sum or mean). */
+static void check_bag_fixture(const char *file, sparse_combiner_t comb)
+{
+    fixture_t *fx = load(file);
+    CU_ASSERT_FATAL(fx != NULL);
+    int nd, id[FIXTURE_MAX_DIMS], bd[FIXTURE_MAX_DIMS], wd[FIXTURE_MAX_DIMS];
+    CU_ASSERT_FATAL(fixture_shape(fx, "ids", &nd, id) == 0 && nd == 1);
+    CU_ASSERT_FATAL(fixture_shape(fx, "bags", &nd, bd) == 0 && nd == 1);
+    CU_ASSERT_FATAL(fixture_shape(fx, "weight0", &nd, wd) == 0 && nd == 2);
+    const int n = (bd[0] - 1) / 2, rows = wd[0], dim = wd[1];
+    const float *fid = get(fx, "ids", (size_t)id[0]), *fbag = get(fx, "bags", (size_t)bd[0]);
+    const float *r = get(fx, "r", (size_t)n * 2 * dim);
+    const float *w[2] = {get(fx, "weight0", (size_t)rows * dim), get(fx, "weight1", (size_t)rows * dim)};
+    CU_ASSERT_FATAL(fid && fbag && r && w[0] && w[1]);
+    uint64_t *ids = malloc((size_t)(id[0] + 1) * sizeof *ids);
+    uint32_t *bags = malloc((size_t)bd[0] * sizeof *bags);
+    float *x = malloc((size_t)n * 2 * dim * sizeof *x), *g = calloc((size_t)rows * dim, sizeof *g);
+    CU_ASSERT_FATAL(ids && bags && x && g);
+    for (int k = 0; k < id[0]; k++)
+        ids[k] = (uint64_t)fid[k];
+    for (int k = 0; k < bd[0]; k++)
+        bags[k] = (uint32_t)fbag[k];
+    err_t err;
+    const sparse_input_opts_t o = {2, dim, 0, 2 * dim, n, id[0], comb};
+    sparse_input_t *s = sparse_input_new(&o, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL_FATAL(sparse_input_index_bags(s, ids, bags, n, &err), 0);
+    for (int f = 0; f < 2; f++) {
+        const uint64_t *u;
+        const size_t nu = sparse_input_unique(s, f, &u);
+        for (size_t j = 0; j < nu; j++)
+            memcpy(sparse_input_rows(s, f) + j * dim, w[f] + u[j] * dim, (size_t)dim * 4);
+    }
+    sparse_input_gather(s, x);
+    CU_ASSERT(close_to("out", x, get(fx, "out", (size_t)n * 2 * dim), (size_t)n * 2 * dim));
+    sparse_input_scatter(s, r);
+    for (int f = 0; f < 2; f++) {
+        const uint64_t *u;
+        const size_t nu = sparse_input_unique(s, f, &u);
+        memset(g, 0, (size_t)rows * dim * 4);
+        for (size_t j = 0; j < nu; j++)
+            memcpy(g + u[j] * dim, sparse_input_grads(s, f) + j * dim, (size_t)dim * 4);
+        CU_ASSERT(close_to(f ? "grad.weight1" : "grad.weight0", g,
+                           get(fx, f ? "grad.weight1" : "grad.weight0", (size_t)rows * dim),
+                           (size_t)rows * dim));
+    }
+    sparse_input_destroy(&s);
+    free(ids); free(bags); free(x); free(g);
+    fixture_destroy(&fx);
+}
+
+static void test_torch_embedding_bag(void)
+{
+    check_bag_fixture("embedding_bag_sum.bin", SPARSE_SUM);
+    check_bag_fixture("embedding_bag_mean.bin", SPARSE_MEAN);
+}
+
 /* DLRM's dot interaction against dlrm_s_pytorch.py's interact_features. */
 static void test_torch_interaction(void)
 {
@@ -417,7 +477,8 @@ int test_torch_register(void)
         !CU_add_test(s, "avgpool", test_torch_avgpool) ||
         !CU_add_test(s, "dropout", test_torch_dropout) ||
         !CU_add_test(s, "interaction", test_torch_interaction) ||
-        !CU_add_test(s, "embedding", test_torch_embedding))
+        !CU_add_test(s, "embedding", test_torch_embedding) ||
+        !CU_add_test(s, "embedding_bag", test_torch_embedding_bag))
         return -1;
     return 0;
 }

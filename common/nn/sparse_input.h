@@ -2,15 +2,16 @@
  * for a model whose tables are held outside it (a row store in this
  * process, common/nn/rows.h, or the parameter servers).
  *
- * A sample has `fields` categorical ids, one per field, and each field has
- * a table of its own. For a batch, sparse_input_index finds the unique ids
+ * A sample has, for each of `fields` categorical fields, one id or a bag of
+ * them (multi-hot, pooled by sum or mean), and each field has a table of
+ * its own. For a batch, sparse_input_index finds the unique ids
  * of every field (in the order of their first appearance, so the same batch
  * always gives the same lists) and the place of each sample's id among
  * them. The caller fetches those rows (dim floats each) into
  * sparse_input_rows; sparse_input_gather writes them into the model's input
  * after the dense features (sample i, field f at x[i][offset + f dim]); and
  * after backward, sparse_input_scatter sums the input's gradient into one
- * gradient per unique row, adding the samples in batch order, which the
+ * gradient per unique row, adding the ids in batch order, which the
  * caller pushes. So a trainer pulls and pushes only the rows its batch
  * touches, once each, and its memory depends on the batch, not the tables.
  */
@@ -24,19 +25,39 @@
 
 typedef struct sparse_input_t sparse_input_t;
 
-/* A batch of up to cap samples with `fields` ids each, rows of dim floats,
- * the first field's vector at float `offset` of a model input sample of
- * input_size floats (offset + fields * dim <= input_size). Returns it, or
- * NULL with err (bad sizes, out of memory). */
-sparse_input_t *sparse_input_new(int fields, int dim, int offset, int input_size, int cap,
-                                 err_t *err);
+/* How a field's several ids in one sample (a bag, multi-hot) make one
+ * vector: their rows' sum or mean (PyTorch EmbeddingBag's mode). An empty
+ * bag, a missing value, gives zeros either way. */
+typedef enum { SPARSE_SUM = 0, SPARSE_MEAN } sparse_combiner_t;
+
+typedef struct {
+    int fields;       /* categorical fields, one table each */
+    int dim;          /* floats per row */
+    int offset;       /* the first field's vector starts at this float of a sample */
+    int input_size;   /* floats per sample of the model input */
+    int cap;          /* samples per batch at most */
+    int max_ids;      /* ids per batch at most, all fields (0: cap * fields, one each) */
+    sparse_combiner_t combiner;
+} sparse_input_opts_t;
+
+/* A batch indexer for o (offset + fields * dim <= input_size). Returns it,
+ * or NULL with err (bad sizes, out of memory). */
+sparse_input_t *sparse_input_new(const sparse_input_opts_t *o, err_t *err);
 
 /* Frees *self_p (may be NULL) and sets it to NULL. */
 void sparse_input_destroy(sparse_input_t **self_p);
 
-/* Indexes the batch ids [n][fields] (n <= cap): the unique ids of every
- * field and each sample's place among them. */
+/* Indexes a batch of n (<= cap) samples with one id per field: ids
+ * [n][fields]. */
 void sparse_input_index(sparse_input_t *s, const uint64_t *ids, int n);
+
+/* Indexes a batch of n samples whose fields hold bags of ids: bag (i, f) is
+ * ids[bags[i * fields + f] .. bags[i * fields + f + 1]) (bags: n * fields
+ * + 1 non-decreasing offsets from 0). Returns 0, or -1 with err when the
+ * batch holds more than max_ids ids, n > cap, or the offsets are not
+ * non-decreasing from 0 (nothing indexed). */
+int sparse_input_index_bags(sparse_input_t *s, const uint64_t *ids, const uint32_t *bags, int n,
+                            err_t *err);
 
 /* The unique ids of field f in the batch last indexed: *ids gets them.
  * Returns their number. */
