@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench fixtures verify-torch verify-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows fixtures verify-torch verify-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -107,6 +107,13 @@ $(BUILD)/test_pstrain: $(TEST_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
 
 $(BUILD)/bench_proto: bench/bench_proto.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The row store's pull + push against copying the same bytes (make bench-rows).
+$(BUILD)/bench_rows: bench/bench_rows.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-rows: $(BUILD)/bench_rows
+	./$(BUILD)/bench_rows
 
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -166,6 +173,7 @@ test-asan: deps $(ONNX_NODE)
 # Regenerates the committed PyTorch reference tensors under tests/fixtures/.
 fixtures: deps-py
 	$(PY) tests/fixtures/make_torch_fixtures.py tests/fixtures
+	$(PY) tests/fixtures/make_row_fixtures.py tests/fixtures
 
 bench: deps deps-py
 	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_proto

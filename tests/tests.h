@@ -30,6 +30,7 @@ int test_predict_register(void);
 int test_auth_register(void);
 int test_threads_register(void);
 int test_registry_register(void);
+int test_rows_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */
