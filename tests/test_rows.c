@@ -479,6 +479,48 @@ static void test_eviction(void)
     rows_destroy(&s);
 }
 
+/* Past the clock's end (2^32 requests) stamps are moved down and keep their
+ * order: the least recently used row is still the one evicted, through many
+ * wraps. The rows' order of use is the reverse of their slots' order, so
+ * that lost stamps (ties broken by slot) would evict the wrong ones. */
+static void test_clock_wrap(void)
+{
+    optim_params_t op = opt_named("sgd");
+    rows_t *s = one_table(&op, 1, 0, 0, 3, 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    float v[1];
+    uint64_t a = 1, b = 2, c = 3, d = 4, e = 5;
+    uint64_t abc[3] = {a, b, c};
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(rows_pull(s, 3, &abc[i], 1, v, NULL), 0); /* slots 0, 1, 2 */
+    rows_clock_advance(s, 3000000000ull);
+    CU_ASSERT_EQUAL(rows_pull(s, 3, &a, 1, v, NULL), 0); /* a the newest */
+    rows_clock_advance(s, 1294967288ull); /* 5 ticks before the end */
+    rows_clock_advance(s, 10);            /* past it: moved down and halved */
+    CU_ASSERT_EQUAL(rows_pull(s, 3, &d, 1, v, NULL), 0); /* evicts b */
+    CU_ASSERT_EQUAL(rows_peek(s, 3, b, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rows_peek(s, 3, a, NULL, NULL), 1);
+    CU_ASSERT_EQUAL(rows_pull(s, 3, &e, 1, v, NULL), 0); /* evicts c */
+    CU_ASSERT_EQUAL(rows_peek(s, 3, c, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rows_count(s), 3);
+    /* now a, d, e in slots 0, 1, 2: use them as e, d, a a billion requests
+     * apart, then six more wraps */
+    CU_ASSERT_EQUAL(rows_pull(s, 3, &e, 1, v, NULL), 0);
+    rows_clock_advance(s, 1000000000ull);
+    CU_ASSERT_EQUAL(rows_pull(s, 3, &d, 1, v, NULL), 0);
+    rows_clock_advance(s, 1000000000ull);
+    CU_ASSERT_EQUAL(rows_pull(s, 3, &a, 1, v, NULL), 0);
+    for (int k = 0; k < 3; k++)
+        rows_clock_advance(s, 5000000000ull);
+    CU_ASSERT_EQUAL(rows_pull(s, 3, &b, 1, v, NULL), 0); /* evicts e */
+    CU_ASSERT_EQUAL(rows_peek(s, 3, e, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rows_peek(s, 3, d, NULL, NULL), 1);
+    CU_ASSERT_EQUAL(rows_pull(s, 3, &c, 1, v, NULL), 0); /* evicts d */
+    CU_ASSERT_EQUAL(rows_peek(s, 3, d, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rows_peek(s, 3, a, NULL, NULL), 1);
+    rows_destroy(&s);
+}
+
 /* Random requests against a reference of last touches: the count never
  * passes max_rows, and every row evicted by a request was touched no later
  * than every row that stayed (exact LRU at the resolution of requests). */
@@ -866,6 +908,7 @@ int test_rows_register(void)
         !CU_add_test(s, "initial", test_initial) || !CU_add_test(s, "validation", test_validation) ||
         !CU_add_test(s, "admission", test_admission) || !CU_add_test(s, "eviction", test_eviction) ||
         !CU_add_test(s, "eviction_random", test_eviction_random) ||
+        !CU_add_test(s, "clock_wrap", test_clock_wrap) ||
         !CU_add_test(s, "save_load", test_save_load) || !CU_add_test(s, "delta", test_delta) ||
         !CU_add_test(s, "reshard", test_reshard) || !CU_add_test(s, "corrupt", test_corrupt) ||
         !CU_add_test(s, "memory", test_memory))

@@ -531,12 +531,16 @@ static int admitted(rows_t *s, const table_t *t, uint64_t row, int count)
         for (uint32_t sl = 0; sl < tp->n_slots; sl++)                                              \
             for (hdr_t *h = slot_hdr(tp, sl); h && (h->flags & F_LIVE); h = NULL)
 
-/* Moves the stamps down before the clock runs out: by the floor, then, if
- * the held rows still span more than half the clock, halved (order kept). */
+/* Moves the stamps down before the clock runs out (once in 2^32 requests):
+ * by the oldest held stamp, then, if the held rows still span more than half
+ * the clock, halved. Order is kept, except that rows touched within a tick
+ * of each other may come to share a stamp after a halving. */
 static void clock_rebase(rows_t *s)
 {
-    const uint32_t shift = s->floor;
-    int halve = s->clock - shift > CLOCK_MAX / 2;
+    uint32_t shift = s->clock;
+    FOR_EACH_HELD(s, t, sl, h)
+        shift = h->stamp < shift ? h->stamp : shift;
+    const int halve = s->clock - shift > CLOCK_MAX / 2;
     FOR_EACH_HELD(s, t, sl, h) {
         h->stamp -= shift;
         if (halve)
@@ -554,6 +558,17 @@ static void clock_tick(rows_t *s)
     if (s->clock >= CLOCK_MAX)
         clock_rebase(s);
     s->clock++;
+}
+
+void rows_clock_advance(rows_t *s, uint64_t ticks)
+{
+    while (ticks > 0) {
+        if (s->clock >= CLOCK_MAX)
+            clock_rebase(s);
+        uint64_t step = CLOCK_MAX - s->clock < ticks ? CLOCK_MAX - s->clock : ticks;
+        s->clock += (uint32_t)step;
+        ticks -= step;
+    }
 }
 
 /* Records an evicted row for the next delta (or notes that it could not). */

@@ -141,6 +141,11 @@ int rows_initial(const rows_t *s, uint32_t table, uint64_t row, float *out, err_
  * not, -1 if there is no such table. */
 int rows_peek(const rows_t *s, uint32_t table, uint64_t row, float *value, float *state);
 
+/* Moves the store's clock on by `ticks` requests that touched none of its
+ * rows (an idle period; the tests use it to reach the clock's wrap-around,
+ * where stamps are moved down, keeping their order). */
+void rows_clock_advance(rows_t *s, uint64_t ticks);
+
 /* The hash that decides which server owns (table, row): a server of S owns
  * the keys with rows_hash % S == its index. Fixed for ever (checkpoints are
  * resharded by it) and independent of the stores' own hash indexes. */
