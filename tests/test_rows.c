@@ -765,9 +765,9 @@ static void write_bytes(const char *path, const void *data, size_t len)
     fclose(f);
 }
 
-/* Loading fails on each kind of damage, names the file, and leaves the
- * store as it was. */
-static void test_corrupt(void)
+/* Writes a store of 10 rows (0..9 of table 3, dim 2, bound 1000, seed 1)
+ * to path. */
+static void save_ten(const char *path)
 {
     optim_params_t op = opt_named("sgd");
     rows_t *s = one_table(&op, 2, 1000, 0, 0, 1);
@@ -775,10 +775,19 @@ static void test_corrupt(void)
     uint64_t ids[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     float v[20];
     CU_ASSERT_EQUAL(rows_pull(s, 3, ids, 10, v, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(rows_save(s, path, NULL), 0);
+    rows_destroy(&s);
+}
+
+/* Loading fails on each kind of damage, names the file, and leaves the
+ * store as it was. */
+static void test_corrupt(void)
+{
+    optim_params_t op = opt_named("sgd");
     char good[512], bad[512];
     path_of(good, sizeof good, "rows_good.bin");
     path_of(bad, sizeof bad, "rows_bad.bin");
-    CU_ASSERT_EQUAL_FATAL(rows_save(s, good, NULL), 0);
+    save_ten(good);
     FILE *f = fopen(good, "rb");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     unsigned char buf[4096];
@@ -837,6 +846,26 @@ static void test_corrupt(void)
     }
     CU_ASSERT_EQUAL(rows_load(t, "/nonexistent/rows.bin", NULL, NULL, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/rows.bin: cannot open"));
+    /* nothing of it reached t */
+    CU_ASSERT_EQUAL(rows_count(t), 5);
+    CU_ASSERT_EQUAL(rows_dirty(t), dirty);
+    for (int i = 0; i < 5; i++)
+        rows_peek(t, 3, mine[i], now + 2 * i, NULL);
+    CU_ASSERT(memcmp(ref, now, sizeof ref) == 0);
+    rows_destroy(&t);
+}
+
+/* A sound file for another store (dim, bound, seed, tables, room) is refused,
+ * naming the file and what differs, and nothing is loaded. */
+static void test_mismatch(void)
+{
+    optim_params_t op = opt_named("sgd");
+    char good[512];
+    path_of(good, sizeof good, "rows_ten.bin");
+    save_ten(good);
+    err_t err = {{0}};
+    float g[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    uint64_t mine[5] = {100, 101, 102, 103, 104};
     /* a well-formed file for another store: dim, bound, seed, table */
     rows_t *other[4] = {one_table(&op, 3, 1000, 0, 0, 1), one_table(&op, 2, 999, 0, 0, 1),
                         one_table(&op, 2, 1000, 0, 0, 77), NULL};
@@ -856,12 +885,6 @@ static void test_corrupt(void)
         CU_ASSERT_EQUAL(rows_count(other[k]), 0);
         rows_destroy(&other[k]);
     }
-    /* nothing of it reached t */
-    CU_ASSERT_EQUAL(rows_count(t), 5);
-    CU_ASSERT_EQUAL(rows_dirty(t), dirty);
-    for (int i = 0; i < 5; i++)
-        rows_peek(t, 3, mine[i], now + 2 * i, NULL);
-    CU_ASSERT(memcmp(ref, now, sizeof ref) == 0);
     /* max_rows: a store of 12 rows at most cannot take 5 + 10 */
     rows_t *small = one_table(&op, 2, 1000, 0, 12, 1);
     CU_ASSERT_EQUAL(rows_push(small, 3, mine, 5, g, 1, 0.5, NULL), 0);
@@ -869,8 +892,6 @@ static void test_corrupt(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "max_rows 12"));
     CU_ASSERT_EQUAL(rows_count(small), 5);
     rows_destroy(&small);
-    rows_destroy(&s);
-    rows_destroy(&t);
 }
 
 /* The memory of a store of 200,000 rows of dim 16 under row-wise Adagrad:
@@ -911,6 +932,7 @@ int test_rows_register(void)
         !CU_add_test(s, "clock_wrap", test_clock_wrap) ||
         !CU_add_test(s, "save_load", test_save_load) || !CU_add_test(s, "delta", test_delta) ||
         !CU_add_test(s, "reshard", test_reshard) || !CU_add_test(s, "corrupt", test_corrupt) ||
+        !CU_add_test(s, "mismatch", test_mismatch) ||
         !CU_add_test(s, "memory", test_memory))
         return -1;
     return 0;
