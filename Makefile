@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench fixtures verify-torch verify-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows fixtures verify-torch verify-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -110,6 +110,13 @@ $(BUILD)/bench_proto: bench/bench_proto.c $(BUILD)/libpstrain.a
 
 $(BUILD)/bench_ctr_parse: bench/bench_ctr_parse.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The row store's pull + push against copying the same bytes (make bench-rows).
+$(BUILD)/bench_rows: bench/bench_rows.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-rows: $(BUILD)/bench_rows
+	./$(BUILD)/bench_rows
 
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -172,6 +179,7 @@ test-asan: deps $(ONNX_NODE)
 # Regenerates the committed PyTorch reference tensors under tests/fixtures/.
 fixtures: deps-py
 	$(PY) tests/fixtures/make_torch_fixtures.py tests/fixtures
+	$(PY) tests/fixtures/make_row_fixtures.py tests/fixtures
 
 bench: deps deps-py
 	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_proto $(BUILD)/bench_ctr_parse
@@ -210,7 +218,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wext
 FUZZ_LIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm
 FUZZ_PS := ps/server.c ps/consistency.c ps/liveness.c ps/store.c ps/shard.c
 FUZZ_SRC := common/net/wire.c common/util/err.c common/nn/optim.c common/nn/sgd.c common/nn/momentum.c \
-            common/nn/adam.c common/nn/adagrad.c common/nn/params.c common/util/rng.c \
+            common/nn/adam.c common/nn/adagrad.c common/nn/rowwise_adagrad.c common/nn/params.c common/util/rng.c \
             common/util/fsutil.c common/util/pool.c common/net/compress.c $(FUZZ_PS) export/checkpoint.c \
             export/ckptdir.c tests/fuzz/harness.c tests/fuzz/stubs.c
 FUZZ_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/%.o)

@@ -120,9 +120,9 @@ static void test_slices(void)
  * checkpoint written before must load), and the registry maps both ways. */
 static void test_registry(void)
 {
-    const char *names[] = {"sgd", "momentum", "adam", "adagrad"};
-    const int slots[] = {0, 1, 2, 1};
-    for (int id = 0; id < 4; id++) {
+    const char *names[] = {"sgd", "momentum", "adam", "adagrad", "rowwise_adagrad"};
+    const int slots[] = {0, 1, 2, 1, 1};
+    for (int id = 0; id < 5; id++) {
         const optim_kind_t *k = optim_find(names[id]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(k);
         CU_ASSERT_EQUAL(k->id, id);
@@ -130,7 +130,7 @@ static void test_registry(void)
         CU_ASSERT_EQUAL(optim_by_id(id), k);
         CU_ASSERT_STRING_EQUAL(optim_id_name(id), names[id]);
     }
-    CU_ASSERT_PTR_NULL(optim_by_id(4));
+    CU_ASSERT_PTR_NULL(optim_by_id(5)); /* the first number not yet given */
     CU_ASSERT_STRING_EQUAL(optim_id_name(-1), "?");
     CU_ASSERT_PTR_NULL(optim_find("adamw"));
     /* sgd with momentum > 0 is the momentum optimizer */

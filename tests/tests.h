@@ -32,6 +32,7 @@ int test_threads_register(void);
 int test_registry_register(void);
 int test_ctr_register(void);
 int test_sparse_register(void);
+int test_rows_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */

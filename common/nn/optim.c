@@ -11,7 +11,8 @@
     OPTIMIZER(sgd)                                                                                 \
     OPTIMIZER(momentum)                                                                            \
     OPTIMIZER(adam)                                                                                \
-    OPTIMIZER(adagrad)
+    OPTIMIZER(adagrad)                                                                             \
+    OPTIMIZER(rowwise_adagrad)
 
 #define DECLARE(x) extern const optim_kind_t optim_##x;
 #define ROW(x) &optim_##x,
@@ -75,6 +76,30 @@ void optim_params_from_config(optim_params_t *o, const job_config_t *cfg)
 int optim_slots(const optim_params_t *o)
 {
     return o->kind->slots;
+}
+
+int optim_has_rows(const optim_params_t *o)
+{
+    return o->kind->update_row != NULL;
+}
+
+size_t optim_row_slots(const optim_params_t *o, size_t dim)
+{
+    return o->kind->row_slots ? o->kind->row_slots(dim) : 0;
+}
+
+void optim_row_state_init(const optim_params_t *o, float *state, size_t dim)
+{
+    const size_t n = optim_row_slots(o, dim);
+    const float v = o->kind->initial_state ? (float)o->kind->initial_state(o) : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        state[i] = v;
+}
+
+void optim_update_row(const optim_params_t *o, float *param, const float *grad, float *state,
+                      size_t dim, long t, double lr)
+{
+    o->kind->update_row(o, param, grad, state, dim, t, lr);
 }
 
 void optim_state_init(const optim_params_t *o, float *state, size_t n)

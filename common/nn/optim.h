@@ -8,6 +8,15 @@
  * of n parameters is `slots` arrays, slot_stride floats apart: slot k of
  * parameter i is state[k * slot_stride + i]. The formulas are PyTorch's
  * (torch.optim), which Keras's agree with for these settings.
+ *
+ * An optimizer may also have a row form, which the row store of sparse
+ * embedding tables (common/nn/rows.h) applies to the rows a batch touched:
+ * row_slots(dim) state floats per row of dim values, laid out as the
+ * optimizer likes inside the row, and update_row applied to one row at a
+ * time. Rows that were not touched keep their state (lazy updates). sgd,
+ * adagrad (PyTorch's sparse Adagrad), rowwise_adagrad (FBGEMM's and DLRM's:
+ * one accumulator per row) and adam (torch.optim.SparseAdam's lazy Adam)
+ * have one; momentum has none.
  */
 #ifndef PST_OPTIM_H
 #define PST_OPTIM_H
@@ -44,6 +53,13 @@ struct optim_kind_t {
      * number of this update (Adam's bias correction), lr the rate for it. */
     void (*update)(const optim_params_t *o, float *param, const float *grad, float *state,
                    size_t slot_stride, size_t n, long t, double lr);
+    /* Row form (NULL: none). The state floats of one row of dim values. */
+    size_t (*row_slots)(size_t dim);
+    /* One update of one row of dim values from its gradient, with the row's
+     * state (row_slots(dim) floats, starting at initial_state): t is the
+     * 1-based global step (lazy Adam's bias correction), lr the rate. */
+    void (*update_row)(const optim_params_t *o, float *param, const float *grad, float *state,
+                       size_t dim, long t, double lr);
 };
 
 /* The registered optimizer called name, or NULL. */
@@ -60,8 +76,20 @@ const optim_kind_t *optim_momentum_form(const optim_kind_t *k);
 /* Copies the optimizer section of a job config. */
 void optim_params_from_config(optim_params_t *o, const job_config_t *cfg);
 
-/* Number of state floats per parameter: 0 (sgd), 1 (momentum, adagrad), 2 (adam). */
+/* Number of state floats per parameter: 0 (sgd), 1 (momentum, adagrad,
+ * rowwise_adagrad), 2 (adam). */
 int optim_slots(const optim_params_t *o);
+
+/* Whether the optimizer has a row form (optim_kind_t.update_row). */
+int optim_has_rows(const optim_params_t *o);
+/* The state floats of one row of dim values under the row form (0 when
+ * there is none). */
+size_t optim_row_slots(const optim_params_t *o, size_t dim);
+/* Sets the state of one row of dim values to its starting value. */
+void optim_row_state_init(const optim_params_t *o, float *state, size_t dim);
+/* One row-form update of one row (the optimizer must have a row form). */
+void optim_update_row(const optim_params_t *o, float *param, const float *grad, float *state,
+                      size_t dim, long t, double lr);
 
 /* Sets the state of a slice of n parameters to its starting value. */
 void optim_state_init(const optim_params_t *o, float *state, size_t n);

@@ -1,4 +1,5 @@
-/* sgd.c - plain stochastic gradient descent: p -= lr g. No state. */
+/* sgd.c - plain stochastic gradient descent: p -= lr g. No state; the row
+ * form (sparse embedding rows) is the same update on each touched row. */
 #include "common/nn/optim.h"
 
 /* p -= lr g over n parameters. */
@@ -15,10 +16,26 @@ static void sgd_update(const optim_params_t *o, float *param, const float *grad,
         param[i] -= flr * grad[i];
 }
 
+/* No state per row. */
+static size_t sgd_row_slots(size_t dim)
+{
+    (void)dim;
+    return 0;
+}
+
+/* p -= lr g over one row of dim values. */
+static void sgd_update_row(const optim_params_t *o, float *param, const float *grad, float *state,
+                           size_t dim, long t, double lr)
+{
+    sgd_update(o, param, grad, state, dim, dim, t, lr);
+}
+
 const optim_kind_t optim_sgd = {
     .name = "sgd",
     .id = 0,
     .slots = 0,
     .default_lr = 0.01,
     .update = sgd_update,
+    .row_slots = sgd_row_slots,
+    .update_row = sgd_update_row,
 };

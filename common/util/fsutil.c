@@ -65,6 +65,97 @@ fail:
     return -1;
 }
 
+struct fs_atomic_t {
+    char path[4096], tmp[4096];
+    FILE *f;
+};
+
+/* fsyncs the folder of path, so that a rename into it is durable. */
+static void sync_dir(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+}
+
+fs_atomic_t *fs_atomic_open(const char *path, err_t *err)
+{
+    fs_atomic_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        err_set(err, "%s: out of memory", path);
+        return NULL;
+    }
+    if (snprintf(f->path, sizeof f->path, "%s", path) >= (int)sizeof f->path ||
+        snprintf(f->tmp, sizeof f->tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof f->tmp) {
+        err_set(err, "%s: path too long", path);
+        free(f);
+        return NULL;
+    }
+    int fd = mkstemp(f->tmp);
+    if (fd < 0) {
+        err_set(err, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        free(f);
+        return NULL;
+    }
+    if (fchmod(fd, 0644) != 0 || !(f->f = fdopen(fd, "wb"))) {
+        err_set(err, "%s: cannot open %s: %s", path, f->tmp, strerror(errno));
+        close(fd);
+        unlink(f->tmp);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+int fs_atomic_write(fs_atomic_t *f, const void *data, size_t len, err_t *err)
+{
+    if (len && fwrite(data, 1, len, f->f) != len)
+        return err_set(err, "%s: write failed: %s", f->tmp, strerror(errno));
+    return 0;
+}
+
+int fs_atomic_commit(fs_atomic_t **f_p, err_t *err)
+{
+    fs_atomic_t *f = *f_p;
+    if (fflush(f->f) != 0 || ferror(f->f) || fsync(fileno(f->f)) != 0) {
+        err_set(err, "%s: write/fsync failed: %s", f->tmp, strerror(errno));
+        fs_atomic_abort(f_p);
+        return -1;
+    }
+    FILE *fp = f->f;
+    f->f = NULL;
+    if (fclose(fp) != 0) {
+        err_set(err, "%s: close failed: %s", f->tmp, strerror(errno));
+        fs_atomic_abort(f_p);
+        return -1;
+    }
+    if (rename(f->tmp, f->path) != 0) {
+        err_set(err, "%s: rename from %s failed: %s", f->path, f->tmp, strerror(errno));
+        fs_atomic_abort(f_p);
+        return -1;
+    }
+    sync_dir(f->path);
+    free(f);
+    *f_p = NULL;
+    return 0;
+}
+
+void fs_atomic_abort(fs_atomic_t **f_p)
+{
+    if (!f_p || !*f_p)
+        return;
+    fs_atomic_t *f = *f_p;
+    if (f->f)
+        fclose(f->f);
+    unlink(f->tmp);
+    free(f);
+    *f_p = NULL;
+}
+
 int fs_mkdirs(const char *dir, err_t *err)
 {
     char buf[4096];
