@@ -77,7 +77,7 @@ int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t 
     *m = model_new(cfg, max_batch, err);
     if (!*m)
         return -1;
-    if (job_data_load(data, cfg, model_input_size(*m), model_output_size(*m), err) != 0) {
+    if (job_data_load(data, cfg, model_input_size(*m), model_n_classes(*m), err) != 0) {
         model_destroy(m);
         return -1;
     }

@@ -349,7 +349,7 @@ static void eval_part(team_t *t, int w)
     if (t->job == JOB_EVAL) {
         t->loss[w] = model_ws_loss(v, out, t->y + lo, B, 1.0f, NULL, &t->correct[w]);
     } else if (t->m->out_act) {
-        const int C = t->m->n_classes;
+        const int C = t->m->n_out;
         t->m->out_act->forward(v->probs, out, (size_t)B * C, C);
     }
 }
