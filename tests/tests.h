@@ -31,6 +31,7 @@ int test_auth_register(void);
 int test_threads_register(void);
 int test_registry_register(void);
 int test_ctr_register(void);
+int test_auc_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */
