@@ -40,5 +40,9 @@ const char *tests_fixture_dir(void);
 const char *tests_data_dir(void);
 /* A fresh temporary directory for this test run (removed at exit). */
 const char *tests_tmp_dir(void);
+/* Writes tests_tmp_dir()/NAME, an IDX label file of the Fashion-MNIST
+ * label file SRC (in tests_data_dir()) mapped to 1 for footwear (sandal,
+ * sneaker, ankle boot) and 0 for the rest: a binary task. Returns 0, or -1. */
+int tests_footwear_labels(const char *src, const char *name);
 
 #endif

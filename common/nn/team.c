@@ -429,6 +429,11 @@ double team_eval_batch(team_t *t, const float *params, const float *x, const int
     return totals(t, correct);
 }
 
+const float *team_eval_probs(const team_t *t)
+{
+    return t->m->out_act ? t->big->probs : NULL;
+}
+
 const float *team_predict(team_t *t, const float *params, const float *x, int B)
 {
     t->run = NULL;
