@@ -17,6 +17,7 @@
 #include "common/util/fsutil.h"
 #include "export/predict.h"
 #include "export/trained.h"
+#include "trainer/report.h"
 #include "trainer/train.h"
 #include "tests.h"
 
@@ -260,6 +261,12 @@ static void test_binary_auc(void)
                            "test_accuracy,wall_s,samples_per_s,val_auc,val_logloss,test_auc,"
                            "test_logloss\n1,79,", 140) == 0);
     free(csv);
+    /* a resumed run reads the binary columns back */
+    epoch_row_t rows[2];
+    snprintf(f, sizeof f, "%s/run_binary", tests_tmp_dir());
+    CU_ASSERT_EQUAL_FATAL(report_read_metrics(f, rows, 2, 2), 2);
+    CU_ASSERT(rows[1].binary && fabs(rows[1].test_auc - r.test_auc) < 1e-6);
+    CU_ASSERT(fabs(rows[1].val_logloss - r.val_loss) < 1e-6);
     snprintf(f, sizeof f, "%s/run_binary/summary.json", tests_tmp_dir());
     char *js = fs_read_all(f, &len, &err);
     CU_ASSERT_FATAL(js != NULL);

@@ -210,7 +210,8 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
 
 /* The gnuplot script that draws csv (epochs rows) into png: loss and
  * accuracy, and for a binary model's file (binary) the AUC, each of train
- * (not for the AUC), validation (has_val) and test. */
+ * (not for the AUC), validation (has_val) and test, in the same colours in
+ * every panel. */
 static void plot_script(char *script, size_t len, const char *png, const char *dir,
                         const char *csv, int epochs, int has_val, int binary)
 {
@@ -222,8 +223,8 @@ static void plot_script(char *script, size_t len, const char *png, const char *d
     if (binary)
         snprintf(auc, sizeof auc,
                  "set title 'ROC AUC'\nset key bottom right\n"
-                 "plot \"%s\" using 1:13 with linespoints title 'test'%s\n", csv,
-                 has_val ? ", '' using 1:11 with linespoints title 'validation'" : "");
+                 "plot \"%s\" using 1:13 with linespoints lt 3 title 'test'%s\n", csv,
+                 has_val ? ", '' using 1:11 with linespoints lt 2 title 'validation'" : "");
     snprintf(script, len,
              "set terminal pngcairo size %d,450 noenhanced font ',10'\n"
              "set output \"%s\"\n"
