@@ -211,38 +211,41 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
 /* The gnuplot script that draws csv (epochs rows) into png: loss and
  * accuracy, and for a binary model's file (binary) the AUC, each of train
  * (not for the AUC), validation (has_val) and test, in the same colours in
- * every panel. */
-static void plot_script(char *script, size_t len, const char *png, const char *dir,
-                        const char *csv, int epochs, int has_val, int binary)
+ * every panel. Returns 0, or -1 when the paths make it longer than len. */
+static int plot_script(char *script, size_t len, const char *png, const char *dir,
+                       const char *csv, int epochs, int has_val, int binary)
 {
     /* columns: 1 epoch 3 train_loss 4 train_acc 5 val_loss 6 val_acc 7 test_loss 8 test_acc,
      * binary: 11 val_auc 13 test_auc */
     const char *val_loss = has_val ? "'' using 1:5 with linespoints title 'validation', " : "";
     const char *val_acc = has_val ? "'' using 1:6 with linespoints title 'validation', " : "";
     char auc[4096 + 256] = ""; /* csv is a path of up to 4096 bytes */
-    if (binary)
+    if (binary &&
         snprintf(auc, sizeof auc,
                  "set title 'ROC AUC'\nset key bottom right\n"
                  "plot \"%s\" using 1:13 with linespoints lt 3 title 'test'%s\n", csv,
-                 has_val ? ", '' using 1:11 with linespoints lt 2 title 'validation'" : "");
-    snprintf(script, len,
-             "set terminal pngcairo size %d,450 noenhanced font ',10'\n"
-             "set output \"%s\"\n"
-             "set datafile separator ','\n"
-             "set datafile missing ''\n"
-             "set key autotitle columnhead\n"
-             "set multiplot layout 1,%d title \"%s\"\n"
-             "set xlabel 'epoch'\nset grid\nset xtics 1\nset xrange [0.5:%d.5]\n"
-             "set title 'loss'\n"
-             "plot \"%s\" using 1:3 with linespoints title 'train', %s"
-             "'' using 1:7 with linespoints title 'test'\n"
-             "set title 'accuracy'\nset key bottom right\n"
-             "plot \"%s\" using 1:4 with linespoints title 'train', %s"
-             "'' using 1:8 with linespoints title 'test'\n"
-             "%s"
-             "unset multiplot\n",
-             binary ? 1500 : 1100, png, binary ? 3 : 2, dir, epochs, csv, val_loss, csv, val_acc,
-             auc);
+                 has_val ? ", '' using 1:11 with linespoints lt 2 title 'validation'" : "") >=
+            (int)sizeof auc)
+        return -1;
+    int n = snprintf(script, len,
+                 "set terminal pngcairo size %d,450 noenhanced font ',10'\n"
+                 "set output \"%s\"\n"
+                 "set datafile separator ','\n"
+                 "set datafile missing ''\n"
+                 "set key autotitle columnhead\n"
+                 "set multiplot layout 1,%d title \"%s\"\n"
+                 "set xlabel 'epoch'\nset grid\nset xtics 1\nset xrange [0.5:%d.5]\n"
+                 "set title 'loss'\n"
+                 "plot \"%s\" using 1:3 with linespoints title 'train', %s"
+                 "'' using 1:7 with linespoints title 'test'\n"
+                 "set title 'accuracy'\nset key bottom right\n"
+                 "plot \"%s\" using 1:4 with linespoints title 'train', %s"
+                 "'' using 1:8 with linespoints title 'test'\n"
+                 "%s"
+                 "unset multiplot\n",
+                 binary ? 1500 : 1100, png, binary ? 3 : 2, dir, epochs, csv, val_loss, csv, val_acc,
+                 auc);
+    return n >= 0 && (size_t)n < len ? 0 : -1;
 }
 
 int report_plot(const char *dir, err_t *err)
@@ -281,7 +284,8 @@ int report_plot(const char *dir, err_t *err)
     for (const char *p = dir; *p; p++)
         if (*p == '"' || *p == '\\')
             return err_set(err, "%s: cannot plot a folder whose name holds quotes", dir);
-    plot_script(script, sizeof script, tmp, dir, csv, rows - 1, has_val, binary);
+    if (plot_script(script, sizeof script, tmp, dir, csv, rows - 1, has_val, binary) != 0)
+        return err_set(err, "%s: the folder's name is too long to plot", dir);
     char spath[4096];
     snprintf(spath, sizeof spath, "%s/.curves.gp.%ld", dir, (long)getpid());
     FILE *f = fopen(spath, "w");
