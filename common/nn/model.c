@@ -46,10 +46,13 @@ static int output_count_check(const model_t *m, const job_config_t *cfg, int lin
     if (m->loss->single_output && m->n_out != 1)
         return err_set(err, "%s:%d: the last layer has %d outputs; model.loss %s needs exactly 1 "
                        "(the logit of label 1)", cfg->source, line, m->n_out, m->loss->name);
+    const char *one = NULL; /* a registered loss for one output, for the message */
+    for (int i = 0; !one && loss_at(i); i++)
+        one = loss_at(i)->single_output ? loss_at(i)->name : NULL;
     if (!m->loss->single_output && m->n_out < 2)
         return err_set(err, "%s:%d: the last layer has %d output(s); a classifier needs at least "
-                       "2 (one per class), or model.loss = \"binary_cross_entropy\" for 1",
-                       cfg->source, line, m->n_out);
+                       "2 (one per class)%s%s%s", cfg->source, line, m->n_out,
+                       one ? ", or model.loss = \"" : "", one ? one : "", one ? "\" for 1" : "");
     return 0;
 }
 
