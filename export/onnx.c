@@ -387,7 +387,7 @@ static char *classes_json(builder_t *b, const trained_t *t)
 {
     cJSON *arr = cJSON_CreateArray();
     int ok = arr != NULL;
-    for (int k = 0; ok && k < model_output_size(t->model); k++) {
+    for (int k = 0; ok && k < model_n_classes(t->model); k++) {
         char buf[CFG_NAME_LEN + 16];
         cJSON *s = cJSON_CreateString(trained_class_name(t, k, buf, sizeof buf));
         ok = s && cJSON_AddItemToArray(arr, s);

@@ -15,7 +15,7 @@ static int load_inputs(const trained_t *t, const char *path, const char *lpath, 
                        idx_t **images, idx_t **labels, err_t *err)
 {
     idx_t ih, lh;
-    const int dim = model_input_size(t->model), C = model_output_size(t->model);
+    const int dim = model_input_size(t->model), C = model_n_classes(t->model);
     if (idx_probe(path, &ih, err) != 0)
         return -1;
     if (ih.ndim < 2)
@@ -67,7 +67,8 @@ int predict_run(trained_t *t, const char *images, const char *labels, size_t lim
         return err_set(err, "predict: no images file");
     model_t *m = t->model;
     const float *params = t->ck->params;
-    const int C = model_output_size(m), B = model_max_batch(m);
+    /* C outputs per image, K classes (2 for a one-output model) */
+    const int C = model_output_size(m), K = model_n_classes(m), B = model_max_batch(m);
     const size_t dim = (size_t)model_input_size(m);
     idx_t *im = NULL, *lb = NULL;
     float *x = NULL;
@@ -77,12 +78,12 @@ int predict_run(trained_t *t, const char *images, const char *labels, size_t lim
         !(team = team_new(m, t->threads > 0 ? t->threads : 1, B, err)))
         goto out;
     const size_t n = im->count;
-    res->classes = C;
+    res->classes = K;
     res->has_labels = lb != NULL;
     res->pred = malloc(n * sizeof *res->pred);
     x = malloc((size_t)B * dim * sizeof *x);
     if (lb)
-        res->confusion = calloc((size_t)C * C, sizeof *res->confusion);
+        res->confusion = calloc((size_t)K * K, sizeof *res->confusion);
     if (!res->pred || !x || (lb && !res->confusion)) {
         err_set(err, "%s: out of memory for %zu images", images, n);
         goto out;
@@ -97,12 +98,12 @@ int predict_run(trained_t *t, const char *images, const char *labels, size_t lim
         int32_t *pred = res->pred + i;
         for (int b = 0; b < nb; b++) {
             /* the evaluation's rule (ties and NaNs go the same way), over
-             * the same softmax: the classes the training run reported */
-            pred[b] = loss_argmax(probs + (size_t)b * C, C);
+             * the same activation: the classes the training run reported */
+            pred[b] = loss_predict(model_loss(m), probs + (size_t)b * C, C);
             if (lb) {
                 int truth = lb->data[i + (size_t)b];
                 res->correct += pred[b] == truth;
-                res->confusion[(size_t)truth * C + pred[b]]++;
+                res->confusion[(size_t)truth * K + pred[b]]++;
             }
             if (fn)
                 fn(ctx, (long)(i + (size_t)b), pred[b], probs + (size_t)b * C, C);

@@ -5,7 +5,8 @@
  * It runs the training code's own forward pass (model_predict) on inputs
  * prepared as training prepared its test set (pixels / 255, then the
  * checkpoint's NORM statistics), in batches of the model's max batch, and
- * classifies as the trainer's evaluation does (the first largest output), so
+ * classifies as the trainer's evaluation does (the first largest output;
+ * p >= 0.5 for a one-output binary model), so
  * that with the training run's batch (trained_open(path, 0, ...)) and its
  * test_limit it gets the training run's test accuracy image for image.
  */
@@ -20,14 +21,15 @@
 #include "export/trained.h"
 
 /* Called for every image, in file order: its index, predicted class and the
- * model's output (probabilities for a softmax model; `classes` floats, valid
- * during the call only). */
+ * model's output (probabilities for a softmax model, the probability of
+ * class 1 for a one-output binary_cross_entropy model; `classes` floats:
+ * the model's outputs, valid during the call only). */
 typedef void (*predict_fn)(void *ctx, long index, int pred, const float *probs, int classes);
 
 typedef struct {
     long n;            /* images classified */
     long correct;      /* of those, predicted right (0 without labels) */
-    int classes;       /* the model's output size */
+    int classes;       /* the model's classes (2 for a one-output model) */
     int has_labels;    /* 1 when a labels file was given */
     int32_t *pred;     /* n predicted classes, owned */
     long *confusion;   /* classes * classes counts, [true][pred], owned;

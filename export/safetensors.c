@@ -47,7 +47,7 @@ static char *classes_json(const trained_t *t)
     if (!a)
         return NULL;
     char buf[CFG_NAME_LEN + 16];
-    for (int k = 0; k < model_output_size(t->model); k++) {
+    for (int k = 0; k < model_n_classes(t->model); k++) {
         cJSON *s = cJSON_CreateString(trained_class_name(t, k, buf, sizeof buf));
         if (!s || !cJSON_AddItemToArray(a, s)) {
             cJSON_Delete(s);

@@ -77,7 +77,7 @@ static const char *const FASHION[10] = {
 const char *trained_class_name(const trained_t *t, int k, char *buf, size_t len)
 {
     const job_config_t *c = t->cfg;
-    const int classes = model_output_size(t->model);
+    const int classes = model_n_classes(t->model);
     if (c->data.n_classes_names == classes && k >= 0 && k < classes)
         snprintf(buf, len, "%s", c->data.classes[k]);
     else if (classes == 10 && strstr(c->data.train_images, "fashion") && k >= 0 && k < 10)

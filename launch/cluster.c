@@ -221,9 +221,12 @@ void cluster_print_result(const train_result_t *res, int servers, int trainers,
     char ranks[64] = "";
     if (servers > 0)
         snprintf(ranks, sizeof ranks, "%d server(s), %d trainer(s), ", servers, trainers);
-    printf("test accuracy %.2f%%  test loss %.4f  (%d epoch%s, %ld steps, %.0f samples/s, "
+    char auc[32] = ""; /* a binary model's */
+    if (res->binary)
+        snprintf(auc, sizeof auc, "  test auc %.4f", res->test_auc);
+    printf("test accuracy %.2f%%  test loss %.4f%s  (%d epoch%s, %ld steps, %.0f samples/s, "
            "%s%.1f s)  -> %s/\n",
-           100 * res->test_acc, res->test_loss, res->epochs, res->epochs == 1 ? "" : "s",
+           100 * res->test_acc, res->test_loss, auc, res->epochs, res->epochs == 1 ? "" : "s",
            res->steps, res->samples_per_s, ranks, res->wall_s, out_dir);
 }
 

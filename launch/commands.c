@@ -87,9 +87,10 @@ static void print_pred(void *ctx, long index, int pred, const float *probs, int 
 {
     const print_ctx_t *p = ctx;
     char name[64];
-    (void)classes;
+    /* the predicted class's probability; a one-output model's: that of class 1 */
+    const float prob = classes == 1 ? probs[0] : probs[pred];
     printf("%ld\t%d\t%s\t%.4f\n", index, pred, trained_class_name(p->t, pred, name, sizeof name),
-           (double)probs[pred]);
+           (double)prob);
 }
 
 int cmd_predict(int argc, char **argv)

@@ -55,25 +55,41 @@ static const char *CFG_DROP =
     "train = { epochs = 1; batch = 32; seed = 4; max_steps = 20; };\n"
     "cluster = { timeout_ms = 20000; };\n";
 
+/* A one-logit binary_cross_entropy model on footwear-or-not (the label
+ * files tests_footwear_labels writes into %s, the run's folder). */
+static const char *CFG_BIN =
+    "name = \"t_bin\";\n"
+    "data = { limit = 3000; validation = 300; test_limit = 500;\n"
+    "  train_labels = \"%s/bin-train-labels\"; test_labels = \"%s/bin-test-labels\"; };\n"
+    "model = { input = [1, 28, 28]; loss = \"binary_cross_entropy\";\n"
+    "  layers = ( { type = \"flatten\"; },\n"
+    "             { type = \"dense\"; units = 16; activation = \"relu\"; },\n"
+    "             { type = \"dense\"; units = 1; } ); };\n"
+    "optimizer = { name = \"adam\"; };\n"
+    "train = { epochs = 1; batch = 33; seed = 4; max_steps = 20; };\n"
+    "cluster = { timeout_ms = 20000; };\n";
+
 static const char *bin(void)
 {
     const char *b = getenv("PST_BIN");
     return b ? b : "build/pstrain";
 }
 
-/* The config file of the next run(): CFG, or CFG_BIG / CFG_DROP while big
- * is 1 / 2. */
+/* The config file of the next run(): CFG, or CFG_BIG / CFG_DROP / CFG_BIN
+ * while big is 1 / 2 / 3. */
 static int big;
 
 static const char *cfg_path(void)
 {
-    static const char *const NAMES[3] = {"dist", "dist_big", "dist_drop"};
-    static char path[3][512];
+    static const char *const NAMES[4] = {"dist", "dist_big", "dist_drop", "dist_bin"};
+    static char path[4][512];
     char *p = path[big];
     if (!p[0]) {
         snprintf(p, sizeof path[0], "%s/%s.cfg", tests_tmp_dir(), NAMES[big]);
         err_t err;
-        const char *text = big == 2 ? CFG_DROP : big ? CFG_BIG : CFG;
+        char bin_text[2048];
+        snprintf(bin_text, sizeof bin_text, CFG_BIN, tests_tmp_dir(), tests_tmp_dir());
+        const char *text = big == 3 ? bin_text : big == 2 ? CFG_DROP : big ? CFG_BIG : CFG;
         if (fs_write_atomic(p, text, strlen(text), &err) != 0)
             fprintf(stderr, "\n  %s\n", err.msg);
     }
@@ -251,6 +267,45 @@ static void test_bsp_dropout(void)
     big = 0;
     CU_ASSERT_FATAL(local == 0 && dist == 0);
     check_equal("drop_local33", "drop_bsp_2x3");
+}
+
+/* Column `col` (0-based) of the row of epoch 1 of TMP/out/metrics.csv,
+ * or NAN. */
+static double metric(const char *out, int col)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/metrics.csv", tests_tmp_dir(), out);
+    err_t err;
+    char *csv = fs_read_all(path, NULL, &err);
+    const char *p = csv ? strstr(csv, "\n1,") : NULL;
+    for (int i = 0; i < col && p; i++)
+        p = strchr(p + 1, ',');
+    double v = p ? atof(p + 1) : NAN;
+    free(csv);
+    return v;
+}
+
+/* A binary model under BSP with 3 trainers (each evaluates the whole set
+ * for the AUC) equals single-process training: parameters within 1e-5, the
+ * test and validation AUC (columns 13 and 11 of metrics.csv) within 1e-4,
+ * and the AUC well above chance. */
+static void test_bsp_binary(void)
+{
+    CU_ASSERT_FATAL(tests_footwear_labels("train-labels-idx1-ubyte.gz", "bin-train-labels") == 0);
+    CU_ASSERT_FATAL(tests_footwear_labels("t10k-labels-idx1-ubyte.gz", "bin-test-labels") == 0);
+    big = 3;
+    int local = need(0, "", "bin_local33");
+    int dist = need(4, "--servers 1", "bin_bsp_1x3");
+    big = 0;
+    CU_ASSERT_FATAL(local == 0 && dist == 0);
+    check_equal("bin_local33", "bin_bsp_1x3");
+    for (int col = 10; col <= 12; col += 2) {
+        const double a = metric("bin_local33", col), b = metric("bin_bsp_1x3", col);
+        if (!(fabs(a - b) <= 1e-4))
+            fprintf(stderr, "\n  AUC column %d: local %.6f, BSP %.6f\n", col + 1, a, b);
+        CU_ASSERT(fabs(a - b) <= 1e-4);
+        CU_ASSERT(a > 0.9);
+    }
 }
 
 static void test_singleton(void)
@@ -585,6 +640,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "bsp_pieces", test_bsp_pieces) ||
         !CU_add_test(s, "bsp_threads", test_bsp_threads) ||
         !CU_add_test(s, "bsp_dropout", test_bsp_dropout) ||
+        !CU_add_test(s, "bsp_binary", test_bsp_binary) ||
         !CU_add_test(s, "singleton", test_singleton) || !CU_add_test(s, "asp", test_asp) ||
         !CU_add_test(s, "ssp", test_ssp) || !CU_add_test(s, "bad_layout", test_bad_layout) ||
         !CU_add_test(s, "resume_local", test_resume_local) ||

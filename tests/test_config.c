@@ -409,7 +409,7 @@ static void test_bad_enum(void)
                    4, "model.layers.[0].activation: \"gelu\" is not one of");
     expect_refused("enum_loss", "model = {\n  input = [1, 28, 28];\n  layers = ( { type = \"flatten\"; } );\n"
                                 "  loss = \"hinge\";\n};\n",
-                   4, "model.loss: \"hinge\" is not one of cross_entropy, mse");
+                   4, "model.loss: \"hinge\" is not one of cross_entropy, mse, binary_cross_entropy");
 }
 
 static void test_missing_data_file(void)
@@ -700,6 +700,8 @@ static void test_names(void)
     }
     CU_ASSERT_PTR_NULL(act_find("none"));
     CU_ASSERT_EQUAL(act_row_normalising(), act_find("softmax"));
+    CU_ASSERT_EQUAL(act_binary_probability(), act_find("sigmoid"));
+    CU_ASSERT(loss_find("binary_cross_entropy")->single_output);
     CU_ASSERT_STRING_EQUAL(loss_find("mse")->name, "mse");
     CU_ASSERT(loss_find("cross_entropy")->fuses_row_normalising);
     CU_ASSERT_PTR_NULL(loss_find("hinge"));

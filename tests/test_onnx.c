@@ -2,7 +2,8 @@
  * (export/onnx.h) must pass the ONNX package's own full check (Debian's
  * python3-onnx, tests/onnx/check.py) and, run by ONNX Runtime
  * (onnxruntime-node, tests/onnx/run.js, installed by `make test`), give the
- * probabilities of model_predict within 1e-4 and the same argmax, for batch
+ * probabilities of model_predict within 1e-4 and the same predicted class
+ * (argmax, or p >= 0.5 for a one-output binary model), for batch
  * sizes that no dimension of the graph fixes.
  *
  * Each case writes a checkpoint of its config with random parameters (the
@@ -24,6 +25,7 @@
 #include "export/onnx.h"
 #include "export/trained.h"
 #include "common/util/fsutil.h"
+#include "common/nn/loss.h"
 #include "common/nn/model.h"
 #include "common/nn/optim.h"
 #include "common/nn/params.h"
@@ -365,17 +367,16 @@ static void run_case(const case_t *c)
         trained_normalize(t, x[r], B);
         const float *want_p = model_predict(t->model, t->ck->params, x[r], B);
         double max_diff = 0.0;
-        int same_argmax = 1;
+        int same_argmax = 1; /* the same predicted class (loss_predict: argmax, or p >= 0.5) */
+        const loss_kind_t *loss = model_loss(t->model);
         for (int b = 0; b < B; b++) {
-            int am_got = 0, am_want = 0;
             for (int j = 0; j < classes; j++) {
                 const size_t i = (size_t)b * classes + j;
                 double d = fabs((double)got[i] - want_p[i]);
                 max_diff = (d > max_diff || isnan(d)) ? d : max_diff;
-                am_got = got[i] > got[(size_t)b * classes + am_got] ? j : am_got;
-                am_want = want_p[i] > want_p[(size_t)b * classes + am_want] ? j : am_want;
             }
-            same_argmax &= am_got == am_want;
+            same_argmax &= loss_predict(loss, got + (size_t)b * classes, classes) ==
+                           loss_predict(loss, want_p + (size_t)b * classes, classes);
         }
         printf("\n    %s, batch %d: max |onnxruntime - model_predict| = %.3g, argmax %s", c->name,
                B, max_diff, same_argmax ? "equal" : "DIFFERENT");
@@ -474,6 +475,25 @@ static void test_dlrm_shape(void)
     run_case(&c);
 }
 
+/* A click-through-rate model: DLRM's interaction, a relu dense, then ONE
+ * logit with the logistic activation that binary_cross_entropy takes into
+ * the loss: the graph must end in a Sigmoid giving [N,1] probabilities of
+ * class 1, the class names "0" and "1". */
+static const char *BINARY =
+    "name = \"onnx_binary\";\n"
+    "model = { input = [12]; loss = \"binary_cross_entropy\";\n"
+    "  layers = (\n"
+    "    { type = \"interaction\"; vectors = 4; self = true; },\n"
+    "    { type = \"dense\"; units = 5; activation = \"relu\"; },\n"
+    "    { type = \"dense\"; units = 1; activation = \"sigmoid\"; }\n"
+    "  ); };\n";
+
+static void test_binary(void)
+{
+    const case_t c = {"onnx_binary", NULL, BINARY, NORM_NONE, {7, 1}, "[\"0\",\"1\"]", 0};
+    run_case(&c);
+}
+
 static void test_embedding(void)
 {
     const case_t c = {"onnx_embedding", NULL, EMBEDDING_LSTM, NORM_NONE, {5, 2},
@@ -520,6 +540,7 @@ int test_onnx_register(void)
         !CU_add_test(s, "embedding", test_embedding) ||
         !CU_add_test(s, "interaction", test_interaction) ||
         !CU_add_test(s, "dlrm_shape", test_dlrm_shape) ||
+        !CU_add_test(s, "binary", test_binary) ||
         !CU_add_test(s, "export_error", test_export_error))
         return -1;
     return 0;

@@ -108,7 +108,7 @@ static long evaluate_test_set(trained_t *t, int32_t **labels_out)
     const int mb = model_max_batch(t->model);
     team_t *team = team_new(t->model, 1, mb, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(team);
-    evaluate_range(team, mb, t->ck->params, ds, 0, ds->n, &loss, &right);
+    CU_ASSERT(evaluate_range(team, mb, t->ck->params, ds, 0, ds->n, &loss, &right, NULL, NULL) == 0);
     team_destroy(&team);
     if (labels_out) {
         *labels_out = malloc(ds->n * sizeof **labels_out);

@@ -2,8 +2,8 @@
  * tests/fixtures/make_torch_fixtures.py), through the public model API: the
  * CNN chain conv2d -> relu -> maxpool -> dense -> cross-entropy (also conv
  * with stride 2 and padding 2), the two-layer LSTM classifier, average and
- * global average pooling, dropout with a given mask, and three steps of
- * each optimizer. Every tensor must agree within 1e-4 relative to its
+ * global average pooling, binary cross-entropy on one logit, dropout with a
+ * given mask, and three steps of each optimizer. Every tensor must agree within 1e-4 relative to its
  * largest value. */
 #include <math.h>
 #include <stdio.h>
@@ -468,6 +468,50 @@ static void test_torch_optim(void)
     fixture_destroy(&fx);
 }
 
+/* dense -> relu -> dense to one logit -> binary cross-entropy: the logits,
+ * the loss (BCEWithLogitsLoss, the mean; some |z| > 12), the probabilities
+ * the model predicts (the logistic function the loss fuses) and every
+ * gradient; the last layer written with activation = "sigmoid", as the loss
+ * takes it over. */
+static void test_torch_bce(void)
+{
+    fixture_t *fx = load("bce.bin");
+    CU_ASSERT_FATAL(fx != NULL);
+    int nd, xd[FIXTURE_MAX_DIMS];
+    CU_ASSERT_FATAL(fixture_shape(fx, "x", &nd, xd) == 0 && nd == 2);
+    const int B = xd[0], In = xd[1];
+    const size_t nx = (size_t)B * In;
+    char text[512];
+    snprintf(text, sizeof text, "model = { input = [%d]; loss = \"binary_cross_entropy\"; layers = (\n"
+             "  { type = \"dense\"; units = 5; activation = \"relu\"; },\n"
+             "  { type = \"dense\"; units = 1; activation = \"sigmoid\"; } ); };\n", In);
+    model_t *m = build("bce.bin", text, B, 0);
+    const char *names[4] = {"dense1.weight", "dense1.bias", "dense2.weight", "dense2.bias"};
+    float *params = params_from(m, fx, names, names, 4);
+    float *grads = calloc(model_n_params(m), 4), *gx = malloc(nx * 4), *dz = malloc((size_t)B * 4);
+    const float *x = get(fx, "x", nx);
+    CU_ASSERT_FATAL(x && grads && gx && dz);
+    int32_t y[16];
+    CU_ASSERT_FATAL(B <= 16);
+    labels_of(fx, y, B);
+    model_ws_t *w = model_ws(m);
+    const float *z = model_ws_forward(w, NULL, params, x, B);
+    CU_ASSERT(close_to("logits", z, get(fx, "logits", B), B));
+    double loss = model_ws_loss(w, z, y, B, 1.0f / B, dz, NULL) / B;
+    const double loss_ref = *get(fx, "loss", 1);
+    CU_ASSERT(fabs(loss - loss_ref) <= REL_TOL * fabs(loss_ref));
+    model_ws_backward(w, NULL, params, grads, x, B, dz, gx);
+    check_grads(m, grads, fx, names, names, 4);
+    CU_ASSERT(close_to("grad.x", gx, get(fx, "grad.x", nx), nx));
+    CU_ASSERT(close_to("probs", model_predict(m, params, x, B), get(fx, "probs", B), B));
+    free(params);
+    free(grads);
+    free(gx);
+    free(dz);
+    model_destroy(&m);
+    fixture_destroy(&fx);
+}
+
 int test_torch_register(void)
 {
     CU_pSuite s = CU_add_suite("torch", NULL, NULL);
@@ -478,7 +522,8 @@ int test_torch_register(void)
         !CU_add_test(s, "dropout", test_torch_dropout) ||
         !CU_add_test(s, "interaction", test_torch_interaction) ||
         !CU_add_test(s, "embedding", test_torch_embedding) ||
-        !CU_add_test(s, "embedding_bag", test_torch_embedding_bag))
+        !CU_add_test(s, "embedding_bag", test_torch_embedding_bag) ||
+        !CU_add_test(s, "bce", test_torch_bce))
         return -1;
     return 0;
 }

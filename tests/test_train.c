@@ -1,7 +1,9 @@
 /* test_train.c - short single-process training runs on a slice of
  * Fashion-MNIST: the loss must fall below a bound, the run folder must hold
  * metrics.csv, summary.json (whose figures must be the run's) and
- * curves.png, and two runs of the same job must give the same parameters. */
+ * curves.png, and two runs of the same job must give the same parameters;
+ * a binary_cross_entropy model (footwear or not) must reach an AUC, with
+ * the AUC and log-loss columns, and predict must agree with it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,11 @@
 #include <cjson/cJSON.h>
 
 #include "common/config/config.h"
+#include "common/data/idx.h"
 #include "common/util/fsutil.h"
+#include "export/predict.h"
+#include "export/trained.h"
+#include "trainer/report.h"
 #include "trainer/train.h"
 #include "tests.h"
 
@@ -184,12 +190,117 @@ static void test_max_steps_sgd(void)
     free(p);
 }
 
+/* A binary job: Fashion-MNIST labelled 1 for footwear (sandal 5, sneaker
+ * 7, ankle boot 9), else 0; one logit, the logistic activation fused. The
+ * label files are written by tests_footwear_labels; %s: their folder. */
+static const char *BINARY_CFG =
+    "name = \"t_binary\";\n"
+    "data = { limit = 3000; validation = 500; test_limit = 1000;\n"
+    "  train_labels = \"%s/bin-train-labels\"; test_labels = \"%s/bin-test-labels\"; };\n"
+    "model = { input = [1, 28, 28]; loss = \"binary_cross_entropy\";\n"
+    "  layers = ( { type = \"flatten\"; },\n"
+    "             { type = \"dense\"; units = 16; activation = \"relu\"; },\n"
+    "             { type = \"dense\"; units = 1; activation = \"sigmoid\"; } ); };\n"
+    "optimizer = { name = \"adam\"; };\n"
+    "train = { epochs = 2; batch = 32; seed = 3; log_every = 1000; };\n";
+
+int tests_footwear_labels(const char *src, const char *name)
+{
+    char in[1024], out[1024];
+    snprintf(in, sizeof in, "%s/%s", tests_data_dir(), src);
+    snprintf(out, sizeof out, "%s/%s", tests_tmp_dir(), name);
+    err_t err;
+    idx_t *l = idx_load(in, 0, 0, &err);
+    if (!l) {
+        fprintf(stderr, "\n  %s\n", err.msg);
+        return -1;
+    }
+    const size_t n = l->count;
+    uint8_t *buf = malloc(8 + n);
+    int rc = -1;
+    if (buf) {
+        const uint8_t head[8] = {0, 0, 0x08, 0x01, (uint8_t)(n >> 24), (uint8_t)(n >> 16),
+                                 (uint8_t)(n >> 8), (uint8_t)n};
+        memcpy(buf, head, 8);
+        for (size_t i = 0; i < n; i++)
+            buf[8 + i] = l->data[i] == 5 || l->data[i] == 7 || l->data[i] == 9;
+        rc = fs_write_atomic(out, buf, 8 + n, &err);
+    }
+    free(buf);
+    idx_destroy(&l);
+    return rc;
+}
+
+/* The AUC of a tiny network on footwear-or-not rises well above chance;
+ * metrics.csv has the binary columns, summary.json the AUC, the log loss is
+ * the loss; predict's count right (p >= 0.5) is the run's test accuracy. */
+static void test_binary_auc(void)
+{
+    CU_ASSERT_FATAL(tests_footwear_labels("train-labels-idx1-ubyte.gz", "bin-train-labels") == 0);
+    CU_ASSERT_FATAL(tests_footwear_labels("t10k-labels-idx1-ubyte.gz", "bin-test-labels") == 0);
+    char text[2048];
+    snprintf(text, sizeof text, BINARY_CFG, tests_tmp_dir(), tests_tmp_dir());
+    train_result_t r;
+    float *p;
+    size_t n;
+    CU_ASSERT_FATAL(run(text, "binary.cfg", "run_binary", &r, &p, &n, NULL, 0) == 0);
+    free(p);
+    CU_ASSERT(r.binary);
+    CU_ASSERT(r.test_auc > 0.97 && r.test_auc <= 1.0);
+    CU_ASSERT(r.val_auc > 0.97 && r.val_auc <= 1.0);
+    CU_ASSERT(r.test_logloss == r.test_loss && r.test_loss < 0.25);
+    CU_ASSERT(r.test_acc > 0.9);
+
+    char f[1200];
+    err_t err;
+    size_t len;
+    snprintf(f, sizeof f, "%s/run_binary/metrics.csv", tests_tmp_dir());
+    char *csv = fs_read_all(f, &len, &err);
+    CU_ASSERT_FATAL(csv != NULL);
+    CU_ASSERT(strncmp(csv, "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,"
+                           "test_accuracy,wall_s,samples_per_s,val_auc,val_logloss,test_auc,"
+                           "test_logloss\n1,79,", 140) == 0);
+    free(csv);
+    /* a resumed run reads the binary columns back */
+    epoch_row_t rows[2];
+    snprintf(f, sizeof f, "%s/run_binary", tests_tmp_dir());
+    CU_ASSERT_EQUAL_FATAL(report_read_metrics(f, rows, 2, 2), 2);
+    CU_ASSERT(rows[1].binary && fabs(rows[1].test_auc - r.test_auc) < 1e-6);
+    CU_ASSERT(fabs(rows[1].val_logloss - r.val_loss) < 1e-6);
+    snprintf(f, sizeof f, "%s/run_binary/summary.json", tests_tmp_dir());
+    char *js = fs_read_all(f, &len, &err);
+    CU_ASSERT_FATAL(js != NULL);
+    cJSON *o = cJSON_Parse(js);
+    free(js);
+    CU_ASSERT_FATAL(o != NULL);
+    CU_ASSERT(same_num(json_num(o, "test_auc"), r.test_auc));
+    CU_ASSERT(same_num(json_num(o, "val_auc"), r.val_auc));
+    CU_ASSERT(same_num(json_num(o, "test_logloss"), r.test_logloss));
+    cJSON_Delete(o);
+    struct stat st;
+    snprintf(f, sizeof f, "%s/run_binary/curves.png", tests_tmp_dir());
+    CU_ASSERT(stat(f, &st) == 0 && st.st_size > 1000);
+
+    /* predict classifies the test set as the evaluation did */
+    snprintf(f, sizeof f, "%s/run_binary/model.ckpt", tests_tmp_dir());
+    trained_t *t = trained_open(f, 0, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    predict_result_t res;
+    CU_ASSERT_FATAL(predict_run(t, t->cfg->data.test_images, t->cfg->data.test_labels, 1000, NULL,
+                                NULL, &res, &err) == 0);
+    CU_ASSERT(res.classes == 2 && res.n == 1000);
+    CU_ASSERT(res.correct == lround(r.test_acc * 1000));
+    predict_result_free(&res);
+    trained_destroy(&t);
+}
+
 int test_train_register(void)
 {
     CU_pSuite s = CU_add_suite("train", NULL, NULL);
     if (!s || !CU_add_test(s, "cnn_learns", test_cnn_learns) ||
         !CU_add_test(s, "lstm_learns", test_lstm_learns) ||
-        !CU_add_test(s, "max_steps_sgd", test_max_steps_sgd))
+        !CU_add_test(s, "max_steps_sgd", test_max_steps_sgd) ||
+        !CU_add_test(s, "binary_auc", test_binary_auc))
         return -1;
     return 0;
 }

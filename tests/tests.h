@@ -33,6 +33,7 @@ int test_registry_register(void);
 int test_ctr_register(void);
 int test_sparse_register(void);
 int test_rows_register(void);
+int test_auc_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */
@@ -41,5 +42,9 @@ const char *tests_fixture_dir(void);
 const char *tests_data_dir(void);
 /* A fresh temporary directory for this test run (removed at exit). */
 const char *tests_tmp_dir(void);
+/* Writes tests_tmp_dir()/NAME, an IDX label file of the Fashion-MNIST
+ * label file SRC (in tests_data_dir()) mapped to 1 for footwear (sandal,
+ * sneaker, ankle boot) and 0 for the rest: a binary task. Returns 0, or -1. */
+int tests_footwear_labels(const char *src, const char *name);
 
 #endif

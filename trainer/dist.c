@@ -66,20 +66,47 @@ int dist_checkpoint_job(dist_t *j, long step, err_t *err)
                                    j->d->n_servers, err);
 }
 
-/* Evaluates this trainer's share of ds with the parameters just pulled and
- * sums over trainers. Returns 0, or -1 with err. */
-static int eval_shared(dist_t *j, const dataset_t *ds, double *loss, double *acc, err_t *err)
+/* A binary model's evaluation in a distributed job: every trainer runs the
+ * WHOLE set, so that each has every score and the same exact AUC (and loss
+ * and accuracy, summed in the order one process sums them) without moving
+ * scores between trainers: the channel the evaluation's sums travel on
+ * (client_reduce, a BARRIER at server 0) adds up at most CLIENT_REDUCE_MAX
+ * values, and the AUC cannot be added up from per-trainer figures. The
+ * price is the evaluation's compute on every trainer instead of a share.
+ * Returns 0, or -1 with err. */
+static int eval_whole(dist_t *j, const dataset_t *ds, double *loss, double *acc, double *auc,
+                      err_t *err)
 {
+    double sum = 0;
+    long right = 0;
+    auc_clear(j->ep.auc);
+    if (epoch_evaluate(&j->ep, ds, 0, ds->n, &sum, &right, j->ep.auc, err) != 0)
+        return -1;
+    *loss = sum / (double)ds->n;
+    *acc = (double)right / (double)ds->n;
+    *auc = auc_value(j->ep.auc);
+    return 0;
+}
+
+/* Evaluates this trainer's share of ds with the parameters just pulled and
+ * sums over trainers (a binary model: eval_whole). Returns 0, or -1 with err. */
+static int eval_shared(dist_t *j, const dataset_t *ds, double *loss, double *acc, double *auc,
+                       err_t *err)
+{
+    *auc = NAN;
     if (!ds || ds->n == 0) {
         *loss = *acc = NAN;
         return 0;
     }
+    if (j->ep.auc)
+        return eval_whole(j, ds, loss, acc, auc, err);
     const dist_opts_t *d = j->d;
     size_t lo, hi;
     data_batch_slice(ds->n, ds->n, 0, d->trainer, d->n_trainers, &lo, &hi);
     double v[3] = {0, 0, 1}; /* loss sum, right, trainers that took part */
     long right = 0;
-    epoch_evaluate(&j->ep, ds, lo, hi, &v[0], &right);
+    if (epoch_evaluate(&j->ep, ds, lo, hi, &v[0], &right, NULL, err) != 0)
+        return -1;
     v[1] = (double)right;
     if (client_reduce(j->ps, v, 3, err) != 0)
         return -1;
@@ -89,7 +116,8 @@ static int eval_shared(dist_t *j, const dataset_t *ds, double *loss, double *acc
          * may have to report: trainer 0 may be the one lost) */
         v[0] = 0;
         right = 0;
-        epoch_evaluate(&j->ep, ds, 0, ds->n, &v[0], &right);
+        if (epoch_evaluate(&j->ep, ds, 0, ds->n, &v[0], &right, NULL, err) != 0)
+            return -1;
         v[1] = (double)right;
     }
     *loss = v[0] / (double)ds->n;
@@ -168,9 +196,9 @@ static epoch_end_t dist_end_epoch(epoch_t *e, long step, double sums[3], err_t *
 }
 
 static epoch_end_t dist_evaluate(epoch_t *e, const dataset_t *ds, double *loss, double *acc,
-                                 err_t *err)
+                                 double *auc, err_t *err)
 {
-    return eval_shared(e->ctx, ds, loss, acc, err) == 0 ? EPOCH_GO : EPOCH_HALT;
+    return eval_shared(e->ctx, ds, loss, acc, auc, err) == 0 ? EPOCH_GO : EPOCH_HALT;
 }
 
 static const epoch_backend_t DIST = {

@@ -2,6 +2,7 @@
  * training (see epoch.h). */
 #include "trainer/epoch.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,19 +24,23 @@ int epoch_setup(epoch_t *e, err_t *err)
     const int threads = cfg->train.threads != CFG_AUTO ? cfg->train.threads : cpus_available();
     if (!(e->team = team_new(e->m, threads, model_max_batch(e->m), err)))
         return -1;
+    if (model_loss(e->m)->single_output && !(e->auc = auc_new(err)))
+        return -1;
     e->step = e->step0;
     return 0;
 }
 
-void epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, double *loss_sum,
-                    long *right)
+int epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, double *loss_sum,
+                   long *right, auc_t *auc, err_t *err)
 {
-    evaluate_range(e->team, model_max_batch(e->m), e->params, ds, begin, end, loss_sum, right);
+    return evaluate_range(e->team, model_max_batch(e->m), e->params, ds, begin, end, loss_sum,
+                          right, auc, err);
 }
 
 void epoch_free(epoch_t *e)
 {
     team_destroy(&e->team);
+    auc_destroy(&e->auc);
     free(e->xb);
     free(e->yb);
     free(e->perm);
@@ -133,9 +138,18 @@ static epoch_end_t end_epoch(epoch_t *e, int epoch, double sums[3], long ep_glob
     row->train_loss = sums[0] / sums[2];
     row->train_acc = sums[1] / sums[2];
     row->samples_per_s = ep_global / (ep_train_s > 0 ? ep_train_s : 1e-9);
-    if ((r = e->be->evaluate(e, e->data->val, &row->val_loss, &row->val_acc, err)) != EPOCH_GO ||
-        (r = e->be->evaluate(e, e->data->test, &row->test_loss, &row->test_acc, err)) != EPOCH_GO)
+    if ((r = e->be->evaluate(e, e->data->val, &row->val_loss, &row->val_acc, &row->val_auc,
+                             err)) != EPOCH_GO ||
+        (r = e->be->evaluate(e, e->data->test, &row->test_loss, &row->test_acc, &row->test_auc,
+                             err)) != EPOCH_GO)
         return r;
+    /* a binary model's log loss is its loss (the mean binary cross-entropy of
+     * the logits, exact where the probability rounds to 0 or 1) */
+    row->binary = e->auc != NULL;
+    row->val_logloss = row->binary ? row->val_loss : NAN;
+    row->test_logloss = row->binary ? row->test_loss : NAN;
+    if (!row->binary)
+        row->val_auc = row->test_auc = NAN;
     row->wall_s = progress_now() - e->t0;
     e->epochs_done++;
     if (!e->lead)

@@ -20,6 +20,7 @@
 #include "common/nn/model.h"
 #include "common/nn/team.h"
 #include "common/util/err.h"
+#include "trainer/auc.h"
 #include "trainer/jobdata.h"
 #include "trainer/report.h"
 #include "trainer/train.h"
@@ -47,9 +48,11 @@ typedef struct {
     /* The end of an epoch after `step` steps: sums (loss, right, samples of
      * this trainer) become the job's, and e->params the model to evaluate. */
     epoch_end_t (*end_epoch)(epoch_t *e, long step, double sums[3], err_t *err);
-    /* The loss and accuracy of e->params on ds (NAN for an empty set). */
+    /* The loss and accuracy of e->params on ds (NAN for an empty set); for
+     * a binary model (e->auc not NULL) also the exact AUC of the whole set
+     * into *auc (NAN: an empty set, or one class only). */
     epoch_end_t (*evaluate)(epoch_t *e, const dataset_t *ds, double *loss, double *acc,
-                            err_t *err);
+                            double *auc, err_t *err);
 } epoch_backend_t;
 
 struct epoch_t {
@@ -73,6 +76,8 @@ struct epoch_t {
     int epochs_done;
     float *xb;                 /* this trainer's slice of a batch: inputs ... */
     int32_t *yb;               /* ... and labels */
+    auc_t *auc;                /* a binary model's (one output, binary_cross_entropy):
+                                  the scores of the set being evaluated; else NULL */
     uint32_t *perm;            /* the epoch's data order */
 
     /* kept by epoch_run */
@@ -95,9 +100,11 @@ int epoch_setup(epoch_t *e, err_t *err);
 epoch_end_t epoch_run(epoch_t *e, err_t *err);
 
 /* The loss and accuracy of e->params on samples [begin, end) of ds, in
- * evaluation batches, with the team: sums added to *loss_sum and *right. */
-void epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, double *loss_sum,
-                    long *right);
+ * evaluation batches, with the team: sums added to *loss_sum and *right;
+ * auc (may be NULL) gets the samples' probabilities and labels. Returns 0,
+ * or -1 with err (out of memory for the scores). */
+int epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, double *loss_sum,
+                   long *right, auc_t *auc, err_t *err);
 
 /* Frees what epoch_setup allocated (not the caller's buffers). */
 void epoch_free(epoch_t *e);

@@ -99,19 +99,25 @@ static epoch_end_t local_end_epoch(epoch_t *e, long step, double sums[3], err_t 
     return EPOCH_GO;
 }
 
+/* The whole set here; a binary model's AUC from all its scores. */
 static epoch_end_t local_evaluate(epoch_t *e, const dataset_t *ds, double *loss, double *acc,
-                                  err_t *err)
+                                  double *auc, err_t *err)
 {
-    (void)err;
+    *auc = NAN;
     if (!ds || ds->n == 0) {
         *loss = *acc = NAN;
         return EPOCH_GO;
     }
     double sum = 0;
     long right = 0;
-    epoch_evaluate(e, ds, 0, ds->n, &sum, &right);
+    if (e->auc)
+        auc_clear(e->auc);
+    if (epoch_evaluate(e, ds, 0, ds->n, &sum, &right, e->auc, err) != 0)
+        return EPOCH_FAILED;
     *loss = sum / (double)ds->n;
     *acc = (double)right / (double)ds->n;
+    if (e->auc)
+        *auc = auc_value(e->auc);
     return EPOCH_GO;
 }
 

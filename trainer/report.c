@@ -35,7 +35,8 @@ int report_write_metrics(const char *dir, const epoch_row_t *rows, int n, err_t 
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return err_set(err, "%s: out of memory", path);
-    fprintf(f, "%s\n", METRICS_HEADER);
+    const int binary = n > 0 && rows[0].binary;
+    fprintf(f, "%s%s\n", METRICS_HEADER, binary ? METRICS_BINARY_COLUMNS : "");
     for (int i = 0; i < n; i++) {
         const epoch_row_t *r = &rows[i];
         fprintf(f, "%d,%ld", r->epoch, r->step);
@@ -47,6 +48,12 @@ int report_write_metrics(const char *dir, const epoch_row_t *rows, int n, err_t 
         csv_num(f, r->test_acc, "%.6f");
         csv_num(f, r->wall_s, "%.3f");
         csv_num(f, r->samples_per_s, "%.1f");
+        if (binary) {
+            csv_num(f, r->val_auc, "%.6f");
+            csv_num(f, r->val_logloss, "%.6f");
+            csv_num(f, r->test_auc, "%.6f");
+            csv_num(f, r->test_logloss, "%.6f");
+        }
         fputc('\n', f);
     }
     if (fclose(f) != 0) {
@@ -82,6 +89,9 @@ int report_read_metrics(const char *dir, epoch_row_t *rows, int max, int upto_ep
     if (!text)
         return 0;
     int n = 0;
+    const size_t hlen = strlen(METRICS_HEADER METRICS_BINARY_COLUMNS);
+    const int binary = strncmp(text, METRICS_HEADER METRICS_BINARY_COLUMNS, hlen) == 0 &&
+                       (text[hlen] == '\n' || text[hlen] == '\r');
     const char *line = strchr(text, '\n'); /* after the header */
     while (line && *++line && n < max) {
         const char *p = line;
@@ -96,6 +106,14 @@ int report_read_metrics(const char *dir, epoch_row_t *rows, int max, int upto_ep
         r.test_acc = csv_cell(&p);
         r.wall_s = csv_cell(&p);
         r.samples_per_s = csv_cell(&p);
+        r.binary = binary;
+        r.val_auc = r.val_logloss = r.test_auc = r.test_logloss = NAN;
+        if (binary) {
+            r.val_auc = csv_cell(&p);
+            r.val_logloss = csv_cell(&p);
+            r.test_auc = csv_cell(&p);
+            r.test_logloss = csv_cell(&p);
+        }
         /* only whole epochs 1, 2, ... in order, as this run would have written them */
         if (r.epoch != n + 1 || r.epoch > upto_epoch)
             break;
@@ -126,6 +144,12 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
     cJSON_AddItemToObject(o, "val_loss", num_or_null(s->val_loss));
     cJSON_AddItemToObject(o, "train_accuracy", num_or_null(s->train_accuracy));
     cJSON_AddItemToObject(o, "train_loss", num_or_null(s->train_loss));
+    if (s->binary) {
+        cJSON_AddItemToObject(o, "test_auc", num_or_null(s->test_auc));
+        cJSON_AddItemToObject(o, "test_logloss", num_or_null(s->test_logloss));
+        cJSON_AddItemToObject(o, "val_auc", num_or_null(s->val_auc));
+        cJSON_AddItemToObject(o, "val_logloss", num_or_null(s->val_logloss));
+    }
     cJSON_AddNumberToObject(o, "epochs", s->epochs);
     cJSON_AddNumberToObject(o, "steps", (double)s->steps);
     cJSON_AddNumberToObject(o, "samples", (double)s->samples);
@@ -184,6 +208,46 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
     return rc;
 }
 
+/* The gnuplot script that draws csv (epochs rows) into png: loss and
+ * accuracy, and for a binary model's file (binary) the AUC, each of train
+ * (not for the AUC), validation (has_val) and test, in the same colours in
+ * every panel. Returns 0, or -1 when the paths make it longer than len. */
+static int plot_script(char *script, size_t len, const char *png, const char *dir,
+                       const char *csv, int epochs, int has_val, int binary)
+{
+    /* columns: 1 epoch 3 train_loss 4 train_acc 5 val_loss 6 val_acc 7 test_loss 8 test_acc,
+     * binary: 11 val_auc 13 test_auc */
+    const char *val_loss = has_val ? "'' using 1:5 with linespoints title 'validation', " : "";
+    const char *val_acc = has_val ? "'' using 1:6 with linespoints title 'validation', " : "";
+    char auc[4096 + 256] = ""; /* csv is a path of up to 4096 bytes */
+    if (binary &&
+        snprintf(auc, sizeof auc,
+                 "set title 'ROC AUC'\nset key bottom right\n"
+                 "plot \"%s\" using 1:13 with linespoints lt 3 title 'test'%s\n", csv,
+                 has_val ? ", '' using 1:11 with linespoints lt 2 title 'validation'" : "") >=
+            (int)sizeof auc)
+        return -1;
+    int n = snprintf(script, len,
+                 "set terminal pngcairo size %d,450 noenhanced font ',10'\n"
+                 "set output \"%s\"\n"
+                 "set datafile separator ','\n"
+                 "set datafile missing ''\n"
+                 "set key autotitle columnhead\n"
+                 "set multiplot layout 1,%d title \"%s\"\n"
+                 "set xlabel 'epoch'\nset grid\nset xtics 1\nset xrange [0.5:%d.5]\n"
+                 "set title 'loss'\n"
+                 "plot \"%s\" using 1:3 with linespoints title 'train', %s"
+                 "'' using 1:7 with linespoints title 'test'\n"
+                 "set title 'accuracy'\nset key bottom right\n"
+                 "plot \"%s\" using 1:4 with linespoints title 'train', %s"
+                 "'' using 1:8 with linespoints title 'test'\n"
+                 "%s"
+                 "unset multiplot\n",
+                 binary ? 1500 : 1100, png, binary ? 3 : 2, dir, epochs, csv, val_loss, csv, val_acc,
+                 auc);
+    return n >= 0 && (size_t)n < len ? 0 : -1;
+}
+
 int report_plot(const char *dir, err_t *err)
 {
     char csv[4096], png[4096], tmp[4096], script[16384];
@@ -195,6 +259,8 @@ int report_plot(const char *dir, err_t *err)
     if (!data)
         return -1;
     int ok = strncmp(data, METRICS_HEADER, strlen(METRICS_HEADER)) == 0;
+    const size_t blen = strlen(METRICS_HEADER METRICS_BINARY_COLUMNS);
+    const int binary = strncmp(data, METRICS_HEADER METRICS_BINARY_COLUMNS, blen) == 0;
     int rows = 0;
     for (char *p = data; *p; p++)
         rows += *p == '\n';
@@ -218,26 +284,8 @@ int report_plot(const char *dir, err_t *err)
     for (const char *p = dir; *p; p++)
         if (*p == '"' || *p == '\\')
             return err_set(err, "%s: cannot plot a folder whose name holds quotes", dir);
-    /* columns: 1 epoch 3 train_loss 4 train_acc 5 val_loss 6 val_acc 7 test_loss 8 test_acc */
-    const int epochs = rows - 1;
-    const char *val_loss = has_val ? "'' using 1:5 with linespoints title 'validation', " : "";
-    const char *val_acc = has_val ? "'' using 1:6 with linespoints title 'validation', " : "";
-    snprintf(script, sizeof script,
-             "set terminal pngcairo size 1100,450 noenhanced font ',10'\n"
-             "set output \"%s\"\n"
-             "set datafile separator ','\n"
-             "set datafile missing ''\n"
-             "set key autotitle columnhead\n"
-             "set multiplot layout 1,2 title \"%s\"\n"
-             "set xlabel 'epoch'\nset grid\nset xtics 1\nset xrange [0.5:%d.5]\n"
-             "set title 'loss'\n"
-             "plot \"%s\" using 1:3 with linespoints title 'train', %s"
-             "'' using 1:7 with linespoints title 'test'\n"
-             "set title 'accuracy'\nset key bottom right\n"
-             "plot \"%s\" using 1:4 with linespoints title 'train', %s"
-             "'' using 1:8 with linespoints title 'test'\n"
-             "unset multiplot\n",
-             tmp, dir, epochs, csv, val_loss, csv, val_acc);
+    if (plot_script(script, sizeof script, tmp, dir, csv, rows - 1, has_val, binary) != 0)
+        return err_set(err, "%s: the folder's name is too long to plot", dir);
     char spath[4096];
     snprintf(spath, sizeof spath, "%s/.curves.gp.%ld", dir, (long)getpid());
     FILE *f = fopen(spath, "w");

@@ -15,6 +15,13 @@ typedef struct {
     double test_loss, test_acc;
     double wall_s;                 /* since the start of the run */
     double samples_per_s;          /* training samples/s of this epoch's steps */
+    /* A one-output binary_cross_entropy model (binary = 1): the exact ROC
+     * AUC and the log loss (the mean binary cross-entropy, = its loss) of
+     * the validation and test sets, NaN when there is no such set or the
+     * AUC is undefined (one class only). metrics.csv has their columns
+     * only for such a model. */
+    int binary;
+    double val_auc, val_logloss, test_auc, test_logloss;
 } epoch_row_t;
 
 typedef struct {
@@ -24,6 +31,8 @@ typedef struct {
     size_t params;
     double test_accuracy, test_loss, val_accuracy, val_loss, train_loss, train_accuracy;
     double wall_s, train_s, samples_per_s;
+    int binary;                    /* 1: the four below go into summary.json */
+    double test_auc, test_logloss, val_auc, val_logloss;
     long samples;
     int threads, batch;            /* threads: a trainer's worker threads */
     int whole_layers;              /* layers that ran over the whole batch on OpenBLAS's threads */
@@ -40,7 +49,12 @@ typedef struct {
 #define METRICS_HEADER \
     "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,wall_s,samples_per_s"
 
-/* (Re)writes DIR/metrics.csv with rows[0..n) atomically. Returns 0 or -1. */
+/* The columns a binary model's metrics.csv adds after METRICS_HEADER's. */
+#define METRICS_BINARY_COLUMNS ",val_auc,val_logloss,test_auc,test_logloss"
+
+/* (Re)writes DIR/metrics.csv with rows[0..n) atomically: METRICS_HEADER's
+ * columns, and METRICS_BINARY_COLUMNS too when the rows are a binary
+ * model's (rows[0].binary). Returns 0 or -1. */
 int report_write_metrics(const char *dir, const epoch_row_t *rows, int n, err_t *err);
 
 /* Reads back the rows of DIR/metrics.csv for epochs 1..upto_epoch (at most
@@ -53,7 +67,8 @@ int report_read_metrics(const char *dir, epoch_row_t *rows, int max, int upto_ep
 int report_write_summary(const char *dir, const run_summary_t *s, err_t *err);
 
 /* Draws DIR/curves.png from DIR/metrics.csv with gnuplot (loss and accuracy
- * per epoch for train, validation and test). Returns 0, or -1 with err when
+ * per epoch for train, validation and test; and the AUC of validation and
+ * test when the file has a binary model's columns). Returns 0, or -1 with err when
  * metrics.csv is missing or malformed or gnuplot is missing or fails. */
 int report_plot(const char *dir, err_t *err);
 

@@ -77,7 +77,7 @@ int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t 
     *m = model_new(cfg, max_batch, err);
     if (!*m)
         return -1;
-    if (job_data_load(data, cfg, model_input_size(*m), model_output_size(*m), err) != 0) {
+    if (job_data_load(data, cfg, model_input_size(*m), model_n_classes(*m), err) != 0) {
         model_destroy(m);
         return -1;
     }
@@ -93,6 +93,8 @@ void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_o
         .test_accuracy = res->test_acc, .test_loss = res->test_loss,
         .val_accuracy = res->val_acc, .val_loss = res->val_loss,
         .train_loss = res->train_loss, .train_accuracy = res->train_acc,
+        .binary = res->binary, .test_auc = res->test_auc, .test_logloss = res->test_logloss,
+        .val_auc = res->val_auc, .val_logloss = res->val_logloss,
         .wall_s = res->wall_s, .train_s = res->train_s, .samples_per_s = res->samples_per_s,
         .samples = samples, .threads = cfg->train.threads, .batch = cfg->train.batch,
         .mode = mode,
@@ -230,6 +232,11 @@ void train_result_fill(train_result_t *res, const epoch_row_t *rows, int n, long
     res->val_acc = last->val_acc;
     res->test_loss = last->test_loss;
     res->test_acc = last->test_acc;
+    res->binary = last->binary;
+    res->val_auc = last->binary ? last->val_auc : NAN;
+    res->val_logloss = last->binary ? last->val_logloss : NAN;
+    res->test_auc = last->binary ? last->test_auc : NAN;
+    res->test_logloss = last->binary ? last->test_logloss : NAN;
     res->wall_s = wall_s;
     res->train_s = train_s;
     res->samples_per_s = samples / (train_s > 0 ? train_s : 1e-9);
@@ -250,12 +257,17 @@ int train_resume_begin(const train_opts_t *opts, const char *prefix, long step0,
 void train_log_epoch(const train_opts_t *o, const char *prefix, const epoch_row_t *r, int epochs,
                      int has_val, double seconds)
 {
-    char val[64] = "";
+    char val[96] = "", val_auc[32] = "", test_auc[32] = "";
+    if (r->binary) { /* its log loss is the loss shown */
+        snprintf(val_auc, sizeof val_auc, " auc %.4f", r->val_auc);
+        snprintf(test_auc, sizeof test_auc, " auc %.4f", r->test_auc);
+    }
     if (has_val)
-        snprintf(val, sizeof val, " | val loss %.4f acc %.2f%%", r->val_loss, 100 * r->val_acc);
+        snprintf(val, sizeof val, " | val loss %.4f acc %.2f%%%s", r->val_loss, 100 * r->val_acc,
+                 val_auc);
     train_logf(o, 0,
-               "%sepoch %d/%d done: train loss %.4f acc %.2f%%%s | test loss %.4f acc %.2f%% | "
+               "%sepoch %d/%d done: train loss %.4f acc %.2f%%%s | test loss %.4f acc %.2f%%%s | "
                "%.0f samples/s, %.1f s",
                prefix, r->epoch, epochs, r->train_loss, 100 * r->train_acc, val, r->test_loss,
-               100 * r->test_acc, r->samples_per_s, seconds);
+               100 * r->test_acc, test_auc, r->samples_per_s, seconds);
 }

@@ -48,6 +48,8 @@ typedef struct {
     long steps;
     size_t params;
     double train_loss, train_acc, val_loss, val_acc, test_loss, test_acc;
+    int binary;               /* a binary_cross_entropy model: the four below are set */
+    double val_auc, val_logloss, test_auc, test_logloss;
     double wall_s, train_s, samples_per_s;
     char plot_error[ERR_LEN]; /* non-empty when curves.png could not be drawn */
 } train_result_t;

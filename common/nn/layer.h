@@ -55,6 +55,9 @@ struct act_kind_t {
                               so a max pool after it may run before it */
     int row_normalising;   /* normalises each row to a distribution: a loss that
                               declares so applies it itself (fused) */
+    int binary_probability; /* maps each value, a logit, to the probability of label 1
+                              (the logistic function): a single-output loss that
+                              declares so applies it itself (fused) */
     /* y = act(x) over n values, rows of n_cols; x and y may alias. */
     void (*forward)(float *y, const float *x, size_t n, int n_cols);
     /* dx = dy * act'(x), from the forward's output y; dx and dy may alias. */

@@ -38,9 +38,28 @@ static int layer_build(model_t *m, int li, const job_config_t *cfg, shape_t *in,
     return 0;
 }
 
-/* Checks that the last layer gives a flat vector of at least 2 classes, and
- * lets a loss that applies the final row-normalising activation itself
- * take it out of the model. Returns 0 or -1 with err. */
+/* Checks the number of outputs of the last layer against the loss: one per
+ * class and at least 2, or exactly 1 for a single-output loss (the logit of
+ * label 1). Returns 0, or -1 with err "FILE:LINE: what". */
+static int output_count_check(const model_t *m, const job_config_t *cfg, int line, err_t *err)
+{
+    if (m->loss->single_output && m->n_out != 1)
+        return err_set(err, "%s:%d: the last layer has %d outputs; model.loss %s needs exactly 1 "
+                       "(the logit of label 1)", cfg->source, line, m->n_out, m->loss->name);
+    const char *one = NULL; /* a registered loss for one output, for the message */
+    for (int i = 0; !one && loss_at(i); i++)
+        one = loss_at(i)->single_output ? loss_at(i)->name : NULL;
+    if (!m->loss->single_output && m->n_out < 2)
+        return err_set(err, "%s:%d: the last layer has %d output(s); a classifier needs at least "
+                       "2 (one per class)%s%s%s", cfg->source, line, m->n_out,
+                       one ? ", or model.loss = \"" : "", one ? one : "", one ? "\" for 1" : "");
+    return 0;
+}
+
+/* Checks that the last layer gives a flat vector of outputs that fits the
+ * loss, and lets a loss that applies the final activation itself (the
+ * row-normalising one, or the binary-probability one) take it out of the
+ * model. Returns 0 or -1 with err. */
 static int output_plan(model_t *m, const job_config_t *cfg, err_t *err)
 {
     const layer_t *last = &m->layers[m->n_layers - 1];
@@ -49,20 +68,27 @@ static int output_plan(model_t *m, const job_config_t *cfg, err_t *err)
     if (last->out.rank != 1)
         return err_set(err, "%s:%d: the last layer's output %s is not a flat class vector",
                        cfg->source, line, shape_str(shp, sizeof shp, &last->out));
-    m->n_classes = last->out.dim[0];
-    if (m->n_classes < 2)
-        return err_set(err, "%s:%d: the last layer has %d output(s); a classifier needs at least 2",
-                       cfg->source, line, m->n_classes);
+    m->n_out = last->out.dim[0];
     if (!m->loss)
         return err_set(err, "%s: model.loss: no loss given", cfg->source);
-    if (!m->loss->fuses_row_normalising)
+    if (output_count_check(m, cfg, line, err) != 0)
+        return -1;
+    const char *what = NULL;
+    if (m->loss->fuses_row_normalising) {
+        m->out_act = act_row_normalising();
+        what = "row-normalising";
+    } else if (m->loss->fuses_binary_probability) {
+        m->out_act = act_binary_probability();
+        what = "binary-probability";
+    }
+    if (!what)
         return 0;
     /* The loss applies the activation itself (fused, exact gradient): a
      * final one, standalone or fused into the last layer, moves into the
      * loss. Without one the outputs are read as logits (Keras's from_logits). */
-    if (!(m->out_act = act_row_normalising()))
-        return err_set(err, "%s: model.loss %s needs a row-normalising activation, and none is "
-                       "registered", cfg->source, m->loss->name);
+    if (!m->out_act)
+        return err_set(err, "%s: model.loss %s needs a %s activation, and none is registered",
+                       cfg->source, m->loss->name, what);
     if (last->kind->act == m->out_act)
         m->n_layers--;
     else if (last->act == m->out_act)
@@ -152,7 +178,8 @@ void model_destroy(model_t **self_p)
 const param_table_t *model_params(const model_t *m) { return &m->params; }
 size_t model_n_params(const model_t *m) { return m->params.n_params; }
 int model_input_size(const model_t *m) { return m->input_size; }
-int model_output_size(const model_t *m) { return m->n_classes; }
+int model_output_size(const model_t *m) { return m->n_out; }
+int model_n_classes(const model_t *m) { return loss_n_classes(m->loss, m->n_out); }
 int model_max_batch(const model_t *m) { return m->max_batch; }
 int model_n_layers(const model_t *m) { return m->n_layers; }
 const layer_t *model_layer(const model_t *m, int i) { return &m->layers[i]; }
@@ -208,8 +235,8 @@ static model_ws_t *ws_new(const model_t *m, int max_batch, int view, err_t *err)
         if (ws_alloc_op(w, i) != 0)
             goto err;
     if (!view) {
-        w->probs = alloc_floats((size_t)max_batch * m->n_classes);
-        w->dlogits = alloc_floats((size_t)max_batch * m->n_classes);
+        w->probs = alloc_floats((size_t)max_batch * m->n_out);
+        w->dlogits = alloc_floats((size_t)max_batch * m->n_out);
         if (!w->probs || !w->dlogits)
             goto err;
     }
@@ -238,8 +265,8 @@ void model_ws_view_at(model_ws_t *v, const model_ws_t *big, int row0)
         v->out[i] = big->out[i] + off;
         v->dout[i] = big->dout[i] + off;
     }
-    v->probs = big->probs + (size_t)row0 * m->n_classes;
-    v->dlogits = big->dlogits + (size_t)row0 * m->n_classes;
+    v->probs = big->probs + (size_t)row0 * m->n_out;
+    v->dlogits = big->dlogits + (size_t)row0 * m->n_out;
 }
 
 void model_ws_destroy(model_ws_t **self_p)
@@ -407,13 +434,13 @@ double model_ws_loss(model_ws_t *w, const float *out, const int32_t *y, int B, f
                      float *dout, int *correct)
 {
     const model_t *m = w->m;
-    return m->loss->eval(m->out_act, w->probs, dout, out, y, B, m->n_classes, scale, correct);
+    return m->loss->eval(m->out_act, w->probs, dout, out, y, B, m->n_out, scale, correct);
 }
 
 void model_ws_backward(model_ws_t *w, const model_run_t *run, const float *params, float *grads,
                        const float *x, int B, const float *dout, float *dx)
 {
-    memcpy(w->dlogits, dout, (size_t)B * w->m->n_classes * sizeof(float));
+    memcpy(w->dlogits, dout, (size_t)B * w->m->n_out * sizeof(float));
     backward(w, run, params, grads, x, B, w->dlogits, dx);
 }
 
@@ -447,7 +474,7 @@ const float *model_ws_predict(model_ws_t *w, const float *params, const float *x
     const act_kind_t *act = w->m->out_act;
     if (!act)
         return out;
-    act->forward(w->probs, out, (size_t)B * w->m->n_classes, w->m->n_classes);
+    act->forward(w->probs, out, (size_t)B * w->m->n_out, w->m->n_out);
     return w->probs;
 }
 

@@ -48,7 +48,10 @@ void model_destroy(model_t **self_p);
 const param_table_t *model_params(const model_t *m);
 size_t model_n_params(const model_t *m);
 int model_input_size(const model_t *m);   /* floats per sample */
-int model_output_size(const model_t *m);  /* number of classes */
+int model_output_size(const model_t *m);  /* outputs per sample */
+/* The number of classes (label values): the outputs per sample, or 2 for a
+ * single-output loss (binary_cross_entropy: one logit, labels 0 / 1). */
+int model_n_classes(const model_t *m);
 int model_max_batch(const model_t *m);
 /* The layers of the model (without a final activation the loss applies
  * itself), in config order. */
@@ -81,19 +84,19 @@ void model_ws_set_grad_hook(model_ws_t *w, model_grad_hook_fn fn, void *ctx);
 void model_ws_emit_grad_ranges(model_ws_t *w);
 
 /* Forward over B samples x [B][input_size] (run NULL: evaluation). Returns
- * the model's raw output [B][classes] (before the fused activation), a
+ * the model's raw output [B][outputs] (before the fused activation), a
  * buffer of w valid until its next pass. */
 const float *model_ws_forward(model_ws_t *w, const model_run_t *run, const float *params,
                               const float *x, int B);
 
-/* The loss of the raw output out [B][classes] against labels y: returns the
+/* The loss of the raw output out [B][outputs] against labels y: returns the
  * sum of the B losses; dout (if not NULL) = d(scale * sum)/d out; *correct
  * (if not NULL) += the samples classified right. */
 double model_ws_loss(model_ws_t *w, const float *out, const int32_t *y, int B, float scale,
                      float *dout, int *correct);
 
 /* Backward after model_ws_forward of the same run, params, x and B, from
- * dout [B][classes], the gradient of the raw output (not changed):
+ * dout [B][outputs], the gradient of the raw output (not changed):
  * grads += d/d params; dx (if not NULL) = d/d x [B][input_size]. */
 void model_ws_backward(model_ws_t *w, const model_run_t *run, const float *params, float *grads,
                        const float *x, int B, const float *dout, float *dx);
@@ -114,7 +117,7 @@ double model_ws_eval_batch(model_ws_t *w, const float *params, const float *x, c
                            int B, int *correct);
 
 /* Forward (evaluation) only: returns the model's output probabilities
- * [B][classes] (through model_output_act), a buffer of w valid until its
+ * [B][outputs] (through model_output_act), a buffer of w valid until its
  * next pass. */
 const float *model_ws_predict(model_ws_t *w, const float *params, const float *x, int B);
 

@@ -22,7 +22,7 @@ struct model_t {
     op_t ops[CFG_MAX_LAYERS];
     int layer_op[CFG_MAX_LAYERS]; /* the op whose output is layer i's output, or -1 */
     int max_batch;
-    int input_size, n_classes;
+    int input_size, n_out;
     const loss_kind_t *loss;
     const act_kind_t *out_act;    /* the activation the loss applies (fused), or NULL */
     int first_trainable;          /* first op with parameters: nothing before it needs gradients */

@@ -34,7 +34,8 @@
 /* Losses: LOSS(x) is loss_x of common/nn/x.c. */
 #define LOSSES(LOSS)                                                                               \
     LOSS(cross_entropy)                                                                            \
-    LOSS(mse)
+    LOSS(mse)                                                                                      \
+    LOSS(binary_cross_entropy)
 
 #define DECLARE_LAYER(x) extern const layer_kind_t layer_##x;
 #define DECLARE_ACT(x) extern const act_kind_t act_##x;
@@ -83,6 +84,14 @@ const act_kind_t *act_row_normalising(void)
 {
     for (int i = 0; i < COUNT(ACTS); i++)
         if (ACTS[i]->row_normalising)
+            return ACTS[i];
+    return NULL;
+}
+
+const act_kind_t *act_binary_probability(void)
+{
+    for (int i = 0; i < COUNT(ACTS); i++)
+        if (ACTS[i]->binary_probability)
             return ACTS[i];
     return NULL;
 }

@@ -18,6 +18,9 @@ const act_kind_t *act_find(const char *name);
 const act_kind_t *act_at(int i);
 /* The first registered row-normalising activation, or NULL. */
 const act_kind_t *act_row_normalising(void);
+/* The first registered binary-probability activation (a logit to the
+ * probability of label 1), or NULL. */
+const act_kind_t *act_binary_probability(void);
 
 /* The registered loss called name, or NULL. */
 const loss_kind_t *loss_find(const char *name);

@@ -31,6 +31,7 @@ static const char *sigmoid_emit(onnx_graph_t *g, const char *base, const char *x
 const act_kind_t act_sigmoid = {
     .name = "sigmoid",
     .monotone = 1,
+    .binary_probability = 1,
     .forward = sigmoid_forward,
     .backward = sigmoid_backward,
     .emit = sigmoid_emit,

@@ -365,7 +365,7 @@ static void eval_part(team_t *t, int w)
     if (t->job == JOB_EVAL) {
         t->loss[w] = model_ws_loss(v, out, t->y + lo, B, 1.0f, NULL, &t->correct[w]);
     } else if (t->m->out_act) {
-        const int C = t->m->n_classes;
+        const int C = t->m->n_out;
         t->m->out_act->forward(v->probs, out, (size_t)B * C, C);
     }
 }
@@ -443,6 +443,11 @@ double team_eval_batch(team_t *t, const float *params, const float *x, const int
     t->y = y;
     run_job(t, JOB_EVAL, B);
     return totals(t, correct);
+}
+
+const float *team_eval_probs(const team_t *t)
+{
+    return t->m->out_act ? t->big->probs : NULL;
 }
 
 const float *team_predict(team_t *t, const float *params, const float *x, int B)

@@ -77,6 +77,11 @@ double team_train_step(team_t *t, const model_run_t *run, const float *params, f
 double team_eval_batch(team_t *t, const float *params, const float *x, const int32_t *y, int B,
                        int *correct);
 
+/* After team_eval_batch of B samples: the probabilities [B][outputs] the
+ * loss's fused activation gave (the team's buffer, valid until its next
+ * pass), or NULL for a loss without one (mse). */
+const float *team_eval_probs(const team_t *t);
+
 /* Forward (evaluation) only: the output probabilities [B][classes] (a
  * buffer of the team's, valid until its next pass). */
 const float *team_predict(team_t *t, const float *params, const float *x, int B);
