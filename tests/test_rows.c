@@ -351,6 +351,8 @@ static void test_validation(void)
     uint64_t dup[4] = {1, 2, 3, 2};
     CU_ASSERT_EQUAL(rows_push(s, 3, dup, 4, g, 1, 0.1, &err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "row 2 appears twice"));
+    CU_ASSERT_EQUAL(rows_push(s, 3, ok, 3, g, 0, 0.1, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "step 0"));
     uint64_t many[41];
     for (int i = 0; i < 41; i++)
         many[i] = (uint64_t)i;

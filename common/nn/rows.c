@@ -755,6 +755,8 @@ int rows_push(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, const fl
         return -1;
     if (n && !grads)
         return err_set(err, "push: table %u: no gradients", table);
+    if (step < 1)
+        return err_set(err, "push: table %u: step %ld (steps count from 1)", table, step);
     clock_tick(s);
     const size_t dim = t->cfg.dim;
     size_t need = 0;

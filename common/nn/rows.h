@@ -111,8 +111,8 @@ int rows_pull(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, float *o
  * present is created first when it is admitted (always without admission),
  * else its gradient is dropped (rows_stats_t.dropped). Returns 0, or -1 with
  * err naming the table and the id when the table does not exist, an id is
- * out of its bound or appears twice, n exceeds max_rows, or memory runs out;
- * on error nothing is changed. */
+ * out of its bound or appears twice, n exceeds max_rows, step < 1, or memory
+ * runs out; on error nothing is changed. */
 int rows_push(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, const float *grads,
               long step, double lr, err_t *err);
 
