@@ -892,6 +892,141 @@ static void test_rows_refused(void)
     server_destroy(&s);
 }
 
+
+/* BSP, 1 server, 2 trainers, Adam (so that two updates differ from one):
+ * trainer 1 pushes rows {2, 3} first, trainer 0 rows {1, 2}; a pull of
+ * step 1 waits until both have ended step 0; then the rows equal a store
+ * given one push of the summed gradients (row 2: g0 + g1), and a row that
+ * no trainer pushed keeps its value. A pull of step 0 is answered at once. */
+static void test_rows_bsp(void)
+{
+    param_table_t t = table_of(10);
+    server_opts_t o = rows_opts(&t, 0, 1, 2, CONS_BSP, "adam");
+    err_t err;
+    server_t *s = server_new(&o, &err);
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(s != NULL && ref != NULL);
+    const uint64_t ids0[2] = {1, 2}, ids1[2] = {2, 3}, all[4] = {1, 2, 3, 4};
+    float g0[2 * TB_DIM], g1[2 * TB_DIM], sum[3 * TB_DIM];
+    for (int i = 0; i < 2 * TB_DIM; i++) {
+        g0[i] = 0.5f + (float)i;
+        g1[i] = -0.25f * (float)(i + 3);
+    }
+    memcpy(sum, g0, sizeof(float) * TB_DIM);                     /* row 1 */
+    for (int j = 0; j < TB_DIM; j++)                             /* row 2: trainer order */
+        sum[TB_DIM + j] = g0[TB_DIM + j] + g1[j];
+    memcpy(sum + 2 * TB_DIM, g1 + TB_DIM, sizeof(float) * TB_DIM); /* row 3 */
+    cap_t cap = {0};
+    rows_req(s, &cap, WIRE_PULL_ROWS, 1, 0, TB, 0, all, 4, NULL, 0); /* step 0: now */
+    CU_ASSERT_EQUAL(cap.n, 1);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, all, 4, (const float *)cap.p));
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 1, 0, TB, 0, ids1, 2, g1, 2 * TB_DIM);
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 1, 0, TB, 2, NULL, 0, NULL, 0);
+    rows_req(s, &cap, WIRE_PULL_ROWS, 1, 1, TB, 0, all, 4, NULL, 0); /* step 1: waits */
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, ids0, 2, g0, 2 * TB_DIM);
+    CU_ASSERT_EQUAL(cap.n, 1);
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 2, NULL, 0, NULL, 0); /* the step is applied */
+    CU_ASSERT_EQUAL_FATAL(cap.n, 2);
+    CU_ASSERT(cap.h.type == WIRE_PULL_ROWS && cap.h.clock == 1 && cap.h.req == 0);
+    const uint64_t once[3] = {1, 2, 3};
+    CU_ASSERT_EQUAL(rows_push(ref, TB, once, 3, sum, 1, optim_lr(&o.optim, 0, 100), &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, all, 4, (const float *)cap.p));
+    /* a push of step 0 now is one of a step that is over */
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, ids0, 2, g0, 2 * TB_DIM);
+    EXPECT_ERROR(&cap, 3, WIRE_E_STATE, "but the rows are at step 1");
+    server_destroy(&s);
+    rows_destroy(&ref);
+}
+
+/* ASP, 1 server, 2 trainers, SGD: each push is applied when it arrives
+ * (row 2 gets -lr * g0, then -lr * g1, without any end of step), a pull
+ * answers at once whatever its step. */
+static void test_rows_asp(void)
+{
+    param_table_t t = table_of(10);
+    server_opts_t o = rows_opts(&t, 0, 1, 2, CONS_ASP, "sgd");
+    err_t err;
+    server_t *s = server_new(&o, &err);
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(s != NULL && ref != NULL);
+    const uint64_t id = 2;
+    const float g0[TB_DIM] = {1, 2, 3, 4}, g1[TB_DIM] = {-8, 0.5f, 0, 16};
+    const double lr = optim_lr(&o.optim, 0, 100);
+    cap_t cap = {0};
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, &id, 1, g0, TB_DIM);
+    rows_req(s, &cap, WIRE_PULL_ROWS, 1, 5, TB, 0, &id, 1, NULL, 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 1);
+    CU_ASSERT_EQUAL(rows_push(ref, TB, &id, 1, g0, 1, lr, &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, &id, 1, (const float *)cap.p));
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 1, 0, TB, 0, &id, 1, g1, TB_DIM);
+    rows_req(s, &cap, WIRE_PULL_ROWS, 0, 0, TB, 0, &id, 1, NULL, 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 2);
+    CU_ASSERT_EQUAL(rows_push(ref, TB, &id, 1, g1, 1, lr, &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, &id, 1, (const float *)cap.p));
+    float init[TB_DIM];
+    CU_ASSERT_EQUAL(rows_initial(ref, TB, id, init, &err), 0);
+    for (int j = 0; j < TB_DIM; j++)
+        CU_ASSERT(fabsf(((const float *)cap.p)[j] - (init[j] - 0.1f * (g0[j] + g1[j]))) < 1e-5f);
+    server_destroy(&s);
+    rows_destroy(&ref);
+}
+
+/* BSP over real servers: 2 servers, 2 trainers (clients) with overlapping
+ * rows: after both push and end step 0, both pull step 1 and see rows
+ * equal to a store given the trainers' summed gradients once; STATS
+ * counts 1 push piece per trainer per server that got rows. */
+static void test_rows_bsp_clients(void)
+{
+    param_table_t t = table_of(10);
+    srv_t v[2];
+    const char *eps[2];
+    server_opts_t o;
+    for (int s = 0; s < 2; s++) {
+        o = rows_opts(&t, s, 2, 2, CONS_BSP, "rowwise_adagrad");
+        CU_ASSERT_FATAL(srv_start(&v[s], &o, 10000) == 0);
+        eps[s] = v[s].ep;
+    }
+    client_t *c[2] = {cli(0, 2, eps, 10, WIRE_F32, 5000), cli(1, 2, eps, 10, WIRE_F32, 5000)};
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(c[0] && c[1] && ref);
+    enum { N = 40 };
+    uint64_t ids[2][N], all[N + 20];
+    float g[2][N * TB_DIM], sum[(N + 20) * TB_DIM] = {0};
+    for (int i = 0; i < N + 20; i++)
+        all[i] = (uint64_t)i * 7;
+    for (int k = 0; k < 2; k++) /* trainer 0: all[0, 40), trainer 1: all[20, 60) backwards */
+        for (int i = 0; i < N; i++) {
+            int at = k ? N + 19 - i : i;
+            ids[k][i] = all[at];
+            for (int j = 0; j < TB_DIM; j++) {
+                g[k][i * TB_DIM + j] = (float)((i + j + k) % 7) - 2.5f;
+                sum[at * TB_DIM + j] += g[k][i * TB_DIM + j];
+            }
+        }
+    err_t err;
+    for (int k = 1; k >= 0; k--) {
+        client_set_step(c[k], 0);
+        CU_ASSERT_EQUAL(client_push_rows(c[k], TB, TB_DIM, ids[k], N, g[k], &err), 0);
+        CU_ASSERT_EQUAL(client_push_rows_end(c[k], &err), 0);
+    }
+    CU_ASSERT_EQUAL(rows_push(ref, TB, all, N + 20, sum, 1, optim_lr(&o.optim, 0, 100), &err), 0);
+    float got[(N + 20) * TB_DIM];
+    for (int k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(client_pull_rows(c[k], TB, TB_DIM, all, N + 20, 1, got, &err), 0);
+        CU_ASSERT(rows_match(ref, TB, TB_DIM, all, N + 20, got));
+    }
+    client_stats_t st;
+    CU_ASSERT_EQUAL(client_stats(c[0], &st, &err), 0);
+    CU_ASSERT_EQUAL(st.rows, N + 20);
+    CU_ASSERT_EQUAL(st.pushes, 4);
+    client_fail(c[0]);
+    for (int s = 0; s < 2; s++)
+        CU_ASSERT_EQUAL(srv_join(&v[s]), 0);
+    client_destroy(&c[0]);
+    client_destroy(&c[1]);
+    rows_destroy(&ref);
+}
+
 int test_client_register(void)
 {
     CU_pSuite s = CU_add_suite("client", NULL, NULL);
@@ -903,7 +1038,9 @@ int test_client_register(void)
         !CU_add_test(s, "halt_lost", test_halt_lost) || !CU_add_test(s, "bad_stats", test_bad_stats) ||
         !CU_add_test(s, "rows_pull_push", test_rows_pull_push) ||
         !CU_add_test(s, "rows_routed", test_rows_routed) ||
-        !CU_add_test(s, "rows_refused", test_rows_refused))
+        !CU_add_test(s, "rows_refused", test_rows_refused) ||
+        !CU_add_test(s, "rows_bsp", test_rows_bsp) || !CU_add_test(s, "rows_asp", test_rows_asp) ||
+        !CU_add_test(s, "rows_bsp_clients", test_rows_bsp_clients))
         return -1;
     return 0;
 }
