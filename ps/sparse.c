@@ -236,9 +236,17 @@ int sparse_pull(server_t *s, const req_t *r, int *code, err_t *err)
             serve_rows(s, &w, k, sp->idbuf);
         return 0;
     }
-    if (sp->n_pending == sp->cap_pending) {
-        *code = WIRE_E_STATE;
-        return err_set(err, "more than %d row pulls waiting", sp->cap_pending);
+    if (sp->n_pending == sp->cap_pending) { /* a trainer ahead may wait in many pieces */
+        const int most = WIRE_PIECES_MAX * s->o.n_trainers;
+        rpull_t *more = sp->cap_pending < most
+                            ? realloc(sp->pending, 2 * (size_t)sp->cap_pending * sizeof *more)
+                            : NULL;
+        if (!more) {
+            *code = sp->cap_pending < most ? WIRE_E_INTERNAL : WIRE_E_STATE;
+            return err_set(err, "%d row pulls waiting already (at most %d)", sp->n_pending, most);
+        }
+        sp->pending = more;
+        sp->cap_pending *= 2;
     }
     rpull_t *p = &sp->pending[sp->n_pending];
     if (!(p->ids = malloc(n * sizeof *p->ids))) {

@@ -894,8 +894,9 @@ static void test_rows_refused(void)
 
 
 /* BSP, 1 server, 2 trainers, Adam (so that two updates differ from one):
- * trainer 1 pushes rows {2, 3} first, trainer 0 rows {1, 2}; a pull of
- * step 1 waits until both have ended step 0; then the rows equal a store
+ * trainer 1 pushes rows {2, 3} first, trainer 0 rows {1, 2}; pulls of
+ * step 1 (21 pieces: more than the first room for waiting pulls) wait
+ * until both have ended step 0, then are all answered in order; then the rows equal a store
  * given one push of the summed gradients (row 2: g0 + g1), and a row that
  * no trainer pushed keeps its value. A pull of step 0 is answered at once. */
 static void test_rows_bsp(void)
@@ -922,18 +923,20 @@ static void test_rows_bsp(void)
     CU_ASSERT(rows_match(ref, TB, TB_DIM, all, 4, (const float *)cap.p));
     rows_req(s, &cap, WIRE_PUSH_ROWS, 1, 0, TB, 0, ids1, 2, g1, 2 * TB_DIM);
     rows_req(s, &cap, WIRE_PUSH_ROWS, 1, 0, TB, 2, NULL, 0, NULL, 0);
+    for (int k = 0; k < 20; k++) /* more pieces wait than there is room for at first */
+        rows_req(s, &cap, WIRE_PULL_ROWS, 1, 1, TB, (uint64_t)k, all + k % 4, 1, NULL, 0);
     rows_req(s, &cap, WIRE_PULL_ROWS, 1, 1, TB, 0, all, 4, NULL, 0); /* step 1: waits */
     rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, ids0, 2, g0, 2 * TB_DIM);
     CU_ASSERT_EQUAL(cap.n, 1);
     rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 2, NULL, 0, NULL, 0); /* the step is applied */
-    CU_ASSERT_EQUAL_FATAL(cap.n, 2);
-    CU_ASSERT(cap.h.type == WIRE_PULL_ROWS && cap.h.clock == 1 && cap.h.req == 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 22);
+    CU_ASSERT(cap.h.type == WIRE_PULL_ROWS && cap.h.clock == 1 && cap.h.end == 4);
     const uint64_t once[3] = {1, 2, 3};
     CU_ASSERT_EQUAL(rows_push(ref, TB, once, 3, sum, 1, optim_lr(&o.optim, 0, 100), &err), 0);
     CU_ASSERT(rows_match(ref, TB, TB_DIM, all, 4, (const float *)cap.p));
     /* a push of step 0 now is one of a step that is over */
     rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, ids0, 2, g0, 2 * TB_DIM);
-    EXPECT_ERROR(&cap, 3, WIRE_E_STATE, "but the rows are at step 1");
+    EXPECT_ERROR(&cap, 23, WIRE_E_STATE, "but the rows are at step 1");
     server_destroy(&s);
     rows_destroy(&ref);
 }
