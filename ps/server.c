@@ -38,6 +38,7 @@ server_t *server_new(const server_opts_t *o, err_t *err)
         server_destroy(&s);
         return NULL;
     }
+    s->o.row_tables = NULL; /* sparse.c keeps its own copy */
     return s;
 }
 
