@@ -68,7 +68,8 @@ enum {
 enum {
     WIRE_E_VERSION = 1,   /* header version is not WIRE_VERSION */
     WIRE_E_TYPE = 2,      /* unknown message type, or not a request */
-    WIRE_E_RANGE = 3,     /* end < begin, or keys outside the server's shard */
+    WIRE_E_RANGE = 3,     /* end < begin, keys outside the server's shard, an unknown
+                           * sparse table, a row id beyond it or not this server's */
     WIRE_E_LENGTH = 4,    /* count / payload size do not match */
     WIRE_E_MALFORMED = 5, /* not a well-formed header */
     WIRE_E_STATE = 6,     /* valid, but not now (e.g. a push for another step) */
