@@ -216,9 +216,9 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wext
                -fsanitize=address,undefined -fno-sanitize-recover=undefined -I. \
                -Itests/fuzz $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_LIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm
-FUZZ_PS := ps/server.c ps/consistency.c ps/liveness.c ps/store.c ps/shard.c
+FUZZ_PS := ps/server.c ps/consistency.c ps/liveness.c ps/store.c ps/shard.c ps/sparse.c
 FUZZ_SRC := common/net/wire.c common/util/err.c common/nn/optim.c common/nn/sgd.c common/nn/momentum.c \
-            common/nn/adam.c common/nn/adagrad.c common/nn/rowwise_adagrad.c common/nn/params.c common/util/rng.c \
+            common/nn/adam.c common/nn/adagrad.c common/nn/rowwise_adagrad.c common/nn/rows.c common/nn/params.c common/util/rng.c \
             common/util/fsutil.c common/util/pool.c common/net/compress.c $(FUZZ_PS) export/checkpoint.c \
             export/ckptdir.c tests/fuzz/harness.c tests/fuzz/stubs.c
 FUZZ_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/%.o)

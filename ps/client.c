@@ -10,6 +10,7 @@
 
 #include "common/net/compress.h"
 #include "common/net/wire.h"
+#include "common/nn/rows.h"
 #include "common/util/le.h"
 #include "ps/shard.h"
 
@@ -27,6 +28,7 @@ struct client_t {
     int *ready;                    /* server s's socket can be read */
     double *heard;                 /* when server s was last heard from */
     size_t *pulled;                /* keys of the current pull received from server s */
+    uint64_t *rpos;                /* S: row ids pushed to server s in this step (PUSH_ROWS) */
     float *pull_dst;               /* where the current pull's parameters go */
     int pull_out;                  /* a pull request is in flight */
     uint8_t hbuf[WIRE_HDR_MAX];
@@ -76,8 +78,9 @@ static int client_alloc(client_t *c, const client_opts_t *o)
     c->ready = calloc(S, sizeof *c->ready);
     c->heard = calloc(S, sizeof *c->heard);
     c->pulled = calloc(S, sizeof *c->pulled);
+    c->rpos = calloc(S, sizeof *c->rpos);
     if (!c->endpoints || !c->hosts || !c->ranks || !c->sock || !c->sb || !c->se || !c->want ||
-        !c->ready || !c->heard || !c->pulled)
+        !c->ready || !c->heard || !c->pulled || !c->rpos)
         return -1;
     for (size_t s = 0; s < S; s++) {
         c->endpoints[s] = strdup(o->endpoints[s]);
@@ -163,6 +166,7 @@ void client_destroy(client_t **self_p)
     free(c->ready);
     free(c->heard);
     free(c->pulled);
+    free(c->rpos);
     free(c->enc16);
     free(c->residual);
     free(c->topk);
@@ -222,6 +226,20 @@ static int send_hdr(client_t *c, int s, const wire_hdr_t *h, const void *payload
     int hl = wire_encode(h, c->hbuf, sizeof c->hbuf);
     tframe_t f[2] = {{c->hbuf, (size_t)hl}, {payload, len}};
     if (transport_send(c->sock[s], f, payload ? 2 : 1, 1, err) != 0) {
+        char name[200];
+        return err_prefix(err, "trainer %d: to %s", c->sender, server_name(c, s, name, sizeof name));
+    }
+    return 0;
+}
+
+/* Sends server s header h and payload (len bytes), copied: the caller may
+ * reuse its buffer at once. Returns 0, or -1 with err naming the server. */
+static int send_copy(client_t *c, int s, const wire_hdr_t *h, const void *payload, size_t len,
+                     err_t *err)
+{
+    int hl = wire_encode(h, c->hbuf, sizeof c->hbuf);
+    tframe_t f[2] = {{c->hbuf, (size_t)hl}, {payload, len}};
+    if (transport_send(c->sock[s], f, payload ? 2 : 1, 2, err) != 0) {
         char name[200];
         return err_prefix(err, "trainer %d: to %s", c->sender, server_name(c, s, name, sizeof name));
     }
@@ -511,6 +529,184 @@ int client_push_range(client_t *c, const float *grad, size_t b, size_t e, err_t 
     return 0;
 }
 
+/* ------------------------------------------------------------ rows */
+
+/* A request of sparse rows cut by server: order[off[s], off[s] + cnt[s])
+ * are the caller's positions of the ids server s owns, in the caller's
+ * order. */
+typedef struct {
+    uint32_t table;
+    size_t dim;
+    size_t *order;             /* n */
+    size_t *off, *cnt;         /* S each */
+    float *rows;               /* PULL_ROWS: the caller's n x dim floats */
+} route_t;
+
+/* Routes ids[0, n) of table to the servers that own them (rows_hash % S)
+ * into r (allocated: route_free frees it). Returns 0, or -1 with err. */
+static int route(const client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                 route_t *r, err_t *err)
+{
+    memset(r, 0, sizeof *r);
+    r->table = table;
+    r->dim = dim;
+    if (dim == 0 || dim > ROWS_DIM_MAX || table > INT32_MAX)
+        return err_set(err, "trainer %d: rows of dim %zu (1..%d) of table %u (0..%d)", c->sender,
+                       dim, ROWS_DIM_MAX, table, INT32_MAX);
+    r->order = malloc((n ? n : 1) * sizeof *r->order);
+    r->off = calloc((size_t)c->S, sizeof *r->off);
+    r->cnt = calloc((size_t)c->S, sizeof *r->cnt);
+    int *owner = malloc((n ? n : 1) * sizeof *owner);
+    size_t *at = malloc((size_t)c->S * sizeof *at); /* the next place of each server */
+    if (!r->order || !r->off || !r->cnt || !owner || !at) {
+        free(owner);
+        free(at);
+        return err_set(err, "trainer %d: out of memory to route %zu rows", c->sender, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        owner[i] = (int)(rows_hash(table, ids[i]) % (uint64_t)c->S);
+        r->cnt[owner[i]]++;
+    }
+    for (int s = 1; s < c->S; s++)
+        r->off[s] = r->off[s - 1] + r->cnt[s - 1];
+    for (int s = 0; s < c->S; s++)
+        at[s] = r->off[s];
+    for (size_t i = 0; i < n; i++)
+        r->order[at[owner[i]]++] = i;
+    free(owner);
+    free(at);
+    return 0;
+}
+
+static void route_free(route_t *r)
+{
+    free(r->order);
+    free(r->off);
+    free(r->cnt);
+}
+
+/* Sends server s the pieces of a PULL_ROWS (ids) or PUSH_ROWS (ids and
+ * gradients: grads non-NULL) of route r: at most WIRE_PIECE_FLOATS floats
+ * of rows each, [begin, end) the positions among the ids sent to s (from
+ * base on). Returns 0, or -1 with err. */
+static int send_rows(client_t *c, int s, int type, const route_t *r, const uint64_t *ids,
+                     const float *grads, long clock, uint64_t base, uint8_t *buf, err_t *err)
+{
+    const size_t piece = WIRE_PIECE_FLOATS / r->dim, n = r->cnt[s];
+    const size_t *ord = r->order + r->off[s];
+    for (size_t b = 0; b < n; b += piece) {
+        const size_t m = n - b < piece ? n - b : piece;
+        wire_hdr_t h;
+        wire_hdr_init(&h, type, c->sender);
+        h.elem = WIRE_ROWS;
+        h.clock = clock;
+        h.begin = base + b;
+        h.end = base + b + m;
+        h.status = (int)r->table;
+        h.count = grads ? m * r->dim : 0;
+        h.req = ++c->req;
+        for (size_t i = 0; i < m; i++) {
+            le_store64(buf + 8 * i, ids[ord[b + i]]);
+            if (grads) /* little-endian host (le.h) */
+                memcpy(buf + 8 * m + 4 * i * r->dim, grads + ord[b + i] * r->dim,
+                       r->dim * sizeof(float));
+        }
+        if (send_copy(c, s, &h, buf, 8 * m + 4 * h.count, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A PULL_ROWS reply from server s: rows of positions [begin, end) of the
+ * ids sent to s, scattered to the caller's places. */
+static int on_pull_rows(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
+                        void *ctx, err_t *err)
+{
+    route_t *r = ctx;
+    const size_t n = r->cnt[s];
+    if (h->elem != WIRE_F32 || h->status != (int)r->table || h->end > n ||
+        h->count != (h->end - h->begin) * r->dim || c->pulled[s] + (h->end - h->begin) > n ||
+        len != h->count * sizeof(float))
+        return err_set(err, "trainer %d: server %d answered rows [%llu, %llu) of table %d with "
+                       "%llu floats, for %zu rows of table %u of dim %zu", c->sender, s,
+                       (unsigned long long)h->begin, (unsigned long long)h->end, h->status,
+                       (unsigned long long)h->count, n, r->table, r->dim);
+    const size_t *ord = r->order + r->off[s];
+    for (uint64_t i = h->begin; i < h->end; i++)
+        memcpy(r->rows + ord[i] * r->dim, p + (i - h->begin) * r->dim * sizeof(float),
+               r->dim * sizeof(float));
+    c->pulled[s] += h->end - h->begin;
+    return c->pulled[s] == n;
+}
+
+int client_pull_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                     long clock, float *rows, err_t *err)
+{
+    route_t r;
+    uint8_t *buf = NULL;
+    int rc = -1;
+    if (route(c, table, dim, ids, n, &r, err) != 0)
+        goto done;
+    r.rows = rows;
+    if (!(buf = malloc(8 * (WIRE_PIECE_FLOATS / dim)))) {
+        err_set(err, "trainer %d: out of memory for a row request", c->sender);
+        goto done;
+    }
+    for (int s = 0; s < c->S; s++) {
+        c->want[s] = r.cnt[s] > 0;
+        c->pulled[s] = 0;
+        if (r.cnt[s] && send_rows(c, s, WIRE_PULL_ROWS, &r, ids, NULL, clock, 0, buf, err) != 0)
+            goto done;
+    }
+    rc = collect(c, WIRE_PULL_ROWS, on_pull_rows, &r, err);
+done:
+    free(buf);
+    route_free(&r);
+    return rc;
+}
+
+int client_push_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                     const float *grads, err_t *err)
+{
+    route_t r;
+    uint8_t *buf = NULL;
+    int rc = -1;
+    if (route(c, table, dim, ids, n, &r, err) != 0)
+        goto done;
+    const size_t piece = WIRE_PIECE_FLOATS / dim;
+    if (!(buf = malloc(8 * piece + 4 * piece * dim))) {
+        err_set(err, "trainer %d: out of memory for a row push", c->sender);
+        goto done;
+    }
+    for (int s = 0; s < c->S; s++) {
+        if (r.cnt[s] &&
+            send_rows(c, s, WIRE_PUSH_ROWS, &r, ids, grads, c->step, c->rpos[s], buf, err) != 0)
+            goto done;
+        c->rpos[s] += r.cnt[s];
+    }
+    rc = 0;
+done:
+    free(buf);
+    route_free(&r);
+    return rc;
+}
+
+int client_push_rows_end(client_t *c, err_t *err)
+{
+    for (int s = 0; s < c->S; s++) {
+        wire_hdr_t h;
+        wire_hdr_init(&h, WIRE_PUSH_ROWS, c->sender);
+        h.elem = WIRE_ROWS;
+        h.clock = c->step;
+        h.begin = h.end = c->rpos[s];
+        h.req = ++c->req;
+        if (send_hdr(c, s, &h, NULL, 0, err) != 0)
+            return -1;
+        c->rpos[s] = 0;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ barriers */
 
 typedef struct {
@@ -593,6 +789,11 @@ static int on_stats(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, s
     st->lead_lost_on += w.lost > 0 && w.first_lost == 0; /* the first lost is the lowest */
     if (w.next_lead > st->next_lead)
         st->next_lead = w.next_lead;
+    st->rows += w.rows;
+    st->rows_created += w.rows_created;
+    st->rows_bytes += w.rows_bytes;
+    if (w.rows_bytes > st->rows_bytes_max)
+        st->rows_bytes_max = w.rows_bytes;
     return 1;
 }
 

@@ -2,7 +2,8 @@
  * connects to the S servers of a job and speaks the wire protocol
  * (docs/PROTOCOL.md) for a trainer: pulls and pushes of key ranges in
  * pieces, with compression, barriers with sums, STATS, checkpoints, stops
- * and goodbyes. It knows nothing of models or training: keys are the flat
+ * and goodbyes, and rows of sparse embedding tables routed to the servers
+ * that own them (rows_hash % S). It knows nothing of models or training: keys are the flat
  * index [0, n_params), cut into shards as ps/shard.h says, and values live
  * in the caller's float buffers.
  *
@@ -58,6 +59,9 @@ typedef struct {
     int lead_done;                 /* a server has trainer 0's goodbye */
     int lead_lost_on;              /* servers that gave trainer 0 up for lost */
     int next_lead;                 /* the lowest trainer not lost (the highest any says) */
+    uint64_t rows, rows_created;   /* sparse rows held now and created, summed */
+    uint64_t rows_bytes;           /* bytes of the servers' row stores, summed */
+    uint64_t rows_bytes_max;       /* the largest row store of one server */
 } client_stats_t;
 
 /* Connects to the servers of o (nothing is sent yet). Returns the client
@@ -97,6 +101,31 @@ int client_pull_in_flight(const client_t *c);
  * without a copy: they must not change until the next pull's replies have
  * arrived. Returns 0, or -1 with err. */
 int client_push_range(client_t *c, const float *grad, size_t b, size_t e, err_t *err);
+
+/* Pulls the rows ids[0, n) (unique) of sparse table `table` (dim floats a
+ * row) for step `clock` (a BSP server answers once the step before it is
+ * applied) into rows (n x dim floats, in the order of ids): each id goes to
+ * the server that owns it (rows_hash(table, id) % S), every server gets its
+ * requests (PULL_ROWS, in pieces of at most WIRE_PIECE_FLOATS floats of
+ * rows) before any reply is waited for, and the replies are scattered back
+ * as they arrive. Returns 0, or -1 with err (a bad dim or table id, a
+ * server's refusal, a bad reply or a silent server, named; a halt). */
+int client_pull_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                     long clock, float *rows, err_t *err);
+
+/* Pushes the gradients grads (n x dim floats, in the order of ids) of the
+ * rows ids[0, n) (unique) of sparse table `table` for the step
+ * client_set_step gave, to the servers that own them, in pieces (PUSH_ROWS;
+ * copied: the buffers may change at once). Nothing is waited for: a refusal
+ * comes back as an ERROR at the next wait. A step's row pushes end with
+ * client_push_rows_end. Returns 0, or -1 with err. */
+int client_push_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                     const float *grads, err_t *err);
+
+/* Ends this trainer's row pushes of the step: an empty PUSH_ROWS to every
+ * server (also those it pushed no row to), so that a BSP server applies the
+ * step's rows once every trainer has ended it. Returns 0, or -1 with err. */
+int client_push_rows_end(client_t *c, err_t *err);
 
 /* Sums vals[0, n) (n <= CLIENT_REDUCE_MAX) over every live trainer, in
  * place, through a BARRIER at server 0 (each double travels as a float32

@@ -172,6 +172,7 @@ void cons_flush(server_t *s)
         }
     }
     c->n_pending = keep;
+    sparse_flush(s); /* the row pulls that wait: sparse.c */
 }
 
 int cons_pull(server_t *s, const req_t *r, int *code, err_t *err)
@@ -382,6 +383,7 @@ void cons_drop_trainer(server_t *s, int t)
             c->pending[keep++] = c->pending[i];
     c->n_pending = keep;
     c->bar_in[t] = 0;
+    sparse_drop_trainer(s, t);
 }
 
 void cons_go_on(server_t *s)
@@ -393,6 +395,7 @@ void cons_go_on(server_t *s)
     step_maybe_done(s);
     if (c->version != before)
         c->n_ranges = 0;
+    sparse_go_on(s);
 }
 
 int cons_partial(const server_t *s)

@@ -32,10 +32,13 @@ server_t *server_new(const server_opts_t *o, err_t *err)
     s->o.table = NULL; /* the store keeps its own copy */
     s->o.init_params = s->o.init_state = NULL;
     s->store = store_new(o, err);
-    if (!s->store || cons_init(s, store_len(s->store), err) != 0 || live_init(s, err) != 0) {
+    /* sparse_init copies the tables; o.row_tables is the caller's */
+    if (!s->store || sparse_init(s, err) != 0 || cons_init(s, store_len(s->store), err) != 0 ||
+        live_init(s, err) != 0) {
         server_destroy(&s);
         return NULL;
     }
+    s->o.row_tables = NULL; /* sparse.c keeps its own copy */
     return s;
 }
 
@@ -45,6 +48,7 @@ void server_destroy(server_t **self_p)
         return;
     server_t *s = *self_p;
     store_destroy(&s->store);
+    sparse_free(&s->sparse);
     cons_free(&s->cons);
     live_free(&s->live);
     free(s);
@@ -74,6 +78,7 @@ long server_version(const server_t *s)
 void server_get_stats(const server_t *s, server_stats_t *st)
 {
     *st = s->stats;
+    sparse_stats(s, st);
 }
 
 /* ------------------------------------------------------------ replies */
@@ -180,6 +185,11 @@ static int handle_stats(server_t *s, const req_t *r, int *code, err_t *err)
         .next_lead = live_next_lead(s),
     };
     st.lost = server_lost(s, &st.first_lost);
+    server_stats_t rs;
+    sparse_stats(s, &rs);
+    st.rows = rs.rows;
+    st.rows_created = rs.rows_created;
+    st.rows_bytes = rs.rows_bytes;
     uint8_t buf[WIRE_STATS_MAX];
     int n = wire_stats_encode(&st, buf, sizeof buf);
     wire_hdr_t h;
@@ -265,6 +275,22 @@ static int handle_shutdown(server_t *s, const req_t *r, int *code, err_t *err)
     }
 }
 
+/* PULL_ROWS: rows of a sparse table for step clock, when they may be. */
+static int handle_pull_rows(server_t *s, const req_t *r, int *code, err_t *err)
+{
+    if (r->h.elem != WIRE_ROWS) {
+        *code = WIRE_E_TYPE;
+        return err_set(err, "PULL_ROWS with float32 rows is a reply, not a request");
+    }
+    return sparse_pull(s, r, code, err);
+}
+
+/* PUSH_ROWS: a piece of trainer r->t's row gradients, or the end of its step. */
+static int handle_push_rows(server_t *s, const req_t *r, int *code, err_t *err)
+{
+    return sparse_push(s, r, code, err);
+}
+
 /* What the dispatcher checks before a handler runs. */
 enum {
     H_TRAINER = 1, /* the sender is a trainer (not lost); the request is its heartbeat */
@@ -277,7 +303,7 @@ enum {
 static const struct {
     handler_fn fn;
     unsigned checks;
-} handlers[WIRE_ERROR + 1] = {
+} handlers[WIRE_TYPE_MAX + 1] = {
     [WIRE_PUSH] = {handle_push, H_TRAINER | H_KEYS | H_PAYLOAD},
     [WIRE_PULL] = {handle_pull, H_TRAINER | H_KEYS},
     [WIRE_PULL_REPLY] = {NULL, H_TRAINER},
@@ -287,6 +313,8 @@ static const struct {
     [WIRE_CHECKPOINT] = {handle_checkpoint, H_TRAINER},
     [WIRE_SHUTDOWN] = {handle_shutdown, H_TRAINER},
     [WIRE_ERROR] = {NULL, H_TRAINER},
+    [WIRE_PULL_ROWS] = {handle_pull_rows, H_TRAINER | H_PAYLOAD},
+    [WIRE_PUSH_ROWS] = {handle_push_rows, H_TRAINER | H_PAYLOAD},
 };
 
 /* ------------------------------------------------------------ dispatch */

@@ -24,6 +24,7 @@
 #include "common/util/err.h"
 #include "common/nn/optim.h"
 #include "common/nn/params.h"
+#include "common/nn/rows.h"
 #include "common/net/transport.h"
 
 typedef struct server_t server_t;
@@ -79,6 +80,17 @@ typedef struct {
     /* Threads that apply the optimizer to a large shard (>= 1M keys) over
      * disjoint slices of each piece; 0 or 1: the server's own thread. */
     int threads;
+    /* Sparse embedding tables (common/nn/rows.h, PULL_ROWS / PUSH_ROWS in
+     * docs/PROTOCOL.md): the server holds the rows it owns, those with
+     * rows_hash(table, row) % n_servers == index, created at first touch.
+     * n_row_tables 0: none, and the server is as it was without them. The
+     * tables (and the optimizers they name) are copied; a table without an
+     * optimizer of its own takes o.optim, which needs a row form. Table ids
+     * travel in the header's status: 0..2^31-1. BSP and ASP only: SSP with
+     * sparse tables is refused. */
+    const rows_table_t *row_tables;
+    int n_row_tables;
+    size_t row_max;            /* rows held at most (LRU eviction); 0: no bound */
 } server_opts_t;
 
 /* Answers a request: frames[0] is the peer's identity, then the message.
@@ -144,8 +156,10 @@ int server_threads(const server_t *s);
 typedef struct {
     uint64_t pushes, pulls, errors, updates;
     double busy_s;             /* time spent handling requests */
+    uint64_t rows, rows_created, rows_bytes; /* the row store: rows held, created, bytes */
 } server_stats_t;
-/* The server's counters (STATS replies carry them, and more). */
+/* The server's counters (STATS replies carry them, and more), the row
+ * store's too. */
 void server_get_stats(const server_t *s, server_stats_t *st);
 
 /* Log sink for server_run (main decides where lines go). */

@@ -8,7 +8,10 @@
  *                  steps, waiting pulls and when they may be answered,
  *                  barriers, checkpoints that wait for their step;
  *   liveness.c     heartbeats, lost trainers, the lead, halts, goodbyes;
- *   store.c        the shard (its own module, store.h).
+ *   store.c        the shard (its own module, store.h);
+ *   sparse.c       sparse embedding tables: PULL_ROWS / PUSH_ROWS on the
+ *                  rows this server owns (a rows_t), BSP sums of a step's
+ *                  row gradients in trainer order, row pulls that wait.
  *
  * A send that fails marks the current request (send_failed) and the rest of
  * its work goes on, so no function returns a send's failure: server_handle
@@ -105,9 +108,44 @@ typedef struct {
     int failed;                /* a trainer failed (SHUTDOWN fail): the job ends */
 } live_t;
 
+/* A PULL_ROWS kept until its step is applied (BSP), with its ids. */
+typedef struct {
+    waiter_t w;
+    uint64_t *ids;             /* end - begin, owned */
+} rpull_t;
+
+/* What one trainer pushed of the current BSP step's rows, in its order. */
+typedef struct {
+    int *tab;                  /* n: the entry's table (index into sparse_t.tables) */
+    uint64_t *id;              /* n: its row id */
+    size_t n, cap;
+    float *g;                  /* ng: the rows' gradients, dim floats each, in entry order */
+    size_t ng, capg;
+} rbuf_t;
+
+/* sparse.c's state. */
+typedef struct {
+    rows_t *rows;              /* NULL: the server holds no sparse tables */
+    rows_table_t *tables;      /* n_tables, each .optim pointing into optims */
+    optim_params_t *optims;    /* n_tables */
+    int n_tables;
+    long version;              /* row steps applied (BSP; ASP: every trainer ended one more) */
+    uint64_t *tpos;            /* T: ids trainer t pushed in its step so far */
+    int64_t *tstep;            /* T: row steps trainer t ended */
+    uint8_t *tend;             /* T: BSP, trainer t ended the step under way */
+    rbuf_t *tbuf;              /* T: BSP, what trainer t pushed of it */
+    int n_trainers;            /* T, once tbuf is allocated */
+    rpull_t *pending;          /* waiting row pulls, in arrival order */
+    int n_pending, cap_pending;
+    float *rowbuf;             /* WIRE_PIECE_FLOATS: a piece's rows or gradients */
+    uint64_t *idbuf;           /* WIRE_PIECE_FLOATS: a piece's ids */
+    uint64_t *sorted;          /* WIRE_PIECE_FLOATS: the same, sorted (duplicates) */
+} sparse_t;
+
 struct server_t {
-    server_opts_t o;           /* o.table is NULL: the store keeps the tensors */
+    server_opts_t o;           /* o.table and o.row_tables are NULL: the stores keep them */
     store_t *store;
+    sparse_t sparse;
     cons_t cons;
     live_t live;
     server_stats_t stats;
@@ -177,6 +215,35 @@ void cons_drop_trainer(server_t *s, int t);
 void cons_go_on(server_t *s);
 /* 1 when pieces of the step under way were applied (BSP). */
 int cons_partial(const server_t *s);
+
+/* ---- sparse.c */
+
+/* Builds the row store of o.row_tables (nothing when there are none).
+ * Returns 0, or -1 with err (SSP, a table id above 2^31-1, what rows_new
+ * refuses, out of memory); sparse_free frees it. */
+int sparse_init(server_t *s, err_t *err);
+void sparse_free(sparse_t *sp);
+/* PULL_ROWS r: answered with the rows now, or (BSP) once the step before
+ * r's is applied. Returns 0, or -1 with *code and err (refused: an unknown
+ * table, an id out of its bound or not this server's, too many rows in one
+ * piece, too many pulls waiting, the row store's failure); nothing changes
+ * then. */
+int sparse_pull(server_t *s, const req_t *r, int *code, err_t *err);
+/* PUSH_ROWS r: a piece of trainer r->t's row gradients (ASP: applied now;
+ * BSP: kept for the step's sum), or the end of its step (BSP: the step is
+ * applied once every live trainer has ended it). Returns 0, or -1 with
+ * *code and err (refused as sparse_pull, and: a duplicate id in the piece,
+ * a piece out of order, a step not the server's); nothing changes then. */
+int sparse_push(server_t *s, const req_t *r, int *code, err_t *err);
+/* Answers the waiting row pulls whose step is applied, refuses them when
+ * the job halts for them. */
+void sparse_flush(server_t *s);
+/* Forgets lost trainer t's waiting row pulls. */
+void sparse_drop_trainer(server_t *s, int t);
+/* BSP going on without lost trainers: the row step may be complete. */
+void sparse_go_on(server_t *s);
+/* Fills the row store's counters into st (zeros without sparse tables). */
+void sparse_stats(const server_t *s, server_stats_t *st);
 
 /* ---- liveness.c */
 

@@ -6,6 +6,7 @@
  * gathered and written through a saver; a server that stops answering is
  * named within the timeout; halts (ERROR stopping, ERROR lost) are reported
  * as such; a malformed STATS reply names its server. */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include "common/net/compress.h"
 #include "common/net/transport.h"
 #include "common/net/wire.h"
+#include "common/util/le.h"
+#include "common/nn/rows.h"
 #include "ps/client.h"
 #include "ps/server.h"
 #include "ps/shard.h"
@@ -557,13 +560,13 @@ static void test_bad_stats(void)
     uint8_t buf[WIRE_STATS_MAX];
     int n = wire_stats_encode(&st, buf, sizeof buf);
     CU_ASSERT_FATAL(n > 0);
-    /* drop the entry "lost" (the 7th) and say 10 entries */
+    /* drop the entry "lost" (the 7th) and say 13 entries */
     const uint8_t key[] = {0xa4, 'l', 'o', 's', 't', 0x00};
     uint8_t *at = memmem(buf, (size_t)n, key, sizeof key);
     CU_ASSERT_FATAL(at != NULL);
     memmove(at, at + sizeof key, (size_t)(buf + n - (at + sizeof key)));
     n -= (int)sizeof key;
-    buf[0] = 0x8a;
+    buf[0] = 0x8d;
     char ep[256];
     fake_t f = {listen_inproc(ep, sizeof ep), buf, (size_t)n};
     CU_ASSERT_FATAL(f.t != NULL);
@@ -588,6 +591,445 @@ static void test_bad_stats(void)
     CU_ASSERT(has(err.msg, "1 to 1024"));
 }
 
+
+/* ------------------------------------------------------------ sparse rows */
+
+#define TB 7     /* a bounded table of 1000 rows of dim 4 */
+#define TB_DIM 4
+#define TW 9     /* an unbounded table of wide rows: 4 rows a piece */
+#define TW_DIM (WIRE_PIECE_FLOATS / 4)
+
+static const rows_table_t row_tables[2] = {{.id = TB, .dim = TB_DIM, .rows = 1000},
+                                           {.id = TW, .dim = TW_DIM, .rows = 0}};
+
+/* opts_of with the two sparse tables and the optimizer `optim` at lr 0.1. */
+static server_opts_t rows_opts(const param_table_t *t, int index, int S, int T, consistency_t c,
+                               const char *optim)
+{
+    server_opts_t o = opts_of(t, index, S, T, c);
+    o.optim.kind = optim_find(optim);
+    o.optim.lr = 0.1;
+    o.row_tables = row_tables;
+    o.n_row_tables = 2;
+    return o;
+}
+
+/* A row store as the servers of o hold theirs, holding every row. */
+static rows_t *rows_ref(const server_opts_t *o)
+{
+    rows_opts_t ro = {.seed = o->seed, .optim = &o->optim};
+    err_t err;
+    rows_t *r = rows_new(row_tables, 2, &ro, &err);
+    if (!r)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    return r;
+}
+
+/* 1 when rows[0, n) (dim floats each) are bit for bit the rows of ids in
+ * ref (pulled from it: created there when new). */
+static int rows_match(rows_t *ref, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                      const float *rows)
+{
+    float *want = malloc(n * dim * sizeof *want);
+    err_t err;
+    int ok = want && rows_pull(ref, table, ids, n, want, &err) == 0 &&
+             memcmp(want, rows, n * dim * sizeof *want) == 0;
+    free(want);
+    return ok;
+}
+
+/* 1 server, ASP, SGD: a pull gives the rows' pure initial values
+ * (rows_initial); a push of two of them changes exactly those by -lr * g
+ * (bit for bit as the row store's own push); STATS counts the rows. */
+static void test_rows_pull_push(void)
+{
+    param_table_t t = table_of(10);
+    server_opts_t o = rows_opts(&t, 0, 1, 1, CONS_ASP, "sgd");
+    srv_t v;
+    CU_ASSERT_FATAL(srv_start(&v, &o, 10000) == 0);
+    const char *eps[1] = {v.ep};
+    client_t *c = cli(0, 1, eps, 10, WIRE_F32, 5000);
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(c != NULL && ref != NULL);
+    const uint64_t ids[4] = {5, 900, 3, 0};
+    float got[4 * TB_DIM], init[4 * TB_DIM], g[2 * TB_DIM];
+    err_t err;
+    CU_ASSERT_EQUAL_FATAL(client_pull_rows(c, TB, TB_DIM, ids, 4, 0, got, &err), 0);
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(rows_initial(ref, TB, ids[i], init + i * TB_DIM, &err), 0);
+        CU_ASSERT(memcmp(got + i * TB_DIM, init + i * TB_DIM, sizeof(float) * TB_DIM) == 0);
+    }
+    for (int i = 0; i < 2 * TB_DIM; i++)
+        g[i] = 0.25f * (float)(i + 1) * (i % 2 ? -1.f : 1.f);
+    client_set_step(c, 0);
+    CU_ASSERT_EQUAL(client_push_rows(c, TB, TB_DIM, ids, 2, g, &err), 0);
+    CU_ASSERT_EQUAL(client_push_rows_end(c, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(client_pull_rows(c, TB, TB_DIM, ids, 4, 1, got, &err), 0);
+    for (int i = 0; i < 2 * TB_DIM; i++) /* the two pushed rows: -lr * g */
+        CU_ASSERT(fabsf(got[i] - (init[i] - 0.1f * g[i])) < 1e-6f);
+    CU_ASSERT(memcmp(got + 2 * TB_DIM, init + 2 * TB_DIM, sizeof(float) * 2 * TB_DIM) == 0);
+    CU_ASSERT_EQUAL(rows_push(ref, TB, ids, 2, g, 1, optim_lr(&o.optim, 0, 100), &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, ids, 4, got));
+    client_stats_t st;
+    CU_ASSERT_EQUAL_FATAL(client_stats(c, &st, &err), 0);
+    CU_ASSERT_EQUAL(st.rows, 4);
+    CU_ASSERT_EQUAL(st.rows_created, 4);
+    CU_ASSERT(st.rows_bytes > 4 * TB_DIM * sizeof(float) && st.rows_bytes == st.rows_bytes_max);
+    /* an unknown table: the server's refusal, named */
+    CU_ASSERT_EQUAL(client_pull_rows(c, 8, TB_DIM, ids, 4, 1, got, &err), -1);
+    CU_ASSERT(has(err.msg, "server 0 (rank 5 on host-a) refused a request (range): PULL_ROWS of "
+                  "table 8: no such sparse table"));
+    int lost = -1;
+    CU_ASSERT_EQUAL(client_goodbye(c, &lost, &err), 0);
+    CU_ASSERT_EQUAL(srv_join(&v), 0);
+    client_destroy(&c);
+    rows_destroy(&ref);
+}
+
+
+/* 2 servers, ASP, SGD: ids in a scrambled order are routed by rows_hash (a
+ * server refuses ids it does not own, so the pulls succeed only when every
+ * id went to its owner) and the replies come back in the caller's order,
+ * for narrow rows and for wide ones (4 a piece: several pieces per server,
+ * 64-bit ids of an unbounded table); a push and a pull again agree with a
+ * row store holding every row. */
+static void test_rows_routed(void)
+{
+    param_table_t t = table_of(10);
+    srv_t v[2];
+    const char *eps[2];
+    server_opts_t o;
+    for (int s = 0; s < 2; s++) {
+        o = rows_opts(&t, s, 2, 1, CONS_ASP, "sgd");
+        CU_ASSERT_FATAL(srv_start(&v[s], &o, 10000) == 0);
+        eps[s] = v[s].ep;
+    }
+    client_t *c = cli(0, 2, eps, 10, WIRE_F32, 5000);
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(c != NULL && ref != NULL);
+    enum { N = 100, NW = 11 };
+    uint64_t ids[N], wide[NW];
+    int on[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        ids[i] = (uint64_t)(i * 37 % N) * 9 + 1;
+        on[rows_hash(TB, ids[i]) % 2]++;
+    }
+    for (int i = 0; i < NW; i++)
+        wide[i] = 0xfedcba9876543210ull - (uint64_t)i * 1000003;
+    CU_ASSERT(on[0] > 10 && on[1] > 10); /* both servers have some */
+    float *got = malloc(sizeof(float) * NW * TW_DIM), *g = malloc(sizeof(float) * NW * TW_DIM);
+    CU_ASSERT_FATAL(got != NULL && g != NULL);
+    err_t err;
+    CU_ASSERT_EQUAL_FATAL(client_pull_rows(c, TB, TB_DIM, ids, N, 0, got, &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, ids, N, got));
+    CU_ASSERT_EQUAL_FATAL(client_pull_rows(c, TW, TW_DIM, wide, NW, 0, got, &err), 0);
+    CU_ASSERT(rows_match(ref, TW, TW_DIM, wide, NW, got));
+    for (size_t i = 0; i < (size_t)NW * TW_DIM; i++)
+        g[i] = (float)((int)(i % 13) - 6) * 0.125f;
+    client_set_step(c, 0);
+    CU_ASSERT_EQUAL(client_push_rows(c, TB, TB_DIM, ids, N, g, &err), 0);
+    CU_ASSERT_EQUAL(client_push_rows(c, TW, TW_DIM, wide, NW, g, &err), 0);
+    CU_ASSERT_EQUAL(client_push_rows_end(c, &err), 0);
+    const double lr = optim_lr(&o.optim, 0, 100);
+    CU_ASSERT_EQUAL(rows_push(ref, TB, ids, N, g, 1, lr, &err), 0);
+    CU_ASSERT_EQUAL(rows_push(ref, TW, wide, NW, g, 1, lr, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(client_pull_rows(c, TB, TB_DIM, ids, N, 1, got, &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, ids, N, got));
+    CU_ASSERT_EQUAL_FATAL(client_pull_rows(c, TW, TW_DIM, wide, NW, 1, got, &err), 0);
+    CU_ASSERT(rows_match(ref, TW, TW_DIM, wide, NW, got));
+    client_stats_t st;
+    CU_ASSERT_EQUAL_FATAL(client_stats(c, &st, &err), 0);
+    CU_ASSERT_EQUAL(st.rows, N + NW);
+    CU_ASSERT(st.rows_bytes_max < st.rows_bytes); /* both servers hold rows */
+    int lost = -1;
+    CU_ASSERT_EQUAL(client_goodbye(c, &lost, &err), 0);
+    for (int s = 0; s < 2; s++)
+        CU_ASSERT_EQUAL(srv_join(&v[s]), 0);
+    client_destroy(&c);
+    rows_destroy(&ref);
+    free(got);
+    free(g);
+}
+
+/* The replies server_handle sends, the last one kept. */
+typedef struct {
+    int n;                     /* replies so far */
+    wire_hdr_t h;              /* the last */
+    uint8_t p[4096];
+    size_t len;
+} cap_t;
+
+static int capture(void *ctx, const tframe_t *f, int n, int zc)
+{
+    cap_t *c = ctx;
+    int code;
+    err_t err;
+    (void)zc;
+    if (n < 2 || wire_decode(f[1].data, f[1].size, &c->h, &code, &err) != 0)
+        return -1;
+    c->len = n > 2 ? f[2].size : 0;
+    if (c->len > sizeof c->p)
+        return -1;
+    memcpy(c->p, n > 2 ? f[2].data : "", c->len);
+    c->n++;
+    return 0;
+}
+
+/* Hands s a PULL_ROWS or PUSH_ROWS of trainer `who` for step clock:
+ * table, positions [begin, begin + n), the ids and `count` floats g. */
+static void rows_req(server_t *s, cap_t *cap, int type, int who, long clock, int table,
+                     uint64_t begin, const uint64_t *ids, size_t n, const float *g, size_t count)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, type, who);
+    h.elem = WIRE_ROWS;
+    h.clock = clock;
+    h.status = table;
+    h.begin = begin;
+    h.end = begin + n;
+    h.count = count;
+    uint8_t pay[1024], hb[WIRE_HDR_MAX];
+    for (size_t i = 0; i < n; i++)
+        le_store64(pay + 8 * i, ids[i]);
+    memcpy(pay + 8 * n, g ? (const void *)g : "", count * sizeof(float));
+    int hl = wire_encode(&h, hb, sizeof hb);
+    err_t err;
+    const uint8_t peer[1] = {(uint8_t)('a' + who)};
+    CU_ASSERT_EQUAL(server_handle(s, peer, 1, hb, (size_t)hl, n ? pay : NULL,
+                                  8 * n + count * sizeof(float), 0, capture, cap, &err), 0);
+}
+
+/* Expects the last reply to be ERROR code with `what` in its text. */
+static void expect_error_at(const cap_t *cap, int replies, int code, const char *what, int line)
+{
+    char text[4100];
+    snprintf(text, sizeof text, "%.*s", (int)cap->len, (const char *)cap->p);
+    if (cap->n != replies || cap->h.type != WIRE_ERROR || cap->h.status != code ||
+        !strstr(text, what)) {
+        fprintf(stderr, "\n  line %d: %d replies, type %d status %d \"%s\", expected ERROR %d "
+                "with \"%s\"\n", line, cap->n, cap->h.type, cap->h.status, text, code, what);
+        CU_FAIL("refusal");
+    }
+}
+#define EXPECT_ERROR(cap, replies, code, what) expect_error_at(cap, replies, code, what, __LINE__)
+
+/* Server 0 of 2, BSP, 1 trainer: every bad row request is answered with
+ * ERROR naming what is wrong, and nothing changed: no row was created by
+ * a refused pull, and the refused pushes add nothing to the step (the rows
+ * pulled after the one good push equal a store given that push alone).
+ * SSP with sparse tables, and rows asked of a server without tables, are
+ * refused. */
+static void test_rows_refused(void)
+{
+    param_table_t t = table_of(10);
+    server_opts_t o = rows_opts(&t, 0, 2, 1, CONS_BSP, "sgd");
+    err_t err;
+    server_t *s = server_new(&o, &err);
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(s != NULL && ref != NULL);
+    uint64_t mine[3], theirs = 0; /* ids of table TB that server 0, server 1 owns */
+    int n_mine = 0, n_theirs = 0;
+    for (uint64_t id = 0; n_mine < 3 || !n_theirs; id++) {
+        if (rows_hash(TB, id) % 2 == 0 && n_mine < 3)
+            mine[n_mine++] = id;
+        else if (rows_hash(TB, id) % 2 == 1 && !n_theirs++)
+            theirs = id;
+    }
+    uint64_t beyond = 1000;
+    while (rows_hash(TB, beyond) % 2 != 0)
+        beyond++;
+    const uint64_t dup[2] = {mine[0], mine[0]}, mixed[2] = {mine[1], theirs};
+    float g[4 * TB_DIM];
+    for (int i = 0; i < 4 * TB_DIM; i++)
+        g[i] = (float)(i + 1);
+    cap_t cap = {0};
+    rows_req(s, &cap, WIRE_PULL_ROWS, 0, 0, 8, 0, mine, 1, NULL, 0);
+    EXPECT_ERROR(&cap, 1, WIRE_E_RANGE, "PULL_ROWS of table 8: no such sparse table");
+    rows_req(s, &cap, WIRE_PULL_ROWS, 0, 0, TB, 0, &beyond, 1, NULL, 0);
+    EXPECT_ERROR(&cap, 2, WIRE_E_RANGE, "of table 7 is beyond its 1000 rows");
+    rows_req(s, &cap, WIRE_PULL_ROWS, 0, 0, TB, 0, mixed, 2, NULL, 0);
+    EXPECT_ERROR(&cap, 3, WIRE_E_RANGE, "belongs to server 1, not 0");
+    rows_req(s, &cap, WIRE_PULL_ROWS, 0, 0, TW, 0, (const uint64_t[5]){0}, 5, NULL, 0);
+    EXPECT_ERROR(&cap, 4, WIRE_E_LENGTH, "a piece holds at most 4");
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, dup, 2, g, 2 * TB_DIM);
+    EXPECT_ERROR(&cap, 5, WIRE_E_RANGE, "twice in one push");
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, mixed, 2, g, 2 * TB_DIM);
+    EXPECT_ERROR(&cap, 6, WIRE_E_RANGE, "belongs to server 1");
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, mine, 2, g, 4 * TB_DIM);
+    EXPECT_ERROR(&cap, 7, WIRE_E_LENGTH, "with 16 floats, expected 8 (dim 4)");
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 5, mine, 2, g, 2 * TB_DIM);
+    EXPECT_ERROR(&cap, 8, WIRE_E_STATE, "at row position 5, but 0 came before");
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 3, TB, 0, mine, 2, g, 2 * TB_DIM);
+    EXPECT_ERROR(&cap, 9, WIRE_E_STATE, "PUSH_ROWS for step 3 from trainer 0, but the rows are "
+                 "at step 0");
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, mine, 2, g, 2 * TB_DIM - 1);
+    EXPECT_ERROR(&cap, 10, WIRE_E_LENGTH, "PUSH_ROWS");
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, mine, 1, g, TB_DIM); /* the end, late */
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, NULL, 0, NULL, 0);
+    EXPECT_ERROR(&cap, 11, WIRE_E_STATE, "at row position 0, but 1 came before");
+    server_stats_t st;
+    server_get_stats(s, &st);
+    CU_ASSERT_EQUAL(st.rows, 0); /* no refused pull created a row */
+    CU_ASSERT_EQUAL(st.errors, 11);
+    CU_ASSERT_EQUAL(cap.n, 11);
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 1, NULL, 0, NULL, 0); /* ends step 0 */
+    rows_req(s, &cap, WIRE_PULL_ROWS, 0, 1, TB, 0, mine, 3, NULL, 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 12);
+    CU_ASSERT(cap.h.type == WIRE_PULL_ROWS && cap.h.elem == WIRE_F32 && cap.h.status == TB &&
+              cap.h.count == 3 * TB_DIM && cap.h.clock == 1);
+    CU_ASSERT_EQUAL(rows_push(ref, TB, mine, 1, g, 1, optim_lr(&o.optim, 0, 100), &err), 0);
+    CU_ASSERT(cap.len == 3 * TB_DIM * sizeof(float) &&
+              rows_match(ref, TB, TB_DIM, mine, 3, (const float *)cap.p));
+    server_destroy(&s);
+    rows_destroy(&ref);
+    o.consistency = CONS_SSP;
+    CU_ASSERT_PTR_NULL(server_new(&o, &err));
+    CU_ASSERT(has(err.msg, "sparse tables need BSP or ASP, not SSP"));
+    o = opts_of(&t, 0, 1, 1, CONS_BSP);
+    CU_ASSERT_FATAL((s = server_new(&o, &err)) != NULL);
+    rows_req(s, &cap, WIRE_PULL_ROWS, 0, 0, TB, 0, mine, 1, NULL, 0);
+    EXPECT_ERROR(&cap, 13, WIRE_E_RANGE, "this server holds no sparse tables");
+    server_destroy(&s);
+}
+
+
+/* BSP, 1 server, 2 trainers, Adam (so that two updates differ from one):
+ * trainer 1 pushes rows {2, 3} first, trainer 0 rows {1, 2}; pulls of
+ * step 1 (21 pieces: more than the first room for waiting pulls) wait
+ * until both have ended step 0, then are all answered in order; then the rows equal a store
+ * given one push of the summed gradients (row 2: g0 + g1), and a row that
+ * no trainer pushed keeps its value. A pull of step 0 is answered at once. */
+static void test_rows_bsp(void)
+{
+    param_table_t t = table_of(10);
+    server_opts_t o = rows_opts(&t, 0, 1, 2, CONS_BSP, "adam");
+    err_t err;
+    server_t *s = server_new(&o, &err);
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(s != NULL && ref != NULL);
+    const uint64_t ids0[2] = {1, 2}, ids1[2] = {2, 3}, all[4] = {1, 2, 3, 4};
+    float g0[2 * TB_DIM], g1[2 * TB_DIM], sum[3 * TB_DIM];
+    for (int i = 0; i < 2 * TB_DIM; i++) {
+        g0[i] = 0.5f + (float)i;
+        g1[i] = -0.25f * (float)(i + 3);
+    }
+    memcpy(sum, g0, sizeof(float) * TB_DIM);                     /* row 1 */
+    for (int j = 0; j < TB_DIM; j++)                             /* row 2: trainer order */
+        sum[TB_DIM + j] = g0[TB_DIM + j] + g1[j];
+    memcpy(sum + 2 * TB_DIM, g1 + TB_DIM, sizeof(float) * TB_DIM); /* row 3 */
+    cap_t cap = {0};
+    rows_req(s, &cap, WIRE_PULL_ROWS, 1, 0, TB, 0, all, 4, NULL, 0); /* step 0: now */
+    CU_ASSERT_EQUAL(cap.n, 1);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, all, 4, (const float *)cap.p));
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 1, 0, TB, 0, ids1, 2, g1, 2 * TB_DIM);
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 1, 0, TB, 2, NULL, 0, NULL, 0);
+    for (int k = 0; k < 20; k++) /* more pieces wait than there is room for at first */
+        rows_req(s, &cap, WIRE_PULL_ROWS, 1, 1, TB, (uint64_t)k, all + k % 4, 1, NULL, 0);
+    rows_req(s, &cap, WIRE_PULL_ROWS, 1, 1, TB, 0, all, 4, NULL, 0); /* step 1: waits */
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, ids0, 2, g0, 2 * TB_DIM);
+    CU_ASSERT_EQUAL(cap.n, 1);
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 2, NULL, 0, NULL, 0); /* the step is applied */
+    CU_ASSERT_EQUAL_FATAL(cap.n, 22);
+    CU_ASSERT(cap.h.type == WIRE_PULL_ROWS && cap.h.clock == 1 && cap.h.end == 4);
+    const uint64_t once[3] = {1, 2, 3};
+    CU_ASSERT_EQUAL(rows_push(ref, TB, once, 3, sum, 1, optim_lr(&o.optim, 0, 100), &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, all, 4, (const float *)cap.p));
+    /* a push of step 0 now is one of a step that is over */
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, ids0, 2, g0, 2 * TB_DIM);
+    EXPECT_ERROR(&cap, 23, WIRE_E_STATE, "but the rows are at step 1");
+    server_destroy(&s);
+    rows_destroy(&ref);
+}
+
+/* ASP, 1 server, 2 trainers, SGD: each push is applied when it arrives
+ * (row 2 gets -lr * g0, then -lr * g1, without any end of step), a pull
+ * answers at once whatever its step. */
+static void test_rows_asp(void)
+{
+    param_table_t t = table_of(10);
+    server_opts_t o = rows_opts(&t, 0, 1, 2, CONS_ASP, "sgd");
+    err_t err;
+    server_t *s = server_new(&o, &err);
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(s != NULL && ref != NULL);
+    const uint64_t id = 2;
+    const float g0[TB_DIM] = {1, 2, 3, 4}, g1[TB_DIM] = {-8, 0.5f, 0, 16};
+    const double lr = optim_lr(&o.optim, 0, 100);
+    cap_t cap = {0};
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 0, 0, TB, 0, &id, 1, g0, TB_DIM);
+    rows_req(s, &cap, WIRE_PULL_ROWS, 1, 5, TB, 0, &id, 1, NULL, 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 1);
+    CU_ASSERT_EQUAL(rows_push(ref, TB, &id, 1, g0, 1, lr, &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, &id, 1, (const float *)cap.p));
+    rows_req(s, &cap, WIRE_PUSH_ROWS, 1, 0, TB, 0, &id, 1, g1, TB_DIM);
+    rows_req(s, &cap, WIRE_PULL_ROWS, 0, 0, TB, 0, &id, 1, NULL, 0);
+    CU_ASSERT_EQUAL_FATAL(cap.n, 2);
+    CU_ASSERT_EQUAL(rows_push(ref, TB, &id, 1, g1, 1, lr, &err), 0);
+    CU_ASSERT(rows_match(ref, TB, TB_DIM, &id, 1, (const float *)cap.p));
+    float init[TB_DIM];
+    CU_ASSERT_EQUAL(rows_initial(ref, TB, id, init, &err), 0);
+    for (int j = 0; j < TB_DIM; j++)
+        CU_ASSERT(fabsf(((const float *)cap.p)[j] - (init[j] - 0.1f * (g0[j] + g1[j]))) < 1e-5f);
+    server_destroy(&s);
+    rows_destroy(&ref);
+}
+
+/* BSP over real servers: 2 servers, 2 trainers (clients) with overlapping
+ * rows: after both push and end step 0, both pull step 1 and see rows
+ * equal to a store given the trainers' summed gradients once; STATS
+ * counts 1 push piece per trainer per server that got rows. */
+static void test_rows_bsp_clients(void)
+{
+    param_table_t t = table_of(10);
+    srv_t v[2];
+    const char *eps[2];
+    server_opts_t o;
+    for (int s = 0; s < 2; s++) {
+        o = rows_opts(&t, s, 2, 2, CONS_BSP, "rowwise_adagrad");
+        CU_ASSERT_FATAL(srv_start(&v[s], &o, 10000) == 0);
+        eps[s] = v[s].ep;
+    }
+    client_t *c[2] = {cli(0, 2, eps, 10, WIRE_F32, 5000), cli(1, 2, eps, 10, WIRE_F32, 5000)};
+    rows_t *ref = rows_ref(&o);
+    CU_ASSERT_FATAL(c[0] && c[1] && ref);
+    enum { N = 40 };
+    uint64_t ids[2][N], all[N + 20];
+    float g[2][N * TB_DIM], sum[(N + 20) * TB_DIM] = {0};
+    for (int i = 0; i < N + 20; i++)
+        all[i] = (uint64_t)i * 7;
+    for (int k = 0; k < 2; k++) /* trainer 0: all[0, 40), trainer 1: all[20, 60) backwards */
+        for (int i = 0; i < N; i++) {
+            int at = k ? N + 19 - i : i;
+            ids[k][i] = all[at];
+            for (int j = 0; j < TB_DIM; j++) {
+                g[k][i * TB_DIM + j] = (float)((i + j + k) % 7) - 2.5f;
+                sum[at * TB_DIM + j] += g[k][i * TB_DIM + j];
+            }
+        }
+    err_t err;
+    for (int k = 1; k >= 0; k--) {
+        client_set_step(c[k], 0);
+        CU_ASSERT_EQUAL(client_push_rows(c[k], TB, TB_DIM, ids[k], N, g[k], &err), 0);
+        CU_ASSERT_EQUAL(client_push_rows_end(c[k], &err), 0);
+    }
+    CU_ASSERT_EQUAL(rows_push(ref, TB, all, N + 20, sum, 1, optim_lr(&o.optim, 0, 100), &err), 0);
+    float got[(N + 20) * TB_DIM];
+    for (int k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(client_pull_rows(c[k], TB, TB_DIM, all, N + 20, 1, got, &err), 0);
+        CU_ASSERT(rows_match(ref, TB, TB_DIM, all, N + 20, got));
+    }
+    client_stats_t st;
+    CU_ASSERT_EQUAL(client_stats(c[0], &st, &err), 0);
+    CU_ASSERT_EQUAL(st.rows, N + 20);
+    CU_ASSERT_EQUAL(st.pushes, 4);
+    client_fail(c[0]);
+    for (int s = 0; s < 2; s++)
+        CU_ASSERT_EQUAL(srv_join(&v[s]), 0);
+    client_destroy(&c[0]);
+    client_destroy(&c[1]);
+    rows_destroy(&ref);
+}
+
 int test_client_register(void)
 {
     CU_pSuite s = CU_add_suite("client", NULL, NULL);
@@ -596,7 +1038,12 @@ int test_client_register(void)
         !CU_add_test(s, "barrier", test_barrier) ||
         !CU_add_test(s, "silent_server", test_silent_server) ||
         !CU_add_test(s, "halt_stopping", test_halt_stopping) ||
-        !CU_add_test(s, "halt_lost", test_halt_lost) || !CU_add_test(s, "bad_stats", test_bad_stats))
+        !CU_add_test(s, "halt_lost", test_halt_lost) || !CU_add_test(s, "bad_stats", test_bad_stats) ||
+        !CU_add_test(s, "rows_pull_push", test_rows_pull_push) ||
+        !CU_add_test(s, "rows_routed", test_rows_routed) ||
+        !CU_add_test(s, "rows_refused", test_rows_refused) ||
+        !CU_add_test(s, "rows_bsp", test_rows_bsp) || !CU_add_test(s, "rows_asp", test_rows_asp) ||
+        !CU_add_test(s, "rows_bsp_clients", test_rows_bsp_clients))
         return -1;
     return 0;
 }

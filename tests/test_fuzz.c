@@ -123,8 +123,8 @@ static int replay(const char *sub, const char *target, int sample, int max_files
 /* Regression inputs committed so far (tests/fuzz/regress/TARGET/): a replay
  * that finds fewer ran from the wrong folder or lost some, and must fail
  * rather than pass on nothing. */
-#define WIRE_REGRESS_MIN 7
-#define SERVER_REGRESS_MIN 5
+#define WIRE_REGRESS_MIN 11
+#define SERVER_REGRESS_MIN 9
 
 static void test_wire_regress(void)
 {
@@ -162,6 +162,36 @@ static void test_server_regress(void)
         fprintf(stderr, "\n  %s/regress/server: %d inputs, expected at least %d\n", fuzz_dir(), n,
                 SERVER_REGRESS_MIN);
     CU_ASSERT(n >= SERVER_REGRESS_MIN);
+}
+
+/* The sparse-table sessions of regress/server reach the server's row
+ * handlers: the BSP one with malformed row messages has each of its 8 bad
+ * row messages a step refused (2 steps; and the lost trainer's goodbye),
+ * every refusal checked to have changed nothing; the clean one refuses
+ * nothing; under SSP the server has no tables and refuses every row
+ * message. */
+static void test_server_rows(void)
+{
+    static const struct {
+        const char *name;
+        int refused;
+    } runs[] = {{"rows-bsp-malformed-then-lost", 17}, {"rows-bsp-two-trainers", 0},
+                {"rows-ssp-no-tables", 18}};
+    for (size_t j = 0; j < sizeof runs / sizeof runs[0]; j++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/regress/server/%s", fuzz_dir(), runs[j].name);
+        size_t len = 0;
+        uint8_t *b = read_all(path, &len);
+        CU_ASSERT_FATAL(b != NULL);
+        fuzz_report_t rep;
+        CU_ASSERT_EQUAL(fuzz_server_run(b, len, &rep), 0);
+        if (rep.refused != runs[j].refused)
+            fprintf(stderr, "\n  %s: %d refused, expected %d\n", runs[j].name, rep.refused,
+                    runs[j].refused);
+        CU_ASSERT_EQUAL(rep.refused, runs[j].refused);
+        CU_ASSERT_EQUAL(rep.refused_checked, rep.refused);
+        free(b);
+    }
 }
 
 /* The header frame of h. */
@@ -325,7 +355,8 @@ int test_fuzz_register(void)
         !CU_add_test(s, "wire_regress", test_wire_regress) ||
         !CU_add_test(s, "server_malformed", test_server_malformed) ||
         !CU_add_test(s, "server_corpus", test_server_corpus) ||
-        !CU_add_test(s, "server_regress", test_server_regress))
+        !CU_add_test(s, "server_regress", test_server_regress) ||
+        !CU_add_test(s, "server_rows", test_server_rows))
         return -1;
     return 0;
 }

@@ -601,7 +601,7 @@ static void test_wire_version(void)
  * the ERROR reply can echo req. */
 static void test_wire_type(void)
 {
-    static const int types[] = {0, 10, 42, 127, 255, 1000000};
+    static const int types[] = {0, 12, 42, 127, 255, 1000000};
     for (size_t j = 0; j < sizeof types / sizeof types[0]; j++) {
         wire_hdr_t h = sample(WIRE_PUSH);
         h.type = types[j];
@@ -622,7 +622,7 @@ static void test_wire_type(void)
 
 static void test_wire_elem(void)
 {
-    static const int bad[] = {0, 5, 9, 12, 255, 65536};
+    static const int bad[] = {0, 6, 9, 12, 255, 65536};
     for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
         wire_hdr_t h = sample(WIRE_PULL);
         h.elem = bad[j];
@@ -632,7 +632,8 @@ static void test_wire_elem(void)
         snprintf(what, sizeof what, "unknown element type %d", bad[j]);
         expect_fail_at(buf, (size_t)n, WIRE_E_MALFORMED, what, __LINE__);
     }
-    static const int good[] = {WIRE_F32, WIRE_F16, WIRE_BF16, WIRE_TOPK, WIRE_TEXT, WIRE_MSGPACK};
+    static const int good[] = {WIRE_F32, WIRE_F16, WIRE_BF16, WIRE_TOPK, WIRE_ROWS, WIRE_TEXT,
+                               WIRE_MSGPACK};
     for (size_t j = 0; j < sizeof good / sizeof good[0]; j++) {
         wire_hdr_t h = sample(WIRE_PULL), d;
         h.elem = good[j];
@@ -787,7 +788,7 @@ static void test_wire_random(void)
             continue;
         }
         accepted++;
-        CU_ASSERT(d.version == WIRE_VERSION && d.type >= WIRE_PUSH && d.type <= WIRE_ERROR);
+        CU_ASSERT(d.version == WIRE_VERSION && d.type >= WIRE_PUSH && d.type <= WIRE_TYPE_MAX);
         CU_ASSERT(d.sender >= 0 && d.clock >= 0 && d.end >= d.begin && d.status >= 0);
         CU_ASSERT(wire_elem_size(d.elem) > 0);
         assert_msgpack_reads(f.b, f.n, &d);
@@ -970,6 +971,63 @@ static void test_wire_payload_checkpoint(void)
     EXPECT_PAYLOAD(h, 24, WIRE_E_MALFORMED);
 }
 
+/* PULL_ROWS and PUSH_ROWS: (end - begin) uint64 ids then count float32 in
+ * a request (elem ROWS), float32 rows in a PULL_ROWS reply; an empty
+ * PUSH_ROWS ends a step; everything else refused with its code. */
+static void test_wire_payload_rows(void)
+{
+    wire_hdr_t h;
+    wire_hdr_init(&h, WIRE_PULL_ROWS, 1);
+    h.elem = WIRE_ROWS;
+    h.begin = 10;
+    h.end = 13; /* 3 ids */
+    EXPECT_PAYLOAD(h, 24, 0);
+    EXPECT_PAYLOAD(h, 16, WIRE_E_LENGTH);
+    EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
+    h.count = 3; /* a request carries no floats */
+    EXPECT_PAYLOAD(h, 24 + 12, WIRE_E_LENGTH);
+    h.elem = WIRE_F32; /* the reply: 3 rows of dim 4 */
+    h.count = 12;
+    EXPECT_PAYLOAD(h, 48, 0);
+    EXPECT_PAYLOAD(h, 44, WIRE_E_LENGTH);
+    h.count = 13; /* not a multiple of 3 rows */
+    EXPECT_PAYLOAD(h, 52, WIRE_E_LENGTH);
+    h.count = 0;
+    EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
+    h.elem = WIRE_F16;
+    h.count = 12;
+    EXPECT_PAYLOAD(h, 24, WIRE_E_MALFORMED);
+    h.elem = WIRE_ROWS; /* no ids: nothing to pull */
+    h.end = h.begin;
+    h.count = 0;
+    EXPECT_PAYLOAD(h, 0, WIRE_E_LENGTH);
+
+    wire_hdr_init(&h, WIRE_PUSH_ROWS, 1);
+    h.elem = WIRE_ROWS;
+    h.begin = 0;
+    h.end = 2; /* 2 ids of dim 3 */
+    h.count = 6;
+    EXPECT_PAYLOAD(h, 16 + 24, 0);
+    EXPECT_PAYLOAD(h, 16 + 20, WIRE_E_LENGTH);
+    EXPECT_PAYLOAD(h, 24, WIRE_E_LENGTH);
+    h.count = 5;
+    EXPECT_PAYLOAD(h, 16 + 20, WIRE_E_LENGTH);
+    h.count = 0;
+    EXPECT_PAYLOAD(h, 16, WIRE_E_LENGTH);
+    h.count = UINT64_MAX - 1; /* a multiple of 2 whose bytes overflow */
+    EXPECT_PAYLOAD(h, 16, WIRE_E_LENGTH);
+    h.elem = WIRE_F32;
+    h.count = 6;
+    EXPECT_PAYLOAD(h, 16 + 24, WIRE_E_MALFORMED);
+    h.elem = WIRE_ROWS; /* the end of a step: no ids, no floats, no payload */
+    h.begin = h.end = 7;
+    h.count = 0;
+    EXPECT_PAYLOAD(h, 0, 0);
+    EXPECT_PAYLOAD(h, 8, WIRE_E_LENGTH);
+    h.count = 4;
+    EXPECT_PAYLOAD(h, 16, WIRE_E_LENGTH);
+}
+
 /* STATS: nothing (the request), or one msgpack value of count bytes. */
 static void test_wire_payload_stats(void)
 {
@@ -999,7 +1057,8 @@ static wire_stats_t stats_sample(void)
 {
     return (wire_stats_t){.pushes = 1ull << 40, .pulls = 17, .errors = 0, .updates = 300,
                           .busy_us = 123456789, .version = 300, .lost = 1, .first_lost = 2,
-                          .partial = 1, .lead_done = 0, .next_lead = 0};
+                          .partial = 1, .lead_done = 0, .next_lead = 0, .rows = 12345,
+                          .rows_created = 99999, .rows_bytes = 1ull << 33};
 }
 
 static int stats_eq(const wire_stats_t *a, const wire_stats_t *b)
@@ -1007,7 +1066,8 @@ static int stats_eq(const wire_stats_t *a, const wire_stats_t *b)
     return a->pushes == b->pushes && a->pulls == b->pulls && a->errors == b->errors &&
            a->updates == b->updates && a->busy_us == b->busy_us && a->version == b->version &&
            a->lost == b->lost && a->first_lost == b->first_lost && a->partial == b->partial &&
-           a->lead_done == b->lead_done && a->next_lead == b->next_lead;
+           a->lead_done == b->lead_done && a->next_lead == b->next_lead && a->rows == b->rows &&
+           a->rows_created == b->rows_created && a->rows_bytes == b->rows_bytes;
 }
 
 /* Decodes buf[0..n) from a heap block of exactly n bytes (ASan sees any
@@ -1022,7 +1082,7 @@ static int stats_decode_exact(const uint8_t *buf, size_t n, wire_stats_t *st, er
     return rc;
 }
 
-/* Encoding: a map of the 11 fields by name in the shortest forms, which
+/* Encoding: a map of the 14 fields by name in the shortest forms, which
  * msgpack-c reads alike, and which decodes to what was encoded, at the
  * extremes of every range too; nothing is written past a small buffer. */
 static void test_wire_stats_roundtrip(void)
@@ -1030,7 +1090,7 @@ static void test_wire_stats_roundtrip(void)
     wire_stats_t in[3] = {stats_sample(), {0}, {0}};
     in[1].first_lost = -1;
     in[2] = (wire_stats_t){UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, INT64_MAX,
-                           INT_MAX, INT_MAX, 1, 1, INT_MAX};
+                           INT_MAX, INT_MAX, 1, 1, INT_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
     for (int j = 0; j < 3; j++) {
         uint8_t buf[WIRE_STATS_MAX];
         int n = wire_stats_encode(&in[j], buf, sizeof buf);
@@ -1039,7 +1099,7 @@ static void test_wire_stats_roundtrip(void)
         err_t err = {{0}};
         CU_ASSERT_EQUAL(stats_decode_exact(buf, (size_t)n, &out, &err), 0);
         CU_ASSERT(stats_eq(&in[j], &out));
-        /* msgpack-c: a map of 11 string keys and integer values */
+        /* msgpack-c: a map of 14 string keys and integer values */
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
         size_t off = 0;
@@ -1047,7 +1107,7 @@ static void test_wire_stats_roundtrip(void)
                               MSGPACK_UNPACK_SUCCESS);
         CU_ASSERT_EQUAL(off, (size_t)n);
         CU_ASSERT_EQUAL_FATAL(up.data.type, MSGPACK_OBJECT_MAP);
-        CU_ASSERT_EQUAL_FATAL(up.data.via.map.size, 11);
+        CU_ASSERT_EQUAL_FATAL(up.data.via.map.size, 14);
         const msgpack_object_kv *kv = up.data.via.map.ptr;
         CU_ASSERT(kv[0].key.type == MSGPACK_OBJECT_STR && kv[0].key.via.str.size == 6 &&
                   memcmp(kv[0].key.via.str.ptr, "pushes", 6) == 0);
@@ -1073,13 +1133,14 @@ static void test_wire_stats_bytes(void)
     st.first_lost = -1;
     uint8_t buf[WIRE_STATS_MAX];
     int n = wire_stats_encode(&st, buf, sizeof buf);
-    static const char *const keys[11] = {"pushes", "pulls",      "errors",  "updates",
-                                         "busy_us", "version",   "lost",    "first_lost",
-                                         "partial", "lead_done", "next_lead"};
+    static const char *const keys[14] = {"pushes",    "pulls",     "errors",       "updates",
+                                         "busy_us",   "version",   "lost",         "first_lost",
+                                         "partial",   "lead_done", "next_lead",    "rows",
+                                         "rows_created", "rows_bytes"};
     uint8_t want[WIRE_STATS_MAX];
     size_t w = 0;
-    want[w++] = 0x8b;
-    for (int k = 0; k < 11; k++) {
+    want[w++] = 0x8e;
+    for (int k = 0; k < 14; k++) {
         size_t l = strlen(keys[k]);
         want[w++] = (uint8_t)(0xa0 | l);
         memcpy(want + w, keys[k], l);
@@ -1087,7 +1148,7 @@ static void test_wire_stats_bytes(void)
         want[w++] = k == 7 ? 0xff : 0x00;
     }
     CU_ASSERT_EQUAL(n, (int)w);
-    CU_ASSERT_EQUAL(n, 100); /* as docs/PROTOCOL.md says */
+    CU_ASSERT_EQUAL(n, 132); /* as docs/PROTOCOL.md says */
     CU_ASSERT(n == (int)w && memcmp(buf, want, w) == 0);
 }
 
@@ -1116,14 +1177,15 @@ static void sb_u8(sbuf_t *f, uint8_t v)
     sb_put(f, &v, 1);
 }
 
-/* The sample's 11 entries, but entry `skip` (-1: none), with field
+/* The sample's 14 entries, but entry `skip` (-1: none), with field
  * `bad` (-1: none) given the raw value bytes v[0..vn). */
 static void sb_fields(sbuf_t *f, int skip, int bad, const uint8_t *v, size_t vn)
 {
-    static const char *const keys[11] = {"pushes", "pulls",      "errors",  "updates",
-                                         "busy_us", "version",   "lost",    "first_lost",
-                                         "partial", "lead_done", "next_lead"};
-    for (int k = 0; k < 11; k++) {
+    static const char *const keys[14] = {"pushes",    "pulls",     "errors",       "updates",
+                                         "busy_us",   "version",   "lost",         "first_lost",
+                                         "partial",   "lead_done", "next_lead",    "rows",
+                                         "rows_created", "rows_bytes"};
+    for (int k = 0; k < 14; k++) {
         if (k == skip)
             continue;
         sb_str(f, keys[k]);
@@ -1200,24 +1262,24 @@ static void test_wire_stats_refused(void)
     };
     for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
         f.n = 0;
-        sb_u8(&f, 0x8b);
+        sb_u8(&f, 0x8e);
         sb_fields(&f, -1, bad[j].field, bad[j].v, bad[j].vn);
         STATS_REFUSED(f, bad[j].what);
     }
     /* a field missing, a field twice */
     f.n = 0;
-    sb_u8(&f, 0x8a);
+    sb_u8(&f, 0x8d);
     sb_fields(&f, 3, -1, NULL, 0);
     STATS_REFUSED(f, "no field \"updates\"");
     f.n = 0;
-    sb_u8(&f, 0x8c);
+    sb_u8(&f, 0x8f);
     sb_fields(&f, -1, -1, NULL, 0);
     sb_str(&f, "lost");
     sb_u8(&f, 0x00);
     STATS_REFUSED(f, "field \"lost\" twice");
     /* an unknown key, with a non-integer value, is refused; with an integer, skipped */
     f.n = 0;
-    sb_u8(&f, 0x8c);
+    sb_u8(&f, 0x8f);
     sb_str(&f, "later");
     sb_u8(&f, 0xc3);
     sb_fields(&f, -1, -1, NULL, 0);
@@ -1225,13 +1287,14 @@ static void test_wire_stats_refused(void)
     f.n = 0;
     sb_u8(&f, 0xde); /* map16, keys as str8, values as uint64: wide but valid */
     sb_u8(&f, 0x00);
-    sb_u8(&f, 0x0c);
+    sb_u8(&f, 0x0f);
     sb_str(&f, "later");
     sb_u8(&f, 0x07);
-    static const char *const keys[11] = {"next_lead", "lead_done", "partial", "first_lost",
+    static const char *const keys[14] = {"next_lead", "lead_done", "partial", "first_lost",
                                          "lost",      "version",   "busy_us", "updates",
-                                         "errors",    "pulls",     "pushes"};
-    for (int k = 0; k < 11; k++) {
+                                         "errors",    "pulls",     "pushes",  "rows",
+                                         "rows_created", "rows_bytes"};
+    for (int k = 0; k < 14; k++) {
         uint8_t h[2] = {0xd9, (uint8_t)strlen(keys[k])};
         sb_put(&f, h, 2);
         sb_put(&f, keys[k], strlen(keys[k]));
@@ -1243,7 +1306,8 @@ static void test_wire_stats_refused(void)
     CU_ASSERT_EQUAL(stats_decode_exact(f.b, f.n, &st, &err), 0);
     CU_ASSERT(st.next_lead == 0 && st.lead_done == 1 && st.partial == 1 && st.first_lost == 3 &&
               st.lost == 4 && st.version == 5 && st.busy_us == 6 && st.updates == 7 &&
-              st.errors == 8 && st.pulls == 9 && st.pushes == 10);
+              st.errors == 8 && st.pulls == 9 && st.pushes == 10 && st.rows == 11 &&
+              st.rows_created == 12 && st.rows_bytes == 13);
 }
 
 /* Random bytes and random mutations of a valid payload: never a crash or a
@@ -1341,11 +1405,12 @@ static void test_wire_names(void)
 {
     static const char *const types[] = {"PUSH",  "PULL",       "PULL_REPLY",
                                         "CLOCK", "BARRIER",    "STATS",
-                                        "CHECKPOINT", "SHUTDOWN", "ERROR"};
-    for (int t = WIRE_PUSH; t <= WIRE_ERROR; t++)
+                                        "CHECKPOINT", "SHUTDOWN", "ERROR",
+                                        "PULL_ROWS", "PUSH_ROWS"};
+    for (int t = WIRE_PUSH; t <= WIRE_TYPE_MAX; t++)
         CU_ASSERT_STRING_EQUAL(wire_type_name(t), types[t - 1]);
     CU_ASSERT_STRING_EQUAL(wire_type_name(0), "?");
-    CU_ASSERT_STRING_EQUAL(wire_type_name(10), "?");
+    CU_ASSERT_STRING_EQUAL(wire_type_name(12), "?");
     CU_ASSERT_STRING_EQUAL(wire_type_name(-1), "?");
     CU_ASSERT_STRING_EQUAL(wire_type_name(INT_MIN), "?");
     static const char *const errs[] = {"version", "type",  "range",   "length",
@@ -1362,7 +1427,8 @@ static void test_wire_names(void)
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_MSGPACK), 1);
     CU_ASSERT_EQUAL(wire_elem_size(0), 0);
     CU_ASSERT_EQUAL(wire_elem_size(WIRE_TOPK), 8);
-    CU_ASSERT_EQUAL(wire_elem_size(5), 0);
+    CU_ASSERT_EQUAL(wire_elem_size(WIRE_ROWS), 4);
+    CU_ASSERT_EQUAL(wire_elem_size(6), 0);
     wire_hdr_t h;
     memset(&h, 0x5a, sizeof h);
     wire_hdr_init(&h, WIRE_CLOCK, 7);
@@ -1398,6 +1464,7 @@ int test_wire_register(void)
         !CU_add_test(s, "payload_topk", test_wire_payload_topk) ||
         !CU_add_test(s, "payload_checkpoint", test_wire_payload_checkpoint) ||
         !CU_add_test(s, "payload_stats", test_wire_payload_stats) ||
+        !CU_add_test(s, "payload_rows", test_wire_payload_rows) ||
         !CU_add_test(s, "stats_roundtrip", test_wire_stats_roundtrip) ||
         !CU_add_test(s, "stats_bytes", test_wire_stats_bytes) ||
         !CU_add_test(s, "stats_refused", test_wire_stats_refused) ||

@@ -164,6 +164,9 @@ static int finish_job(dist_t *j, train_result_t *res, err_t *err)
     s.servers_updates = (double)ss.updates;
     s.servers_pushes = (double)ss.pushes;
     s.servers_pulls = (double)ss.pulls;
+    s.servers_rows = (double)ss.rows;
+    s.servers_rows_bytes = (double)ss.rows_bytes;
+    s.servers_rows_bytes_max = (double)ss.rows_bytes_max;
     checkpoint_t ck;
     uint8_t order[TRAIN_ORDER_LEN];
     train_checkpoint_init(&ck, cfg, &j->own, j->ep.m, &j->data, j->ep.step, version,

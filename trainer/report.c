@@ -187,6 +187,11 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
             cJSON_AddNumberToObject(v, "updates", s->servers_updates);
             cJSON_AddNumberToObject(v, "pushes", s->servers_pushes);
             cJSON_AddNumberToObject(v, "pulls", s->servers_pulls);
+            if (s->servers_rows > 0) { /* sparse tables: the memory of their rows */
+                cJSON_AddNumberToObject(v, "rows", s->servers_rows);
+                cJSON_AddNumberToObject(v, "rows_bytes", s->servers_rows_bytes);
+                cJSON_AddNumberToObject(v, "rows_bytes_max_server", s->servers_rows_bytes_max);
+            }
         }
     }
     char *text = cJSON_Print(o);

@@ -44,6 +44,8 @@ typedef struct {
     double trainer0_compute_s, trainer0_pull_wait_s, trainer0_push_s;
     uint64_t trainer0_bytes_sent, trainer0_bytes_received;
     double servers_busy_s, servers_updates, servers_pushes, servers_pulls;
+    /* the servers' row stores (sparse tables): rows held, bytes in all, bytes of the largest */
+    double servers_rows, servers_rows_bytes, servers_rows_bytes_max;
 } run_summary_t;
 
 #define METRICS_HEADER \

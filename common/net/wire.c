@@ -202,8 +202,8 @@ static const struct {
 
 static int elem_known(int e)
 {
-    return e == WIRE_F32 || e == WIRE_F16 || e == WIRE_BF16 || e == WIRE_TOPK || e == WIRE_TEXT ||
-           e == WIRE_MSGPACK;
+    return e == WIRE_F32 || e == WIRE_F16 || e == WIRE_BF16 || e == WIRE_TOPK || e == WIRE_ROWS ||
+           e == WIRE_TEXT || e == WIRE_MSGPACK;
 }
 
 /* Stores c in *code and returns -1 (err already set). */
@@ -338,7 +338,7 @@ int wire_decode(const void *buf, size_t len, wire_hdr_t *h, int *code, err_t *er
     }
 
     char num[32];
-    if (h->type < WIRE_PUSH || h->type > WIRE_ERROR) {
+    if (h->type < WIRE_PUSH || h->type > WIRE_TYPE_MAX) {
         err_set(err, "header: unknown message type %s", mpint_str(&v[1], num, sizeof num));
         return fail(code, WIRE_E_TYPE);
     }
@@ -380,6 +380,43 @@ static int check_numeric(const wire_hdr_t *h, size_t payload_len, const char *na
     if (h->count > SIZE_MAX / es || h->count * es != payload_len) {
         err_set(err, "%s: payload of %zu bytes, expected count %llu x %zu bytes", name,
                 payload_len, (unsigned long long)h->count, es);
+        return fail(code, WIRE_E_LENGTH);
+    }
+    return 0;
+}
+
+/* PULL_ROWS and PUSH_ROWS (wire.h says what each holds): n = end - begin
+ * row ids, count floats. Returns 0, or -1 with *code and err. */
+static int check_rows(const wire_hdr_t *h, size_t payload_len, int *code, err_t *err)
+{
+    const char *name = wire_type_name(h->type);
+    const uint64_t n = h->end - h->begin;
+    const int reply = h->type == WIRE_PULL_ROWS && h->elem == WIRE_F32;
+    if (!reply && h->elem != WIRE_ROWS) {
+        err_set(err, "%s: payload element type %d, expected row ids (%d)%s", name, h->elem,
+                WIRE_ROWS, h->type == WIRE_PULL_ROWS ? " or, in a reply, float32 rows" : "");
+        return fail(code, WIRE_E_MALFORMED);
+    }
+    if (n == 0 && (h->type == WIRE_PULL_ROWS || h->count != 0 || payload_len != 0)) {
+        err_set(err, "%s: no row ids ([%llu, %llu)) but count %llu and %zu bytes of payload",
+                name, (unsigned long long)h->begin, (unsigned long long)h->end,
+                (unsigned long long)h->count, payload_len);
+        return fail(code, WIRE_E_LENGTH);
+    }
+    if (n == 0)
+        return 0; /* an empty PUSH_ROWS: the end of a trainer's step */
+    if ((h->type == WIRE_PULL_ROWS && !reply) ? h->count != 0 : (h->count == 0 || h->count % n)) {
+        err_set(err, "%s: count %llu for %llu rows (%s)", name, (unsigned long long)h->count,
+                (unsigned long long)n, reply || h->type == WIRE_PUSH_ROWS
+                                           ? "expected a positive multiple: n x dim"
+                                           : "a request carries ids only: expected 0");
+        return fail(code, WIRE_E_LENGTH);
+    }
+    const uint64_t ids = reply ? 0 : n;
+    if (ids > SIZE_MAX / 8 || h->count > (SIZE_MAX - 8 * ids) / 4 ||
+        8 * ids + 4 * h->count != payload_len) {
+        err_set(err, "%s: payload of %zu bytes, expected %llu row ids and %llu floats", name,
+                payload_len, (unsigned long long)ids, (unsigned long long)h->count);
         return fail(code, WIRE_E_LENGTH);
     }
     return 0;
@@ -458,6 +495,9 @@ int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t
             return fail(code, WIRE_E_LENGTH);
         }
         return 0;
+    case WIRE_PULL_ROWS:
+    case WIRE_PUSH_ROWS:
+        return check_rows(h, payload_len, code, err);
     case WIRE_ERROR:
         if (h->status <= 0) {
             err_set(err, "ERROR: status %d, expected an error code", h->status);
@@ -500,7 +540,8 @@ static const struct {
     SF(busy_us, SF_U64, 0, UINT64_MAX),  SF(version, SF_I64, 0, INT64_MAX),
     SF(lost, SF_INT, 0, INT_MAX),        SF(first_lost, SF_INT, -1, INT_MAX),
     SF(partial, SF_INT, 0, 1),           SF(lead_done, SF_INT, 0, 1),
-    SF(next_lead, SF_INT, 0, INT_MAX),
+    SF(next_lead, SF_INT, 0, INT_MAX),   SF(rows, SF_U64, 0, UINT64_MAX),
+    SF(rows_created, SF_U64, 0, UINT64_MAX), SF(rows_bytes, SF_U64, 0, UINT64_MAX),
 };
 #undef SF
 #define STATS_FIELDS ((int)(sizeof stats_fields / sizeof stats_fields[0]))
@@ -654,10 +695,10 @@ int wire_stats_decode(const void *buf, size_t len, wire_stats_t *st, err_t *err)
 
 const char *wire_type_name(int type)
 {
-    static const char *const names[] = {NULL,      "PUSH",  "PULL",       "PULL_REPLY",
-                                        "CLOCK",   "BARRIER", "STATS",    "CHECKPOINT",
-                                        "SHUTDOWN", "ERROR"};
-    return (type >= WIRE_PUSH && type <= WIRE_ERROR) ? names[type] : "?";
+    static const char *const names[] = {NULL,       "PUSH",      "PULL",     "PULL_REPLY",
+                                        "CLOCK",    "BARRIER",   "STATS",    "CHECKPOINT",
+                                        "SHUTDOWN", "ERROR",     "PULL_ROWS", "PUSH_ROWS"};
+    return (type >= WIRE_PUSH && type <= WIRE_TYPE_MAX) ? names[type] : "?";
 }
 
 const char *wire_error_name(int code)
@@ -672,6 +713,7 @@ size_t wire_elem_size(int elem)
 {
     switch (elem) {
     case WIRE_F32:
+    case WIRE_ROWS:
         return 4;
     case WIRE_TOPK:
         return 8;

@@ -43,13 +43,21 @@ enum {
     WIRE_SHUTDOWN = 8,   /* goodbye, failure or a request to stop (WIRE_SHUTDOWN_*); a
                           * goodbye is answered at the end of the job, status = trainers lost */
     WIRE_ERROR = 9,      /* answer to a bad request: status says why, payload a text */
+    WIRE_PULL_ROWS = 10, /* rows of a sparse table (status: table id) for step clock: the
+                          * request carries row ids (elem WIRE_ROWS), the reply the rows (F32) */
+    WIRE_PUSH_ROWS = 11, /* row ids and their gradients (elem WIRE_ROWS) for step clock; an
+                          * empty one ends the trainer's row pushes of the step */
 };
+/* The highest message type. */
+#define WIRE_TYPE_MAX WIRE_PUSH_ROWS
 
 /* Element types of the payload (header element 6). */
 enum {
     WIRE_F32 = 1,   /* IEEE float32, little-endian */
     WIRE_F16 = 2,   /* IEEE float16, little-endian (cluster.compression = fp16) */
     WIRE_BF16 = 3,  /* bfloat16, little-endian (cluster.compression = bf16) */
+    WIRE_ROWS = 5,  /* PULL_ROWS / PUSH_ROWS requests: end - begin uint64 row ids, then
+                     * count float32 (n x dim gradients; none in a PULL_ROWS), little-endian */
     WIRE_TOPK = 4,  /* PUSH only: uint32 index into [begin, end), then float32 value,
                      * little-endian, indices ascending (cluster.compression = topk) */
     WIRE_TEXT = 10, /* UTF-8 bytes, not NUL-terminated (ERROR payloads) */
@@ -60,7 +68,8 @@ enum {
 enum {
     WIRE_E_VERSION = 1,   /* header version is not WIRE_VERSION */
     WIRE_E_TYPE = 2,      /* unknown message type, or not a request */
-    WIRE_E_RANGE = 3,     /* end < begin, or keys outside the server's shard */
+    WIRE_E_RANGE = 3,     /* end < begin, keys outside the server's shard, an unknown
+                           * sparse table, a row id beyond it or not this server's */
     WIRE_E_LENGTH = 4,    /* count / payload size do not match */
     WIRE_E_MALFORMED = 5, /* not a well-formed header */
     WIRE_E_STATE = 6,     /* valid, but not now (e.g. a push for another step) */
@@ -95,7 +104,7 @@ enum {
 /* The header, in wire order. */
 typedef struct {
     int version;    /* WIRE_VERSION */
-    int type;       /* WIRE_PUSH .. WIRE_ERROR */
+    int type;       /* WIRE_PUSH .. WIRE_TYPE_MAX */
     int sender;     /* rank of the sender, >= 0 */
     int64_t clock;  /* the sender's step / the version of the parameters, >= 0 */
     uint64_t begin; /* key range [begin, end) in the flat parameter index */
@@ -139,6 +148,13 @@ int wire_decode(const void *buf, size_t len, wire_hdr_t *h, int *code, err_t *er
  *   PUSH, PULL_REPLY: elem F32/F16/BF16, count == end - begin, count > 0 and
  *     payload_len == count * wire_elem_size(elem);
  *   PULL, CLOCK, BARRIER, SHUTDOWN: count == 0 and no payload;
+ *   PULL_ROWS: as a request elem ROWS, end > begin, count == 0 and
+ *     payload_len == 8 * (end - begin) (the ids); as a reply elem F32,
+ *     end > begin, count a positive multiple of end - begin (n x dim) and
+ *     payload_len == 4 * count;
+ *   PUSH_ROWS: elem ROWS; with n = end - begin ids, either n == 0, count
+ *     == 0 and no payload (the end of the trainer's step), or count a
+ *     positive multiple of n and payload_len == 8 * n + 4 * count;
  *   STATS, CHECKPOINT: as a request count == 0 and no payload; as a reply,
  *     status == 0 and a payload: STATS elem MSGPACK and payload_len == count
  *     (wire_stats_decode reads it), CHECKPOINT elem F32/F16/BF16 and
@@ -165,12 +181,15 @@ typedef struct {
     int partial;        /* 1: pieces of the step under way were applied (0 or 1) */
     int lead_done;      /* 1: trainer 0 has said goodbye (0 or 1) */
     int next_lead;      /* the lowest trainer not lost; T when none (0..2^31-1) */
+    uint64_t rows;         /* sparse rows held now, all tables */
+    uint64_t rows_created; /* sparse rows created so far */
+    uint64_t rows_bytes;   /* bytes of the row store (rows_bytes) */
 } wire_stats_t;
 
 /* Bytes that wire_stats_encode writes at most. */
 #define WIRE_STATS_MAX 256
 
-/* Encodes st as the payload of a STATS reply: a msgpack map of its 11
+/* Encodes st as the payload of a STATS reply: a msgpack map of its 14
  * fields by name (docs/PROTOCOL.md), each value in its shortest integer
  * form. Writes nothing past buf[cap). Returns the byte length, or -1 if cap
  * is too small (WIRE_STATS_MAX is always enough). */
@@ -178,7 +197,7 @@ int wire_stats_encode(const wire_stats_t *st, uint8_t *buf, size_t cap);
 
 /* Decodes and validates a STATS reply's payload buf[0..len): one msgpack
  * map (nothing after it) whose keys are strings and values integers, each
- * of the 11 fields exactly once and in its range; keys it does not know are
+ * of the 14 fields exactly once and in its range; keys it does not know are
  * skipped, so that a later server may add fields. Never reads outside buf
  * and never allocates. Returns 0 with *st filled, or -1 with err saying
  * what is wrong ("STATS: field \"lost\" is -3, ..."); *st is then
@@ -186,7 +205,7 @@ int wire_stats_encode(const wire_stats_t *st, uint8_t *buf, size_t cap);
 int wire_stats_decode(const void *buf, size_t len, wire_stats_t *st, err_t *err);
 
 /* "PUSH", "PULL", "PULL_REPLY", "CLOCK", "BARRIER", "STATS", "CHECKPOINT",
- * "SHUTDOWN", "ERROR", or "?" for anything else. */
+ * "SHUTDOWN", "ERROR", "PULL_ROWS", "PUSH_ROWS", or "?" for anything else. */
 const char *wire_type_name(int type);
 
 /* "version", "type", "range", "length", "malformed", "state", "internal"
@@ -200,8 +219,9 @@ const char *wire_error_name(int code);
  * shard_len / piece, and a shard holds at most WIRE_PIECES_MAX / 2 layers). */
 size_t wire_piece_floats(size_t shard_len);
 
-/* Size in bytes of one payload element: 8 for TOPK, 4 for F32, 2 for F16
- * and BF16, 1 for TEXT and MSGPACK, 0 for an unknown elem. */
+/* Size in bytes of one payload element: 8 for TOPK, 4 for F32 and ROWS (its
+ * floats; the ids come on top), 2 for F16 and BF16, 1 for TEXT and MSGPACK,
+ * 0 for an unknown elem. */
 size_t wire_elem_size(int elem);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "common/net/wire.h"
+#include "common/nn/rows.h"
 
 static const char *out_dir;
 static int n_written;
@@ -67,13 +68,13 @@ static void wire_seed(const wire_hdr_t *h, uint64_t payload_len)
 static void stats_seeds(void)
 {
     const wire_stats_t st[3] = {
-        {123456, 7890, 3, 1719, 2500000, 1719, 0, -1, 0, 1, 0},
-        {0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0},
+        {123456, 7890, 3, 1719, 2500000, 1719, 0, -1, 0, 1, 0, 4000, 4100, 1 << 20},
+        {0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0},
         {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, INT64_MAX, 2147483647,
-         2147483647, 1, 1, 2147483647},
+         2147483647, 1, 1, 2147483647, UINT64_MAX, UINT64_MAX, UINT64_MAX},
     };
     fuzz_buf_t f = {0};
-    uint8_t b[WIRE_STATS_MAX + 64];
+    uint8_t b[WIRE_STATS_MAX + 128];
     for (int j = 0; j < 3; j++) {
         int n = wire_stats_encode(&st[j], b, sizeof b);
         fuzz_wire_stats_input(&f, b, (size_t)n);
@@ -81,19 +82,20 @@ static void stats_seeds(void)
         if (j == 0) {
             fuzz_wire_stats_input(&f, b, (size_t)n / 2); /* cut short */
             emit("wire", &f);
-            b[0] = 0x8c; /* one more entry: a key of a later version */
+            b[0] = 0x8f; /* one more entry: a key of a later version */
             memcpy(b + n, "\xa5later\x07", 7);
             fuzz_wire_stats_input(&f, b, (size_t)n + 7);
             emit("wire", &f);
         }
     }
     /* map16, keys as str8 and values as uint64: every field, in reverse */
-    static const char *const keys[11] = {"next_lead", "lead_done", "partial", "first_lost",
+    static const char *const keys[14] = {"next_lead", "lead_done", "partial", "first_lost",
                                          "lost",      "version",   "busy_us", "updates",
-                                         "errors",    "pulls",     "pushes"};
+                                         "errors",    "pulls",     "pushes",  "rows",
+                                         "rows_created", "rows_bytes"};
     size_t n = 0;
-    b[n++] = 0xde, b[n++] = 0, b[n++] = 11;
-    for (int k = 0; k < 11; k++) {
+    b[n++] = 0xde, b[n++] = 0, b[n++] = 14;
+    for (int k = 0; k < 14; k++) {
         b[n++] = 0xd9;
         b[n++] = (uint8_t)strlen(keys[k]);
         memcpy(b + n, keys[k], strlen(keys[k]));
@@ -326,6 +328,105 @@ static void session_stop(unsigned cfg, unsigned cfg2, int how)
     fuzz_buf_free(&s.f);
 }
 
+/* PULL_ROWS and PUSH_ROWS headers: requests (ids; ids and gradients; the
+ * end of a step), a reply, and a few that break the payload rules. */
+static void rows_wire_seeds(void)
+{
+    wire_hdr_t h = hdr(WIRE_PULL_ROWS, 1, 4, 0, 3, 0, 20, 3);
+    h.elem = WIRE_ROWS;
+    wire_seed(&h, 24);
+    wire_seed(&h, 28); /* floats in a pull request */
+    h = hdr(WIRE_PULL_ROWS, 0, 4, 0, 3, 6, 20, 3); /* the reply: 3 rows of dim 2 */
+    wire_seed(&h, 24);
+    h = hdr(WIRE_PUSH_ROWS, 2, 4, 5, 7, 6, 21, 5);
+    h.elem = WIRE_ROWS;
+    wire_seed(&h, 16 + 24);
+    h.count = 5; /* not n x dim */
+    wire_seed(&h, 16 + 20);
+    h = hdr(WIRE_PUSH_ROWS, 2, 4, 7, 7, 0, 22, 0); /* the end of a step */
+    h.elem = WIRE_ROWS;
+    wire_seed(&h, 0);
+}
+
+/* Row ids of table `table` that server `index` of 2 owns, from `from` on. */
+static void owned_ids(uint32_t table, int index, uint64_t from, uint64_t *ids, int n)
+{
+    for (uint64_t id = from; n > 0; id++)
+        if ((int)(rows_hash(table, id) % 2) == index) {
+            *ids++ = id;
+            n--;
+        }
+}
+
+/* A row message from trainer `who`: type, step, table, positions
+ * [begin, begin + n), the ids and (PUSH_ROWS) n x dim gradients. */
+static void sess_rows(sess_t *s, int flags, int who, int type, int64_t clock, int table,
+                      uint64_t begin, const uint64_t *ids, int n, size_t dim)
+{
+    uint8_t pay[8 * 8 + 4 * 8 * 3];
+    size_t count = type == WIRE_PUSH_ROWS ? (size_t)n * dim : 0;
+    for (int i = 0; i < n; i++)
+        memcpy(pay + 8 * i, &ids[i], 8); /* little-endian host */
+    for (size_t k = 0; k < count; k++) {
+        float g = 0.5f * (float)(k + 1) * (float)(who + 1);
+        memcpy(pay + 8 * n + 4 * k, &g, 4);
+    }
+    wire_hdr_t h = hdr(type, who, clock, begin, begin + (uint64_t)n, count, ++s->req, table);
+    h.elem = WIRE_ROWS;
+    sess_msg(s, flags, who, &h, n ? pay : NULL, 8 * (size_t)n + 4 * count);
+}
+
+/* A job with sparse tables (config byte 2, bit 2): each trainer pulls
+ * rows, pushes rows of both tables in two pieces and ends its steps; a
+ * trainer ahead pulls rows of the next step early; with malformed row
+ * messages mixed in (an unknown table, an id beyond the table, another
+ * server's id, a duplicate, a count that is not n x dim, a piece out of
+ * order, another step, a reply sent to the server). */
+static void session_rows(unsigned cfg, unsigned cfg2, int malformed)
+{
+    sess_t s;
+    sess_start(&s, cfg, cfg2 | 4);
+    const int index = (cfg >> 2) & 1;
+    uint64_t a[6], b[4], other[1];
+    owned_ids(3, index, 0, a, 6);
+    owned_ids(5, index, 1ull << 40, b, 4);
+    owned_ids(3, !index, 0, other, 1);
+    for (int t = 0; t < s.T; t++)
+        sess_rows(&s, 0, t, WIRE_PULL_ROWS, 0, 3, 0, a, 6, 2);
+    for (int step = 0; step < 2; step++) {
+        for (int t = 0; t < s.T; t++) {
+            sess_rows(&s, t == 1 ? FUZZ_UNALIGNED : 0, t, WIRE_PUSH_ROWS, step, 3, 0, a + t % 2,
+                      4, 2);
+            if (t == 0) /* ahead: the rows of the next step */
+                sess_rows(&s, 0, 0, WIRE_PULL_ROWS, step + 1, 5, 0, b, 4, 3);
+            sess_rows(&s, 0, t, WIRE_PUSH_ROWS, step, 5, 4, b + t % 2, 2, 3);
+            if (malformed && t == 0) {
+                const uint64_t dup[2] = {a[0], a[0]}, beyond = 40 + (uint64_t)index;
+                sess_rows(&s, 0, t, WIRE_PUSH_ROWS, step, 4, 6, a, 1, 2);
+                sess_rows(&s, 0, t, WIRE_PULL_ROWS, step, 3, 0, &beyond, 1, 2);
+                sess_rows(&s, 0, t, WIRE_PULL_ROWS, step, 3, 0, other, 1, 2);
+                sess_rows(&s, 0, t, WIRE_PUSH_ROWS, step, 3, 6, dup, 2, 2);
+                sess_rows(&s, 0, t, WIRE_PUSH_ROWS, step, 3, 6, a, 2, 3);
+                sess_rows(&s, 0, t, WIRE_PUSH_ROWS, step, 3, 9, a, 2, 2);
+                sess_rows(&s, 0, t, WIRE_PUSH_ROWS, step + 3, 3, 6, a, 2, 2);
+                wire_hdr_t h = hdr(WIRE_PULL_ROWS, 0, step, 0, 1, 2, 88, 3);
+                float two[2] = {1, 2};
+                sess_msg(&s, 0, 0, &h, two, sizeof two);
+            }
+            sess_rows(&s, 0, t, WIRE_PUSH_ROWS, step, 3, 6, NULL, 0, 2);
+        }
+        for (int t = 1; t < s.T; t++)
+            sess_rows(&s, 0, t, WIRE_PULL_ROWS, step + 1, 3, 0, a, 6, 2);
+    }
+    sess_req(&s, 0, WIRE_STATS, 0, 0, 0, 0);
+    if (malformed)
+        fuzz_server_op(&s.f, FUZZ_OP_LOSE | 2 << 2); /* trainer 1, with a row pull waiting */
+    for (int t = 0; t < s.T; t++)
+        sess_req(&s, t, WIRE_SHUTDOWN, 0, 0, 0, 0);
+    emit("server", &s.f);
+    fuzz_buf_free(&s.f);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -361,6 +462,16 @@ int main(int argc, char **argv)
     sess_msg(&s, FUZZ_SEND_FAILS, 0, &h, NULL, 0);
     emit("server", &s.f);
     fuzz_buf_free(&s.f);
+    /* sparse tables (after the others, so that their seed numbers stay):
+     * BSP and ASP (SSP refuses them: the server has none then), each shard,
+     * 1 and 2 trainers, every optimizer (momentum's tables take Adagrad),
+     * shard 1 with malformed messages */
+    rows_wire_seeds();
+    for (unsigned cons = 0; cons < 4; cons++)
+        for (unsigned idx = 0; idx < 2; idx++) {
+            unsigned tr = cons == 3 ? 1 : 3; /* 2 trainers, or 1 (the last BSP) */
+            session_rows(cons | idx << 2 | ((cons + idx) % 4) << 3 | tr << 5, 0, idx);
+        }
     printf("gen_corpus: %d seeds in %s\n", n_written, out_dir);
     return 0;
 }

@@ -289,14 +289,40 @@ static int ref_decode(const uint8_t *b, size_t len, wire_hdr_t *h)
     h->count = v[7].u;
     h->req = (uint32_t)v[8].u;
     h->status = (int)v[9].u;
-    if (h->type < WIRE_PUSH || h->type > WIRE_ERROR)
+    if (h->type < WIRE_PUSH || h->type > WIRE_PUSH_ROWS)
         return WIRE_E_TYPE;
-    if (!(elem_numeric(h->elem) || h->elem == WIRE_TOPK || h->elem == WIRE_TEXT ||
-          h->elem == WIRE_MSGPACK))
+    if (!(elem_numeric(h->elem) || h->elem == WIRE_TOPK || h->elem == WIRE_ROWS ||
+          h->elem == WIRE_TEXT || h->elem == WIRE_MSGPACK))
         return WIRE_E_MALFORMED;
     if (h->end < h->begin)
         return WIRE_E_RANGE;
     return 0;
+}
+
+/* The spec's verdict on a PULL_ROWS or PUSH_ROWS (docs/PROTOCOL.md): n =
+ * end - begin ids, then count floats (a PULL_ROWS request: ids only; its
+ * reply: elem F32, n x dim floats; an empty PUSH_ROWS: nothing at all). A
+ * bitmask of the codes that apply. */
+static unsigned ref_rows(const wire_hdr_t *h, uint64_t plen)
+{
+    const uint64_t n = h->end - h->begin;
+    const int reply = h->type == WIRE_PULL_ROWS && h->elem == WIRE_F32;
+    unsigned m = 0;
+    if (!reply && h->elem != WIRE_ROWS)
+        m |= 1u << WIRE_E_MALFORMED;
+    const uint64_t ids = reply ? 0 : n;
+    /* 8 ids + 4 count == plen, in 128 bits */
+    const unsigned __int128 bytes = (unsigned __int128)ids * 8 + (unsigned __int128)h->count * 4;
+    if (n == 0) {
+        if (h->type == WIRE_PULL_ROWS || h->count != 0 || plen != 0)
+            m |= 1u << WIRE_E_LENGTH;
+    } else if (h->type == WIRE_PULL_ROWS && !reply) {
+        if (h->count != 0 || bytes != plen)
+            m |= 1u << WIRE_E_LENGTH;
+    } else if (h->count == 0 || h->count % n != 0 || bytes != plen) {
+        m |= 1u << WIRE_E_LENGTH;
+    }
+    return m;
 }
 
 /* The spec's verdict on a valid header with a payload of plen bytes: a
@@ -351,6 +377,10 @@ static unsigned ref_payload(const wire_hdr_t *h, uint64_t plen)
             m |= 1u << WIRE_E_MALFORMED;
         if (!size_ok)
             m |= 1u << WIRE_E_LENGTH;
+        break;
+    case WIRE_PULL_ROWS:
+    case WIRE_PUSH_ROWS:
+        m |= ref_rows(h, plen);
         break;
     case WIRE_ERROR:
         if (h->status <= 0)
@@ -456,12 +486,14 @@ static const struct {
     const char *name;
     int64_t min;
     uint64_t max;
-} ref_fields[11] = {
+} ref_fields[14] = {
     {"pushes", 0, UINT64_MAX},   {"pulls", 0, UINT64_MAX},     {"errors", 0, UINT64_MAX},
     {"updates", 0, UINT64_MAX},  {"busy_us", 0, UINT64_MAX},   {"version", 0, INT64_MAX},
     {"lost", 0, INT_MAX},        {"first_lost", -1, INT_MAX},  {"partial", 0, 1},
-    {"lead_done", 0, 1},         {"next_lead", 0, INT_MAX},
+    {"lead_done", 0, 1},         {"next_lead", 0, INT_MAX},    {"rows", 0, UINT64_MAX},
+    {"rows_created", 0, UINT64_MAX}, {"rows_bytes", 0, UINT64_MAX},
 };
+#define REF_FIELDS 14
 
 /* Stores field k's value v into st. */
 static void ref_store(wire_stats_t *st, int k, const refint_t *v)
@@ -478,13 +510,17 @@ static void ref_store(wire_stats_t *st, int k, const refint_t *v)
     case 7: st->first_lost = (int)i; break;
     case 8: st->partial = (int)i; break;
     case 9: st->lead_done = (int)i; break;
-    default: st->next_lead = (int)i; break;
+    case 10: st->next_lead = (int)i; break;
+    case 11: st->rows = v->u; break;
+    case 12: st->rows_created = v->u; break;
+    default: st->rows_bytes = v->u; break;
     }
 }
 
 /* Reads the key at b[*pos..len) with msgpack-c (after its length is known
  * to fit, so that msgpack-c allocates nothing much): returns the field's
- * index, 11 for a key of no field, -1 if it is no string or cut short. */
+ * index, REF_FIELDS for a key of no field, -1 if it is no string or cut
+ * short. */
 static int ref_key(const uint8_t *b, size_t len, size_t *pos)
 {
     uint8_t kb = b[*pos];
@@ -502,8 +538,8 @@ static int ref_key(const uint8_t *b, size_t len, size_t *pos)
     int ok = msgpack_unpack_next(&up, (const char *)b + *pos, hl + (size_t)l, &off) ==
                  MSGPACK_UNPACK_SUCCESS &&
              up.data.type == MSGPACK_OBJECT_STR && up.data.via.str.size == l;
-    int k = 11;
-    for (int f = 0; ok && f < 11; f++)
+    int k = REF_FIELDS;
+    for (int f = 0; ok && f < REF_FIELDS; f++)
         if (strlen(ref_fields[f].name) == l && memcmp(ref_fields[f].name, up.data.via.str.ptr, l) == 0)
             k = f;
     msgpack_unpacked_destroy(&up);
@@ -546,14 +582,14 @@ static int ref_stats(const uint8_t *b, size_t len, wire_stats_t *st)
         if (ref_int(b + pos, l, &v) != 0)
             return -2;
         pos += l;
-        if (k == 11)
+        if (k == REF_FIELDS)
             continue;
         if ((seen & (1u << k)) || (v.neg ? v.i < ref_fields[k].min : v.u > ref_fields[k].max))
             return -1;
         seen |= 1u << k;
         ref_store(st, k, &v);
     }
-    return pos == len && seen == (1u << 11) - 1 ? 0 : -1;
+    return pos == len && seen == (1u << REF_FIELDS) - 1 ? 0 : -1;
 }
 
 static int stats_equal(const wire_stats_t *a, const wire_stats_t *b)
@@ -561,7 +597,8 @@ static int stats_equal(const wire_stats_t *a, const wire_stats_t *b)
     return a->pushes == b->pushes && a->pulls == b->pulls && a->errors == b->errors &&
            a->updates == b->updates && a->busy_us == b->busy_us && a->version == b->version &&
            a->lost == b->lost && a->first_lost == b->first_lost && a->partial == b->partial &&
-           a->lead_done == b->lead_done && a->next_lead == b->next_lead;
+           a->lead_done == b->lead_done && a->next_lead == b->next_lead && a->rows == b->rows &&
+           a->rows_created == b->rows_created && a->rows_bytes == b->rows_bytes;
 }
 
 /* Checks wire_stats_decode on payload p[0..len) (in its own heap block)
@@ -706,6 +743,7 @@ typedef struct {
     server_t *s;
     size_t begin, end, len;
     int T, cons, staleness, slots, cont;
+    int rows; /* the server holds the sparse tables fuzz_row_tables */
     /* the current message */
     const uint8_t *peer;
     size_t peer_len;
@@ -891,6 +929,20 @@ static void cover(ctx_t *c, const uint8_t *peer, size_t peer_len, const wire_hdr
     t->answered_now = 1;
 }
 
+/* The sparse tables of a server with config bit 2 of the second byte (not
+ * under SSP, which refuses them): a bounded one and an unbounded one. */
+static const rows_table_t fuzz_row_tables[2] = {{.id = 3, .dim = 2, .rows = 40},
+                                                {.id = 5, .dim = 3, .rows = 0}};
+
+/* The dim of the fuzz server's table id, or 0 when it has none such. */
+static size_t fuzz_row_dim(const ctx_t *c, int id)
+{
+    for (int k = 0; c->rows && k < 2; k++)
+        if (fuzz_row_tables[k].id == (uint32_t)id)
+            return fuzz_row_tables[k].dim;
+    return 0;
+}
+
 /* An ERROR to a waiting request (not the current message). */
 static void waiter_error(ctx_t *c, const uint8_t *peer, size_t peer_len, const wire_hdr_t *h)
 {
@@ -996,6 +1048,16 @@ static int on_send(void *vctx, const tframe_t *f, int n, int zc)
         else
             cover(c, pe, peer_len, &h);
         break;
+    case WIRE_PULL_ROWS: { /* rows of a table it holds, as many as the ids asked */
+        size_t dim = fuzz_row_dim(c, h.status);
+        drop_wait(c, pe, peer_len, h.req, WIRE_PULL_ROWS);
+        if (h.elem != WIRE_F32 || !dim || h.count != (h.end - h.begin) * dim)
+            fail_at(c, "PULL_ROWS reply of table %d (dim %zu), elem %d, [%llu, %llu), count %llu",
+                    h.status, dim, h.elem, (unsigned long long)h.begin,
+                    (unsigned long long)h.end, (unsigned long long)h.count);
+        c->others++;
+        break;
+    }
     case WIRE_STATS: {
         /* named counters that say what the server says of itself */
         wire_stats_t st;
@@ -1007,7 +1069,9 @@ static int on_send(void *vctx, const tframe_t *f, int n, int zc)
             fail_at(c, "the server sent a STATS reply it cannot decode: %s", err.msg);
         else if (st.version != server_version(c->s) || st.pushes != ss.pushes ||
                  st.pulls != ss.pulls || st.updates != ss.updates || st.errors != ss.errors ||
-                 st.lost != lost || st.first_lost != first || st.lost != n_lost(c))
+                 st.lost != lost || st.first_lost != first || st.lost != n_lost(c) ||
+                 st.rows != ss.rows || st.rows_created != ss.rows_created ||
+                 st.rows_bytes != ss.rows_bytes)
             fail_at(c, "STATS says version %lld, %llu pushes, %d lost; the server has %ld, %llu, %d",
                     (long long)st.version, (unsigned long long)st.pushes, st.lost,
                     server_version(c->s), (unsigned long long)ss.pushes, lost);
@@ -1130,6 +1194,19 @@ static server_t *fuzz_server_new(unsigned cfg, unsigned cfg2, ctx_t *c)
         .saver = {(cfg2 & 1) && ckpt_root ? fuzz_save : NULL, (void *)ckpt_root},
         .continue_on_loss = (cfg2 >> 1) & 1,
     };
+    /* sparse tables: with the server's optimizer, or Adagrad where it has no
+     * row form (momentum) */
+    rows_table_t rt[2] = {fuzz_row_tables[0], fuzz_row_tables[1]};
+    optim_params_t row_optim = o.optim;
+    row_optim.kind = optim_find("adagrad");
+    if ((cfg2 & 4) && o.consistency != CONS_SSP) {
+        for (int k = 0; k < 2; k++)
+            rt[k].optim = optim_has_rows(&o.optim) ? NULL : &row_optim;
+        o.row_tables = rt;
+        o.n_row_tables = 2;
+        o.row_max = 24; /* evictions too */
+        c->rows = 1;
+    }
     err_t err;
     server_t *s = server_new(&o, &err);
     if (!s)
@@ -1186,15 +1263,18 @@ static void judge(ctx_t *c, const uint8_t *hdr, size_t hdr_len, const uint8_t *p
     }
     v->decoded = 1;
     const wire_hdr_t *h = &v->h;
-    int request = h->type != WIRE_PULL_REPLY && h->type != WIRE_ERROR;
+    int request = h->type != WIRE_PULL_REPLY && h->type != WIRE_ERROR &&
+                  !(h->type == WIRE_PULL_ROWS && h->elem != WIRE_ROWS);
     int trainer = h->type != WIRE_STATS;
-    if (!request || (payload && plen > 0 && h->type != WIRE_PUSH && h->type != WIRE_BARRIER) ||
+    int carries = h->type == WIRE_PUSH || h->type == WIRE_BARRIER || h->type == WIRE_PULL_ROWS ||
+                  h->type == WIRE_PUSH_ROWS; /* may carry a payload */
+    if (!request || (payload && plen > 0 && !carries) ||
         (trainer && h->sender >= c->T) || (trainer && c->tlost[h->sender]) ||
+        ((h->type == WIRE_PULL_ROWS || h->type == WIRE_PUSH_ROWS) && !c->rows) ||
         ((h->type == WIRE_PUSH || h->type == WIRE_PULL) &&
          (h->begin < c->begin || h->end > c->end)))
         v->must_refuse = 1;
-    if (trainer && h->sender < c->T && c->tlost[h->sender] &&
-        !(payload && plen > 0 && h->type != WIRE_PUSH && h->type != WIRE_BARRIER))
+    if (trainer && h->sender < c->T && c->tlost[h->sender] && !(payload && plen > 0 && !carries))
         v->code = WIRE_E_LOST; /* checked right after the sender */
 }
 
@@ -1266,7 +1346,8 @@ static void after(ctx_t *c, const verdict_t *v, const server_stats_t *st0, long 
             fail_at(c, "ERROR status %d (%s), the spec says %d (%s)", c->own_status,
                     wire_error_name(c->own_status), v->code, wire_error_name(v->code));
         if (ver != ver0 || st.pushes != st0->pushes || st.pulls != st0->pulls ||
-            st.updates != st0->updates)
+            st.updates != st0->updates || st.rows != st0->rows ||
+            st.rows_created != st0->rows_created || st.rows_bytes != st0->rows_bytes)
             fail_at(c, "a refused %s changed the version or the counters",
                     v->decoded ? wire_type_name(v->h.type) : "message");
         if (have) {
@@ -1307,8 +1388,8 @@ static void after(ctx_t *c, const verdict_t *v, const server_stats_t *st0, long 
         } else if (h->type == WIRE_SHUTDOWN && h->status != WIRE_SHUTDOWN_ASK_STOP) {
             c->tdone[tr] = 1;
         }
-        /* a BARRIER or CHECKPOINT not answered yet waits */
-        if ((h->type == WIRE_BARRIER || h->type == WIRE_CHECKPOINT) &&
+        /* a BARRIER, CHECKPOINT or PULL_ROWS not answered yet waits */
+        if ((h->type == WIRE_BARRIER || h->type == WIRE_CHECKPOINT || h->type == WIRE_PULL_ROWS) &&
             find_wait(c, c->peer, c->peer_len, h->req, 0) < 0 && !c->others)
             add_wait(c, c->peer, c->peer_len, h->req, h->type);
     }
