@@ -42,7 +42,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_OBJ)
 MAIN_OBJ := $(BUILD)/launch/main.o
 LAUNCH_SRC := $(filter-out launch/main.c,$(wildcard launch/*.c))
 LAUNCH_OBJ := $(LAUNCH_SRC:%.c=$(BUILD)/%.o)
-TEST_SRC := $(wildcard tests/*.c) tests/fuzz/harness.c
+TEST_SRC := $(wildcard tests/*.c) tests/fuzz/harness.c tests/fuzz/criteo_check.c
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 
@@ -220,9 +220,10 @@ FUZZ_PS := ps/server.c ps/consistency.c ps/liveness.c ps/store.c ps/shard.c ps/s
 FUZZ_SRC := common/net/wire.c common/util/err.c common/nn/optim.c common/nn/sgd.c common/nn/momentum.c \
             common/nn/adam.c common/nn/adagrad.c common/nn/rowwise_adagrad.c common/nn/rows.c common/nn/params.c common/util/rng.c \
             common/util/fsutil.c common/util/pool.c common/net/compress.c $(FUZZ_PS) export/checkpoint.c \
-            export/ckptdir.c tests/fuzz/harness.c tests/fuzz/stubs.c
+            export/ckptdir.c common/data/criteo.c tests/fuzz/harness.c tests/fuzz/criteo_check.c \
+            tests/fuzz/stubs.c
 FUZZ_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/%.o)
-FUZZ_RUN := fuzz-wire fuzz-server
+FUZZ_RUN := fuzz-wire fuzz-server fuzz-criteo
 
 deps-fuzz:
 	@missing=$$(for p in $(DEPS_FUZZ); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -244,7 +245,8 @@ $(FUZZ_DIR)/gen_corpus: tests/fuzz/gen_corpus.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
 
 fuzz-build: deps deps-fuzz
-	$(MAKE) $(FUZZ_DIR)/fuzz_wire $(FUZZ_DIR)/fuzz_server $(FUZZ_DIR)/gen_corpus
+	$(MAKE) $(FUZZ_DIR)/fuzz_wire $(FUZZ_DIR)/fuzz_server $(FUZZ_DIR)/fuzz_criteo \
+	  $(FUZZ_DIR)/gen_corpus
 
 fuzz-seeds: fuzz-build
 	./$(FUZZ_DIR)/gen_corpus tests/fuzz/corpus

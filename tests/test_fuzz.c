@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fuzz/criteo_check.h"
 #include "fuzz/harness.h"
 #include "tests.h"
 #include "common/net/wire.h"
@@ -135,6 +136,52 @@ static void test_wire_regress(void)
     CU_ASSERT(n >= WIRE_REGRESS_MIN);
     /* the corpus has every message type: at least the seeds are there */
     CU_ASSERT(replay("corpus", "wire", 1, 400, 10.0) >= 18);
+}
+
+/* The click-log parser's regression inputs (tests/fuzz/regress/criteo/):
+ * every one keeps the parser's promises (criteo_check.h), and the lines
+ * known good or bad are accepted or refused as they must be. */
+static void test_criteo_regress(void)
+{
+    static const struct {
+        const char *name;
+        int accepted; /* lines accepted */
+    } expect[] = {
+        {"good_rows", 3},    {"good_plain", 3},   {"cols_39", 0},     {"cols_41", 0},
+        {"label_2", 0},      {"label_empty", 0},  {"int_overflow", 0}, {"int_not_number", 0},
+        {"hex_9_digits", 0}, {"hex_not_hex", 0},  {"all_empty", 1},   {"crlf", 2},
+        {"tabs_only", 0},    {"huge_line", 0},
+    };
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/regress/criteo", fuzz_dir());
+    int n;
+    char **names = list_dir(dir, &n);
+    int checked = 0;
+    for (int i = 0; i < n; i++) {
+        char path[2048], msg[640] = "";
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        size_t len = 0;
+        uint8_t *b = read_all(path, &len);
+        CU_ASSERT_FATAL(b != NULL);
+        int accepted = -1;
+        const int rc = fuzz_criteo_run(b, len, &accepted, msg, sizeof msg);
+        if (rc != 0)
+            fprintf(stderr, "\n  fuzz_criteo %s: %s\n", path, msg);
+        CU_ASSERT_EQUAL(rc, 0);
+        for (size_t k = 0; k < sizeof expect / sizeof expect[0]; k++)
+            if (strcmp(names[i], expect[k].name) == 0) {
+                if (accepted != expect[k].accepted)
+                    fprintf(stderr, "\n  %s: %d lines accepted, expected %d\n", path, accepted,
+                            expect[k].accepted);
+                CU_ASSERT_EQUAL(accepted, expect[k].accepted);
+                checked++;
+            }
+        free(b);
+        free(names[i]);
+    }
+    free(names);
+    CU_ASSERT_EQUAL(checked, (int)(sizeof expect / sizeof expect[0]));
+    CU_ASSERT(n >= 18);
 }
 
 /* CHECKPOINT status 1 (config bit) writes under the test run's folder. */
@@ -356,7 +403,8 @@ int test_fuzz_register(void)
         !CU_add_test(s, "server_malformed", test_server_malformed) ||
         !CU_add_test(s, "server_corpus", test_server_corpus) ||
         !CU_add_test(s, "server_regress", test_server_regress) ||
-        !CU_add_test(s, "server_rows", test_server_rows))
+        !CU_add_test(s, "server_rows", test_server_rows) ||
+        !CU_add_test(s, "criteo_regress", test_criteo_regress))
         return -1;
     return 0;
 }
