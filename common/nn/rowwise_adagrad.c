@@ -20,20 +20,14 @@ static double rowwise_initial(const optim_params_t *o)
     return o->initial_accumulator;
 }
 
-/* Dense: n rows of one value each (slot 0 of state holds their accumulators). */
+/* On a dense tensor every value is a row of one, so the update is
+ * Adagrad's: the same function, not a copy of it. */
+extern const optim_kind_t optim_adagrad;
+
 static void rowwise_update(const optim_params_t *o, float *param, const float *grad, float *state,
                            size_t slot_stride, size_t n, long t, double lr)
 {
-    (void)slot_stride;
-    (void)t;
-    const float flr = (float)lr;
-    const float eps = (float)o->eps;
-    float *acc = state;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        acc[i] += grad[i] * grad[i];
-        param[i] -= flr * grad[i] / (sqrtf(acc[i]) + eps);
-    }
+    optim_adagrad.update(o, param, grad, state, slot_stride, n, t, lr);
 }
 
 /* One accumulator per row, whatever its width. */
