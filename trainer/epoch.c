@@ -10,21 +10,41 @@
 #include "trainer/evaluate.h"
 #include "trainer/progress.h"
 
+/* A click-log job's feed and input gradient (the backend must hold
+ * tables). Returns 0, or -1 with err. */
+static int feed_setup(epoch_t *e, size_t dim, err_t *err)
+{
+    const job_config_t *cfg = e->cfg;
+    if (!e->be->fetch_rows || !e->be->push_rows || !e->be->evaluate_feed)
+        return err_set(err, "%s: models with embedding tables (model.sparse) train in one "
+                       "process only, so far (--local)", cfg->source);
+    if (!(e->dx = malloc((size_t)cfg->train.batch * dim * sizeof *e->dx)))
+        return err_set(err, "out of memory for the input gradient of a batch");
+    if (!(e->feed = ctr_feed_new(cfg, (int)dim, cfg->train.batch, e->trainer, e->n_trainers, err)))
+        return -1;
+    team_set_input_grad(e->team, e->dx);
+    return 0;
+}
+
 int epoch_setup(epoch_t *e, err_t *err)
 {
     const job_config_t *cfg = e->cfg;
-    const size_t n_train = e->data->train->n, dim = e->data->train->dim;
+    const int ctr = e->data->ctr;
+    const size_t n_train = ctr ? (size_t)e->data->ctr_lines : e->data->train->n;
+    const size_t dim = (size_t)model_input_size(e->m);
     e->total = train_total_steps(cfg, n_train, &e->per_epoch);
     e->xb = calloc((size_t)cfg->train.batch * dim, sizeof *e->xb);
     e->yb = calloc((size_t)cfg->train.batch, sizeof *e->yb);
-    e->perm = malloc(n_train * sizeof *e->perm);
+    e->perm = ctr ? NULL : malloc(n_train * sizeof *e->perm);
     e->rows = calloc((size_t)cfg->train.epochs, sizeof *e->rows);
-    if (!e->xb || !e->yb || !e->perm || !e->rows)
+    if (!e->xb || !e->yb || (!ctr && !e->perm) || !e->rows)
         return err_set(err, "out of memory for the batches of %zu training samples", n_train);
     const int threads = cfg->train.threads != CFG_AUTO ? cfg->train.threads : cpus_available();
     if (!(e->team = team_new(e->m, threads, model_max_batch(e->m), err)))
         return -1;
     if (model_loss(e->m)->single_output && !(e->auc = auc_new(err)))
+        return -1;
+    if (ctr && feed_setup(e, dim, err) != 0)
         return -1;
     e->step = e->step0;
     return 0;
@@ -39,6 +59,9 @@ int epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, do
 
 void epoch_free(epoch_t *e)
 {
+    ctr_feed_destroy(&e->feed);
+    free(e->dx);
+    e->dx = NULL;
     team_destroy(&e->team);
     auc_destroy(&e->auc);
     free(e->xb);
@@ -57,6 +80,28 @@ void epoch_free(epoch_t *e)
  * mean, into e->grads; sums += loss, right, samples. A trainer whose slice
  * is empty still owes its (zero) gradient in the same pieces as the others
  * (the team's hook sees every range). Returns the global batch's size. */
+/* A click-log job's step: the feed's next batch (its rows fetched from the
+ * backend), forward and backward over it as the batch mean, and its rows'
+ * gradients to the backend. One process only, so far: the batch is the
+ * global batch. Returns its size, 0 at the end of the epoch, -1 with err. */
+static int compute_feed(epoch_t *e, double sums[3], err_t *err)
+{
+    double c0 = progress_now();
+    int B = ctr_feed_train(e->feed, e->xb, e->yb, e->cfg->train.batch, e->be->fetch_rows, e, err);
+    if (B <= 0)
+        return B;
+    int ok = 0;
+    const model_run_t run = {.training = 1, .step = e->step, .first = 0};
+    sums[0] += team_train_step(e->team, &run, e->params, e->grads, e->xb, e->yb, B,
+                               1.0f / (float)B, &ok);
+    sums[1] += ok;
+    sums[2] += B;
+    if (ctr_feed_push(e->feed, e->dx, e->be->push_rows, e, err) != 0)
+        return -1;
+    e->compute_s += progress_now() - c0;
+    return B;
+}
+
 static int compute(epoch_t *e, long b, double sums[3])
 {
     const size_t n = e->data->train->n, batch = (size_t)e->cfg->train.batch;
@@ -97,22 +142,33 @@ static void progress(const epoch_t *e, int epoch, long b, const double sums[3], 
 /* One step: the backend's start (the parameters), a periodic checkpoint
  * when one is due (not counted as training time), the gradient, the
  * backend's end (the update). *ep_global and *ep_train_s grow by the global
- * batch and the step's time. Returns EPOCH_GO or how the job ended. */
+ * batch and the step's time; *ended is set when a click-log epoch ran out of
+ * samples before its counted steps (no step was taken). Returns EPOCH_GO or
+ * how the job ended. */
 static epoch_end_t step_once(epoch_t *e, long b, double sums[3], long *ep_global,
-                             double *ep_train_s, err_t *err)
+                             double *ep_train_s, int *ended, err_t *err)
 {
     double s0 = progress_now();
     epoch_end_t r = e->be->begin_step(e, e->step, err);
     if (r != EPOCH_GO)
         return r;
-    if (e->lead && e->step > e->step0 && train_checkpoint_due(e->cfg, e->step, &e->last_ckpt_s)) {
+    /* (a model with embedding tables is not checkpointed yet: its rows are not in one) */
+    if (e->lead && !e->feed && e->step > e->step0 &&
+        train_checkpoint_due(e->cfg, e->step, &e->last_ckpt_s)) {
         double c0 = progress_now();
         if (e->be->checkpoint(e, e->step, err) != 0)
             return EPOCH_FAILED;
         train_logf(e->opts, 0, "%scheckpoint of step %ld written", e->prefix, e->step);
         s0 += progress_now() - c0;
     }
-    int gB = compute(e, b, sums);
+    int gB = e->feed ? compute_feed(e, sums, err) : compute(e, b, sums);
+    if (gB < 0)
+        return EPOCH_FAILED;
+    if (gB == 0) { /* the click logs ended before the lines counted (bad lines skipped) */
+        *ep_train_s += progress_now() - s0;
+        *ended = 1;
+        return EPOCH_GO;
+    }
     if ((r = e->be->end_step(e, e->step, err)) != EPOCH_GO)
         return r;
     e->step++;
@@ -138,10 +194,15 @@ static epoch_end_t end_epoch(epoch_t *e, int epoch, double sums[3], long ep_glob
     row->train_loss = sums[0] / sums[2];
     row->train_acc = sums[1] / sums[2];
     row->samples_per_s = ep_global / (ep_train_s > 0 ? ep_train_s : 1e-9);
-    if ((r = e->be->evaluate(e, e->data->val, &row->val_loss, &row->val_acc, &row->val_auc,
-                             err)) != EPOCH_GO ||
-        (r = e->be->evaluate(e, e->data->test, &row->test_loss, &row->test_acc, &row->test_auc,
-                             err)) != EPOCH_GO)
+    if (e->feed) { /* click logs: no validation split; the test set streamed */
+        row->val_loss = row->val_acc = row->val_auc = NAN;
+        if ((r = e->be->evaluate_feed(e, &row->test_loss, &row->test_acc, &row->test_auc, err)) !=
+            EPOCH_GO)
+            return r;
+    } else if ((r = e->be->evaluate(e, e->data->val, &row->val_loss, &row->val_acc, &row->val_auc,
+                                    err)) != EPOCH_GO ||
+               (r = e->be->evaluate(e, e->data->test, &row->test_loss, &row->test_acc,
+                                    &row->test_auc, err)) != EPOCH_GO)
         return r;
     /* a binary model's log loss is its loss (the mean binary cross-entropy of
      * the logits, exact where the probability rounds to 0 or 1) */
@@ -169,16 +230,23 @@ epoch_end_t epoch_run(epoch_t *e, err_t *err)
                                         cfg->train.epochs);
     e->t0 = progress_now();
     e->last_ckpt_s = e->t0;
+    long b0 = e->step % e->per_epoch; /* a resumed job's first epoch starts inside */
     for (int epoch = (int)(e->step / e->per_epoch); epoch < cfg->train.epochs && e->step < e->total;
-         epoch++) {
-        data_permutation(e->perm, e->data->train->n, cfg->train.seed, (uint64_t)epoch);
+         epoch++, b0 = 0) {
+        if (e->feed ? ctr_feed_rewind(e->feed, epoch, err) != 0 : 0)
+            return EPOCH_FAILED;
+        if (!e->feed)
+            data_permutation(e->perm, e->data->train->n, cfg->train.seed, (uint64_t)epoch);
         double ep_t0 = progress_now(), ep_train_s = 0;
         double sums[3] = {0, 0, 0}; /* loss, right, samples (this trainer) */
         long ep_global = 0;
-        for (long b = e->step % e->per_epoch; b < e->per_epoch && e->step < e->total; b++) {
-            epoch_end_t r = step_once(e, b, sums, &ep_global, &ep_train_s, err);
+        for (long b = b0; b < e->per_epoch && e->step < e->total; b++) {
+            int ended = 0;
+            epoch_end_t r = step_once(e, b, sums, &ep_global, &ep_train_s, &ended, err);
             if (r != EPOCH_GO)
                 return r;
+            if (ended)
+                break;
             progress(e, epoch, b, sums, ep_global, ep_train_s);
         }
         epoch_end_t r = end_epoch(e, epoch, sums, ep_global, ep_train_s, ep_t0, err);

@@ -21,6 +21,7 @@
 #include "common/nn/team.h"
 #include "common/util/err.h"
 #include "trainer/auc.h"
+#include "trainer/ctr_feed.h"
 #include "trainer/jobdata.h"
 #include "trainer/report.h"
 #include "trainer/train.h"
@@ -53,6 +54,14 @@ typedef struct {
      * into *auc (NAN: an empty set, or one class only). */
     epoch_end_t (*evaluate)(epoch_t *e, const dataset_t *ds, double *loss, double *acc,
                             double *auc, err_t *err);
+    /* Sparse models (click logs, model.sparse): the rows of a field's table
+     * for a batch, and their gradients after the step (ctr_feed.h's fetch
+     * and push; ctx is the epoch_t); the test set's loss, accuracy and AUC
+     * streamed through e->feed. NULL: the backend has no tables yet. */
+    ctr_fetch_fn fetch_rows;
+    ctr_push_fn push_rows;
+    epoch_end_t (*evaluate_feed)(epoch_t *e, double *loss, double *acc, double *auc, err_t *err);
+
 } epoch_backend_t;
 
 struct epoch_t {
@@ -78,7 +87,9 @@ struct epoch_t {
     int32_t *yb;               /* ... and labels */
     auc_t *auc;                /* a binary model's (one output, binary_cross_entropy):
                                   the scores of the set being evaluated; else NULL */
-    uint32_t *perm;            /* the epoch's data order */
+    uint32_t *perm;            /* the epoch's data order (IDX data) */
+    ctr_feed_t *feed;          /* click logs: the batches and their rows; else NULL */
+    float *dx;                 /* click logs: the input's gradient of a step */
 
     /* kept by epoch_run */
     long step, samples;        /* steps done; training samples of the job so far */

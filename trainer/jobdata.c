@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "common/data/ctr_stream.h"
 #include "common/data/idx.h"
 
 static int check_set(const dataset_t *ds, const char *what, const char *path, int input_size,
@@ -33,14 +34,28 @@ static int train_count(const job_config_t *cfg, size_t records, size_t *n_train,
     return 0;
 }
 
-/* The trainer reads IDX only, so far: click logs (data.format = "criteo",
- * common/data/ctr_stream.h) wait for the model that takes them. Returns 0,
- * or -1 with err. */
+/* Click logs need a model that takes them (model.sparse), and IDX images
+ * one that does not. Returns 0, or -1 with err. */
 static int format_check(const job_config_t *cfg, err_t *err)
 {
-    if (cfg->data.format != FORMAT_IDX)
-        return err_set(err, "%s: data.format = \"criteo\": training on click logs is not "
-                       "implemented yet (the reader is; the model is to come)", cfg->source);
+    const int sparse = cfg->model.sparse.fields > 0;
+    if (cfg->data.format == FORMAT_CRITEO && !sparse)
+        return err_set(err, "%s: data.format = \"criteo\" needs a model with embedding tables "
+                       "for its 26 categorical fields (model.sparse)", cfg->source);
+    if (cfg->data.format != FORMAT_CRITEO && sparse)
+        return err_set(err, "%s: model.sparse: IDX images have no categorical fields (use "
+                       "data.format = \"criteo\")", cfg->source);
+    return 0;
+}
+
+/* The lines of data.train of a click-log job into d. Returns 0, or -1. */
+static int ctr_load(job_data_t *d, const job_config_t *cfg, err_t *err)
+{
+    d->ctr = 1;
+    if (ctr_count_lines(cfg->data.train, "data.train", &d->ctr_lines, err) != 0)
+        return -1;
+    if (d->ctr_lines == 0)
+        return err_set(err, "%s: data.train = '%s' holds no lines", cfg->source, cfg->data.train);
     return 0;
 }
 
@@ -49,6 +64,13 @@ int job_data_train_size(const job_config_t *cfg, size_t *n_train, err_t *err)
     idx_t hdr;
     if (format_check(cfg, err) != 0)
         return -1;
+    if (cfg->data.format == FORMAT_CRITEO) {
+        job_data_t d = {0};
+        if (ctr_load(&d, cfg, err) != 0)
+            return -1;
+        *n_train = (size_t)d.ctr_lines;
+        return 0;
+    }
     if (idx_probe(cfg->data.train_images, &hdr, err) != 0)
         return -1;
     return train_count(cfg, hdr.count, n_train, err);
@@ -61,6 +83,8 @@ int job_data_load(job_data_t *d, const job_config_t *cfg, int input_size, int n_
     size_t n_train = 0;
     if (format_check(cfg, err) != 0)
         return -1;
+    if (cfg->data.format == FORMAT_CRITEO)
+        return ctr_load(d, cfg, err);
     d->train = dataset_load(cfg->data.train_images, cfg->data.train_labels,
                             (size_t)cfg->data.limit, err);
     if (!d->train || train_count(cfg, d->train->n, &n_train, err) != 0)

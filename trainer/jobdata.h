@@ -10,6 +10,11 @@
 typedef struct {
     dataset_t *train, *val, *test; /* val is NULL when data.validation = 0 */
     norm_stats_t norm;
+    /* Click logs (data.format = "criteo"): streamed by the trainer
+     * (trainer/ctr_feed.h), so the three sets above stay NULL; the lines of
+     * data.train, which give the steps of an epoch. */
+    int ctr;
+    uint64_t ctr_lines;
 } job_data_t;
 
 /* Loads and prepares the data of cfg into *d. Returns 0, or -1 with err

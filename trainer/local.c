@@ -10,6 +10,7 @@
 #include "common/nn/model.h"
 #include "common/nn/optim.h"
 #include "common/nn/params.h"
+#include "common/nn/rows.h"
 #include "common/util/fsutil.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
@@ -22,6 +23,7 @@ typedef struct {
     optim_params_t op;
     int slots;                 /* optimizer state floats per parameter */
     float *state;              /* slots * n_params, slot-major */
+    rows_t *rows;              /* click logs: the fields' embedding tables; else NULL */
     train_result_t *res;
 } local_t;
 
@@ -30,6 +32,9 @@ typedef struct {
  * Returns 0, or -1 with err. */
 static int local_checkpoint(epoch_t *e, long step, err_t *err)
 {
+    if (e->feed)
+        return err_set(err, "%s: a model with embedding tables cannot be checkpointed yet",
+                       e->cfg->source);
     const local_t *l = e->ctx;
     const job_config_t *cfg = e->cfg;
     char root[4200], dir[4300], path[4400];
@@ -121,7 +126,74 @@ static epoch_end_t local_evaluate(epoch_t *e, const dataset_t *ds, double *loss,
     return EPOCH_GO;
 }
 
+/* ---- embedding tables in this process (click logs, model.sparse) -------- */
+
+/* A batch's rows of field's table: pulled (made at first touch) in
+ * training; in evaluation a row not held reads as its initial value and is
+ * not made. */
+static int local_fetch_rows(void *ctx, int field, const uint64_t *ids, size_t n, float *out,
+                            int training, err_t *err)
+{
+    epoch_t *e = ctx;
+    const local_t *l = e->ctx;
+    if (training)
+        return rows_pull(l->rows, (uint32_t)field, ids, n, out, err);
+    const size_t dim = (size_t)e->cfg->model.sparse.dim;
+    for (size_t i = 0; i < n; i++)
+        if (rows_peek(l->rows, (uint32_t)field, ids[i], out + i * dim, NULL) != 1 &&
+            rows_initial(l->rows, (uint32_t)field, ids[i], out + i * dim, err) != 0)
+            return -1;
+    return 0;
+}
+
+/* The step's row gradients, applied at once by the table's row optimizer
+ * at the step's learning rate. */
+static int local_push_rows(void *ctx, int field, const uint64_t *ids, size_t n,
+                           const float *grads, err_t *err)
+{
+    epoch_t *e = ctx;
+    const local_t *l = e->ctx;
+    return rows_push(l->rows, (uint32_t)field, ids, n, grads, e->step + 1,
+                     optim_lr(&l->op, e->step, e->total), err);
+}
+
+/* The test set streamed: loss, accuracy and AUC. */
+static epoch_end_t local_evaluate_feed(epoch_t *e, double *loss, double *acc, double *auc,
+                                       err_t *err)
+{
+    double sum = 0;
+    long right = 0;
+    size_t n = 0;
+    if (e->auc)
+        auc_clear(e->auc);
+    if (ctr_feed_evaluate(e->feed, e->team, e->params, local_fetch_rows, e, &sum, &right, &n,
+                          e->auc, err) != 0)
+        return EPOCH_FAILED;
+    *loss = n ? sum / (double)n : NAN;
+    *acc = n ? (double)right / (double)n : NAN;
+    *auc = e->auc && n ? auc_value(e->auc) : NAN;
+    return EPOCH_GO;
+}
+
+/* The store of cfg's embedding tables, one per field, under the job's
+ * optimizer and seed. Returns it, or NULL with err. */
+static rows_t *local_tables(const job_config_t *cfg, const optim_params_t *op, err_t *err)
+{
+    rows_table_t t[CFG_MAX_FIELDS];
+    const int F = cfg->model.sparse.fields;
+    for (int f = 0; f < F; f++)
+        t[f] = (rows_table_t){.id = (uint32_t)f, .dim = (size_t)cfg->model.sparse.dim,
+                              .rows = (uint64_t)cfg->model.sparse.rows[cfg->model.sparse.n_rows == 1
+                                                                           ? 0
+                                                                           : f]};
+    const rows_opts_t o = {.seed = cfg->train.seed, .optim = op};
+    return rows_new(t, F, &o, err);
+}
+
 static const epoch_backend_t LOCAL = {
+    .fetch_rows = local_fetch_rows,
+    .push_rows = local_push_rows,
+    .evaluate_feed = local_evaluate_feed,
     .begin_step = local_begin_step,
     .end_step = local_end_step,
     .checkpoint = local_checkpoint,
@@ -158,12 +230,29 @@ static int local_finish(epoch_t *e, local_t *l, train_result_t *res, err_t *err)
     const train_opts_t *opts = e->opts;
     train_result_fill(res, e->rows, e->epochs_done, e->step, model_n_params(e->m),
                       progress_now() - e->t0, e->train_s, e->samples);
-    if (local_checkpoint(e, e->step, err) != 0)
-        return -1;
     run_summary_t s;
     train_summary_init(&s, e->cfg, opts, res, e->samples, "local");
     s.threads = team_size(e->team);
     s.whole_layers = team_n_whole(e->team);
+    uint64_t created[CFG_MAX_FIELDS];
+    if (l->rows) { /* the tables' rows: counted; not yet checkpointed or exported */
+        s.n_tables = e->cfg->model.sparse.fields;
+        for (int f = 0; f < s.n_tables; f++) {
+            rows_stats_t st = {0};
+            rows_stats(l->rows, (uint32_t)f, &st);
+            created[f] = st.created;
+        }
+        s.table_rows_created = created;
+        s.rows_held = rows_count(l->rows);
+        s.rows_bytes = rows_bytes(l->rows);
+        s.bad_lines = ctr_feed_bad_lines(e->feed);
+        train_logf(opts, 0, "%zu embedding rows made, %.1f MiB; a model with embedding tables "
+                   "is not checkpointed or exported yet (summary.json and metrics.csv only)",
+                   rows_count(l->rows), rows_bytes(l->rows) / 1048576.0);
+        return train_write_outputs(opts, &s, NULL, NULL, res, err);
+    }
+    if (local_checkpoint(e, e->step, err) != 0)
+        return -1;
     /* the whole model, as a distributed job's servers would assemble it */
     char ckpath[4096];
     snprintf(ckpath, sizeof ckpath, "%s/model.ckpt", opts->out_dir);
@@ -199,13 +288,29 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         err_set(err, "out of memory for %zu parameters", n);
         goto out;
     }
+    if (data.ctr) {
+        if (opts->resume) {
+            err_set(err, "%s: a model with embedding tables cannot be resumed yet", cfg->source);
+            goto out;
+        }
+        if (!(l.rows = local_tables(cfg, &l.op, err)))
+            goto out;
+    }
     if (local_start(&e, &l, err) != 0 || epoch_setup(&e, err) != 0)
         goto out;
-    train_logf(opts, 0,
-               "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test "
-               "samples, batch %d, %ld steps, %d thread(s)", cfg->name, n, data.train->n,
-               data.val ? data.val->n : 0, data.test->n, cfg->train.batch, e.total,
-               team_size(e.team));
+    if (data.ctr)
+        train_logf(opts, 0,
+                   "pstrain local: %s, %zu dense parameters and %d embedding tables of dim %d, "
+                   "%llu training lines (%s), batch %d, %ld steps, %d thread(s)", cfg->name, n,
+                   cfg->model.sparse.fields, cfg->model.sparse.dim,
+                   (unsigned long long)data.ctr_lines, cfg->data.train, cfg->train.batch, e.total,
+                   team_size(e.team));
+    else
+        train_logf(opts, 0,
+                   "pstrain local: %s, %zu parameters, %zu training / %zu validation / %zu test "
+                   "samples, batch %d, %ld steps, %d thread(s)", cfg->name, n, data.train->n,
+                   data.val ? data.val->n : 0, data.test->n, cfg->train.batch, e.total,
+                   team_size(e.team));
     switch (epoch_run(&e, err)) {
     case EPOCH_GO:
         rc = local_finish(&e, &l, res, err);
@@ -220,6 +325,7 @@ out:
     free(e.params);
     free(e.grads);
     free(l.state);
+    rows_destroy(&l.rows);
     epoch_free(&e);
     model_destroy(&e.m);
     job_data_free(&data);

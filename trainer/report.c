@@ -65,6 +65,25 @@ int report_write_metrics(const char *dir, const epoch_row_t *rows, int n, err_t 
     return rc;
 }
 
+/* "tables": the embedding rows of a sparse model (rows created per table
+ * and in all, rows held, their bytes) and the bad lines skipped. */
+static void add_tables(cJSON *o, const run_summary_t *s)
+{
+    cJSON *t = cJSON_AddObjectToObject(o, "tables");
+    if (!t)
+        return;
+    cJSON *per = cJSON_AddArrayToObject(t, "rows_created");
+    double all = 0;
+    for (int i = 0; per && i < s->n_tables; i++) {
+        cJSON_AddItemToArray(per, cJSON_CreateNumber((double)s->table_rows_created[i]));
+        all += (double)s->table_rows_created[i];
+    }
+    cJSON_AddNumberToObject(t, "rows_created_all", all);
+    cJSON_AddNumberToObject(t, "rows_held", (double)s->rows_held);
+    cJSON_AddNumberToObject(t, "bytes", (double)s->rows_bytes);
+    cJSON_AddNumberToObject(o, "bad_lines_skipped", (double)s->bad_lines);
+}
+
 /* One cell of a metrics.csv row at *p: a number, or NaN when empty. */
 static double csv_cell(const char **p)
 {
@@ -163,6 +182,8 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
     cJSON_AddStringToObject(o, "config", s->config_path ? s->config_path : "");
     if (s->config_text)
         cJSON_AddStringToObject(o, "config_text", s->config_text);
+    if (s->n_tables > 0)
+        add_tables(o, s);
     if (s->dist) {
         cJSON *c = cJSON_AddObjectToObject(o, "cluster");
         if (c) {

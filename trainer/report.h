@@ -46,6 +46,11 @@ typedef struct {
     double servers_busy_s, servers_updates, servers_pushes, servers_pulls;
     /* the servers' row stores (sparse tables): rows held, bytes in all, bytes of the largest */
     double servers_rows, servers_rows_bytes, servers_rows_bytes_max;
+    /* a model with embedding tables: rows created per table, the rows held
+     * and their bytes, and the click-log lines skipped (data.bad_lines) */
+    int n_tables;
+    const uint64_t *table_rows_created;
+    uint64_t rows_held, rows_bytes, bad_lines;
 } run_summary_t;
 
 #define METRICS_HEADER \

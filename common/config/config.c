@@ -155,6 +155,12 @@ static const schema_key_t SCHEMA[] = {
     {"model.input", K_INT_ARRAY, JOB(model.input), NULL, ">=1", .required = 1, .nmin = 1,
      .nmax = 3, .count = offsetof(job_config_t, model.input_rank)},
     {"model.loss", K_KIND, JOB(model.loss), "cross_entropy", .entries = loss_entry},
+    /* embedding tables of categorical fields, held outside the model: each
+     * sample's field vectors follow its model.input values */
+    {"model.sparse.fields", K_INT, JOB(model.sparse.fields), "0", "[0,64]"},
+    {"model.sparse.dim", K_INT, JOB(model.sparse.dim), "16", "[1,4096]"},
+    {"model.sparse.rows", K_INT_ARRAY, JOB(model.sparse.rows), "1", ">=1", .nmin = 1,
+     .nmax = CFG_MAX_FIELDS, .count = offsetof(job_config_t, model.sparse.n_rows)},
     /* each layer's keys: its kind's table (layer_kind_t.keys) */
     {"model.layers", K_LAYERS, NOWHERE, NULL, .required = 1, .nmin = 1, .nmax = CFG_MAX_LAYERS},
 

@@ -15,6 +15,7 @@
 #include "common/util/err.h"
 
 #define CFG_MAX_LAYERS 32
+#define CFG_MAX_FIELDS 64            /* categorical fields of a sparse model */
 #define CFG_MAX_CLASSES 64
 #define CFG_NAME_LEN 64
 #define CFG_PATH_LEN 1024
@@ -96,6 +97,12 @@ typedef struct {
         int n_layers;
         layer_cfg_t layers[CFG_MAX_LAYERS];
         const struct loss_kind_t *loss;    /* model.loss */
+        struct {                   /* embedding tables held outside the model (model.sparse) */
+            int fields;            /* categorical fields, one table each (0: none) */
+            int dim;               /* floats per row */
+            int rows[CFG_MAX_FIELDS]; /* rows of each field's table (ids are reduced % rows) */
+            int n_rows;
+        } sparse;
     } model;
 
     struct {

@@ -757,3 +757,45 @@ void ctr_stream_destroy(ctr_stream_t **self_p)
     free(s);
     *self_p = NULL;
 }
+
+/* The lines of one file (gzip or plain: gzread reads both): the newlines,
+ * plus a last line without one. Returns 0, or -1 with err naming the file. */
+static int count_file(const char *path, uint64_t *lines, err_t *err)
+{
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    enum { CHUNK = 1 << 20 };
+    char *buf = malloc(CHUNK);
+    if (!buf) {
+        gzclose(gz);
+        return err_set(err, "%s: out of memory", path);
+    }
+    int n, last = '\n';
+    while ((n = gzread(gz, buf, CHUNK)) > 0) {
+        for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + n - p))) != NULL; p++)
+            (*lines)++;
+        last = buf[n - 1];
+    }
+    int bad = n < 0;
+    free(buf);
+    gzclose(gz);
+    if (bad)
+        return err_set(err, "%s: read error", path);
+    *lines += last != '\n';
+    return 0;
+}
+
+int ctr_count_lines(const char *source, const char *name, uint64_t *lines, err_t *err)
+{
+    char **files;
+    int n = ctr_files(source, name, &files, err);
+    if (n < 0)
+        return -1;
+    *lines = 0;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = count_file(files[i], lines, err);
+    ctr_files_free(&files, n);
+    return rc;
+}

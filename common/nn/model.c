@@ -123,6 +123,27 @@ static void ops_plan(model_t *m, int no_fusion)
             m->first_trainable = i;
 }
 
+/* The shape of a sample of the model's input: model.input, and with
+ * model.sparse the vectors of its fields after the input's values (a flat
+ * input then). Returns 0, or -1 with err. */
+static int input_shape(const job_config_t *cfg, shape_t *shape, err_t *err)
+{
+    *shape = (shape_t){.rank = cfg->model.input_rank};
+    for (int i = 0; i < shape->rank && i < 3; i++)
+        shape->dim[i] = cfg->model.input[i];
+    const int F = cfg->model.sparse.fields;
+    if (F == 0)
+        return 0;
+    if (shape->rank != 1)
+        return err_set(err, "%s: model.input: a model with model.sparse takes a flat input "
+                       "(its dense features), not %d dimensions", cfg->source, shape->rank);
+    if (cfg->model.sparse.n_rows != F && cfg->model.sparse.n_rows != 1)
+        return err_set(err, "%s: model.sparse.rows: %d table sizes for %d fields (give one "
+                       "per field, or one for all)", cfg->source, cfg->model.sparse.n_rows, F);
+    shape->dim[0] += F * cfg->model.sparse.dim;
+    return 0;
+}
+
 model_t *model_new_opts(const job_config_t *cfg, int max_batch, const model_opts_t *opts,
                         err_t *err)
 {
@@ -142,9 +163,9 @@ model_t *model_new_opts(const job_config_t *cfg, int max_batch, const model_opts
     }
     m->max_batch = max_batch;
     m->loss = cfg->model.loss;
-    shape_t shape = {.rank = cfg->model.input_rank};
-    for (int i = 0; i < shape.rank && i < 3; i++)
-        shape.dim[i] = cfg->model.input[i];
+    shape_t shape;
+    if (input_shape(cfg, &shape, err) != 0)
+        goto err;
     m->input_size = shape_size(&shape);
     for (int li = 0; li < cfg->model.n_layers; li++)
         if (layer_build(m, li, cfg, &shape, err) != 0)

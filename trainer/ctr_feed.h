@@ -1,0 +1,71 @@
+/* ctr_feed.h - click logs into a sparse model: the epoch driver's batches
+ * of a job with data.format = "criteo" and model.sparse.
+ *
+ * A batch of samples streamed from data.train (common/data/ctr_stream.h)
+ * becomes the model's input: each sample's 13 dense features, then its 26
+ * field vectors, the rows of the fields' embedding tables that the batch
+ * touches fetched once per unique id (common/nn/sparse_input.h) from where
+ * the tables live (a row store in this process, or the parameter servers:
+ * the caller's fetch function). After the step, the input's gradient
+ * becomes one gradient per row, handed to the caller's push function.
+ */
+#ifndef PST_CTR_FEED_H
+#define PST_CTR_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config/config.h"
+#include "common/nn/team.h"
+#include "common/util/err.h"
+#include "trainer/auc.h"
+
+typedef struct ctr_feed_t ctr_feed_t;
+
+/* Writes the rows ids[0..n) of field's table into out (n x dim floats).
+ * training: 1 in a training step (rows may come into being), 0 in
+ * evaluation (a row not held reads as its initial value and is not made).
+ * Returns 0, or -1 with err. */
+typedef int (*ctr_fetch_fn)(void *ctx, int field, const uint64_t *ids, size_t n, float *out,
+                            int training, err_t *err);
+
+/* Takes the gradients (n x dim floats) of the rows ids[0..n) of field's
+ * table for the step just computed. Returns 0, or -1 with err. */
+typedef int (*ctr_push_fn)(void *ctx, int field, const uint64_t *ids, size_t n,
+                           const float *grads, err_t *err);
+
+/* A feed of cfg's click logs for batches of up to cap samples of a model
+ * whose input holds input_size floats; this trainer is rank of ranks.
+ * Opens data.train (epoch 0). Returns it, or NULL with err (a source that
+ * matches nothing, a model that does not fit the logs, out of memory). */
+ctr_feed_t *ctr_feed_new(const job_config_t *cfg, int input_size, int cap, int rank, int ranks,
+                         err_t *err);
+
+/* Stops the reader, frees *self_p (may be NULL), sets it to NULL. */
+void ctr_feed_destroy(ctr_feed_t **self_p);
+
+/* Starts epoch `epoch` of the training data. Returns 0, or -1 with err. */
+int ctr_feed_rewind(ctr_feed_t *f, int epoch, err_t *err);
+
+/* The next batch of up to max samples into x [max][input_size] and y, with
+ * its rows from fetch. Returns the samples, 0 at the end of the epoch, or
+ * -1 with err (a bad line, a failed fetch). */
+int ctr_feed_train(ctr_feed_t *f, float *x, int32_t *y, int max, ctr_fetch_fn fetch, void *ctx,
+                   err_t *err);
+
+/* From dx [n][input_size], the gradient of the last batch's objective with
+ * respect to the model input: each row's gradient to push. Returns 0, or -1
+ * with err. */
+int ctr_feed_push(ctr_feed_t *f, const float *dx, ctr_push_fn push, void *ctx, err_t *err);
+
+/* Evaluates params on the whole of data.test (this rank's part), in
+ * batches through the team: adds the losses to *loss_sum, the samples right
+ * to *right and their number to *n, and every (probability, label) to auc.
+ * Returns 0, or -1 with err. */
+int ctr_feed_evaluate(ctr_feed_t *f, team_t *t, const float *params, ctr_fetch_fn fetch,
+                      void *ctx, double *loss_sum, long *right, size_t *n, auc_t *auc, err_t *err);
+
+/* Bad lines skipped so far (data.bad_lines = "skip"), training and test. */
+uint64_t ctr_feed_bad_lines(const ctr_feed_t *f);
+
+#endif
