@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench bench-rows fixtures verify-torch verify-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows bench-ctr ctr-data fixtures verify-torch verify-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -141,6 +141,26 @@ run: deps $(ONNX_NODE)
 	$(MAKE) $(BUILD)/pstrain
 	$(MPIRUN) -np 3 ./$(BUILD)/pstrain --servers 1 --config configs/fashion_cnn.cfg
 	PST_BIN=$(BUILD)/pstrain tests/onnx/verify_run.sh runs/fashion_cnn
+
+# A synthetic click log for configs/criteo_dlrm.cfg: CTR_LINES lines from
+# pstrain gen-ctr (seed 1, Criteo's cardinalities), the last CTR_TEST of them
+# the test set, in data/ctr/.
+CTR_LINES ?= 330000
+CTR_TEST ?= 30000
+ctr-data: data/ctr/train.txt
+data/ctr/train.txt:
+	$(MAKE) $(BUILD)/pstrain
+	@mkdir -p data/ctr
+	./$(BUILD)/pstrain gen-ctr --out data/ctr/all.txt --lines $(CTR_LINES) --seed 1
+	head -n $$(( $(CTR_LINES) - $(CTR_TEST) )) data/ctr/all.txt > data/ctr/train.tmp && \
+	  tail -n $(CTR_TEST) data/ctr/all.txt > data/ctr/test.txt && mv data/ctr/train.tmp $@
+	rm -f data/ctr/all.txt
+
+# DLRM in pstrain against PyTorch (bench/torch_dlrm.py) on the same log, batch
+# and threads: samples/s and test AUC after one epoch, at 1 and 2 threads.
+bench-ctr: deps deps-py ctr-data
+	$(MAKE) $(BUILD)/pstrain
+	$(PY) bench/bench_ctr.py
 
 # The same proof for any finished run: make verify-onnx RUN=runs/fashion_lstm
 RUN ?= runs/fashion_cnn
