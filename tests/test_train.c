@@ -393,14 +393,16 @@ static void test_ctr_refused(void)
     write_ctr_log(train, test, sizeof train, rows, sizeof rows);
     ctr_cfg(text, sizeof text, train, test, rows);
     train_result_t r;
-    float *p;
+    float *p = NULL; /* run() sets it only once the config has loaded */
     size_t n;
     const char *idx[] = {"data.format=idx"};
     CU_ASSERT(run(text, "ctr_idx.cfg", "run_ctr_idx", &r, &p, &n, idx, 1) == -1);
     free(p);
+    p = NULL;
     const char *no_tables[] = {"model.sparse.fields=0", "model.input=[117]"};
     CU_ASSERT(run(text, "ctr_plain.cfg", "run_ctr_plain", &r, &p, &n, no_tables, 2) == -1);
     free(p);
+    p = NULL;
     const char *wrong_dim[] = {"model.input=[12]"};
     CU_ASSERT(run(text, "ctr_dim.cfg", "run_ctr_dim", &r, &p, &n, wrong_dim, 1) == -1);
     free(p);
