@@ -617,7 +617,12 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     int status, peer_lost = 0, abort_job = 0; /* peer_lost: a rank of the job died */
     transport_auth_t auth; /* the job's CURVE keys (curve = 0: plain) */
     memset(&auth, 0, sizeof auth);
-    if (N == 1)
+    if (cfg->model.sparse.fields > 0) { /* every rank read the config: all stop here */
+        if (rank == 0)
+            fprintf(stderr, "pstrain: %s: models with embedding tables (model.sparse) train in "
+                    "one process only, so far: run it with --local\n", cfg->source);
+        status = 2;
+    } else if (N == 1)
         status = run_singleton(cfg, o);
     else
         status = run_ranks(cfg, o, rank, N, &auth, &peer_lost, &abort_job);

@@ -489,6 +489,19 @@ static void test_resume_refused(void)
     check_log("bad_res_crc", "flipped.ckpt: section OPTSTATE: CRC mismatch");
 }
 
+/* A model with embedding tables trains in one process only so far: a job
+ * under mpirun, or started alone with its in-process server, stops before
+ * anything starts, saying so. */
+static void test_sparse_refused(void)
+{
+    const char *extra = "--set model.sparse.fields=26";
+    CU_ASSERT(run(2, extra, "bad_sparse_mpi") != 0);
+    check_log("bad_sparse_mpi", "model.sparse) train in one process only, so far: run it with "
+                                "--local");
+    CU_ASSERT(run(1, extra, "bad_sparse_one") != 0);
+    check_log("bad_sparse_one", "run it with --local");
+}
+
 /* The export stage of a finished run, proved as `make run` proves it:
  * ONNX Runtime on model.onnx and pstrain predict on model.ckpt classify each
  * of the run's test images alike, and as many right as the run reported. */
@@ -646,6 +659,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "resume_local", test_resume_local) ||
         !CU_add_test(s, "resume_bsp", test_resume_bsp) ||
         !CU_add_test(s, "resume_refused", test_resume_refused) ||
+        !CU_add_test(s, "sparse_refused", test_sparse_refused) ||
         !CU_add_test(s, "export_cnn", test_export_cnn) ||
         !CU_add_test(s, "export_lstm", test_export_lstm) ||
         !CU_add_test(s, "export_command", test_export_command) ||

@@ -237,6 +237,9 @@ static int setup(dist_t *j, err_t *err)
         return -1;
     if (train_prepare(cfg, &e->m, &j->data, err) != 0)
         return -1;
+    if (j->data.ctr) /* launch/ stops such jobs before this; the driver has no rows backend here */
+        return err_set(err, "%s: models with embedding tables train in one process only, so far",
+                       cfg->source);
     j->n_params = model_n_params(e->m);
     if (!(j->ps = connect_servers(cfg, j->d, j->n_params, err)))
         return -1;
