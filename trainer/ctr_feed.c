@@ -14,7 +14,6 @@ struct ctr_feed_t {
     uint32_t rows[CRITEO_CAT];  /* each field's table size: ids are reduced % rows */
     ctr_stream_t *train;
     ctr_batch_t b;
-    uint64_t *ids;              /* [cap][CRITEO_CAT] */
     sparse_input_t *si;
     float *x;                   /* evaluation's input batch [cap][input_size] */
     int32_t *y;
@@ -58,15 +57,14 @@ ctr_feed_t *ctr_feed_new(const job_config_t *cfg, int input_size, int cap, int r
     *f = (ctr_feed_t){.cfg = cfg, .input_size = input_size, .cap = cap, .rank = rank,
                       .ranks = ranks};
     for (int k = 0; k < CRITEO_CAT; k++)
-        f->rows[k] = (uint32_t)cfg->model.sparse.rows[cfg->model.sparse.n_rows == 1 ? 0 : k];
+        f->rows[k] = (uint32_t)cfg_sparse_rows(cfg, k);
     const sparse_input_opts_t so = {CRITEO_CAT, cfg->model.sparse.dim, CRITEO_NUM, input_size,
                                     cap, 0, SPARSE_SUM};
-    f->ids = malloc((size_t)cap * CRITEO_CAT * sizeof *f->ids);
     f->x = malloc((size_t)cap * input_size * sizeof *f->x);
     f->y = malloc((size_t)cap * sizeof *f->y);
-    if (!f->ids || !f->x || !f->y || ctr_batch_alloc(&f->b, cap, err) != 0 ||
+    if (!f->x || !f->y || ctr_batch_alloc(&f->b, cap, err) != 0 ||
         !(f->si = sparse_input_new(&so, err))) {
-        if (!f->ids || !f->x || !f->y)
+        if (!f->x || !f->y)
             err_set(err, "click logs: out of memory for batches of %d", cap);
         ctr_feed_destroy(&f);
         return NULL;
@@ -87,7 +85,6 @@ void ctr_feed_destroy(ctr_feed_t **self_p)
     ctr_stream_destroy(&f->train);
     ctr_batch_free(&f->b);
     sparse_input_destroy(&f->si);
-    free(f->ids);
     free(f->x);
     free(f->y);
     free(f);
@@ -109,8 +106,7 @@ static int build(ctr_feed_t *f, int n, float *x, int32_t *y, ctr_fetch_fn fetch,
                CRITEO_NUM * sizeof *x);
         y[i] = f->b.label[i] > 0.5f;
     }
-    memcpy(f->ids, f->b.cat, (size_t)n * CRITEO_CAT * sizeof *f->ids);
-    sparse_input_index(f->si, f->ids, n);
+    sparse_input_index(f->si, f->b.cat, n); /* the batch's ids are [n][CRITEO_CAT] already */
     for (int k = 0; k < CRITEO_CAT; k++) {
         const uint64_t *u;
         const size_t nu = sparse_input_unique(f->si, k, &u);

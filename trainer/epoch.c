@@ -233,10 +233,10 @@ epoch_end_t epoch_run(epoch_t *e, err_t *err)
     long b0 = e->step % e->per_epoch; /* a resumed job's first epoch starts inside */
     for (int epoch = (int)(e->step / e->per_epoch); epoch < cfg->train.epochs && e->step < e->total;
          epoch++, b0 = 0) {
-        if (e->feed ? ctr_feed_rewind(e->feed, epoch, err) != 0 : 0)
-            return EPOCH_FAILED;
         if (!e->feed)
             data_permutation(e->perm, e->data->train->n, cfg->train.seed, (uint64_t)epoch);
+        else if (ctr_feed_rewind(e->feed, epoch, err) != 0)
+            return EPOCH_FAILED;
         double ep_t0 = progress_now(), ep_train_s = 0;
         double sums[3] = {0, 0, 0}; /* loss, right, samples (this trainer) */
         long ep_global = 0;

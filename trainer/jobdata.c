@@ -48,13 +48,13 @@ static int format_check(const job_config_t *cfg, err_t *err)
     return 0;
 }
 
-/* The lines of data.train of a click-log job into d. Returns 0, or -1. */
-static int ctr_load(job_data_t *d, const job_config_t *cfg, err_t *err)
+/* The lines of data.train of a click-log job into *lines (at least one).
+ * Returns 0, or -1 with err. */
+static int ctr_lines(const job_config_t *cfg, uint64_t *lines, err_t *err)
 {
-    d->ctr = 1;
-    if (ctr_count_lines(cfg->data.train, "data.train", &d->ctr_lines, err) != 0)
+    if (ctr_count_lines(cfg->data.train, "data.train", lines, err) != 0)
         return -1;
-    if (d->ctr_lines == 0)
+    if (*lines == 0)
         return err_set(err, "%s: data.train = '%s' holds no lines", cfg->source, cfg->data.train);
     return 0;
 }
@@ -65,10 +65,10 @@ int job_data_train_size(const job_config_t *cfg, size_t *n_train, err_t *err)
     if (format_check(cfg, err) != 0)
         return -1;
     if (cfg->data.format == FORMAT_CRITEO) {
-        job_data_t d = {0};
-        if (ctr_load(&d, cfg, err) != 0)
+        uint64_t lines;
+        if (ctr_lines(cfg, &lines, err) != 0)
             return -1;
-        *n_train = (size_t)d.ctr_lines;
+        *n_train = (size_t)lines;
         return 0;
     }
     if (idx_probe(cfg->data.train_images, &hdr, err) != 0)
@@ -83,8 +83,10 @@ int job_data_load(job_data_t *d, const job_config_t *cfg, int input_size, int n_
     size_t n_train = 0;
     if (format_check(cfg, err) != 0)
         return -1;
-    if (cfg->data.format == FORMAT_CRITEO)
-        return ctr_load(d, cfg, err);
+    if (cfg->data.format == FORMAT_CRITEO) {
+        d->ctr = 1;
+        return ctr_lines(cfg, &d->ctr_lines, err);
+    }
     d->train = dataset_load(cfg->data.train_images, cfg->data.train_labels,
                             (size_t)cfg->data.limit, err);
     if (!d->train || train_count(cfg, d->train->n, &n_train, err) != 0)

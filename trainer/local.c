@@ -183,9 +183,7 @@ static rows_t *local_tables(const job_config_t *cfg, const optim_params_t *op, e
     const int F = cfg->model.sparse.fields;
     for (int f = 0; f < F; f++)
         t[f] = (rows_table_t){.id = (uint32_t)f, .dim = (size_t)cfg->model.sparse.dim,
-                              .rows = (uint64_t)cfg->model.sparse.rows[cfg->model.sparse.n_rows == 1
-                                                                           ? 0
-                                                                           : f]};
+                              .rows = (uint64_t)cfg_sparse_rows(cfg, f)};
     const rows_opts_t o = {.seed = cfg->train.seed, .optim = op};
     return rows_new(t, F, &o, err);
 }

@@ -1559,3 +1559,8 @@ const char *config_consistency_name(consistency_t c)
 {
     return choice_name(CONSISTENCIES, (int)c);
 }
+
+int cfg_sparse_rows(const job_config_t *cfg, int f)
+{
+    return cfg->model.sparse.rows[cfg->model.sparse.n_rows == 1 ? 0 : f];
+}

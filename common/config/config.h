@@ -100,7 +100,8 @@ typedef struct {
         struct {                   /* embedding tables held outside the model (model.sparse) */
             int fields;            /* categorical fields, one table each (0: none) */
             int dim;               /* floats per row */
-            int rows[CFG_MAX_FIELDS]; /* rows of each field's table (ids are reduced % rows) */
+            int rows[CFG_MAX_FIELDS]; /* rows of each field's table (ids are reduced % rows);
+                                       * one value: every table's (cfg_sparse_rows) */
             int n_rows;
         } sparse;
     } model;
@@ -180,5 +181,9 @@ char *config_text_from(const char *path, const char *src, const char *const *set
                        err_t *err);
 
 const char *config_consistency_name(consistency_t c);
+
+/* The rows of field f's table in cfg's model.sparse: model.sparse.rows[f],
+ * or its one value for every field. */
+int cfg_sparse_rows(const job_config_t *cfg, int f);
 
 #endif

@@ -37,6 +37,7 @@
 #include <zlib.h>
 
 #include "common/util/fsutil.h"
+#include "common/util/hash.h"
 #include "common/util/le.h"
 #include "common/util/rng.h"
 
@@ -103,17 +104,6 @@ struct rows_t {
 
 /* ---- hashing ---------------------------------------------------------- */
 
-/* MurmurHash3's finaliser: every bit of x reaches every bit of the result. */
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 uint64_t rows_hash(uint32_t table, uint64_t row)
 {
     /* splitmix64's finaliser over the row moved by the table */
@@ -143,7 +133,7 @@ static inline uint64_t hdr_row(const hdr_t *h)
 
 static inline size_t home(const table_t *t, uint64_t row)
 {
-    return (size_t)mix64(row ^ INDEX_SALT) & t->mask;
+    return (size_t)hash_mix64(row ^ INDEX_SALT) & t->mask;
 }
 
 /* The slot of row, or NO_SLOT; *pos (if not NULL) gets its bucket, or the
@@ -487,7 +477,7 @@ static inline uint8_t *sketch_cell(const rows_t *s, uint64_t h, int d)
 /* The sightings counted for (table, row): never fewer than the truth. */
 static unsigned sketch_count(const rows_t *s, uint32_t table, uint64_t row)
 {
-    const uint64_t h = mix64(rows_hash(table, row) ^ SKETCH_SALT);
+    const uint64_t h = hash_mix64(rows_hash(table, row) ^ SKETCH_SALT);
     unsigned m = ROWS_ADMIT_MAX;
     for (int d = 0; d < ROWS_SKETCH_DEPTH; d++) {
         unsigned c = *sketch_cell(s, h, d);
@@ -500,7 +490,7 @@ static unsigned sketch_count(const rows_t *s, uint32_t table, uint64_t row)
  * minimum grow) and returns the new count. */
 static unsigned sketch_add(rows_t *s, uint32_t table, uint64_t row)
 {
-    const uint64_t h = mix64(rows_hash(table, row) ^ SKETCH_SALT);
+    const uint64_t h = hash_mix64(rows_hash(table, row) ^ SKETCH_SALT);
     unsigned m = sketch_count(s, table, row);
     if (m < ROWS_ADMIT_MAX)
         m++;
@@ -693,7 +683,7 @@ static int check_unique(rows_t *s, uint32_t table, const uint64_t *ids, size_t n
     }
     memset(s->set, 0, cap * sizeof *s->set);
     for (size_t i = 0; i < n; i++) {
-        size_t j = (size_t)mix64(ids[i]) & (cap - 1);
+        size_t j = (size_t)hash_mix64(ids[i]) & (cap - 1);
         for (; s->set[j]; j = (j + 1) & (cap - 1))
             if (ids[s->set[j] - 1] == ids[i])
                 return err_set(err, "push: table %u: row %llu appears twice", table,

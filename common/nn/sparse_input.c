@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util/hash.h"
+
 #define SLOT_EMPTY 0u /* a slot whose stamp is not the current generation */
 
 typedef struct {
@@ -92,16 +94,6 @@ void sparse_input_destroy(sparse_input_t **self_p)
     *self_p = NULL;
 }
 
-/* A 64-bit mix (splitmix64's finaliser): skewed ids spread over the slots. */
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* A new generation of the dedup table (clearing it when the stamps wrap). */
 static void next_generation(sparse_input_t *s)
 {
@@ -121,7 +113,7 @@ static void index_field(sparse_input_t *s, int f, const uint64_t *ids)
     for (int i = 0; i < s->n; i++)
         for (uint32_t k = s->bag[i * F + f]; k < s->bag[i * F + f + 1]; k++) {
             const uint64_t id = ids[k];
-            size_t h = mix(id) & s->mask;
+            size_t h = hash_mix64(id) & s->mask; /* skewed ids spread over the slots */
             while (s->slots[h].stamp == s->gen && s->slots[h].id != id)
                 h = (h + 1) & s->mask;
             if (s->slots[h].stamp != s->gen) {
