@@ -36,6 +36,32 @@ int ckptdir_part_path(char *buf, size_t len, const char *root, long step, int in
     return 0;
 }
 
+int ckptdir_tables_path(char *buf, size_t len, const char *dir, int index, int n_parts,
+                        err_t *err)
+{
+    int w = snprintf(buf, len, "%s/tables-%d-of-%d.rows", dir, index, n_parts > 0 ? n_parts : 1);
+    if (w < 0 || (size_t)w >= len)
+        return err_set(err, "%s: tables file name too long", dir);
+    return 0;
+}
+
+/* Lists step's tables files (one per part, n_parts 0: one) in the array
+ * tables, checking that each exists. Returns 0, or -1 with err. */
+static int list_tables(cJSON *tables, const char *dir, long step, int n_parts, err_t *err)
+{
+    char path[4400];
+    for (int i = 0; i < (n_parts ? n_parts : 1); i++) {
+        struct stat st;
+        if (ckptdir_tables_path(path, sizeof path, dir, i, n_parts, err) != 0)
+            return -1;
+        if (stat(path, &st) != 0)
+            return err_set(err, "%s: missing (%s): checkpoint of step %ld not committed", path,
+                           strerror(errno), step);
+        cJSON_AddItemToArray(tables, cJSON_CreateString(strrchr(path, '/') + 1));
+    }
+    return 0;
+}
+
 /* ---- hex strings for the binary parts of the manifest ----------------------- */
 
 static char *hex_of(const void *data, size_t n)
@@ -208,9 +234,9 @@ long ckptdir_latest(const char *root)
 
 /* ---- the manifest ------------------------------------------------------------ */
 
-int ckptdir_commit(const char *root, long step, int epoch, int n_shards, const uint8_t *order,
-                   size_t order_len, int norm_kind, size_t norm_dim, const float *norm_mean,
-                   const float *norm_inv_std, int keep, err_t *err)
+int ckptdir_commit(const char *root, long step, int epoch, int n_shards, int tables,
+                   const uint8_t *order, size_t order_len, int norm_kind, size_t norm_dim,
+                   const float *norm_mean, const float *norm_inv_std, int keep, err_t *err)
 {
     char dir[4200], path[4400];
     if (n_shards < 0 || n_shards > MAX_PARTS)
@@ -240,6 +266,13 @@ int ckptdir_commit(const char *root, long step, int epoch, int n_shards, const u
             goto out;
         }
         cJSON_AddItemToArray(files, cJSON_CreateString(strrchr(path, '/') + 1));
+    }
+    if (tables) { /* the sparse embedding tables, a row file per part */
+        cJSON *t = cJSON_AddArrayToObject(m, "tables");
+        if (!t)
+            goto oom;
+        if (list_tables(t, dir, step, n_shards, err) != 0)
+            goto out;
     }
     if (!(hex = hex_of(order ? (const void *)order : "", order_len)))
         goto oom;

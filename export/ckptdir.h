@@ -3,6 +3,9 @@
  *   shard-S-of-N.ckpt   each parameter server's part (a checkpoint with a
  *                       SHARD section), written by that server, or
  *   model.ckpt          the whole model (single-process training);
+ *   tables-S-of-N.rows  a sparse model's embedding rows held by server S
+ *                       (common/nn/rows.h's file), next to its shard;
+ *                       tables-0-of-1.rows next to a model.ckpt;
  *   manifest.json       written last, by trainer 0 once every part is on
  *                       disk: step, epoch, the files, the trainers'
  *                       data-order record and the input normalisation.
@@ -27,15 +30,22 @@ int ckptdir_step_dir(char *buf, size_t len, const char *root, long step, err_t *
 int ckptdir_part_path(char *buf, size_t len, const char *root, long step, int index,
                       int n_shards, err_t *err);
 
+/* "DIR/tables-S-of-N.rows" (n_parts 0: "tables-0-of-1.rows"): the rows of
+ * part S's embedding tables, next to its checkpoint part in DIR. Returns 0,
+ * or -1 with err if it does not fit. */
+int ckptdir_tables_path(char *buf, size_t len, const char *dir, int index, int n_parts,
+                        err_t *err);
+
 /* Writes step's manifest.json (atomically) once its parts are on disk:
- * n_shards shard files (0: one model.ckpt), the data-order record (order,
+ * n_shards shard files (0: one model.ckpt), with tables (1) a tables file
+ * next to each (listed as "tables"), the data-order record (order,
  * order_len bytes) and the normalisation (norm_kind 0: none; else norm_dim
  * means and inverse standard deviations). Each part is checked to exist.
  * Then removes the oldest step folders so that `keep` complete ones remain
  * (and incomplete folders older than this one). Returns 0, or -1 with err. */
-int ckptdir_commit(const char *root, long step, int epoch, int n_shards, const uint8_t *order,
-                   size_t order_len, int norm_kind, size_t norm_dim, const float *norm_mean,
-                   const float *norm_inv_std, int keep, err_t *err);
+int ckptdir_commit(const char *root, long step, int epoch, int n_shards, int tables,
+                   const uint8_t *order, size_t order_len, int norm_kind, size_t norm_dim,
+                   const float *norm_mean, const float *norm_inv_std, int keep, err_t *err);
 
 /* Step of the newest complete checkpoint under root, or -1 when there is none
  * (or root does not exist). */

@@ -21,6 +21,7 @@
 #include "launch/console.h"
 #include "ps/server.h"
 #include "ps/shard.h"
+#include "trainer/ctr_feed.h"
 #include "trainer/dist.h"
 #include "trainer/jobdata.h"
 
@@ -106,11 +107,26 @@ static int saver_write(void *ctx, const server_shard_t *sh, err_t *err)
     return checkpoint_write(path, &ck, err);
 }
 
+/* The saver's write_rows: the server's rows as
+ * ROOT/step-N/tables-S-of-N.rows (ckptdir.h), after its shard. Returns 0,
+ * or -1 with err. */
+static int saver_write_rows(void *ctx, rows_t *rows, int index, int n_servers, long step,
+                            err_t *err)
+{
+    const cluster_saver_t *cs = ctx;
+    char dir[CFG_PATH_LEN + 96], path[CFG_PATH_LEN + 160];
+    if (ckptdir_step_dir(dir, sizeof dir, cs->root, step, err) != 0 ||
+        ckptdir_tables_path(path, sizeof path, dir, index, n_servers, err) != 0 ||
+        fs_mkdirs(dir, err) != 0 || rows_save(rows, path, err) != 0)
+        return -1;
+    return train_tables_counts_write(rows, path, err);
+}
+
 server_saver_t cluster_saver(cluster_saver_t *cs, const char *out_dir, const char *config_text)
 {
     snprintf(cs->root, sizeof cs->root, "%s/checkpoints", out_dir);
     cs->config_text = config_text;
-    return (server_saver_t){.write = saver_write, .ctx = cs};
+    return (server_saver_t){.write = saver_write, .write_rows = saver_write_rows, .ctx = cs};
 }
 
 /* The server of shard `index` of S for T trainers of cfg's job, writing its
@@ -128,18 +144,23 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
     /* every trainer runs the same number of steps; the server needs the
      * total for the lr schedule: epochs x batches of the training part */
     size_t n_train;
-    if (job_data_train_size(cfg, &n_train, err) != 0) {
+    long per_epoch = 0;
+    if (job_data_train_size(cfg, &n_train, err) != 0 ||
+        (cfg->data.format == FORMAT_CRITEO && ctr_feed_plan(cfg, T, NULL, &per_epoch, err) != 0)) {
         model_destroy(&m);
         return NULL;
     }
-    long total = train_total_steps(cfg, n_train, NULL);
+    long total = per_epoch ? train_steps_capped(cfg, per_epoch)  /* click logs: T parts */
+                           : train_total_steps(cfg, n_train, NULL);
+    rows_table_t tables[CFG_MAX_FIELDS];
     server_opts_t so = {.index = index, .n_servers = S, .n_trainers = T, .rank = rank,
                         .consistency = cfg->cluster.consistency,
                         .staleness = cfg->cluster.staleness, .total_steps = total,
                         .seed = cfg->train.seed, .table = tab, .optim = op,
                         .saver = cluster_saver(cs, o->out_dir, o->config_text),
                         .continue_on_loss = cfg->cluster.on_trainer_loss == LOSS_CONTINUE,
-                        .stop_flag = &train_stop_signal, .threads = cfg->server.threads};
+                        .stop_flag = &train_stop_signal, .threads = cfg->server.threads,
+                        .row_tables = tables, .n_row_tables = ctr_feed_tables(cfg, tables)};
     if (o->resume) {
         /* the trainers check the data order; a server needs its tensors and state */
         long step = train_resume_check(o->resume, o->resume_path, cfg, m, n_train,
@@ -617,12 +638,7 @@ int cluster_main(int *argc, char ***argv, const job_config_t *cfg_in, const clus
     int status, peer_lost = 0, abort_job = 0; /* peer_lost: a rank of the job died */
     transport_auth_t auth; /* the job's CURVE keys (curve = 0: plain) */
     memset(&auth, 0, sizeof auth);
-    if (cfg->model.sparse.fields > 0) { /* every rank read the config: all stop here */
-        if (rank == 0)
-            fprintf(stderr, "pstrain: %s: models with embedding tables (model.sparse) train in "
-                    "one process only, so far: run it with --local\n", cfg->source);
-        status = 2;
-    } else if (N == 1)
+    if (N == 1)
         status = run_singleton(cfg, o);
     else
         status = run_ranks(cfg, o, rank, N, &auth, &peer_lost, &abort_job);

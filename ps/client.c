@@ -639,8 +639,10 @@ static int on_pull_rows(client_t *c, int s, const wire_hdr_t *h, const uint8_t *
     return c->pulled[s] == n;
 }
 
-int client_pull_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
-                     long clock, float *rows, err_t *err)
+/* client_pull_rows and client_peek_rows: the request's type is PULL_ROWS
+ * or PEEK_ROWS. */
+static int rows_request(client_t *c, int type, uint32_t table, size_t dim, const uint64_t *ids,
+                        size_t n, long clock, float *rows, err_t *err)
 {
     route_t r;
     uint8_t *buf = NULL;
@@ -655,7 +657,7 @@ int client_pull_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *id
     for (int s = 0; s < c->S; s++) {
         c->want[s] = r.cnt[s] > 0;
         c->pulled[s] = 0;
-        if (r.cnt[s] && send_rows(c, s, WIRE_PULL_ROWS, &r, ids, NULL, clock, 0, buf, err) != 0)
+        if (r.cnt[s] && send_rows(c, s, type, &r, ids, NULL, clock, 0, buf, err) != 0)
             goto done;
     }
     rc = collect(c, WIRE_PULL_ROWS, on_pull_rows, &r, err);
@@ -663,6 +665,18 @@ done:
     free(buf);
     route_free(&r);
     return rc;
+}
+
+int client_pull_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                     long clock, float *rows, err_t *err)
+{
+    return rows_request(c, WIRE_PULL_ROWS, table, dim, ids, n, clock, rows, err);
+}
+
+int client_peek_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                     long clock, float *rows, err_t *err)
+{
+    return rows_request(c, WIRE_PEEK_ROWS, table, dim, ids, n, clock, rows, err);
 }
 
 int client_push_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,

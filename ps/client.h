@@ -113,6 +113,12 @@ int client_push_range(client_t *c, const float *grad, size_t b, size_t e, err_t 
 int client_pull_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
                      long clock, float *rows, err_t *err);
 
+/* The same, read-only (PEEK_ROWS, for evaluation): a row the servers do
+ * not hold reads as its initial value and is not made (no sighting, no
+ * stamp). Returns 0, or -1 with err. */
+int client_peek_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
+                     long clock, float *rows, err_t *err);
+
 /* Pushes the gradients grads (n x dim floats, in the order of ids) of the
  * rows ids[0, n) (unique) of sparse table `table` for the step
  * client_set_step gave, to the servers that own them, in pieces (PUSH_ROWS;

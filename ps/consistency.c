@@ -508,6 +508,8 @@ static void save_and_answer(server_t *s, const waiter_t *w, err_t *err)
         rc = err_set(err, "checkpoint of step %ld asked, the server is at step %ld", step, version);
     else
         rc = store_save(s->store, &s->o.saver, step, version, err);
+    if (rc == 0 && s->sparse.rows)
+        rc = sparse_save(s, step, err);
     if (rc != 0) {
         srv_error(s, w->peer, w->peer_len, &w->hdr, WIRE_E_INTERNAL, err->msg);
         return;
@@ -523,10 +525,17 @@ static void save_and_answer(server_t *s, const waiter_t *w, err_t *err)
     srv_send(s, w->peer, w->peer_len, &r, NULL, 0, 0);
 }
 
+/* BSP: has the server applied every update before step `step`, of the
+ * shard and of the sparse rows? */
+static int step_complete(const server_t *s, long step)
+{
+    return step <= s->cons.version && (!s->sparse.rows || step <= s->sparse.version);
+}
+
 void cons_checkpoint(server_t *s, const req_t *r, err_t *err)
 {
     cons_t *c = &s->cons;
-    if (s->o.consistency == CONS_BSP && r->h.clock > c->version && !c->save_wait &&
+    if (s->o.consistency == CONS_BSP && !step_complete(s, (long)r->h.clock) && !c->save_wait &&
         s->live.halt != HALT_LOST) {
         /* BSP: the step is still being pushed; saved once it is complete */
         c->save_wait = 1;
@@ -541,7 +550,7 @@ void cons_checkpoint(server_t *s, const req_t *r, err_t *err)
 void cons_save_if_due(server_t *s)
 {
     cons_t *c = &s->cons;
-    if (!c->save_wait || c->save.hdr.clock > c->version)
+    if (!c->save_wait || !step_complete(s, (long)c->save.hdr.clock))
         return;
     c->save_wait = 0;
     err_t e;

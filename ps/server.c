@@ -275,10 +275,11 @@ static int handle_shutdown(server_t *s, const req_t *r, int *code, err_t *err)
     }
 }
 
-/* PULL_ROWS: rows of a sparse table for step clock, when they may be. */
+/* PULL_ROWS (or PEEK_ROWS, read-only): rows of a sparse table for step
+ * clock, when they may be. */
 static int handle_pull_rows(server_t *s, const req_t *r, int *code, err_t *err)
 {
-    if (r->h.elem != WIRE_ROWS) {
+    if (r->h.type == WIRE_PULL_ROWS && r->h.elem != WIRE_ROWS) {
         *code = WIRE_E_TYPE;
         return err_set(err, "PULL_ROWS with float32 rows is a reply, not a request");
     }
@@ -315,6 +316,7 @@ static const struct {
     [WIRE_ERROR] = {NULL, H_TRAINER},
     [WIRE_PULL_ROWS] = {handle_pull_rows, H_TRAINER | H_PAYLOAD},
     [WIRE_PUSH_ROWS] = {handle_push_rows, H_TRAINER | H_PAYLOAD},
+    [WIRE_PEEK_ROWS] = {handle_pull_rows, H_TRAINER | H_PAYLOAD},
 };
 
 /* ------------------------------------------------------------ dispatch */

@@ -50,6 +50,11 @@ typedef struct {
 typedef struct {
     /* Writes shard; returns 0 once it is on disk, or -1 with err. */
     int (*write)(void *ctx, const server_shard_t *shard, err_t *err);
+    /* Writes the rows of the sparse tables server `index` of n_servers
+     * holds (a full file: rows_save) as part of the checkpoint of `step`,
+     * after its shard. NULL: a server with sparse tables refuses to write
+     * checkpoints. Returns 0 once it is on disk, or -1 with err. */
+    int (*write_rows)(void *ctx, rows_t *rows, int index, int n_servers, long step, err_t *err);
     void *ctx;                     /* the saver's, kept as long as the server */
 } server_saver_t;
 
@@ -104,6 +109,12 @@ typedef int (*server_send_fn)(void *ctx, const tframe_t *frames, int n, int zero
  * o->saver.ctx and o->stop_flag are borrowed for the server's life.
  * Returns it (the caller owns it), or NULL with err. */
 server_t *server_new(const server_opts_t *o, err_t *err);
+/* Loads a tables file written by a checkpoint (of any number of servers:
+ * rows_load) into the server's sparse tables, keeping the rows this server
+ * owns (rows_hash % S == its index). For a resumed job, before it serves.
+ * Returns 0, or -1 with err naming the file (the rows are then unchanged). */
+int server_load_rows(server_t *s, const char *path, err_t *err);
+
 /* Frees the server; accepts NULL and sets *self_p to NULL. */
 void server_destroy(server_t **self_p);
 

@@ -178,16 +178,30 @@ static int check_rows_req(server_t *s, const req_t *r, int *code, err_t *err)
 
 /* ------------------------------------------------------------ pulls */
 
-/* Answers the row pull w with the rows ids[0, n) of table k: PULL_ROWS
- * with float32 rows, or ERROR internal when the row store fails (then
- * nothing changed). */
+/* The rows ids[0, n) of table tb into out without touching the store: a
+ * row not held reads as its initial value (a PEEK_ROWS). Returns 0, or -1
+ * with err. */
+static int peek_rows(const sparse_t *sp, const rows_table_t *tb, const uint64_t *ids, size_t n,
+                     float *out, err_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rows_peek(sp->rows, tb->id, ids[i], out + i * tb->dim, NULL) != 1 &&
+            rows_initial(sp->rows, tb->id, ids[i], out + i * tb->dim, err) != 0)
+            return -1;
+    return 0;
+}
+
+/* Answers the row pull w (PULL_ROWS, or PEEK_ROWS: read-only) with the
+ * rows ids[0, n) of table k: PULL_ROWS with float32 rows, or ERROR
+ * internal when the row store fails (then nothing changed). */
 static void serve_rows(server_t *s, const waiter_t *w, int k, const uint64_t *ids)
 {
     sparse_t *sp = &s->sparse;
     const rows_table_t *tb = &sp->tables[k];
     const size_t n = (size_t)(w->hdr.end - w->hdr.begin);
     err_t e;
-    if (rows_pull(sp->rows, tb->id, ids, n, sp->rowbuf, &e) != 0) {
+    if ((w->hdr.type == WIRE_PEEK_ROWS ? peek_rows(sp, tb, ids, n, sp->rowbuf, &e)
+                                       : rows_pull(sp->rows, tb->id, ids, n, sp->rowbuf, &e)) != 0) {
         srv_error(s, w->peer, w->peer_len, &w->hdr, WIRE_E_INTERNAL, e.msg);
         return;
     }
@@ -425,6 +439,7 @@ static void step_maybe_done(server_t *s)
     }
     sp->version++;
     sparse_flush(s);
+    cons_save_if_due(s); /* a checkpoint that waited for the step's rows */
 }
 
 /* Trainer t ends its row pushes of the step with the empty PUSH_ROWS h. */
@@ -505,4 +520,26 @@ void sparse_go_on(server_t *s)
 {
     if (s->sparse.rows && s->o.consistency == CONS_BSP)
         step_maybe_done(s);
+}
+
+int sparse_save(server_t *s, long step, err_t *err)
+{
+    const server_saver_t *sv = &s->o.saver;
+    if (!sv->write_rows)
+        return err_set(err, "this server cannot write its sparse tables (no saver for them)");
+    return sv->write_rows(sv->ctx, s->sparse.rows, s->o.index, s->o.n_servers, step, err);
+}
+
+/* rows_load's filter: the rows server ctx owns. */
+static int owns_row(void *ctx, uint32_t table, uint64_t row)
+{
+    const server_t *s = ctx;
+    return rows_hash(table, row) % (uint64_t)s->o.n_servers == (uint64_t)s->o.index;
+}
+
+int server_load_rows(server_t *s, const char *path, err_t *err)
+{
+    if (!s->sparse.rows)
+        return err_set(err, "%s: this job's servers hold no sparse tables", path);
+    return rows_load(s->sparse.rows, path, owns_row, s, err);
 }

@@ -1015,11 +1015,11 @@ static void test_ckptdir(void)
         }
         if (step == 40) {
             /* its manifest cannot be written while a part is missing */
-            CU_ASSERT(ckptdir_commit(root, step, 1, 2, order, 32, 0, 0, NULL, NULL, 2, &err) != 0);
+            CU_ASSERT(ckptdir_commit(root, step, 1, 2, 0, order, 32, 0, 0, NULL, NULL, 2, &err) != 0);
             ASSERT_HAS(err.msg, "shard-1-of-2.ckpt: missing");
             break;
         }
-        CU_ASSERT_FATAL(ckptdir_commit(root, step, (int)step / 10, 2, order, 32, 2, 5, mean, inv,
+        CU_ASSERT_FATAL(ckptdir_commit(root, step, (int)step / 10, 2, 0, order, 32, 2, 5, mean, inv,
                                        2, &err) == 0);
     }
     /* keep = 2: step 10 went when 30 was committed; 40 is incomplete */

@@ -383,7 +383,7 @@ static void test_barrier(void)
     const char *eps[2];
     for (int s = 0; s < 2; s++) {
         server_opts_t o = opts_of(&t, s, 2, 3, CONS_ASP);
-        o.saver = (server_saver_t){save_fake, &sv[s]};
+        o.saver = (server_saver_t){.write = save_fake, .ctx = &sv[s]};
         CU_ASSERT_FATAL(srv_start(&v[s], &o, 10000) == 0);
         eps[s] = v[s].ep;
     }
@@ -670,6 +670,15 @@ static void test_rows_pull_push(void)
     CU_ASSERT(memcmp(got + 2 * TB_DIM, init + 2 * TB_DIM, sizeof(float) * 2 * TB_DIM) == 0);
     CU_ASSERT_EQUAL(rows_push(ref, TB, ids, 2, g, 1, optim_lr(&o.optim, 0, 100), &err), 0);
     CU_ASSERT(rows_match(ref, TB, TB_DIM, ids, 4, got));
+    /* a read-only pull (PEEK_ROWS): held rows as they are, the others at
+     * their initial values, and no row made */
+    const uint64_t peek[3] = {900, 7, 5};
+    float pk[3 * TB_DIM], want[TB_DIM];
+    CU_ASSERT_EQUAL_FATAL(client_peek_rows(c, TB, TB_DIM, peek, 3, 1, pk, &err), 0);
+    CU_ASSERT(memcmp(pk, got + TB_DIM, sizeof(float) * TB_DIM) == 0);
+    CU_ASSERT(memcmp(pk + 2 * TB_DIM, got, sizeof(float) * TB_DIM) == 0);
+    CU_ASSERT_EQUAL(rows_initial(ref, TB, 7, want, &err), 0);
+    CU_ASSERT(memcmp(pk + TB_DIM, want, sizeof want) == 0);
     client_stats_t st;
     CU_ASSERT_EQUAL_FATAL(client_stats(c, &st, &err), 0);
     CU_ASSERT_EQUAL(st.rows, 4);

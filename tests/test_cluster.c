@@ -11,6 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/data/criteo.h"
+#include "common/nn/optim.h"
+#include "common/nn/rows.h"
 #include "export/checkpoint.h"
 #include "common/util/fsutil.h"
 #include "tests.h"
@@ -75,21 +78,44 @@ static const char *bin(void)
     return b ? b : "build/pstrain";
 }
 
-/* The config file of the next run(): CFG, or CFG_BIG / CFG_DROP / CFG_BIN
- * while big is 1 / 2 / 3. */
+/* A small DLRM (dim 4; bottom 13-16-4, the dot interaction, top 16-1) on
+ * the click log of tests_ctr_log (its paths and the tables' sizes fill the
+ * %s), Adagrad (with state per row), 2 threads, 60 steps. */
+static const char *CFG_CTR =
+    "name = \"t_ctr\";\n"
+    "data = { format = \"criteo\"; train = \"%s\"; test = \"%s\"; shuffle_buffer = 500; };\n"
+    "model = { input = [13]; sparse = { fields = 26; dim = 4; rows = [%s]; };\n"
+    "  loss = \"binary_cross_entropy\";\n"
+    "  layers = ( { type = \"dense\"; units = 16; inputs = 13; activation = \"relu\"; },\n"
+    "    { type = \"dense\"; units = 4; inputs = 16; activation = \"relu\"; },\n"
+    "    { type = \"interaction\"; vectors = 27; },\n"
+    "    { type = \"dense\"; units = 16; activation = \"relu\"; },\n"
+    "    { type = \"dense\"; units = 1; } ); };\n"
+    "optimizer = { name = \"adagrad\"; lr = 0.05; };\n"
+    "train = { epochs = 1; batch = 64; seed = 2; threads = 2; max_steps = 60; };\n"
+    "cluster = { timeout_ms = 20000; };\n";
+
+/* The config file of the next run(): CFG, or CFG_BIG / CFG_DROP / CFG_BIN /
+ * CFG_CTR while big is 1 / 2 / 3 / 4. */
 static int big;
 
 static const char *cfg_path(void)
 {
-    static const char *const NAMES[4] = {"dist", "dist_big", "dist_drop", "dist_bin"};
-    static char path[4][512];
+    static const char *const NAMES[5] = {"dist", "dist_big", "dist_drop", "dist_bin", "dist_ctr"};
+    static char path[5][512];
     char *p = path[big];
     if (!p[0]) {
         snprintf(p, sizeof path[0], "%s/%s.cfg", tests_tmp_dir(), NAMES[big]);
         err_t err;
-        char bin_text[2048];
-        snprintf(bin_text, sizeof bin_text, CFG_BIN, tests_tmp_dir(), tests_tmp_dir());
-        const char *text = big == 3 ? bin_text : big == 2 ? CFG_DROP : big ? CFG_BIG : CFG;
+        char bin_text[4096];
+        if (big == 4) {
+            char train[512], test[512], rows[1024];
+            tests_ctr_log(train, test, sizeof train, rows, sizeof rows);
+            snprintf(bin_text, sizeof bin_text, CFG_CTR, train, test, rows);
+        } else {
+            snprintf(bin_text, sizeof bin_text, CFG_BIN, tests_tmp_dir(), tests_tmp_dir());
+        }
+        const char *text = big >= 3 ? bin_text : big == 2 ? CFG_DROP : big ? CFG_BIG : CFG;
         if (fs_write_atomic(p, text, strlen(text), &err) != 0)
             fprintf(stderr, "\n  %s\n", err.msg);
     }
@@ -191,7 +217,9 @@ static double max_diff(const checkpoint_t *a, const checkpoint_t *b)
     return d;
 }
 
-static void check_equal(const char *local_out, const char *dist_out)
+/* Runs local_out and dist_out ended at step `steps` with the same
+ * parameters within 1e-5. */
+static void check_equal_at(const char *local_out, const char *dist_out, uint64_t steps)
 {
     checkpoint_t *a = ckpt(local_out), *b = ckpt(dist_out);
     CU_ASSERT_FATAL(a && b);
@@ -199,11 +227,15 @@ static void check_equal(const char *local_out, const char *dist_out)
     if (!(d <= 1e-5))
         fprintf(stderr, "\n  %s vs %s: max |diff| %.3g\n", local_out, dist_out, d);
     CU_ASSERT(d <= 1e-5);
-    CU_ASSERT_EQUAL(a->step, 20);
-    CU_ASSERT_EQUAL(b->step, 20);
-    /* training moved the parameters away from their start */
+    CU_ASSERT_EQUAL(a->step, steps);
+    CU_ASSERT_EQUAL(b->step, steps);
     checkpoint_free(&a);
     checkpoint_free(&b);
+}
+
+static void check_equal(const char *local_out, const char *dist_out)
+{
+    check_equal_at(local_out, dist_out, 20);
 }
 
 static void test_bsp_1x2(void)
@@ -489,17 +521,69 @@ static void test_resume_refused(void)
     check_log("bad_res_crc", "flipped.ckpt: section OPTSTATE: CRC mismatch");
 }
 
-/* A model with embedding tables trains in one process only so far: a job
- * under mpirun, or started alone with its in-process server, stops before
- * anything starts, saying so. */
-static void test_sparse_refused(void)
+/* The 26 tables of CFG_CTR (dim 4, Adagrad) in a store, with the rows of
+ * the tables files RUN/tables-S-of-N.rows of run `out` (N files) loaded.
+ * Returns it, or NULL. */
+static rows_t *ctr_tables(const char *out, int n, uint64_t *sizes)
 {
-    const char *extra = "--set model.sparse.fields=26";
-    CU_ASSERT(run(2, extra, "bad_sparse_mpi") != 0);
-    check_log("bad_sparse_mpi", "model.sparse) train in one process only, so far: run it with "
-                                "--local");
-    CU_ASSERT(run(1, extra, "bad_sparse_one") != 0);
-    check_log("bad_sparse_one", "run it with --local");
+    char train[512], test[512], rows[1024];
+    tests_ctr_log(train, test, sizeof train, rows, sizeof rows);
+    rows_table_t t[CRITEO_CAT];
+    const char *p = rows;
+    for (int f = 0; f < CRITEO_CAT; f++, p = strchr(p, ',') ? strchr(p, ',') + 1 : p) {
+        sizes[f] = strtoull(p, NULL, 10);
+        t[f] = (rows_table_t){.id = (uint32_t)f, .dim = 4, .rows = sizes[f]};
+    }
+    optim_params_t op = {.kind = optim_find("adagrad"), .lr = 0.05};
+    const rows_opts_t o = {.seed = 2, .optim = &op};
+    err_t err;
+    rows_t *s = rows_new(t, CRITEO_CAT, &o, &err);
+    for (int i = 0; s && i < n; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s/tables-%d-of-%d.rows", tests_tmp_dir(), out, i, n);
+        if (rows_load(s, path, NULL, NULL, &err) != 0) {
+            fprintf(stderr, "\n  %s\n", err.msg);
+            rows_destroy(&s);
+        }
+    }
+    return s;
+}
+
+/* A sparse model (DLRM with embedding tables on the servers) under BSP
+ * with 2 servers and 3 trainers x 2 threads equals one process that reads
+ * the click log in the same 3 parts (data.parts = 3): the dense parameters
+ * and every row of every table (held by the same rows, values within
+ * 1e-5), the test AUC within 1e-4. */
+static void test_bsp_sparse(void)
+{
+    big = 4;
+    int local = need(0, "--set data.parts=3 --set train.threads=1", "ctr_local");
+    int dist = need(5, "--servers 2", "ctr_bsp_2x3");
+    big = 0;
+    CU_ASSERT_FATAL(local == 0 && dist == 0);
+    check_equal_at("ctr_local", "ctr_bsp_2x3", 60);
+    uint64_t sizes[CRITEO_CAT];
+    rows_t *a = ctr_tables("ctr_local", 1, sizes), *b = ctr_tables("ctr_bsp_2x3", 2, sizes);
+    CU_ASSERT_FATAL(a && b);
+    CU_ASSERT(rows_count(a) > 1000 && rows_count(a) == rows_count(b));
+    double most = 0;
+    size_t differ = 0;
+    for (uint32_t f = 0; f < CRITEO_CAT; f++)
+        for (uint64_t r = 0; r < sizes[f]; r++) {
+            float va[4], vb[4], sa[4], sb[4];
+            const int ha = rows_peek(a, f, r, va, sa), hb = rows_peek(b, f, r, vb, sb);
+            differ += ha != hb;
+            for (int i = 0; ha == 1 && hb == 1 && i < 4; i++)
+                most = fmax(most, fmax(fabs((double)va[i] - vb[i]), fabs((double)sa[i] - sb[i])));
+        }
+    if (differ || !(most <= 1e-5))
+        fprintf(stderr, "\n  tables: %zu rows held by one run only; max |diff| %.3g\n", differ,
+                most);
+    CU_ASSERT(differ == 0 && most <= 1e-5);
+    const double ua = metric("ctr_local", 12), ub = metric("ctr_bsp_2x3", 12);
+    CU_ASSERT(fabs(ua - ub) <= 1e-4 && ua > 0.55);
+    rows_destroy(&a);
+    rows_destroy(&b);
 }
 
 /* The export stage of a finished run, proved as `make run` proves it:
@@ -659,7 +743,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "resume_local", test_resume_local) ||
         !CU_add_test(s, "resume_bsp", test_resume_bsp) ||
         !CU_add_test(s, "resume_refused", test_resume_refused) ||
-        !CU_add_test(s, "sparse_refused", test_sparse_refused) ||
+        !CU_add_test(s, "bsp_sparse", test_bsp_sparse) ||
         !CU_add_test(s, "export_cnn", test_export_cnn) ||
         !CU_add_test(s, "export_lstm", test_export_lstm) ||
         !CU_add_test(s, "export_command", test_export_command) ||

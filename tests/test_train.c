@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
@@ -300,17 +301,21 @@ static void test_binary_auc(void)
 #define CTR_TRAIN_LINES 20000
 #define CTR_TEST_LINES 4000
 
-/* A synthetic click log (seed 5, cardinalities x 0.001) cut into a training
- * and a test file in the test folder; the tables' sizes into rows. The
- * test fails unless it is written. */
-static void write_ctr_log(char *train, char *test, size_t len, char *rows, size_t rows_len)
+void tests_ctr_log(char *train, char *test, size_t len, char *rows, size_t rows_len)
 {
+    snprintf(train, len, "%s/ctr_train.txt", tests_tmp_dir());
+    snprintf(test, len, "%s/ctr_test.txt", tests_tmp_dir());
     err_t err;
     const ctr_synth_opts_t o = {.seed = 5, .rows_scale = 0.001};
     ctr_synth_t *g = ctr_synth_new(&o, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(g);
-    snprintf(train, len, "%s/ctr_train.txt", tests_tmp_dir());
-    snprintf(test, len, "%s/ctr_test.txt", tests_tmp_dir());
+    size_t k = 0;
+    for (int f = 0; f < CRITEO_CAT; f++)
+        k += (size_t)snprintf(rows + k, rows_len - k, "%s%u", f ? ", " : "", ctr_synth_rows(g, f));
+    if (access(train, F_OK) == 0 && access(test, F_OK) == 0) { /* written by an earlier test */
+        ctr_synth_destroy(&g);
+        return;
+    }
     FILE *ft = fopen(train, "w"), *fe = fopen(test, "w");
     CU_ASSERT_FATAL(ft && fe);
     char line[CTR_SYNTH_LINE_MAX];
@@ -320,9 +325,6 @@ static void write_ctr_log(char *train, char *test, size_t len, char *rows, size_
     }
     fclose(ft);
     fclose(fe);
-    size_t k = 0;
-    for (int f = 0; f < CRITEO_CAT; f++)
-        k += (size_t)snprintf(rows + k, rows_len - k, "%s%u", f ? ", " : "", ctr_synth_rows(g, f));
     ctr_synth_destroy(&g);
 }
 
@@ -350,7 +352,7 @@ static void ctr_cfg(char *text, size_t len, const char *train, const char *test,
 static void test_ctr_learns(void)
 {
     char train[512], test[512], rows[1024], text[4096];
-    write_ctr_log(train, test, sizeof train, rows, sizeof rows);
+    tests_ctr_log(train, test, sizeof train, rows, sizeof rows);
     ctr_cfg(text, sizeof text, train, test, rows);
     train_result_t r, r2, r3;
     float *p;
@@ -390,7 +392,7 @@ static void test_ctr_learns(void)
 static void test_ctr_refused(void)
 {
     char train[512], test[512], rows[1024], text[4096];
-    write_ctr_log(train, test, sizeof train, rows, sizeof rows);
+    tests_ctr_log(train, test, sizeof train, rows, sizeof rows);
     ctr_cfg(text, sizeof text, train, test, rows);
     train_result_t r;
     float *p = NULL; /* run() sets it only once the config has loaded */

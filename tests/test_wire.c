@@ -601,7 +601,7 @@ static void test_wire_version(void)
  * the ERROR reply can echo req. */
 static void test_wire_type(void)
 {
-    static const int types[] = {0, 12, 42, 127, 255, 1000000};
+    static const int types[] = {0, 13, 42, 127, 255, 1000000};
     for (size_t j = 0; j < sizeof types / sizeof types[0]; j++) {
         wire_hdr_t h = sample(WIRE_PUSH);
         h.type = types[j];
@@ -997,6 +997,19 @@ static void test_wire_payload_rows(void)
     h.elem = WIRE_F16;
     h.count = 12;
     EXPECT_PAYLOAD(h, 24, WIRE_E_MALFORMED);
+    wire_hdr_init(&h, WIRE_PEEK_ROWS, 1); /* a read-only pull: ids only, never rows */
+    h.elem = WIRE_ROWS;
+    h.begin = 10;
+    h.end = 13;
+    EXPECT_PAYLOAD(h, 24, 0);
+    EXPECT_PAYLOAD(h, 16, WIRE_E_LENGTH);
+    h.count = 3;
+    EXPECT_PAYLOAD(h, 24 + 12, WIRE_E_LENGTH);
+    h.elem = WIRE_F32;
+    h.count = 12;
+    EXPECT_PAYLOAD(h, 48, WIRE_E_MALFORMED);
+    wire_hdr_init(&h, WIRE_PULL_ROWS, 1);
+    h.begin = 10;
     h.elem = WIRE_ROWS; /* no ids: nothing to pull */
     h.end = h.begin;
     h.count = 0;
@@ -1406,11 +1419,11 @@ static void test_wire_names(void)
     static const char *const types[] = {"PUSH",  "PULL",       "PULL_REPLY",
                                         "CLOCK", "BARRIER",    "STATS",
                                         "CHECKPOINT", "SHUTDOWN", "ERROR",
-                                        "PULL_ROWS", "PUSH_ROWS"};
+                                        "PULL_ROWS", "PUSH_ROWS", "PEEK_ROWS"};
     for (int t = WIRE_PUSH; t <= WIRE_TYPE_MAX; t++)
         CU_ASSERT_STRING_EQUAL(wire_type_name(t), types[t - 1]);
     CU_ASSERT_STRING_EQUAL(wire_type_name(0), "?");
-    CU_ASSERT_STRING_EQUAL(wire_type_name(12), "?");
+    CU_ASSERT_STRING_EQUAL(wire_type_name(13), "?");
     CU_ASSERT_STRING_EQUAL(wire_type_name(-1), "?");
     CU_ASSERT_STRING_EQUAL(wire_type_name(INT_MIN), "?");
     static const char *const errs[] = {"version", "type",  "range",   "length",

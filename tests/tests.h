@@ -5,6 +5,7 @@
 #define PST_TESTS_H
 
 #include <CUnit/CUnit.h>
+#include <stddef.h>
 
 int test_rng_register(void);
 int test_init_register(void);
@@ -46,5 +47,11 @@ const char *tests_tmp_dir(void);
  * label file SRC (in tests_data_dir()) mapped to 1 for footwear (sandal,
  * sneaker, ankle boot) and 0 for the rest: a binary task. Returns 0, or -1. */
 int tests_footwear_labels(const char *src, const char *name);
+/* A synthetic click log (seed 5, cardinalities x 0.001: 20,000 training and
+ * 4,000 test lines) as tests_tmp_dir()/ctr_train.txt and ctr_test.txt (their
+ * paths into train and test, written once per run), and the tables' sizes
+ * of its 26 fields, comma-separated, into rows. Fails the test unless
+ * written. */
+void tests_ctr_log(char *train, char *test, size_t len, char *rows, size_t rows_len);
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "common/config/config.h"
+#include "common/nn/rows.h"
 #include "common/nn/team.h"
 #include "common/util/err.h"
 #include "trainer/auc.h"
@@ -34,31 +35,62 @@ typedef int (*ctr_fetch_fn)(void *ctx, int field, const uint64_t *ids, size_t n,
 typedef int (*ctr_push_fn)(void *ctx, int field, const uint64_t *ids, size_t n,
                            const float *grads, err_t *err);
 
-/* A feed of cfg's click logs for batches of up to cap samples of a model
- * whose input holds input_size floats; this trainer is rank of ranks.
- * Opens data.train (epoch 0). Returns it, or NULL with err (a source that
- * matches nothing, a model that does not fit the logs, out of memory). */
-ctr_feed_t *ctr_feed_new(const job_config_t *cfg, int input_size, int cap, int rank, int ranks,
-                         err_t *err);
+/* The training data is read in parts (ctr_stream.h's split, part p of P as
+ * trainer p of P reads it), and a global batch of train.batch samples is
+ * the parts' shares of it (data_batch_slice's cut) end to end, in part
+ * order: part p's s-th share is its lines [s b_p, (s + 1) b_p). A trainer
+ * of T reads part t of T; one process may read all P parts in step and so
+ * train on the batches of a P-trainer job. An epoch has as many batches as
+ * its longest part needs: max over p of ceil(lines_p / b_p). */
 
-/* Stops the reader, frees *self_p (may be NULL), sets it to NULL. */
+/* What a training batch is within its global batch (the line counts say). */
+typedef struct {
+    int global;  /* samples of the global batch; 0: the epoch is over */
+    int first;   /* where this feed's samples start in it */
+} ctr_step_t;
+
+/* cfg's embedding tables into t: one per field of model.sparse (id = the
+ * field, its dim and rows), the job's optimizer. Returns their number (0
+ * for a model without tables). */
+int ctr_feed_tables(const job_config_t *cfg, rows_table_t *t);
+
+/* Counts the lines of each of the `parts` parts of data.train into lines
+ * (parts of them; may be NULL) and the batches of an epoch into *per_epoch.
+ * Returns 0, or -1 with err (a batch smaller than parts, a source that
+ * matches nothing or holds no line, a read error). */
+int ctr_feed_plan(const job_config_t *cfg, int parts, uint64_t *lines, long *per_epoch,
+                  err_t *err);
+
+/* A feed of cfg's click logs for a model whose input holds input_size
+ * floats, reading parts [part0, part0 + n_own) of `parts`. Opens data.train
+ * (epoch 0). Returns it, or NULL with err (a source that matches nothing,
+ * a model that does not fit the logs, out of memory). */
+ctr_feed_t *ctr_feed_new(const job_config_t *cfg, int input_size, int part0, int n_own,
+                         int parts, err_t *err);
+
+/* Batches of an epoch (ctr_feed_plan). */
+long ctr_feed_per_epoch(const ctr_feed_t *f);
+
+/* Stops the readers, frees *self_p (may be NULL), sets it to NULL. */
 void ctr_feed_destroy(ctr_feed_t **self_p);
 
 /* Starts epoch `epoch` of the training data. Returns 0, or -1 with err. */
 int ctr_feed_rewind(ctr_feed_t *f, int epoch, err_t *err);
 
-/* The next batch of up to max samples into x [max][input_size] and y, with
- * its rows from fetch. Returns the samples, 0 at the end of the epoch, or
+/* The feed's share of the epoch's next global batch into x
+ * [train.batch][input_size] and y, with its rows from fetch, and into *st
+ * what the global batch is (st->global 0: the epoch is over). Returns the
+ * samples here (0 when this feed's parts have ended before the others), or
  * -1 with err (a bad line, a failed fetch). */
-int ctr_feed_train(ctr_feed_t *f, float *x, int32_t *y, int max, ctr_fetch_fn fetch, void *ctx,
-                   err_t *err);
+int ctr_feed_train(ctr_feed_t *f, float *x, int32_t *y, ctr_fetch_fn fetch, void *ctx,
+                   ctr_step_t *st, err_t *err);
 
 /* From dx [n][input_size], the gradient of the last batch's objective with
  * respect to the model input: each row's gradient to push. Returns 0, or -1
  * with err. */
 int ctr_feed_push(ctr_feed_t *f, const float *dx, ctr_push_fn push, void *ctx, err_t *err);
 
-/* Evaluates params on the whole of data.test (this rank's part), in
+/* Evaluates params on the whole of data.test (every feed reads all of it), in
  * batches through the team: adds the losses to *loss_sum, the samples right
  * to *right and their number to *n, and every (probability, label) to auc.
  * Returns 0, or -1 with err. */

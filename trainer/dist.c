@@ -164,15 +164,19 @@ static epoch_end_t dist_begin_step(epoch_t *e, long step, err_t *err)
     return EPOCH_GO;
 }
 
-/* The gradient went to the servers layer by layer (push_range). */
+/* The gradient went to the servers layer by layer (push_range); a sparse
+ * model's rows went after it (dist_push_rows), and their step ends here. */
 static epoch_end_t dist_end_step(epoch_t *e, long step, err_t *err)
 {
     dist_t *j = e->ctx;
     (void)step;
-    if (!j->failed)
-        return EPOCH_GO;
-    *err = j->perr;
-    return EPOCH_FAILED;
+    if (j->failed) {
+        *err = j->perr;
+        return EPOCH_FAILED;
+    }
+    if (e->feed && client_push_rows_end(j->ps, err) != 0)
+        return EPOCH_HALT;
+    return EPOCH_GO;
 }
 
 /* A periodic checkpoint: the servers are at this step (in BSP exactly:
@@ -201,7 +205,61 @@ static epoch_end_t dist_evaluate(epoch_t *e, const dataset_t *ds, double *loss, 
     return eval_shared(e->ctx, ds, loss, acc, auc, err) == 0 ? EPOCH_GO : EPOCH_HALT;
 }
 
+/* ---- embedding tables on the servers (click logs, model.sparse) -------- */
+
+/* A batch's rows of field's table from the servers that own them, as they
+ * are after the previous step (a BSP server answers once it is applied):
+ * made at first touch in training; read-only in evaluation. */
+static int dist_fetch_rows(void *ctx, int field, const uint64_t *ids, size_t n, float *out,
+                           int training, err_t *err)
+{
+    epoch_t *e = ctx;
+    dist_t *j = e->ctx;
+    double t0 = progress_now();
+    const size_t dim = (size_t)e->cfg->model.sparse.dim;
+    int rc = training ? client_pull_rows(j->ps, (uint32_t)field, dim, ids, n, e->step, out, err)
+                      : client_peek_rows(j->ps, (uint32_t)field, dim, ids, n, e->step, out, err);
+    j->pull_s += progress_now() - t0;
+    return rc;
+}
+
+/* The step's row gradients to the servers (applied there: BSP once every
+ * trainer has ended the step, in trainer order). */
+static int dist_push_rows(void *ctx, int field, const uint64_t *ids, size_t n,
+                          const float *grads, err_t *err)
+{
+    epoch_t *e = ctx;
+    dist_t *j = e->ctx;
+    double t0 = progress_now();
+    int rc = client_push_rows(j->ps, (uint32_t)field, (size_t)e->cfg->model.sparse.dim, ids, n,
+                              grads, err);
+    j->push_s += progress_now() - t0;
+    return rc;
+}
+
+/* The whole test set on every trainer (exact AUC, as eval_whole), streamed
+ * with the model after the epoch (end_epoch pulled it). */
+static epoch_end_t dist_evaluate_feed(epoch_t *e, double *loss, double *acc, double *auc,
+                                      err_t *err)
+{
+    double sum = 0;
+    long right = 0;
+    size_t n = 0;
+    if (e->auc)
+        auc_clear(e->auc);
+    if (ctr_feed_evaluate(e->feed, e->team, e->params, dist_fetch_rows, e, &sum, &right, &n,
+                          e->auc, err) != 0)
+        return client_halt(((dist_t *)e->ctx)->ps) ? EPOCH_HALT : EPOCH_FAILED;
+    *loss = n ? sum / (double)n : NAN;
+    *acc = n ? (double)right / (double)n : NAN;
+    *auc = e->auc && n ? auc_value(e->auc) : NAN;
+    return EPOCH_GO;
+}
+
 static const epoch_backend_t DIST = {
+    .fetch_rows = dist_fetch_rows,
+    .push_rows = dist_push_rows,
+    .evaluate_feed = dist_evaluate_feed,
     .begin_step = dist_begin_step,
     .end_step = dist_end_step,
     .checkpoint = dist_checkpoint,
@@ -237,13 +295,10 @@ static int setup(dist_t *j, err_t *err)
         return -1;
     if (train_prepare(cfg, &e->m, &j->data, err) != 0)
         return -1;
-    if (j->data.ctr) /* launch/ stops such jobs before this; the driver has no rows backend here */
-        return err_set(err, "%s: models with embedding tables train in one process only, so far",
-                       cfg->source);
     j->n_params = model_n_params(e->m);
     if (!(j->ps = connect_servers(cfg, j->d, j->n_params, err)))
         return -1;
-    const size_t n_train = j->data.train->n;
+    const size_t n_train = j->data.ctr ? (size_t)j->data.ctr_lines : j->data.train->n;
     const compression_t pc = cfg->cluster.pull_compression;
     j->pull_elem = pc == COMP_FP16 ? WIRE_F16 : pc == COMP_BF16 ? WIRE_BF16 : WIRE_F32;
     e->params = calloc(j->n_params, sizeof *e->params);

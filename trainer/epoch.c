@@ -11,17 +11,27 @@
 #include "trainer/progress.h"
 
 /* A click-log job's feed and input gradient (the backend must hold
- * tables). Returns 0, or -1 with err. */
+ * tables), and the job's steps from its parts. One process reads
+ * data.parts parts (at least 1) in step; a trainer of T reads part t of T
+ * (data.parts is 0 or T). Returns 0, or -1 with err. */
 static int feed_setup(epoch_t *e, size_t dim, err_t *err)
 {
     const job_config_t *cfg = e->cfg;
+    const int T = e->n_trainers, P = cfg->data.parts;
     if (!e->be->fetch_rows || !e->be->push_rows || !e->be->evaluate_feed)
-        return err_set(err, "%s: models with embedding tables (model.sparse) train in one "
-                       "process only, so far (--local)", cfg->source);
+        return err_set(err, "%s: this backend holds no embedding tables (model.sparse)",
+                       cfg->source);
+    if (T > 1 && P != 0 && P != T)
+        return err_set(err, "%s: data.parts = %d: a job of %d trainers reads the data in %d "
+                       "parts, one each (0: as many as trainers)", cfg->source, P, T, T);
     if (!(e->dx = malloc((size_t)cfg->train.batch * dim * sizeof *e->dx)))
         return err_set(err, "out of memory for the input gradient of a batch");
-    if (!(e->feed = ctr_feed_new(cfg, (int)dim, cfg->train.batch, e->trainer, e->n_trainers, err)))
+    e->feed = T > 1 ? ctr_feed_new(cfg, (int)dim, e->trainer, 1, T, err)
+                    : ctr_feed_new(cfg, (int)dim, 0, P > 1 ? P : 1, P > 1 ? P : 1, err);
+    if (!e->feed)
         return -1;
+    e->per_epoch = ctr_feed_per_epoch(e->feed);
+    e->total = train_steps_capped(cfg, e->per_epoch);
     team_set_input_grad(e->team, e->dx);
     return 0;
 }
@@ -32,7 +42,7 @@ int epoch_setup(epoch_t *e, err_t *err)
     const int ctr = e->data->ctr;
     const size_t n_train = ctr ? (size_t)e->data->ctr_lines : e->data->train->n;
     const size_t dim = (size_t)model_input_size(e->m);
-    e->total = train_total_steps(cfg, n_train, &e->per_epoch);
+    e->total = train_total_steps(cfg, n_train, &e->per_epoch); /* click logs: feed_setup's */
     e->xb = calloc((size_t)cfg->train.batch * dim, sizeof *e->xb);
     e->yb = calloc((size_t)cfg->train.batch, sizeof *e->yb);
     e->perm = ctr ? NULL : malloc(n_train * sizeof *e->perm);
@@ -80,26 +90,29 @@ void epoch_free(epoch_t *e)
  * mean, into e->grads; sums += loss, right, samples. A trainer whose slice
  * is empty still owes its (zero) gradient in the same pieces as the others
  * (the team's hook sees every range). Returns the global batch's size. */
-/* A click-log job's step: the feed's next batch (its rows fetched from the
- * backend), forward and backward over it as the batch mean, and its rows'
- * gradients to the backend. One process only, so far: the batch is the
- * global batch. Returns its size, 0 at the end of the epoch, -1 with err. */
+/* A click-log job's step: this trainer's share of the feed's next global
+ * batch (its rows fetched from the backend), forward and backward over it
+ * scaled by 1/(global batch), and its rows' gradients to the backend. A
+ * trainer whose part has ended still takes the step with no samples (its
+ * zero gradient is owed). Returns the global batch's size, 0 at the end of
+ * the epoch, -1 with err. */
 static int compute_feed(epoch_t *e, double sums[3], err_t *err)
 {
     double c0 = progress_now();
-    int B = ctr_feed_train(e->feed, e->xb, e->yb, e->cfg->train.batch, e->be->fetch_rows, e, err);
-    if (B <= 0)
-        return B;
+    ctr_step_t st;
+    int B = ctr_feed_train(e->feed, e->xb, e->yb, e->be->fetch_rows, e, &st, err);
+    if (B < 0 || st.global == 0)
+        return B < 0 ? -1 : 0;
     int ok = 0;
-    const model_run_t run = {.training = 1, .step = e->step, .first = 0};
+    const model_run_t run = {.training = 1, .step = e->step, .first = st.first};
     sums[0] += team_train_step(e->team, &run, e->params, e->grads, e->xb, e->yb, B,
-                               1.0f / (float)B, &ok);
+                               1.0f / (float)st.global, &ok);
     sums[1] += ok;
     sums[2] += B;
     if (ctr_feed_push(e->feed, e->dx, e->be->push_rows, e, err) != 0)
         return -1;
     e->compute_s += progress_now() - c0;
-    return B;
+    return st.global;
 }
 
 static int compute(epoch_t *e, long b, double sums[3])

@@ -124,3 +124,8 @@ void job_data_free(job_data_t *d)
     dataset_destroy(&d->test);
     norm_stats_free(&d->norm);
 }
+
+size_t job_data_n_train(const job_data_t *d)
+{
+    return d->ctr ? (size_t)d->ctr_lines : d->train ? d->train->n : 0;
+}

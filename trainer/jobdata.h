@@ -26,6 +26,10 @@ int job_data_load(job_data_t *d, const job_config_t *cfg, int input_size, int n_
 
 void job_data_free(job_data_t *d);
 
+/* The training samples of an epoch: the training set's, or a click-log
+ * job's lines of data.train (the data-order record keeps it). */
+size_t job_data_n_train(const job_data_t *d);
+
 /* The number of samples cfg's job trains on: the training file's records
  * (data.limit of them when set) less the data.validation held out, read from
  * the file's header alone (a server needs it for the learning-rate schedule

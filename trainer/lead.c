@@ -13,6 +13,7 @@
 #include "common/nn/optim.h"
 #include "common/util/fsutil.h"
 #include "export/checkpoint.h"
+#include "export/ckptdir.h"
 #include "trainer/dist_job.h"
 #include "trainer/progress.h"
 #include "trainer/report.h"
@@ -123,7 +124,8 @@ int dist_take_lead(dist_t *j, const char *what, err_t *err)
 static int finish_job(dist_t *j, train_result_t *res, err_t *err)
 {
     const job_config_t *cfg = j->ep.cfg;
-    if (dist_checkpoint_job(j, j->ep.step, err) != 0)
+    if (dist_checkpoint_job(j, j->ep.step, err) != 0 ||
+        (j->data.ctr && train_link_tables(j->own.out_dir, j->ep.step, j->d->n_servers, err) != 0))
         return -1;
     optim_params_t op;
     optim_params_from_config(&op, cfg);
@@ -167,6 +169,19 @@ static int finish_job(dist_t *j, train_result_t *res, err_t *err)
     s.servers_rows = (double)ss.rows;
     s.servers_rows_bytes = (double)ss.rows_bytes;
     s.servers_rows_bytes_max = (double)ss.rows_bytes_max;
+    uint64_t created[CFG_MAX_FIELDS];
+    if (j->data.ctr) { /* the tables on the servers, counted at the last checkpoint */
+        char dir[4300], root[4200];
+        snprintf(root, sizeof root, "%s/checkpoints", j->own.out_dir);
+        s.n_tables = cfg->model.sparse.fields;
+        if (ckptdir_step_dir(dir, sizeof dir, root, j->ep.step, err) != 0 ||
+            train_tables_created(dir, j->d->n_servers, s.n_tables, created, err) != 0)
+            goto out;
+        s.table_rows_created = created;
+        s.rows_held = ss.rows;
+        s.rows_bytes = ss.rows_bytes;
+        s.bad_lines = ctr_feed_bad_lines(j->ep.feed);
+    }
     checkpoint_t ck;
     uint8_t order[TRAIN_ORDER_LEN];
     train_checkpoint_init(&ck, cfg, &j->own, j->ep.m, &j->data, j->ep.step, version,

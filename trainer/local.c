@@ -32,9 +32,6 @@ typedef struct {
  * Returns 0, or -1 with err. */
 static int local_checkpoint(epoch_t *e, long step, err_t *err)
 {
-    if (e->feed)
-        return err_set(err, "%s: a model with embedding tables cannot be checkpointed yet",
-                       e->cfg->source);
     const local_t *l = e->ctx;
     const job_config_t *cfg = e->cfg;
     char root[4200], dir[4300], path[4400];
@@ -49,6 +46,10 @@ static int local_checkpoint(epoch_t *e, long step, err_t *err)
     train_checkpoint_init(&ck, cfg, e->opts, e->m, e->data, step, step, epoch, e->params,
                           l->state, l->slots, order);
     if (checkpoint_write(path, &ck, err) != 0)
+        return -1;
+    if (l->rows && (ckptdir_tables_path(path, sizeof path, dir, 0, 0, err) != 0 ||
+                    rows_save(l->rows, path, err) != 0 || /* the tables, next to it */
+                    train_tables_counts_write(l->rows, path, err) != 0))
         return -1;
     return train_commit_checkpoint(cfg, e->opts->out_dir, e->data, step, e->per_epoch, 0, err);
 }
@@ -180,10 +181,7 @@ static epoch_end_t local_evaluate_feed(epoch_t *e, double *loss, double *acc, do
 static rows_t *local_tables(const job_config_t *cfg, const optim_params_t *op, err_t *err)
 {
     rows_table_t t[CFG_MAX_FIELDS];
-    const int F = cfg->model.sparse.fields;
-    for (int f = 0; f < F; f++)
-        t[f] = (rows_table_t){.id = (uint32_t)f, .dim = (size_t)cfg->model.sparse.dim,
-                              .rows = (uint64_t)cfg_sparse_rows(cfg, f)};
+    const int F = ctr_feed_tables(cfg, t);
     const rows_opts_t o = {.seed = cfg->train.seed, .optim = op};
     return rows_new(t, F, &o, err);
 }
@@ -233,7 +231,7 @@ static int local_finish(epoch_t *e, local_t *l, train_result_t *res, err_t *err)
     s.threads = team_size(e->team);
     s.whole_layers = team_n_whole(e->team);
     uint64_t created[CFG_MAX_FIELDS];
-    if (l->rows) { /* the tables' rows: counted; not yet checkpointed or exported */
+    if (l->rows) { /* the tables' rows */
         s.n_tables = e->cfg->model.sparse.fields;
         for (int f = 0; f < s.n_tables; f++) {
             rows_stats_t st = {0};
@@ -244,12 +242,9 @@ static int local_finish(epoch_t *e, local_t *l, train_result_t *res, err_t *err)
         s.rows_held = rows_count(l->rows);
         s.rows_bytes = rows_bytes(l->rows);
         s.bad_lines = ctr_feed_bad_lines(e->feed);
-        train_logf(opts, 0, "%zu embedding rows made, %.1f MiB; a model with embedding tables "
-                   "is not checkpointed or exported yet (summary.json and metrics.csv only)",
-                   rows_count(l->rows), rows_bytes(l->rows) / 1048576.0);
-        return train_write_outputs(opts, &s, NULL, NULL, res, err);
     }
-    if (local_checkpoint(e, e->step, err) != 0)
+    if (local_checkpoint(e, e->step, err) != 0 ||
+        (l->rows && train_link_tables(opts->out_dir, e->step, 0, err) != 0))
         return -1;
     /* the whole model, as a distributed job's servers would assemble it */
     char ckpath[4096];

@@ -5,6 +5,7 @@
 #include "trainer/train.h"
 
 #include <cblas.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,15 +58,19 @@ void train_logf(const train_opts_t *o, int transient, const char *fmt, ...)
     o->log(o->log_ctx, transient, line);
 }
 
+long train_steps_capped(const job_config_t *cfg, long per_epoch)
+{
+    long total = per_epoch * cfg->train.epochs;
+    return cfg->train.max_steps > 0 && cfg->train.max_steps < total ? cfg->train.max_steps
+                                                                     : total;
+}
+
 long train_total_steps(const job_config_t *cfg, size_t n_train, long *per_epoch)
 {
     long pe = (long)data_batches_per_epoch(n_train, (size_t)cfg->train.batch, 0);
-    long total = pe * cfg->train.epochs;
-    if (cfg->train.max_steps > 0 && cfg->train.max_steps < total)
-        total = cfg->train.max_steps;
     if (per_epoch)
         *per_epoch = pe;
-    return total;
+    return train_steps_capped(cfg, pe);
 }
 
 int train_prepare(const job_config_t *cfg, model_t **m, job_data_t *data, err_t *err)
@@ -125,7 +130,7 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
                            const model_t *m, const job_data_t *data, long step, long clock,
                            int epochs, float *params, float *state, int n_slots, uint8_t *order)
 {
-    train_order_record(order, cfg, data ? data->train->n : 0, step);
+    train_order_record(order, cfg, data ? job_data_n_train(data) : 0, step);
     *ck = (checkpoint_t){
         .step = (uint64_t)step, .clock = (uint64_t)clock, .seed = cfg->train.seed,
         .epoch = (uint32_t)epochs, .opt_kind = cfg->optimizer.kind->id, .n_slots = n_slots,
@@ -148,11 +153,91 @@ int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const 
     char root[4200];
     snprintf(root, sizeof root, "%s/checkpoints", out_dir);
     uint8_t order[TRAIN_ORDER_LEN];
-    train_order_record(order, cfg, data->train->n, step);
+    train_order_record(order, cfg, job_data_n_train(data), step);
     const norm_stats_t *nm = &data->norm;
     int kind = nm->kind != NORM_NONE && nm->mean ? (int)nm->kind : 0;
-    return ckptdir_commit(root, step, (int)(step / per_epoch), n_shards, order, sizeof order,
+    return ckptdir_commit(root, step, (int)(step / per_epoch), n_shards, data->ctr, order,
+                          sizeof order,
                           kind, nm->dim, nm->mean, nm->inv_std, cfg->checkpoint.keep, err);
+}
+
+int train_link_tables(const char *out_dir, long step, int n_parts, err_t *err)
+{
+    char root[4200], dir[4300], src[4400], dst[4400];
+    snprintf(root, sizeof root, "%s/checkpoints", out_dir);
+    if (ckptdir_step_dir(dir, sizeof dir, root, step, err) != 0)
+        return -1;
+    for (int i = 0; i < (n_parts ? n_parts : 1); i++)
+        if (ckptdir_tables_path(src, sizeof src, dir, i, n_parts, err) != 0 ||
+            ckptdir_tables_path(dst, sizeof dst, out_dir, i, n_parts, err) != 0 ||
+            fs_link_atomic(src, dst, err) != 0)
+            return -1;
+    return 0;
+}
+
+/* "PATH.json" for the tables file path into buf. Returns 0, or -1 with err. */
+static int counts_path(char *buf, size_t len, const char *path, err_t *err)
+{
+    int w = snprintf(buf, len, "%s.json", path);
+    return w < 0 || (size_t)w >= len ? err_set(err, "%s: path too long", path) : 0;
+}
+
+int train_tables_counts_write(const rows_t *rows, const char *path, err_t *err)
+{
+    char where[4400];
+    if (counts_path(where, sizeof where, path, err) != 0)
+        return -1;
+    cJSON *o = cJSON_CreateObject(), *a = o ? cJSON_AddArrayToObject(o, "tables") : NULL;
+    for (int i = 0; a && i < rows_n_tables(rows); i++) {
+        rows_stats_t st = {0};
+        const uint32_t id = rows_table_id(rows, i);
+        rows_stats(rows, id, &st);
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, t);
+        cJSON_AddNumberToObject(t, "id", id);
+        cJSON_AddNumberToObject(t, "rows", (double)st.rows);
+        cJSON_AddNumberToObject(t, "created", (double)st.created);
+        cJSON_AddNumberToObject(t, "evicted", (double)st.evicted);
+        cJSON_AddNumberToObject(t, "dropped", (double)st.dropped);
+    }
+    char *text = a ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (!text)
+        return err_set(err, "%s: out of memory", where);
+    int rc = fs_write_atomic(where, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+int train_tables_created(const char *dir, int n_parts, int n_tables, uint64_t *created,
+                         err_t *err)
+{
+    memset(created, 0, (size_t)n_tables * sizeof *created);
+    for (int i = 0; i < (n_parts ? n_parts : 1); i++) {
+        char path[4400], where[4500];
+        if (ckptdir_tables_path(path, sizeof path, dir, i, n_parts, err) != 0 ||
+            counts_path(where, sizeof where, path, err) != 0)
+            return -1;
+        char *text = fs_read_all(where, NULL, err);
+        cJSON *o = text ? cJSON_Parse(text) : NULL;
+        free(text);
+        const cJSON *t, *a = cJSON_GetObjectItemCaseSensitive(o, "tables");
+        int rc = cJSON_IsArray(a) ? 0 : err_set(err, "%s: no \"tables\" array", where);
+        cJSON_ArrayForEach(t, a) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(t, "id"),
+                        *c = cJSON_GetObjectItemCaseSensitive(t, "created");
+            if (!cJSON_IsNumber(id) || !cJSON_IsNumber(c) || id->valuedouble < 0 ||
+                id->valuedouble >= n_tables) {
+                rc = err_set(err, "%s: a table without a known id and its count", where);
+                break;
+            }
+            created[(int)id->valuedouble] += (uint64_t)c->valuedouble;
+        }
+        cJSON_Delete(o);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
 }
 
 long train_resume_check(const checkpoint_t *ck, const char *path, const job_config_t *cfg,

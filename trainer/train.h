@@ -16,6 +16,7 @@
 #include "export/checkpoint.h"
 #include "trainer/jobdata.h"
 #include "common/nn/model.h"
+#include "common/nn/rows.h"
 #include "trainer/report.h"
 
 /* Where a trainer's human-readable lines go; main decides (stderr). A
@@ -70,6 +71,9 @@ void train_logf(const train_opts_t *o, int transient, const char *fmt, ...)
  * train.max_steps); *per_epoch gets the batches of one epoch. Every trainer
  * and server computes the same. */
 long train_total_steps(const job_config_t *cfg, size_t n_train, long *per_epoch);
+/* Steps of a job of per_epoch batches an epoch: epochs x per_epoch, cut at
+ * train.max_steps. */
+long train_steps_capped(const job_config_t *cfg, long per_epoch);
 /* Sets the BLAS threads and builds the model (buffers for the larger of the
  * training and evaluation batch) and the job's data. Returns 0, or -1 with
  * err; on error nothing is left allocated. */
@@ -108,6 +112,23 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
  * checkpoints beyond checkpoint.keep). Returns 0, or -1 with err. */
 int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const job_data_t *data,
                             long step, long per_epoch, int n_shards, err_t *err);
+
+/* A sparse model's tables at the end of a run: the tables files of the
+ * checkpoint of `step` (n_parts parts, 0: one) linked into out_dir next to
+ * model.ckpt (ckptdir_tables_path), replacing older ones. Returns 0, or -1
+ * with err. */
+int train_link_tables(const char *out_dir, long step, int n_parts, err_t *err);
+
+/* The counters of the tables file path (rows held, created, evicted,
+ * dropped per table) as PATH.json next to it, for the end of the job.
+ * Returns 0, or -1 with err. */
+int train_tables_counts_write(const rows_t *rows, const char *path, err_t *err);
+
+/* The rows created per table (n_tables, ids 0..n_tables-1) over the n_parts
+ * tables files in dir, from their counters (train_tables_counts_write) into
+ * created. Returns 0, or -1 with err naming the file. */
+int train_tables_created(const char *dir, int n_parts, int n_tables, uint64_t *created,
+                         err_t *err);
 
 /* Checks that ck (read from path) can resume cfg's job: the same tensors as
  * model m, the same optimizer (n_slots state floats per parameter), and a

@@ -140,6 +140,7 @@ static const schema_key_t SCHEMA[] = {
     {"data.test", K_DATASRC, JOB(data.test), ""},
     {"data.bad_lines", K_ENUM, JOB(data.bad_lines), "stop", .choices = BAD_LINES},
     {"data.shuffle_buffer", K_INT, JOB(data.shuffle_buffer), "0", "[0,16777216]"},
+    {"data.parts", K_INT, JOB(data.parts), "0", "[0,1024]"},
     {"data.train_images", K_DATAFILE, JOB(data.train_images), "train-images-idx3-ubyte.gz"},
     {"data.train_labels", K_DATAFILE, JOB(data.train_labels), "train-labels-idx1-ubyte.gz"},
     {"data.test_images", K_DATAFILE, JOB(data.test_images), "t10k-images-idx3-ubyte.gz"},

@@ -79,6 +79,9 @@ typedef struct {
         char test[CFG_PATH_LEN];   /* criteo: likewise; "" = no test set */
         bad_lines_t bad_lines;     /* criteo: stop at a bad line, or skip and count it */
         int shuffle_buffer;        /* criteo: samples of the shuffle buffer; 0 or 1: file order */
+        int parts;                 /* criteo: the parts the training data is read in, one per
+                                    * trainer (0: as many as trainers); --local reads all of
+                                    * them in step, to train on a distributed job's batches */
         char train_images[CFG_PATH_LEN];   /* full paths, dir already joined */
         char train_labels[CFG_PATH_LEN];
         char test_images[CFG_PATH_LEN];

@@ -799,3 +799,69 @@ int ctr_count_lines(const char *source, const char *name, uint64_t *lines, err_t
     ctr_files_free(&files, n);
     return rc;
 }
+
+/* The lines that start in [begin, end) of the plain file at path (end
+ * CTR_TO_END: its end): a line starts at offset 0 and after every newline
+ * but one that ends the file. Adds them to *lines. Returns 0, or -1 with
+ * err naming the file. */
+static int count_range(const char *path, uint64_t begin, uint64_t end, uint64_t *lines,
+                       err_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    }
+    const uint64_t size = (uint64_t)st.st_size;
+    if (end > size)
+        end = size;
+    if (begin == 0 && end > 0)
+        (*lines)++;
+    /* a newline at q starts a line at q + 1: q in [begin - 1, end - 1), q + 1 < size */
+    uint64_t q = begin > 0 ? begin - 1 : 0, stop = end > 0 ? end - 1 : 0;
+    enum { CHUNK = 1 << 20 };
+    char *buf = malloc(CHUNK);
+    int rc = buf ? 0 : err_set(err, "%s: out of memory", path);
+    while (rc == 0 && q < stop) {
+        size_t want = stop - q < CHUNK ? (size_t)(stop - q) : CHUNK;
+        ssize_t got = pread(fd, buf, want, (off_t)q);
+        if (got <= 0) {
+            rc = err_set(err, "%s: read error at byte %llu", path, (unsigned long long)q);
+            break;
+        }
+        for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + got - p))) != NULL; p++)
+            *lines += q + (uint64_t)(p - buf) + 1 < size;
+        q += (uint64_t)got;
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int ctr_count_part_lines(const char *source, const char *name, int rank, int ranks,
+                         uint64_t *lines, err_t *err)
+{
+    ctr_stream_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(err, "out of memory");
+    snprintf(s->name, sizeof s->name, "%s", name ? name : "source");
+    s->rank = rank;
+    s->ranks = ranks > 0 ? ranks : 1;
+    int rc = s->rank >= 0 && s->rank < s->ranks
+                 ? split(s, source, err)
+                 : err_set(err, "%s: trainer %d of %d does not exist", s->name, rank, ranks);
+    *lines = 0;
+    for (int i = 0; rc == 0 && i < s->n_parts; i++) {
+        const ctr_part_t *p = &s->parts[i];
+        rc = p->gz || (p->begin == 0 && p->end == CTR_TO_END)
+                 ? count_file(p->path, lines, err)
+                 : count_range(p->path, p->begin, p->end, lines, err);
+    }
+    for (int i = 0; i < s->n_parts; i++)
+        free(s->parts[i].path);
+    free(s->parts);
+    free(s);
+    return rc;
+}

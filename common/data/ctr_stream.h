@@ -115,4 +115,11 @@ void ctr_files_free(char ***files, int n);
  * Returns 0 with *lines, or -1 with err naming the file. */
 int ctr_count_lines(const char *source, const char *name, uint64_t *lines, err_t *err);
 
+/* The lines of part `rank` of `ranks` of source, split as a stream with
+ * those options splits it (whole files, or the lines whose first byte lies
+ * in a byte range): what that trainer's stream reads in an epoch, bad lines
+ * included. Returns 0 with *lines, or -1 with err. */
+int ctr_count_part_lines(const char *source, const char *name, int rank, int ranks,
+                         uint64_t *lines, err_t *err);
+
 #endif

@@ -392,12 +392,13 @@ static int check_rows(const wire_hdr_t *h, size_t payload_len, int *code, err_t 
     const char *name = wire_type_name(h->type);
     const uint64_t n = h->end - h->begin;
     const int reply = h->type == WIRE_PULL_ROWS && h->elem == WIRE_F32;
+    const int pull = h->type == WIRE_PULL_ROWS || h->type == WIRE_PEEK_ROWS;
     if (!reply && h->elem != WIRE_ROWS) {
         err_set(err, "%s: payload element type %d, expected row ids (%d)%s", name, h->elem,
                 WIRE_ROWS, h->type == WIRE_PULL_ROWS ? " or, in a reply, float32 rows" : "");
         return fail(code, WIRE_E_MALFORMED);
     }
-    if (n == 0 && (h->type == WIRE_PULL_ROWS || h->count != 0 || payload_len != 0)) {
+    if (n == 0 && (pull || h->count != 0 || payload_len != 0)) {
         err_set(err, "%s: no row ids ([%llu, %llu)) but count %llu and %zu bytes of payload",
                 name, (unsigned long long)h->begin, (unsigned long long)h->end,
                 (unsigned long long)h->count, payload_len);
@@ -405,7 +406,7 @@ static int check_rows(const wire_hdr_t *h, size_t payload_len, int *code, err_t 
     }
     if (n == 0)
         return 0; /* an empty PUSH_ROWS: the end of a trainer's step */
-    if ((h->type == WIRE_PULL_ROWS && !reply) ? h->count != 0 : (h->count == 0 || h->count % n)) {
+    if ((pull && !reply) ? h->count != 0 : (h->count == 0 || h->count % n)) {
         err_set(err, "%s: count %llu for %llu rows (%s)", name, (unsigned long long)h->count,
                 (unsigned long long)n, reply || h->type == WIRE_PUSH_ROWS
                                            ? "expected a positive multiple: n x dim"
@@ -497,6 +498,7 @@ int wire_check_payload(const wire_hdr_t *h, size_t payload_len, int *code, err_t
         return 0;
     case WIRE_PULL_ROWS:
     case WIRE_PUSH_ROWS:
+    case WIRE_PEEK_ROWS:
         return check_rows(h, payload_len, code, err);
     case WIRE_ERROR:
         if (h->status <= 0) {
@@ -697,7 +699,8 @@ const char *wire_type_name(int type)
 {
     static const char *const names[] = {NULL,       "PUSH",      "PULL",     "PULL_REPLY",
                                         "CLOCK",    "BARRIER",   "STATS",    "CHECKPOINT",
-                                        "SHUTDOWN", "ERROR",     "PULL_ROWS", "PUSH_ROWS"};
+                                        "SHUTDOWN", "ERROR",     "PULL_ROWS", "PUSH_ROWS",
+                                        "PEEK_ROWS"};
     return (type >= WIRE_PUSH && type <= WIRE_TYPE_MAX) ? names[type] : "?";
 }
 

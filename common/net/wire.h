@@ -47,9 +47,12 @@ enum {
                           * request carries row ids (elem WIRE_ROWS), the reply the rows (F32) */
     WIRE_PUSH_ROWS = 11, /* row ids and their gradients (elem WIRE_ROWS) for step clock; an
                           * empty one ends the trainer's row pushes of the step */
+    WIRE_PEEK_ROWS = 12, /* as a PULL_ROWS request, read-only (evaluation): a row not held
+                          * reads as its initial value and is not made; the reply is a
+                          * PULL_ROWS */
 };
 /* The highest message type. */
-#define WIRE_TYPE_MAX WIRE_PUSH_ROWS
+#define WIRE_TYPE_MAX WIRE_PEEK_ROWS
 
 /* Element types of the payload (header element 6). */
 enum {
@@ -152,6 +155,7 @@ int wire_decode(const void *buf, size_t len, wire_hdr_t *h, int *code, err_t *er
  *     payload_len == 8 * (end - begin) (the ids); as a reply elem F32,
  *     end > begin, count a positive multiple of end - begin (n x dim) and
  *     payload_len == 4 * count;
+ *   PEEK_ROWS: as a PULL_ROWS request;
  *   PUSH_ROWS: elem ROWS; with n = end - begin ids, either n == 0, count
  *     == 0 and no payload (the end of the trainer's step), or count a
  *     positive multiple of n and payload_len == 8 * n + 4 * count;

@@ -425,6 +425,16 @@ int rows_stats(const rows_t *s, uint32_t table, rows_stats_t *out)
     return 0;
 }
 
+int rows_n_tables(const rows_t *s)
+{
+    return s->n_tables;
+}
+
+uint32_t rows_table_id(const rows_t *s, int i)
+{
+    return s->t[i].cfg.id;
+}
+
 size_t rows_dim(const rows_t *s, uint32_t table)
 {
     const table_t *t = find_table(s, table);

@@ -125,6 +125,9 @@ size_t rows_bytes(const rows_t *s);
 size_t rows_dirty(const rows_t *s);
 /* Fills *out with table's counters. Returns 0, or -1 if there is no such table. */
 int rows_stats(const rows_t *s, uint32_t table, rows_stats_t *out);
+/* The store's tables: their number, and the id of the i-th (0 <= i < n). */
+int rows_n_tables(const rows_t *s);
+uint32_t rows_table_id(const rows_t *s, int i);
 /* The dim of table, or 0 if there is no such table. */
 size_t rows_dim(const rows_t *s, uint32_t table);
 /* The state floats per row of table, or 0 if there is none (or no such table). */

@@ -220,3 +220,46 @@ char *fs_read_all(const char *path, size_t *len, err_t *err)
         *len = n;
     return buf;
 }
+
+/* Copies src into path atomically (fs_atomic_*). Returns 0, or -1 with err. */
+static int copy_atomic(const char *src, const char *path, err_t *err)
+{
+    int fd = open(src, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, "%s: cannot open: %s", src, strerror(errno));
+    fs_atomic_t *f = fs_atomic_open(path, err);
+    enum { CHUNK = 1 << 20 };
+    char *buf = f ? malloc(CHUNK) : NULL;
+    int rc = f && !buf ? err_set(err, "%s: out of memory", path) : f ? 0 : -1;
+    ssize_t got = 0;
+    while (rc == 0 && (got = read(fd, buf, CHUNK)) > 0)
+        rc = fs_atomic_write(f, buf, (size_t)got, err);
+    if (rc == 0 && got < 0)
+        rc = err_set(err, "%s: read error: %s", src, strerror(errno));
+    if (rc == 0)
+        rc = fs_atomic_commit(&f, err);
+    fs_atomic_abort(&f);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int fs_link_atomic(const char *src, const char *path, err_t *err)
+{
+    char tmp[4200];
+    int w = snprintf(tmp, sizeof tmp, "%s.link-%ld", path, (long)getpid());
+    if (w < 0 || (size_t)w >= sizeof tmp)
+        return err_set(err, "%s: path too long", path);
+    unlink(tmp);
+    if (link(src, tmp) != 0) {
+        if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP)
+            return copy_atomic(src, path, err);
+        return err_set(err, "%s -> %s: %s", src, path, strerror(errno));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return err_set(err, "%s -> %s: %s", src, path, strerror(e));
+    }
+    return 0;
+}

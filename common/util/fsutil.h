@@ -38,6 +38,11 @@ void fs_atomic_abort(fs_atomic_t **f_p);
 /* Creates dir and its missing parents (mode 0755). Returns 0 or -1 with err. */
 int fs_mkdirs(const char *dir, err_t *err);
 
+/* Makes path a second name of the file src (a hard link; a copy where the
+ * file system has none), replacing what path was, atomically: a reader sees
+ * the old file or the new one. Returns 0, or -1 with err naming both. */
+int fs_link_atomic(const char *src, const char *path, err_t *err);
+
 /* Reads a whole file into a malloc'd buffer (NUL-terminated, *len excludes
  * the NUL). Returns the buffer, or NULL with err naming the path. */
 char *fs_read_all(const char *path, size_t *len, err_t *err);

@@ -338,6 +338,10 @@ static void rows_wire_seeds(void)
     wire_seed(&h, 28); /* floats in a pull request */
     h = hdr(WIRE_PULL_ROWS, 0, 4, 0, 3, 6, 20, 3); /* the reply: 3 rows of dim 2 */
     wire_seed(&h, 24);
+    h = hdr(WIRE_PEEK_ROWS, 1, 4, 0, 3, 0, 22, 3); /* a read-only pull */
+    h.elem = WIRE_ROWS;
+    wire_seed(&h, 24);
+    wire_seed(&h, 20);
     h = hdr(WIRE_PUSH_ROWS, 2, 4, 5, 7, 6, 21, 5);
     h.elem = WIRE_ROWS;
     wire_seed(&h, 16 + 24);
@@ -397,8 +401,10 @@ static void session_rows(unsigned cfg, unsigned cfg2, int malformed)
         for (int t = 0; t < s.T; t++) {
             sess_rows(&s, t == 1 ? FUZZ_UNALIGNED : 0, t, WIRE_PUSH_ROWS, step, 3, 0, a + t % 2,
                       4, 2);
-            if (t == 0) /* ahead: the rows of the next step */
+            if (t == 0) { /* ahead: the rows of the next step, also read-only */
                 sess_rows(&s, 0, 0, WIRE_PULL_ROWS, step + 1, 5, 0, b, 4, 3);
+                sess_rows(&s, 0, 0, WIRE_PEEK_ROWS, step + 1, 3, 0, a, 3, 2);
+            }
             sess_rows(&s, 0, t, WIRE_PUSH_ROWS, step, 5, 4, b + t % 2, 2, 3);
             if (malformed && t == 0) {
                 const uint64_t dup[2] = {a[0], a[0]}, beyond = 40 + (uint64_t)index;

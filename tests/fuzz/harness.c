@@ -289,7 +289,7 @@ static int ref_decode(const uint8_t *b, size_t len, wire_hdr_t *h)
     h->count = v[7].u;
     h->req = (uint32_t)v[8].u;
     h->status = (int)v[9].u;
-    if (h->type < WIRE_PUSH || h->type > WIRE_PUSH_ROWS)
+    if (h->type < WIRE_PUSH || h->type > WIRE_PEEK_ROWS)
         return WIRE_E_TYPE;
     if (!(elem_numeric(h->elem) || h->elem == WIRE_TOPK || h->elem == WIRE_ROWS ||
           h->elem == WIRE_TEXT || h->elem == WIRE_MSGPACK))
@@ -299,14 +299,16 @@ static int ref_decode(const uint8_t *b, size_t len, wire_hdr_t *h)
     return 0;
 }
 
-/* The spec's verdict on a PULL_ROWS or PUSH_ROWS (docs/PROTOCOL.md): n =
- * end - begin ids, then count floats (a PULL_ROWS request: ids only; its
- * reply: elem F32, n x dim floats; an empty PUSH_ROWS: nothing at all). A
- * bitmask of the codes that apply. */
+/* The spec's verdict on a PULL_ROWS, PEEK_ROWS or PUSH_ROWS
+ * (docs/PROTOCOL.md): n = end - begin ids, then count floats (a PULL_ROWS
+ * or PEEK_ROWS request: ids only; a PULL_ROWS reply: elem F32, n x dim
+ * floats; an empty PUSH_ROWS: nothing at all). A bitmask of the codes that
+ * apply. */
 static unsigned ref_rows(const wire_hdr_t *h, uint64_t plen)
 {
     const uint64_t n = h->end - h->begin;
     const int reply = h->type == WIRE_PULL_ROWS && h->elem == WIRE_F32;
+    const int pull = h->type == WIRE_PULL_ROWS || h->type == WIRE_PEEK_ROWS;
     unsigned m = 0;
     if (!reply && h->elem != WIRE_ROWS)
         m |= 1u << WIRE_E_MALFORMED;
@@ -314,9 +316,9 @@ static unsigned ref_rows(const wire_hdr_t *h, uint64_t plen)
     /* 8 ids + 4 count == plen, in 128 bits */
     const unsigned __int128 bytes = (unsigned __int128)ids * 8 + (unsigned __int128)h->count * 4;
     if (n == 0) {
-        if (h->type == WIRE_PULL_ROWS || h->count != 0 || plen != 0)
+        if (pull || h->count != 0 || plen != 0)
             m |= 1u << WIRE_E_LENGTH;
-    } else if (h->type == WIRE_PULL_ROWS && !reply) {
+    } else if (pull && !reply) {
         if (h->count != 0 || bytes != plen)
             m |= 1u << WIRE_E_LENGTH;
     } else if (h->count == 0 || h->count % n != 0 || bytes != plen) {
@@ -380,6 +382,7 @@ static unsigned ref_payload(const wire_hdr_t *h, uint64_t plen)
         break;
     case WIRE_PULL_ROWS:
     case WIRE_PUSH_ROWS:
+    case WIRE_PEEK_ROWS:
         m |= ref_rows(h, plen);
         break;
     case WIRE_ERROR:
@@ -1191,7 +1194,7 @@ static server_t *fuzz_server_new(unsigned cfg, unsigned cfg2, ctx_t *c)
                   .eps = 1e-8,
                   .momentum = 0.9,
                   .initial_accumulator = 0.1},
-        .saver = {(cfg2 & 1) && ckpt_root ? fuzz_save : NULL, (void *)ckpt_root},
+        .saver = {.write = (cfg2 & 1) && ckpt_root ? fuzz_save : NULL, .ctx = (void *)ckpt_root},
         .continue_on_loss = (cfg2 >> 1) & 1,
     };
     /* sparse tables: with the server's optimizer, or Adagrad where it has no
@@ -1266,11 +1269,12 @@ static void judge(ctx_t *c, const uint8_t *hdr, size_t hdr_len, const uint8_t *p
     int request = h->type != WIRE_PULL_REPLY && h->type != WIRE_ERROR &&
                   !(h->type == WIRE_PULL_ROWS && h->elem != WIRE_ROWS);
     int trainer = h->type != WIRE_STATS;
-    int carries = h->type == WIRE_PUSH || h->type == WIRE_BARRIER || h->type == WIRE_PULL_ROWS ||
-                  h->type == WIRE_PUSH_ROWS; /* may carry a payload */
+    const int rows = h->type == WIRE_PULL_ROWS || h->type == WIRE_PUSH_ROWS ||
+                     h->type == WIRE_PEEK_ROWS;
+    int carries = h->type == WIRE_PUSH || h->type == WIRE_BARRIER || rows; /* may carry a payload */
     if (!request || (payload && plen > 0 && !carries) ||
         (trainer && h->sender >= c->T) || (trainer && c->tlost[h->sender]) ||
-        ((h->type == WIRE_PULL_ROWS || h->type == WIRE_PUSH_ROWS) && !c->rows) ||
+        (rows && !c->rows) ||
         ((h->type == WIRE_PUSH || h->type == WIRE_PULL) &&
          (h->begin < c->begin || h->end > c->end)))
         v->must_refuse = 1;
@@ -1388,10 +1392,13 @@ static void after(ctx_t *c, const verdict_t *v, const server_stats_t *st0, long 
         } else if (h->type == WIRE_SHUTDOWN && h->status != WIRE_SHUTDOWN_ASK_STOP) {
             c->tdone[tr] = 1;
         }
-        /* a BARRIER, CHECKPOINT or PULL_ROWS not answered yet waits */
-        if ((h->type == WIRE_BARRIER || h->type == WIRE_CHECKPOINT || h->type == WIRE_PULL_ROWS) &&
+        /* a BARRIER, CHECKPOINT, PULL_ROWS or PEEK_ROWS not answered yet
+         * waits (a PEEK_ROWS for a PULL_ROWS reply) */
+        if ((h->type == WIRE_BARRIER || h->type == WIRE_CHECKPOINT || h->type == WIRE_PULL_ROWS ||
+             h->type == WIRE_PEEK_ROWS) &&
             find_wait(c, c->peer, c->peer_len, h->req, 0) < 0 && !c->others)
-            add_wait(c, c->peer, c->peer_len, h->req, h->type);
+            add_wait(c, c->peer, c->peer_len, h->req,
+                     h->type == WIRE_PEEK_ROWS ? WIRE_PULL_ROWS : h->type);
     }
     settle(c);
 }
