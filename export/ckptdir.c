@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,6 +466,81 @@ checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_
     }
     snprintf(used, used_len, "%s/step-%09ld", root, latest);
     return ckptdir_load(root, latest, err);
+}
+
+/* The folder a checkpoint path names: itself, or a file's folder, into
+ * buf. Returns 0, or -1 with err. */
+static int part_dir(const char *path, char *buf, size_t len, err_t *err)
+{
+    struct stat st;
+    int n = snprintf(buf, len, "%s", path);
+    if (n < 0 || (size_t)n >= len)
+        return err_set(err, "%s: path too long", path);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    char *slash = strrchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(buf, len, ".");
+    return 0;
+}
+
+int ckptdir_tables_list(const char *used, char ***files, int *n, err_t *err)
+{
+    char dir[4200], pattern[4300];
+    *files = NULL;
+    *n = 0;
+    if (part_dir(used, dir, sizeof dir, err) != 0)
+        return -1;
+    snprintf(pattern, sizeof pattern, "%s/tables-*-of-*.rows", dir);
+    glob_t g;
+    int rc = glob(pattern, 0, NULL, &g);
+    if (rc != 0) {
+        if (rc != GLOB_NOMATCH)
+            globfree(&g);
+        return err_set(err, "%s: no tables files (tables-S-of-N.rows) next to the checkpoint: "
+                       "a model with embedding tables resumes from a checkpoint written with them",
+                       dir);
+    }
+    int parts = 0, idx;
+    const char *base = strrchr(g.gl_pathv[0], '/') + 1;
+    if (sscanf(base, "tables-%d-of-%d.rows", &idx, &parts) != 2 || parts < 1 ||
+        parts > MAX_PARTS || g.gl_pathc != (size_t)parts) {
+        globfree(&g);
+        return err_set(err, "%s: %zu tables files, not one per server of one job (%s)", dir,
+                       g.gl_pathc, base);
+    }
+    globfree(&g);
+    if (!(*files = calloc((size_t)parts, sizeof **files)))
+        return err_set(err, "out of memory");
+    for (int i = 0; i < parts; i++) {
+        char path[4400];
+        struct stat st;
+        if (ckptdir_tables_path(path, sizeof path, dir, i, parts, err) != 0) {
+            ckptdir_tables_free(files, parts);
+            return -1;
+        }
+        if (!((*files)[i] = strdup(path))) {
+            ckptdir_tables_free(files, parts);
+            return err_set(err, "out of memory");
+        }
+        if (stat(path, &st) != 0) {
+            ckptdir_tables_free(files, parts);
+            return err_set(err, "%s: missing: the tables files of %d servers are incomplete",
+                           path, parts);
+        }
+    }
+    *n = parts;
+    return 0;
+}
+
+void ckptdir_tables_free(char ***files, int n)
+{
+    for (int i = 0; *files && i < n; i++)
+        free((*files)[i]);
+    free(*files);
+    *files = NULL;
 }
 
 int ckptdir_run_dir(const char *path, char *buf, size_t len, err_t *err)

@@ -64,6 +64,13 @@ checkpoint_t *ckptdir_load(const char *root, long step, err_t *err);
  * or NULL with err. */
 checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_t *err);
 
+/* The tables files of the checkpoint --resume used (ckptdir_resume's
+ * `used`: a checkpoint file or a step folder): every tables-S-of-N.rows in
+ * its folder, S = 0..N-1, into *files (malloc'd, ckptdir_tables_free), N
+ * into *n. Returns 0, or -1 with err (none there, or not one whole set). */
+int ckptdir_tables_list(const char *used, char ***files, int *n, err_t *err);
+void ckptdir_tables_free(char ***files, int n);
+
 /* The run folder that --resume PATH continues: PATH itself when it is a
  * folder; the folder of a checkpoint file, or RUN_DIR for a file inside
  * RUN_DIR/checkpoints/step-N/. Written into buf. Returns 0, or -1 with err

@@ -549,21 +549,13 @@ static rows_t *ctr_tables(const char *out, int n, uint64_t *sizes)
     return s;
 }
 
-/* A sparse model (DLRM with embedding tables on the servers) under BSP
- * with 2 servers and 3 trainers x 2 threads equals one process that reads
- * the click log in the same 3 parts (data.parts = 3): the dense parameters
- * and every row of every table (held by the same rows, values within
- * 1e-5), the test AUC within 1e-4. */
-static void test_bsp_sparse(void)
+/* The tables of runs a (na tables files) and b (nb) hold the same rows
+ * with values and optimizer state within 1e-5 (and more than 1,000 of
+ * them). */
+static void check_tables(const char *a_out, int na, const char *b_out, int nb)
 {
-    big = 4;
-    int local = need(0, "--set data.parts=3 --set train.threads=1", "ctr_local");
-    int dist = need(5, "--servers 2", "ctr_bsp_2x3");
-    big = 0;
-    CU_ASSERT_FATAL(local == 0 && dist == 0);
-    check_equal_at("ctr_local", "ctr_bsp_2x3", 60);
     uint64_t sizes[CRITEO_CAT];
-    rows_t *a = ctr_tables("ctr_local", 1, sizes), *b = ctr_tables("ctr_bsp_2x3", 2, sizes);
+    rows_t *a = ctr_tables(a_out, na, sizes), *b = ctr_tables(b_out, nb, sizes);
     CU_ASSERT_FATAL(a && b);
     CU_ASSERT(rows_count(a) > 1000 && rows_count(a) == rows_count(b));
     double most = 0;
@@ -577,13 +569,47 @@ static void test_bsp_sparse(void)
                 most = fmax(most, fmax(fabs((double)va[i] - vb[i]), fabs((double)sa[i] - sb[i])));
         }
     if (differ || !(most <= 1e-5))
-        fprintf(stderr, "\n  tables: %zu rows held by one run only; max |diff| %.3g\n", differ,
-                most);
+        fprintf(stderr, "\n  tables of %s and %s: %zu rows held by one run only; max |diff| "
+                "%.3g\n", a_out, b_out, differ, most);
     CU_ASSERT(differ == 0 && most <= 1e-5);
-    const double ua = metric("ctr_local", 12), ub = metric("ctr_bsp_2x3", 12);
-    CU_ASSERT(fabs(ua - ub) <= 1e-4 && ua > 0.55);
     rows_destroy(&a);
     rows_destroy(&b);
+}
+
+/* A sparse model (DLRM with embedding tables on the servers) under BSP
+ * with 2 servers and 3 trainers x 2 threads equals one process that reads
+ * the click log in the same 3 parts (data.parts = 3): the dense parameters
+ * and every row of every table (held by the same rows, values and Adagrad
+ * state within 1e-5), the test AUC within 1e-4. */
+static void test_bsp_sparse(void)
+{
+    big = 4;
+    int local = need(0, "--set data.parts=3 --set train.threads=1", "ctr_local");
+    int dist = need(5, "--servers 2", "ctr_bsp_2x3");
+    big = 0;
+    CU_ASSERT_FATAL(local == 0 && dist == 0);
+    check_equal_at("ctr_local", "ctr_bsp_2x3", 60);
+    check_tables("ctr_local", 1, "ctr_bsp_2x3", 2);
+    const double ua = metric("ctr_local", 12), ub = metric("ctr_bsp_2x3", 12);
+    CU_ASSERT(fabs(ua - ub) <= 1e-4 && ua > 0.55);
+}
+
+/* The sparse job stopped after 30 of its 60 steps on 2 servers and resumed
+ * from its run folder (model.ckpt and the tables next to it) on 1 server
+ * ends where the job that ran through ends: dense parameters and every
+ * table row within 1e-5. */
+static void test_resume_sparse(void)
+{
+    char extra[700];
+    snprintf(extra, sizeof extra, "--servers 1 --resume %s/ctr_bsp_30", tests_tmp_dir());
+    big = 4;
+    int full = need(5, "--servers 2", "ctr_bsp_2x3");
+    int half = need(5, "--servers 2 --set train.max_steps=30", "ctr_bsp_30");
+    int rest = half ? half : need(4, extra, "ctr_bsp_res");
+    big = 0;
+    CU_ASSERT_FATAL(full == 0 && half == 0 && rest == 0);
+    check_equal_at("ctr_bsp_2x3", "ctr_bsp_res", 60);
+    check_tables("ctr_bsp_2x3", 2, "ctr_bsp_res", 1);
 }
 
 /* The export stage of a finished run, proved as `make run` proves it:
@@ -744,6 +770,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "resume_bsp", test_resume_bsp) ||
         !CU_add_test(s, "resume_refused", test_resume_refused) ||
         !CU_add_test(s, "bsp_sparse", test_bsp_sparse) ||
+        !CU_add_test(s, "resume_sparse", test_resume_sparse) ||
         !CU_add_test(s, "export_cnn", test_export_cnn) ||
         !CU_add_test(s, "export_lstm", test_export_lstm) ||
         !CU_add_test(s, "export_command", test_export_command) ||

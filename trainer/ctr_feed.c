@@ -252,6 +252,17 @@ int ctr_feed_train(ctr_feed_t *f, float *x, int32_t *y, ctr_fetch_fn fetch, void
     return build(f, n, x, y, fetch, ctx, 1, err) == 0 ? n : -1;
 }
 
+int ctr_feed_skip(ctr_feed_t *f, long batches, err_t *err)
+{
+    for (; batches > 0 && f->taken < f->per_epoch; batches--, f->taken++)
+        for (int i = 0; i < f->n_own; i++) {
+            f->b.n = 0;
+            if (take_part(f, i, err) < 0)
+                return -1;
+        }
+    return 0;
+}
+
 int ctr_feed_push(ctr_feed_t *f, const float *dx, ctr_push_fn push, void *ctx, err_t *err)
 {
     sparse_input_scatter(f->si, dx);

@@ -85,6 +85,11 @@ int ctr_feed_rewind(ctr_feed_t *f, int epoch, err_t *err);
 int ctr_feed_train(ctr_feed_t *f, float *x, int32_t *y, ctr_fetch_fn fetch, void *ctx,
                    ctr_step_t *st, err_t *err);
 
+/* Passes over the epoch's next `batches` global batches (a resumed job
+ * starting inside an epoch): their lines are read, nothing is fetched.
+ * Returns 0, or -1 with err. */
+int ctr_feed_skip(ctr_feed_t *f, long batches, err_t *err);
+
 /* From dx [n][input_size], the gradient of the last batch's objective with
  * respect to the model input: each row's gradient to push. Returns 0, or -1
  * with err. */

@@ -305,17 +305,16 @@ static int setup(dist_t *j, err_t *err)
     e->grads = calloc(j->n_params, sizeof *e->grads);
     if (!e->params || !e->grads)
         return err_set(err, "out of memory for %zu parameters", j->n_params);
+    if (epoch_setup(e, err) != 0)
+        return -1;
     if (j->own.resume) { /* the servers load the parameters; trainers take the step */
         optim_params_t op;
         optim_params_from_config(&op, cfg);
-        e->step0 = train_resume_check(j->own.resume, j->own.resume_path, cfg, e->m, n_train,
-                                      optim_slots(&op), train_total_steps(cfg, n_train, NULL),
-                                      err);
+        e->step = e->step0 = train_resume_check(j->own.resume, j->own.resume_path, cfg, e->m,
+                                                n_train, optim_slots(&op), e->total, err);
         if (e->step0 < 0)
             return -1;
     }
-    if (epoch_setup(e, err) != 0)
-        return -1;
     team_set_grad_hook(e->team, push_range, j);
     if (e->lead)
         train_logf(&j->own, 0,

@@ -165,8 +165,7 @@ static epoch_end_t step_once(epoch_t *e, long b, double sums[3], long *ep_global
     epoch_end_t r = e->be->begin_step(e, e->step, err);
     if (r != EPOCH_GO)
         return r;
-    /* (a model with embedding tables is not checkpointed yet: its rows are not in one) */
-    if (e->lead && !e->feed && e->step > e->step0 &&
+    if (e->lead && e->step > e->step0 &&
         train_checkpoint_due(e->cfg, e->step, &e->last_ckpt_s)) {
         double c0 = progress_now();
         if (e->be->checkpoint(e, e->step, err) != 0)
@@ -248,7 +247,7 @@ epoch_end_t epoch_run(epoch_t *e, err_t *err)
          epoch++, b0 = 0) {
         if (!e->feed)
             data_permutation(e->perm, e->data->train->n, cfg->train.seed, (uint64_t)epoch);
-        else if (ctr_feed_rewind(e->feed, epoch, err) != 0)
+        else if (ctr_feed_rewind(e->feed, epoch, err) != 0 || ctr_feed_skip(e->feed, b0, err) != 0)
             return EPOCH_FAILED;
         double ep_t0 = progress_now(), ep_train_s = 0;
         double sums[3] = {0, 0, 0}; /* loss, right, samples (this trainer) */

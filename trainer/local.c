@@ -197,9 +197,25 @@ static const epoch_backend_t LOCAL = {
     .evaluate = local_evaluate,
 };
 
+/* The rows of the tables files next to the checkpoint at `used` (those of
+ * any number of servers) into l->rows. Returns 0, or -1 with err. */
+static int local_load_tables(local_t *l, const char *used, err_t *err)
+{
+    char **files;
+    int n;
+    if (ckptdir_tables_list(used, &files, &n, err) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = rows_load(l->rows, files[i], NULL, NULL, err);
+    ckptdir_tables_free(&files, n);
+    return rc;
+}
+
 /* The parameters and optimizer state to start from: the checkpoint's
- * (opts->resume, after checking it fits the job; e->step0 is set) or the
- * initial ones. Returns 0, or -1 with err. */
+ * (opts->resume, after checking it fits the job; e->step0 and e->step are
+ * set; a sparse model's tables too) or the initial ones. After
+ * epoch_setup. Returns 0, or -1 with err. */
 static int local_start(epoch_t *e, local_t *l, err_t *err)
 {
     const train_opts_t *opts = e->opts;
@@ -208,15 +224,14 @@ static int local_start(epoch_t *e, local_t *l, err_t *err)
         optim_state_init(&l->op, l->state, n);
         return params_init_slice(model_params(e->m), e->cfg->train.seed, 0, n, e->params, err);
     }
-    long total = train_total_steps(e->cfg, e->data->train->n, NULL);
-    e->step0 = train_resume_check(opts->resume, opts->resume_path, e->cfg, e->m,
-                                  e->data->train->n, l->slots, total, err);
+    e->step = e->step0 = train_resume_check(opts->resume, opts->resume_path, e->cfg, e->m,
+                                            job_data_n_train(e->data), l->slots, e->total, err);
     if (e->step0 < 0)
         return -1;
     memcpy(e->params, opts->resume->params, n * sizeof *e->params);
     if (l->slots)
         memcpy(l->state, opts->resume->opt_state, (size_t)l->slots * n * sizeof *l->state);
-    return 0;
+    return l->rows ? local_load_tables(l, opts->resume_path, err) : 0;
 }
 
 /* The end of a finished run: the last checkpoint, then summary.json, the
@@ -281,15 +296,9 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         err_set(err, "out of memory for %zu parameters", n);
         goto out;
     }
-    if (data.ctr) {
-        if (opts->resume) {
-            err_set(err, "%s: a model with embedding tables cannot be resumed yet", cfg->source);
-            goto out;
-        }
-        if (!(l.rows = local_tables(cfg, &l.op, err)))
-            goto out;
-    }
-    if (local_start(&e, &l, err) != 0 || epoch_setup(&e, err) != 0)
+    if (data.ctr && !(l.rows = local_tables(cfg, &l.op, err)))
+        goto out;
+    if (epoch_setup(&e, err) != 0 || local_start(&e, &l, err) != 0)
         goto out;
     if (data.ctr)
         train_logf(opts, 0,
