@@ -617,66 +617,108 @@ static int send_rows(client_t *c, int s, int type, const route_t *r, const uint6
     return 0;
 }
 
+/* A row request over several tables: their routes, and per table and
+ * server the rows received. */
+typedef struct {
+    route_t *r;                /* k */
+    int k, S;
+    size_t *got;               /* k x S */
+    size_t *total;             /* S: rows due from each server */
+} rows_batch_t;
+
 /* A PULL_ROWS reply from server s: rows of positions [begin, end) of the
- * ids sent to s, scattered to the caller's places. */
+ * ids of its table sent to s, scattered to the caller's places. */
 static int on_pull_rows(client_t *c, int s, const wire_hdr_t *h, const uint8_t *p, size_t len,
                         void *ctx, err_t *err)
 {
-    route_t *r = ctx;
-    const size_t n = r->cnt[s];
-    if (h->elem != WIRE_F32 || h->status != (int)r->table || h->end > n ||
-        h->count != (h->end - h->begin) * r->dim || c->pulled[s] + (h->end - h->begin) > n ||
-        len != h->count * sizeof(float))
+    rows_batch_t *q = ctx;
+    int i = 0;
+    while (i < q->k && h->status != (int)q->r[i].table)
+        i++;
+    const route_t *r = i < q->k ? &q->r[i] : NULL;
+    const size_t n = r ? r->cnt[s] : 0;
+    size_t *got = r ? &q->got[(size_t)i * (size_t)q->S + (size_t)s] : NULL;
+    if (!r || h->elem != WIRE_F32 || h->end > n || h->count != (h->end - h->begin) * r->dim ||
+        *got + (h->end - h->begin) > n || len != h->count * sizeof(float))
         return err_set(err, "trainer %d: server %d answered rows [%llu, %llu) of table %d with "
-                       "%llu floats, for %zu rows of table %u of dim %zu", c->sender, s,
+                       "%llu floats, which this request did not ask for", c->sender, s,
                        (unsigned long long)h->begin, (unsigned long long)h->end, h->status,
-                       (unsigned long long)h->count, n, r->table, r->dim);
+                       (unsigned long long)h->count);
     const size_t *ord = r->order + r->off[s];
-    for (uint64_t i = h->begin; i < h->end; i++)
-        memcpy(r->rows + ord[i] * r->dim, p + (i - h->begin) * r->dim * sizeof(float),
+    for (uint64_t j = h->begin; j < h->end; j++)
+        memcpy(r->rows + ord[j] * r->dim, p + (j - h->begin) * r->dim * sizeof(float),
                r->dim * sizeof(float));
+    *got += h->end - h->begin;
     c->pulled[s] += h->end - h->begin;
-    return c->pulled[s] == n;
+    return c->pulled[s] == q->total[s];
 }
 
-/* client_pull_rows and client_peek_rows: the request's type is PULL_ROWS
- * or PEEK_ROWS. */
-static int rows_request(client_t *c, int type, uint32_t table, size_t dim, const uint64_t *ids,
-                        size_t n, long clock, float *rows, err_t *err)
+/* Routes and sends every table's requests of q (type PULL_ROWS or
+ * PEEK_ROWS) to every server. Returns 0, or -1 with err. */
+static int send_tables(client_t *c, rows_batch_t *q, int type, const client_rows_t *t, long clock,
+                       err_t *err)
 {
-    route_t r;
-    uint8_t *buf = NULL;
-    int rc = -1;
-    if (route(c, table, dim, ids, n, &r, err) != 0)
-        goto done;
-    r.rows = rows;
-    if (!(buf = malloc(8 * (WIRE_PIECE_FLOATS / dim)))) {
-        err_set(err, "trainer %d: out of memory for a row request", c->sender);
-        goto done;
+    size_t most = 1;
+    for (int i = 0; i < q->k; i++) {
+        if (route(c, t[i].table, t[i].dim, t[i].ids, t[i].n, &q->r[i], err) != 0)
+            return -1;
+        q->r[i].rows = t[i].rows;
+        for (int j = 0; j < i; j++)
+            if (t[j].table == t[i].table)
+                return err_set(err, "trainer %d: table %u twice in one row request", c->sender,
+                               t[i].table);
+        if (WIRE_PIECE_FLOATS / t[i].dim > most)
+            most = WIRE_PIECE_FLOATS / t[i].dim;
     }
-    for (int s = 0; s < c->S; s++) {
-        c->want[s] = r.cnt[s] > 0;
+    uint8_t *buf = malloc(8 * most);
+    if (!buf)
+        return err_set(err, "trainer %d: out of memory for a row request", c->sender);
+    int rc = 0;
+    for (int s = 0; s < c->S && rc == 0; s++) {
         c->pulled[s] = 0;
-        if (r.cnt[s] && send_rows(c, s, type, &r, ids, NULL, clock, 0, buf, err) != 0)
-            goto done;
+        for (int i = 0; i < q->k && rc == 0; i++) {
+            q->total[s] += q->r[i].cnt[s];
+            if (q->r[i].cnt[s])
+                rc = send_rows(c, s, type, &q->r[i], t[i].ids, NULL, clock, 0, buf, err);
+        }
+        c->want[s] = q->total[s] > 0;
     }
-    rc = collect(c, WIRE_PULL_ROWS, on_pull_rows, &r, err);
-done:
     free(buf);
-    route_free(&r);
+    return rc;
+}
+
+int client_pull_tables(client_t *c, const client_rows_t *t, int k, long clock, int peek,
+                       err_t *err)
+{
+    rows_batch_t q = {.k = k, .S = c->S};
+    q.r = calloc((size_t)(k > 0 ? k : 1), sizeof *q.r);
+    q.got = calloc((size_t)(k > 0 ? k : 1) * (size_t)c->S, sizeof *q.got);
+    q.total = calloc((size_t)c->S, sizeof *q.total);
+    int rc = -1;
+    if (!q.r || !q.got || !q.total)
+        err_set(err, "trainer %d: out of memory for a row request of %d tables", c->sender, k);
+    else if (send_tables(c, &q, peek ? WIRE_PEEK_ROWS : WIRE_PULL_ROWS, t, clock, err) == 0)
+        rc = collect(c, WIRE_PULL_ROWS, on_pull_rows, &q, err);
+    for (int i = 0; q.r && i < k; i++)
+        route_free(&q.r[i]);
+    free(q.r);
+    free(q.got);
+    free(q.total);
     return rc;
 }
 
 int client_pull_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
                      long clock, float *rows, err_t *err)
 {
-    return rows_request(c, WIRE_PULL_ROWS, table, dim, ids, n, clock, rows, err);
+    const client_rows_t t = {table, dim, ids, n, rows};
+    return client_pull_tables(c, &t, 1, clock, 0, err);
 }
 
 int client_peek_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
                      long clock, float *rows, err_t *err)
 {
-    return rows_request(c, WIRE_PEEK_ROWS, table, dim, ids, n, clock, rows, err);
+    const client_rows_t t = {table, dim, ids, n, rows};
+    return client_pull_tables(c, &t, 1, clock, 1, err);
 }
 
 int client_push_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,

@@ -119,6 +119,23 @@ int client_pull_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *id
 int client_peek_rows(client_t *c, uint32_t table, size_t dim, const uint64_t *ids, size_t n,
                      long clock, float *rows, err_t *err);
 
+/* One table's part of a row request: the rows ids[0, n) (unique) of
+ * `table`, dim floats each, into rows (n x dim floats, in the order of ids). */
+typedef struct {
+    uint32_t table;
+    size_t dim;
+    const uint64_t *ids;
+    size_t n;
+    float *rows;
+} client_rows_t;
+
+/* client_pull_rows (peek 0) or client_peek_rows (peek 1) of k tables at
+ * once (a table at most once): every server gets its pieces of every table
+ * before any reply is waited for, so the request costs one round trip.
+ * Returns 0, or -1 with err. */
+int client_pull_tables(client_t *c, const client_rows_t *t, int k, long clock, int peek,
+                       err_t *err);
+
 /* Pushes the gradients grads (n x dim floats, in the order of ids) of the
  * rows ids[0, n) (unique) of sparse table `table` for the step
  * client_set_step gave, to the servers that own them, in pieces (PUSH_ROWS;

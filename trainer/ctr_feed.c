@@ -187,12 +187,15 @@ static int build(ctr_feed_t *f, int n, float *x, int32_t *y, ctr_fetch_fn fetch,
         y[i] = f->b.label[i] > 0.5f;
     }
     sparse_input_index(f->si, f->b.cat, n); /* the batch's ids are [n][CRITEO_CAT] already */
+    const uint64_t *ids[CRITEO_CAT];
+    size_t nu[CRITEO_CAT];
+    float *out[CRITEO_CAT];
     for (int k = 0; k < CRITEO_CAT; k++) {
-        const uint64_t *u;
-        const size_t nu = sparse_input_unique(f->si, k, &u);
-        if (fetch(ctx, k, u, nu, sparse_input_rows(f->si, k), training, err) != 0)
-            return -1;
+        nu[k] = sparse_input_unique(f->si, k, &ids[k]);
+        out[k] = sparse_input_rows(f->si, k);
     }
+    if (fetch(ctx, CRITEO_CAT, ids, nu, out, training, err) != 0)
+        return -1;
     sparse_input_gather(f->si, x);
     return 0;
 }

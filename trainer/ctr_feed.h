@@ -23,12 +23,13 @@
 
 typedef struct ctr_feed_t ctr_feed_t;
 
-/* Writes the rows ids[0..n) of field's table into out (n x dim floats).
+/* Writes the rows of every field's table a batch touches: for field k of
+ * n_fields, the rows ids[k][0..n[k]) into out[k] (n[k] x dim floats).
  * training: 1 in a training step (rows may come into being), 0 in
  * evaluation (a row not held reads as its initial value and is not made).
  * Returns 0, or -1 with err. */
-typedef int (*ctr_fetch_fn)(void *ctx, int field, const uint64_t *ids, size_t n, float *out,
-                            int training, err_t *err);
+typedef int (*ctr_fetch_fn)(void *ctx, int n_fields, const uint64_t *const *ids, const size_t *n,
+                            float *const *out, int training, err_t *err);
 
 /* Takes the gradients (n x dim floats) of the rows ids[0..n) of field's
  * table for the step just computed. Returns 0, or -1 with err. */

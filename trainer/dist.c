@@ -207,18 +207,21 @@ static epoch_end_t dist_evaluate(epoch_t *e, const dataset_t *ds, double *loss, 
 
 /* ---- embedding tables on the servers (click logs, model.sparse) -------- */
 
-/* A batch's rows of field's table from the servers that own them, as they
- * are after the previous step (a BSP server answers once it is applied):
- * made at first touch in training; read-only in evaluation. */
-static int dist_fetch_rows(void *ctx, int field, const uint64_t *ids, size_t n, float *out,
-                           int training, err_t *err)
+/* A batch's rows of every field's table from the servers that own them,
+ * in one round trip, as they are after the previous step (a BSP server
+ * answers once it is applied): made at first touch in training; read-only
+ * (PEEK_ROWS) in evaluation. */
+static int dist_fetch_rows(void *ctx, int n_fields, const uint64_t *const *ids, const size_t *n,
+                           float *const *out, int training, err_t *err)
 {
     epoch_t *e = ctx;
     dist_t *j = e->ctx;
+    client_rows_t t[CFG_MAX_FIELDS];
+    for (int k = 0; k < n_fields; k++)
+        t[k] = (client_rows_t){(uint32_t)k, (size_t)e->cfg->model.sparse.dim, ids[k], n[k],
+                               out[k]};
     double t0 = progress_now();
-    const size_t dim = (size_t)e->cfg->model.sparse.dim;
-    int rc = training ? client_pull_rows(j->ps, (uint32_t)field, dim, ids, n, e->step, out, err)
-                      : client_peek_rows(j->ps, (uint32_t)field, dim, ids, n, e->step, out, err);
+    int rc = client_pull_tables(j->ps, t, n_fields, e->step, !training, err);
     j->pull_s += progress_now() - t0;
     return rc;
 }

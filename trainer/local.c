@@ -129,20 +129,30 @@ static epoch_end_t local_evaluate(epoch_t *e, const dataset_t *ds, double *loss,
 
 /* ---- embedding tables in this process (click logs, model.sparse) -------- */
 
-/* A batch's rows of field's table: pulled (made at first touch) in
+/* The rows of one field's table: pulled (made at first touch) in
  * training; in evaluation a row not held reads as its initial value and is
- * not made. */
-static int local_fetch_rows(void *ctx, int field, const uint64_t *ids, size_t n, float *out,
-                            int training, err_t *err)
+ * not made. Returns 0, or -1 with err. */
+static int fetch_table(const local_t *l, uint32_t field, size_t dim, const uint64_t *ids,
+                       size_t n, float *out, int training, err_t *err)
+{
+    if (training)
+        return rows_pull(l->rows, field, ids, n, out, err);
+    for (size_t i = 0; i < n; i++)
+        if (rows_peek(l->rows, field, ids[i], out + i * dim, NULL) != 1 &&
+            rows_initial(l->rows, field, ids[i], out + i * dim, err) != 0)
+            return -1;
+    return 0;
+}
+
+/* A batch's rows of every field's table, from the store here. */
+static int local_fetch_rows(void *ctx, int n_fields, const uint64_t *const *ids, const size_t *n,
+                            float *const *out, int training, err_t *err)
 {
     epoch_t *e = ctx;
     const local_t *l = e->ctx;
-    if (training)
-        return rows_pull(l->rows, (uint32_t)field, ids, n, out, err);
     const size_t dim = (size_t)e->cfg->model.sparse.dim;
-    for (size_t i = 0; i < n; i++)
-        if (rows_peek(l->rows, (uint32_t)field, ids[i], out + i * dim, NULL) != 1 &&
-            rows_initial(l->rows, (uint32_t)field, ids[i], out + i * dim, err) != 0)
+    for (int k = 0; k < n_fields; k++)
+        if (fetch_table(l, (uint32_t)k, dim, ids[k], n[k], out[k], training, err) != 0)
             return -1;
     return 0;
 }
