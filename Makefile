@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench bench-rows bench-ctr ctr-data fixtures verify-torch verify-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows bench-ctr ctr-data ctr-1b ctr-1b-data fixtures verify-torch verify-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -155,6 +155,24 @@ data/ctr/train.txt:
 	head -n $$(( $(CTR_LINES) - $(CTR_TEST) )) data/ctr/all.txt > data/ctr/train.tmp && \
 	  tail -n $(CTR_TEST) data/ctr/all.txt > data/ctr/test.txt && mv data/ctr/train.tmp $@
 	rm -f data/ctr/all.txt
+
+# A billion parameters: configs/criteo_1b.cfg (26 tables of 2,404,000 rows of
+# dim 16) on 2 servers + 2 trainers over a synthetic log of CTR1B_LINES
+# lines (the last 100,000 the test set) in data/ctr1b; bench/ctr_1b.py runs
+# it, resumes it, runs it with 10M-parameter tables, and checks memory and
+# speed (about 40 minutes on 2 cores).
+CTR1B_LINES ?= 2100000
+ctr-1b-data: data/ctr1b/train.txt
+data/ctr1b/train.txt:
+	$(MAKE) $(BUILD)/pstrain
+	@mkdir -p data/ctr1b
+	./$(BUILD)/pstrain gen-ctr --out data/ctr1b/all.txt --lines $(CTR1B_LINES) --seed 7
+	head -n $$(( $(CTR1B_LINES) - 100000 )) data/ctr1b/all.txt > data/ctr1b/train.tmp && \
+	  tail -n 100000 data/ctr1b/all.txt > data/ctr1b/test.txt && mv data/ctr1b/train.tmp $@
+	rm -f data/ctr1b/all.txt
+ctr-1b: deps ctr-1b-data
+	$(MAKE) $(BUILD)/pstrain
+	$(PY) bench/ctr_1b.py
 
 # DLRM in pstrain against PyTorch (bench/torch_dlrm.py) on the same log, batch
 # and threads: samples/s and test AUC after one epoch, at 1 and 2 threads.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/data/data.h"
@@ -575,6 +576,29 @@ static void resolve_threads(job_config_t *cfg, const ranks_t *r)
 /* This rank's part of an mpirun job of N ranks. Prints what fails; returns
  * the exit status, and *abort_job = 1 when the rank failed on its own and
  * must end the job (MPI_Abort) rather than leave the others waiting. */
+/* Each rank's peak memory at its end: OUT/ranks/rank-R.json (role, index,
+ * host, peak RSS from getrusage) and, unless quiet, a line. Prints what
+ * fails. */
+static void report_memory(const ranks_t *r, const cluster_opts_t *o)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return;
+    const double mib = (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+    if (!o->quiet)
+        fprintf(stderr, "%srank %d %s %d: peak RSS %.1f MiB\n", console_break(&r->lc), r->rank,
+                r->lc.role, r->index, mib);
+    char dir[CFG_PATH_LEN + 16], path[CFG_PATH_LEN + 64], text[512];
+    snprintf(dir, sizeof dir, "%s/ranks", o->out_dir);
+    snprintf(path, sizeof path, "%s/rank-%d.json", dir, r->rank);
+    int n = snprintf(text, sizeof text,
+                     "{\"rank\": %d, \"role\": \"%s\", \"index\": %d, \"host\": \"%s\", "
+                     "\"peak_rss_mib\": %.1f}\n", r->rank, r->lc.role, r->index, r->me.host, mib);
+    err_t err;
+    if (fs_mkdirs(dir, &err) != 0 || fs_write_atomic(path, text, (size_t)n, &err) != 0)
+        fprintf(stderr, "rank %d %s %d: %s\n", r->rank, r->lc.role, r->index, err.msg);
+}
+
 static int run_ranks(job_config_t *cfg, const cluster_opts_t *o, int rank, int N,
                      transport_auth_t *auth, int *peer_lost, int *abort_job)
 {
@@ -626,6 +650,8 @@ static int run_ranks(job_config_t *cfg, const cluster_opts_t *o, int rank, int N
             fprintf(stderr, "rank %d %s %d: exit status %d: ending the job\n", rank, r.lc.role,
                     r.index, status);
             *abort_job = 1;
+        } else {
+            report_memory(&r, o);
         }
     }
     transport_destroy(&r.sock);
