@@ -37,23 +37,26 @@ int ckptdir_part_path(char *buf, size_t len, const char *root, long step, int in
     return 0;
 }
 
-int ckptdir_tables_path(char *buf, size_t len, const char *dir, int index, int n_parts,
+int ckptdir_tables_path(char *buf, size_t len, const char *dir, int index, int n_parts, int delta,
                         err_t *err)
 {
-    int w = snprintf(buf, len, "%s/tables-%d-of-%d.rows", dir, index, n_parts > 0 ? n_parts : 1);
+    int w = snprintf(buf, len, "%s/%s-%d-of-%d.rows", dir, delta ? "delta" : "tables", index,
+                     n_parts > 0 ? n_parts : 1);
     if (w < 0 || (size_t)w >= len)
         return err_set(err, "%s: tables file name too long", dir);
     return 0;
 }
 
-/* Lists step's tables files (one per part, n_parts 0: one) in the array
- * tables, checking that each exists. Returns 0, or -1 with err. */
-static int list_tables(cJSON *tables, const char *dir, long step, int n_parts, err_t *err)
+/* Lists step's tables files (one per part, n_parts 0: one; full or delta)
+ * in the array tables, checking that each exists. Returns 0, or -1 with
+ * err. */
+static int list_tables(cJSON *tables, const char *dir, long step, int n_parts, int delta,
+                       err_t *err)
 {
     char path[4400];
     for (int i = 0; i < (n_parts ? n_parts : 1); i++) {
         struct stat st;
-        if (ckptdir_tables_path(path, sizeof path, dir, i, n_parts, err) != 0)
+        if (ckptdir_tables_path(path, sizeof path, dir, i, n_parts, delta, err) != 0)
             return -1;
         if (stat(path, &st) != 0)
             return err_set(err, "%s: missing (%s): checkpoint of step %ld not committed", path,
@@ -207,20 +210,63 @@ static int list_steps(const char *root, long *steps, int cap)
     return n;
 }
 
+/* The "tables_chain" of step's manifest under root into chain (at most
+ * CKPT_CHAIN_MAX steps). Returns its length, 0 when there is none. */
+static int read_chain(const char *root, long step, long *chain)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/step-%09ld/" MANIFEST, root, step);
+    err_t err;
+    char *text = fs_read_all(path, NULL, &err);
+    cJSON *m = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "tables_chain"), *v;
+    int n = 0;
+    cJSON_ArrayForEach(v, c) {
+        if (n == CKPT_CHAIN_MAX || !cJSON_IsNumber(v))
+            break;
+        chain[n++] = (long)v->valuedouble;
+    }
+    cJSON_Delete(m);
+    return n;
+}
+
+/* 1 when step is in one of the n_kept chains of kept[] (the folders a kept
+ * checkpoint's tables are rebuilt from). */
+static int in_chains(const long (*kept)[CKPT_CHAIN_MAX], const int *len, int n_kept, long step)
+{
+    for (int k = 0; k < n_kept; k++)
+        for (int i = 0; i < len[k]; i++)
+            if (kept[k][i] == step)
+                return 1;
+    return 0;
+}
+
 static void prune(const char *root, long newest, int keep)
 {
     long steps[4096];
     int n = list_steps(root, steps, 4096), complete = 0;
+    long (*kept)[CKPT_CHAIN_MAX] = calloc((size_t)keep, sizeof *kept);
+    int *len = calloc((size_t)keep, sizeof *len);
+    if (!kept || !len) { /* remove nothing rather than a folder a kept one needs */
+        free(kept);
+        free(len);
+        return;
+    }
     for (int i = 0; i < n; i++) {
         if (steps[i] > newest)
             continue; /* a later one in the making: not ours to judge */
         if (has_manifest(root, steps[i])) {
-            if (++complete > keep)
+            if (++complete <= keep)
+                len[complete - 1] = read_chain(root, steps[i], kept[complete - 1]);
+            else if (!in_chains((const long (*)[CKPT_CHAIN_MAX])kept, len, keep, steps[i]))
                 remove_step(root, steps[i]);
         } else if (steps[i] < newest) {
             remove_step(root, steps[i]); /* left incomplete by a crash */
         }
     }
+    free(kept);
+    free(len);
 }
 
 long ckptdir_latest(const char *root)
@@ -235,7 +281,25 @@ long ckptdir_latest(const char *root)
 
 /* ---- the manifest ------------------------------------------------------------ */
 
-int ckptdir_commit(const char *root, long step, int epoch, int n_shards, int tables,
+/* Adds "tables" (this folder's tables files) and "tables_chain" (the steps
+ * whose files rebuild the tables: a full one, then deltas) to manifest m.
+ * Returns 0, or -1 with err. */
+static int add_tables(cJSON *m, const char *dir, long step, int n_shards,
+                      const ckpt_tables_t *t, err_t *err)
+{
+    cJSON *files = cJSON_AddArrayToObject(m, "tables"),
+          *chain = cJSON_AddArrayToObject(m, "tables_chain");
+    if (!files || !chain)
+        return err_set(err, "%s: out of memory writing the manifest", dir);
+    if (t->chain_len < 1 || t->chain_len > CKPT_CHAIN_MAX || t->chain[t->chain_len - 1] != step)
+        return err_set(err, "%s: a tables chain of %d steps that does not end at step %ld", dir,
+                       t->chain_len, step);
+    for (int i = 0; i < t->chain_len; i++)
+        cJSON_AddItemToArray(chain, cJSON_CreateNumber((double)t->chain[i]));
+    return list_tables(files, dir, step, n_shards, t->chain_len > 1, err);
+}
+
+int ckptdir_commit(const char *root, long step, int epoch, int n_shards, const ckpt_tables_t *tables,
                    const uint8_t *order, size_t order_len, int norm_kind, size_t norm_dim,
                    const float *norm_mean, const float *norm_inv_std, int keep, err_t *err)
 {
@@ -268,13 +332,8 @@ int ckptdir_commit(const char *root, long step, int epoch, int n_shards, int tab
         }
         cJSON_AddItemToArray(files, cJSON_CreateString(strrchr(path, '/') + 1));
     }
-    if (tables) { /* the sparse embedding tables, a row file per part */
-        cJSON *t = cJSON_AddArrayToObject(m, "tables");
-        if (!t)
-            goto oom;
-        if (list_tables(t, dir, step, n_shards, err) != 0)
-            goto out;
-    }
+    if (tables && add_tables(m, dir, step, n_shards, tables, err) != 0)
+        goto out; /* the sparse embedding tables, a row file per part */
     if (!(hex = hex_of(order ? (const void *)order : "", order_len)))
         goto oom;
     cJSON_AddStringToObject(m, "data_order", hex);
@@ -447,6 +506,18 @@ checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_
         return checkpoint_read(path, err);
     }
     char root[4200], final[4200];
+    const char *name = strrchr(path, '/');
+    long step;
+    char parent[4000];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (step_of_name(name ? name + 1 : path, &step) && slash) { /* RUN/checkpoints/step-N */
+        *slash = '\0';
+        if (has_manifest(parent, step)) {
+            snprintf(used, used_len, "%s", path);
+            return ckptdir_load(parent, step, err);
+        }
+    }
     snprintf(root, sizeof root, "%s/checkpoints", path);
     snprintf(final, sizeof final, "%s/model.ckpt", path);
     long latest = ckptdir_latest(root);
@@ -486,6 +557,49 @@ static int part_dir(const char *path, char *buf, size_t len, err_t *err)
     return 0;
 }
 
+/* The tables files of a delta checkpoint in folder dir (a step folder of
+ * root whose manifest has a chain of chain_len > 1 steps): the full files of
+ * the chain's first step, then each later step's delta files, into *files
+ * (*n of them). Returns 0, or -1 with err. */
+static int chain_files(const char *dir, const long *chain, int chain_len, char ***files, int *n,
+                       err_t *err)
+{
+    char root[4200], base[4300];
+    snprintf(root, sizeof root, "%s", dir);
+    char *slash = strrchr(root, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(root, sizeof root, ".");
+    snprintf(base, sizeof base, "%s/step-%09ld", root, chain[0]);
+    char **full;
+    int parts;
+    if (ckptdir_tables_list(base, &full, &parts, err) != 0)
+        return err_prefix(err, "%s: the full checkpoint its deltas start from", dir);
+    *files = realloc(full, (size_t)parts * (size_t)chain_len * sizeof **files);
+    if (!*files) {
+        ckptdir_tables_free(&full, parts);
+        return err_set(err, "out of memory");
+    }
+    *n = parts;
+    for (int k = 1; k < chain_len; k++)
+        for (int i = 0; i < parts; i++) {
+            char step_dir[4300], path[4500];
+            struct stat st;
+            snprintf(step_dir, sizeof step_dir, "%s/step-%09ld", root, chain[k]);
+            if (ckptdir_tables_path(path, sizeof path, step_dir, i, parts, 1, err) != 0) {
+                ckptdir_tables_free(files, *n);
+                return -1;
+            }
+            if (stat(path, &st) != 0 || !((*files)[*n] = strdup(path))) {
+                ckptdir_tables_free(files, *n);
+                return err_set(err, "%s: missing (or out of memory): a delta of the tables", path);
+            }
+            (*n)++;
+        }
+    return 0;
+}
+
 int ckptdir_tables_list(const char *used, char ***files, int *n, err_t *err)
 {
     char dir[4200], pattern[4300];
@@ -493,6 +607,18 @@ int ckptdir_tables_list(const char *used, char ***files, int *n, err_t *err)
     *n = 0;
     if (part_dir(used, dir, sizeof dir, err) != 0)
         return -1;
+    const char *name = strrchr(dir, '/');
+    long step, chain[CKPT_CHAIN_MAX];
+    if (step_of_name(name ? name + 1 : dir, &step)) { /* a step folder: its chain */
+        char root[4200];
+        snprintf(root, sizeof root, "%s", dir);
+        char *slash = strrchr(root, '/');
+        if (slash)
+            *slash = '\0';
+        const int len = read_chain(slash ? root : ".", step, chain);
+        if (len > 1)
+            return chain_files(dir, chain, len, files, n, err);
+    }
     snprintf(pattern, sizeof pattern, "%s/tables-*-of-*.rows", dir);
     glob_t g;
     int rc = glob(pattern, 0, NULL, &g);
@@ -517,7 +643,7 @@ int ckptdir_tables_list(const char *used, char ***files, int *n, err_t *err)
     for (int i = 0; i < parts; i++) {
         char path[4400];
         struct stat st;
-        if (ckptdir_tables_path(path, sizeof path, dir, i, parts, err) != 0) {
+        if (ckptdir_tables_path(path, sizeof path, dir, i, parts, 0, err) != 0) {
             ckptdir_tables_free(files, parts);
             return -1;
         }
@@ -549,8 +675,15 @@ int ckptdir_run_dir(const char *path, char *buf, size_t len, err_t *err)
     int n = snprintf(buf, len, "%s", path);
     if (n < 0 || (size_t)n >= len)
         return err_set(err, "%s: path too long", path);
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    /* a step folder: the run's above checkpoints/ (as for a file in it) */
+    const int dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    const char *last = strrchr(buf, '/');
+    if (dir && strncmp(last ? last + 1 : buf, "step-", 5) != 0)
         return 0;
+    if (dir && n + 2 < (int)len)
+        snprintf(buf + n, len - (size_t)n, "/x"); /* as if a file in it */
     /* a file: its folder, and above checkpoints/step-N/ the run's */
     char *slash = strrchr(buf, '/');
     if (!slash) {

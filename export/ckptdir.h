@@ -31,19 +31,33 @@ int ckptdir_part_path(char *buf, size_t len, const char *root, long step, int in
                       int n_shards, err_t *err);
 
 /* "DIR/tables-S-of-N.rows" (n_parts 0: "tables-0-of-1.rows"): the rows of
- * part S's embedding tables, next to its checkpoint part in DIR. Returns 0,
- * or -1 with err if it does not fit. */
-int ckptdir_tables_path(char *buf, size_t len, const char *dir, int index, int n_parts,
+ * part S's embedding tables, next to its checkpoint part in DIR; delta 1:
+ * "DIR/delta-S-of-N.rows", the rows changed since the checkpoint before.
+ * Returns 0, or -1 with err if it does not fit. */
+int ckptdir_tables_path(char *buf, size_t len, const char *dir, int index, int n_parts, int delta,
                         err_t *err);
 
+/* Full tables files at most every CKPT_CHAIN_MAX checkpoints. */
+#define CKPT_CHAIN_MAX 64
+
+/* A checkpoint's sparse tables: chain[0, chain_len) are the steps whose
+ * files rebuild them, the last this checkpoint's: {step} when its files are
+ * full, else the full checkpoint's step, then the deltas' up to this one. */
+typedef struct {
+    const long *chain;
+    int chain_len;
+} ckpt_tables_t;
+
 /* Writes step's manifest.json (atomically) once its parts are on disk:
- * n_shards shard files (0: one model.ckpt), with tables (1) a tables file
- * next to each (listed as "tables"), the data-order record (order,
+ * n_shards shard files (0: one model.ckpt), with tables (not NULL) a
+ * tables file next to each (listed as "tables", full or delta as its chain,
+ * "tables_chain", says), the data-order record (order,
  * order_len bytes) and the normalisation (norm_kind 0: none; else norm_dim
  * means and inverse standard deviations). Each part is checked to exist.
  * Then removes the oldest step folders so that `keep` complete ones remain
- * (and incomplete folders older than this one). Returns 0, or -1 with err. */
-int ckptdir_commit(const char *root, long step, int epoch, int n_shards, int tables,
+ * (and incomplete folders older than this one), never one a kept
+ * checkpoint's tables chain needs. Returns 0, or -1 with err. */
+int ckptdir_commit(const char *root, long step, int epoch, int n_shards, const ckpt_tables_t *tables,
                    const uint8_t *order, size_t order_len, int norm_kind, size_t norm_dim,
                    const float *norm_mean, const float *norm_inv_std, int keep, err_t *err);
 
@@ -57,23 +71,27 @@ long ckptdir_latest(const char *root);
  * (checkpoint_free), or NULL with err naming the file at fault. */
 checkpoint_t *ckptdir_load(const char *root, long step, err_t *err);
 
-/* What --resume PATH means: a checkpoint file; or a run folder, whose newest
- * complete checkpoint wins: RUN_DIR/checkpoints/step-N or RUN_DIR/model.ckpt
- * (the end of the job), the one with more steps (model.ckpt on a tie).
+/* What --resume PATH means: a checkpoint file; a complete step folder
+ * (RUN_DIR/checkpoints/step-N); or a run folder, whose newest complete
+ * checkpoint wins: RUN_DIR/checkpoints/step-N or RUN_DIR/model.ckpt (the
+ * end of the job), the one with more steps (model.ckpt on a tie).
  * Returns the whole-model checkpoint, with the file or folder used in used;
  * or NULL with err. */
 checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_t *err);
 
 /* The tables files of the checkpoint --resume used (ckptdir_resume's
- * `used`: a checkpoint file or a step folder): every tables-S-of-N.rows in
- * its folder, S = 0..N-1, into *files (malloc'd, ckptdir_tables_free), N
- * into *n. Returns 0, or -1 with err (none there, or not one whole set). */
+ * `used`: a checkpoint file or a step folder), in the order to load them:
+ * every tables-S-of-N.rows in its folder, S = 0..N-1; for a step folder
+ * whose manifest has a chain of deltas, those of the chain's full
+ * checkpoint, then each delta's delta-S-of-N.rows in order. Into *files
+ * (malloc'd, ckptdir_tables_free), their number into *n. Returns 0, or -1
+ * with err (none there, or not one whole set). */
 int ckptdir_tables_list(const char *used, char ***files, int *n, err_t *err);
 void ckptdir_tables_free(char ***files, int n);
 
 /* The run folder that --resume PATH continues: PATH itself when it is a
- * folder; the folder of a checkpoint file, or RUN_DIR for a file inside
- * RUN_DIR/checkpoints/step-N/. Written into buf. Returns 0, or -1 with err
+ * run folder; the folder of a checkpoint file, or RUN_DIR for a file inside
+ * RUN_DIR/checkpoints/step-N/ or for that step folder itself. Written into buf. Returns 0, or -1 with err
  * when it does not fit. */
 int ckptdir_run_dir(const char *path, char *buf, size_t len, err_t *err);
 

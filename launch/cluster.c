@@ -109,16 +109,18 @@ static int saver_write(void *ctx, const server_shard_t *sh, err_t *err)
 }
 
 /* The saver's write_rows: the server's rows as
- * ROOT/step-N/tables-S-of-N.rows (ckptdir.h), after its shard. Returns 0,
- * or -1 with err. */
+ * ROOT/step-N/tables-S-of-N.rows, or the rows changed since its last write
+ * as ROOT/step-N/delta-S-of-N.rows (ckptdir.h), after its shard, with their
+ * counters. Returns 0, or -1 with err. */
 static int saver_write_rows(void *ctx, rows_t *rows, int index, int n_servers, long step,
-                            err_t *err)
+                            int delta, err_t *err)
 {
     const cluster_saver_t *cs = ctx;
     char dir[CFG_PATH_LEN + 96], path[CFG_PATH_LEN + 160];
     if (ckptdir_step_dir(dir, sizeof dir, cs->root, step, err) != 0 ||
-        ckptdir_tables_path(path, sizeof path, dir, index, n_servers, err) != 0 ||
-        fs_mkdirs(dir, err) != 0 || rows_save(rows, path, err) != 0)
+        ckptdir_tables_path(path, sizeof path, dir, index, n_servers, delta, err) != 0 ||
+        fs_mkdirs(dir, err) != 0 ||
+        (delta ? rows_save_delta(rows, path, err) : rows_save(rows, path, err)) != 0)
         return -1;
     return train_tables_counts_write(rows, path, err);
 }

@@ -886,9 +886,10 @@ static int on_checkpoint(client_t *c, int s, const wire_hdr_t *h, const uint8_t 
     return 1;
 }
 
-int client_checkpoint_write(client_t *c, long step, err_t *err)
+int client_checkpoint_write(client_t *c, long step, int delta, err_t *err)
 {
-    return ask_all(c, WIRE_CHECKPOINT, WIRE_CKPT_WRITE, step, NULL, NULL, err);
+    return ask_all(c, WIRE_CHECKPOINT, delta ? WIRE_CKPT_WRITE_DELTA : WIRE_CKPT_WRITE, step,
+                   NULL, NULL, err);
 }
 
 int client_checkpoint_gather(client_t *c, float *params, float *state, int n_slots, long *version,

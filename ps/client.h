@@ -160,10 +160,11 @@ int client_reduce(client_t *c, double *vals, int n, err_t *err);
  * with err (a malformed reply names its server). */
 int client_stats(client_t *c, client_stats_t *st, err_t *err);
 
-/* Asks every server to write its shard as a checkpoint of step `step`
- * (BSP: once that step is complete) and waits until all are on disk.
+/* Asks every server to write its shard (and its sparse tables: full, or
+ * with delta the rows changed since its last write) as a checkpoint of step
+ * `step` (BSP: once that step is complete) and waits until all are on disk.
  * Returns 0, or -1 with err. */
-int client_checkpoint_write(client_t *c, long step, err_t *err);
+int client_checkpoint_write(client_t *c, long step, int delta, err_t *err);
 
 /* Gathers every server's shard: the parameters into params[0, n_params),
  * the optimizer state (n_slots floats per parameter, slot-major) into

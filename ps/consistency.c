@@ -509,7 +509,7 @@ static void save_and_answer(server_t *s, const waiter_t *w, err_t *err)
     else
         rc = store_save(s->store, &s->o.saver, step, version, err);
     if (rc == 0 && s->sparse.rows)
-        rc = sparse_save(s, step, err);
+        rc = sparse_save(s, step, w->hdr.status == WIRE_CKPT_WRITE_DELTA, err);
     if (rc != 0) {
         srv_error(s, w->peer, w->peer_len, &w->hdr, WIRE_E_INTERNAL, err->msg);
         return;

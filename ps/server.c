@@ -234,6 +234,7 @@ static int handle_checkpoint(server_t *s, const req_t *r, int *code, err_t *err)
     case WIRE_CKPT_SEND:
         return send_shard(s, r, code, err);
     case WIRE_CKPT_WRITE: /* answered with CHECKPOINT, or ERROR internal (logged) */
+    case WIRE_CKPT_WRITE_DELTA:
         err->msg[0] = '\0';
         cons_checkpoint(s, r, err);
         return 0;
@@ -247,9 +248,9 @@ static int handle_checkpoint(server_t *s, const req_t *r, int *code, err_t *err)
         return 0;
     default:
         *code = WIRE_E_MALFORMED;
-        return err_set(err, "CHECKPOINT with status %d: %d sends the shard, %d writes it, %d "
-                       "stops the job", r->h.status, WIRE_CKPT_SEND, WIRE_CKPT_WRITE,
-                       WIRE_CKPT_STOP_AT);
+        return err_set(err, "CHECKPOINT with status %d: %d sends the shard, %d writes it (%d "
+                       "with a delta of the rows), %d stops the job", r->h.status, WIRE_CKPT_SEND,
+                       WIRE_CKPT_WRITE, WIRE_CKPT_WRITE_DELTA, WIRE_CKPT_STOP_AT);
     }
 }
 

@@ -51,10 +51,12 @@ typedef struct {
     /* Writes shard; returns 0 once it is on disk, or -1 with err. */
     int (*write)(void *ctx, const server_shard_t *shard, err_t *err);
     /* Writes the rows of the sparse tables server `index` of n_servers
-     * holds (a full file: rows_save) as part of the checkpoint of `step`,
+     * holds (a full file, rows_save; delta: rows_save_delta, the rows
+     * changed since its last write) as part of the checkpoint of `step`,
      * after its shard. NULL: a server with sparse tables refuses to write
      * checkpoints. Returns 0 once it is on disk, or -1 with err. */
-    int (*write_rows)(void *ctx, rows_t *rows, int index, int n_servers, long step, err_t *err);
+    int (*write_rows)(void *ctx, rows_t *rows, int index, int n_servers, long step, int delta,
+                      err_t *err);
     void *ctx;                     /* the saver's, kept as long as the server */
 } server_saver_t;
 

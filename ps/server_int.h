@@ -242,9 +242,10 @@ void sparse_flush(server_t *s);
 void sparse_drop_trainer(server_t *s, int t);
 /* BSP going on without lost trainers: the row step may be complete. */
 void sparse_go_on(server_t *s);
-/* Writes the rows this server holds as part of the checkpoint of `step`
- * (the saver's write_rows). Returns 0, or -1 with err. */
-int sparse_save(server_t *s, long step, err_t *err);
+/* Writes the rows this server holds (delta: those changed since its last
+ * write) as part of the checkpoint of `step` (the saver's write_rows).
+ * Returns 0, or -1 with err. */
+int sparse_save(server_t *s, long step, int delta, err_t *err);
 /* Fills the row store's counters into st (zeros without sparse tables). */
 void sparse_stats(const server_t *s, server_stats_t *st);
 

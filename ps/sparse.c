@@ -522,12 +522,12 @@ void sparse_go_on(server_t *s)
         step_maybe_done(s);
 }
 
-int sparse_save(server_t *s, long step, err_t *err)
+int sparse_save(server_t *s, long step, int delta, err_t *err)
 {
     const server_saver_t *sv = &s->o.saver;
     if (!sv->write_rows)
         return err_set(err, "this server cannot write its sparse tables (no saver for them)");
-    return sv->write_rows(sv->ctx, s->sparse.rows, s->o.index, s->o.n_servers, step, err);
+    return sv->write_rows(sv->ctx, s->sparse.rows, s->o.index, s->o.n_servers, step, delta, err);
 }
 
 /* rows_load's filter: the rows server ctx owns. */

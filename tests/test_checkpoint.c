@@ -1062,6 +1062,28 @@ static void test_ckptdir(void)
     checkpoint_free(&whole);
 }
 
+/* The run folder --resume continues: a run folder itself, RUN for a file
+ * in RUN/checkpoints/step-N/ and for that step folder (with or without a
+ * trailing slash), a file's folder otherwise. */
+static void test_run_dir(void)
+{
+    char run[600], step[700], file[800], buf[900];
+    err_t err;
+    snprintf(run, sizeof run, "%s/rd_run", tests_tmp_dir());
+    snprintf(step, sizeof step, "%s/checkpoints/step-000000010", run);
+    snprintf(file, sizeof file, "%s/model.ckpt", step);
+    CU_ASSERT_FATAL(fs_mkdirs(step, &err) == 0);
+    CU_ASSERT_FATAL(fs_write_atomic(file, "x", 1, &err) == 0);
+    CU_ASSERT(ckptdir_run_dir(run, buf, sizeof buf, &err) == 0 && strcmp(buf, run) == 0);
+    CU_ASSERT(ckptdir_run_dir(file, buf, sizeof buf, &err) == 0 && strcmp(buf, run) == 0);
+    CU_ASSERT(ckptdir_run_dir(step, buf, sizeof buf, &err) == 0 && strcmp(buf, run) == 0);
+    char slashed[720];
+    snprintf(slashed, sizeof slashed, "%s/", step);
+    CU_ASSERT(ckptdir_run_dir(slashed, buf, sizeof buf, &err) == 0 && strcmp(buf, run) == 0);
+    snprintf(file, sizeof file, "%s/other.ckpt", run);
+    CU_ASSERT(ckptdir_run_dir(file, buf, sizeof buf, &err) == 0 && strcmp(buf, run) == 0);
+}
+
 int test_checkpoint_register(void)
 {
     CU_pSuite s = CU_add_suite("checkpoint", NULL, NULL);
@@ -1076,7 +1098,8 @@ int test_checkpoint_register(void)
         !CU_add_test(s, "tensor_table", test_tensor_table) ||
         !CU_add_test(s, "match", test_match) ||
         !CU_add_test(s, "write_errors", test_write_errors) ||
-        !CU_add_test(s, "shards", test_shards) || !CU_add_test(s, "ckptdir", test_ckptdir))
+        !CU_add_test(s, "shards", test_shards) || !CU_add_test(s, "ckptdir", test_ckptdir) ||
+        !CU_add_test(s, "run_dir", test_run_dir))
         return -1;
     return 0;
 }

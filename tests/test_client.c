@@ -310,7 +310,7 @@ static void test_push_pieces(void)
     CU_ASSERT(memcmp(params, w.params, n * sizeof(float)) == 0);
     CU_ASSERT(memcmp(state, w.state, 2 * n * sizeof(float)) == 0);
     /* no saver: a checkpoint write is refused, naming the server (the first to answer) */
-    CU_ASSERT_EQUAL(client_checkpoint_write(c[0], 1, &err), -1);
+    CU_ASSERT_EQUAL(client_checkpoint_write(c[0], 1, 0, &err), -1);
     CU_ASSERT(strstr(err.msg, "server 0 (rank 5 on host-a) refused a request (internal)") ||
               has(err.msg, "server 1 (rank 7 on host-b) refused a request (internal)"));
     CU_ASSERT(has(err.msg, "keeps no checkpoints"));
@@ -407,7 +407,7 @@ static void test_barrier(void)
     }
     CU_ASSERT(want[0] > 3e8 + 0.5 && want[0] < 3e8 + 1.0); /* 48 bits: the quarters stay */
     err_t err;
-    CU_ASSERT_EQUAL(client_checkpoint_write(r[0].c, 0, &err), 0);
+    CU_ASSERT_EQUAL(client_checkpoint_write(r[0].c, 0, 0, &err), 0);
     for (int s = 0; s < 2; s++) {
         CU_ASSERT_EQUAL(sv[s].calls, 1);
         CU_ASSERT(sv[s].step == 0 && sv[s].version == 0 && sv[s].index == s &&

@@ -612,6 +612,46 @@ static void test_resume_sparse(void)
     check_tables("ctr_bsp_2x3", 2, "ctr_bsp_res", 1);
 }
 
+/* Delta checkpoints of the tables (checkpoint.full_every = 3, one every
+ * 10 steps: full at 10, deltas at 20 and 30, full at 40, a delta at 50):
+ * the step folders hold the files their chains say, and the job resumed
+ * from the delta of step 50 (its full files of step 40, then the delta) on
+ * 1 server ends where the job that ran through ends. In one process too. */
+static void test_resume_delta(void)
+{
+    const char *ck = "--set checkpoint.every_steps=10 --set checkpoint.full_every=3 "
+                     "--set checkpoint.keep=2";
+    char extra[900], path[700];
+    big = 4;
+    snprintf(extra, sizeof extra, "--servers 2 %s", ck);
+    int full = need(5, "--servers 2", "ctr_bsp_2x3"), dist = need(5, extra, "ctr_delta");
+    snprintf(extra, sizeof extra, "--set data.parts=3 --set train.threads=1 %s", ck);
+    int local = need(0, "--set data.parts=3 --set train.threads=1", "ctr_local");
+    int ldelta = need(0, extra, "ctr_local_delta");
+    CU_ASSERT_FATAL(full == 0 && dist == 0 && local == 0 && ldelta == 0);
+    static const char *const want[] = {"step-000000040/tables-0-of-2.rows",
+                                       "step-000000050/delta-1-of-2.rows",
+                                       "step-000000060/tables-1-of-2.rows"};
+    for (int i = 0; i < 3; i++) { /* 30 was pruned (keep 2), 40 kept for 50's chain */
+        snprintf(path, sizeof path, "%s/ctr_delta/checkpoints/%s", tests_tmp_dir(), want[i]);
+        CU_ASSERT(access(path, F_OK) == 0);
+    }
+    snprintf(path, sizeof path, "%s/ctr_delta/checkpoints/step-000000030", tests_tmp_dir());
+    CU_ASSERT(access(path, F_OK) != 0);
+    snprintf(extra, sizeof extra, "--servers 1 --resume %s/ctr_delta/checkpoints/step-000000050",
+             tests_tmp_dir());
+    int rest = need(4, extra, "ctr_delta_res");
+    snprintf(extra, sizeof extra, "--set data.parts=3 --set train.threads=1 --resume "
+             "%s/ctr_local_delta/checkpoints/step-000000050", tests_tmp_dir());
+    int lrest = need(0, extra, "ctr_local_delta_res");
+    big = 0;
+    CU_ASSERT_FATAL(rest == 0 && lrest == 0);
+    check_equal_at("ctr_bsp_2x3", "ctr_delta_res", 60);
+    check_tables("ctr_bsp_2x3", 2, "ctr_delta_res", 1);
+    check_equal_at("ctr_local", "ctr_local_delta_res", 60);
+    check_tables("ctr_local", 1, "ctr_local_delta_res", 1);
+}
+
 /* The export stage of a finished run, proved as `make run` proves it:
  * ONNX Runtime on model.onnx and pstrain predict on model.ckpt classify each
  * of the run's test images alike, and as many right as the run reported. */
@@ -771,6 +811,7 @@ int test_cluster_register(void)
         !CU_add_test(s, "resume_refused", test_resume_refused) ||
         !CU_add_test(s, "bsp_sparse", test_bsp_sparse) ||
         !CU_add_test(s, "resume_sparse", test_resume_sparse) ||
+        !CU_add_test(s, "resume_delta", test_resume_delta) ||
         !CU_add_test(s, "export_cnn", test_export_cnn) ||
         !CU_add_test(s, "export_lstm", test_export_lstm) ||
         !CU_add_test(s, "export_command", test_export_command) ||

@@ -58,12 +58,15 @@ int dist_goodbye(dist_t *j, train_result_t *res, err_t *err)
 /* The leader: a checkpoint of the job after `step` steps: every server
  * writes its shard, then this trainer the manifest with the data order and
  * normalisation (ckptdir.h), last. Returns 0, or -1 with err. */
-int dist_checkpoint_job(dist_t *j, long step, err_t *err)
+int dist_checkpoint_job(dist_t *j, long step, int periodic, err_t *err)
 {
-    if (client_checkpoint_write(j->ps, step, err) != 0)
+    const int tables = j->data.ctr, delta = tables && train_chain_next(&j->ep.chain, j->ep.cfg,
+                                                                        step, periodic);
+    if (client_checkpoint_write(j->ps, step, delta, err) != 0)
         return err_prefix(err, "checkpoint of step %ld", step);
     return train_commit_checkpoint(j->ep.cfg, j->own.out_dir, &j->data, step, j->ep.per_epoch,
-                                   j->d->n_servers, err);
+                                   j->d->n_servers,
+                                   tables ? &j->ep.chain : NULL, err);
 }
 
 /* A binary model's evaluation in a distributed job: every trainer runs the
@@ -183,7 +186,7 @@ static epoch_end_t dist_end_step(epoch_t *e, long step, err_t *err)
  * this trainer has not pushed it yet). */
 static int dist_checkpoint(epoch_t *e, long step, err_t *err)
 {
-    return dist_checkpoint_job(e->ctx, step, err);
+    return dist_checkpoint_job(e->ctx, step, 1, err);
 }
 
 /* The end of an epoch: the sums over trainers, then the model after the

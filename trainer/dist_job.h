@@ -41,9 +41,10 @@ typedef struct {
 int dist_goodbye(dist_t *j, train_result_t *res, err_t *err);
 
 /* The leader: a checkpoint of the job after `step` steps (every server
- * writes its shard, then this trainer the manifest). Returns 0, or -1 with
+ * writes its shard and a sparse model's tables, full or, when periodic, as
+ * deltas every checkpoint.full_every; then this trainer the manifest). Returns 0, or -1 with
  * err. */
-int dist_checkpoint_job(dist_t *j, long step, err_t *err);
+int dist_checkpoint_job(dist_t *j, long step, int periodic, err_t *err);
 
 /* lead.c */
 

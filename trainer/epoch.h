@@ -96,6 +96,7 @@ struct epoch_t {
     double t0, train_s;        /* start; seconds spent in training steps */
     double compute_s;          /* of those, in forward and backward (and the hook) */
     double last_ckpt_s;
+    train_chain_t chain;       /* a sparse model's tables checkpoints since the last full one */
 };
 
 /* Computes the job's steps, allocates the batch buffers and starts the

@@ -47,7 +47,7 @@ static int wait_for_lead(dist_t *j, int *take, err_t *err)
  * checkpoint. Returns 0, or -1 with err. */
 int dist_stop_job(dist_t *j, long step, train_result_t *res, err_t *err)
 {
-    if (client_stop_at(j->ps, step, err) != 0 || dist_checkpoint_job(j, step, err) != 0)
+    if (client_stop_at(j->ps, step, err) != 0 || dist_checkpoint_job(j, step, 0, err) != 0)
         return -1;
     train_logf(&j->own, 0, "rank %d trainer %d: stopped at step %ld on request: checkpoint "
                "written to %s/checkpoints/step-%09ld; continue with --resume %s", j->d->rank,
@@ -95,7 +95,7 @@ static int halt_job(dist_t *j, int lead, train_result_t *res, err_t *err)
                  ss.partial ? " (part of a step applied)" : "", out);
     } else {
         long k = (long)ss.version_min;
-        if (dist_checkpoint_job(j, k, &e) != 0)
+        if (dist_checkpoint_job(j, k, 0, &e) != 0)
             snprintf(done, sizeof done, "the checkpoint failed: %s", e.msg);
         else
             snprintf(done, sizeof done, "checkpoint of step %ld written to %s/checkpoints; "
@@ -124,7 +124,7 @@ int dist_take_lead(dist_t *j, const char *what, err_t *err)
 static int finish_job(dist_t *j, train_result_t *res, err_t *err)
 {
     const job_config_t *cfg = j->ep.cfg;
-    if (dist_checkpoint_job(j, j->ep.step, err) != 0 ||
+    if (dist_checkpoint_job(j, j->ep.step, 0, err) != 0 ||
         (j->data.ctr && train_link_tables(j->own.out_dir, j->ep.step, j->d->n_servers, err) != 0))
         return -1;
     optim_params_t op;

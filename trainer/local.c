@@ -30,7 +30,7 @@ typedef struct {
 /* A checkpoint of single-process training after `step` steps: the whole
  * model as RUN_DIR/checkpoints/step-N/model.ckpt, then its manifest.
  * Returns 0, or -1 with err. */
-static int local_checkpoint(epoch_t *e, long step, err_t *err)
+static int local_checkpoint(epoch_t *e, long step, int periodic, err_t *err)
 {
     const local_t *l = e->ctx;
     const job_config_t *cfg = e->cfg;
@@ -47,11 +47,20 @@ static int local_checkpoint(epoch_t *e, long step, err_t *err)
                           l->state, l->slots, order);
     if (checkpoint_write(path, &ck, err) != 0)
         return -1;
-    if (l->rows && (ckptdir_tables_path(path, sizeof path, dir, 0, 0, err) != 0 ||
-                    rows_save(l->rows, path, err) != 0 || /* the tables, next to it */
+    const int delta = l->rows && train_chain_next(&e->chain, cfg, step, periodic);
+    if (l->rows && (ckptdir_tables_path(path, sizeof path, dir, 0, 0, delta, err) != 0 ||
+                    (delta ? rows_save_delta(l->rows, path, err)
+                           : rows_save(l->rows, path, err)) != 0 || /* the tables, next to it */
                     train_tables_counts_write(l->rows, path, err) != 0))
         return -1;
-    return train_commit_checkpoint(cfg, e->opts->out_dir, e->data, step, e->per_epoch, 0, err);
+    return train_commit_checkpoint(cfg, e->opts->out_dir, e->data, step, e->per_epoch, 0,
+                                   l->rows ? &e->chain : NULL, err);
+}
+
+/* The epoch driver's periodic checkpoint. */
+static int local_checkpoint_periodic(epoch_t *e, long step, err_t *err)
+{
+    return local_checkpoint(e, step, 1, err);
 }
 
 /* A signal asked to stop: a checkpoint of this step, and the job ends. */
@@ -60,7 +69,7 @@ static epoch_end_t local_begin_step(epoch_t *e, long step, err_t *err)
     local_t *l = e->ctx;
     if (!train_stop_signal)
         return EPOCH_GO;
-    if (local_checkpoint(e, step, err) != 0)
+    if (local_checkpoint(e, step, 0, err) != 0)
         return EPOCH_FAILED;
     train_logf(e->opts, 0, "stopped by a signal at step %ld: checkpoint written to "
                "%s/checkpoints/step-%09ld; continue with --resume %s", step, e->opts->out_dir,
@@ -202,7 +211,7 @@ static const epoch_backend_t LOCAL = {
     .evaluate_feed = local_evaluate_feed,
     .begin_step = local_begin_step,
     .end_step = local_end_step,
-    .checkpoint = local_checkpoint,
+    .checkpoint = local_checkpoint_periodic,
     .end_epoch = local_end_epoch,
     .evaluate = local_evaluate,
 };
@@ -268,7 +277,7 @@ static int local_finish(epoch_t *e, local_t *l, train_result_t *res, err_t *err)
         s.rows_bytes = rows_bytes(l->rows);
         s.bad_lines = ctr_feed_bad_lines(e->feed);
     }
-    if (local_checkpoint(e, e->step, err) != 0 ||
+    if (local_checkpoint(e, e->step, 0, err) != 0 ||
         (l->rows && train_link_tables(opts->out_dir, e->step, 0, err) != 0))
         return -1;
     /* the whole model, as a distributed job's servers would assemble it */

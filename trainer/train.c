@@ -147,8 +147,20 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
     }
 }
 
+int train_chain_next(train_chain_t *c, const job_config_t *cfg, long step, int periodic)
+{
+    if (periodic && c->len > 0 && c->len < cfg->checkpoint.full_every && c->len < CKPT_CHAIN_MAX) {
+        c->steps[c->len++] = step;
+        return 1;
+    }
+    c->steps[0] = step;
+    c->len = 1;
+    return 0;
+}
+
 int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const job_data_t *data,
-                            long step, long per_epoch, int n_shards, err_t *err)
+                            long step, long per_epoch, int n_shards, const train_chain_t *chain,
+                            err_t *err)
 {
     char root[4200];
     snprintf(root, sizeof root, "%s/checkpoints", out_dir);
@@ -156,7 +168,8 @@ int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const 
     train_order_record(order, cfg, job_data_n_train(data), step);
     const norm_stats_t *nm = &data->norm;
     int kind = nm->kind != NORM_NONE && nm->mean ? (int)nm->kind : 0;
-    return ckptdir_commit(root, step, (int)(step / per_epoch), n_shards, data->ctr, order,
+    const ckpt_tables_t t = {chain ? chain->steps : NULL, chain ? chain->len : 0};
+    return ckptdir_commit(root, step, (int)(step / per_epoch), n_shards, chain ? &t : NULL, order,
                           sizeof order,
                           kind, nm->dim, nm->mean, nm->inv_std, cfg->checkpoint.keep, err);
 }
@@ -168,8 +181,8 @@ int train_link_tables(const char *out_dir, long step, int n_parts, err_t *err)
     if (ckptdir_step_dir(dir, sizeof dir, root, step, err) != 0)
         return -1;
     for (int i = 0; i < (n_parts ? n_parts : 1); i++)
-        if (ckptdir_tables_path(src, sizeof src, dir, i, n_parts, err) != 0 ||
-            ckptdir_tables_path(dst, sizeof dst, out_dir, i, n_parts, err) != 0 ||
+        if (ckptdir_tables_path(src, sizeof src, dir, i, n_parts, 0, err) != 0 ||
+            ckptdir_tables_path(dst, sizeof dst, out_dir, i, n_parts, 0, err) != 0 ||
             fs_link_atomic(src, dst, err) != 0)
             return -1;
     return 0;
@@ -215,7 +228,7 @@ int train_tables_created(const char *dir, int n_parts, int n_tables, uint64_t *c
     memset(created, 0, (size_t)n_tables * sizeof *created);
     for (int i = 0; i < (n_parts ? n_parts : 1); i++) {
         char path[4400], where[4500];
-        if (ckptdir_tables_path(path, sizeof path, dir, i, n_parts, err) != 0 ||
+        if (ckptdir_tables_path(path, sizeof path, dir, i, n_parts, 0, err) != 0 ||
             counts_path(where, sizeof where, path, err) != 0)
             return -1;
         char *text = fs_read_all(where, NULL, err);

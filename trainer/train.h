@@ -14,6 +14,7 @@
 #include "common/config/config.h"
 #include "common/util/err.h"
 #include "export/checkpoint.h"
+#include "export/ckptdir.h"
 #include "trainer/jobdata.h"
 #include "common/nn/model.h"
 #include "common/nn/rows.h"
@@ -105,13 +106,28 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
                            const model_t *m, const job_data_t *data, long step, long clock,
                            int epochs, float *params, float *state, int n_slots, uint8_t *order);
 
+/* The checkpoints of a sparse model's tables since the last full one: the
+ * steps of the full checkpoint, then of each delta (export/ckptdir.h). */
+typedef struct {
+    long steps[CKPT_CHAIN_MAX];
+    int len;
+} train_chain_t;
+
+/* The checkpoint of `step` writes its tables as deltas (returns 1) when it
+ * is periodic and the chain holds fewer than checkpoint.full_every; the
+ * chain then grows by step; otherwise it writes them full (returns 0) and
+ * the chain starts again at step. */
+int train_chain_next(train_chain_t *c, const job_config_t *cfg, long step, int periodic);
+
 /* Writes the manifest of the checkpoint of `step` under
  * out_dir/checkpoints once its parts are on disk (n_shards server shards,
- * or 0: one model.ckpt): the data-order record of cfg's job over data's
- * training set and data's normalisation (ckptdir_commit, which also removes
+ * or 0: one model.ckpt; a sparse model's tables as chain says, NULL:
+ * none): the data-order record of cfg's job over data's training set and
+ * data's normalisation (ckptdir_commit, which also removes
  * checkpoints beyond checkpoint.keep). Returns 0, or -1 with err. */
 int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const job_data_t *data,
-                            long step, long per_epoch, int n_shards, err_t *err);
+                            long step, long per_epoch, int n_shards, const train_chain_t *chain,
+                            err_t *err);
 
 /* A sparse model's tables at the end of a run: the tables files of the
  * checkpoint of `step` (n_parts parts, 0: one) linked into out_dir next to

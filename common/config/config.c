@@ -207,6 +207,7 @@ static const schema_key_t SCHEMA[] = {
     {"checkpoint.every_steps", K_INT, JOB(checkpoint.every_steps), "0", ">=0"},
     {"checkpoint.every_seconds", K_INT, JOB(checkpoint.every_seconds), "600", ">=0"},
     {"checkpoint.keep", K_INT, JOB(checkpoint.keep), "3", ">=1"},
+    {"checkpoint.full_every", K_INT, JOB(checkpoint.full_every), "1", "[1,64]"},
 };
 
 #define N_SCHEMA (sizeof SCHEMA / sizeof SCHEMA[0])

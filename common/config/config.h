@@ -157,6 +157,8 @@ typedef struct {
 
     struct {
         int every_steps;           /* a checkpoint every N steps (0: not by steps) */
+        int full_every;            /* a sparse model's tables: full files every N periodic
+                                    * checkpoints, deltas (rows changed) in between */
         int every_seconds;         /* ... and/or every N seconds of training (0: not by time) */
         int keep;                  /* complete checkpoints kept under RUN_DIR/checkpoints/ */
     } checkpoint;

@@ -94,6 +94,8 @@ enum {
     WIRE_CKPT_SEND = 0,    /* answer with the shard's parameters and optimizer state */
     WIRE_CKPT_WRITE = 1,   /* write the shard as step clock; answer once it is on disk */
     WIRE_CKPT_STOP_AT = 2, /* (trainer 0) the job stops at step clock: refuse its pulls */
+    WIRE_CKPT_WRITE_DELTA = 3, /* as WRITE, with the sparse rows changed since the last write
+                                * only (a delta of the last full or delta file) */
 };
 
 /* The status of a SHUTDOWN request (every other value is refused); the

@@ -1155,6 +1155,20 @@ static int fuzz_save(void *ctx, const server_shard_t *sh, err_t *err)
     return checkpoint_write(path, &ck, err);
 }
 
+/* The harness's saver of sparse rows: full or delta files next to the
+ * shard, as launch/cluster.c writes them. */
+static int fuzz_save_rows(void *ctx, rows_t *rows, int index, int n_servers, long step, int delta,
+                          err_t *err)
+{
+    const char *root = ctx;
+    char dir[700], path[800];
+    if (ckptdir_step_dir(dir, sizeof dir, root, step, err) != 0 ||
+        ckptdir_tables_path(path, sizeof path, dir, index, n_servers, delta, err) != 0 ||
+        fs_mkdirs(dir, err) != 0)
+        return -1;
+    return delta ? rows_save_delta(rows, path, err) : rows_save(rows, path, err);
+}
+
 /* The model: two tensors, 17 parameters (shards of 9 and 8). */
 static const param_table_t *fuzz_table(void)
 {
@@ -1194,7 +1208,9 @@ static server_t *fuzz_server_new(unsigned cfg, unsigned cfg2, ctx_t *c)
                   .eps = 1e-8,
                   .momentum = 0.9,
                   .initial_accumulator = 0.1},
-        .saver = {.write = (cfg2 & 1) && ckpt_root ? fuzz_save : NULL, .ctx = (void *)ckpt_root},
+        .saver = {.write = (cfg2 & 1) && ckpt_root ? fuzz_save : NULL,
+                  .write_rows = (cfg2 & 1) && ckpt_root ? fuzz_save_rows : NULL,
+                  .ctx = (void *)ckpt_root},
         .continue_on_loss = (cfg2 >> 1) & 1,
     };
     /* sparse tables: with the server's optimizer, or Adagrad where it has no
