@@ -357,7 +357,7 @@ static void test_bad_status(void)
     for (int j = 0; j < 2; j++) {
         wire_hdr_t h;
         wire_hdr_init(&h, types[j], 0);
-        h.status = 3;
+        h.status = types[j] == WIRE_CHECKPOINT ? WIRE_CKPT_WRITE_DELTA + 1 : 3;
         CU_ASSERT(send_to(s, capture_send, &cap, &h, NULL, 0) == 0);
         CU_ASSERT_EQUAL_FATAL(cap.n, j + 1);
         CU_ASSERT_EQUAL(cap.h[j].type, WIRE_ERROR);

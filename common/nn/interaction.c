@@ -49,10 +49,12 @@ static int inter_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t 
     return 0;
 }
 
-/* Dot product of two vectors of n floats. */
+/* Dot product of two vectors of n floats (in SIMD lanes: the order of the
+ * sum is the vector unit's, not k's). */
 static float dot(const float *a, const float *b, int n)
 {
     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
     for (int k = 0; k < n; k++)
         s += a[k] * b[k];
     return s;
@@ -94,6 +96,7 @@ static void inter_backward(const layer_t *L, const layer_pass_t *x)
                 const float gij = *gz++;
                 float *di = dv + (size_t)i * n, *dj = dv + (size_t)j * n;
                 const float *vi = v + (size_t)i * n, *vj = v + (size_t)j * n;
+#pragma omp simd /* di and dj are distinct vectors (j < i, or j == i adding twice) */
                 for (int k = 0; k < n; k++) {
                     di[k] += gij * vj[k];
                     dj[k] += gij * vi[k];
