@@ -93,7 +93,7 @@ $(PROTO_OBJ): $(PROTO_C) $(PROTO_H)
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/export/onnx.o: $(PROTO_H)
+$(BUILD)/export/onnx.o $(BUILD)/export/onnx_tables.o: $(PROTO_H)
 
 $(BUILD)/libpstrain.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
