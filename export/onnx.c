@@ -564,8 +564,10 @@ static int build_model(builder_t *b, const trained_t *t, const char *producer_ve
     Onnx__ValueInfoProto **outs = arena_alloc(b, sizeof *outs);
     char layout[512];
     input_layout(t, layout, sizeof layout);
-    char *doc = arena_fmt(b, "pstrain model %s: input %s; output probabilities [N,%d]",
-                          cfg->name, layout, classes);
+    char text[1024];
+    snprintf(text, sizeof text, "pstrain model %s: input %s; output probabilities [N,%d]",
+             cfg->name, layout, classes);
+    char *doc = arena_str(b, text);
     char nclasses[16];
     snprintf(nclasses, sizeof nclasses, "%d", classes);
     size_t n_meta = 0;

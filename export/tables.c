@@ -16,25 +16,27 @@
 #define SET_MAX 4096 /* row files of one set at most */
 
 struct tables_t {
+    const job_config_t *cfg; /* borrowed */
     int fields, dim;
     uint64_t rows[CFG_MAX_FIELDS];
     uint64_t seed;
-    optim_params_t op;    /* the job's optimizer: the store's row form */
     rows_t *init;         /* an empty store of the tables: their initial values */
     int n;                /* row files */
     char **paths;         /* n, owned */
     rows_file_t **files;  /* n, mapped */
 };
 
-/* An empty store of t's tables under the job's seed and optimizer. Returns
- * it, or NULL with err. */
-static rows_t *store_new(const tables_t *t, err_t *err)
+rows_t *tables_store_new(const job_config_t *cfg, size_t max_rows, err_t *err)
 {
     rows_table_t tab[CFG_MAX_FIELDS];
-    for (int f = 0; f < t->fields; f++)
-        tab[f] = (rows_table_t){.id = (uint32_t)f, .dim = (size_t)t->dim, .rows = t->rows[f]};
-    const rows_opts_t o = {.seed = t->seed, .optim = &t->op};
-    return rows_new(tab, t->fields, &o, err);
+    const int F = cfg->model.sparse.fields;
+    for (int f = 0; f < F; f++)
+        tab[f] = (rows_table_t){.id = (uint32_t)f, .dim = (size_t)cfg->model.sparse.dim,
+                                .rows = (uint64_t)cfg_sparse_rows(cfg, f)};
+    optim_params_t op;
+    optim_params_from_config(&op, cfg);
+    const rows_opts_t o = {.seed = cfg->train.seed, .optim = &op, .max_rows = max_rows};
+    return rows_new(tab, F, &o, err);
 }
 
 /* Checks that the mapped file at path holds tables of t. Returns 0, or -1
@@ -69,12 +71,12 @@ tables_t *tables_open(const job_config_t *cfg, const char *const *paths, int n, 
     tables_t *t = calloc(1, sizeof *t);
     if (!t)
         return err_set(err, "row files: out of memory"), NULL;
+    t->cfg = cfg;
     t->fields = F;
     t->dim = cfg->model.sparse.dim;
     t->seed = cfg->train.seed;
     for (int f = 0; f < F; f++)
         t->rows[f] = (uint64_t)cfg_sparse_rows(cfg, f);
-    optim_params_from_config(&t->op, cfg);
     t->paths = calloc((size_t)n, sizeof *t->paths);
     t->files = calloc((size_t)n, sizeof *t->files);
     if (!t->paths || !t->files) {
@@ -82,7 +84,7 @@ tables_t *tables_open(const job_config_t *cfg, const char *const *paths, int n, 
         goto fail;
     }
     t->n = n;
-    if (!(t->init = store_new(t, err)))
+    if (!(t->init = tables_store_new(cfg, 0, err)))
         goto fail;
     for (int i = 0; i < n; i++) {
         if (!(t->paths[i] = strdup(paths[i]))) {
@@ -276,7 +278,7 @@ int tables_stream(const tables_t *t, int f, size_t window, tables_write_fn write
 
 rows_t *tables_load(const tables_t *t, err_t *err)
 {
-    rows_t *s = store_new(t, err);
+    rows_t *s = tables_store_new(t->cfg, 0, err);
     for (int i = 0; s && i < t->n; i++)
         if (rows_load(s, t->paths[i], NULL, NULL, err) != 0)
             rows_destroy(&s);

@@ -34,12 +34,18 @@ typedef struct tables_t tables_t;
 /* The tables of cfg's model.sparse from the row files paths[0..n) (n >= 1),
  * applied in order. Each file is mapped and checked (rows_file_open), and
  * must be of cfg's tables: the job's seed (train.seed), table ids below
- * model.sparse.fields, each table's dim and rows as cfg gives them. Returns
- * a new tables_t (paths are copied), or NULL with err naming the file and
- * what is wrong. */
+ * model.sparse.fields, each table's dim and rows as cfg gives them. cfg
+ * must outlive the tables. Returns a new tables_t (paths are copied), or
+ * NULL with err naming the file and what is wrong. */
 tables_t *tables_open(const job_config_t *cfg, const char *const *paths, int n, err_t *err);
 
-/* The same with the row files found next to the checkpoint ckpt_path
+/* An empty row store of cfg's tables as training makes it: table f the
+ * field f, of model.sparse.dim floats and cfg_sparse_rows(cfg, f) rows,
+ * under the job's optimizer and seed (train.seed); max_rows as rows_opts_t.
+ * Returns it (the caller destroys it), or NULL with err. */
+rows_t *tables_store_new(const job_config_t *cfg, size_t max_rows, err_t *err);
+
+/* tables_open with the row files found next to the checkpoint ckpt_path
  * (DIR/tables-S-of-N.rows, DIR its folder): all N files of one set, else
  * NULL with err naming the first missing file (or the two sets when files of
  * different N are there, or the pattern when there is none). */

@@ -4,7 +4,11 @@
 #ifndef PST_TESTS_H
 #define PST_TESTS_H
 
+#include <stddef.h>
+
 #include <CUnit/CUnit.h>
+
+#include "common/config/config.h"
 
 int test_rng_register(void);
 int test_init_register(void);
@@ -34,6 +38,7 @@ int test_ctr_register(void);
 int test_sparse_register(void);
 int test_rows_register(void);
 int test_auc_register(void);
+int test_tables_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */
@@ -46,5 +51,20 @@ const char *tests_tmp_dir(void);
  * label file SRC (in tests_data_dir()) mapped to 1 for footwear (sandal,
  * sneaker, ankle boot) and 0 for the rest: a binary task. Returns 0, or -1. */
 int tests_footwear_labels(const char *src, const char *name);
+
+/* Shared by the ONNX suites (tests/test_onnx.c defines them). */
+/* Folder of run.js, check.py and node_modules (PST_ONNX_DIR or tests/onnx). */
+const char *tests_onnx_dir(void);
+/* Runs cmd, keeping up to len-1 bytes of its output in out. Returns its exit
+ * status, or -1 when it could not run or was killed. */
+int tests_run_cmd(const char *cmd, char *out, size_t len);
+/* Reads exactly n little-endian floats from path into x. Returns 0 or -1. */
+int tests_read_floats(const char *path, float *x, size_t n);
+/* Fails the test, showing the report, unless report holds line as a whole line. */
+void tests_assert_line(const char *report, const char *line);
+/* Writes a checkpoint of config text at path: the seeded initial values of
+ * the model's parameters plus uniform noise in [-0.2, 0.2), and random NORM
+ * statistics of kind norm (norm_t: none, global or per pixel). */
+void tests_write_checkpoint(const char *path, const char *name, const char *text, norm_t norm);
 
 #endif
