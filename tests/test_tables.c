@@ -65,13 +65,6 @@ static const char *CTR_CFG =
     "optimizer = { name = \"adagrad\"; lr = 0.1; };\n"
     "train = { seed = 5; batch = 8; eval_batch = 16; };\n";
 
-#define ASSERT_HAS(msg, needle)                                                                    \
-    do {                                                                                           \
-        if (!strstr((msg), (needle)))                                                              \
-            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", (msg), (needle));        \
-        CU_ASSERT_PTR_NOT_NULL(strstr((msg), (needle)));                                           \
-    } while (0)
-
 /* One case's files and its reference store. */
 typedef struct {
     char dir[512], ckpt[600], lines[600];
@@ -451,9 +444,9 @@ static void expect_open_error(const char *ckpt, const char *want, const char *pa
     err_t err = {{0}};
     trained_t *t = trained_open(ckpt, 0, &err);
     CU_ASSERT_PTR_NULL(t);
-    ASSERT_HAS(err.msg, want);
+    TESTS_ASSERT_HAS(err.msg, want);
     if (path)
-        ASSERT_HAS(err.msg, path);
+        TESTS_ASSERT_HAS(err.msg, path);
     trained_destroy(&t);
 }
 
@@ -509,7 +502,7 @@ static void test_refused(void)
     const char *files[1] = {other};
     trained_t *t = trained_open_rows(dense_ck, 0, files, 1, &err);
     CU_ASSERT_PTR_NULL(t);
-    ASSERT_HAS(err.msg, "no embedding tables");
+    TESTS_ASSERT_HAS(err.msg, "no embedding tables");
     teardown(&x);
 }
 

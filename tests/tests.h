@@ -52,6 +52,14 @@ const char *tests_tmp_dir(void);
  * sneaker, ankle boot) and 0 for the rest: a binary task. Returns 0, or -1. */
 int tests_footwear_labels(const char *src, const char *name);
 
+/* Checks that the message msg holds needle, showing both when not. */
+#define TESTS_ASSERT_HAS(msg, needle)                                                              \
+    do {                                                                                           \
+        if (!strstr((msg), (needle)))                                                              \
+            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", (msg), (needle));    \
+        CU_ASSERT_PTR_NOT_NULL(strstr((msg), (needle)));                                           \
+    } while (0)
+
 /* Shared by the ONNX suites (tests/test_onnx.c defines them). */
 /* Folder of run.js, check.py and node_modules (PST_ONNX_DIR or tests/onnx). */
 const char *tests_onnx_dir(void);
