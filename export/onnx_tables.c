@@ -26,8 +26,8 @@
 
 /* ---- the graph ------------------------------------------------------------ */
 
-/* Dense features per sample: the model's input less the fields' vectors. */
-static int dense_features(const trained_t *t)
+/* Dense (numeric) features per sample: the model's input less the fields' vectors. */
+static int num_features(const trained_t *t)
 {
     const job_config_t *cfg = t->cfg;
     return model_input_size(t->model) - cfg->model.sparse.fields * cfg->model.sparse.dim;
@@ -36,8 +36,8 @@ static int dense_features(const trained_t *t)
 const char *onnx_tables_emit(onnx_graph_t *g, const trained_t *t)
 {
     const tables_t *tb = t->tables;
-    const int F = tables_fields(tb), dim = tables_dim(tb), D = dense_features(t);
-    const char *dense = onnx_input(g, "dense", ONNX_ELEM_FLOAT, 1, &D);
+    const int F = tables_fields(tb), dim = tables_dim(tb), D = num_features(t);
+    const char *num = onnx_input(g, "num", ONNX_ELEM_FLOAT, 1, &D);
     const char *ids = onnx_input(g, "ids", ONNX_ELEM_INT64, 1, &F);
     const char **rows = onnx_alloc(g, (size_t)(F + 1) * sizeof *rows);
     if (!rows)
@@ -62,7 +62,7 @@ const char *onnx_tables_emit(onnx_graph_t *g, const trained_t *t)
     const char *sh = onnx_init_int64s(g, "rows.shape", 2, shape);
     onnx_node(g, "Reshape", flat, (const char *[]){all, sh, NULL}, (const char *[]){flat, NULL});
     const char *x = onnx_name(g, "model_input");
-    n = onnx_node(g, "Concat", x, (const char *[]){dense, flat, NULL}, (const char *[]){x, NULL});
+    n = onnx_node(g, "Concat", x, (const char *[]){num, flat, NULL}, (const char *[]){x, NULL});
     onnx_attr_int(g, n, "axis", 1);
     return onnx_failed(g) ? NULL : x;
 }
@@ -70,10 +70,10 @@ const char *onnx_tables_emit(onnx_graph_t *g, const trained_t *t)
 void onnx_tables_layout(const trained_t *t, char *buf, size_t len)
 {
     const int F = tables_fields(t->tables);
-    snprintf(buf, len, "dense float32 [N,%d] (dense features, log(1 + max(x, 0)) of a Criteo "
+    snprintf(buf, len, "num float32 [N,%d] (the dense features, log(1 + max(x, 0)) of a Criteo "
              "line's integers) and ids int64 [N,%d] (field f's id already reduced %% the rows "
              "of table f, model.sparse.rows; tables.f [rows, %d] in the graph)",
-             dense_features(t), F, tables_dim(t->tables));
+             num_features(t), F, tables_dim(t->tables));
 }
 
 /* ---- writing -------------------------------------------------------------- */

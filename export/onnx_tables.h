@@ -4,7 +4,7 @@
  * (export/tables.h), never held whole in memory.
  *
  * Serving contract of a model with model.sparse:
- *   input  "dense"  float32 [N,D]: the D dense features of a sample as
+ *   input  "num"    float32 [N,D]: the D dense (numeric) features of a sample as
  *                   training saw them (for a Criteo line, log(1 + max(I, 0)),
  *                   0 when empty: common/data/criteo.h)
  *   input  "ids"    int64 [N,F]: field f's id already reduced to its table,
@@ -13,7 +13,7 @@
  *   output "probabilities" as for every model (onnx.h)
  * Per field f: Gather (axis 1) of column f of ids, Gather of table
  * "tables.f" [rows_f, dim] (an initializer) -> [N,1,dim]; Concat of the
- * fields (axis 1), Reshape to [N, F dim], Concat after "dense": the model's
+ * fields (axis 1), Reshape to [N, F dim], Concat after "num": the model's
  * input, then the model's own graph.
  *
  * The tables are written inline (the file is one protobuf message) when the
@@ -46,7 +46,7 @@ typedef struct {
     uint64_t bytes;                  /* rows * dim * 4 */
 } onnx_table_init_t;
 
-/* Declares the graph inputs "dense" and "ids" of t's sparse model and adds
+/* Declares the graph inputs "num" and "ids" of t's sparse model and adds
  * the lookups of its tables (onnx_init_table). Returns the name of the
  * model's input (dense features, then the fields' rows), or NULL (g
  * failed). */

@@ -19,11 +19,11 @@
 #include "export/trained.h"
 
 /* Called for every line, in file order: its index, the model's probability
- * of a click, the line's label (0 or 1), its n_dense dense features and its
- * n_ids ids already reduced to their tables (the ONNX model's inputs "dense"
+ * of a click, the line's label (0 or 1), its n_num dense features and its
+ * n_ids ids already reduced to their tables (the ONNX model's inputs "num"
  * and "ids"; valid during the call only). */
 typedef void (*predict_ctr_fn)(void *ctx, long index, float prob, float label,
-                               const float *dense, int n_dense, const uint64_t *ids, int n_ids);
+                               const float *num, int n_num, const uint64_t *ids, int n_ids);
 
 /* Predicts the first limit lines (0: all) of the click log source (a file,
  * folder or glob, plain or gzip: common/data/ctr_stream.h) with t's sparse

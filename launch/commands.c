@@ -113,7 +113,7 @@ static void predict_usage(FILE *f)
                "  --labels the accuracy and the confusion matrix. --quiet: the summary only.\n"
                "  Click logs (a model with embedding tables): one click probability per line\n"
                "  of FILE (Criteo layout, plain or gzip); --rows as for export; --dump-inputs\n"
-               "  writes the ONNX model's inputs: PREFIX.dense (float32 [N,13]) and PREFIX.ids\n"
+               "  writes the ONNX model's inputs: PREFIX.num (float32 [N,13]) and PREFIX.ids\n"
                "  (int64 [N,26], ids reduced to their tables), little-endian.\n"
                "  --threads: threads that share each batch (default auto: this process's CPUs).\n");
 }
@@ -218,20 +218,20 @@ out:
 
 /* Where a click-log prediction goes: stdout, and the inputs' files. */
 typedef struct {
-    FILE *dense, *ids;
+    FILE *num, *ids;
     int failed;
 } ctr_out_t;
 
-static void print_ctr(void *ctx, long index, float prob, float label, const float *dense,
-                      int n_dense, const uint64_t *ids, int n_ids)
+static void print_ctr(void *ctx, long index, float prob, float label, const float *num,
+                      int n_num, const uint64_t *ids, int n_ids)
 {
     ctr_out_t *c = ctx;
     (void)index, (void)label;
     printf("%.9g\n", (double)prob);
-    for (int k = 0; c->dense && k < n_dense; k++) {
+    for (int k = 0; c->num && k < n_num; k++) {
         uint8_t b[4];
-        le_storef(b, dense[k]);
-        c->failed |= fwrite(b, 1, sizeof b, c->dense) != sizeof b;
+        le_storef(b, num[k]);
+        c->failed |= fwrite(b, 1, sizeof b, c->num) != sizeof b;
     }
     for (int k = 0; c->ids && k < n_ids; k++) {
         uint8_t b[8];
@@ -246,22 +246,22 @@ static int predict_criteo(trained_t *t, const predict_opts_t *o, err_t *err)
     ctr_out_t c = {NULL, NULL, 0};
     char dpath[4200], ipath[4200];
     if (o->dump) {
-        snprintf(dpath, sizeof dpath, "%s.dense", o->dump);
+        snprintf(dpath, sizeof dpath, "%s.num", o->dump);
         snprintf(ipath, sizeof ipath, "%s.ids", o->dump);
-        c.dense = fopen(dpath, "wb");
+        c.num = fopen(dpath, "wb");
         c.ids = fopen(ipath, "wb");
-        if (!c.dense || !c.ids)
-            err_set(err, "--dump-inputs: cannot create %s", !c.dense ? dpath : ipath);
+        if (!c.num || !c.ids)
+            err_set(err, "--dump-inputs: cannot create %s", !c.num ? dpath : ipath);
     }
     long n = -1;
-    if (!o->dump || (c.dense && c.ids))
+    if (!o->dump || (c.num && c.ids))
         n = predict_ctr_run(t, o->criteo, (size_t)o->limit, print_ctr, &c, err);
-    if (c.dense && fclose(c.dense) != 0)
+    if (c.num && fclose(c.num) != 0)
         c.failed = 1;
     if (c.ids && fclose(c.ids) != 0)
         c.failed = 1;
     if (n >= 0 && c.failed)
-        err_set(err, "--dump-inputs: cannot write %s.dense / .ids", o->dump);
+        err_set(err, "--dump-inputs: cannot write %s.num / .ids", o->dump);
     if (n < 0 || c.failed || fflush(stdout) != 0)
         return 1;
     fprintf(stderr, "pstrain predict: %ld lines of %s\n", n, o->criteo);

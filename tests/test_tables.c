@@ -222,12 +222,12 @@ static void check_reference(const fix_t *x, trained_t *t, const got_t *g)
     CU_ASSERT(worst <= TOL_REF);
 }
 
-/* Writes what predict gave as run_ctr.js reads it: PREFIX.dense, .ids, .txt. */
+/* Writes what predict gave as run_ctr.js reads it: PREFIX.num, .ids, .txt. */
 static void dump(const got_t *g, const char *prefix)
 {
     char p[760];
     FILE *fd, *fi, *ft;
-    snprintf(p, sizeof p, "%s.dense", prefix);
+    snprintf(p, sizeof p, "%s.num", prefix);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fd = fopen(p, "wb"));
     snprintf(p, sizeof p, "%s.ids", prefix);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fi = fopen(p, "wb"));
@@ -258,7 +258,7 @@ static void check_contract(const char *onnx_path)
     if (st != 0)
         fprintf(stderr, "\n    %s: exit status %d\n", cmd, st);
     CU_ASSERT_FATAL(st == 0);
-    tests_assert_line(report, "input=dense[N,13] type=1");
+    tests_assert_line(report, "input=num[N,13] type=1");
     tests_assert_line(report, "input=ids[N,26] type=7");
     tests_assert_line(report, "output=probabilities[N,1] type=1");
 }
@@ -293,7 +293,7 @@ static void run_onnx(const char *name, int n_files, int external)
     CU_ASSERT_EQUAL(access(data, F_OK) == 0, external);
     check_contract(onnx_path);
     dump(g, prefix);
-    snprintf(cmd, sizeof cmd, "node '%s/run_ctr.js' '%s' '%s.dense' '%s.ids' '%s.ort' "
+    snprintf(cmd, sizeof cmd, "node '%s/run_ctr.js' '%s' '%s.num' '%s.ids' '%s.ort' "
              "--compare '%s.txt' --tol %g 2>&1", tests_onnx_dir(), onnx_path, prefix, prefix,
              prefix, prefix, TOL_ONNX);
     int st = tests_run_cmd(cmd, out, sizeof out);

@@ -1,12 +1,12 @@
 // run_ctr.js - runs the ONNX model of a click-through model (a model with
-// embedding tables: inputs "dense" float32 [N,D] and "ids" int64 [N,F]) with
+// embedding tables: inputs "num" float32 [N,D] and "ids" int64 [N,F]) with
 // ONNX Runtime, for the tables suite of test_pstrain (tests/test_tables.c)
 // and tests/onnx/verify_ctr.sh:
 //
-//   node run_ctr.js MODEL DENSE IDS OUT [--compare NATIVE --tol T]
+//   node run_ctr.js MODEL NUM IDS OUT [--compare NATIVE --tol T]
 //
-// DENSE and IDS are what `pstrain predict --criteo --dump-inputs PREFIX`
-// writes (PREFIX.dense: float32, PREFIX.ids: int64, little-endian, a sample
+// NUM and IDS are what `pstrain predict --criteo --dump-inputs PREFIX`
+// writes (PREFIX.num: float32, PREFIX.ids: int64, little-endian, a sample
 // after another); D and F come from the model's inputs. The samples run in
 // batches of BATCH; their probabilities go to OUT as raw little-endian
 // float32. With --compare, NATIVE holds pstrain's probabilities, one a line:
@@ -26,26 +26,26 @@ function dimOf(session, name, k) {
 }
 
 async function main(args) {
-  const [model, densePath, idsPath, outPath] = args;
-  if (!outPath) throw new Error('usage: node run_ctr.js MODEL DENSE IDS OUT [--compare NATIVE --tol T]');
+  const [model, numPath, idsPath, outPath] = args;
+  if (!outPath) throw new Error('usage: node run_ctr.js MODEL NUM IDS OUT [--compare NATIVE --tol T]');
   const ci = args.indexOf('--compare'), ti = args.indexOf('--tol');
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
   });
-  const D = dimOf(session, 'dense', 1), F = dimOf(session, 'ids', 1);
-  const dense = fs.readFileSync(densePath), ids = fs.readFileSync(idsPath);
-  const n = dense.length / (4 * D);
+  const D = dimOf(session, 'num', 1), F = dimOf(session, 'ids', 1);
+  const num = fs.readFileSync(numPath), ids = fs.readFileSync(idsPath);
+  const n = num.length / (4 * D);
   if (!Number.isInteger(n) || ids.length !== 8 * F * n)
-    throw new Error(`${densePath} and ${idsPath}: not [N,${D}] float32 and [N,${F}] int64 of one N`);
+    throw new Error(`${numPath} and ${idsPath}: not [N,${D}] float32 and [N,${F}] int64 of one N`);
   const out = Buffer.alloc(4 * n);
   for (let b = 0; b < n; b += BATCH) {
     const m = Math.min(BATCH, n - b);
     const x = new Float32Array(m * D), k = new BigInt64Array(m * F);
-    for (let i = 0; i < m * D; i++) x[i] = dense.readFloatLE(4 * (b * D + i));
+    for (let i = 0; i < m * D; i++) x[i] = num.readFloatLE(4 * (b * D + i));
     for (let i = 0; i < m * F; i++) k[i] = ids.readBigInt64LE(8 * (b * F + i));
     const r = await session.run({
-      dense: new ort.Tensor('float32', x, [m, D]),
+      num: new ort.Tensor('float32', x, [m, D]),
       ids: new ort.Tensor('int64', k, [m, F]),
     });
     const p = r.probabilities;

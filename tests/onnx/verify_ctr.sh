@@ -25,7 +25,7 @@ start=$(date +%s)
 "$bin" predict --checkpoint "$run" --criteo "$log" --limit "$limit" \
     --dump-inputs "$tmp/in" > "$tmp/native.txt"
 mid=$(date +%s)
-node "$here/run_ctr.js" "$run/model.onnx" "$tmp/in.dense" "$tmp/in.ids" "$tmp/ort.bin" \
+node "$here/run_ctr.js" "$run/model.onnx" "$tmp/in.num" "$tmp/in.ids" "$tmp/ort.bin" \
     --compare "$tmp/native.txt" --tol "$tol" | tail -n 1
 end=$(date +%s)
 echo "$run: pstrain predict $((mid - start)) s, ONNX Runtime $((end - mid)) s"
