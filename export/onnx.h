@@ -7,6 +7,9 @@
  *                           symbolic (dim_param "N"), any batch size works
  *   output "probabilities"  float32 [N,classes], what model_predict returns
  *                           (ends in the activation of model_output_act)
+ * A model with embedding tables (model.sparse) takes "num" float32 [N,D] and
+ * "ids" int64 [N,F] instead (ids reduced to their tables), its tables in the
+ * graph or, past ONNX_EXTERNAL_OVER bytes, in PATH.data: export/onnx_tables.h.
  * The training normalisation of the checkpoint (NORM section), if any, is in
  * the graph: (input - mean) * inv_std with initializers shaped like one
  * sample. metadata_props: "classes" (JSON list of the class names, index =
