@@ -25,7 +25,10 @@ start=$(date +%s)
 "$bin" predict --checkpoint "$run" --criteo "$log" --limit "$limit" \
     --dump-inputs "$tmp/in" > "$tmp/native.txt"
 mid=$(date +%s)
+rc=0
 node "$here/run_ctr.js" "$run/model.onnx" "$tmp/in.num" "$tmp/in.ids" "$tmp/ort.bin" \
-    --compare "$tmp/native.txt" --tol "$tol" | tail -n 1
+    --compare "$tmp/native.txt" --tol "$tol" > "$tmp/ort.txt" || rc=$?
 end=$(date +%s)
+tail -n 1 "$tmp/ort.txt"
 echo "$run: pstrain predict $((mid - start)) s, ONNX Runtime $((end - mid)) s"
+[ "$rc" = 0 ] || { echo "$run: MISMATCH (or ONNX Runtime failed)" >&2; exit 1; }
