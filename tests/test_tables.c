@@ -12,7 +12,9 @@
  *     reference rows of its reduced ids;
  *   - the ONNX export, inline and forced to external data, passes the onnx
  *     package's full check and, run by ONNX Runtime (tests/onnx/run_ctr.js)
- *     on the inputs predict dumped, agrees with predict within 1e-5;
+ *     on the inputs predict dumped (through the library, or `pstrain
+ *     predict --criteo --dump-inputs --rows`, which must print the same
+ *     probabilities), agrees with predict within 1e-5;
  *   - the safetensors export holds every table, [rows, dim], as the
  *     reference;
  *   - a full file and its delta (with evictions) give the store as of the
@@ -248,6 +250,35 @@ static void dump(const got_t *g, const char *prefix)
     CU_ASSERT(fclose(fd) == 0 && fclose(fi) == 0 && fclose(ft) == 0);
 }
 
+/* The same files from pstrain predict --criteo --dump-inputs (build/pstrain,
+ * PST_BIN overrides), its row files named with --rows, 2 threads as
+ * run_onnx's predict_ctr_run (the same sums); then its probabilities
+ * against predict_ctr_run's, as printed. */
+static void dump_cli(const fix_t *x, const got_t *g, const char *prefix, int n_files)
+{
+    const char *bin = getenv("PST_BIN") ? getenv("PST_BIN") : "build/pstrain";
+    char cmd[8192], out[64];
+    int k = snprintf(cmd, sizeof cmd, "%s predict --checkpoint '%s' --criteo '%s' --threads 2 "
+                     "--dump-inputs '%s'", bin, x->dir, x->lines, prefix);
+    for (int i = 0; i < n_files; i++)
+        k += snprintf(cmd + k, sizeof cmd - (size_t)k, " --rows '%s/tables-%d-of-%d.rows'", x->dir,
+                      i, n_files);
+    snprintf(cmd + k, sizeof cmd - (size_t)k, " > '%s.txt' 2>/dev/null", prefix);
+    CU_ASSERT_EQUAL_FATAL(tests_run_cmd(cmd, out, sizeof out), 0);
+    char path[760];
+    snprintf(path, sizeof path, "%s.txt", prefix);
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    long n = 0;
+    int same = 1;
+    double v;
+    while (fscanf(f, "%lf", &v) == 1 && n < LINES)
+        same &= (float)v == g->prob[n++]; /* 9 digits give a float back exactly */
+    fclose(f);
+    CU_ASSERT_EQUAL(n, g->n);
+    CU_ASSERT(same);
+}
+
 /* The onnx package's check of the file and its sparse serving contract. */
 static void check_contract(const char *onnx_path)
 {
@@ -292,7 +323,10 @@ static void run_onnx(const char *name, int n_files, int external)
     CU_ASSERT_FATAL(rc == 0);
     CU_ASSERT_EQUAL(access(data, F_OK) == 0, external);
     check_contract(onnx_path);
-    dump(g, prefix);
+    if (external) /* the command line's files (and --rows) ... */
+        dump_cli(&x, g, prefix, n_files);
+    else /* ... or the library's */
+        dump(g, prefix);
     snprintf(cmd, sizeof cmd, "node '%s/run_ctr.js' '%s' '%s.num' '%s.ids' '%s.ort' "
              "--compare '%s.txt' --tol %g 2>&1", tests_onnx_dir(), onnx_path, prefix, prefix,
              prefix, prefix, TOL_ONNX);
