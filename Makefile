@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench bench-rows bench-ctr ctr-data ctr-1b ctr-1b-data fixtures verify-torch verify-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows bench-ctr bench-export ctr-data ctr-1b ctr-1b-data fixtures verify-torch verify-onnx verify-ctr-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -93,7 +93,7 @@ $(PROTO_OBJ): $(PROTO_C) $(PROTO_H)
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/export/onnx.o: $(PROTO_H)
+$(BUILD)/export/onnx.o $(BUILD)/export/onnx_tables.o: $(PROTO_H)
 
 $(BUILD)/libpstrain.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -117,6 +117,10 @@ $(BUILD)/bench_rows: bench/bench_rows.c $(BUILD)/libpstrain.a
 
 bench-rows: $(BUILD)/bench_rows
 	./$(BUILD)/bench_rows
+
+# A sparse model as large as its config's tables, exported (make bench-export).
+$(BUILD)/bench_export: bench/bench_export.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -22,13 +22,17 @@
 #include <cjson/cJSON.h>
 
 #include "common/util/fsutil.h"
+#include "export/onnx_tables.h"
 #include "onnx.pb-c.h"
 #include "common/util/le.h"
 
 #define ONNX_IR_VERSION 8
 #define ONNX_OPSET 13
-#define MAX_NODES (8 * (CFG_MAX_LAYERS + 4)) /* a layer takes at most 5 nodes */
-#define MAX_INITS (4 * (CFG_MAX_LAYERS + 4)) /* and at most 3 initializers */
+/* a layer takes at most 5 nodes and 3 initializers; a field's lookup 2
+ * nodes, an index and its table */
+#define MAX_NODES (8 * (CFG_MAX_LAYERS + 4) + 2 * CFG_MAX_FIELDS)
+#define MAX_INITS (4 * (CFG_MAX_LAYERS + 4) + CFG_MAX_FIELDS)
+#define MAX_INPUTS 2                         /* graph inputs */
 #define MAX_ATTRS 4                          /* per node */
 #define MAX_META 8
 #define MAX_BYTES 2147483647u                /* protobuf's limit for one message */
@@ -47,6 +51,10 @@ struct onnx_graph_t {
     size_t n_nodes;
     Onnx__TensorProto *inits[MAX_INITS];
     size_t n_inits;
+    Onnx__ValueInfoProto *inputs[MAX_INPUTS];
+    size_t n_inputs;
+    onnx_table_init_t tables[CFG_MAX_FIELDS]; /* initializers streamed when written */
+    int n_tables;
     const float *params;           /* the checkpoint's flat parameters */
     const param_table_t *tab;
 };
@@ -341,9 +349,9 @@ const char *onnx_unary(builder_t *b, const char *op_type, const char *name, cons
 
 /* ---- graph inputs, outputs and metadata ------------------------------- */
 
-/* A float32 graph input or output: [N, shape...] with N symbolic. Returns
- * it, or NULL (b failed). */
-static Onnx__ValueInfoProto *value_info(builder_t *b, const char *name, int rank,
+/* A graph input or output of elem_type: [N, shape...] with N symbolic.
+ * Returns it, or NULL (b failed). */
+static Onnx__ValueInfoProto *value_info(builder_t *b, const char *name, int elem_type, int rank,
                                         const int *shape)
 {
     Onnx__ValueInfoProto *v = arena_alloc(b, sizeof *v);
@@ -373,13 +381,49 @@ static Onnx__ValueInfoProto *value_info(builder_t *b, const char *name, int rank
     shp->n_dim = (size_t)rank + 1;
     shp->dim = dimp;
     tt->has_elem_type = 1;
-    tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt->elem_type = elem_type;
     tt->shape = shp;
     ty->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
     ty->tensor_type = tt;
     v->name = nm;
     v->type = ty;
     return v;
+}
+
+const char *onnx_input(builder_t *b, const char *name, int elem_type, int rank, const int *shape)
+{
+    if (b->failed)
+        return NULL;
+    if (b->n_inputs == MAX_INPUTS)
+        return onnx_fail(b, "internal error: more than %d graph inputs", MAX_INPUTS);
+    Onnx__ValueInfoProto *v = value_info(b, name, elem_type, rank, shape);
+    if (!v)
+        return NULL;
+    b->inputs[b->n_inputs++] = v;
+    return v->name;
+}
+
+const char *onnx_init_table(builder_t *b, const char *name, int table, int64_t rows, int64_t dim)
+{
+    if (b->failed)
+        return NULL;
+    if (b->n_tables == CFG_MAX_FIELDS)
+        return onnx_fail(b, "internal error: more than %d tables", CFG_MAX_FIELDS);
+    Onnx__TensorProto *t = arena_alloc(b, sizeof *t);
+    int64_t *d = arena_alloc(b, 2 * sizeof *d);
+    char *nm = arena_str(b, name);
+    if (!nm)
+        return NULL;
+    onnx__tensor_proto__init(t);
+    d[0] = rows;
+    d[1] = dim;
+    t->n_dims = 2;
+    t->dims = d;
+    t->has_data_type = 1;
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    t->name = nm;
+    b->tables[b->n_tables++] = (onnx_table_init_t){t, table, (uint64_t)rows * (uint64_t)dim * 4};
+    return nm;
 }
 
 /* The class names of t as a JSON list, in the arena. Returns it or NULL. */
@@ -428,34 +472,46 @@ static const char *norm_name(int kind)
 
 /* ---- the model ---------------------------------------------------------- */
 
-/* Builds the whole graph of t into b and model (whose messages point into
- * b's arena). Returns 0, or -1 with b->err. */
-static int build_model(builder_t *b, const trained_t *t, const char *producer_version,
-                       Onnx__ModelProto *model, Onnx__GraphProto *graph,
-                       Onnx__OperatorSetIdProto *opset, Onnx__OperatorSetIdProto **opsets,
-                       Onnx__StringStringEntryProto **meta)
+/* The graph's input up to the model's input: "input" (a dense model), or
+ * "dense" and "ids" with the tables' lookups (a sparse one); then the
+ * training normalisation, if any. Returns the model input's name, or NULL
+ * (b failed). */
+static const char *model_input(builder_t *b, const trained_t *t)
 {
-    const model_t *m = t->model;
     const checkpoint_t *ck = t->ck;
     const job_config_t *cfg = t->cfg;
-    const int in_rank = cfg->model.input_rank;
-    const int *in_shape = cfg->model.input;
-    const int classes = model_output_size(m);
-
-    /* input, then the training normalisation folded in */
-    const char *x = "input";
-    if (ck->norm_kind) {
-        int64_t dims[3];
-        for (int i = 0; i < in_rank; i++)
-            dims[i] = in_shape[i];
-        const char *mean = onnx_init_floats(b, "norm.mean", in_rank, dims, ck->norm_mean);
-        const char *inv = onnx_init_floats(b, "norm.inv_std", in_rank, dims, ck->norm_inv_std);
-        onnx_node(b, "Sub", "norm.sub", (const char *[]){x, mean, NULL},
-                 (const char *[]){"input.centered", NULL});
-        onnx_node(b, "Mul", "norm.mul", (const char *[]){"input.centered", inv, NULL},
-                 (const char *[]){"input.normalized", NULL});
-        x = "input.normalized";
+    const int size = model_input_size(t->model);
+    int rank = cfg->model.input_rank;
+    const int *shape = cfg->model.input;
+    const char *x;
+    if (t->tables) {
+        x = onnx_tables_emit(b, t);
+        rank = 1;
+        shape = &size;
+    } else {
+        x = onnx_input(b, "input", ONNX_ELEM_FLOAT, rank, shape);
     }
+    if (!x || !ck->norm_kind)
+        return x;
+    int64_t dims[3];
+    for (int i = 0; i < rank; i++)
+        dims[i] = shape[i];
+    const char *mean = onnx_init_floats(b, "norm.mean", rank, dims, ck->norm_mean);
+    const char *inv = onnx_init_floats(b, "norm.inv_std", rank, dims, ck->norm_inv_std);
+    onnx_node(b, "Sub", "norm.sub", (const char *[]){x, mean, NULL},
+              (const char *[]){"input.centered", NULL});
+    onnx_node(b, "Mul", "norm.mul", (const char *[]){"input.centered", inv, NULL},
+              (const char *[]){"input.normalized", NULL});
+    return b->failed ? NULL : "input.normalized";
+}
+
+/* The nodes of t's model into b, from the graph's inputs to its output
+ * "probabilities". Returns 0, or -1 with b->err. */
+static int build_nodes(builder_t *b, const trained_t *t)
+{
+    const model_t *m = t->model;
+    const int classes = model_output_size(m);
+    const char *x = model_input(b, t);
     for (int li = 0; li < model_n_layers(m) && x; li++) {
         const layer_t *L = model_layer(m, li);
         x = L->kind->emit(b, L, arena_fmt(b, "layer%d", li), x);
@@ -476,19 +532,42 @@ static int build_model(builder_t *b, const trained_t *t, const char *producer_ve
         return -1;
     }
     last->output[k] = arena_str(b, "probabilities");
+    return b->failed ? -1 : 0;
+}
 
-    Onnx__ValueInfoProto *in = value_info(b, "input", in_rank, in_shape);
-    Onnx__ValueInfoProto *out = value_info(b, "probabilities", 1, &classes);
-    Onnx__ValueInfoProto **ins = arena_alloc(b, sizeof *ins), **outs = arena_alloc(b, sizeof *outs);
-    char layout[128];
-    if (in_rank == 3)
-        snprintf(layout, sizeof layout, "float32 [N,%d,%d,%d] (N,C,H,W), pixels scaled to [0,1]",
-                 in_shape[0], in_shape[1], in_shape[2]);
+/* What the graph's input is, for the doc string and the "input" metadata. */
+static void input_layout(const trained_t *t, char *buf, size_t len)
+{
+    const job_config_t *cfg = t->cfg;
+    const int *in = cfg->model.input;
+    if (t->tables)
+        onnx_tables_layout(t, buf, len);
+    else if (cfg->model.input_rank == 3)
+        snprintf(buf, len, "float32 [N,%d,%d,%d] (N,C,H,W), pixels scaled to [0,1]", in[0], in[1],
+                 in[2]);
     else
-        snprintf(layout, sizeof layout, "float32 [N,%d,%d] (N,T,F), pixels scaled to [0,1]",
-                 in_shape[0], in_shape[1]);
-    char *doc = arena_fmt(b, "pstrain model %s: input %s; output probabilities [N,%d]",
-                          cfg->name, layout, classes);
+        snprintf(buf, len, "float32 [N,%d,%d] (N,T,F), pixels scaled to [0,1]", in[0], in[1]);
+}
+
+/* Builds the whole graph of t into b and model (whose messages point into
+ * b's arena). Returns 0, or -1 with b->err. */
+static int build_model(builder_t *b, const trained_t *t, const char *producer_version,
+                       Onnx__ModelProto *model, Onnx__GraphProto *graph,
+                       Onnx__OperatorSetIdProto *opset, Onnx__OperatorSetIdProto **opsets,
+                       Onnx__StringStringEntryProto **meta)
+{
+    const job_config_t *cfg = t->cfg;
+    const int classes = model_output_size(t->model);
+    if (build_nodes(b, t) != 0)
+        return -1;
+    Onnx__ValueInfoProto *out = value_info(b, "probabilities", ONNX_ELEM_FLOAT, 1, &classes);
+    Onnx__ValueInfoProto **outs = arena_alloc(b, sizeof *outs);
+    char layout[512];
+    input_layout(t, layout, sizeof layout);
+    char text[1024];
+    snprintf(text, sizeof text, "pstrain model %s: input %s; output probabilities [N,%d]",
+             cfg->name, layout, classes);
+    char *doc = arena_str(b, text);
     char nclasses[16];
     snprintf(nclasses, sizeof nclasses, "%d", classes);
     size_t n_meta = 0;
@@ -497,10 +576,9 @@ static int build_model(builder_t *b, const trained_t *t, const char *producer_ve
     meta_add(b, meta, &n_meta, "pstrain_version", producer_version);
     meta_add(b, meta, &n_meta, "name", cfg->name);
     meta_add(b, meta, &n_meta, "input", layout);
-    meta_add(b, meta, &n_meta, "normalization", norm_name(ck->norm_kind));
+    meta_add(b, meta, &n_meta, "normalization", norm_name(t->ck->norm_kind));
     if (b->failed)
         return -1;
-    ins[0] = in;
     outs[0] = out;
 
     graph->name = arena_str(b, cfg->name);
@@ -509,8 +587,8 @@ static int build_model(builder_t *b, const trained_t *t, const char *producer_ve
     graph->node = b->nodes;
     graph->n_initializer = b->n_inits;
     graph->initializer = b->inits;
-    graph->n_input = 1;
-    graph->input = ins;
+    graph->n_input = b->n_inputs;
+    graph->input = b->inputs;
     graph->n_output = 1;
     graph->output = outs;
 
@@ -532,7 +610,33 @@ static int build_model(builder_t *b, const trained_t *t, const char *producer_ve
     return b->failed ? -1 : 0;
 }
 
+/* Packs model (no streamed tables) and writes it at path atomically.
+ * Returns 0, or -1 with err naming path. */
+static int write_packed(const Onnx__ModelProto *model, const char *path, err_t *err)
+{
+    size_t len = onnx__model_proto__get_packed_size(model);
+    if (len > MAX_BYTES)
+        return err_set(err, "%s: the model takes %zu bytes, over protobuf's 2 GiB limit for one "
+                       "file", path, len);
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return err_set(err, "%s: out of memory for %zu bytes", path, len);
+    int rc = -1;
+    if (onnx__model_proto__pack(model, buf) != len)
+        err_set(err, "%s: internal error: packed size changed", path);
+    else
+        rc = fs_write_atomic(path, buf, len, err);
+    free(buf);
+    return rc;
+}
+
 int onnx_export(const trained_t *t, const char *path, const char *producer_version, err_t *err)
+{
+    return onnx_export_with(t, path, producer_version, ONNX_EXTERNAL_OVER, err);
+}
+
+int onnx_export_with(const trained_t *t, const char *path, const char *producer_version,
+                     uint64_t external_over, err_t *err)
 {
     builder_t *b = calloc(1, sizeof *b);
     if (!b)
@@ -545,31 +649,15 @@ int onnx_export(const trained_t *t, const char *path, const char *producer_versi
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
     Onnx__OperatorSetIdProto *opsets[1];
     Onnx__StringStringEntryProto *meta[MAX_META];
-    uint8_t *buf = NULL;
     int rc = -1;
-
     if (build_model(b, t, producer_version ? producer_version : "", &model, &graph, &opset,
-                    opsets, meta) != 0) {
+                    opsets, meta) != 0)
         err_prefix(err, "%s", path);
-        goto done;
-    }
-    size_t len = onnx__model_proto__get_packed_size(&model);
-    if (len > MAX_BYTES) {
-        err_set(err, "%s: the model takes %zu bytes, over protobuf's 2 GiB limit for one file",
-                path, len);
-        goto done;
-    }
-    if (!(buf = malloc(len))) {
-        err_set(err, "%s: out of memory for %zu bytes", path, len);
-        goto done;
-    }
-    if (onnx__model_proto__pack(&model, buf) != len) {
-        err_set(err, "%s: internal error: packed size changed", path);
-        goto done;
-    }
-    rc = fs_write_atomic(path, buf, len, err);
-done:
-    free(buf);
+    else if (b->n_tables)
+        rc = onnx_tables_write(path, &model, b->tables, b->n_tables, t->tables, external_over,
+                               err);
+    else
+        rc = write_packed(&model, path, err);
     builder_free(b);
     free(b);
     return rc;

@@ -7,6 +7,9 @@
  *                           symbolic (dim_param "N"), any batch size works
  *   output "probabilities"  float32 [N,classes], what model_predict returns
  *                           (ends in the activation of model_output_act)
+ * A model with embedding tables (model.sparse) takes "num" float32 [N,D] and
+ * "ids" int64 [N,F] instead (ids reduced to their tables), its tables in the
+ * graph or, past ONNX_EXTERNAL_OVER bytes, in PATH.data: export/onnx_tables.h.
  * The training normalisation of the checkpoint (NORM section), if any, is in
  * the graph: (input - mean) * inv_std with initializers shaped like one
  * sample. metadata_props: "classes" (JSON list of the class names, index =
@@ -36,6 +39,8 @@
 #ifndef PST_ONNX_H
 #define PST_ONNX_H
 
+#include <stdint.h>
+
 #include "common/util/err.h"
 #include "export/trained.h"
 
@@ -45,5 +50,15 @@
  * or -1 with err naming the path and what failed (out of memory, a layer
  * that cannot be expressed, the write). */
 int onnx_export(const trained_t *t, const char *path, const char *producer_version, err_t *err);
+
+/* Initializer bytes past which onnx_export keeps a sparse model's tables in
+ * an external data file: what stays under protobuf's 2 GiB for one file. */
+#define ONNX_EXTERNAL_OVER (((uint64_t)1 << 31) - ((uint64_t)64 << 20))
+
+/* As onnx_export, with the threshold: a sparse model whose file would take
+ * more than external_over bytes keeps its tables in PATH.data (ONNX's
+ * external data, export/onnx_tables.h). */
+int onnx_export_with(const trained_t *t, const char *path, const char *producer_version,
+                     uint64_t external_over, err_t *err);
 
 #endif

@@ -55,6 +55,22 @@ const char *onnx_init_floats(onnx_graph_t *g, const char *name, int ndim, const 
 /* Adds a 1-D int64 initializer of the n values v. Returns its name, or NULL. */
 const char *onnx_init_int64s(onnx_graph_t *g, const char *name, int n, const int64_t *v);
 
+/* Element types of graph inputs (ONNX's TensorProto.DataType). */
+#define ONNX_ELEM_FLOAT 1
+#define ONNX_ELEM_INT64 7
+
+/* Declares a graph input of elem_type, [N, shape[0..rank)) with N
+ * symbolic, in the order declared. Returns its name, or NULL. */
+const char *onnx_input(onnx_graph_t *g, const char *name, int elem_type, int rank,
+                       const int *shape);
+
+/* Adds the float32 initializer [rows, dim] of embedding table `table` of
+ * the trained model, named name; its data is streamed when the file is
+ * written (export/onnx_tables.h), inline or as external data. Returns its
+ * name, or NULL. */
+const char *onnx_init_table(onnx_graph_t *g, const char *name, int table, int64_t rows,
+                            int64_t dim);
+
 /* Adds parameter tensor idx of the model as an initializer, named and
  * shaped as in the parameter table. Returns its name, or NULL. */
 const char *onnx_init_param(onnx_graph_t *g, int idx);

@@ -11,7 +11,13 @@
  * table order, little-endian float32, end to end; when the checkpoint holds
  * the input normalisation (NORM section), "input.norm_mean" and
  * "input.norm_inv_std" [dim] follow: a consumer computes
- * (pixel / 255 - norm_mean) * norm_inv_std before the first layer.
+ * (pixel / 255 - norm_mean) * norm_inv_std before the first layer. A model
+ * with embedding tables (model.sparse) ends with each field's table,
+ * "tables.F" [rows_F, dim] (F = 0 .. fields - 1, the field C(F+1) of a
+ * Criteo line; rows_F its table size, ids reduced % rows_F), streamed from
+ * the row files (export/tables.h) in bounded memory; offsets are 64-bit, so
+ * the file may exceed 4 GiB. The model takes the 13 dense features then the
+ * fields' rows (tables.F[id_F]) in field order.
  *
  * __metadata__: "format": "pt", "producer": "pstrain", "checkpoint_version"
  * (the checkpoint format read, CHECKPOINT_VERSION), "name" (the job's config
@@ -28,11 +34,14 @@
 /* Tensor names of the normalisation statistics. */
 #define SAFETENSORS_NORM_MEAN "input.norm_mean"
 #define SAFETENSORS_NORM_INV_STD "input.norm_inv_std"
+/* Tensor names of the embedding tables: this prefix and the field number. */
+#define SAFETENSORS_TABLE_PREFIX "tables."
 
 /* Writes t's parameters at path in the safetensors layout, atomically
  * (fs_write_atomic: an old file stays whole until the new one is complete).
  * Returns 0, or -1 with err naming path (unwritable path, out of memory, a
- * checkpoint tensor named like the normalisation tensors or "__metadata__");
+ * checkpoint tensor named like the normalisation tensors, "__metadata__" or
+ * a table);
  * on error no temporary file is left. */
 int safetensors_export(const trained_t *t, const char *path, err_t *err);
 

@@ -7,6 +7,27 @@
 
 trained_t *trained_open(const char *path, int max_batch, err_t *err)
 {
+    return trained_open_rows(path, max_batch, NULL, 0, err);
+}
+
+/* The embedding tables of t's model, if it has them: row_files, or those
+ * next to the checkpoint. Returns 0, or -1 with err. */
+static int open_tables(trained_t *t, const char *const *row_files, int n_files, err_t *err)
+{
+    if (t->cfg->model.sparse.fields == 0) {
+        if (n_files > 0)
+            return err_set(err, "%s: row files given (%s), but the model has no embedding "
+                           "tables", t->path, row_files[0]);
+        return 0;
+    }
+    t->tables = n_files > 0 ? tables_open(t->cfg, row_files, n_files, err)
+                            : tables_open_next_to(t->cfg, t->path, err);
+    return t->tables ? 0 : -1;
+}
+
+trained_t *trained_open_rows(const char *path, int max_batch, const char *const *row_files,
+                             int n_files, err_t *err)
+{
     trained_t *t = calloc(1, sizeof *t);
     if (!t) {
         err_set(err, "%s: out of memory", path);
@@ -37,6 +58,8 @@ trained_t *trained_open(const char *path, int max_batch, err_t *err)
                 t->ck->norm_dim, model_input_size(t->model));
         goto fail;
     }
+    if (open_tables(t, row_files, n_files, err) != 0)
+        goto fail;
     t->threads = 1;
     return t;
 fail:
@@ -51,6 +74,7 @@ void trained_destroy(trained_t **self_p)
     trained_t *t = *self_p;
     checkpoint_free(&t->ck);
     model_destroy(&t->model);
+    tables_destroy(&t->tables);
     free(t->cfg);
     free(t);
     *self_p = NULL;

@@ -18,6 +18,7 @@
 #include "common/util/fsutil.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
+#include "export/tables.h"
 #include "common/util/cpus.h"
 #include "launch/console.h"
 #include "ps/server.h"
@@ -179,7 +180,7 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
                         .saver = cluster_saver(cs, o->out_dir, o->config_text),
                         .continue_on_loss = cfg->cluster.on_trainer_loss == LOSS_CONTINUE,
                         .stop_flag = &train_stop_signal, .threads = cfg->server.threads,
-                        .row_tables = tables, .n_row_tables = ctr_feed_tables(cfg, tables)};
+                        .row_tables = tables, .n_row_tables = tables_of_config(cfg, tables)};
     if (o->resume) {
         /* the trainers check the data order; a server needs its tensors and state */
         long step = train_resume_check(o->resume, o->resume_path, cfg, m, n_train,

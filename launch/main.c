@@ -5,8 +5,9 @@
  *   pstrain --local --config FILE [--set key=value]... [--out DIR]
  *   pstrain ... --resume FILE_OR_DIR      continue a job from its checkpoint
  *   pstrain plot RUN_DIR
- *   pstrain export --checkpoint C --format onnx|safetensors --out FILE
+ *   pstrain export --checkpoint C --format onnx|safetensors --out FILE [--rows FILE]...
  *   pstrain predict --checkpoint C --images FILE [--labels FILE]
+ *   pstrain predict --checkpoint C --criteo FILE [--limit N] [--dump-inputs PREFIX]
  *   pstrain gen-ctr --out FILE --lines N [--seed S] [--gzip] [--rows-scale X]
  */
 #include <limits.h>
@@ -38,7 +39,10 @@ static void usage(FILE *f)
             "       pstrain --local --config FILE [options]\n"
             "       pstrain plot RUN_DIR\n"
             "       pstrain export --checkpoint FILE_OR_RUN_DIR --format onnx|safetensors --out FILE\n"
+            "                      [--rows FILE]...\n"
             "       pstrain predict --checkpoint FILE_OR_RUN_DIR --images FILE [--labels FILE]\n"
+            "       pstrain predict --checkpoint FILE_OR_RUN_DIR --criteo FILE [--limit N]\n"
+            "                      [--rows FILE]... [--dump-inputs PREFIX]\n"
             "       pstrain gen-ctr --out FILE --lines N [--seed S] [--gzip] [--rows-scale X]\n"
             "\n"
             "  Under mpirun, ranks 0..S-1 are parameter servers and the others trainers;\n"

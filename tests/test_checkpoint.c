@@ -18,13 +18,6 @@
 #include "tests.h"
 
 /* Fails the current test, showing msg, unless msg contains needle. */
-#define ASSERT_HAS(msg, needle)                                                                    \
-    do {                                                                                           \
-        if (!strstr((msg), (needle)))                                                              \
-            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", (msg), (needle));        \
-        CU_ASSERT_PTR_NOT_NULL(strstr((msg), (needle)));                                           \
-    } while (0)
-
 #define FILE_MAX 8192 /* the test checkpoints are about 1 KB */
 
 static const char *const SEC_NAME[] = {"?", "META", "CONFIG", "TENSORS", "PARAMS", "OPTSTATE",
@@ -253,7 +246,7 @@ static void expect_refused(const char *name, const uint8_t *data, size_t len, co
     checkpoint_free(&ck);
     snprintf(prefix, sizeof prefix, "%s: ", path);
     CU_ASSERT(strncmp(err.msg, prefix, strlen(prefix)) == 0);
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
 }
 
 /* Reads path and checks that it equals ck in every field and byte. */
@@ -452,8 +445,8 @@ static void test_round_trip_norm(void)
     free(ck->norm_inv_std);
     ck->norm_inv_std = NULL;
     CU_ASSERT(checkpoint_write(path, ck, &err) == -1);
-    ASSERT_HAS(err.msg, path);
-    ASSERT_HAS(err.msg, "normalisation of 1 features without its statistics");
+    TESTS_ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, "normalisation of 1 features without its statistics");
     checkpoint_free(&ck);
 }
 
@@ -574,15 +567,15 @@ static void test_header(void)
     /* files that are not there, or not files */
     tmp_path(path, sizeof path, "absent.ckpt");
     CU_ASSERT_PTR_NULL(checkpoint_read(path, &err));
-    ASSERT_HAS(err.msg, path);
-    ASSERT_HAS(err.msg, "cannot open");
+    TESTS_ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, "cannot open");
     CU_ASSERT_PTR_NULL(checkpoint_read(tests_tmp_dir(), &err));
-    ASSERT_HAS(err.msg, tests_tmp_dir());
-    ASSERT_HAS(err.msg, "not a regular file");
+    TESTS_ASSERT_HAS(err.msg, tests_tmp_dir());
+    TESTS_ASSERT_HAS(err.msg, "not a regular file");
     tmp_path(path, sizeof path, "fifo.ckpt");
     CU_ASSERT_FATAL(mkfifo(path, 0644) == 0);
     CU_ASSERT_PTR_NULL(checkpoint_read(path, &err)); /* and does not wait for a writer */
-    ASSERT_HAS(err.msg, "not a regular file");
+    TESTS_ASSERT_HAS(err.msg, "not a regular file");
 }
 
 /* Sections that are each intact but do not make a file: wrong ids, order,
@@ -856,7 +849,7 @@ static void test_write_errors(void)
     tmp_path(dir, sizeof dir, "no_such_dir");
     snprintf(path, sizeof path, "%s/model.ckpt", dir);
     CU_ASSERT(checkpoint_write(path, ck, &err) == -1);
-    ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, path);
     CU_ASSERT(stat(dir, &st) != 0);
 
     /* the name is taken by a folder: the rename fails, the temporary file goes */
@@ -865,7 +858,7 @@ static void test_write_errors(void)
     snprintf(path, sizeof path, "%s/x", dir);
     CU_ASSERT_FATAL(mkdir(path, 0755) == 0); /* non-empty, so rename(2) cannot replace it */
     CU_ASSERT(checkpoint_write(dir, ck, &err) == -1);
-    ASSERT_HAS(err.msg, dir);
+    TESTS_ASSERT_HAS(err.msg, dir);
     CU_ASSERT(count_temp_files(tests_tmp_dir()) == 0);
 
     /* checkpoints the reader would refuse are not written; the old file stays */
@@ -875,27 +868,27 @@ static void test_write_errors(void)
     free(bad->opt_state);
     bad->opt_state = NULL;
     CU_ASSERT(checkpoint_write(path, bad, &err) == -1);
-    ASSERT_HAS(err.msg, path);
-    ASSERT_HAS(err.msg, "2 optimizer slots but no optimizer state");
+    TESTS_ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, "2 optimizer slots but no optimizer state");
     bad->n_slots = 0;
     bad->table.t[2].offset++;
     CU_ASSERT(checkpoint_write(path, bad, &err) == -1);
-    ASSERT_HAS(err.msg, "tensor table: fc.weight: offset 41, expected 40");
+    TESTS_ASSERT_HAS(err.msg, "tensor table: fc.weight: offset 41, expected 40");
     bad->table.t[2].offset--;
     bad->table.n_params++;
     CU_ASSERT(checkpoint_write(path, bad, &err) == -1);
-    ASSERT_HAS(err.msg, "tensors cover 55 of the 56 parameters");
+    TESTS_ASSERT_HAS(err.msg, "tensors cover 55 of the 56 parameters");
     bad->table.n_params--;
     bad->data_order_len = 4;
     CU_ASSERT(checkpoint_write(path, bad, &err) == -1);
-    ASSERT_HAS(err.msg, "data order of 4 bytes but no buffer");
+    TESTS_ASSERT_HAS(err.msg, "data order of 4 bytes but no buffer");
     bad->data_order_len = 0;
     bad->n_slots = -1;
     CU_ASSERT(checkpoint_write(path, bad, &err) == -1);
     bad->n_slots = 0;
     CU_ASSERT(checkpoint_write(NULL, bad, &err) == -1);
     CU_ASSERT(checkpoint_write(path, NULL, &err) == -1);
-    ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, path);
     expect_equal(path, ck);
     CU_ASSERT(count_temp_files(tests_tmp_dir()) == 0);
     checkpoint_free(&bad);
@@ -961,17 +954,17 @@ static void test_shards(void)
 
     /* a missing shard, a shard twice, a shard of another step */
     CU_ASSERT_PTR_NULL(checkpoint_assemble(back, np, K - 1, &err));
-    ASSERT_HAS(err.msg, "but 2 shard files are given");
+    TESTS_ASSERT_HAS(err.msg, "but 2 shard files are given");
     checkpoint_t *twice[K] = {back[0], back[0], back[2]};
     CU_ASSERT_PTR_NULL(checkpoint_assemble(twice, np, K, &err));
-    ASSERT_HAS(err.msg, "given twice");
+    TESTS_ASSERT_HAS(err.msg, "given twice");
     back[1]->step++;
     CU_ASSERT_PTR_NULL(checkpoint_assemble(back, np, K, &err));
-    ASSERT_HAS(err.msg, "not shards of one checkpoint (step differs)");
+    TESTS_ASSERT_HAS(err.msg, "not shards of one checkpoint (step differs)");
     back[1]->step--;
     back[1]->shard_begin++; /* a gap */
     CU_ASSERT_PTR_NULL(checkpoint_assemble(back, np, K, &err));
-    ASSERT_HAS(err.msg, "the shards must tile the parameters");
+    TESTS_ASSERT_HAS(err.msg, "the shards must tile the parameters");
     back[1]->shard_begin--;
     for (int i = 0; i < K; i++)
         checkpoint_free(&back[i]);
@@ -1015,11 +1008,11 @@ static void test_ckptdir(void)
         }
         if (step == 40) {
             /* its manifest cannot be written while a part is missing */
-            CU_ASSERT(ckptdir_commit(root, step, 1, 2, 0, order, 32, 0, 0, NULL, NULL, 2, &err) != 0);
-            ASSERT_HAS(err.msg, "shard-1-of-2.ckpt: missing");
+            CU_ASSERT(ckptdir_commit(root, step, 1, 2, NULL, order, 32, 0, 0, NULL, NULL, 2, &err) != 0);
+            TESTS_ASSERT_HAS(err.msg, "shard-1-of-2.ckpt: missing");
             break;
         }
-        CU_ASSERT_FATAL(ckptdir_commit(root, step, (int)step / 10, 2, 0, order, 32, 2, 5, mean, inv,
+        CU_ASSERT_FATAL(ckptdir_commit(root, step, (int)step / 10, 2, NULL, order, 32, 2, 5, mean, inv,
                                        2, &err) == 0);
     }
     /* keep = 2: step 10 went when 30 was committed; 40 is incomplete */
@@ -1046,7 +1039,7 @@ static void test_ckptdir(void)
     a = ckptdir_resume(run, used, sizeof used, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT(a->step == 30);
-    ASSERT_HAS(used, "step-000000030");
+    TESTS_ASSERT_HAS(used, "step-000000030");
     checkpoint_free(&a);
 
     /* a damaged shard: the load names it */
@@ -1058,7 +1051,7 @@ static void test_ckptdir(void)
     fputc(0x55, f);
     fclose(f);
     CU_ASSERT_PTR_NULL(ckptdir_load(root, 30, &err));
-    ASSERT_HAS(err.msg, "shard-1-of-2.ckpt: section SHARD: CRC mismatch");
+    TESTS_ASSERT_HAS(err.msg, "shard-1-of-2.ckpt: section SHARD: CRC mismatch");
     checkpoint_free(&whole);
 }
 

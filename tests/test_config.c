@@ -55,13 +55,6 @@ static const act_kind_t *lact(const layer_cfg_t *l, const char *key)
 #define OPT(name) optim_find(name)
 
 /* Fails the current test, showing msg, unless msg contains needle. */
-#define ASSERT_HAS(msg, needle)                                                                    \
-    do {                                                                                           \
-        if (!strstr((msg), (needle)))                                                              \
-            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", (msg), (needle));        \
-        CU_ASSERT_PTR_NOT_NULL(strstr((msg), (needle)));                                           \
-    } while (0)
-
 /* Writes text to NAME.cfg in the test run's temporary directory and puts its
  * path into path (CFG_PATH_LEN bytes). Returns 0, or -1 (test failed). */
 static int write_cfg(char *path, const char *name, const char *text)
@@ -101,7 +94,7 @@ static void expect_refused(const char *name, const char *text, int line, const c
         snprintf(needle, sizeof needle, "%s:%d: %s", path, line, what);
     else
         snprintf(needle, sizeof needle, "%s", what);
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
 }
 
 static void test_shipped_cnn(void)
@@ -252,14 +245,14 @@ static void test_thread_counts(void)
     CU_ASSERT_EQUAL(cfg.cluster.io_threads, 4);
     const char *zero[] = {"train.threads=0"};
     CU_ASSERT_EQUAL(load_text(&cfg, "counts_zero", text, zero, 1, &err), -1);
-    ASSERT_HAS(err.msg, "train.threads: 0 is out of range, must be >=1");
+    TESTS_ASSERT_HAS(err.msg, "train.threads: 0 is out of range, must be >=1");
     const char *word[] = {"train.threads=many"};
     CU_ASSERT_EQUAL(load_text(&cfg, "counts_word", text, word, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set train.threads=many: train.threads wants a number or \"auto\"");
+    TESTS_ASSERT_HAS(err.msg, "--set train.threads=many: train.threads wants a number or \"auto\"");
     const char *bad = "model = { input = [1, 4]; layers = ( { type = \"flatten\"; }, { type = \"dense\"; units = 2; } ); };\n"
                       "train = { threads = \"all\"; };\n";
     CU_ASSERT_EQUAL(load_text(&cfg, "counts_bad", bad, NULL, 0, &err), -1);
-    ASSERT_HAS(err.msg, "counts_bad.cfg:2: train.threads: wants a number or \"auto\", not \"all\"");
+    TESTS_ASSERT_HAS(err.msg, "counts_bad.cfg:2: train.threads: wants a number or \"auto\", not \"all\"");
 }
 
 static void test_optimizer_defaults(void)
@@ -425,8 +418,8 @@ static void test_missing_data_file(void)
     CU_ASSERT_EQUAL(config_load(&cfg, path, NULL, 0, 1, &err), -1);
     snprintf(needle, sizeof needle, "%s:9: data.train_images: cannot open %s/nodata/train-images-idx3-ubyte.gz: ",
              path, tests_tmp_dir());
-    ASSERT_HAS(err.msg, needle);
-    ASSERT_HAS(err.msg, "No such file");
+    TESTS_ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, "No such file");
 
     /* A file named by its own key: that key's line; an absolute name is kept. */
     snprintf(text, sizeof text,
@@ -436,7 +429,7 @@ static void test_missing_data_file(void)
     CU_ASSERT_EQUAL(config_load(&cfg, path, NULL, 0, 1, &err), -1);
     snprintf(needle, sizeof needle, "%s:10: data.test_labels: cannot open /nonexistent/labels.gz",
              path);
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
 
     /* A directory is not a data file. */
     snprintf(text, sizeof text, MODEL "data = { train_images = \"%s\"; };\n", tests_tmp_dir());
@@ -444,7 +437,7 @@ static void test_missing_data_file(void)
     CU_ASSERT_EQUAL(config_load(&cfg, path, NULL, 0, 1, &err), -1);
     snprintf(needle, sizeof needle, "%s:8: data.train_images: cannot open %s", path,
              tests_tmp_dir());
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
 
     /* A path given by --set: the message names the override. */
     char set[CFG_PATH_LEN];
@@ -455,7 +448,7 @@ static void test_missing_data_file(void)
     CU_ASSERT_EQUAL(config_load(&cfg, path, sets, 1, 1, &err), -1);
     snprintf(needle, sizeof needle, "--set %s: data.test_images: cannot open %s/none.gz", set,
              tests_tmp_dir());
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
 
     /* An overridden data.dir is blamed even though the file names the files. */
     snprintf(text, sizeof text, MODEL "data = {\n  train_images = \"train-images-idx3-ubyte.gz\";\n};\n");
@@ -464,7 +457,7 @@ static void test_missing_data_file(void)
     CU_ASSERT_EQUAL(config_load(&cfg, path, sets, 1, 1, &err), -1);
     snprintf(needle, sizeof needle, "--set %s: data.train_images: cannot open %s/nodir/train-images-idx3-ubyte.gz",
              set, tests_tmp_dir());
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
 }
 
 static void test_missing_required(void)
@@ -486,8 +479,8 @@ static void test_missing_required(void)
     char path[CFG_PATH_LEN];
     snprintf(path, sizeof path, "%s/does_not_exist.cfg", tests_tmp_dir());
     CU_ASSERT_EQUAL(config_load(&cfg, path, NULL, 0, 0, &err), -1);
-    ASSERT_HAS(err.msg, path);
-    ASSERT_HAS(err.msg, "cannot open");
+    TESTS_ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, "cannot open");
 }
 
 static void test_parse_error(void)
@@ -551,23 +544,23 @@ static void test_set_unknown_key(void)
     err_t err;
     const char *s1[] = {"train.epoch=2"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_unknown", MODEL, s1, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set train.epoch=2: unknown key train.epoch");
+    TESTS_ASSERT_HAS(err.msg, "--set train.epoch=2: unknown key train.epoch");
     const char *s2[] = {"model.layers.[0].unitz=2"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_unknown_layer", MODEL, s2, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set model.layers.[0].unitz=2: unknown key model.layers.[0].unitz");
+    TESTS_ASSERT_HAS(err.msg, "--set model.layers.[0].unitz=2: unknown key model.layers.[0].unitz");
     const char *s3[] = {"model.layers.[5].units=2"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_no_layer", MODEL, s3, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set model.layers.[5].units=2: model.layers.[5].units: there is no item [5]");
+    TESTS_ASSERT_HAS(err.msg, "--set model.layers.[5].units=2: model.layers.[5].units: there is no item [5]");
     const char *s4[] = {"train=3"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_group", MODEL, s4, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set train=3: train is a group");
+    TESTS_ASSERT_HAS(err.msg, "--set train=3: train is a group");
     const char *s5[] = {"train.epochs"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_no_value", MODEL, s5, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set train.epochs: wants path=value");
+    TESTS_ASSERT_HAS(err.msg, "--set train.epochs: wants path=value");
     /* A key valid for another layer type is refused by the check after the overrides. */
     const char *s6[] = {"model.layers.[0].units=5"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_wrong_layer_key", MODEL, s6, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set model.layers.[0].units=5: model.layers.[0].units: flatten layers take no units");
+    TESTS_ASSERT_HAS(err.msg, "--set model.layers.[0].units=5: model.layers.[0].units: flatten layers take no units");
 }
 
 static void test_set_bad_value(void)
@@ -576,29 +569,29 @@ static void test_set_bad_value(void)
     err_t err;
     const char *s1[] = {"train.epochs=x"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_bad_int", MODEL, s1, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set train.epochs=x: train.epochs wants an integer");
+    TESTS_ASSERT_HAS(err.msg, "--set train.epochs=x: train.epochs wants an integer");
     const char *s2[] = {"train.epochs=2.5"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_float_int", MODEL, s2, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set train.epochs=2.5: train.epochs wants an integer");
+    TESTS_ASSERT_HAS(err.msg, "--set train.epochs=2.5: train.epochs wants an integer");
     const char *s3[] = {"optimizer.lr=fast"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_bad_float", MODEL, s3, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set optimizer.lr=fast: optimizer.lr wants a number");
+    TESTS_ASSERT_HAS(err.msg, "--set optimizer.lr=fast: optimizer.lr wants a number");
     const char *s4[] = {"optimizer.nesterov=maybe"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_bad_bool", MODEL, s4, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set optimizer.nesterov=maybe: optimizer.nesterov wants true or false");
+    TESTS_ASSERT_HAS(err.msg, "--set optimizer.nesterov=maybe: optimizer.nesterov wants true or false");
     const char *s5[] = {"model.input=[1,x,28]"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_bad_array", MODEL, s5, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set model.input=[1,x,28]: model.input wants an array of integers");
+    TESTS_ASSERT_HAS(err.msg, "--set model.input=[1,x,28]: model.input wants an array of integers");
     /* Values of the right type are still checked against ranges and choices. */
     const char *s6[] = {"train.batch=0"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_range", MODEL, s6, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set train.batch=0: train.batch: 0 is out of range, must be >=1");
+    TESTS_ASSERT_HAS(err.msg, "--set train.batch=0: train.batch: 0 is out of range, must be >=1");
     const char *s7[] = {"optimizer.name=adamw"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_enum", MODEL, s7, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set optimizer.name=adamw: optimizer.name: \"adamw\" is not one of");
+    TESTS_ASSERT_HAS(err.msg, "--set optimizer.name=adamw: optimizer.name: \"adamw\" is not one of");
     const char *s8[] = {"model.input=[1,1,28,28]"};
     CU_ASSERT_EQUAL(load_text(&cfg, "set_short_array", MODEL, s8, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set model.input=[1,1,28,28]: model.input: wants 1 to 3 integers, not 4");
+    TESTS_ASSERT_HAS(err.msg, "--set model.input=[1,1,28,28]: model.input: wants 1 to 3 integers, not 4");
 }
 
 static void test_config_text(void)
@@ -612,11 +605,11 @@ static void test_config_text(void)
     if (!text)
         fprintf(stderr, "\n    %s\n", err.msg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-    ASSERT_HAS(text, "epochs = 9;");
-    ASSERT_HAS(text, "batch = 64;");
-    ASSERT_HAS(text, "lr = 0.5;");
-    ASSERT_HAS(text, "filters = 12;");
-    ASSERT_HAS(text, "normalize = \"global\";");
+    TESTS_ASSERT_HAS(text, "epochs = 9;");
+    TESTS_ASSERT_HAS(text, "batch = 64;");
+    TESTS_ASSERT_HAS(text, "lr = 0.5;");
+    TESTS_ASSERT_HAS(text, "filters = 12;");
+    TESTS_ASSERT_HAS(text, "normalize = \"global\";");
     CU_ASSERT_PTR_NULL(strstr(text, "epochs = 2;"));
     CU_ASSERT_PTR_NULL(strstr(text, "filters = 8;"));
 
@@ -637,7 +630,7 @@ static void test_config_text(void)
     /* A bad override gives NULL and the message. */
     const char *bad[] = {"train.epoch=2"};
     CU_ASSERT_PTR_NULL(config_text(path, bad, 1, &err));
-    ASSERT_HAS(err.msg, "--set train.epoch=2: unknown key train.epoch");
+    TESTS_ASSERT_HAS(err.msg, "--set train.epoch=2: unknown key train.epoch");
 }
 
 /* The keys of the kinds the layer table added, checked through their
@@ -675,7 +668,7 @@ static void test_new_layer_keys(void)
     CU_ASSERT_EQUAL(cfg.model.layers[2].kind, KIND("global_avgpool2d"));
     const char *bad[] = {"model.layers.[1].rate=abc"};
     CU_ASSERT_EQUAL(load_text(&cfg, "new_layers_bad", text, bad, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set model.layers.[1].rate=abc: model.layers.[1].rate wants a number");
+    TESTS_ASSERT_HAS(err.msg, "--set model.layers.[1].rate=abc: model.layers.[1].rate wants a number");
 }
 
 static void test_names(void)
@@ -746,21 +739,21 @@ static void test_criteo_keys(void)
     CU_ASSERT_EQUAL(config_load(&cfg, path, NULL, 0, 1, &err), -1);
     snprintf(needle, sizeof needle, "%s:11: data.train: folder %s/logs holds no file", path,
              tests_tmp_dir());
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
     snprintf(needle, sizeof needle, "%s/logs/day_0", tests_tmp_dir());
     FILE *f = fopen(needle, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fclose(f);
     CU_ASSERT_EQUAL(config_load(&cfg, path, NULL, 0, 1, &err), -1);
     snprintf(needle, sizeof needle, "%s:12: data.test: /var/test-*.gz matches no file", path);
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
     /* the IDX files are not looked for with criteo (data.dir holds none) */
     const char *no_test[] = {"data.test=\"\""};
     CU_ASSERT_EQUAL(config_load(&cfg, path, no_test, 1, 1, &err), 0);
     /* a missing file, given by --set */
     const char *set_train[] = {"data.train=/nonexistent/day_1.gz", "data.test=\"\""};
     CU_ASSERT_EQUAL(config_load(&cfg, path, set_train, 2, 1, &err), -1);
-    ASSERT_HAS(err.msg, "--set data.train=/nonexistent/day_1.gz: data.train: cannot open "
+    TESTS_ASSERT_HAS(err.msg, "--set data.train=/nonexistent/day_1.gz: data.train: cannot open "
                         "/nonexistent/day_1.gz: No such file");
 
     expect_refused("criteo_format", MODEL "data = {\n  format = \"csv\";\n};\n", 9,

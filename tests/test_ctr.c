@@ -29,13 +29,6 @@
     } while (0)
 
 /* Fails the current test, showing msg, unless msg contains needle. */
-#define ASSERT_HAS(msg, needle)                                                                    \
-    do {                                                                                           \
-        if (!strstr((msg), (needle)))                                                              \
-            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", (msg), (needle));        \
-        CU_ASSERT_PTR_NOT_NULL(strstr((msg), (needle)));                                           \
-    } while (0)
-
 #define LINE_CAP 1024
 #define MAX_IDS 100000
 
@@ -222,7 +215,7 @@ static void expect_bad(int c, const char *value, const char *what)
     err_t err = {{0}};
     CU_ASSERT_EQUAL(criteo_parse(line, strlen(line), NULL, &x, &w, &err), -1);
     snprintf(needle, sizeof needle, "t.txt:42: %s", what);
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
 }
 
 static void test_parse_bad(void)
@@ -414,8 +407,8 @@ static void test_stream_gzip(void)
     /* one gzip file cannot be cut for two trainers */
     s = try_stream(path, 1, 2, 0, 0, CTR_BAD_STOP, &err);
     CU_ASSERT_PTR_NULL(s);
-    ASSERT_HAS(err.msg, "data.train: 1 file for 2 trainers, and ");
-    ASSERT_HAS(err.msg, "zipped.txt is gzip-compressed: a .gz file cannot be cut");
+    TESTS_ASSERT_HAS(err.msg, "data.train: 1 file for 2 trainers, and ");
+    TESTS_ASSERT_HAS(err.msg, "zipped.txt is gzip-compressed: a .gz file cannot be cut");
 }
 
 /* Reads path (one file) with shuffle buffer k and seed into order[];
@@ -531,7 +524,7 @@ static void test_stream_bad_lines(void)
     long got = drain(s, NULL, NULL, NULL, 0, &err);
     CU_ASSERT_EQUAL(got, -1);
     snprintf(needle, sizeof needle, "%s:30: C26: 'zz' is not hexadecimal", path);
-    ASSERT_HAS(err.msg, needle);
+    TESTS_ASSERT_HAS(err.msg, needle);
     ctr_stream_stats_t st;
     ctr_stream_stats(s, &st);
     CU_ASSERT_EQUAL(st.parsed, 29);
@@ -549,7 +542,7 @@ static void test_stream_bad_lines(void)
         err.msg[0] = '\0';
         if (drain(s, NULL, NULL, NULL, 0, &err) < 0) {
             snprintf(needle, sizeof needle, "%s:%d: C26", path, t == 0 ? 30 : t == 1 ? 60 : 90);
-            ASSERT_HAS(err.msg, needle);
+            TESTS_ASSERT_HAS(err.msg, needle);
             found++;
         }
         ctr_stream_destroy(&s);
@@ -614,15 +607,15 @@ static void test_stream_refused(void)
     err_t err = {{0}};
     tmp_path(path, sizeof path, "nothing-*.txt");
     CU_ASSERT_PTR_NULL(try_stream(path, 0, 1, 0, 0, CTR_BAD_STOP, &err));
-    ASSERT_HAS(err.msg, "data.train: '");
-    ASSERT_HAS(err.msg, "nothing-*.txt' matches no file");
+    TESTS_ASSERT_HAS(err.msg, "data.train: '");
+    TESTS_ASSERT_HAS(err.msg, "nothing-*.txt' matches no file");
     tmp_path(path, sizeof path, "absent.txt");
     CU_ASSERT_PTR_NULL(try_stream(path, 0, 1, 0, 0, CTR_BAD_STOP, &err));
-    ASSERT_HAS(err.msg, "absent.txt: No such file");
+    TESTS_ASSERT_HAS(err.msg, "absent.txt: No such file");
     tmp_path(path, sizeof path, "epochs.txt");
     CU_ASSERT_EQUAL_FATAL(write_log(path, 0, 10, 0, 0, 0, 1), 0);
     CU_ASSERT_PTR_NULL(try_stream(path, 2, 2, 0, 0, CTR_BAD_STOP, &err));
-    ASSERT_HAS(err.msg, "trainer 2 of 2 does not exist");
+    TESTS_ASSERT_HAS(err.msg, "trainer 2 of 2 does not exist");
     ctr_stream_destroy(NULL);
 }
 
@@ -739,9 +732,9 @@ static void test_synth_model(void)
     text[len ? len - 1 : 0] = '\0';
     char want[128];
     snprintf(want, sizeof want, "\"best_auc\": %.6f", r.best_auc);
-    ASSERT_HAS(text, want);
-    ASSERT_HAS(text, "\"lines\": 50000");
-    ASSERT_HAS(text, "\"cardinalities\": [15, 6, 101312, 22026,");
+    TESTS_ASSERT_HAS(text, want);
+    TESTS_ASSERT_HAS(text, "\"lines\": 50000");
+    TESTS_ASSERT_HAS(text, "\"cardinalities\": [15, 6, 101312, 22026,");
     free(text);
 
     /* Zipf: of C3's 101312 ids, the most frequent holds a large share */

@@ -37,7 +37,7 @@
 #define OUT_MAX 8192 /* bytes of check.py's report */
 
 /* Folder of run.js, check.py and node_modules (PST_ONNX_DIR or tests/onnx). */
-static const char *onnx_dir(void)
+const char *tests_onnx_dir(void)
 {
     const char *d = getenv("PST_ONNX_DIR");
     return d ? d : "tests/onnx";
@@ -153,7 +153,7 @@ static int write_floats(const char *path, const float *x, size_t n)
 }
 
 /* Reads exactly n little-endian floats from path into x. Returns 0 or -1. */
-static int read_floats(const char *path, float *x, size_t n)
+int tests_read_floats(const char *path, float *x, size_t n)
 {
     err_t err;
     size_t len;
@@ -176,7 +176,7 @@ static int read_floats(const char *path, float *x, size_t n)
 
 /* Runs cmd, keeping up to len-1 bytes of its output in out. Returns its exit
  * status, or -1 when it could not run or was killed. */
-static int run_cmd(const char *cmd, char *out, size_t len)
+int tests_run_cmd(const char *cmd, char *out, size_t len)
 {
     FILE *p = popen(cmd, "r");
     if (!p)
@@ -200,7 +200,7 @@ static void dims_text(char *buf, size_t len, const char *head, const job_config_
 }
 
 /* Fails the test, showing the report, unless report holds line as a whole line. */
-static void assert_line(const char *report, const char *line)
+void tests_assert_line(const char *report, const char *line)
 {
     size_t n = strlen(line);
     int found = 0;
@@ -215,7 +215,7 @@ static void assert_line(const char *report, const char *line)
 /* Writes a checkpoint of config text at path: the seeded initial values of
  * the model's parameters plus uniform noise in [-0.2, 0.2), and random NORM
  * statistics of kind norm (none, global or per pixel). */
-static void write_checkpoint(const char *path, const char *name, const char *text, norm_t norm)
+void tests_write_checkpoint(const char *path, const char *name, const char *text, norm_t norm)
 {
     err_t err;
     job_config_t *cfg = calloc(1, sizeof *cfg);
@@ -266,25 +266,25 @@ static void check_contract(const char *onnx_path, const trained_t *t, const case
 {
     char cmd[2048], report[OUT_MAX], line[512];
     snprintf(cmd, sizeof cmd, "PYTHONIOENCODING=utf-8 /usr/bin/python3 '%s/check.py' '%s'",
-             onnx_dir(), onnx_path);
-    int st = run_cmd(cmd, report, sizeof report);
+             tests_onnx_dir(), onnx_path);
+    int st = tests_run_cmd(cmd, report, sizeof report);
     if (st != 0)
         fprintf(stderr, "\n    %s: exit status %d\n", cmd, st);
     CU_ASSERT_FATAL(st == 0);
-    assert_line(report, "ir=8");
-    assert_line(report, "opset=ai.onnx:13");
-    assert_line(report, "producer=pstrain " VERSION);
+    tests_assert_line(report, "ir=8");
+    tests_assert_line(report, "opset=ai.onnx:13");
+    tests_assert_line(report, "producer=pstrain " VERSION);
     const job_config_t *cfg = t->cfg;
     dims_text(line, sizeof line, "input=input[N", cfg, "] type=1");
-    assert_line(report, line);
+    tests_assert_line(report, line);
     snprintf(line, sizeof line, "output=probabilities[N,%d] type=1", model_output_size(t->model));
-    assert_line(report, line);
+    tests_assert_line(report, line);
     snprintf(line, sizeof line, "meta.classes=%s", c->classes);
-    assert_line(report, line);
-    assert_line(report, "meta.pstrain_version=" VERSION);
+    tests_assert_line(report, line);
+    tests_assert_line(report, "meta.pstrain_version=" VERSION);
     snprintf(line, sizeof line, "meta.normalization=%s",
              c->norm == NORM_GLOBAL ? "global" : c->norm == NORM_PER_PIXEL ? "per_pixel" : "none");
-    assert_line(report, line);
+    tests_assert_line(report, line);
 }
 
 /* Exports case c and compares ONNX Runtime's probabilities with
@@ -304,7 +304,7 @@ static void run_case(const case_t *c)
             fprintf(stderr, "\n    %s\n", err.msg);
         CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     }
-    write_checkpoint(ckpt, c->name, text ? text : c->cfg_text, c->norm);
+    tests_write_checkpoint(ckpt, c->name, text ? text : c->cfg_text, c->norm);
     free(text);
 
     const int max_b = c->batch[0] > c->batch[1] ? c->batch[0] : c->batch[1];
@@ -319,7 +319,7 @@ static void run_case(const case_t *c)
     check_contract(onnx_path, t, c);
 
     char node_modules[512];
-    snprintf(node_modules, sizeof node_modules, "%s/node_modules/onnxruntime-node", onnx_dir());
+    snprintf(node_modules, sizeof node_modules, "%s/node_modules/onnxruntime-node", tests_onnx_dir());
     if (access(node_modules, R_OK) != 0)
         fprintf(stderr, "\n    %s is missing: `make test` installs it "
                         "(ONNXRUNTIME_NODE_INSTALL=skip npm ci --prefix tests/onnx)\n",
@@ -331,7 +331,7 @@ static void run_case(const case_t *c)
     const job_config_t *cfg = t->cfg;
     float *x[2] = {NULL, NULL};
     char cmd[4096], out[256];
-    int k = snprintf(cmd, sizeof cmd, "node '%s/run.js' '%s'", onnx_dir(), onnx_path);
+    int k = snprintf(cmd, sizeof cmd, "node '%s/run.js' '%s'", tests_onnx_dir(), onnx_path);
     for (int r = 0; r < 2; r++) {
         const int B = c->batch[r];
         char in_path[512], out_path[512], dims[64];
@@ -348,7 +348,7 @@ static void run_case(const case_t *c)
         dims_text(dims, sizeof dims, b_text, cfg, "");
         k += snprintf(cmd + k, sizeof cmd - k, " '%s' %s '%s'", in_path, dims, out_path);
     }
-    int st = run_cmd(cmd, out, sizeof out);
+    int st = tests_run_cmd(cmd, out, sizeof out);
     if (st != 0)
         fprintf(stderr, "\n    %s: exit status %d\n", cmd, st);
     CU_ASSERT_FATAL(st == 0);
@@ -363,7 +363,7 @@ static void run_case(const case_t *c)
         snprintf(out_path, sizeof out_path, "%s/%s.out%d", tests_tmp_dir(), c->name, r);
         float *got = malloc((size_t)B * classes * sizeof *got);
         CU_ASSERT_PTR_NOT_NULL_FATAL(got);
-        CU_ASSERT(read_floats(out_path, got, (size_t)B * classes) == 0);
+        CU_ASSERT(tests_read_floats(out_path, got, (size_t)B * classes) == 0);
         trained_normalize(t, x[r], B);
         const float *want_p = model_predict(t->model, t->ck->params, x[r], B);
         double max_diff = 0.0;
@@ -514,7 +514,7 @@ static void test_export_error(void)
     err_t err;
     char ckpt[512];
     tmp_path(ckpt, sizeof ckpt, "onnx_err", ".ckpt");
-    write_checkpoint(ckpt, "onnx_err", SOFTMAX_IMAGE, NORM_NONE);
+    tests_write_checkpoint(ckpt, "onnx_err", SOFTMAX_IMAGE, NORM_NONE);
     trained_t *t = trained_open(ckpt, 1, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     char path[600];

@@ -23,13 +23,6 @@
 #include "tests.h"
 #include "trainer/train.h"
 
-#define ASSERT_HAS(msg, needle)                                                                    \
-    do {                                                                                           \
-        if (!strstr((msg), (needle)))                                                              \
-            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", (msg), (needle));        \
-        CU_ASSERT_PTR_NOT_NULL(strstr((msg), (needle)));                                           \
-    } while (0)
-
 /* A small CNN trained for a few hundred steps: test_limit 1000 is not a
  * multiple of eval_batch, so the last evaluation batch is short. %s: the
  * data folder, %s: the normalisation. */
@@ -299,29 +292,29 @@ static void test_errors(void)
     /* a missing images file */
     tmp_path(path, sizeof path, "no_such_images.gz");
     CU_ASSERT(predict_run(t, path, NULL, 0, NULL, NULL, &res, &err) == -1);
-    ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, path);
     CU_ASSERT(res.pred == NULL && res.confusion == NULL && res.n == 0);
 
     /* a missing labels file */
     CU_ASSERT(predict_run(t, cfg->data.test_images, path, 0, NULL, NULL, &res, &err) == -1);
-    ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, path);
 
     /* 10000 test images, 60000 training labels */
     CU_ASSERT(predict_run(t, cfg->data.test_images, cfg->data.train_labels, 100, NULL, NULL, &res,
                           &err) == -1);
-    ASSERT_HAS(err.msg, cfg->data.test_images);
-    ASSERT_HAS(err.msg, cfg->data.train_labels);
-    ASSERT_HAS(err.msg, "holds 10000 images but");
-    ASSERT_HAS(err.msg, "holds 60000 labels");
+    TESTS_ASSERT_HAS(err.msg, cfg->data.test_images);
+    TESTS_ASSERT_HAS(err.msg, cfg->data.train_labels);
+    TESTS_ASSERT_HAS(err.msg, "holds 10000 images but");
+    TESTS_ASSERT_HAS(err.msg, "holds 60000 labels");
 
     /* images of 14x14 for a 28x28 model */
     const uint32_t small[3] = {5, 14, 14};
     tmp_path(path, sizeof path, "small-images-idx3-ubyte");
     write_idx(path, 3, small, 7);
     CU_ASSERT(predict_run(t, path, NULL, 0, NULL, NULL, &res, &err) == -1);
-    ASSERT_HAS(err.msg, path);
-    ASSERT_HAS(err.msg, "14x14 = 196 values");
-    ASSERT_HAS(err.msg, "takes 784");
+    TESTS_ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, "14x14 = 196 values");
+    TESTS_ASSERT_HAS(err.msg, "takes 784");
 
     /* a label the model has no class for */
     const uint32_t five[3] = {5, 28, 28}, lab[1] = {5};
@@ -330,17 +323,17 @@ static void test_errors(void)
     tmp_path(lpath, sizeof lpath, "five-labels-idx1-ubyte");
     write_idx(lpath, 1, lab, 12);
     CU_ASSERT(predict_run(t, path, lpath, 0, NULL, NULL, &res, &err) == -1);
-    ASSERT_HAS(err.msg, lpath);
-    ASSERT_HAS(err.msg, "label 12 of record 0 is not below the model's 10 classes");
+    TESTS_ASSERT_HAS(err.msg, lpath);
+    TESTS_ASSERT_HAS(err.msg, "label 12 of record 0 is not below the model's 10 classes");
 
     /* more images asked for than the file has */
     CU_ASSERT(predict_run(t, path, NULL, 6, NULL, NULL, &res, &err) == -1);
-    ASSERT_HAS(err.msg, path);
-    ASSERT_HAS(err.msg, "limit 6");
+    TESTS_ASSERT_HAS(err.msg, path);
+    TESTS_ASSERT_HAS(err.msg, "limit 6");
 
     /* labels swapped for images: one dimension, not an image file */
     CU_ASSERT(predict_run(t, lpath, NULL, 0, NULL, NULL, &res, &err) == -1);
-    ASSERT_HAS(err.msg, lpath);
+    TESTS_ASSERT_HAS(err.msg, lpath);
 
     /* and the good small file works, in one short batch */
     write_idx(lpath, 1, lab, 3);
@@ -386,12 +379,12 @@ static void test_report(void)
     fclose(f);
     char want[64];
     snprintf(want, sizeof want, "(%ld of 200 images)", res.correct);
-    ASSERT_HAS(buf, "accuracy ");
-    ASSERT_HAS(buf, want);
-    ASSERT_HAS(buf, "0 T-shirt/top");
-    ASSERT_HAS(buf, "9 Ankle boot");
-    ASSERT_HAS(buf, "recall");
-    ASSERT_HAS(buf, "precision");
+    TESTS_ASSERT_HAS(buf, "accuracy ");
+    TESTS_ASSERT_HAS(buf, want);
+    TESTS_ASSERT_HAS(buf, "0 T-shirt/top");
+    TESTS_ASSERT_HAS(buf, "9 Ankle boot");
+    TESTS_ASSERT_HAS(buf, "recall");
+    TESTS_ASSERT_HAS(buf, "precision");
     int lines = 0;
     for (char *p = buf; *p; p++)
         lines += *p == '\n';
@@ -405,7 +398,7 @@ static void test_report(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT(predict_print_report(f, t, &res, &err) == 0);
     fclose(f);
-    ASSERT_HAS(buf, "50 images classified");
+    TESTS_ASSERT_HAS(buf, "50 images classified");
     free(buf);
     predict_result_free(&res);
     trained_destroy(&t);

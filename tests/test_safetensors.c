@@ -21,13 +21,6 @@
 #include "common/nn/model.h"
 #include "tests.h"
 
-#define ASSERT_HAS(msg, needle)                                                                    \
-    do {                                                                                           \
-        if (!strstr((msg), (needle)))                                                              \
-            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", (msg), (needle));        \
-        CU_ASSERT_PTR_NOT_NULL(strstr((msg), (needle)));                                           \
-    } while (0)
-
 static const char CFG_TEXT[] =
     "name = \"st_cnn\";\n"
     "data = { classes = [\"zero\", \"one\", \"two\", \"three\", \"four\", \"five\", \"six\",\n"
@@ -290,15 +283,15 @@ static void test_export_errors(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     snprintf(out, sizeof out, "%s/st_no_such_dir/model.safetensors", tests_tmp_dir());
     CU_ASSERT(safetensors_export(t, out, &err) == -1);
-    ASSERT_HAS(err.msg, out);
+    TESTS_ASSERT_HAS(err.msg, out);
     CU_ASSERT(stat(out, &st) != 0);
     CU_ASSERT(safetensors_export(t, NULL, &err) == -1);
     /* a tensor that takes a name the file reserves */
     snprintf(t->ck->table.t[0].name, PARAM_NAME_LEN, "%s", SAFETENSORS_NORM_MEAN);
     snprintf(out, sizeof out, "%s/st_reserved.safetensors", tests_tmp_dir());
     CU_ASSERT(safetensors_export(t, out, &err) == -1);
-    ASSERT_HAS(err.msg, out);
-    ASSERT_HAS(err.msg, SAFETENSORS_NORM_MEAN);
+    TESTS_ASSERT_HAS(err.msg, out);
+    TESTS_ASSERT_HAS(err.msg, SAFETENSORS_NORM_MEAN);
     CU_ASSERT(stat(out, &st) != 0);
     trained_destroy(&t);
 }

@@ -4,8 +4,12 @@
 #ifndef PST_TESTS_H
 #define PST_TESTS_H
 
+#include <stddef.h>
+
 #include <CUnit/CUnit.h>
 #include <stddef.h>
+
+#include "common/config/config.h"
 
 int test_rng_register(void);
 int test_init_register(void);
@@ -35,6 +39,7 @@ int test_ctr_register(void);
 int test_sparse_register(void);
 int test_rows_register(void);
 int test_auc_register(void);
+int test_tables_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */
@@ -53,5 +58,28 @@ int tests_footwear_labels(const char *src, const char *name);
  * of its 26 fields, comma-separated, into rows. Fails the test unless
  * written. */
 void tests_ctr_log(char *train, char *test, size_t len, char *rows, size_t rows_len);
+
+/* Checks that the message msg holds needle, showing both when not. */
+#define TESTS_ASSERT_HAS(msg, needle)                                                              \
+    do {                                                                                           \
+        if (!strstr((msg), (needle)))                                                              \
+            fprintf(stderr, "\n    message \"%s\"\n    lacks   \"%s\"\n", (msg), (needle));    \
+        CU_ASSERT_PTR_NOT_NULL(strstr((msg), (needle)));                                           \
+    } while (0)
+
+/* Shared by the ONNX suites (tests/test_onnx.c defines them). */
+/* Folder of run.js, check.py and node_modules (PST_ONNX_DIR or tests/onnx). */
+const char *tests_onnx_dir(void);
+/* Runs cmd, keeping up to len-1 bytes of its output in out. Returns its exit
+ * status, or -1 when it could not run or was killed. */
+int tests_run_cmd(const char *cmd, char *out, size_t len);
+/* Reads exactly n little-endian floats from path into x. Returns 0 or -1. */
+int tests_read_floats(const char *path, float *x, size_t n);
+/* Fails the test, showing the report, unless report holds line as a whole line. */
+void tests_assert_line(const char *report, const char *line);
+/* Writes a checkpoint of config text at path: the seeded initial values of
+ * the model's parameters plus uniform noise in [-0.2, 0.2), and random NORM
+ * statistics of kind norm (norm_t: none, global or per pixel). */
+void tests_write_checkpoint(const char *path, const char *name, const char *text, norm_t norm);
 
 #endif

@@ -47,15 +47,6 @@ static int part_batch(int batch, int p, int parts)
     return (int)(hi - lo);
 }
 
-int ctr_feed_tables(const job_config_t *cfg, rows_table_t *t)
-{
-    const int F = cfg->model.sparse.fields;
-    for (int f = 0; f < F; f++)
-        t[f] = (rows_table_t){.id = (uint32_t)f, .dim = (size_t)cfg->model.sparse.dim,
-                              .rows = (uint64_t)cfg_sparse_rows(cfg, f)};
-    return F;
-}
-
 int ctr_feed_plan(const job_config_t *cfg, int parts, uint64_t *lines, long *per_epoch,
                   err_t *err)
 {

@@ -50,11 +50,6 @@ typedef struct {
     int first;   /* where this feed's samples start in it */
 } ctr_step_t;
 
-/* cfg's embedding tables into t: one per field of model.sparse (id = the
- * field, its dim and rows), the job's optimizer. Returns their number (0
- * for a model without tables). */
-int ctr_feed_tables(const job_config_t *cfg, rows_table_t *t);
-
 /* Counts the lines of each of the `parts` parts of data.train into lines
  * (parts of them; may be NULL) and the batches of an epoch into *per_epoch.
  * Returns 0, or -1 with err (a batch smaller than parts, a source that

@@ -14,6 +14,7 @@
 #include "common/util/fsutil.h"
 #include "export/checkpoint.h"
 #include "export/ckptdir.h"
+#include "export/tables.h"
 #include "trainer/epoch.h"
 #include "trainer/progress.h"
 #include "trainer/train.h"
@@ -195,16 +196,6 @@ static epoch_end_t local_evaluate_feed(epoch_t *e, double *loss, double *acc, do
     return EPOCH_GO;
 }
 
-/* The store of cfg's embedding tables, one per field, under the job's
- * optimizer and seed. Returns it, or NULL with err. */
-static rows_t *local_tables(const job_config_t *cfg, const optim_params_t *op, err_t *err)
-{
-    rows_table_t t[CFG_MAX_FIELDS];
-    const int F = ctr_feed_tables(cfg, t);
-    const rows_opts_t o = {.seed = cfg->train.seed, .optim = op};
-    return rows_new(t, F, &o, err);
-}
-
 static const epoch_backend_t LOCAL = {
     .fetch_rows = local_fetch_rows,
     .push_rows = local_push_rows,
@@ -315,7 +306,7 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         err_set(err, "out of memory for %zu parameters", n);
         goto out;
     }
-    if (data.ctr && !(l.rows = local_tables(cfg, &l.op, err)))
+    if (data.ctr && !(l.rows = tables_store_new(cfg, 0, err)))
         goto out;
     if (epoch_setup(&e, err) != 0 || local_start(&e, &l, err) != 0)
         goto out;

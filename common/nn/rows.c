@@ -952,124 +952,218 @@ static uint64_t r_u64(reader_t *r)
     return q ? le_load64(q) : 0;
 }
 
-/* What a checked file holds: per file table the store's table and where its
- * rows begin; the sketch; the evicted list. */
+/* What a checked file holds, read without a store: the header, per table
+ * its settings and where its records begin, the sketch, the evicted list. */
 typedef struct {
-    uint32_t clock;
+    uint64_t seed;
+    uint32_t kind, clock;
     int n_tables;
-    table_t **tab;         /* n_tables */
-    const uint8_t **rows;  /* n_tables: each table's records */
-    uint64_t *n_rows;      /* n_tables */
-    const uint8_t *sketch; /* NULL: none, or not used by this store */
-    const uint8_t *ev;
+    rows_file_table_t *tab; /* n_tables */
+    const uint8_t **rows;   /* n_tables: each table's records */
+    uint32_t sketch_depth, sketch_width;
+    const uint8_t *sketch;
+    const uint8_t *ev;      /* n_ev records of u32 table, u64 row */
     uint64_t n_ev;
-} plan_t;
+} scan_t;
 
-/* Reads the header and the tables' settings, matching them to the store's. */
-static int load_head(rows_t *s, reader_t *r, plan_t *p, err_t *err)
+static void scan_free(scan_t *sc)
+{
+    free(sc->tab);
+    free(sc->rows);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* The file's table of id, or NULL. */
+static const rows_file_table_t *scan_table(const scan_t *sc, uint32_t id)
+{
+    for (int i = 0; i < sc->n_tables; i++)
+        if (sc->tab[i].id == id)
+            return &sc->tab[i];
+    return NULL;
+}
+
+/* Bytes of one row record of table ft. */
+static uint64_t record_bytes(const rows_file_table_t *ft)
+{
+    return 12 + 4 * (uint64_t)(ft->dim + ft->state);
+}
+
+/* Reads the header and the tables' settings. */
+static int scan_head(reader_t *r, scan_t *sc, err_t *err)
 {
     r_take(r, sizeof MAGIC);
-    uint32_t version = r_u32(r), kind = r_u32(r);
-    uint64_t seed = r_u64(r);
-    p->clock = r_u32(r);
+    uint32_t version = r_u32(r);
+    sc->kind = r_u32(r);
+    sc->seed = r_u64(r);
+    sc->clock = r_u32(r);
     uint32_t n = r_u32(r);
     if (r->bad)
         return err_set(err, "truncated header");
     if (version != ROWS_VERSION)
         return err_set(err, "format version %u, this build reads %d", version, ROWS_VERSION);
-    if (kind != KIND_FULL && kind != KIND_DELTA)
-        return err_set(err, "unknown file kind %u", kind);
-    if (seed != s->seed)
-        return err_set(err, "written with seed %llu, the store has seed %llu",
-                       (unsigned long long)seed, (unsigned long long)s->seed);
+    if (sc->kind != KIND_FULL && sc->kind != KIND_DELTA)
+        return err_set(err, "unknown file kind %u", sc->kind);
     if (n < 1 || n > ROWS_TABLES_MAX)
         return err_set(err, "%u tables (1 to %d)", n, ROWS_TABLES_MAX);
-    p->n_tables = (int)n;
-    p->tab = calloc(n, sizeof *p->tab);
-    p->rows = calloc(n, sizeof *p->rows);
-    p->n_rows = calloc(n, sizeof *p->n_rows);
-    if (!p->tab || !p->rows || !p->n_rows)
+    sc->tab = calloc(n, sizeof *sc->tab);
+    sc->rows = calloc(n, sizeof *sc->rows);
+    if (!sc->tab || !sc->rows)
         return err_set(err, "out of memory");
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t id = r_u32(r), dim = r_u32(r), state = r_u32(r), opt = r_u32(r);
-        uint64_t bound = r_u64(r);
+        rows_file_table_t *ft = &sc->tab[i];
+        ft->id = r_u32(r);
+        ft->dim = r_u32(r);
+        ft->state = r_u32(r);
+        ft->optim_id = (int)r_u32(r);
+        ft->rows = r_u64(r);
         r_u32(r); /* admit_after: the store's own setting applies */
         if (r->bad)
             return err_set(err, "truncated table list");
-        table_t *t = p->tab[i] = find_table(s, id);
-        if (!t)
-            return err_set(err, "table %u: not in this store", id);
-        if (dim != t->cfg.dim || state != t->state || bound != t->cfg.rows ||
-            opt != (uint32_t)t->optim.kind->id)
-            return err_set(err, "table %u: dim %u, %u state floats, %llu rows, optimizer %s in "
-                                "the file; dim %zu, %zu, %llu, %s in the store", id, dim, state,
-                           (unsigned long long)bound, optim_id_name((int)opt), t->cfg.dim,
-                           t->state, (unsigned long long)t->cfg.rows, t->optim.kind->name);
-        for (uint32_t j = 0; j < i; j++)
-            if (p->tab[j] == t)
-                return err_set(err, "table %u: listed twice", id);
+        if (ft->dim < 1 || ft->dim > ROWS_DIM_MAX || ft->state > ROWS_DIM_MAX * 4u)
+            return err_set(err, "table %u: dim %zu, %zu state floats", ft->id, ft->dim,
+                           ft->state);
+        if (scan_table(sc, ft->id))
+            return err_set(err, "table %u: listed twice", ft->id);
+        sc->n_tables = (int)i + 1;
     }
     return 0;
 }
 
-/* Reads the sketch and the evicted list (checked, not applied). */
-static int load_sketch_evicted(rows_t *s, reader_t *r, plan_t *p, err_t *err)
+/* Reads the sketch and the evicted list (each evicted row a row of a table
+ * of the file). */
+static int scan_sketch_evicted(reader_t *r, scan_t *sc, err_t *err)
 {
-    uint32_t depth = r_u32(r), width = r_u32(r);
+    sc->sketch_depth = r_u32(r);
+    sc->sketch_width = r_u32(r);
     if (r->bad)
         return err_set(err, "truncated before the admission sketch");
-    if (depth != 0 && depth != ROWS_SKETCH_DEPTH)
-        return err_set(err, "admission sketch of depth %u (%d expected)", depth,
+    if (sc->sketch_depth != 0 && sc->sketch_depth != ROWS_SKETCH_DEPTH)
+        return err_set(err, "admission sketch of depth %u (%d expected)", sc->sketch_depth,
                        ROWS_SKETCH_DEPTH);
-    const uint8_t *sk = r_take(r, (uint64_t)depth * width);
+    sc->sketch = r_take(r, (uint64_t)sc->sketch_depth * sc->sketch_width);
     if (r->bad)
         return err_set(err, "truncated admission sketch");
-    if (depth && s->sketch) {
-        if (width != s->sketch_w)
-            return err_set(err, "admission sketch of width %u, the store's is %zu", width,
-                           s->sketch_w);
-        p->sketch = sk;
-    }
-    p->n_ev = r_u64(r);
-    if (r->bad || p->n_ev > (uint64_t)(r->end - r->p) / 12)
+    sc->n_ev = r_u64(r);
+    if (r->bad || sc->n_ev > (uint64_t)(r->end - r->p) / 12)
         return err_set(err, "truncated list of evicted rows");
-    p->ev = r_take(r, p->n_ev * 12);
-    for (uint64_t i = 0; i < p->n_ev; i++) {
-        uint32_t id = le_load32(p->ev + 12 * i);
-        uint64_t row = le_load64(p->ev + 12 * i + 4);
-        const table_t *t = find_table(s, id);
-        if (!t || (t->cfg.rows && row >= t->cfg.rows))
+    sc->ev = r_take(r, sc->n_ev * 12);
+    for (uint64_t i = 0; i < sc->n_ev; i++) {
+        uint32_t id = le_load32(sc->ev + 12 * i);
+        uint64_t row = le_load64(sc->ev + 12 * i + 4);
+        const rows_file_table_t *ft = scan_table(sc, id);
+        if (!ft || (ft->rows && row >= ft->rows))
             return err_set(err, "evicted row %llu of table %u: no such row",
                            (unsigned long long)row, id);
     }
     return 0;
 }
 
-/* Checks every table's records and counts the rows loading adds to the
- * store (owned and not held) and removes (owned evicted rows held). */
-static int load_rows_check(rows_t *s, reader_t *r, plan_t *p, rows_owns_fn owns, void *ctx,
-                           size_t *add, size_t *drop, err_t *err)
+/* Reads every table's records: each row within its table's bound and
+ * stamped no later than the file's clock; nothing after them. */
+static int scan_rows(reader_t *r, scan_t *sc, err_t *err)
 {
-    for (uint64_t i = 0; i < p->n_ev; i++) {
-        uint32_t id = le_load32(p->ev + 12 * i);
-        uint64_t row = le_load64(p->ev + 12 * i + 4);
+    for (int i = 0; i < sc->n_tables; i++) {
+        rows_file_table_t *ft = &sc->tab[i];
+        const uint64_t rec = record_bytes(ft);
+        ft->n_rows = r_u64(r);
+        if (r->bad || ft->n_rows > (uint64_t)(r->end - r->p) / rec)
+            return err_set(err, "table %u: truncated rows", ft->id);
+        sc->rows[i] = r_take(r, ft->n_rows * rec);
+        for (uint64_t k = 0; k < ft->n_rows; k++) {
+            const uint8_t *q = sc->rows[i] + k * rec;
+            uint64_t row = le_load64(q);
+            if ((ft->rows && row >= ft->rows) || le_load32(q + 8) > sc->clock)
+                return err_set(err, "table %u: row %llu out of range or stamped after the "
+                                    "file's clock", ft->id, (unsigned long long)row);
+        }
+    }
+    if (r->p != r->end)
+        return err_set(err, "%td bytes after the rows", r->end - r->p);
+    return 0;
+}
+
+/* Checks the magic and the checksum of a mapped file. */
+static int check_whole(const uint8_t *buf, size_t len, err_t *err)
+{
+    if (memcmp(buf, MAGIC, sizeof MAGIC) != 0)
+        return err_set(err, "not a row store file (bad magic)");
+    uLong c = crc32(0L, Z_NULL, 0);
+    const size_t piece = (size_t)1 << 30;
+    for (size_t off = 0; off < len - 4; off += piece)
+        c = crc32(c, buf + off, (uInt)(len - 4 - off < piece ? len - 4 - off : piece));
+    if ((uint32_t)c != le_load32(buf + len - 4))
+        return err_set(err, "checksum mismatch (corrupted or truncated)");
+    return 0;
+}
+
+/* Checks all of a mapped file and fills *sc (scan_free it, also on error).
+ * Returns 0, or -1 with err saying what is wrong (without the path). */
+static int scan_file(const uint8_t *buf, size_t len, scan_t *sc, err_t *err)
+{
+    memset(sc, 0, sizeof *sc);
+    reader_t r = {buf, buf + len - 4, 0};
+    if (check_whole(buf, len, err) != 0 || scan_head(&r, sc, err) != 0 ||
+        scan_sketch_evicted(&r, sc, err) != 0 || scan_rows(&r, sc, err) != 0)
+        return -1;
+    return 0;
+}
+
+/* A checked file matched to a store: per file table the store's table. */
+typedef struct {
+    scan_t sc;
+    table_t **tab;         /* sc.n_tables */
+    const uint8_t *sketch; /* NULL: none, or not used by this store */
+} plan_t;
+
+/* Matches the file's seed, tables and sketch to the store's. */
+static int load_match(rows_t *s, plan_t *p, err_t *err)
+{
+    const scan_t *sc = &p->sc;
+    if (sc->seed != s->seed)
+        return err_set(err, "written with seed %llu, the store has seed %llu",
+                       (unsigned long long)sc->seed, (unsigned long long)s->seed);
+    if (!(p->tab = calloc((size_t)sc->n_tables, sizeof *p->tab)))
+        return err_set(err, "out of memory");
+    for (int i = 0; i < sc->n_tables; i++) {
+        const rows_file_table_t *ft = &sc->tab[i];
+        table_t *t = p->tab[i] = find_table(s, ft->id);
+        if (!t)
+            return err_set(err, "table %u: not in this store", ft->id);
+        if (ft->dim != t->cfg.dim || ft->state != t->state || ft->rows != t->cfg.rows ||
+            ft->optim_id != t->optim.kind->id)
+            return err_set(err, "table %u: dim %zu, %zu state floats, %llu rows, optimizer %s in "
+                                "the file; dim %zu, %zu, %llu, %s in the store", ft->id, ft->dim,
+                           ft->state, (unsigned long long)ft->rows, optim_id_name(ft->optim_id),
+                           t->cfg.dim, t->state, (unsigned long long)t->cfg.rows,
+                           t->optim.kind->name);
+    }
+    if (sc->sketch_depth && s->sketch) {
+        if (sc->sketch_width != s->sketch_w)
+            return err_set(err, "admission sketch of width %u, the store's is %zu",
+                           sc->sketch_width, s->sketch_w);
+        p->sketch = sc->sketch;
+    }
+    return 0;
+}
+
+/* Counts the rows loading adds to the store (owned and not held) and
+ * removes (owned evicted rows held), and reserves room for the added ones. */
+static int load_count(rows_t *s, const plan_t *p, rows_owns_fn owns, void *ctx, size_t *add,
+                      size_t *drop, err_t *err)
+{
+    const scan_t *sc = &p->sc;
+    for (uint64_t i = 0; i < sc->n_ev; i++) {
+        uint32_t id = le_load32(sc->ev + 12 * i);
+        uint64_t row = le_load64(sc->ev + 12 * i + 4);
         if ((!owns || owns(ctx, id, row)) && lookup(find_table(s, id), row, NULL) != NO_SLOT)
             (*drop)++;
     }
-    for (int i = 0; i < p->n_tables; i++) {
+    for (int i = 0; i < sc->n_tables; i++) {
         table_t *t = p->tab[i];
-        const uint64_t rec = 12 + 4 * (uint64_t)(t->cfg.dim + t->state);
-        p->n_rows[i] = r_u64(r);
-        if (r->bad || p->n_rows[i] > (uint64_t)(r->end - r->p) / rec)
-            return err_set(err, "table %u: truncated rows", t->cfg.id);
-        p->rows[i] = r_take(r, p->n_rows[i] * rec);
+        const uint64_t rec = record_bytes(&sc->tab[i]);
         size_t fresh = 0;
-        for (uint64_t k = 0; k < p->n_rows[i]; k++) {
-            const uint8_t *q = p->rows[i] + k * rec;
-            uint64_t row = le_load64(q);
-            if ((t->cfg.rows && row >= t->cfg.rows) || le_load32(q + 8) > p->clock)
-                return err_set(err, "table %u: row %llu out of range or stamped after the "
-                                    "file's clock", t->cfg.id, (unsigned long long)row);
+        for (uint64_t k = 0; k < sc->tab[i].n_rows; k++) {
+            uint64_t row = le_load64(sc->rows[i] + k * rec);
             if ((!owns || owns(ctx, t->cfg.id, row)) && lookup(t, row, NULL) == NO_SLOT)
                 fresh++;
         }
@@ -1077,33 +1171,32 @@ static int load_rows_check(rows_t *s, reader_t *r, plan_t *p, rows_owns_fn owns,
         if (index_reserve(t, fresh) != 0 || chunks_reserve(t, fresh) != 0)
             return err_set(err, "table %u: out of memory for %zu more rows", t->cfg.id, fresh);
     }
-    if (r->p != r->end)
-        return err_set(err, "%td bytes after the rows", r->end - r->p);
     return 0;
 }
 
 /* Applies a checked file: sketch, evicted rows, rows. */
 static void load_apply(rows_t *s, const plan_t *p, rows_owns_fn owns, void *ctx)
 {
+    const scan_t *sc = &p->sc;
     for (size_t i = 0; p->sketch && i < ROWS_SKETCH_DEPTH * s->sketch_w; i++)
         if (p->sketch[i] > s->sketch[i])
             s->sketch[i] = p->sketch[i];
-    for (uint64_t i = 0; i < p->n_ev; i++) {
-        uint32_t id = le_load32(p->ev + 12 * i);
-        uint64_t row = le_load64(p->ev + 12 * i + 4);
+    for (uint64_t i = 0; i < sc->n_ev; i++) {
+        uint32_t id = le_load32(sc->ev + 12 * i);
+        uint64_t row = le_load64(sc->ev + 12 * i + 4);
         table_t *t = find_table(s, id);
         uint32_t sl = lookup(t, row, NULL);
         if (sl != NO_SLOT && (!owns || owns(ctx, id, row)))
             row_remove(s, t, sl);
     }
-    if (p->clock > s->clock)
-        s->clock = p->clock;
+    if (sc->clock > s->clock)
+        s->clock = sc->clock;
     s->floor = 0;
-    for (int i = 0; i < p->n_tables; i++) {
+    for (int i = 0; i < sc->n_tables; i++) {
         table_t *t = p->tab[i];
         const size_t nf = t->cfg.dim + t->state, rec = 12 + 4 * nf;
-        for (uint64_t k = 0; k < p->n_rows[i]; k++) {
-            const uint8_t *q = p->rows[i] + k * rec;
+        for (uint64_t k = 0; k < sc->tab[i].n_rows; k++) {
+            const uint8_t *q = sc->rows[i] + k * rec;
             uint64_t row = le_load64(q);
             if (owns && !owns(ctx, t->cfg.id, row))
                 continue;
@@ -1150,20 +1243,6 @@ static const uint8_t *map_file(const char *path, size_t *len, err_t *err)
     return m;
 }
 
-/* Checks the magic and the checksum of a mapped file. */
-static int check_whole(const uint8_t *buf, size_t len, err_t *err)
-{
-    if (memcmp(buf, MAGIC, sizeof MAGIC) != 0)
-        return err_set(err, "not a row store file (bad magic)");
-    uLong c = crc32(0L, Z_NULL, 0);
-    const size_t piece = (size_t)1 << 30;
-    for (size_t off = 0; off < len - 4; off += piece)
-        c = crc32(c, buf + off, (uInt)(len - 4 - off < piece ? len - 4 - off : piece));
-    if ((uint32_t)c != le_load32(buf + len - 4))
-        return err_set(err, "checksum mismatch (corrupted or truncated)");
-    return 0;
-}
-
 int rows_load(rows_t *s, const char *path, rows_owns_fn owns, void *ctx, err_t *err)
 {
     size_t len = 0, add = 0, drop = 0;
@@ -1171,22 +1250,91 @@ int rows_load(rows_t *s, const char *path, rows_owns_fn owns, void *ctx, err_t *
     if (!buf)
         return err_prefix(err, "%s", path);
     plan_t p = {0};
-    reader_t r = {buf, buf + len - 4, 0};
-    int rc = check_whole(buf, len, err);
+    int rc = scan_file(buf, len, &p.sc, err);
     if (rc == 0)
-        rc = load_head(s, &r, &p, err);
+        rc = load_match(s, &p, err);
     if (rc == 0)
-        rc = load_sketch_evicted(s, &r, &p, err);
-    if (rc == 0)
-        rc = load_rows_check(s, &r, &p, owns, ctx, &add, &drop, err);
+        rc = load_count(s, &p, owns, ctx, &add, &drop, err);
     if (rc == 0 && s->max_rows && s->count - drop + add > s->max_rows)
         rc = err_set(err, "would hold %zu rows, more than max_rows %zu", s->count - drop + add,
                      s->max_rows);
     if (rc == 0)
         load_apply(s, &p, owns, ctx);
+    scan_free(&p.sc);
     free(p.tab);
-    free(p.rows);
-    free(p.n_rows);
     munmap((void *)buf, len);
     return rc == 0 ? 0 : err_prefix(err, "%s", path);
+}
+
+/* ---- reading a file without a store ------------------------------------ */
+
+struct rows_file_t {
+    const uint8_t *buf;
+    size_t len;
+    scan_t sc;
+};
+
+rows_file_t *rows_file_open(const char *path, err_t *err)
+{
+    rows_file_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        err_set(err, "%s: out of memory", path);
+        return NULL;
+    }
+    if (!(f->buf = map_file(path, &f->len, err)) || scan_file(f->buf, f->len, &f->sc, err) != 0) {
+        err_prefix(err, "%s", path);
+        rows_file_close(&f);
+    }
+    return f;
+}
+
+void rows_file_close(rows_file_t **self_p)
+{
+    rows_file_t *f = self_p ? *self_p : NULL;
+    if (!f)
+        return;
+    scan_free(&f->sc);
+    if (f->buf)
+        munmap((void *)f->buf, f->len);
+    free(f);
+    *self_p = NULL;
+}
+
+uint64_t rows_file_seed(const rows_file_t *f)
+{
+    return f->sc.seed;
+}
+
+int rows_file_is_delta(const rows_file_t *f)
+{
+    return f->sc.kind == KIND_DELTA;
+}
+
+int rows_file_n_tables(const rows_file_t *f)
+{
+    return f->sc.n_tables;
+}
+
+const rows_file_table_t *rows_file_table(const rows_file_t *f, int i)
+{
+    return i >= 0 && i < f->sc.n_tables ? &f->sc.tab[i] : NULL;
+}
+
+uint64_t rows_file_n_evicted(const rows_file_t *f)
+{
+    return f->sc.n_ev;
+}
+
+void rows_file_evicted(const rows_file_t *f, uint64_t k, uint32_t *table, uint64_t *row)
+{
+    *table = le_load32(f->sc.ev + 12 * k);
+    *row = le_load64(f->sc.ev + 12 * k + 4);
+}
+
+uint64_t rows_file_row(const rows_file_t *f, int i, uint64_t k, float *value)
+{
+    const uint8_t *q = f->sc.rows[i] + k * record_bytes(&f->sc.tab[i]);
+    if (value)
+        le_load_floats(value, q + 12, f->sc.tab[i].dim);
+    return le_load64(q);
 }

@@ -179,4 +179,52 @@ int rows_save_delta(rows_t *s, const char *path, err_t *err);
  * store is unchanged. */
 int rows_load(rows_t *s, const char *path, rows_owns_fn owns, void *ctx, err_t *err);
 
+/* ---- a row file read without a store ------------------------------------
+ * For the exporters (export/tables.c): the rows of a file, read in place
+ * from its mapping, so that a table far larger than memory can be written
+ * out row by row. */
+typedef struct rows_file_t rows_file_t;
+
+/* One table of a row file, as the file describes it. */
+typedef struct {
+    uint32_t id;        /* the table's id */
+    size_t dim;         /* floats per row */
+    size_t state;       /* optimizer state floats per row */
+    int optim_id;       /* optim_kind_t.id of its row optimizer */
+    uint64_t rows;      /* its bound (0: unbounded) */
+    uint64_t n_rows;    /* rows the file holds of it */
+} rows_file_table_t;
+
+/* Maps the file at path (rows_save / rows_save_delta) read-only and checks
+ * all of it as rows_load does: magic, version, checksum, structure, every
+ * row and evicted row within its table's bound, nothing past the end.
+ * Returns a reader (the caller closes it), or NULL with err naming the file
+ * and what is wrong. */
+rows_file_t *rows_file_open(const char *path, err_t *err);
+
+/* Unmaps and frees *self_p (may be NULL) and sets it to NULL. */
+void rows_file_close(rows_file_t **self_p);
+
+/* The seed the file's store had (of every initial value). */
+uint64_t rows_file_seed(const rows_file_t *f);
+
+/* 1 for a delta file (rows changed since the previous save, and evicted
+ * rows), 0 for a full one. */
+int rows_file_is_delta(const rows_file_t *f);
+
+/* The tables of the file: n of them, table i (NULL past the end). */
+int rows_file_n_tables(const rows_file_t *f);
+const rows_file_table_t *rows_file_table(const rows_file_t *f, int i);
+
+/* The rows a delta names as evicted since the previous save (0 in a full
+ * file): the k-th one's table id and row id (k below rows_file_n_evicted).
+ * Loading the file removes them, so they read as their initial value
+ * again. */
+uint64_t rows_file_n_evicted(const rows_file_t *f);
+void rows_file_evicted(const rows_file_t *f, uint64_t k, uint32_t *table, uint64_t *row);
+
+/* Row k (below rows_file_table(f, i)->n_rows) of the file's table i: returns
+ * its row id and, when value is not NULL, copies its dim floats there. */
+uint64_t rows_file_row(const rows_file_t *f, int i, uint64_t k, float *value);
+
 #endif
