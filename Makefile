@@ -178,6 +178,23 @@ ctr-1b: deps ctr-1b-data
 	$(MAKE) $(BUILD)/pstrain
 	$(PY) bench/ctr_1b.py
 
+# The export of a click-through model proved: ONNX Runtime on CTR_RUN's
+# model.onnx against pstrain predict --criteo on its model.ckpt and tables,
+# the first CTR_VERIFY lines of CTR_LOG, within 1e-5.
+CTR_RUN ?= runs/criteo_dlrm
+CTR_LOG ?= data/ctr/test.txt
+CTR_VERIFY ?= 100000
+verify-ctr-onnx: deps $(ONNX_NODE)
+	$(MAKE) $(BUILD)/pstrain
+	PST_BIN=$(BUILD)/pstrain tests/onnx/verify_ctr.sh $(CTR_RUN) $(CTR_LOG) $(CTR_VERIFY)
+
+# The export of a model as large as configs/criteo_dlrm.cfg's tables (2.2 GB),
+# timed (bench/bench_export.c), then proved on 100,000 lines.
+bench-export: deps $(ONNX_NODE) ctr-data
+	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_export
+	./$(BUILD)/bench_export configs/criteo_dlrm.cfg runs/bench_export data/ctr/train.txt
+	$(MAKE) verify-ctr-onnx CTR_RUN=runs/bench_export CTR_LOG=data/ctr/train.txt
+
 # DLRM in pstrain against PyTorch (bench/torch_dlrm.py) on the same log, batch
 # and threads: samples/s and test AUC after one epoch, at 1 and 2 threads.
 bench-ctr: deps deps-py ctr-data

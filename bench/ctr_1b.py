@@ -13,7 +13,10 @@ DLRM's Kaggle reference with 26 tables of 2,404,000 rows of dim 16
      (runs/ctr_10m);
   4. the speed comparison: --rounds alternating rounds of --steps steps of
      the billion job and the 10M one (runs/ctr_cmp_*), on a machine whose
-     load changes from minute to minute: the median samples/s of each.
+     load changes from minute to minute: the median samples/s of each;
+  5. the export: the resumed job's model.onnx (its tables, 4 GB, in ONNX
+     external data) in ONNX Runtime against pstrain predict --criteo on the
+     100,000 test lines (tests/onnx/verify_ctr.sh), within 1e-5.
 
 Then it checks, from the runs' own files (summary.json, metrics.csv,
 ranks/rank-R.json, the tables' counters next to the final checkpoint):
@@ -93,6 +96,20 @@ def compare(rounds, steps, logs):
     return out
 
 
+def verify_onnx(run, log):
+    """tests/onnx/verify_ctr.sh on run: the largest difference between ONNX
+    Runtime and pstrain predict over the test lines, or None if it failed."""
+    env = dict(os.environ, PST_BIN="build/pstrain")
+    p = subprocess.run(["tests/onnx/verify_ctr.sh", run, "data/ctr1b/test.txt", "100000"],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    with open(log, "w") as f:
+        f.write(p.stdout + p.stderr)
+    for line in p.stdout.splitlines():
+        if "max |onnxruntime - pstrain predict| =" in line and p.returncode == 0:
+            return float(line.split("=")[1].split()[0])
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--skip-train", action="store_true", help="check runs made before")
@@ -155,6 +172,12 @@ def main():
             rep["ranks"][name] = {"peak_rss_mib": r["peak_rss_mib"], "bound_mib": round(bound, 1)}
             checks["%s memory" % name] = ok
     rep["rows_held_per_server"] = held
+    rep["onnx_data_bytes"] = os.path.getsize(os.path.join(ROOT, "runs/ctr_1b_resumed",
+                                                          "model.onnx.data"))
+    rep["onnx_vs_predict_max_diff_100k"] = verify_onnx("runs/ctr_1b_resumed",
+                                                       os.path.join(logs, "ctr_1b_onnx.log"))
+    checks["ONNX (external data) agrees with predict"] = \
+        rep["onnx_vs_predict_max_diff_100k"] is not None
     rep["checks"] = checks
     text = json.dumps(rep, indent=1)
     print(text)
