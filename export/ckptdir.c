@@ -661,6 +661,20 @@ int ckptdir_tables_list(const char *used, char ***files, int *n, err_t *err)
     return 0;
 }
 
+int ckptdir_tables_load(const char *used, int (*load)(void *ctx, const char *path, err_t *err),
+                        void *ctx, err_t *err)
+{
+    char **files;
+    int n;
+    if (ckptdir_tables_list(used, &files, &n, err) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = load(ctx, files[i], err);
+    ckptdir_tables_free(&files, n);
+    return rc;
+}
+
 void ckptdir_tables_free(char ***files, int n)
 {
     for (int i = 0; *files && i < n; i++)

@@ -88,6 +88,10 @@ checkpoint_t *ckptdir_resume(const char *path, char *used, size_t used_len, err_
  * with err (none there, or not one whole set). */
 int ckptdir_tables_list(const char *used, char ***files, int *n, err_t *err);
 void ckptdir_tables_free(char ***files, int n);
+/* Hands each of those files, in order, to load(ctx, path, err). Returns 0,
+ * or -1 with err (the list's, or the first load's that failed). */
+int ckptdir_tables_load(const char *used, int (*load)(void *ctx, const char *path, err_t *err),
+                        void *ctx, err_t *err);
 
 /* The run folder that --resume PATH continues: PATH itself when it is a
  * run folder; the folder of a checkpoint file, or RUN_DIR for a file inside

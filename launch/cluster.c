@@ -133,20 +133,11 @@ server_saver_t cluster_saver(cluster_saver_t *cs, const char *out_dir, const cha
     return (server_saver_t){.write = saver_write, .write_rows = saver_write_rows, .ctx = cs};
 }
 
-/* A resumed job's server: the rows it owns of the tables files next to the
- * checkpoint at `used` (written by any number of servers). Returns 0, or
- * -1 with err. */
-static int load_tables(server_t *s, const char *used, err_t *err)
+/* ckptdir_tables_load's loader for a resumed job's server ctx: the rows it
+ * owns of a tables file (written by any number of servers). */
+static int load_server_rows(void *ctx, const char *path, err_t *err)
 {
-    char **files;
-    int n;
-    if (ckptdir_tables_list(used, &files, &n, err) != 0)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = server_load_rows(s, files[i], err);
-    ckptdir_tables_free(&files, n);
-    return rc;
+    return server_load_rows(ctx, path, err);
 }
 
 /* The server of shard `index` of S for T trainers of cfg's job, writing its
@@ -195,7 +186,7 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
     }
     server_t *s = server_new(&so, err);
     model_destroy(&m);
-    if (s && o->resume && so.n_row_tables > 0 && load_tables(s, o->resume_path, err) != 0)
+    if (s && o->resume && so.n_row_tables > 0 && ckptdir_tables_load(o->resume_path, load_server_rows, s, err) != 0)
         server_destroy(&s);
     return s;
 }

@@ -248,18 +248,9 @@ static int dist_push_rows(void *ctx, int field, const uint64_t *ids, size_t n,
 static epoch_end_t dist_evaluate_feed(epoch_t *e, double *loss, double *acc, double *auc,
                                       err_t *err)
 {
-    double sum = 0;
-    long right = 0;
-    size_t n = 0;
-    if (e->auc)
-        auc_clear(e->auc);
-    if (ctr_feed_evaluate(e->feed, e->team, e->params, dist_fetch_rows, e, &sum, &right, &n,
-                          e->auc, err) != 0)
-        return client_halt(((dist_t *)e->ctx)->ps) ? EPOCH_HALT : EPOCH_FAILED;
-    *loss = n ? sum / (double)n : NAN;
-    *acc = n ? (double)right / (double)n : NAN;
-    *auc = e->auc && n ? auc_value(e->auc) : NAN;
-    return EPOCH_GO;
+    if (epoch_evaluate_feed(e, dist_fetch_rows, loss, acc, auc, err) == 0)
+        return EPOCH_GO;
+    return client_halt(((dist_t *)e->ctx)->ps) ? EPOCH_HALT : EPOCH_FAILED;
 }
 
 static const epoch_backend_t DIST = {

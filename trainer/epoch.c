@@ -67,6 +67,23 @@ int epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, do
                           right, auc, err);
 }
 
+int epoch_evaluate_feed(epoch_t *e, ctr_fetch_fn fetch, double *loss, double *acc, double *auc,
+                        err_t *err)
+{
+    double sum = 0;
+    long right = 0;
+    size_t n = 0;
+    if (e->auc)
+        auc_clear(e->auc);
+    if (ctr_feed_evaluate(e->feed, e->team, e->params, fetch, e, &sum, &right, &n, e->auc,
+                          err) != 0)
+        return -1;
+    *loss = n ? sum / (double)n : NAN;
+    *acc = n ? (double)right / (double)n : NAN;
+    *auc = e->auc && n ? auc_value(e->auc) : NAN;
+    return 0;
+}
+
 void epoch_free(epoch_t *e)
 {
     ctr_feed_destroy(&e->feed);

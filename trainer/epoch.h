@@ -118,6 +118,12 @@ epoch_end_t epoch_run(epoch_t *e, err_t *err);
 int epoch_evaluate(epoch_t *e, const dataset_t *ds, size_t begin, size_t end, double *loss_sum,
                    long *right, auc_t *auc, err_t *err);
 
+/* A click-log job's test set streamed through e->feed with the rows from
+ * fetch (ctx e): its loss, accuracy and exact AUC (NAN when empty). Returns
+ * 0, or -1 with err. */
+int epoch_evaluate_feed(epoch_t *e, ctr_fetch_fn fetch, double *loss, double *acc, double *auc,
+                        err_t *err);
+
 /* Frees what epoch_setup allocated (not the caller's buffers). */
 void epoch_free(epoch_t *e);
 

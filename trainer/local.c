@@ -182,18 +182,8 @@ static int local_push_rows(void *ctx, int field, const uint64_t *ids, size_t n,
 static epoch_end_t local_evaluate_feed(epoch_t *e, double *loss, double *acc, double *auc,
                                        err_t *err)
 {
-    double sum = 0;
-    long right = 0;
-    size_t n = 0;
-    if (e->auc)
-        auc_clear(e->auc);
-    if (ctr_feed_evaluate(e->feed, e->team, e->params, local_fetch_rows, e, &sum, &right, &n,
-                          e->auc, err) != 0)
-        return EPOCH_FAILED;
-    *loss = n ? sum / (double)n : NAN;
-    *acc = n ? (double)right / (double)n : NAN;
-    *auc = e->auc && n ? auc_value(e->auc) : NAN;
-    return EPOCH_GO;
+    return epoch_evaluate_feed(e, local_fetch_rows, loss, acc, auc, err) == 0 ? EPOCH_GO
+                                                                              : EPOCH_FAILED;
 }
 
 static const epoch_backend_t LOCAL = {
@@ -207,19 +197,11 @@ static const epoch_backend_t LOCAL = {
     .evaluate = local_evaluate,
 };
 
-/* The rows of the tables files next to the checkpoint at `used` (those of
- * any number of servers) into l->rows. Returns 0, or -1 with err. */
-static int local_load_tables(local_t *l, const char *used, err_t *err)
+/* ckptdir_tables_load's loader: every row of the file at path into the
+ * store ctx. */
+static int load_all_rows(void *ctx, const char *path, err_t *err)
 {
-    char **files;
-    int n;
-    if (ckptdir_tables_list(used, &files, &n, err) != 0)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = rows_load(l->rows, files[i], NULL, NULL, err);
-    ckptdir_tables_free(&files, n);
-    return rc;
+    return rows_load(ctx, path, NULL, NULL, err);
 }
 
 /* The parameters and optimizer state to start from: the checkpoint's
@@ -241,7 +223,7 @@ static int local_start(epoch_t *e, local_t *l, err_t *err)
     memcpy(e->params, opts->resume->params, n * sizeof *e->params);
     if (l->slots)
         memcpy(l->state, opts->resume->opt_state, (size_t)l->slots * n * sizeof *l->state);
-    return l->rows ? local_load_tables(l, opts->resume_path, err) : 0;
+    return l->rows ? ckptdir_tables_load(opts->resume_path, load_all_rows, l->rows, err) : 0;
 }
 
 /* The end of a finished run: the last checkpoint, then summary.json, the
