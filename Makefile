@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench bench-rows bench-ctr ctr-data fixtures verify-torch verify-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows bench-calibrate bench-ctr ctr-data fixtures verify-torch verify-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -115,8 +115,20 @@ $(BUILD)/bench_ctr_parse: bench/bench_ctr_parse.c $(BUILD)/libpstrain.a
 $(BUILD)/bench_rows: bench/bench_rows.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The measured parts of the performance model (make bench-calibrate).
+$(BUILD)/bench_calib: bench/bench_calib.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 bench-rows: $(BUILD)/bench_rows
 	./$(BUILD)/bench_rows
+
+# The performance model's measured inputs on this machine (bench/calibrate.py:
+# compute, bytes per step, server and exchange costs, latency, rows), about
+# four minutes, into bench/out/calibration.json; make bench-scale reads them.
+CALIB ?= bench/out/calibration.json
+bench-calibrate: deps ctr-data
+	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_calib $(BUILD)/bench_rows
+	$(PY) bench/calibrate.py --out $(CALIB)
 
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
