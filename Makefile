@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench bench-rows bench-calibrate bench-ctr ctr-data fixtures verify-torch verify-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows bench-calibrate bench-scale bench-ctr ctr-data fixtures verify-torch verify-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -129,6 +129,13 @@ CALIB ?= bench/out/calibration.json
 bench-calibrate: deps ctr-data
 	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_calib $(BUILD)/bench_rows
 	$(PY) bench/calibrate.py --out $(CALIB)
+
+# The performance model from those figures (bench/scale_model.py): BSP and ASP
+# samples/s and scaling efficiency for 8..1024 trainer nodes at 10, 25 and
+# 100 Gbit/s, the servers each needs for 90%; a table, bench/out/scale.png.
+bench-scale: deps
+	@[ -f $(CALIB) ] || $(MAKE) bench-calibrate
+	$(PY) bench/scale_model.py --calib $(CALIB) --out bench/out
 
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
