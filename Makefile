@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench bench-rows bench-calibrate bench-scale bench-ctr ctr-data fixtures verify-torch verify-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows bench-calibrate bench-scale bench-validate bench-ctr ctr-data fixtures verify-torch verify-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -136,6 +136,15 @@ bench-calibrate: deps ctr-data
 bench-scale: deps
 	@[ -f $(CALIB) ] || $(MAKE) bench-calibrate
 	$(PY) bench/scale_model.py --calib $(CALIB) --out bench/out
+
+# The model against real jobs on a test bed of its own (network namespaces
+# psv-h*, beside make test's) with tbf-capped links (bench/validate.py, root,
+# about 11 minutes): predicted and measured samples/s, one JSON line per
+# configuration, into bench/out/validation.jsonl.
+bench-validate: deps
+	$(MAKE) $(BUILD)/pstrain
+	@[ -f $(CALIB) ] || $(MAKE) bench-calibrate
+	$(PY) bench/validate.py --calib $(CALIB)
 
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
