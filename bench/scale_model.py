@@ -93,12 +93,9 @@ class Calib:
     def key_bytes(self, m, comp):
         """Bytes on the wire per key pushed and pulled (headers included)."""
         b = self.c["bytes"]
-        if m not in b:  # the CTR model does not run distributed: the MLP's framing
-            src, scale = b["mlp"][comp], 1.0
-            p = self.c["compute"]["mlp"]["params"]
-        else:
-            src, scale, p = b[m][comp], 1.0, self.c["compute"][m]["params"]
-        return src["push_bytes_step"] / p * scale, src["pull_bytes_step"] / p * scale
+        src = m if m in b else "mlp"  # the CTR model does not run distributed: the MLP's framing
+        p = self.c["compute"][src]["params"]
+        return b[src][comp]["push_bytes_step"] / p, b[src][comp]["pull_bytes_step"] / p
 
     def rows(self, m):
         """Unique sparse rows per trainer step (CTR), and the row bytes."""
@@ -352,7 +349,6 @@ def print_table(cal, rows, a):
           f"'-' = not reachable with S <= T")
     cur = None
     for r in rows:
-        key = (r["model"], r["gbps"])
         if r["model"] != cur:
             cur = r["model"]
             C, _ = cal.compute(cur, a.cores)
@@ -361,7 +357,6 @@ def print_table(cal, rows, a):
                   f"({cal.threads_used(cur, a.cores)} thread(s), the fastest measured)")
             print(f"{'Gbit/s':>6} {'T':>5} {'S':>4} {'BSP samples/s':>14} {'eff':>5} "
                   f"{'ASP samples/s':>14} {'eff':>5} {'S for 90% (BSP)':>16}")
-        del key
         s90 = r["servers_for_90"]
         print(f"{r['gbps']:>6} {r['trainers']:>5} {r['servers']:>4} "
               f"{r['bsp']['samples_per_s']:>14,.0f} {100 * r['bsp']['efficiency']:>4.0f}% "
