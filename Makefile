@@ -123,8 +123,8 @@ bench-rows: $(BUILD)/bench_rows
 	./$(BUILD)/bench_rows
 
 # The performance model's measured inputs on this machine (bench/calibrate.py:
-# compute, bytes per step, server and exchange costs, latency, rows), about
-# four minutes, into bench/out/calibration.json; make bench-scale reads them.
+# compute, bytes per step, server and exchange costs, latency, rows),
+# 4-6 minutes, into bench/out/calibration.json; make bench-scale reads them.
 CALIB ?= bench/out/calibration.json
 bench-calibrate: deps ctr-data
 	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_calib $(BUILD)/bench_rows

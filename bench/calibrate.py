@@ -27,7 +27,7 @@ optimizer (build/bench_rows).
 
 Alternating rounds, medians: the machine is shared and noisy. ROUNDS=3 by
 default (the compute, the noisiest, gets 2 more); the whole run takes about
-four minutes on this 2-core machine.
+4 minutes on this 2-core machine when quiet, 6 under other jobs.
 """
 import argparse
 import datetime
