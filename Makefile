@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench bench-rows bench-ctr bench-export ctr-data ctr-1b ctr-1b-data fixtures verify-torch verify-onnx verify-ctr-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows bench-calibrate bench-scale bench-validate bench-ctr bench-export ctr-data ctr-1b ctr-1b-data fixtures verify-torch verify-onnx verify-ctr-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -115,12 +115,40 @@ $(BUILD)/bench_ctr_parse: bench/bench_ctr_parse.c $(BUILD)/libpstrain.a
 $(BUILD)/bench_rows: bench/bench_rows.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The measured parts of the performance model (make bench-calibrate).
+$(BUILD)/bench_calib: bench/bench_calib.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 bench-rows: $(BUILD)/bench_rows
 	./$(BUILD)/bench_rows
 
 # A sparse model as large as its config's tables, exported (make bench-export).
 $(BUILD)/bench_export: bench/bench_export.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The performance model's measured inputs on this machine (bench/calibrate.py:
+# compute, bytes per step, server and exchange costs, latency, rows),
+# 4-6 minutes, into bench/out/calibration.json; make bench-scale reads them.
+CALIB ?= bench/out/calibration.json
+bench-calibrate: deps ctr-data
+	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_calib $(BUILD)/bench_rows
+	$(PY) bench/calibrate.py --out $(CALIB)
+
+# The performance model from those figures (bench/scale_model.py): BSP and ASP
+# samples/s and scaling efficiency for 8..1024 trainer nodes at 10, 25 and
+# 100 Gbit/s, the servers each needs for 90%; a table, bench/out/scale.png.
+bench-scale: deps
+	@[ -f $(CALIB) ] || $(MAKE) bench-calibrate
+	$(PY) bench/scale_model.py --calib $(CALIB) --out bench/out
+
+# The model against real jobs on a test bed of its own (network namespaces
+# psv-h*, beside make test's) with tbf-capped links (bench/validate.py, root,
+# about 11 minutes): predicted and measured samples/s, one JSON line per
+# configuration, into bench/out/validation.jsonl.
+bench-validate: deps
+	$(MAKE) $(BUILD)/pstrain
+	@[ -f $(CALIB) ] || $(MAKE) bench-calibrate
+	$(PY) bench/validate.py --calib $(CALIB)
 
 $(BUILD)/dump_start: bench/dump_start.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

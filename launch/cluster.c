@@ -21,6 +21,7 @@
 #include "export/tables.h"
 #include "common/util/cpus.h"
 #include "launch/console.h"
+#include "launch/sizing.h"
 #include "ps/server.h"
 #include "ps/shard.h"
 #include "trainer/ctr_feed.h"
@@ -517,6 +518,66 @@ out:
     return status;
 }
 
+/* Trainer 0, after the rendezvous: when servers and trainers are on
+ * different hosts, warns when the network may limit the job
+ * (launch/sizing.h: a step's bytes through the busiest host link at
+ * cluster.link_gbps take longer than its compute: first against a lower
+ * bound from the model's size, then, if that says maybe, against one step
+ * timed on this trainer). */
+static void sizing_warn(const ranks_t *r, const job_config_t *cfg)
+{
+    int *host = calloc((size_t)r->N, sizeof *host), n_hosts = 0;
+    err_t err;
+    model_t *m = host ? model_new(cfg, 1, &err) : NULL;
+    if (!m) {
+        free(host);
+        return;
+    }
+    for (int i = 0; i < r->N; i++) {
+        host[i] = n_hosts;
+        for (int k = 0; k < i; k++)
+            if (strcmp(r->all[k].host, r->all[i].host) == 0) {
+                host[i] = host[k];
+                break;
+            }
+        if (host[i] == n_hosts)
+            n_hosts++;
+    }
+    const compression_t c = cfg->cluster.compression;
+    sizing_job_t j = {.params = model_n_params(m), .batch = cfg->train.batch, .servers = r->S,
+                      .trainers = r->T, .threads = cfg->train.threads,
+                      .bsp = cfg->cluster.consistency == CONS_BSP,
+                      .push_bytes = c == COMP_NONE   ? 4.0
+                                    : c == COMP_TOPK ? 8.0 * cfg->cluster.topk_ratio
+                                                     : 2.0,
+                      .pull_bytes = cfg->cluster.pull_compression == COMP_NONE ? 4.0 : 2.0,
+                      .link_gbps = cfg->cluster.link_gbps,
+                      .core_gflops = cfg->cluster.core_gflops, .host = host, .n_hosts = n_hosts};
+    model_destroy(&m);
+    sizing_t z;
+    /* the lower bound of the compute says "maybe": one step of this trainer's
+     * batch, timed, says whether */
+    if (n_hosts > 1 && sizing_eval(&j, &z) &&
+        (j.compute_s = sizing_measure(cfg, cfg->train.batch / r->T, j.threads)) > 0 &&
+        sizing_eval(&j, &z)) {
+        const char *name = "?";
+        for (int i = 0; i < r->N; i++)
+            if (host[i] == z.busiest) {
+                name = r->all[i].host;
+                break;
+            }
+        fprintf(stderr,
+                "%srank %d trainer 0: warning: the network may limit this job: a step moves "
+                "%.1f MB each way through the link of host %s, %.3g s at cluster.link_gbps = "
+                "%g, against %.3g s of compute (one step of %d samples on %d thread(s), timed "
+                "here); more server hosts, cluster.compression = \"fp16\" or a faster link "
+                "would help (README, \"Sizing a cluster\")\n",
+                console_break(&r->lc), r->rank, z.bytes / 1e6, name, z.net_s,
+                cfg->cluster.link_gbps, z.compute_s, j.batch / j.trainers, j.threads);
+    }
+    free(host);
+}
+
 /* Decides this rank's thread counts given as "auto": a trainer's train.threads are
  * the CPUs its affinity mask allows, shared among the trainer ranks of its
  * node (MPI's shared-memory communicator tells which ranks share it; the
@@ -634,6 +695,8 @@ static int run_ranks(job_config_t *cfg, const cluster_opts_t *o, int rank, int N
     r.me.pid = (int)getpid();
     gethostname(r.me.host, sizeof r.me.host - 1);
     int status = rendezvous(&r, cfg, o, auth);
+    if (status == 0 && !r.is_server && r.index == 0)
+        sizing_warn(&r, cfg);
     if (status == 0) {
         status = r.is_server ? run_server(&r, cfg, o, peer_lost)
                              : run_trainer(&r, cfg, o, auth, peer_lost);

@@ -62,6 +62,7 @@ int main(int argc, char **argv)
         test_safetensors_register, test_predict_register,
         test_auth_register, test_registry_register, test_threads_register, test_ctr_register,
         test_sparse_register, test_rows_register, test_auc_register, test_tables_register,
+        test_sizing_register,
     };
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (regs[i]() != 0) {

@@ -40,6 +40,7 @@ int test_sparse_register(void);
 int test_rows_register(void);
 int test_auc_register(void);
 int test_tables_register(void);
+int test_sizing_register(void);
 
 /* Directory of the committed test fixtures (tests/fixtures), overridable with
  * the PST_FIXTURES environment variable. */

@@ -201,6 +201,13 @@ static const schema_key_t SCHEMA[] = {
     {"cluster.topk_ratio", K_FLOAT, JOB(cluster.topk_ratio), "0.01", "(0,1]"},
     {"cluster.pull_compression", K_ENUM, JOB(cluster.pull_compression), "none",
      .choices = PULL_COMPRESSIONS},
+    /* the start's network warning (launch/sizing.h). core_gflops bounds the
+     * compute from below before a step is timed, so it must not be less than
+     * a core does: the bench MLP's GEMMs ran at 98 GFLOP/s on one core of the
+     * project's 2-core machine when it was quiet (bench/calibrate.py, 6 flops
+     * per parameter per sample; 48 under other jobs' load) */
+    {"cluster.link_gbps", K_FLOAT, JOB(cluster.link_gbps), "10", ">0"},
+    {"cluster.core_gflops", K_FLOAT, JOB(cluster.core_gflops), "100", ">0"},
 
     {"server.threads", K_COUNT, JOB(server.threads), "auto", "[1,1024]"},
 

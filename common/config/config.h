@@ -148,6 +148,9 @@ typedef struct {
         compression_t compression;  /* of the pushes: none, fp16, bf16 or topk */
         double topk_ratio;          /* topk: the share of each piece sent */
         compression_t pull_compression; /* of the pulls: none, fp16 or bf16 */
+        double link_gbps;           /* each host's link, Gbit/s each way (the start's
+                                     * network-bound warning, launch/sizing.h) */
+        double core_gflops;         /* one core's GEMM rate, GFLOP/s (the same) */
     } cluster;
 
     struct {

@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""validate.py - the performance model (bench/scale_model.py, from
+bench/out/calibration.json) against real jobs on the network-namespace test
+bed (tests/cluster/testbed.sh), with every host's link capped by tc tbf in
+both directions at RATE (default 25 Mbit/s), low enough that the network,
+not this machine's two cores, limits the jobs (at 50 Mbit/s, with the
+machine's load average at 8-9 from other work, scheduling delays still
+scattered the rounds by up to 20%). Root only. The test bed is its own
+(namespaces psv-h*, 10.78.0.0/24), so that `make test` elsewhere on the
+machine, which takes its test bed down when it ends, cannot cut it.
+
+Each configuration (servers on hosts h1..hS, trainers on the next T hosts,
+one rank per host, --bind eth1) trains STEPS steps of one trainer's batch
+per trainer (train.batch = batch x T), plain ZeroMQ, 1 worker thread, 1
+server thread, 1 I/O thread; configurations alternate within each of ROUNDS
+rounds and the measured samples/s is the median over rounds (summary.json,
+training steps only). Prints one JSON line per configuration:
+  {"config": ..., "predicted": ..., "measured": ..., "ratio": ..., "runs": [...]}
+and writes them to bench/out/validation.jsonl.
+
+The caps are tbf with a bucket of two frames (BURST, default 3 KB): with
+the test bed's default 512 KB bucket a link idle for part of a step would
+send the next step's first half-megabyte at veth speed, and even a 16 KB
+bucket let each transfer start with 16 KB for free (measured: 1 server + 1
+trainer of the CNN ran 4% faster than a link without a bucket can carry its
+bytes); a real link has no bucket. The
+model is given the cap as link speed, a frame overhead of 1514/1448 (tbf
+counts the Ethernet header, TCP/IP headers per 1448-byte segment; no
+preamble or FCS on a veth) and 20 us of latency; its compute is the 1-thread
+calibration.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import scale_model  # noqa: E402
+
+TESTBED = os.path.join(ROOT, "tests", "cluster", "testbed.sh")
+AGENT = os.path.join(ROOT, "tests", "cluster", "agent.sh")
+CFG = {"cnn": "fashion_cnn.cfg", "lstm": "fashion_lstm.cfg"}
+BATCH = {"cnn": 32, "lstm": 32}
+
+# (model, consistency, servers, trainers, compression)
+CONFIGS = [
+    ("cnn", "bsp", 1, 1, "none"),
+    ("cnn", "bsp", 1, 2, "none"),
+    ("cnn", "bsp", 1, 3, "none"),
+    ("cnn", "bsp", 2, 2, "none"),
+    ("cnn", "asp", 1, 2, "none"),
+    ("cnn", "bsp", 1, 2, "fp16"),
+    ("lstm", "bsp", 1, 2, "none"),
+    ("lstm", "bsp", 2, 3, "none"),
+    ("lstm", "asp", 2, 2, "fp16"),
+    ("lstm", "asp", 1, 3, "none"),
+]
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+# a test bed of its own beside the one `make test` uses (testbed.sh, TESTBED_PREFIX):
+# another job's `testbed.sh down` leaves it alone
+PREFIX, NET = "psv", "10.78.0"
+
+
+def cap(hosts, rate, burst):
+    """tbf on both directions of every host's link (testbed.sh's names)."""
+    for i in range(1, hosts + 1):
+        for dev, ns in (("eth1", f"{PREFIX}-h{i}"), (f"{PREFIX}v{i}", None)):
+            pre = ["ip", "netns", "exec", ns] if ns else []
+            sh(pre + ["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate,
+                      "burst", burst, "latency", "400ms"])
+
+
+def run(a, tmp, c, r):
+    model, cons, S, T, comp = c
+    hosts = ",".join(f"h{i}:1" for i in range(1, S + T + 1))
+    out = os.path.join(tmp, f"{model}_{cons}_{S}x{T}_{comp}_{r}")
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--hostfile",
+           os.path.join(a.testbed_dir, "hostfile"), "--mca", "plm_rsh_agent", AGENT,
+           "--mca", "plm_rsh_no_tree_spawn", "1", "--mca", "oob_tcp_if_include", f"{NET}.0/24",
+           "--mca", "btl_tcp_if_include", f"{NET}.0/24", "--bind-to", "none",
+           "-np", str(S + T), "--host", hosts, "--map-by", "node",
+           os.path.join(ROOT, "build", "pstrain"), "--servers", str(S),
+           "--config", os.path.join(ROOT, "configs", CFG[model]), "--bind", "eth1",
+           "--out", out, "--quiet", "--no-plot",
+           "--set", f"train.batch={BATCH[model] * T}", "--set", f"train.max_steps={a.steps}",
+           "--set", "train.threads=1", "--set", "server.threads=1",
+           "--set", "cluster.io_threads=1", "--set", "cluster.auth=none",
+           "--set", f"cluster.consistency={cons}", "--set", f"cluster.compression={comp}",
+           "--set", f"cluster.pull_compression={comp}",
+           "--set", "data.validation=0", "--set", "data.test_limit=100",
+           "--set", "checkpoint.every_seconds=0"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"validate: {c} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}", file=sys.stderr)
+        return None
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+def predict(cal, c, a):
+    model, cons, S, T, comp = c
+    tau, sps, eff, parts = scale_model.step(
+        cal, model, T, S, a.rate_bits / 1e9, cores=1, latency_s=20e-6, consistency=cons,
+        auth="none", comp=comp, frame=1514 / 1448, detail=True)
+    return sps, parts
+
+
+def parse_rate(s):
+    units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bit": 1}
+    for u, f in units.items():
+        if s.endswith(u):
+            return float(s[:-len(u)]) * f
+    raise ValueError(f"rate {s}: use NNkbit, NNmbit or NNgbit")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calib", default=os.path.join(HERE, "out", "calibration.json"))
+    ap.add_argument("--out", default=os.path.join(HERE, "out", "validation.jsonl"))
+    ap.add_argument("--rate", default=os.environ.get("RATE", "25mbit"))
+    ap.add_argument("--burst", default=os.environ.get("BURST", "3kb"))
+    ap.add_argument("--steps", type=int, default=int(os.environ.get("STEPS", 80)))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
+    ap.add_argument("--only", default="", help="comma-separated config indexes")
+    a = ap.parse_args()
+    a.rate_bits = parse_rate(a.rate)
+    a.testbed_dir = os.environ.get("TESTBED_DIR", "/tmp/pstrain-testbed-" + PREFIX)
+    os.environ["TESTBED_DIR"] = a.testbed_dir
+    os.environ["TESTBED_PREFIX"] = PREFIX
+    os.environ["TESTBED_NET"] = NET
+    why = subprocess.run([TESTBED, "check"], capture_output=True, text=True)
+    if why.returncode != 0:
+        print(f"validate: {why.stdout.strip()}", file=sys.stderr)
+        return 1
+    cal = scale_model.Calib(a.calib)
+    configs = CONFIGS if not a.only else [CONFIGS[int(i)] for i in a.only.split(",")]
+    H = max(S + T for _, _, S, T, _ in configs)
+    measured = {c: [] for c in configs}
+    parts_seen = {}
+    try:
+        sh([TESTBED, "up", str(H)], stdout=subprocess.DEVNULL)
+        cap(H, a.rate, a.burst)
+        with tempfile.TemporaryDirectory(prefix="pstrain-validate-") as tmp:
+            for r in range(a.rounds):
+                for c in configs:
+                    print(f"validate: round {r + 1}/{a.rounds}: {c}", file=sys.stderr, flush=True)
+                    s = run(a, tmp, c, r)
+                    if s:
+                        measured[c].append(s["samples_per_s"])
+                        t0 = s["trainer0"]
+                        parts_seen.setdefault(c, []).append({
+                            k: round(1e3 * t0[k] / s["steps"], 3)
+                            for k in ("compute_s", "pull_wait_s", "push_s")})
+    finally:
+        subprocess.run([TESTBED, "down"])
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    ok = True
+    with open(a.out, "w") as f:
+        for c in configs:
+            model, cons, S, T, comp = c
+            pred, parts = predict(cal, c, a)
+            runs = measured[c]
+            meas = statistics.median(runs) if runs else None
+            line = {"config": {"model": model, "consistency": cons, "servers": S, "trainers": T,
+                               "compression": comp, "rate": a.rate, "burst": a.burst,
+                               "batch_per_trainer": BATCH[model], "steps": a.steps},
+                    "predicted": round(pred, 1),
+                    "measured": round(meas, 1) if meas else None,
+                    "ratio": round(meas / pred, 3) if meas else None,
+                    "runs": [round(x, 1) for x in runs],
+                    "predicted_step_ms": round(1e3 * parts["step_s"], 2),
+                    "trainer0_ms_per_step": parts_seen.get(c, [])}
+            if not meas or abs(meas / pred - 1) > 0.15:
+                ok = False
+            print(json.dumps(line), flush=True)
+            f.write(json.dumps(line) + "\n")
+    print(f"validate: {'every' if ok else 'NOT every'} configuration within 15% of predicted",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
