@@ -13,9 +13,10 @@ thread count (1, 2):
     trainer 0's byte counters between a long and a short real job
     (1 server + 1 trainer under mpirun, TCP loopback), divided by the
     difference in steps, so that the start and end of a job cancel out (the
-    CTR model trains only with --local: its bytes are its dense parameters,
-    as the dense models', plus the rows the data's batches touch: unique rows
-    per batch counted in data/ctr/train.txt at several batch sizes);
+    CTR model is calibrated as one process: its bytes are its dense
+    parameters, as the dense models', plus the rows the data's batches
+    touch: unique rows per batch counted in data/ctr/train.txt at several
+    batch sizes);
 Per optimizer: the server's busy time per step (STATS) for 1, 2 and 4
 trainers pushing and pulling 4M keys (build/bench_calib server), hence the
 cost per byte applied and per byte summed; the CPU per byte of the exchange
