@@ -595,9 +595,10 @@ static void test_bsp_sparse(void)
 }
 
 /* The sparse job stopped after 30 of its 60 steps on 2 servers and resumed
- * from its run folder (model.ckpt and the tables next to it) on 1 server
- * ends where the job that ran through ends: dense parameters and every
- * table row within 1e-5. */
+ * from its run folder (model.ckpt and the tables next to it) on 1 server,
+ * or in one process reading the same 3 parts, ends where the job that ran
+ * through ends: dense parameters and every table row within 1e-5. Resumed
+ * by 2 trainers (2 parts: other batches) inside the epoch, it is refused. */
 static void test_resume_sparse(void)
 {
     char extra[700];
@@ -606,10 +607,19 @@ static void test_resume_sparse(void)
     int full = need(5, "--servers 2", "ctr_bsp_2x3");
     int half = need(5, "--servers 2 --set train.max_steps=30", "ctr_bsp_30");
     int rest = half ? half : need(4, extra, "ctr_bsp_res");
+    snprintf(extra, sizeof extra, "--set data.parts=3 --resume %s/ctr_bsp_30", tests_tmp_dir());
+    int local = half ? half : need(0, extra, "ctr_local_res");
+    snprintf(extra, sizeof extra, "--servers 1 --resume %s/ctr_bsp_30", tests_tmp_dir());
+    int two = run(3, extra, "bad_ctr_parts");
     big = 0;
-    CU_ASSERT_FATAL(full == 0 && half == 0 && rest == 0);
+    CU_ASSERT_FATAL(full == 0 && half == 0 && rest == 0 && local == 0);
     check_equal_at("ctr_bsp_2x3", "ctr_bsp_res", 60);
     check_tables("ctr_bsp_2x3", 2, "ctr_bsp_res", 1);
+    check_equal_at("ctr_bsp_2x3", "ctr_local_res", 60);
+    check_tables("ctr_bsp_2x3", 2, "ctr_local_res", 1);
+    CU_ASSERT(two != 0);
+    check_log("bad_ctr_parts", "read the click log in 3 parts (one per trainer), and this one "
+                               "reads it in 2");
 }
 
 /* Delta checkpoints of the tables (checkpoint.full_every = 3, one every

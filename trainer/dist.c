@@ -293,6 +293,7 @@ static int setup(dist_t *j, err_t *err)
     if (train_prepare(cfg, &e->m, &j->data, err) != 0)
         return -1;
     j->n_params = model_n_params(e->m);
+    j->data.ctr_parts = j->data.ctr ? j->d->n_trainers : 0; /* one part per trainer */
     if (!(j->ps = connect_servers(cfg, j->d, j->n_params, err)))
         return -1;
     const size_t n_train = j->data.ctr ? (size_t)j->data.ctr_lines : j->data.train->n;
@@ -309,7 +310,9 @@ static int setup(dist_t *j, err_t *err)
         optim_params_from_config(&op, cfg);
         e->step = e->step0 = train_resume_check(j->own.resume, j->own.resume_path, cfg, e->m,
                                                 n_train, optim_slots(&op), e->total, err);
-        if (e->step0 < 0)
+        if (e->step0 < 0 ||
+            (j->data.ctr && train_resume_parts(j->own.resume, j->own.resume_path,
+                                               j->data.ctr_parts, e->per_epoch, err) != 0))
             return -1;
     }
     team_set_grad_hook(e->team, push_range, j);

@@ -15,6 +15,7 @@ typedef struct {
      * data.train, which give the steps of an epoch. */
     int ctr;
     uint64_t ctr_lines;
+    int ctr_parts;                 /* the parts the log is read in (set by the trainer) */
 } job_data_t;
 
 /* Loads and prepares the data of cfg into *d. Returns 0, or -1 with err

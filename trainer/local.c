@@ -218,7 +218,9 @@ static int local_start(epoch_t *e, local_t *l, err_t *err)
     }
     e->step = e->step0 = train_resume_check(opts->resume, opts->resume_path, e->cfg, e->m,
                                             job_data_n_train(e->data), l->slots, e->total, err);
-    if (e->step0 < 0)
+    if (e->step0 < 0 ||
+        (e->data->ctr && train_resume_parts(opts->resume, opts->resume_path, e->data->ctr_parts,
+                                            e->per_epoch, err) != 0))
         return -1;
     memcpy(e->params, opts->resume->params, n * sizeof *e->params);
     if (l->slots)
@@ -278,6 +280,7 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
     memset(res, 0, sizeof *res);
     if (fs_mkdirs(opts->out_dir, err) != 0 || train_prepare(cfg, &e.m, &data, err) != 0)
         return -1;
+    data.ctr_parts = data.ctr ? (cfg->data.parts > 1 ? cfg->data.parts : 1) : 0;
     const size_t n = model_n_params(e.m);
     optim_params_from_config(&l.op, cfg);
     l.slots = optim_slots(&l.op);

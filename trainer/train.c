@@ -106,14 +106,16 @@ void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_o
     };
 }
 
-void train_order_record(uint8_t *order, const job_config_t *cfg, size_t n_train, long step)
+void train_order_record(uint8_t *order, const job_config_t *cfg, size_t n_train, long step,
+                        int parts)
 {
     uint8_t *p = order;
-    le_write32(&p, 1);
+    le_write32(&p, 2);
     le_write64(&p, cfg->train.seed);
     le_write64(&p, n_train);
     le_write32(&p, (uint32_t)cfg->train.batch);
     le_write64(&p, (uint64_t)step);
+    le_write32(&p, (uint32_t)parts);
 }
 
 int train_checkpoint_due(const job_config_t *cfg, long step, double *last_s)
@@ -130,7 +132,8 @@ void train_checkpoint_init(checkpoint_t *ck, const job_config_t *cfg, const trai
                            const model_t *m, const job_data_t *data, long step, long clock,
                            int epochs, float *params, float *state, int n_slots, uint8_t *order)
 {
-    train_order_record(order, cfg, data ? job_data_n_train(data) : 0, step);
+    train_order_record(order, cfg, data ? job_data_n_train(data) : 0, step,
+                       data ? data->ctr_parts : 0);
     *ck = (checkpoint_t){
         .step = (uint64_t)step, .clock = (uint64_t)clock, .seed = cfg->train.seed,
         .epoch = (uint32_t)epochs, .opt_kind = cfg->optimizer.kind->id, .n_slots = n_slots,
@@ -165,7 +168,7 @@ int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const 
     char root[4200];
     snprintf(root, sizeof root, "%s/checkpoints", out_dir);
     uint8_t order[TRAIN_ORDER_LEN];
-    train_order_record(order, cfg, job_data_n_train(data), step);
+    train_order_record(order, cfg, job_data_n_train(data), step, data->ctr_parts);
     const norm_stats_t *nm = &data->norm;
     int kind = nm->kind != NORM_NONE && nm->mean ? (int)nm->kind : 0;
     const ckpt_tables_t t = {chain ? chain->steps : NULL, chain ? chain->len : 0};
@@ -262,7 +265,9 @@ long train_resume_check(const checkpoint_t *ck, const char *path, const job_conf
         return err_set(err, "%s: trained with optimizer %s (%d state floats per parameter), "
                        "this job uses %s (%d)", path, optim_id_name(ck->opt_kind),
                        ck->n_slots, cfg->optimizer.kind->name, n_slots);
-    if (ck->data_order_len != TRAIN_ORDER_LEN || le_load32(ck->data_order) != 1)
+    const uint32_t version = ck->data_order_len >= 4 ? le_load32(ck->data_order) : 0;
+    if (!(version == 1 && ck->data_order_len == TRAIN_ORDER_LEN_V1) &&
+        !(version == 2 && ck->data_order_len == TRAIN_ORDER_LEN))
         return err_set(err, "%s: section DATAORDER: no data-order record of this pstrain "
                        "(%zu bytes)", path, ck->data_order_len);
     const uint8_t *o = ck->data_order;
@@ -281,6 +286,21 @@ long train_resume_check(const checkpoint_t *ck, const char *path, const job_conf
         return err_set(err, "%s: already %llu steps done, the job has %ld (raise train.epochs "
                        "or train.max_steps to train on)", path, (unsigned long long)step, total);
     return (long)step;
+}
+
+int train_resume_parts(const checkpoint_t *ck, const char *path, int parts, long per_epoch,
+                       err_t *err)
+{
+    if (ck->data_order_len != TRAIN_ORDER_LEN)
+        return 0; /* a version 1 record: the parts are not known */
+    const uint32_t had = le_load32(ck->data_order + 32);
+    if (had == 0 || had == (uint32_t)parts || ck->step % (uint64_t)per_epoch == 0)
+        return 0;
+    return err_set(err, "%s: step %llu lies inside an epoch of a job that read the click log in "
+                   "%u parts (one per trainer), and this one reads it in %d: the rest of the "
+                   "epoch would skip some samples and repeat others. Resume it with %u "
+                   "trainers (or --local with data.parts = %u), or from a checkpoint at the end "
+                   "of an epoch", path, (unsigned long long)ck->step, had, parts, had, had);
 }
 
 int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const char *ckpt_path,

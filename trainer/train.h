@@ -85,13 +85,17 @@ void train_summary_init(run_summary_t *s, const job_config_t *cfg, const train_o
                         const train_result_t *res, long samples, const char *mode);
 
 /* Bytes of the data-order record of a checkpoint (DATAORDER section):
- * uint32 version 1, uint64 seed, uint64 training samples, uint32 batch,
- * uint64 steps done (the next global batch is that step's), little-endian. */
-#define TRAIN_ORDER_LEN 32
+ * uint32 version 2, uint64 seed, uint64 training samples, uint32 batch,
+ * uint64 steps done (the next global batch is that step's), uint32 the
+ * parts a click log is read in (0: not one), little-endian. Version 1, its
+ * first 32 bytes, is read too (parts unknown). */
+#define TRAIN_ORDER_LEN 36
+#define TRAIN_ORDER_LEN_V1 32
 
 /* Writes the data-order record (TRAIN_ORDER_LEN bytes) of cfg's job over
- * n_train samples after `step` steps into order. */
-void train_order_record(uint8_t *order, const job_config_t *cfg, size_t n_train, long step);
+ * n_train samples after `step` steps, read in `parts` parts, into order. */
+void train_order_record(uint8_t *order, const job_config_t *cfg, size_t n_train, long step,
+                        int parts);
 
 /* 1 when a periodic checkpoint is due before step `step` (checkpoint.every_steps
  * divides it, or checkpoint.every_seconds have passed since *last_s, which
@@ -128,6 +132,13 @@ int train_chain_next(train_chain_t *c, const job_config_t *cfg, long step, int p
 int train_commit_checkpoint(const job_config_t *cfg, const char *out_dir, const job_data_t *data,
                             long step, long per_epoch, int n_shards, const train_chain_t *chain,
                             err_t *err);
+
+/* A click-log job resumed from ck (read from path) reads the log in
+ * `parts` parts: refused, naming the checkpoint's, when ck lies inside an
+ * epoch (per_epoch batches) of a job that read it in another number
+ * (whose batches differ). Returns 0, or -1 with err. */
+int train_resume_parts(const checkpoint_t *ck, const char *path, int parts, long per_epoch,
+                       err_t *err);
 
 /* A sparse model's tables at the end of a run: the tables files of the
  * checkpoint of `step` (n_parts parts, 0: one) linked into out_dir next to
