@@ -717,6 +717,27 @@ static void create_pending(rows_t *s, table_t *t, const uint64_t *ids, size_t n,
     }
 }
 
+/* The slots of a request's rows into s->slots: a held row's (stamped with
+ * this request's tick before any eviction), a new one's for each row now
+ * admitted (pull: this pull is a sighting; created, evicting if need be),
+ * NO_SLOT for a row not admitted (push: its gradient is dropped, counted). */
+static void find_slots(rows_t *s, table_t *t, const uint64_t *ids, size_t n, int pull)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t sl = lookup(t, ids[i], NULL);
+        if (sl != NO_SLOT)
+            slot_hdr(t, sl)->stamp = s->clock;
+        else if (admitted(s, t, ids[i], pull))
+            sl = PENDING, need++;
+        if (!pull)
+            t->st.dropped += sl == NO_SLOT;
+        s->slots[i] = sl;
+    }
+    if (need)
+        create_pending(s, t, ids, n, need);
+}
+
 int rows_pull(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, float *out, err_t *err)
 {
     table_t *t = find_table(s, table);
@@ -726,17 +747,7 @@ int rows_pull(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, float *o
         return err_set(err, "pull: table %u: no output buffer", table);
     clock_tick(s);
     const size_t dim = t->cfg.dim;
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t sl = lookup(t, ids[i], NULL);
-        if (sl != NO_SLOT)
-            slot_hdr(t, sl)->stamp = s->clock;
-        else if (admitted(s, t, ids[i], 1))
-            sl = PENDING, need++;
-        s->slots[i] = sl;
-    }
-    if (need)
-        create_pending(s, t, ids, n, need);
+    find_slots(s, t, ids, n, 1);
     for (size_t i = 0; i < n; i++) {
         if (s->slots[i] == NO_SLOT)
             memset(out + i * dim, 0, dim * sizeof *out);
@@ -759,18 +770,7 @@ int rows_push(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, const fl
         return err_set(err, "push: table %u: step %ld (steps count from 1)", table, step);
     clock_tick(s);
     const size_t dim = t->cfg.dim;
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t sl = lookup(t, ids[i], NULL);
-        if (sl != NO_SLOT)
-            slot_hdr(t, sl)->stamp = s->clock; /* before any eviction: this request's */
-        else if (admitted(s, t, ids[i], 0))
-            sl = PENDING, need++;
-        t->st.dropped += sl == NO_SLOT;
-        s->slots[i] = sl;
-    }
-    if (need)
-        create_pending(s, t, ids, n, need);
+    find_slots(s, t, ids, n, 0);
     for (size_t i = 0; i < n; i++) {
         if (s->slots[i] == NO_SLOT)
             continue;
