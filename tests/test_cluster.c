@@ -84,13 +84,7 @@ static const char *bin(void)
 static const char *CFG_CTR =
     "name = \"t_ctr\";\n"
     "data = { format = \"criteo\"; train = \"%s\"; test = \"%s\"; shuffle_buffer = 500; };\n"
-    "model = { input = [13]; sparse = { fields = 26; dim = 4; rows = [%s]; };\n"
-    "  loss = \"binary_cross_entropy\";\n"
-    "  layers = ( { type = \"dense\"; units = 16; inputs = 13; activation = \"relu\"; },\n"
-    "    { type = \"dense\"; units = 4; inputs = 16; activation = \"relu\"; },\n"
-    "    { type = \"interaction\"; vectors = 27; },\n"
-    "    { type = \"dense\"; units = 16; activation = \"relu\"; },\n"
-    "    { type = \"dense\"; units = 1; } ); };\n"
+    TESTS_CTR_MODEL
     "optimizer = { name = \"adagrad\"; lr = 0.05; };\n"
     "train = { epochs = 1; batch = 64; seed = 2; threads = 2; max_steps = 60; };\n"
     "cluster = { timeout_ms = 20000; };\n";

@@ -328,19 +328,12 @@ void tests_ctr_log(char *train, char *test, size_t len, char *rows, size_t rows_
     ctr_synth_destroy(&g);
 }
 
-/* A small DLRM (dim 4; bottom 13-16-4, the dot interaction, top 16-1) for
- * the log of write_ctr_log. */
+/* The small DLRM of TESTS_CTR_MODEL for the log of tests_ctr_log. */
 static void ctr_cfg(char *text, size_t len, const char *train, const char *test, const char *rows)
 {
     snprintf(text, len,
              "data = { format = \"criteo\"; train = \"%s\"; test = \"%s\"; };\n"
-             "model = { input = [13]; sparse = { fields = 26; dim = 4; rows = [%s]; };\n"
-             "  loss = \"binary_cross_entropy\";\n"
-             "  layers = ( { type = \"dense\"; units = 16; inputs = 13; activation = \"relu\"; },\n"
-             "    { type = \"dense\"; units = 4; inputs = 16; activation = \"relu\"; },\n"
-             "    { type = \"interaction\"; vectors = 27; },\n"
-             "    { type = \"dense\"; units = 16; activation = \"relu\"; },\n"
-             "    { type = \"dense\"; units = 1; } ); };\n"
+             TESTS_CTR_MODEL
              "optimizer = { name = \"sgd\"; lr = 0.1; };\n"
              "train = { epochs = 2; batch = 64; seed = 0; threads = 1; };\n",
              train, test, rows);

@@ -59,6 +59,17 @@ int tests_footwear_labels(const char *src, const char *name);
  * of its 26 fields, comma-separated, into rows. Fails the test unless
  * written. */
 void tests_ctr_log(char *train, char *test, size_t len, char *rows, size_t rows_len);
+/* A small DLRM (dim 4; bottom 13-16-4, the dot interaction, top 16-1, one
+ * logit) for that log: a config's model section, its tables' sizes the
+ * one %s (tests_ctr_log's rows). */
+#define TESTS_CTR_MODEL                                                                       \
+    "model = { input = [13]; sparse = { fields = 26; dim = 4; rows = [%s]; };\n"              \
+    "  loss = \"binary_cross_entropy\";\n"                                                     \
+    "  layers = ( { type = \"dense\"; units = 16; inputs = 13; activation = \"relu\"; },\n"   \
+    "    { type = \"dense\"; units = 4; inputs = 16; activation = \"relu\"; },\n"             \
+    "    { type = \"interaction\"; vectors = 27; },\n"                                         \
+    "    { type = \"dense\"; units = 16; activation = \"relu\"; },\n"                          \
+    "    { type = \"dense\"; units = 1; } ); };\n"
 
 /* Checks that the message msg holds needle, showing both when not. */
 #define TESTS_ASSERT_HAS(msg, needle)                                                              \
