@@ -105,7 +105,7 @@ $(BUILD)/pstrain: $(MAIN_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
 $(BUILD)/test_pstrain: $(TEST_OBJ) $(LAUNCH_OBJ) $(BUILD)/libpstrain.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench_proto: bench/bench_proto.c $(BUILD)/libpstrain.a
+$(BUILD)/bench_proto: bench/bench_proto.c bench/bench_ps.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench_ctr_parse: bench/bench_ctr_parse.c $(BUILD)/libpstrain.a
@@ -116,7 +116,7 @@ $(BUILD)/bench_rows: bench/bench_rows.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The measured parts of the performance model (make bench-calibrate).
-$(BUILD)/bench_calib: bench/bench_calib.c $(BUILD)/libpstrain.a
+$(BUILD)/bench_calib: bench/bench_calib.c bench/bench_ps.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench-rows: $(BUILD)/bench_rows

@@ -42,6 +42,7 @@
 #include "common/util/rng.h"
 #include "ps/client.h"
 #include "ps/server.h"
+#include "bench/bench_ps.h"
 
 #define MAX_RANGES 256
 #define MAX_STEPS 4096
@@ -182,24 +183,10 @@ static int mode_compute(int argc, char **argv)
 
 /* ---- server ----------------------------------------------------------- */
 
-typedef struct {
-    server_t *s;
-    transport_t *t;
-} ps_t;
-
-static void *ps_server(void *arg)
-{
-    ps_t *p = arg;
-    err_t err;
-    if (server_run(p->s, p->t, 60000, NULL, NULL, &err) != 0)
-        fprintf(stderr, "bench_calib: server: %s\n", err.msg);
-    return NULL;
-}
-
 #define MAX_CLIENTS 8
 
 typedef struct {
-    ps_t p;
+    bench_ps_t p;
     pthread_t th;
     client_t *c[MAX_CLIENTS];
     int T;
@@ -226,6 +213,7 @@ static void rig_up(rig_t *g, const char *optim, size_t n, int T, int curve, int 
         die("keys", &err);
     char ep[256];
     const char *eps[1] = {ep};
+    g->p.who = "bench_calib";
     g->p.s = server_new(&so, &err);
     if (!g->p.s)
         die("server", &err);
@@ -238,7 +226,7 @@ static void rig_up(rig_t *g, const char *optim, size_t n, int T, int curve, int 
         if (!(g->c[i] = client_new(&co, &err)))
             die("client", &err);
     }
-    pthread_create(&g->th, NULL, ps_server, &g->p);
+    pthread_create(&g->th, NULL, bench_ps_run, &g->p);
 }
 
 /* A client's goodbye waits for every trainer's: one thread each. */

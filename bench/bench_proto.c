@@ -20,6 +20,7 @@
 #include "common/nn/params.h"
 #include "ps/client.h"
 #include "ps/server.h"
+#include "bench/bench_ps.h"
 #include "common/net/transport.h"
 #include "common/net/wire.h"
 
@@ -92,20 +93,6 @@ static double raw_rounds(void *c, float *buf, size_t bytes, size_t pieces, int i
 }
 
 /* ---- pstrain: server_run behind a ROUTER, a trainer-like client ---- */
-typedef struct {
-    server_t *s;
-    transport_t *t;
-} ps_t;
-
-static void *ps_server(void *arg)
-{
-    ps_t *p = arg;
-    err_t err;
-    if (server_run(p->s, p->t, 60000, NULL, NULL, &err) != 0)
-        fprintf(stderr, "bench_proto: server: %s\n", err.msg);
-    return NULL;
-}
-
 /* Round trips as a trainer makes them (trainer/dist.c): the gradient pushed
  * in pieces of wire_piece_floats(), then one PULL whose reply comes in
  * pieces, each copied into the parameters as it arrives. */
@@ -174,7 +161,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_proto: %s\n", err.msg);
             return 1;
         }
-        ps_t p[2];
+        bench_ps_t p[2];
         pthread_t pt[2];
         client_t *pc[2];
         long step[2] = {0, 0};
@@ -183,6 +170,7 @@ int main(int argc, char **argv)
             const char *eps[1] = {ep};
             client_opts_t co = {.n_servers = 1, .endpoints = eps, .auth = &auth[v],
                                 .timeout_ms = 60000, .n_params = n, .push_elem = WIRE_F32};
+            p[v].who = "bench_proto";
             p[v].s = server_new(&so, &err);
             p[v].t = p[v].s ? transport_listen_auth("127.0.0.1", &auth[v], ep, sizeof ep, &err)
                             : NULL;
@@ -191,7 +179,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench_proto: %s\n", err.msg);
                 return 1;
             }
-            pthread_create(&pt[v], NULL, ps_server, &p[v]);
+            pthread_create(&pt[v], NULL, bench_ps_run, &p[v]);
         }
         /* warm up all three */
         const size_t pcs = wire_piece_floats(n) * sizeof(float);
