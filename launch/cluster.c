@@ -157,11 +157,15 @@ static server_t *make_server(const job_config_t *cfg, const cluster_opts_t *o, i
      * total for the lr schedule: epochs x batches of the training part */
     size_t n_train;
     long per_epoch = 0;
+    uint64_t lines = 0;
     if (job_data_train_size(cfg, &n_train, err) != 0 ||
-        (cfg->data.format == FORMAT_CRITEO && ctr_feed_plan(cfg, T, NULL, &per_epoch, err) != 0)) {
+        (cfg->data.format == FORMAT_CRITEO &&
+         ctr_feed_plan(cfg, T, NULL, &per_epoch, &lines, err) != 0)) {
         model_destroy(&m);
         return NULL;
     }
+    if (cfg->data.format == FORMAT_CRITEO)
+        n_train = (size_t)lines; /* the data order's samples, as the trainers count them */
     long total = per_epoch ? train_steps_capped(cfg, per_epoch)  /* click logs: T parts */
                            : train_total_steps(cfg, n_train, NULL);
     rows_table_t tables[CFG_MAX_FIELDS];

@@ -16,6 +16,7 @@ struct ctr_feed_t {
     uint64_t *part_lines;       /* the lines of every part */
     int *part_batch;            /* every part's samples in a global batch */
     long per_epoch, taken;      /* batches of an epoch; taken this epoch */
+    uint64_t lines;             /* of all parts */
     uint32_t rows[CRITEO_CAT];  /* each field's table size: ids are reduced % rows */
     ctr_stream_t **train;       /* n_own streams, one per part */
     ctr_batch_t b;              /* the batch (this feed's parts end to end) */
@@ -48,7 +49,7 @@ static int part_batch(int batch, int p, int parts)
 }
 
 int ctr_feed_plan(const job_config_t *cfg, int parts, uint64_t *lines, long *per_epoch,
-                  err_t *err)
+                  uint64_t *total_lines, err_t *err)
 {
     if (parts < 1 || parts > cfg->train.batch)
         return err_set(err, "%s: train.batch = %d cannot be cut into %d parts (one per trainer)",
@@ -69,6 +70,8 @@ int ctr_feed_plan(const job_config_t *cfg, int parts, uint64_t *lines, long *per
     if (total == 0)
         return err_set(err, "%s: data.train = '%s' holds no lines", cfg->source, cfg->data.train);
     *per_epoch = most;
+    if (total_lines)
+        *total_lines = total;
     return 0;
 }
 
@@ -104,7 +107,7 @@ static int feed_alloc(ctr_feed_t *f, err_t *err)
         return -1;
     for (int p = 0; p < f->parts; p++)
         f->part_batch[p] = part_batch(f->cfg->train.batch, p, f->parts);
-    return ctr_feed_plan(f->cfg, f->parts, f->part_lines, &f->per_epoch, err);
+    return ctr_feed_plan(f->cfg, f->parts, f->part_lines, &f->per_epoch, &f->lines, err);
 }
 
 ctr_feed_t *ctr_feed_new(const job_config_t *cfg, int input_size, int part0, int n_own,
@@ -137,6 +140,11 @@ ctr_feed_t *ctr_feed_new(const job_config_t *cfg, int input_size, int part0, int
 long ctr_feed_per_epoch(const ctr_feed_t *f)
 {
     return f->per_epoch;
+}
+
+uint64_t ctr_feed_lines(const ctr_feed_t *f)
+{
+    return f->lines;
 }
 
 void ctr_feed_destroy(ctr_feed_t **self_p)

@@ -51,11 +51,12 @@ typedef struct {
 } ctr_step_t;
 
 /* Counts the lines of each of the `parts` parts of data.train into lines
- * (parts of them; may be NULL) and the batches of an epoch into *per_epoch.
+ * (parts of them; may be NULL), the batches of an epoch into *per_epoch and
+ * the lines of all into *total_lines (may be NULL): one pass over the data.
  * Returns 0, or -1 with err (a batch smaller than parts, a source that
  * matches nothing or holds no line, a read error). */
 int ctr_feed_plan(const job_config_t *cfg, int parts, uint64_t *lines, long *per_epoch,
-                  err_t *err);
+                  uint64_t *total_lines, err_t *err);
 
 /* A feed of cfg's click logs for a model whose input holds input_size
  * floats, reading parts [part0, part0 + n_own) of `parts`. Opens data.train
@@ -64,8 +65,9 @@ int ctr_feed_plan(const job_config_t *cfg, int parts, uint64_t *lines, long *per
 ctr_feed_t *ctr_feed_new(const job_config_t *cfg, int input_size, int part0, int n_own,
                          int parts, err_t *err);
 
-/* Batches of an epoch (ctr_feed_plan). */
+/* Batches of an epoch, and the lines of data.train (ctr_feed_plan). */
 long ctr_feed_per_epoch(const ctr_feed_t *f);
+uint64_t ctr_feed_lines(const ctr_feed_t *f);
 
 /* Stops the readers, frees *self_p (may be NULL), sets it to NULL. */
 void ctr_feed_destroy(ctr_feed_t **self_p);

@@ -296,7 +296,6 @@ static int setup(dist_t *j, err_t *err)
     j->data.ctr_parts = j->data.ctr ? j->d->n_trainers : 0; /* one part per trainer */
     if (!(j->ps = connect_servers(cfg, j->d, j->n_params, err)))
         return -1;
-    const size_t n_train = j->data.ctr ? (size_t)j->data.ctr_lines : j->data.train->n;
     const compression_t pc = cfg->cluster.pull_compression;
     j->pull_elem = pc == COMP_FP16 ? WIRE_F16 : pc == COMP_BF16 ? WIRE_BF16 : WIRE_F32;
     e->params = calloc(j->n_params, sizeof *e->params);
@@ -305,6 +304,9 @@ static int setup(dist_t *j, err_t *err)
         return err_set(err, "out of memory for %zu parameters", j->n_params);
     if (epoch_setup(e, err) != 0)
         return -1;
+    if (j->data.ctr)
+        j->data.ctr_lines = ctr_feed_lines(e->feed); /* counted by the feed, with all parts */
+    const size_t n_train = job_data_n_train(&j->data);
     if (j->own.resume) { /* the servers load the parameters; trainers take the step */
         optim_params_t op;
         optim_params_from_config(&op, cfg);

@@ -48,27 +48,13 @@ static int format_check(const job_config_t *cfg, err_t *err)
     return 0;
 }
 
-/* The lines of data.train of a click-log job into *lines (at least one).
- * Returns 0, or -1 with err. */
-static int ctr_lines(const job_config_t *cfg, uint64_t *lines, err_t *err)
-{
-    if (ctr_count_lines(cfg->data.train, "data.train", lines, err) != 0)
-        return -1;
-    if (*lines == 0)
-        return err_set(err, "%s: data.train = '%s' holds no lines", cfg->source, cfg->data.train);
-    return 0;
-}
-
 int job_data_train_size(const job_config_t *cfg, size_t *n_train, err_t *err)
 {
     idx_t hdr;
     if (format_check(cfg, err) != 0)
         return -1;
-    if (cfg->data.format == FORMAT_CRITEO) {
-        uint64_t lines;
-        if (ctr_lines(cfg, &lines, err) != 0)
-            return -1;
-        *n_train = (size_t)lines;
+    if (cfg->data.format == FORMAT_CRITEO) { /* counted with its parts (ctr_feed_plan) */
+        *n_train = 0;
         return 0;
     }
     if (idx_probe(cfg->data.train_images, &hdr, err) != 0)
@@ -83,9 +69,9 @@ int job_data_load(job_data_t *d, const job_config_t *cfg, int input_size, int n_
     size_t n_train = 0;
     if (format_check(cfg, err) != 0)
         return -1;
-    if (cfg->data.format == FORMAT_CRITEO) {
+    if (cfg->data.format == FORMAT_CRITEO) { /* streamed; the feed counts the lines */
         d->ctr = 1;
-        return ctr_lines(cfg, &d->ctr_lines, err);
+        return 0;
     }
     d->train = dataset_load(cfg->data.train_images, cfg->data.train_labels,
                             (size_t)cfg->data.limit, err);

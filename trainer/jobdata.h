@@ -12,7 +12,8 @@ typedef struct {
     norm_stats_t norm;
     /* Click logs (data.format = "criteo"): streamed by the trainer
      * (trainer/ctr_feed.h), so the three sets above stay NULL; the lines of
-     * data.train, which give the steps of an epoch. */
+     * data.train, set by the trainer once its feed has counted them with
+     * their parts (ctr_feed_lines: one pass over the data). */
     int ctr;
     uint64_t ctr_lines;
     int ctr_parts;                 /* the parts the log is read in (set by the trainer) */
@@ -34,7 +35,8 @@ size_t job_data_n_train(const job_data_t *d);
 /* The number of samples cfg's job trains on: the training file's records
  * (data.limit of them when set) less the data.validation held out, read from
  * the file's header alone (a server needs it for the learning-rate schedule
- * without loading the data). Returns 0 with *n_train, or -1 with err. */
+ * without loading the data); 0 for click logs, whose lines ctr_feed_plan
+ * counts with their parts. Returns 0 with *n_train, or -1 with err. */
 int job_data_train_size(const job_config_t *cfg, size_t *n_train, err_t *err);
 
 #endif

@@ -293,7 +293,11 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
     }
     if (data.ctr && !(l.rows = tables_store_new(cfg, 0, err)))
         goto out;
-    if (epoch_setup(&e, err) != 0 || local_start(&e, &l, err) != 0)
+    if (epoch_setup(&e, err) != 0)
+        goto out;
+    if (data.ctr)
+        data.ctr_lines = ctr_feed_lines(e.feed); /* counted by the feed, with its parts */
+    if (local_start(&e, &l, err) != 0)
         goto out;
     if (data.ctr)
         train_logf(opts, 0,

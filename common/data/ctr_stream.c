@@ -786,20 +786,6 @@ static int count_file(const char *path, uint64_t *lines, err_t *err)
     return 0;
 }
 
-int ctr_count_lines(const char *source, const char *name, uint64_t *lines, err_t *err)
-{
-    char **files;
-    int n = ctr_files(source, name, &files, err);
-    if (n < 0)
-        return -1;
-    *lines = 0;
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++)
-        rc = count_file(files[i], lines, err);
-    ctr_files_free(&files, n);
-    return rc;
-}
-
 /* The lines that start in [begin, end) of the plain file at path (end
  * CTR_TO_END: its end): a line starts at offset 0 and after every newline
  * but one that ends the file. Adds them to *lines. Returns 0, or -1 with

@@ -110,11 +110,6 @@ void ctr_batch_free(ctr_batch_t *b);
 int ctr_files(const char *source, const char *name, char ***files, err_t *err);
 void ctr_files_free(char ***files, int n);
 
-/* The lines of every file source names (ctr_files), for the steps of an
- * epoch: its newlines plus a last line without one; a bad line counts too.
- * Returns 0 with *lines, or -1 with err naming the file. */
-int ctr_count_lines(const char *source, const char *name, uint64_t *lines, err_t *err);
-
 /* The lines of part `rank` of `ranks` of source, split as a stream with
  * those options splits it (whole files, or the lines whose first byte lies
  * in a byte range): what that trainer's stream reads in an epoch, bad lines
