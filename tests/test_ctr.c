@@ -290,6 +290,10 @@ static void test_stream_ranges(void)
                 CU_ASSERT_PTR_NOT_NULL_FATAL(s);
                 long got = drain(s, seen, NULL, NULL, 0, &err);
                 CHECK_CASE(got > 0, "T=%d t=%d: %ld samples (%s)", T, t, got, err.msg);
+                uint64_t counted = 0; /* what the trainers count before they start */
+                CU_ASSERT_EQUAL(ctr_count_part_lines(path, NULL, t, T, &counted, &err), 0);
+                CHECK_CASE((long)counted == got, "T=%d t=%d: %llu lines counted, %ld read", T,
+                           t, (unsigned long long)counted, got);
                 total += got;
                 least = got < least ? got : least;
                 ctr_stream_destroy(&s);
@@ -351,6 +355,9 @@ static void test_stream_files(void)
             ctr_stream_stats(s, &st);
             CU_ASSERT_EQUAL(st.parts, t == 0 ? 3 : 2); /* files 0, 2, 4 and 1, 3 */
             CU_ASSERT_EQUAL(got, t == 0 ? 120 + 300 + 55 : 7 + 1);
+            uint64_t counted = 0;
+            CU_ASSERT_EQUAL(ctr_count_part_lines(sources[g], NULL, t, 2, &counted, &err), 0);
+            CU_ASSERT_EQUAL((long)counted, got);
             for (unsigned i = 0; i < n; i++)
                 if (tags[i] != 0xffffffffu)
                     CHECK_CASE((int)tags[i] % 2 == t, "%s: trainer %d read file %u", sources[g],
@@ -366,7 +373,11 @@ static void test_stream_files(void)
     for (int t = 0; t < 3; t++) {
         ctr_stream_t *s = open_stream(dir, t, 3, 0, 0, CTR_BAD_STOP, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-        CU_ASSERT(drain(s, seen, NULL, NULL, 0, &err) > 100);
+        const long got = drain(s, seen, NULL, NULL, 0, &err);
+        CU_ASSERT(got > 100);
+        uint64_t counted = 0;
+        CU_ASSERT_EQUAL(ctr_count_part_lines(dir, NULL, t, 3, &counted, &err), 0);
+        CU_ASSERT_EQUAL((long)counted, got);
         ctr_stream_destroy(&s);
     }
     check_once(seen, n, "2 files, 3 trainers");
