@@ -13,8 +13,12 @@ Each configuration (servers on hosts h1..hS, trainers on the next T hosts,
 one rank per host, --bind eth1) trains STEPS steps of one trainer's batch
 per trainer (train.batch = batch x T), plain ZeroMQ, 1 worker thread, 1
 server thread, 1 I/O thread; configurations alternate within each of ROUNDS
-rounds and the measured samples/s is the median over rounds (summary.json,
-training steps only). Prints one JSON line per configuration:
+rounds and the measured samples/s is the median over rounds of the job's
+rate: the sum of its trainers' own rates (RUN/ranks/rank-R.json, training
+steps only; in ASP the trainers go at their own paces, and trainer 0's pace
+times the global batch, summary.json's samples_per_s, misstates the job
+when one trainer takes more than its share of a link). Prints one JSON line
+per configuration:
   {"config": ..., "predicted": ..., "measured": ..., "ratio": ..., "runs": [...]}
 and writes them to bench/out/validation.jsonl.
 
@@ -80,6 +84,22 @@ def cap(hosts, rate, burst):
                       "burst", burst, "latency", "400ms"])
 
 
+def job_rate(out):
+    """The job's samples/s: the sum of its trainers' own rates
+    (RUN/ranks/rank-R.json), each its samples over its seconds in training
+    steps. In BSP every trainer has the job's rate over T; in ASP each goes
+    at its own pace (summary.json's samples_per_s is trainer 0's pace times
+    the global batch, which a trainer that took more than its share of a
+    link overstates)."""
+    rates = []
+    for name in sorted(os.listdir(os.path.join(out, "ranks"))):
+        with open(os.path.join(out, "ranks", name)) as f:
+            r = json.load(f)
+        if r["role"] == "trainer":
+            rates.append(r["samples_per_s"])
+    return sum(rates), rates
+
+
 def run(a, tmp, c, r):
     model, cons, S, T, comp = c
     hosts = ",".join(f"h{i}:1" for i in range(1, S + T + 1))
@@ -104,7 +124,9 @@ def run(a, tmp, c, r):
         print(f"validate: {c} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}", file=sys.stderr)
         return None
     with open(os.path.join(out, "summary.json")) as f:
-        return json.load(f)
+        s = json.load(f)
+    s["job_samples_per_s"], s["trainer_samples_per_s"] = job_rate(out)
+    return s
 
 
 def predict(cal, c, a):
@@ -146,7 +168,7 @@ def main():
     configs = CONFIGS if not a.only else [CONFIGS[int(i)] for i in a.only.split(",")]
     H = max(S + T for _, _, S, T, _ in configs)
     measured = {c: [] for c in configs}
-    parts_seen = {}
+    parts_seen, per_trainer = {}, {}
     try:
         sh([TESTBED, "up", str(H)], stdout=subprocess.DEVNULL)
         cap(H, a.rate, a.burst)
@@ -156,7 +178,9 @@ def main():
                     print(f"validate: round {r + 1}/{a.rounds}: {c}", file=sys.stderr, flush=True)
                     s = run(a, tmp, c, r)
                     if s:
-                        measured[c].append(s["samples_per_s"])
+                        measured[c].append(s["job_samples_per_s"])
+                        per_trainer.setdefault(c, []).append(
+                            [round(x, 1) for x in s["trainer_samples_per_s"]])
                         t0 = s["trainer0"]
                         parts_seen.setdefault(c, []).append({
                             k: round(1e3 * t0[k] / s["steps"], 3)
@@ -178,6 +202,7 @@ def main():
                     "measured": round(meas, 1) if meas else None,
                     "ratio": round(meas / pred, 3) if meas else None,
                     "runs": [round(x, 1) for x in runs],
+                    "trainer_runs": per_trainer.get(c, []),
                     "predicted_step_ms": round(1e3 * parts["step_s"], 2),
                     "trainer0_ms_per_step": parts_seen.get(c, [])}
             if not meas or abs(meas / pred - 1) > 0.15:

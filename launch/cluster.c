@@ -350,6 +350,7 @@ typedef struct {
     server_t *srv;                 /* a server rank's server and socket */
     transport_t *sock;
     cluster_saver_t saver;
+    train_result_t res;            /* a trainer rank's result, for its report */
 } ranks_t;
 
 /* Checks that every server's endpoint can be dialled from this host (a
@@ -510,11 +511,10 @@ static int run_trainer(ranks_t *r, const job_config_t *cfg, const cluster_opts_t
     for (int s = 0; s < r->S; s++)
         if (r->all[s].threads > d.server_threads)
             d.server_threads = r->all[s].threads;
-    train_result_t res;
     err_t err;
-    int rc = train_dist(cfg, &d, &topts, &res, &err);
-    status = trainer_outcome(r, rc, &res, &err, o->out_dir);
-    *peer_lost = res.lost_trainers > 0;
+    int rc = train_dist(cfg, &d, &topts, &r->res, &err);
+    status = trainer_outcome(r, rc, &r->res, &err, o->out_dir);
+    *peer_lost = r->res.lost_trainers > 0;
 out:
     free(eps);
     free(hosts);
@@ -632,13 +632,12 @@ static void resolve_threads(job_config_t *cfg, const ranks_t *r)
         fprintf(stderr, "rank %d: %s\n", r->rank, err.msg);
 }
 
-/* This rank's part of an mpirun job of N ranks. Prints what fails; returns
- * the exit status, and *abort_job = 1 when the rank failed on its own and
- * must end the job (MPI_Abort) rather than leave the others waiting. */
-/* Each rank's peak memory at its end: OUT/ranks/rank-R.json (role, index,
- * host, peak RSS from getrusage) and, unless quiet, a line. Prints what
- * fails. */
-static void report_memory(const ranks_t *r, const cluster_opts_t *o)
+/* Each rank's report at its end: OUT/ranks/rank-R.json (role, index, host,
+ * peak RSS from getrusage; a trainer's steps, the samples it trained on
+ * itself and its seconds in training steps, whose ratio is its own rate:
+ * in ASP the trainers go at their own paces and the job's rate is the sum)
+ * and, unless quiet, the memory line. Prints what fails. */
+static void report_rank(const ranks_t *r, const cluster_opts_t *o)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0)
@@ -652,12 +651,22 @@ static void report_memory(const ranks_t *r, const cluster_opts_t *o)
     snprintf(path, sizeof path, "%s/rank-%d.json", dir, r->rank);
     int n = snprintf(text, sizeof text,
                      "{\"rank\": %d, \"role\": \"%s\", \"index\": %d, \"host\": \"%s\", "
-                     "\"peak_rss_mib\": %.1f}\n", r->rank, r->lc.role, r->index, r->me.host, mib);
+                     "\"peak_rss_mib\": %.1f", r->rank, r->lc.role, r->index, r->me.host, mib);
+    if (!r->is_server)
+        n += snprintf(text + n, sizeof text - (size_t)n,
+                      ", \"steps\": %ld, \"samples\": %ld, \"train_s\": %.6f, "
+                      "\"samples_per_s\": %.3f", r->res.steps, r->res.own_samples,
+                      r->res.train_s,
+                      (double)r->res.own_samples / (r->res.train_s > 0 ? r->res.train_s : 1e-9));
+    n += snprintf(text + n, sizeof text - (size_t)n, "}\n");
     err_t err;
     if (fs_mkdirs(dir, &err) != 0 || fs_write_atomic(path, text, (size_t)n, &err) != 0)
         fprintf(stderr, "rank %d %s %d: %s\n", r->rank, r->lc.role, r->index, err.msg);
 }
 
+/* This rank's part of an mpirun job of N ranks. Prints what fails; returns
+ * the exit status, and *abort_job = 1 when the rank failed on its own and
+ * must end the job (MPI_Abort) rather than leave the others waiting. */
 static int run_ranks(job_config_t *cfg, const cluster_opts_t *o, int rank, int N,
                      transport_auth_t *auth, int *peer_lost, int *abort_job)
 {
@@ -712,7 +721,7 @@ static int run_ranks(job_config_t *cfg, const cluster_opts_t *o, int rank, int N
                     r.index, status);
             *abort_job = 1;
         } else {
-            report_memory(&r, o);
+            report_rank(&r, o);
         }
     }
     transport_destroy(&r.sock);

@@ -232,6 +232,48 @@ static void check_equal(const char *local_out, const char *dist_out)
     check_equal_at(local_out, dist_out, 20);
 }
 
+/* Reads "key": number from RUN/FILE (a flat search is enough for the keys
+ * used here). Returns NAN when it is not there. */
+static double json_num(const char *out, const char *file, const char *key)
+{
+    char path[700], needle[80];
+    snprintf(path, sizeof path, "%s/%s/%s", tests_tmp_dir(), out, file);
+    snprintf(needle, sizeof needle, "\"%s\":", key);
+    err_t err;
+    char *js = fs_read_all(path, NULL, &err);
+    char *p = js ? strstr(js, needle) : NULL;
+    double v = p ? atof(p + strlen(needle)) : NAN;
+    free(js);
+    return v;
+}
+
+static double summary_num(const char *out, const char *key)
+{
+    return json_num(out, "summary.json", key);
+}
+
+/* Each trainer of run `out` (ranks [S, S + T)) reports its own steps and
+ * samples (its slices of the batches of `batch`) and its rate in
+ * RUN/ranks/rank-R.json. */
+static void check_trainer_reports(const char *out, int S, int T, int batch, int steps)
+{
+    for (int t = 0; t < T; t++) {
+        char file[64];
+        snprintf(file, sizeof file, "ranks/rank-%d.json", S + t);
+        const int slice = batch / T + (t < batch % T);
+        CU_ASSERT_EQUAL(json_num(out, file, "steps"), steps);
+        CU_ASSERT_EQUAL(json_num(out, file, "samples"), (double)slice * steps);
+        const double train_s = json_num(out, file, "train_s");
+        CU_ASSERT(train_s > 0);
+        CU_ASSERT_DOUBLE_EQUAL(json_num(out, file, "samples_per_s"), slice * steps / train_s,
+                               1e-3 * slice * steps / train_s);
+    }
+    char file[64];
+    snprintf(file, sizeof file, "ranks/rank-%d.json", S - 1);
+    CU_ASSERT(isnan(json_num(out, file, "samples"))); /* a server trains on nothing */
+    CU_ASSERT(json_num(out, file, "peak_rss_mib") > 0);
+}
+
 static void test_bsp_1x2(void)
 {
     CU_ASSERT_FATAL(need(0, "", "local32") == 0);
@@ -253,6 +295,7 @@ static void test_bsp_2x3_b33(void)
     CU_ASSERT_FATAL(run(0, "--set train.batch=33", "local33") == 0);
     CU_ASSERT_FATAL(run(5, "--servers 2 --set train.batch=33", "bsp_2x3") == 0);
     check_equal("local33", "bsp_2x3");
+    check_trainer_reports("bsp_2x3", 2, 3, 33, 20);
 }
 
 /* BSP with trainers of several threads: 2 servers + 3 trainers of 3
@@ -724,21 +767,6 @@ static void test_export_command(void)
     char path[600];
     snprintf(path, sizeof path, "%s/x2.onnx", t);
     CU_ASSERT(access(path, F_OK) != 0); /* nothing written */
-}
-
-/* Reads "key": number from RUN/summary.json (a flat search is enough for the
- * keys used here). Returns NAN when it is not there. */
-static double summary_num(const char *out, const char *key)
-{
-    char path[600], needle[80];
-    snprintf(path, sizeof path, "%s/%s/summary.json", tests_tmp_dir(), out);
-    snprintf(needle, sizeof needle, "\"%s\":", key);
-    err_t err;
-    char *js = fs_read_all(path, NULL, &err);
-    char *p = js ? strstr(js, needle) : NULL;
-    double v = p ? atof(p + strlen(needle)) : NAN;
-    free(js);
-    return v;
 }
 
 /* Compression: the 3-epoch Fashion-MNIST CNN (configs/fashion_cnn.cfg, 1

@@ -214,6 +214,7 @@ static epoch_end_t end_epoch(epoch_t *e, int epoch, double sums[3], long ep_glob
 {
     e->train_s += ep_train_s;
     e->samples += ep_global;
+    e->own_samples += (long)sums[2];
     epoch_end_t r = e->be->end_epoch(e, e->step, sums, err);
     if (r != EPOCH_GO)
         return r;

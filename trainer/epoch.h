@@ -93,6 +93,7 @@ struct epoch_t {
 
     /* kept by epoch_run */
     long step, samples;        /* steps done; training samples of the job so far */
+    long own_samples;          /* of those, this trainer's (its slices of the batches) */
     double t0, train_s;        /* start; seconds spent in training steps */
     double compute_s;          /* of those, in forward and backward (and the hook) */
     double last_ckpt_s;

@@ -199,6 +199,7 @@ int dist_end_job(dist_t *j, train_result_t *res, err_t *err)
 {
     train_result_fill(res, j->ep.rows, j->ep.epochs_done, j->ep.step, j->n_params,
                       progress_now() - j->ep.t0, j->ep.train_s, j->ep.samples);
+    res->own_samples = j->ep.own_samples;
     int leads = j->ep.lead; /* this trainer leads the end of the job */
     if (!j->ep.lead && wait_for_lead(j, &leads, err) != 0)
         return -1;

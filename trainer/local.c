@@ -235,6 +235,7 @@ static int local_finish(epoch_t *e, local_t *l, train_result_t *res, err_t *err)
     const train_opts_t *opts = e->opts;
     train_result_fill(res, e->rows, e->epochs_done, e->step, model_n_params(e->m),
                       progress_now() - e->t0, e->train_s, e->samples);
+    res->own_samples = e->samples;
     run_summary_t s;
     train_summary_init(&s, e->cfg, opts, res, e->samples, "local");
     s.threads = team_size(e->team);

@@ -53,6 +53,9 @@ typedef struct {
     int binary;               /* a binary_cross_entropy model: the four below are set */
     double val_auc, val_logloss, test_auc, test_logloss;
     double wall_s, train_s, samples_per_s;
+    long own_samples;         /* the samples this trainer (process) trained on itself: in ASP
+                               * each trainer goes at its own pace, and the job's rate is the
+                               * sum of the trainers' own_samples / train_s */
     char plot_error[ERR_LEN]; /* non-empty when curves.png could not be drawn */
 } train_result_t;
 
