@@ -5,16 +5,20 @@
  *   bench_calib compute CONFIG THREADS BATCH STEPS [key=value ...]
  *       forward + backward of BATCH random samples through CONFIG's model on
  *       THREADS worker threads (common/nn/team.h, as a trainer runs its
- *       slice of a step): the median step time and, for every parameter
- *       range the gradient hook hands out (the ranges a trainer pushes
- *       during backward, trainer/dist.c), the median time after the step's
- *       start at which it was ready.
+ *       slice of a step): the median step time; the median of each step's
+ *       time less the time its threads waited for a CPU (the kernel's
+ *       schedstat run delay, per thread): what the step takes on cores of
+ *       its own, which other jobs on a shared machine do not change; and,
+ *       for every parameter range the gradient hook hands out (the ranges a
+ *       trainer pushes during backward, trainer/dist.c), the median time
+ *       after the step's start at which it was ready.
  *   bench_calib server OPTIM N_PARAMS TRAINERS STEPS AUTH ELEM
  *       one real server (ps/server.h, BSP, OPTIM) over TCP loopback and
  *       TRAINERS clients (ps/client.h) in this process, each pushing its
  *       gradient and pulling the parameters every step, as trainers do:
- *       wall time, the server's busy time (STATS) and the CPU time of the
- *       whole process per step. AUTH none|curve, ELEM f32|f16 (pushes and
+ *       wall time, the server's busy time (STATS), the CPU time of the
+ *       server's thread (what its work takes whatever else runs on the
+ *       machine) and the CPU time of the whole process per step. AUTH none|curve, ELEM f32|f16 (pushes and
  *       pulls).
  *   bench_calib codec N ROUNDS
  *       fp16 encode and decode (common/net/compress.h), seconds per float.
@@ -23,6 +27,7 @@
  *       loopback: the software's per-message latency (median).
  */
 #include <cblas.h>
+#include <dirent.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -54,6 +59,14 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* Seconds on clock c (a thread's CPU clock). */
+static double clock_s(clockid_t c)
+{
+    struct timespec t;
+    clock_gettime(c, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 /* CPU seconds of this process (all threads, user + system). */
 static double cpu_now(void)
 {
@@ -82,6 +95,32 @@ static void die(const char *what, const err_t *err)
 }
 
 /* ---- compute ---------------------------------------------------------- */
+
+/* Seconds the threads of this process have waited on a run queue for a CPU
+ * (the second field of /proc/self/task/TID/schedstat), summed over them; 0
+ * where the kernel does not keep it. */
+static double run_delay_s(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long run, wait;
+        if (f && fscanf(f, "%llu %llu", &run, &wait) == 2)
+            sum += (double)wait * 1e-9;
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
 
 typedef struct {
     double t0;
@@ -135,7 +174,8 @@ static int mode_compute(int argc, char **argv)
     hook_t h = {.steps = steps};
     h.at = calloc((size_t)MAX_RANGES * (size_t)steps, sizeof *h.at);
     double *step_s = malloc((size_t)steps * sizeof *step_s);
-    if (!params || !grads || !x || !dx || !y || !h.at || !step_s)
+    double *own_s = malloc((size_t)steps * sizeof *own_s); /* less the waits for a CPU */
+    if (!params || !grads || !x || !dx || !y || !h.at || !step_s || !own_s)
         die("out of memory", NULL);
     if (params_init_slice(model_params(m), cfg.train.seed, 0, n, params, &err) != 0)
         die("init", &err);
@@ -151,20 +191,23 @@ static int mode_compute(int argc, char **argv)
         h.step = s < 0 ? 0 : s;
         h.n = 0;
         const model_run_t run = {.training = 1, .step = s + 2, .first = 0};
+        const double wait0 = run_delay_s();
         h.t0 = now();
         team_train_step(t, &run, params, grads, x, y, B, 1.0f / (float)B, NULL);
         double dt = now() - h.t0;
         if (s < 0)
             continue;
         step_s[s] = dt;
+        own_s[s] = dt - (run_delay_s() - wait0) / team_size(t);
         if (ranges < 0)
             ranges = h.n;
         else if (ranges != h.n)
             die("the gradient ranges changed between steps", NULL);
     }
     printf("{\"config\": \"%s\", \"params\": %zu, \"input\": %zu, \"threads\": %d, "
-           "\"batch\": %d, \"steps\": %d, \"step_s\": %.9g, \"ranges\": [",
-           path, n, in, team_size(t), B, steps, median(step_s, steps));
+           "\"batch\": %d, \"steps\": %d, \"step_s\": %.9g, \"step_own_cpus_s\": %.9g, "
+           "\"ranges\": [",
+           path, n, in, team_size(t), B, steps, median(step_s, steps), median(own_s, steps));
     for (int k = 0; k < ranges; k++)
         printf("%s[%zu, %zu, %.9g]", k ? ", " : "", h.b[k], h.e[k],
                median(h.at + (size_t)k * (size_t)steps, steps));
@@ -178,6 +221,7 @@ static int mode_compute(int argc, char **argv)
     free(y);
     free(h.at);
     free(step_s);
+    free(own_s);
     return 0;
 }
 
@@ -301,13 +345,16 @@ static int mode_server(int argc, char **argv)
     client_stats_t s0, s1;
     if (client_stats(g.c[0], &s0, &err) != 0)
         die("stats", &err);
-    double c0 = cpu_now(), t0 = now();
+    clockid_t srv_clock;
+    if (pthread_getcpuclockid(g.th, &srv_clock) != 0)
+        die("the server thread's CPU clock", NULL);
+    double c0 = cpu_now(), t0 = now(), srv0 = clock_s(srv_clock);
     for (int k = 0; k < steps; k++, step++) {
         double w0 = now();
         rig_step(&g, grads, params, n, step, elem);
         wall[k] = now() - w0;
     }
-    double cpu = cpu_now() - c0, total = now() - t0;
+    double cpu = cpu_now() - c0, total = now() - t0, srv_cpu = clock_s(srv_clock) - srv0;
     if (client_stats(g.c[0], &s1, &err) != 0)
         die("stats", &err);
     uint64_t sent = 0, recv = 0;
@@ -320,10 +367,11 @@ static int mode_server(int argc, char **argv)
     rig_down(&g);
     printf("{\"optim\": \"%s\", \"params\": %zu, \"trainers\": %d, \"steps\": %d, "
            "\"auth\": \"%s\", \"elem\": \"%s\", \"wall_step_s\": %.9g, \"mean_step_s\": %.9g, "
-           "\"server_busy_step_s\": %.9g, \"cpu_step_s\": %.9g, "
+           "\"server_busy_step_s\": %.9g, \"server_cpu_step_s\": %.9g, \"cpu_step_s\": %.9g, "
            "\"bytes_sent_step\": %.1f, \"bytes_received_step\": %.1f}\n",
            optim, n, T, steps, curve ? "curve" : "none", elem == WIRE_F16 ? "f16" : "f32",
-           median(wall, steps), total / steps, (s1.busy_s - s0.busy_s) / steps, cpu / steps,
+           median(wall, steps), total / steps, (s1.busy_s - s0.busy_s) / steps, srv_cpu / steps,
+           cpu / steps,
            (double)sent / (step), (double)recv / (step));
     free(grads);
     free(params);

@@ -7,7 +7,8 @@ Per shipped model (the CNN, the LSTM, the bench MLP and the CTR model) and
 thread count (1, 2):
   - compute: forward + backward of one trainer's batch (build/bench_calib
     compute: the team of worker threads a trainer runs, random inputs), the
-    median step time, and when each parameter range's gradient is ready
+    median step time less the time the threads waited for a CPU that other
+    jobs held (schedstat), and when each parameter range's gradient is ready
     during backward (the ranges a trainer pushes as backward produces them);
   - bytes pulled and pushed per step, plain and fp16: the difference of
     trainer 0's byte counters between a long and a short real job
@@ -17,10 +18,11 @@ thread count (1, 2):
     parameters, as the dense models', plus the rows the data's batches
     touch: unique rows per batch counted in data/ctr/train.txt at several
     batch sizes);
-Per optimizer: the server's busy time per step (STATS) for 1, 2 and 4
-trainers pushing and pulling 4M keys (build/bench_calib server), hence the
+Per optimizer: the CPU time of the server's thread per step for 1, 2 and 4
+trainers pushing and pulling 4M keys (build/bench_calib server; CPU time,
+not its busy time, since other jobs on the machine stretch that), hence the
 cost per byte applied and per byte summed; the CPU per byte of the exchange
-(the whole process's CPU time less the server's busy time, per byte moved:
+(the whole process's CPU time less the server thread's, per byte moved:
 kernel and ZeroMQ at both ends), plain, CURVE and fp16, and a single
 connection's throughput; fp16 encode and decode per float; the round trip of
 a 1-key push + pull (per-message latency); the row store's rows/s per row
@@ -115,14 +117,17 @@ def compute(rounds, threads):
                      str(steps)]))
     out = {}
     for (m, th), rs in runs.items():
-        step = statistics.median(x["step_s"] for x in rs)
+        # the step on cores of its own: less the time its threads waited for a CPU
+        # that other jobs held (so a loaded machine measures what a quiet one does)
+        step = statistics.median(x["step_own_cpus_s"] for x in rs)
         ranges = [[b, e, statistics.median(x["ranges"][k][2] for x in rs)]
                   for k, (b, e, _) in enumerate(rs[0]["ranges"])]
         out.setdefault(m, {"config": "configs/" + MODELS[m][0], "params": rs[0]["params"],
                            "batch": rs[0]["batch"], "threads": {}})
         out[m]["threads"][str(th)] = {
             "step_s": step, "per_sample_s": step / rs[0]["batch"],
-            "runs_step_s": [x["step_s"] for x in rs],
+            "runs_step_s": [x["step_own_cpus_s"] for x in rs],
+            "runs_step_wall_s": [x["step_s"] for x in rs],
             # [begin, end, seconds after the step's start when its gradient is ready]
             "grad_ready": ranges,
         }
@@ -225,12 +230,15 @@ def server(rounds):
                 [os.path.join(BIN, "bench_calib"), "server", c[0], str(SERVER_KEYS), str(c[1]),
                  "12", c[2], c[3]]))
     med = {c: {k: statistics.median(x[k] for x in rs) for k in
-               ("wall_step_s", "server_busy_step_s", "cpu_step_s", "bytes_sent_step",
+               ("wall_step_s", "server_busy_step_s", "server_cpu_step_s", "cpu_step_s",
+                "bytes_sent_step",
                 "bytes_received_step")} for c, rs in runs.items()}
     keys = SERVER_KEYS
     opt = {}
+    # the server's work as its thread's CPU time (its busy time, wall clock, grows with
+    # whatever else the machine runs)
     for o in OPTIMS:
-        b1, b2, b4 = (med[(o, t, "none", "f32")]["server_busy_step_s"] for t in (1, 2, 4))
+        b1, b2, b4 = (med[(o, t, "none", "f32")]["server_cpu_step_s"] for t in (1, 2, 4))
         opt[o] = {
             # 1 trainer: the piece is applied as it comes, no sum
             "busy_1_trainer_s_per_key": b1 / keys,
@@ -248,9 +256,9 @@ def server(rounds):
         exch[name] = {
             "trainers": c[1],
             # CPU of both ends (kernel, ZeroMQ, CURVE, codec) per byte on the wire
-            "cpu_s_per_byte": (x["cpu_step_s"] - x["server_busy_step_s"]) / moved,
+            "cpu_s_per_byte": (x["cpu_step_s"] - x["server_cpu_step_s"]) / moved,
             # per float of the model pushed and pulled (fp16: 2 bytes on the wire)
-            "cpu_s_per_key_moved": (x["cpu_step_s"] - x["server_busy_step_s"]) /
+            "cpu_s_per_key_moved": (x["cpu_step_s"] - x["server_cpu_step_s"]) /
                                    (2 * c[1] * keys),
             "wall_bytes_per_s": moved / x["wall_step_s"],
         }

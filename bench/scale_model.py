@@ -10,34 +10,42 @@ What a step is (trainer/dist.c, ps/client.c, ps/consistency.c):
     trainer pushes that range (fp16: encoded on the compute thread first),
     cut in pieces to the servers that own its keys (contiguous shards of
     equal size), so pushes overlap the rest of backward;
-  - after its last push the trainer sends the pull for the next step; a BSP
-    server answers once every trainer's pieces are in and applied (each
-    piece is applied as soon as all trainers have sent it: only the last
-    one is left after the last byte arrives); ASP answers at once.
-Links are full duplex: a trainer's uplink carries its pushes, its downlink
-the pulls; a server's downlink carries T/S of the trainers' pushes, its
-uplink T/S of the pulls. Transfers share a link fairly (TCP flows): in a
-phase, each active flow gets min(its server's share, the trainer link over
-its active flows), a fluid model stepped from event to event. ZeroMQ's I/O
-threads (one per rank without CURVE; with CURVE one per connection up to
-the node's cores) and the server's request thread cap the rates at what
-calibration measured per byte.
+  - after its last push the trainer sends the pull for the next step, on
+    the same connection, so it reaches a server after the pushes;
+  - a server's request thread takes the messages in the order they come.
+    BSP: a piece is summed and applied once every trainer has pushed it,
+    and sent at once to the pulls that wait for the step; a pull that comes
+    gets the pieces complete so far at once and the rest as they complete,
+    so a trainer that finished pushing early gets much of its reply while
+    the others still push (the server's links are full duplex). ASP answers
+    a pull at once.
 
-BSP: every trainer is in the same phase (they wait for each other), so one
-trainer with every server shared T ways is the whole job. ASP (and SSP with
-staleness >= 1: symmetric trainers never wait on the bound): trainers drift
-apart, and the pushes of some overlap the pulls of others; modelled as a
-closed queueing network (exact mean-value analysis) of T trainers over the
-servers' downlink, uplink and request thread, with the rest of a trainer's
-cycle (its compute and its own links, from the same fluid model with no
-other trainer) as think time.
+The model plays this out as events (class Job): each trainer-server
+connection is a queue of messages in each direction; a message goes over
+the trainer's link and the server's link, at what they give its connection:
+  - sharing "fifo" (the default): a link sends bytes in the order they were
+    sent, as one queue (a switch port's, tc tbf's); messages sent at the same
+    moment share it fairly. Validated on the test bed (bench/validate.py);
+  - sharing "fair": every connection with bytes to send gets an equal share
+    (max-min fair), as per-flow fair queueing would give.
+ZeroMQ's I/O threads (one per rank without CURVE; with CURVE one per
+connection up to the node's cores) cap a connection and a rank at what
+calibration measured per byte; the server's thread takes each piece for
+the time calibration measured per key (per trainer, and per sum applied).
+Steps are simulated until the trainers' pace is steady (SIM_STEPS, of
+which the first SIM_SKIP are not counted); the job's samples/s is the sum
+of the trainers' own rates (in ASP each goes at its own pace). Beyond
+GROUPS trainers (servers), ranks are simulated in GROUPS groups that move
+together: a group of n trainers sends n times the bytes over n links.
 
 Usage:
   scale_model.py [--calib FILE] [--out DIR]      the table and plot for 8..1024
   scale_model.py --predict --model cnn --trainers 3 --servers 1 --gbps 0.1 ...
 """
 import argparse
+import collections
 import contextlib
+import heapq
 import json
 import math
 import os
@@ -105,39 +113,22 @@ class Calib:
         u = d["unique_rows_per_batch"][str(self.batch(m))]
         return u, d["dim"]
 
-    def union_rows(self, m, n_samples):
-        """Unique rows in n_samples lines (power law through the measured batch sizes)."""
-        d = self.c["rows"]["ctr_data"]["unique_rows_per_batch"]
-        pts = sorted((int(k), v) for k, v in d.items())
-        if n_samples <= pts[0][0]:
-            return pts[0][1] * n_samples / pts[0][0]
-        for (b0, u0), (b1, u1) in zip(pts, pts[1:]):
-            if n_samples <= b1:
-                a = math.log(u1 / u0) / math.log(b1 / b0)
-                return u0 * (n_samples / b0) ** a
-        (b0, u0), (b1, u1) = pts[-2], pts[-1]
-        a = math.log(u1 / u0) / math.log(b1 / b0)
-        return u1 * (n_samples / b1) ** a
-
-    def busy_per_key(self, optim, T, comp):
-        """Server request-thread seconds per key of its shard per step with T trainers."""
+    def server_costs(self, optim, T, bsp, comp):
+        """Server request-thread seconds per key of a piece: for each trainer's
+        part as it comes, and for the sum applied once all are in (BSP with
+        several trainers; else each part is applied as it comes)."""
         o = self.c["server"]["optimizers"][optim]
-        if T == 1:
-            s = o["busy_1_trainer_s_per_key"]
-        else:
-            s = max(o["busy_base_s_per_key"], 0) + T * o["busy_per_trainer_s_per_key"]
+        extra = 0.0
         if comp == "fp16":  # decoding pushes, encoding pulls: measured under sgd
-            raw = self.c["server"]["raw"]
-            keys = self.c["server"]["keys"]
+            raw, keys = self.c["server"]["raw"], self.c["server"]["keys"]
             t = 1 if T == 1 else 2
-            extra = (raw[f"sgd {t} none f16"]["server_busy_step_s"] -
-                     raw[f"sgd {t} none f32"]["server_busy_step_s"]) / keys / t
-            s += max(extra, 0) * T
-        return s
-
-    def apply_per_key(self, optim):
-        o = self.c["server"]["optimizers"][optim]
-        return max(o["busy_base_s_per_key"], 0), o["busy_1_trainer_s_per_key"]
+            cost = "server_cpu_step_s" if "server_cpu_step_s" in raw["sgd 1 none f32"] else \
+                "server_busy_step_s"  # a calibration from before the server's CPU was measured
+            extra = max((raw[f"sgd {t} none f16"][cost] - raw[f"sgd {t} none f32"][cost]) /
+                        keys / t, 0.0)
+        if bsp and T > 1:
+            return o["busy_per_trainer_s_per_key"] + extra, max(o["busy_base_s_per_key"], 0.0)
+        return o["busy_1_trainer_s_per_key"] + extra, 0.0
 
     def io_cpu_per_byte(self, auth):
         """CPU seconds per byte on the wire at ONE end (half of both ends'): kernel and
@@ -158,43 +149,260 @@ class Calib:
         return 2.0 / rate  # one pull and one push of a row
 
 
-def fluid(chunks, flow_cap, total_cap):
-    """One trainer's transfers to (or from) S servers, as a fluid: chunks[s]
-    is a list of (ready time, bytes) for server s; each active flow gets
-    min(flow_cap[s], total_cap / active flows) (equal caps: max-min fair).
-    Returns the time each server's last byte is through (0 for none)."""
-    S = len(chunks)
-    pend = [sorted(c) for c in chunks]
-    idx = [0] * S
-    q = [0.0] * S
-    done = [0.0] * S
-    t = 0.0
-    eps = 1e-9
-    while True:
-        for s in range(S):
-            while idx[s] < len(pend[s]) and pend[s][idx[s]][0] <= t + 1e-15:
-                q[s] += pend[s][idx[s]][1]
-                idx[s] += 1
-        active = [s for s in range(S) if q[s] > eps]
-        nxt = [pend[s][idx[s]][0] for s in range(S) if idx[s] < len(pend[s])]
-        if not active:
-            if not nxt:
-                return done
-            t = min(nxt)
-            continue
-        share = total_cap / len(active)
-        rate = {s: min(flow_cap[s], share) for s in active}
-        dt = min(q[s] / rate[s] for s in active)
-        if nxt:
-            dt = min(dt, min(nxt) - t)
-        for s in active:
-            q[s] -= rate[s] * dt
-            if q[s] <= eps * max(1.0, rate[s]):
-                q[s] = 0.0
-        t += dt
-        for s in active:
-            if q[s] == 0.0 and idx[s] == len(pend[s]):
-                done[s] = t
+SHARINGS = ("fifo", "fair")  # how a link is shared among connections (the first: the default)
+GROUPS = 8         # trainers (servers) simulated one by one up to this many; beyond, in groups
+SIM_STEPS, SIM_SKIP = 12, 4  # steps simulated; the first ones (the start) not measured
+
+
+def groups(n, g):
+    """n ranks in min(n, g) groups of consecutive ranks: their sizes."""
+    k = min(n, g)
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def maxmin(flows, caps, fcap):
+    """Weighted max-min fair rates: flows[f] = (weight, links); each link's
+    capacity caps[link]; a flow of weight w (w connections) gets w times what
+    one connection gets, and at most fcap[f] (progressive filling)."""
+    rate, left = {}, dict(caps)
+    todo = set(flows)
+    while todo:
+        load = {}
+        for f in todo:
+            for ln in flows[f][1]:
+                load[ln] = load.get(ln, 0) + flows[f][0]
+        tight = min(load, key=lambda ln: left[ln] / load[ln])
+        x = left[tight] / load[tight]
+        # the flows capped below the level the tightest link allows stop at their caps
+        fixed = [f for f in todo if fcap[f] <= x * flows[f][0]]
+        if not fixed:
+            fixed = [f for f in todo if tight in flows[f][1]]
+        for f in fixed:
+            rate[f] = min(fcap[f], x * flows[f][0])
+            for ln in flows[f][1]:
+                left[ln] = max(left[ln] - rate[f], 0.0)
+            todo.discard(f)
+    return rate
+
+
+def waterfill(flows, cap, fcap):
+    """Fair shares of one link of capacity cap: flows[f] = weight, each at
+    most fcap[f]."""
+    rate, W = {}, sum(flows.values())
+    for f in sorted(flows, key=lambda f: fcap[f] / flows[f]):
+        share = cap * flows[f] / W if W > 0 else 0.0
+        rate[f] = min(fcap[f], share)
+        cap, W = max(cap - rate[f], 0.0), W - flows[f]
+    return rate
+
+
+def fifo_rates(flows, caps, per_conn, sent):
+    """flows[f] = (weight, (sending link, receiving link)). A host's own link
+    sends bytes in the order they were sent: the flows whose head messages
+    were sent first (sent[f]) take what it has left, those sent at the same
+    moment sharing fairly. Where the flows of several hosts converge, on
+    the receiving host's link (a switch port's queue), each comes at the
+    pace its sender gives it and they share fairly (arrivals at equal paces
+    take turns in a queue). A flow held back at its receiver leaves its
+    sender's link to the flows after it: repeated until the rates settle."""
+    by_link = [{}, {}]  # link -> {flow: weight}, sending and receiving
+    for f, (w, links) in flows.items():
+        for k in (0, 1):
+            by_link[k].setdefault(links[k], {})[f] = w
+    fcap = {f: w * per_conn for f, (w, _) in flows.items()}
+    for _ in range(8):
+        out = {}
+        for ln, fl in by_link[0].items():
+            left = caps[ln]
+            order = sorted(fl, key=lambda f: sent[f])
+            while order:
+                first = [f for f in order if sent[f] <= sent[order[0]]]
+                got = waterfill({f: fl[f] for f in first}, left, fcap)
+                out.update(got)
+                left = max(left - sum(got.values()), 0.0)
+                order = order[len(first):]
+        rate = {}
+        for ln, fl in by_link[1].items():
+            rate.update(waterfill(fl, caps[ln], out))
+        held = {f for f in flows if rate[f] < out[f] * (1 - 1e-9) and rate[f] < fcap[f]}
+        if not held:
+            break
+        for f in held:
+            fcap[f] = rate[f]
+    return {f: max(r, 1e-3) for f, r in rate.items()}
+
+
+class Job:
+    """The steps of T trainers and S servers as events. Each trainer-server
+    connection is a queue of messages in each direction, drained at what the
+    two links it crosses give it (p["sharing"]); each server handles the messages
+    that arrive on its request thread in order and answers pulls as
+    ps/consistency.c does: BSP, a piece of the step once every trainer's is
+    in, to the pulls that wait, and the pieces complete already when a pull
+    comes; ASP at once. Beyond GROUPS trainers (servers) ranks are simulated
+    in groups that move together: a group of n trainers pushes n times the
+    bytes over n links."""
+
+    def __init__(self, p):
+        self.p = p
+        self.tg, self.sg = groups(p["T"], GROUPS), groups(p["S"], GROUPS)
+        self.pieces = self._pieces()
+        self.q = {}          # (dir, trainer group, server group) -> deque of [bytes left, what, seq]
+        self.active = set()  # the queues with messages
+        self.rate = None     # the flows' rates, until a queue empties or starts
+        self.ev, self.seq, self.now = [], 0, 0.0
+        self.free = [0.0] * len(self.sg)   # when each server group's thread is free
+        self.count = {}      # (j, k, pid) -> trainers whose piece is in
+        self.complete = {}   # (j, k) -> pids of step k complete at server group j, in order
+        self.waiting = {}    # (j, k) -> trainer groups whose pull waits there
+        self.sent = {}       # (i, j, k) -> reply pieces sent
+        self.got = {}        # (i, k) -> reply messages in
+        self.starts = [[] for _ in self.tg]
+
+    def _pieces(self):
+        """Per server group of m servers: (keys, ready time) of each piece
+        pushed to it: its shards cut by the gradient's ranges, m pieces of
+        PIECE_KEYS (one per server, sent at once) as one."""
+        p, out, s0 = self.p, [], 0
+        for m in self.sg:
+            lo, hi = p["shards"][s0][0], p["shards"][s0 + m - 1][1]
+            ps = []
+            for b, e, r in p["ready"]:
+                b2, e2 = max(b, lo), min(e, hi)
+                for c in range(b2, e2, PIECE_KEYS * m):
+                    ps.append((min(PIECE_KEYS * m, e2 - c), r))
+            out.append(sorted(ps, key=lambda x: x[1]))
+            s0 += m
+        return out
+
+    def at(self, t, what, *data):
+        self.seq += 1
+        heapq.heappush(self.ev, (t, self.seq, what, data))
+
+    def send(self, d, i, j, nbytes, what):
+        self.seq += 1
+        qq = self.q.setdefault((d, i, j), collections.deque())
+        if not qq:
+            self.rate = None
+            self.active.add((d, i, j))
+        qq.append([nbytes, what, self.seq, self.now])
+
+    def thread(self, j, now, cost, what, *data):
+        """A job on server group j's request thread (its m threads as one m
+        times as fast), after the ones before it; at its end, event `what`."""
+        self.free[j] = max(self.free[j], now) + cost / self.sg[j]
+        if what:
+            self.at(self.free[j], what, *data)
+
+    def start(self, i, k, t):
+        """Trainer group i starts step k at t: its pushes as backward makes
+        them, then its pull (after the pushes on each connection)."""
+        p, n = self.p, self.tg[i]
+        self.starts[i].append(t)
+        if k == SIM_STEPS:
+            return
+        for j, ps in enumerate(self.pieces):
+            for pid, (keys, r) in enumerate(ps):
+                self.at(t + r, "send", "up", i, j, n * keys * p["push_kb"], ("push", k, pid))
+            end = max([p["C"]] + [r for _, r in ps])  # the pull goes after the last push
+            self.at(t + end, "send", "up", i, j, n * self.sg[j] * p["row_push"], ("pull", k))
+
+    def rates(self):
+        if self.rate is None:
+            p, flows, caps = self.p, {}, {}
+            for d, i, j in self.active:
+                ends = (("t", d, i), ("s", d, j))  # (sending link, receiving link)
+                if d == "down":
+                    ends = ends[::-1]
+                flows[(d, i, j)] = (self.tg[i] * self.sg[j], ends)
+                caps[("t", d, i)] = self.tg[i] * p["link_t"]
+                caps[("s", d, j)] = self.sg[j] * p["link_s"]
+            if p["sharing"] == "fair":
+                self.rate = maxmin(flows, caps, {f: w * p["conn_cap"]
+                                                 for f, (w, _) in flows.items()})
+            else:
+                self.rate = fifo_rates(flows, caps, p["conn_cap"],
+                                       {f: self.q[f][0][3] for f in flows})
+        return self.rate
+
+    def arrive_up(self, t, i, j, what):
+        """A push piece or a pull from trainer group i at server group j."""
+        p, (kind, k, *rest) = self.p, what
+        n = self.tg[i]
+        if kind == "pull":
+            self.thread(j, t, n * self.sg[j] * p["row_cost"], "pulled", i, j, k)
+            return
+        pid = rest[0]
+        keys = self.pieces[j][pid][0]
+        c = self.count[(j, k, pid)] = self.count.get((j, k, pid), 0) + n
+        full = p["bsp"] and c == p["T"]  # its last part: summed and applied, then sent
+        self.thread(j, t, n * keys * p["c_arrive"] + (keys * p["c_complete"] if full else 0),
+                    "complete" if full else None, j, k, pid)
+
+    def handle(self, t, what, data):
+        self.now = t
+        if what == "send":
+            self.send(*data)
+        elif what == "arrive_up":
+            self.arrive_up(t, *data)
+        elif what == "complete":
+            j, k, pid = data
+            self.complete.setdefault((j, k), []).append(pid)
+            for i in self.waiting.get((j, k), []):
+                self.reply(i, j, k, [pid])
+        elif what == "pulled":
+            i, j, k = data
+            if self.p["bsp"]:
+                self.waiting.setdefault((j, k), []).append(i)
+                self.reply(i, j, k, self.complete.get((j, k), []))
+            else:
+                self.reply(i, j, k, range(len(self.pieces[j])))
+        elif what == "arrive_down":
+            i, j, (_, k) = data
+            self.got[(i, k)] = self.got.get((i, k), 0) + 1
+            if self.got[(i, k)] == self.expect:
+                self.start(i, k + 1, t + self.p["tail"])
+
+    def reply(self, i, j, k, pids):
+        """Sends trainer group i these pieces of step k; after the last, the
+        rows (CTR) its pull asked for."""
+        p, n = self.p, self.tg[i]
+        for pid in pids:
+            self.send("down", i, j, n * self.pieces[j][pid][0] * p["pull_kb"], ("reply", k))
+        self.sent[(i, j, k)] = self.sent.get((i, j, k), 0) + len(pids)
+        if self.sent[(i, j, k)] == len(self.pieces[j]):
+            self.send("down", i, j, n * self.sg[j] * p["row_pull"], ("rows", k))
+
+    def advance(self, t, t_to):
+        """Drains the queues from t to t_to; messages through arrive after the latency."""
+        r = self.rates()
+        for key in sorted(self.active, key=lambda k: self.q[k][0][2]):  # in the order sent
+            qq = self.q[key]
+            qq[0][0] -= r[key] * (t_to - t)
+            while qq and qq[0][0] < 1e-3:  # through (a thousandth of a byte left)
+                self.at(t_to + self.p["latency"], "arrive_" + key[0], key[1], key[2],
+                        qq.popleft()[1])
+            if not qq:
+                self.active.discard(key)
+                self.rate = None
+
+    def run(self):
+        """Returns, per trainer group, the times it started each step."""
+        self.expect = sum(len(ps) + 1 for ps in self.pieces)
+        for i in range(len(self.tg)):
+            self.start(i, 0, i * 1e-6)  # a microsecond apart: nothing is ever in step
+        t = 0.0
+        while self.ev or self.active:
+            self.advance(t, t)  # messages of no bytes
+            r = self.rates()
+            dt = min((self.q[key][0][0] / r[key] for key in self.active), default=math.inf)
+            t_to = min(t + dt, self.ev[0][0] if self.ev else math.inf)
+            self.advance(t, t_to)
+            t = t_to
+            while self.ev and self.ev[0][0] <= t + 1e-12:
+                _, _, what, data = heapq.heappop(self.ev)
+                self.handle(t, what, data)
+        return self.starts
 
 
 def mva(T, Z, demands):
@@ -220,7 +428,7 @@ def shards(P, S):
 
 
 def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="none",
-         comp="none", frame=ETH_FRAME, detail=False):
+         comp="none", frame=ETH_FRAME, sharing=SHARINGS[0], detail=False):
     """Step time (s) of a trainer, samples/s of the job and the parts."""
     P = cal.params(m)
     B = cal.batch(m)
@@ -234,7 +442,7 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
     io_t = min(S, cores) if auth == "curve" else 1
     io_s = min(T, cores) if auth == "curve" else 1
     sh = shards(P, S)
-    ks = max(b - a for a, b in sh)
+    ks = max(b - a for a, b in sh)  # the largest shard
     # fp16: every pushed range is encoded on the compute thread before it goes
     ready_e, acc = [], 0.0
     for b, e, r in sorted(ready, key=lambda x: x[2]):
@@ -247,59 +455,41 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
     ready_e = [(b, e, r + io_cpu / cores * r / C) for b, e, r in ready_e]
     # sparse rows (CTR): ids + values pushed after backward, pulled with the parameters
     u, dim = cal.rows(m)
-    row_push = u * (8 + 4 * dim) / S
-    row_pull = u * (8 + 4 * dim) / S
-    busy_key = cal.busy_per_key(optim, T if consistency == "bsp" else 1, comp)
-    row_busy = 0.0
-    if u:
-        # BSP: every trainer's rows pulled, their union applied once; ASP: one trainer's
-        n_rows, tn = (cal.union_rows(m, B * T), T) if consistency == "bsp" else (u, 1)
-        row_busy = (tn * u + n_rows) / 2 * cal.row_cost(optim) / S
-    # server request thread: bytes per second of pushes it keeps up with
-    srv_busy_step = busy_key * ks + row_busy          # BSP: all T trainers' share
-    srv_bytes_in = (T if consistency == "bsp" else 1) * (push_kb * ks + row_push)
-    thread_cap = srv_bytes_in / srv_busy_step if srv_busy_step > 0 else float("inf")
-
-    def chunks_push():
-        out = [[] for _ in range(S)]
-        for b, e, r in ready_e:
-            for s, (lo, hi) in enumerate(sh):
-                k = min(e, hi) - max(b, lo)
-                if k > 0:
-                    out[s].append((r, k * push_kb))
-        if row_push:
-            for s in range(S):
-                out[s].append((C_step, row_push))
-        return out
-
-    def exchange(sharers):
-        # per-flow caps at the server end (its link, I/O threads and request thread shared
-        # by `sharers` trainers), and the trainer's total
-        down = min(link, io_s * conn_cap, thread_cap) / sharers
-        up = min(link, io_s * conn_cap) / sharers
-        cap_t = min(link, io_t * conn_cap)
-        push_done = fluid(chunks_push(), [min(down, conn_cap)] * S, cap_t)
-        apply_last = cal.apply_per_key(optim)[0 if sharers > 1 else 1] * min(PIECE_KEYS, ks)
-        starts = [d + latency_s + apply_last + cal.sw_rtt() for d in push_done]
-        pull = [[(st, pull_kb * (hi - lo) + row_pull)] for st, (lo, hi) in zip(starts, sh)]
-        pull_done = fluid(pull, [min(up, conn_cap)] * S, cap_t)
-        tail_dec = dec * min(PIECE_KEYS, ks)
-        return max(pull_done) + latency_s + tail_dec, max(push_done)
-
-    parts = {"compute_s": C, "fp16_encode_s": acc, "io_cpu_s": io_cpu}
-    if consistency == "bsp":
-        tau, push_end = exchange(T)
+    row_bytes = u * (8 + 4 * dim) / S        # per trainer and server
+    bsp = consistency == "bsp"
+    c_arrive, c_complete = cal.server_costs(optim, T, bsp, comp)
+    par = {"T": T if bsp else 1, "S": S, "shards": sh, "ready": ready_e, "C": C_step,
+           "push_kb": push_kb, "pull_kb": pull_kb, "row_push": row_bytes,
+           "row_pull": row_bytes, "link_t": min(link, io_t * conn_cap),
+           "link_s": min(link, io_s * conn_cap), "conn_cap": conn_cap,
+           "c_arrive": c_arrive, "c_complete": c_complete,
+           "row_cost": u / S * cal.row_cost(optim) if u else 0.0,
+           "latency": latency_s, "sharing": sharing, "bsp": bsp,
+           # after the last reply: decoding its last piece (fp16), the software round trip
+           "tail": dec * min(PIECE_KEYS, ks) + cal.sw_rtt()}
+    job = Job(par)
+    starts = job.run()
+    # each trainer group's pace once steady
+    periods = [(st[-1] - st[SIM_SKIP]) / (len(st) - 1 - SIM_SKIP) for st in starts]
+    parts = {"compute_s": C, "fp16_encode_s": acc, "io_cpu_s": io_cpu, "sharing": sharing}
+    if bsp:  # the job's rate: the sum of the trainers'
+        sps = sum(n * B / per for n, per in zip(job.tg, periods))
+        tau = T * B / sps  # the mean step
+        parts["trainer_step_s"] = [round(x, 6) for x in periods]
     else:
-        chain, push_end = exchange(1)
-        d_down = (push_kb * ks + row_push) / min(link, io_s * conn_cap)
-        d_up = (pull_kb * ks + row_pull) / min(link, io_s * conn_cap)
-        d_thr = srv_busy_step
-        Z = max(chain - d_down - d_up - d_thr, 0.0)
-        tau = mva(T, Z, [d_down, d_up, d_thr])
-        parts["alone_s"] = chain
-    parts["push_end_s"] = push_end
+        # ASP: nothing holds the trainers in step, so how one's transfers meet the others'
+        # is a matter of chance: a closed queueing network (exact mean-value analysis) of
+        # the T trainers over the busiest server's downlink, uplink and request thread,
+        # with the rest of one trainer's step alone (simulated above) as think time
+        chain = periods[0]
+        link_s = par["link_s"]
+        d_down = (push_kb * ks + row_bytes) / link_s
+        d_up = (pull_kb * ks + row_bytes) / link_s
+        d_thr = ks * c_arrive + par["row_cost"]
+        tau = mva(T, max(chain - d_down - d_up - d_thr, 0.0), [d_down, d_up, d_thr])
+        sps = T * B / tau
+        parts["alone_step_s"] = chain
     parts["step_s"] = tau
-    sps = T * B / tau
     eff = C / tau
     if detail:
         return tau, sps, eff, parts
@@ -325,7 +515,8 @@ SPEEDS = [10, 25, 100]
 
 
 def table(cal, a):
-    kw = dict(cores=a.cores, latency_s=a.latency_us * 1e-6, auth=a.auth, comp=a.comp)
+    kw = dict(cores=a.cores, latency_s=a.latency_us * 1e-6, auth=a.auth, comp=a.comp,
+              sharing=a.sharing)
     rows = []
     for m in ("cnn", "lstm", "mlp", "ctr"):
         for g in SPEEDS:
@@ -343,7 +534,7 @@ def table(cal, a):
 def print_table(cal, rows, a):
     print(f"# pstrain scale model: {a.cores} cores per node (1 trainer rank per node, all "
           f"cores), servers = trainers / {a.ratio}, {a.auth} auth, {a.comp} compression, "
-          f"{a.latency_us:g} us latency; calibration {a.calib} "
+          f"{a.latency_us:g} us latency, links shared {a.sharing}; calibration {a.calib} "
           f"({cal.c['environment']['date']}, {cal.c['environment']['cpu']})")
     print(f"# efficiency = samples/s / (T x one node's compute-only samples/s); "
           f"'-' = not reachable with S <= T")
@@ -440,6 +631,8 @@ def main():
     ap.add_argument("--servers", type=int, default=1)
     ap.add_argument("--gbps", type=float, default=10.0)
     ap.add_argument("--consistency", default="bsp", choices=("bsp", "asp", "ssp"))
+    ap.add_argument("--sharing", default=SHARINGS[0], choices=SHARINGS,
+                    help="how a link is shared among connections (see the top of this file)")
     ap.add_argument("--frame", type=float, default=ETH_FRAME,
                     help="wire bytes per payload byte (1538/1448 on Ethernet)")
     a = ap.parse_args()
@@ -448,7 +641,8 @@ def main():
         cons = "asp" if a.consistency == "ssp" else a.consistency
         tau, sps, eff, parts = step(cal, a.model, a.trainers, a.servers, a.gbps, cores=a.cores,
                                     latency_s=a.latency_us * 1e-6, consistency=cons,
-                                    auth=a.auth, comp=a.comp, frame=a.frame, detail=True)
+                                    auth=a.auth, comp=a.comp, frame=a.frame,
+                                    sharing=a.sharing, detail=True)
         print(json.dumps({"step_s": tau, "samples_per_s": sps, "efficiency": eff,
                           "parts": parts}))
         return

@@ -129,11 +129,11 @@ def run(a, tmp, c, r):
     return s
 
 
-def predict(cal, c, a):
+def predict(cal, c, a, sharing):
     model, cons, S, T, comp = c
     tau, sps, eff, parts = scale_model.step(
         cal, model, T, S, a.rate_bits / 1e9, cores=1, latency_s=20e-6, consistency=cons,
-        auth="none", comp=comp, frame=1514 / 1448, detail=True)
+        auth="none", comp=comp, frame=1514 / 1448, sharing=sharing, detail=True)
     return sps, parts
 
 
@@ -192,18 +192,22 @@ def main():
     with open(a.out, "w") as f:
         for c in configs:
             model, cons, S, T, comp = c
-            pred, parts = predict(cal, c, a)
+            pred, parts = predict(cal, c, a, scale_model.SHARINGS[0])
+            pred_fair, _ = predict(cal, c, a, "fair")
             runs = measured[c]
             meas = statistics.median(runs) if runs else None
             line = {"config": {"model": model, "consistency": cons, "servers": S, "trainers": T,
                                "compression": comp, "rate": a.rate, "burst": a.burst,
                                "batch_per_trainer": BATCH[model], "steps": a.steps},
                     "predicted": round(pred, 1),
+                    "predicted_fair_sharing": round(pred_fair, 1),
                     "measured": round(meas, 1) if meas else None,
                     "ratio": round(meas / pred, 3) if meas else None,
                     "runs": [round(x, 1) for x in runs],
                     "trainer_runs": per_trainer.get(c, []),
                     "predicted_step_ms": round(1e3 * parts["step_s"], 2),
+                    "predicted_trainer_step_ms": [round(1e3 * x, 2) for x in
+                                                  parts["trainer_step_s"]],
                     "trainer0_ms_per_step": parts_seen.get(c, [])}
             if not meas or abs(meas / pred - 1) > 0.15:
                 ok = False
