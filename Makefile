@@ -57,7 +57,7 @@ DEPS_PY := python3-torch python3-numpy
 DEPS_FUZZ := clang libclang-rt-14-dev
 PY := /usr/bin/python3
 
-.PHONY: all deps deps-py run test test-asan bench bench-rows bench-calibrate bench-scale bench-validate bench-ctr bench-export ctr-data ctr-1b ctr-1b-data fixtures verify-torch verify-onnx verify-ctr-onnx seed-spread clean \
+.PHONY: all deps deps-py run test test-asan bench bench-rows bench-calibrate bench-scale bench-scale-compare bench-validate bench-ctr bench-export ctr-data ctr-1b ctr-1b-data fixtures verify-torch verify-onnx verify-ctr-onnx seed-spread clean \
         test-cluster test-cluster-if-possible bench-cluster \
         deps-fuzz fuzz fuzz-build fuzz-seeds fuzz-wire fuzz-server
 
@@ -128,7 +128,7 @@ $(BUILD)/bench_export: bench/bench_export.c $(BUILD)/libpstrain.a
 
 # The performance model's measured inputs on this machine (bench/calibrate.py:
 # compute, bytes per step, server and exchange costs, latency, rows),
-# 4-6 minutes, into bench/out/calibration.json; make bench-scale reads them.
+# 2-6 minutes, into bench/out/calibration.json; make bench-scale reads them.
 CALIB ?= bench/out/calibration.json
 bench-calibrate: deps ctr-data
 	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_calib $(BUILD)/bench_rows
@@ -140,6 +140,12 @@ bench-calibrate: deps ctr-data
 bench-scale: deps
 	@[ -f $(CALIB) ] || $(MAKE) bench-calibrate
 	$(PY) bench/scale_model.py --calib $(CALIB) --out bench/out
+
+# How far another calibration (another day's, or one under load: OTHER=FILE)
+# moves the table's efficiencies, each and the largest (exit 1 beyond 10 points).
+OTHER ?= bench/out/calibration-loaded.json
+bench-scale-compare: deps
+	$(PY) bench/scale_model.py --calib $(CALIB) --compare $(OTHER)
 
 # The model against real jobs on a test bed of its own (network namespaces
 # psv-h*, beside make test's) with tbf-capped links (bench/validate.py, root,
@@ -238,6 +244,7 @@ verify-onnx: deps $(ONNX_NODE)
 test: deps $(ONNX_NODE)
 	$(MAKE) all
 	./$(BUILD)/test_pstrain
+	$(PY) tests/test_scale_model.py
 	$(MAKE) test-cluster-if-possible
 
 # Multi-host tests on a test bed of network namespaces (tests/cluster/): they

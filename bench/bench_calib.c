@@ -7,8 +7,10 @@
  *       THREADS worker threads (common/nn/team.h, as a trainer runs its
  *       slice of a step): the median step time; the median of each step's
  *       time less the time its threads waited for a CPU (the kernel's
- *       schedstat run delay, per thread): what the step takes on cores of
- *       its own, which other jobs on a shared machine do not change; and,
+ *       schedstat run delay), but not below its CPU time over its threads
+ *       (nor above the step's time):
+ *       what the step takes on cores of its own, which other jobs on a
+ *       shared machine do not change; and,
  *       for every parameter range the gradient hook hands out (the ranges a
  *       trainer pushes during backward, trainer/dist.c), the median time
  *       after the step's start at which it was ready.
@@ -175,7 +177,8 @@ static int mode_compute(int argc, char **argv)
     h.at = calloc((size_t)MAX_RANGES * (size_t)steps, sizeof *h.at);
     double *step_s = malloc((size_t)steps * sizeof *step_s);
     double *own_s = malloc((size_t)steps * sizeof *own_s); /* less the waits for a CPU */
-    if (!params || !grads || !x || !dx || !y || !h.at || !step_s || !own_s)
+    double *wait_s = malloc((size_t)steps * sizeof *wait_s), *cpu_s = malloc((size_t)steps * sizeof *cpu_s);
+    if (!params || !grads || !x || !dx || !y || !h.at || !step_s || !own_s || !wait_s || !cpu_s)
         die("out of memory", NULL);
     if (params_init_slice(model_params(m), cfg.train.seed, 0, n, params, &err) != 0)
         die("init", &err);
@@ -191,14 +194,22 @@ static int mode_compute(int argc, char **argv)
         h.step = s < 0 ? 0 : s;
         h.n = 0;
         const model_run_t run = {.training = 1, .step = s + 2, .first = 0};
-        const double wait0 = run_delay_s();
+        const double wait0 = run_delay_s(), cpu0 = cpu_now();
         h.t0 = now();
         team_train_step(t, &run, params, grads, x, y, B, 1.0f / (float)B, NULL);
         double dt = now() - h.t0;
         if (s < 0)
             continue;
         step_s[s] = dt;
-        own_s[s] = dt - (run_delay_s() - wait0) / team_size(t);
+        /* the threads wait for each other, so a wait for a CPU of any of them
+         * can hold up the step: all are taken off, but the step is never
+         * shorter than its CPU time spread over its threads (which counts
+         * their spinning at the team's meetings too: never more than dt) */
+        const double cpu = cpu_s[s] = (cpu_now() - cpu0) / team_size(t);
+        wait_s[s] = run_delay_s() - wait0;
+        own_s[s] = dt - wait_s[s];
+        if (own_s[s] < cpu)
+            own_s[s] = cpu < dt ? cpu : dt;
         if (ranges < 0)
             ranges = h.n;
         else if (ranges != h.n)
@@ -206,8 +217,9 @@ static int mode_compute(int argc, char **argv)
     }
     printf("{\"config\": \"%s\", \"params\": %zu, \"input\": %zu, \"threads\": %d, "
            "\"batch\": %d, \"steps\": %d, \"step_s\": %.9g, \"step_own_cpus_s\": %.9g, "
-           "\"ranges\": [",
-           path, n, in, team_size(t), B, steps, median(step_s, steps), median(own_s, steps));
+           "\"cpu_wait_s\": %.9g, \"cpu_per_thread_s\": %.9g, \"ranges\": [",
+           path, n, in, team_size(t), B, steps, median(step_s, steps), median(own_s, steps),
+           median(wait_s, steps), median(cpu_s, steps));
     for (int k = 0; k < ranges; k++)
         printf("%s[%zu, %zu, %.9g]", k ? ", " : "", h.b[k], h.e[k],
                median(h.at + (size_t)k * (size_t)steps, steps));
@@ -222,6 +234,8 @@ static int mode_compute(int argc, char **argv)
     free(h.at);
     free(step_s);
     free(own_s);
+    free(wait_s);
+    free(cpu_s);
     return 0;
 }
 

@@ -7,8 +7,9 @@ Per shipped model (the CNN, the LSTM, the bench MLP and the CTR model) and
 thread count (1, 2):
   - compute: forward + backward of one trainer's batch (build/bench_calib
     compute: the team of worker threads a trainer runs, random inputs), the
-    median step time less the time the threads waited for a CPU that other
-    jobs held (schedstat), and when each parameter range's gradient is ready
+    step time less the time the threads waited for a CPU that other jobs
+    held (schedstat), the fastest round's, and when each parameter range's
+    gradient is ready
     during backward (the ranges a trainer pushes as backward produces them);
   - bytes pulled and pushed per step, plain and fp16: the difference of
     trainer 0's byte counters between a long and a short real job
@@ -28,7 +29,7 @@ connection's throughput; fp16 encode and decode per float; the round trip of
 a 1-key push + pull (per-message latency); the row store's rows/s per row
 optimizer (build/bench_rows).
 
-Alternating rounds, medians: the machine is shared and noisy. ROUNDS=3 by
+Alternating rounds, medians (the compute: the fastest round): the machine is shared and noisy. ROUNDS=3 by
 default (the compute, the noisiest, gets 2 more); the whole run takes about
 4 minutes on this 2-core machine when quiet, 6 under other jobs.
 """
@@ -118,8 +119,10 @@ def compute(rounds, threads):
     out = {}
     for (m, th), rs in runs.items():
         # the step on cores of its own: less the time its threads waited for a CPU
-        # that other jobs held (so a loaded machine measures what a quiet one does)
-        step = statistics.median(x["step_own_cpus_s"] for x in rs)
+        # that other jobs held, and the fastest round's (other work can only slow a
+        # round: memory bandwidth, caches), so a loaded machine measures what a quiet
+        # one does
+        step = min(x["step_own_cpus_s"] for x in rs)
         ranges = [[b, e, statistics.median(x["ranges"][k][2] for x in rs)]
                   for k, (b, e, _) in enumerate(rs[0]["ranges"])]
         out.setdefault(m, {"config": "configs/" + MODELS[m][0], "params": rs[0]["params"],

@@ -199,8 +199,9 @@ def waterfill(flows, cap, fcap):
 def fifo_rates(flows, caps, per_conn, sent):
     """flows[f] = (weight, (sending link, receiving link)). A host's own link
     sends bytes in the order they were sent: the flows whose head messages
-    were sent first (sent[f]) take what it has left, those sent at the same
-    moment sharing fairly. Where the flows of several hosts converge, on
+    were sent first (sent[f]: the event that sent them) take what it has
+    left, those a host sent in one go (a piece to every pull waiting for it)
+    sharing fairly. Where the flows of several hosts converge, on
     the receiving host's link (a switch port's queue), each comes at the
     pace its sender gives it and they share fairly (arrivals at equal paces
     take turns in a queue). A flow held back at its receiver leaves its
@@ -250,7 +251,7 @@ class Job:
         self.q = {}          # (dir, trainer group, server group) -> deque of [bytes left, what, seq]
         self.active = set()  # the queues with messages
         self.rate = None     # the flows' rates, until a queue empties or starts
-        self.ev, self.seq, self.now = [], 0, 0.0
+        self.ev, self.seq, self.event = [], 0, 0  # event: the one being handled (its number)
         self.free = [0.0] * len(self.sg)   # when each server group's thread is free
         self.count = {}      # (j, k, pid) -> trainers whose piece is in
         self.complete = {}   # (j, k) -> pids of step k complete at server group j, in order
@@ -285,7 +286,7 @@ class Job:
         if not qq:
             self.rate = None
             self.active.add((d, i, j))
-        qq.append([nbytes, what, self.seq, self.now])
+        qq.append([nbytes, what, self.seq, self.event])
 
     def thread(self, j, now, cost, what, *data):
         """A job on server group j's request thread (its m threads as one m
@@ -340,7 +341,7 @@ class Job:
                     "complete" if full else None, j, k, pid)
 
     def handle(self, t, what, data):
-        self.now = t
+        self.event += 1
         if what == "send":
             self.send(*data)
         elif what == "arrive_up":
@@ -489,6 +490,7 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
         tau = mva(T, max(chain - d_down - d_up - d_thr, 0.0), [d_down, d_up, d_thr])
         sps = T * B / tau
         parts["alone_step_s"] = chain
+        parts["trainer_step_s"] = [round(tau, 6)] * T
     parts["step_s"] = tau
     eff = C / tau
     if detail:
@@ -602,6 +604,26 @@ def plot(rows, a):
         print(f"\n# plot not drawn: {e}", file=sys.stderr)
 
 
+def compare(cal, other, a):
+    """Prints how far each efficiency of the table moves from calibration
+    cal to calibration other, in points, and the largest move. Returns 0
+    when none moves by more than 10 points, else 1."""
+    rows_a, rows_b = table(cal, a), table(other, a)
+    worst = (0.0, None)
+    for ra, rb in zip(rows_a, rows_b):
+        for cons in ("bsp", "asp"):
+            d = 100 * (rb[cons]["efficiency"] - ra[cons]["efficiency"])
+            print(f"{MODEL_NAMES[ra['model']]:11} {ra['gbps']:>4} Gbit/s {ra['trainers']:>5} x "
+                  f"{ra['servers']:>4} {cons.upper()}: {100 * ra[cons]['efficiency']:5.1f}% -> "
+                  f"{100 * rb[cons]['efficiency']:5.1f}% ({d:+.1f})")
+            if abs(d) > abs(worst[0]):
+                worst = (d, f"{MODEL_NAMES[ra['model']]}, {ra['gbps']} Gbit/s, "
+                            f"{ra['trainers']} trainers, {cons.upper()}")
+    print(f"# largest move: {worst[0]:+.1f} points ({worst[1]}); calibrations "
+          f"{cal.c['environment']['date']} and {other.c['environment']['date']}")
+    return 0 if abs(worst[0]) <= 10 else 1
+
+
 class Tee:
     """Writes to stdout and to a file."""
     def __init__(self, f):
@@ -626,6 +648,9 @@ def main():
     ap.add_argument("--auth", default="none", choices=("none", "curve"))
     ap.add_argument("--comp", default="none", choices=("none", "fp16"))
     ap.add_argument("--predict", action="store_true", help="one configuration, as JSON")
+    ap.add_argument("--compare", metavar="CALIB",
+                    help="the table's efficiencies from --calib against those from CALIB "
+                         "(another day's calibration): every difference, the largest last")
     ap.add_argument("--model", default="cnn")
     ap.add_argument("--trainers", type=int, default=1)
     ap.add_argument("--servers", type=int, default=1)
@@ -646,6 +671,8 @@ def main():
         print(json.dumps({"step_s": tau, "samples_per_s": sps, "efficiency": eff,
                           "parts": parts}))
         return
+    if a.compare:
+        return compare(cal, Calib(a.compare), a)
     rows = table(cal, a)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "scale.txt"), "w") as f, contextlib.redirect_stdout(Tee(f)):
@@ -656,4 +683,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -154,7 +154,12 @@ def main():
     ap.add_argument("--steps", type=int, default=int(os.environ.get("STEPS", 80)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
     ap.add_argument("--only", default="", help="comma-separated config indexes")
+    ap.add_argument("--remodel", action="store_true",
+                    help="predict the measurements in --out again (after a model or calibration "
+                         "change) without running the jobs")
     a = ap.parse_args()
+    if a.remodel:
+        return remodel(a)
     a.rate_bits = parse_rate(a.rate)
     a.testbed_dir = os.environ.get("TESTBED_DIR", "/tmp/pstrain-testbed-" + PREFIX)
     os.environ["TESTBED_DIR"] = a.testbed_dir
@@ -187,9 +192,17 @@ def main():
                             for k in ("compute_s", "pull_wait_s", "push_s")})
     finally:
         subprocess.run([TESTBED, "down"])
+    write(cal, a, configs, measured, per_trainer, parts_seen)
+    return 0
+
+
+def write(cal, a, configs, measured, per_trainer, parts_seen):
+    """Predicts each configuration and writes it with what was measured to
+    a.out, one JSON line each (printed too). Returns 1 when every one is
+    within 15% of its prediction, else 0 (printed)."""
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     ok = True
-    with open(a.out, "w") as f:
+    with open(a.out + ".tmp", "w") as f:
         for c in configs:
             model, cons, S, T, comp = c
             pred, parts = predict(cal, c, a, scale_model.SHARINGS[0])
@@ -206,15 +219,35 @@ def main():
                     "runs": [round(x, 1) for x in runs],
                     "trainer_runs": per_trainer.get(c, []),
                     "predicted_step_ms": round(1e3 * parts["step_s"], 2),
-                    "predicted_trainer_step_ms": [round(1e3 * x, 2) for x in
-                                                  parts["trainer_step_s"]],
-                    "trainer0_ms_per_step": parts_seen.get(c, [])}
+                    "trainer0_ms_per_step": parts_seen.get(c, []),
+                    "calibration": cal.c["environment"]["date"]}
             if not meas or abs(meas / pred - 1) > 0.15:
                 ok = False
             print(json.dumps(line), flush=True)
             f.write(json.dumps(line) + "\n")
+    os.replace(a.out + ".tmp", a.out)
     print(f"validate: {'every' if ok else 'NOT every'} configuration within 15% of predicted",
           file=sys.stderr)
+    return int(ok)
+
+
+def remodel(a):
+    """--remodel: the predictions of a.out's measurements again, from the
+    calibration and model as they are now (the jobs are not run again)."""
+    cal = scale_model.Calib(a.calib)
+    configs, measured, per_trainer, parts_seen = [], {}, {}, {}
+    with open(a.out) as f:
+        for text in f:
+            line = json.loads(text)
+            k = line["config"]
+            c = (k["model"], k["consistency"], k["servers"], k["trainers"], k["compression"])
+            a.rate, a.burst, a.steps = k["rate"], k["burst"], k["steps"]
+            configs.append(c)
+            measured[c] = line["runs"]
+            per_trainer[c] = line.get("trainer_runs", [])
+            parts_seen[c] = line.get("trainer0_ms_per_step", [])
+    a.rate_bits = parse_rate(a.rate)
+    write(cal, a, configs, measured, per_trainer, parts_seen)
     return 0
 
 

@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""test_scale_model.py - bench/scale_model.py against steps worked out by
+hand: a calibration of round numbers (one gradient range, no latency, no
+server or CPU costs), where a message of the model's bytes takes exactly
+P = 0.1 s on a link, so that each discipline's step is a sum of P's and the
+compute C.
+
+  1 trainer, 1 server:      push, then pull: C + 2P (either sharing).
+  2 trainers, 1 server, BSP:
+    fifo: the first trainer's reply goes out first (its pull was waiting);
+          it pushes its next gradient while the second one's reply is on
+          the server's uplink, so the steady step is C + 3P;
+    fair: the two replies share the uplink and end together, the pushes
+          share the downlink: C + 4P.
+  ASP, 1 trainer: as BSP.
+  1 trainer, 2 servers (half the keys each): fifo C + 1.5P (one server's
+          reply overlaps the other's push), fair C + 2P.
+Run by `make test`.
+"""
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+import scale_model  # noqa: E402
+
+P_KEYS = 100_000            # the model's parameters: 400,000 bytes each way per step
+C = 0.010                   # compute per step (s)
+GBPS = 400_000 * 8 / 0.1 / 1e9  # the link that moves 400,000 bytes in P = 0.1 s
+P = 0.1
+
+
+def calibration():
+    zero_opt = {"busy_1_trainer_s_per_key": 0.0, "busy_per_trainer_s_per_key": 0.0,
+                "busy_base_s_per_key": 0.0}
+    return {
+        "environment": {"date": "test", "cpu": "test"},
+        "compute": {"cnn": {"params": P_KEYS, "batch": 32, "threads": {
+            "1": {"step_s": C, "grad_ready": [[0, P_KEYS, C]]}}}},
+        "bytes": {"cnn": {"none": {"push_bytes_step": 4.0 * P_KEYS,
+                                   "pull_bytes_step": 4.0 * P_KEYS}}},
+        "rows": {},
+        "server": {"optimizers": {"adam": zero_opt},
+                   "exchange": {"plain": {"cpu_s_per_byte": 1e-13}}},
+        "latency": {"push_pull_round_trip_s": 0.0},
+        "codec": {"fp16_encode_s_per_float": 0.0, "fp16_decode_s_per_float": 0.0},
+    }
+
+
+class ScaleModel(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(calibration(), f)
+        cls.cal = scale_model.Calib(f.name)
+        os.unlink(f.name)
+
+    def step(self, T, S, consistency="bsp", sharing="fifo"):
+        # frame 1: the link's bytes are the payload's; 0 latency
+        return scale_model.step(self.cal, "cnn", T, S, GBPS, cores=1, latency_s=0.0,
+                                consistency=consistency, frame=1.0, sharing=sharing,
+                                detail=True)[3]["step_s"]
+
+    def test_one_trainer(self):
+        for sharing in scale_model.SHARINGS:
+            self.assertAlmostEqual(self.step(1, 1, sharing=sharing), C + 2 * P, places=6)
+
+    def test_two_trainers_fifo(self):
+        # per trainer: the job's mean step over T trainers' rate
+        self.assertAlmostEqual(self.step(2, 1, sharing="fifo"), C + 3 * P, places=6)
+
+    def test_two_trainers_fair(self):
+        self.assertAlmostEqual(self.step(2, 1, sharing="fair"), C + 4 * P, places=6)
+
+    def test_asp_one_trainer(self):
+        self.assertAlmostEqual(self.step(1, 1, consistency="asp"), C + 2 * P, places=6)
+
+    def test_two_servers(self):
+        # each server holds half the keys. fifo: the trainer's link sends the first
+        # server's half, then the second's; the first server's reply comes in while
+        # the second half goes out: C + P/2 + P/2 + P/2. fair: the halves go out
+        # together and come back together: C + 2P
+        self.assertAlmostEqual(self.step(1, 2, sharing="fifo"), C + 1.5 * P, places=6)
+        self.assertAlmostEqual(self.step(1, 2, sharing="fair"), C + 2 * P, places=6)
+
+
+if __name__ == "__main__":
+    unittest.main()
