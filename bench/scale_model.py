@@ -122,8 +122,7 @@ class Calib:
         if comp == "fp16":  # decoding pushes, encoding pulls: measured under sgd
             raw, keys = self.c["server"]["raw"], self.c["server"]["keys"]
             t = 1 if T == 1 else 2
-            cost = "server_cpu_step_s" if "server_cpu_step_s" in raw["sgd 1 none f32"] else \
-                "server_busy_step_s"  # a calibration from before the server's CPU was measured
+            cost = "server_cpu_step_s"
             extra = max((raw[f"sgd {t} none f16"][cost] - raw[f"sgd {t} none f32"][cost]) /
                         keys / t, 0.0)
         if bsp and T > 1:
@@ -490,7 +489,6 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
         tau = mva(T, max(chain - d_down - d_up - d_thr, 0.0), [d_down, d_up, d_thr])
         sps = T * B / tau
         parts["alone_step_s"] = chain
-        parts["trainer_step_s"] = [round(tau, 6)] * T
     parts["step_s"] = tau
     eff = C / tau
     if detail:

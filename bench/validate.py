@@ -198,8 +198,8 @@ def main():
 
 def write(cal, a, configs, measured, per_trainer, parts_seen):
     """Predicts each configuration and writes it with what was measured to
-    a.out, one JSON line each (printed too). Returns 1 when every one is
-    within 15% of its prediction, else 0 (printed)."""
+    a.out, one JSON line each (printed too), and whether every one is within
+    15% of its prediction."""
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     ok = True
     with open(a.out + ".tmp", "w") as f:
@@ -228,7 +228,6 @@ def write(cal, a, configs, measured, per_trainer, parts_seen):
     os.replace(a.out + ".tmp", a.out)
     print(f"validate: {'every' if ok else 'NOT every'} configuration within 15% of predicted",
           file=sys.stderr)
-    return int(ok)
 
 
 def remodel(a):
