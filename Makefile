@@ -115,6 +115,10 @@ $(BUILD)/bench_ctr_parse: bench/bench_ctr_parse.c $(BUILD)/libpstrain.a
 $(BUILD)/bench_rows: bench/bench_rows.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The GEMM floor of a model: its dense layers' products alone (make bench-ctr).
+$(BUILD)/bench_gemm: bench/bench_gemm.c $(BUILD)/libpstrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # The measured parts of the performance model (make bench-calibrate).
 $(BUILD)/bench_calib: bench/bench_calib.c bench/bench_ps.c $(BUILD)/libpstrain.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -232,7 +236,7 @@ bench-export: deps $(ONNX_NODE) ctr-data
 # DLRM in pstrain against PyTorch (bench/torch_dlrm.py) on the same log, batch
 # and threads: samples/s and test AUC after one epoch, at 1 and 2 threads.
 bench-ctr: deps deps-py ctr-data
-	$(MAKE) $(BUILD)/pstrain
+	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_gemm
 	$(PY) bench/bench_ctr.py
 
 # The same proof for any finished run: make verify-onnx RUN=runs/fashion_lstm

@@ -345,6 +345,12 @@ static void test_interaction(void)
     check_layer("interaction", "[15]", "{ type = \"interaction\"; vectors = 5; }", 3, &FILL, 8);
     check_layer("interaction self", "[12]",
                 "{ type = \"interaction\"; vectors = 4; self = true; }", 2, &FILL, 9);
+    /* samples go 16 to a block of SIMD lanes: two whole blocks and a part
+     * of one; vectors of 5 (not a multiple of the 4 sums kept in flight) */
+    check_layer("interaction blocks", "[30]", "{ type = \"interaction\"; vectors = 6; }", 37,
+                &FILL, 10);
+    check_layer("interaction blocks self", "[20]",
+                "{ type = \"interaction\"; vectors = 4; self = true; }", 17, &FILL, 11);
 }
 
 /* --------------------------------------------------------------- embedding */

@@ -49,59 +49,154 @@ static int inter_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t 
     return 0;
 }
 
-/* Dot product of two vectors of n floats (in SIMD lanes: the order of the
- * sum is the vector unit's, not k's). */
-static float dot(const float *a, const float *b, int n)
+/* Samples computed side by side, one per SIMD lane: a pair's dot product
+ * is then d multiply-adds across the lanes, with no sum across a vector's
+ * own lanes, and a vector's gradient builds up in registers rather than in
+ * memory that every pair reads and writes. A block's vectors and pair
+ * values (V*d and P floats a lane) stay in the first-level cache. The lanes
+ * are a GCC vector (also clang's): `#pragma omp simd` on the lanes loop
+ * left the sums over k and j in memory. */
+#define INTER_LANES 16
+#define INTER_UNROLL 4 /* independent sums in flight (multiply-add latency) */
+typedef float lanes_t __attribute__((vector_size(INTER_LANES * sizeof(float)), aligned(4)));
+
+/* scratch, in lanes_t: a block's vectors (V*d), its pair values (P), the
+ * vectors' gradients (V*d) and one vector's pair weights (V) */
+enum { B_VECS, B_PAIRS, B_GRADS, B_WEIGHTS };
+
+static int inter_buffers(const layer_t *L, int B, size_t sizes[LAYER_MAX_BUFS])
 {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int k = 0; k < n; k++)
-        s += a[k] * b[k];
-    return s;
+    (void)B;
+    const inter_dims_t *d = (const inter_dims_t *)L->plan.bytes;
+    sizes[B_VECS] = (size_t)d->V * (size_t)d->d * sizeof(lanes_t);
+    sizes[B_PAIRS] = (size_t)d->P * sizeof(lanes_t);
+    sizes[B_GRADS] = sizes[B_VECS];
+    sizes[B_WEIGHTS] = (size_t)d->V * sizeof(lanes_t);
+    return 4;
 }
 
-/* out = [x_0, (x_i . x_j) for i, j < i (or <= i)] per sample. */
-static void inter_forward(const layer_t *L, const layer_pass_t *x)
+/* The index of pair (i, j), j < i (j <= i with self), in DLRM's order. */
+static inline int pair_index(const inter_dims_t *d, int i, int j)
 {
-    const inter_dims_t *d = (const inter_dims_t *)L->plan.bytes;
-    const int in = L->in.dim[0], on = L->out.dim[0];
-    for (int r = 0; r < x->B; r++) {
-        const float *v = x->in + (size_t)r * in;
-        float *o = x->out + (size_t)r * on;
-        memcpy(o, v, (size_t)d->d * sizeof(float));
-        float *z = o + d->d;
-        for (int i = 1 - d->self; i < d->V; i++)
-            for (int j = 0; j < i + d->self; j++)
-                *z++ = dot(v + (size_t)i * d->d, v + (size_t)j * d->d, d->d);
+    return d->self ? i * (i + 1) / 2 + j : i * (i - 1) / 2 + j;
+}
+
+/* t[c] lane s = column c of row r0 + s of src (rows of stride floats), for
+ * the block's n samples; lanes n.. get zeros. */
+static void block_load(lanes_t *t, const float *src, size_t stride, int r0, int n, int width)
+{
+    for (int c = 0; c < width; c++)
+        t[c] = (lanes_t){0};
+    for (int s = 0; s < n; s++) {
+        const float *row = src + (size_t)(r0 + s) * stride;
+        for (int c = 0; c < width; c++)
+            t[c][s] = row[c];
     }
 }
 
-/* din_0 = dout's first d; for each pair's gradient g: din_i += g x_j,
- * din_j += g x_i. No parameters. */
+/* The inverse of block_load for the block's first n lanes. */
+static void block_store(float *dst, const lanes_t *t, size_t stride, int r0, int n, int width)
+{
+    for (int s = 0; s < n; s++) {
+        float *row = dst + (size_t)(r0 + s) * stride;
+        for (int c = 0; c < width; c++)
+            row[c] = t[c][s];
+    }
+}
+
+/* z[pair (i, j)] = x_i . x_j over the block (t: V vectors of n lanes_t),
+ * for j in [j0, j1): INTER_UNROLL pairs at a time, k in order. */
+static void block_dots(lanes_t *z, const lanes_t *t, const inter_dims_t *d, int i, int j1)
+{
+    const int n = d->d;
+    const lanes_t *a = t + (size_t)i * n;
+    int j = 0;
+    for (; j + INTER_UNROLL <= j1; j += INTER_UNROLL) {
+        lanes_t acc[INTER_UNROLL] = {{0}};
+        for (int k = 0; k < n; k++)
+            for (int u = 0; u < INTER_UNROLL; u++)
+                acc[u] += a[k] * t[(size_t)(j + u) * n + k];
+        for (int u = 0; u < INTER_UNROLL; u++)
+            z[pair_index(d, i, j + u)] = acc[u];
+    }
+    for (; j < j1; j++) {
+        lanes_t acc = {0};
+        for (int k = 0; k < n; k++)
+            acc += a[k] * t[(size_t)j * n + k];
+        z[pair_index(d, i, j)] = acc;
+    }
+}
+
+/* out = [x_0, (x_i . x_j) for i, j < i (or <= i)] per sample, INTER_LANES
+ * samples at a time. */
+static void inter_forward(const layer_t *L, const layer_pass_t *x)
+{
+    const inter_dims_t *d = (const inter_dims_t *)L->plan.bytes;
+    const int in = L->in.dim[0], on = L->out.dim[0], n = d->d;
+    lanes_t *t = x->buf[B_VECS], *z = x->buf[B_PAIRS];
+    for (int r0 = 0; r0 < x->B; r0 += INTER_LANES) {
+        const int nb = x->B - r0 < INTER_LANES ? x->B - r0 : INTER_LANES;
+        block_load(t, x->in, (size_t)in, r0, nb, in);
+        for (int i = 1 - d->self; i < d->V; i++)
+            block_dots(z, t, d, i, i + d->self);
+        for (int s = 0; s < nb; s++)
+            memcpy(x->out + (size_t)(r0 + s) * on, x->in + (size_t)(r0 + s) * in,
+                   (size_t)n * sizeof(float));
+        block_store(x->out + n, z, (size_t)on, r0, nb, d->P);
+    }
+}
+
+/* dx_i (n lanes_t at dx) = sum over j of w_j x_j, w_j the gradient of pair
+ * (i, j) (twice it for a self pair, 0 for j = i without), k in
+ * INTER_UNROLL-wide steps (n a multiple, or the rest one at a time). */
+static void block_grad(lanes_t *dx, const lanes_t *t, const lanes_t *g, const inter_dims_t *d,
+                       int i, lanes_t *w)
+{
+    const int n = d->d, V = d->V;
+    for (int j = 0; j < V; j++)
+        w[j] = j == i ? (d->self ? 2.0f * g[pair_index(d, i, i)] : (lanes_t){0})
+                      : g[j < i ? pair_index(d, i, j) : pair_index(d, j, i)];
+    int k = 0;
+    for (; k + INTER_UNROLL <= n; k += INTER_UNROLL) {
+        lanes_t acc[INTER_UNROLL] = {{0}};
+        for (int j = 0; j < V; j++)
+            for (int u = 0; u < INTER_UNROLL; u++)
+                acc[u] += w[j] * t[(size_t)j * n + k + u];
+        for (int u = 0; u < INTER_UNROLL; u++)
+            dx[k + u] = acc[u];
+    }
+    for (; k < n; k++) {
+        lanes_t acc = {0};
+        for (int j = 0; j < V; j++)
+            acc += w[j] * t[(size_t)j * n + k];
+        dx[k] = acc;
+    }
+}
+
+/* din_i = sum over pairs (i, j) of g_ij x_j (each side of a pair, so
+ * 2 g_ii x_i for a self pair), plus dout's first d for i = 0. No
+ * parameters. INTER_LANES samples at a time. */
 static void inter_backward(const layer_t *L, const layer_pass_t *x)
 {
     if (!x->din)
         return;
     const inter_dims_t *d = (const inter_dims_t *)L->plan.bytes;
     const int in = L->in.dim[0], on = L->out.dim[0], n = d->d;
-    for (int r = 0; r < x->B; r++) {
-        const float *v = x->in + (size_t)r * in;
-        const float *g = x->dout + (size_t)r * on;
-        float *dv = x->din + (size_t)r * in;
-        memcpy(dv, g, (size_t)n * sizeof(float));
-        memset(dv + n, 0, (size_t)(in - n) * sizeof(float));
-        const float *gz = g + n;
-        for (int i = 1 - d->self; i < d->V; i++)
-            for (int j = 0; j < i + d->self; j++) {
-                const float gij = *gz++;
-                float *di = dv + (size_t)i * n, *dj = dv + (size_t)j * n;
-                const float *vi = v + (size_t)i * n, *vj = v + (size_t)j * n;
-#pragma omp simd /* di and dj are distinct vectors (j < i, or j == i adding twice) */
-                for (int k = 0; k < n; k++) {
-                    di[k] += gij * vj[k];
-                    dj[k] += gij * vi[k];
-                }
-            }
+    lanes_t *t = x->buf[B_VECS], *g = x->buf[B_PAIRS], *dx = x->buf[B_GRADS];
+    lanes_t *w = x->buf[B_WEIGHTS];
+    for (int r0 = 0; r0 < x->B; r0 += INTER_LANES) {
+        const int nb = x->B - r0 < INTER_LANES ? x->B - r0 : INTER_LANES;
+        block_load(t, x->in, (size_t)in, r0, nb, in);
+        block_load(g, x->dout + n, (size_t)on, r0, nb, d->P);
+        for (int i = 0; i < d->V; i++)
+            block_grad(dx + (size_t)i * n, t, g, d, i, w);
+        block_store(x->din, dx, (size_t)in, r0, nb, in);
+        for (int s = 0; s < nb; s++) {
+            float *di = x->din + (size_t)(r0 + s) * in;
+            const float *g0 = x->dout + (size_t)(r0 + s) * on;
+            for (int k = 0; k < n; k++)
+                di[k] += g0[k];
+        }
     }
 }
 
@@ -149,6 +244,7 @@ const layer_kind_t layer_interaction = {
     .name = "interaction",
     .keys = KEYS,
     .plan = inter_plan,
+    .buffers = inter_buffers,
     .forward = inter_forward,
     .backward = inter_backward,
     .emit = inter_emit,
