@@ -104,8 +104,8 @@ static void block_store(float *dst, const lanes_t *t, size_t stride, int r0, int
     }
 }
 
-/* z[pair (i, j)] = x_i . x_j over the block (t: V vectors of n lanes_t),
- * for j in [j0, j1): INTER_UNROLL pairs at a time, k in order. */
+/* z[pair (i, j)] = x_i . x_j over the block (t: V vectors of d lanes_t),
+ * for j in [0, j1): INTER_UNROLL pairs at a time, k in order. */
 static void block_dots(lanes_t *z, const lanes_t *t, const inter_dims_t *d, int i, int j1)
 {
     const int n = d->d;
