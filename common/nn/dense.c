@@ -151,14 +151,21 @@ static void dense_split_forward(const layer_t *L, const layer_pass_t *x)
     }
 }
 
-/* Columns [o0, o1) of the pre-activation gradient, of dw's rows and of db;
- * then, once every part has its columns, columns [i0, i1) of din. */
+/* Stage 0: columns [o0, o1) of the pre-activation gradient, of dw's rows
+ * and of db. Stage 1 (every column of the gradient done): columns [i0, i1)
+ * of din. */
 static void dense_split_backward(const layer_t *L, const layer_pass_t *x)
 {
     const int B = x->B, In = L->in.dim[0], O = L->out.dim[0];
     int o0, o1, i0, i1;
     cols_of(O, x->part, x->n_parts, &o0, &o1);
     cols_of(In, x->part, x->n_parts, &i0, &i1);
+    if (x->stage == 1) {
+        if (x->din && i1 > i0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, i1 - i0, O, 1.0f, x->dout,
+                        O, x->p[P_WEIGHT] + i0, In, 0.0f, x->din + i0, In);
+        return;
+    }
     const int n = o1 - o0;
     float *db = x->g[P_BIAS];
     for (int r = 0; n > 0 && r < B; r++) {
@@ -171,12 +178,6 @@ static void dense_split_backward(const layer_t *L, const layer_pass_t *x)
     if (n > 0)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, In, B, 1.0f, x->dout + o0, O,
                     x->in, In, 1.0f, x->g[P_WEIGHT] + (size_t)o0 * In, In);
-    if (!x->din)
-        return;
-    x->meet(x->meet_ctx); /* din needs every column of the gradient */
-    if (i1 > i0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, i1 - i0, O, 1.0f, x->dout, O,
-                    x->p[P_WEIGHT] + i0, In, 0.0f, x->din + i0, In);
 }
 
 /* Gemm with transB = 1 (our weight is [O][In]), then the activation; with

@@ -24,6 +24,7 @@
 
 #define LAYER_MAX_PARAMS 3   /* parameter tensors of one layer */
 #define LAYER_MAX_BUFS 4     /* scratch buffers of one layer */
+#define LAYER_SPLIT_STAGES 2 /* stages of a split backward (layer_pass_t.stage) */
 #define LAYER_PLAN_BYTES 128 /* a kind's own plan data (dims) inside layer_t */
 #define LAYER_WHERE_LEN (CFG_PATH_LEN + 96)
 
@@ -94,12 +95,11 @@ typedef struct {
     void *const *buf;               /* the kind's scratch buffers, as .buffers sized them */
     const float *p[LAYER_MAX_PARAMS]; /* its parameter tensors */
     float *g[LAYER_MAX_PARAMS];       /* their gradients (backward) */
-    /* A pass shared by a team's workers (split): part of n_parts, and the
-     * meeting point every part calls between phases that need each
-     * other's results (the same number of times in every part). */
+    /* A pass shared by a team's workers (split): part of n_parts, and its
+     * stage: a split backward runs stage 0 of every part, then stage 1 of
+     * every part (what needs all of stage 0's results). */
     int part, n_parts;
-    void (*meet)(void *ctx);
-    void *meet_ctx;
+    int stage;
 } layer_pass_t;
 
 struct layer_kind_t {
@@ -135,7 +135,8 @@ struct layer_kind_t {
     /* Sharing one large pass among a team's threads (common/nn/team.h): 1
      * when L's passes can be split (split_forward / split_backward then do
      * part x->part of x->n_parts of the whole pass each, over the same
-     * buffers, disjoint outputs); NULL or 0: they cannot. */
+     * buffers, disjoint outputs, split_backward in LAYER_SPLIT_STAGES
+     * stages); NULL or 0: they cannot. */
     int (*can_split)(const layer_t *L);
     void (*split_forward)(const layer_t *L, const layer_pass_t *x);
     void (*split_backward)(const layer_t *L, const layer_pass_t *x);

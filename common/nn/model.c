@@ -416,14 +416,13 @@ int model_op_can_split(const model_t *m, int i)
 
 void model_op_split(model_ws_t *w, int i, const model_run_t *run, const float *params,
                     float *grads, const float *in, int B, float *dnext, float *din, int backward,
-                    int part, int n_parts, void (*meet)(void *), void *ctx)
+                    int part, int n_parts, int stage)
 {
     const layer_t *L = &w->m->layers[w->m->ops[i].layer];
     layer_pass_t p = pass_of(w, i, run, params, backward ? grads : NULL, in, B);
     p.part = part;
     p.n_parts = n_parts;
-    p.meet = meet;
-    p.meet_ctx = ctx;
+    p.stage = stage;
     if (!backward) {
         L->kind->split_forward(L, &p);
         return;

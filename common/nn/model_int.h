@@ -55,12 +55,12 @@ void model_op_backward(model_ws_t *w, int i, const model_run_t *run, const float
                        float *grads, const float *in, int B, float *dnext, float *din);
 
 /* Part `part` of n_parts of op i's pass over B samples, split among a
- * team's threads (the op's kind can_split it); meet(ctx) is the team's
- * meeting point. Forward: its share of the output. Backward: its share of
- * grads and din, as model_op_backward's. */
+ * team's threads (the op's kind can_split it). Forward: its share of the
+ * output. Backward, stage `stage` (0 for every part, then 1 for every
+ * part): its share of grads and din, as model_op_backward's. */
 void model_op_split(model_ws_t *w, int i, const model_run_t *run, const float *params,
                     float *grads, const float *in, int B, float *dnext, float *din, int backward,
-                    int part, int n_parts, void (*meet)(void *), void *ctx);
+                    int part, int n_parts, int stage);
 
 /* 1 when op i's passes can be split among threads (its kind says so). */
 int model_op_can_split(const model_t *m, int i);

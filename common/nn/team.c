@@ -2,6 +2,7 @@
 #include "common/nn/team.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,17 @@
  * the cores cost more than the time it saves (measured on the CNN's 54,410
  * keys: Adam's update took 20 us a step on one thread, 25-35 us on two). */
 #define SPLIT_MIN_KEYS (1L << 16)
+/* A pass over the whole batch is cut into this many parts per worker, and
+ * each worker takes the next part not yet taken: a worker that loses its
+ * core for a while (to a parameter server on the same node, or another
+ * job) holds back one part, not a whole share that the others then wait
+ * for. The parts' bounds depend only on the number of workers, so a result
+ * still depends only on N. Measured on the bench MLP, 2 workers on 2
+ * cores (2026-12-07, alternating runs): beside a CPU hog 439 samples/s
+ * against 430-433 with one share per worker; 1 server + 1 trainer on the
+ * same cores, medians of 6, 531 against 505 (a noisy machine: 438-591);
+ * alone, the same (751 and 750). */
+#define SPLIT_PARTS_PER_WORKER 4
 
 typedef enum { JOB_TRAIN, JOB_EVAL, JOB_PREDICT, JOB_FOR } job_t;
 
@@ -40,6 +52,7 @@ struct team_t {
     int n_sums;
     size_t sum_len;                      /* their total length */
     int split_sum;                       /* the workers share the sum (else worker 0 alone) */
+    atomic_int next_part[LAYER_SPLIT_STAGES]; /* a split pass: the next part to take, per stage */
     model_grad_hook_fn hook;
     void *hook_ctx;
     float *dx;                           /* the input's gradient [B][input_size], or NULL */
@@ -228,9 +241,19 @@ static void sum_share(team_t *t, int w, size_t b, size_t e)
     }
 }
 
-static void meet(void *ctx)
+/* Worker w's parts of stage `stage` of split op i (the next part not yet
+ * taken, until none is left). */
+static void split_parts(team_t *t, int i, int backward, int stage)
 {
-    pool_barrier(((team_t *)ctx)->pool);
+    model_ws_t *b = t->big;
+    const model_t *m = t->m;
+    const float *in = i ? b->out[i - 1] : t->x;
+    float *dnext = i == m->n_ops - 1 ? b->dlogits : b->dout[i];
+    float *din = din_of(t, b, i, 0);
+    const int n_parts = SPLIT_PARTS_PER_WORKER * t->n;
+    for (int p; (p = atomic_fetch_add(&t->next_part[stage], 1)) < n_parts;)
+        model_op_split(b, i, t->run, t->params, t->g[0], in, t->B, dnext, din, backward, p,
+                       n_parts, stage);
 }
 
 /* Op i over the whole batch: split among the workers when its kind can
@@ -241,14 +264,16 @@ static void whole_op(team_t *t, int w, int i, int backward)
 {
     const model_t *m = t->m;
     if (model_op_can_split(m, i)) {
-        model_ws_t *b = t->big;
-        const float *in = i ? b->out[i - 1] : t->x;
-        float *dnext = i == m->n_ops - 1 ? b->dlogits : b->dout[i];
-        float *din = din_of(t, b, i, 0);
+        if (w == 0) /* every worker is past the last split pass's parts */
+            for (int s = 0; s < LAYER_SPLIT_STAGES; s++)
+                atomic_store(&t->next_part[s], 0);
         pool_barrier(t->pool);
-        model_op_split(b, i, t->run, t->params, t->g[0], in, t->B, dnext, din, backward, w, t->n,
-                       meet, t);
+        split_parts(t, i, backward, 0);
         pool_barrier(t->pool);
+        if (backward) {
+            split_parts(t, i, backward, 1);
+            pool_barrier(t->pool);
+        }
         return;
     }
     pool_barrier(t->pool);
