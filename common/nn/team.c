@@ -241,8 +241,8 @@ static void sum_share(team_t *t, int w, size_t b, size_t e)
     }
 }
 
-/* Worker w's parts of stage `stage` of split op i (the next part not yet
- * taken, until none is left). */
+/* The calling worker's parts of stage `stage` of split op i: the next
+ * part not yet taken, until none is left. */
 static void split_parts(team_t *t, int i, int backward, int stage)
 {
     model_ws_t *b = t->big;
