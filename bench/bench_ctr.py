@@ -8,8 +8,9 @@ ROUNDS rounds. In every round also the model's GEMM floor (build/bench_gemm:
 its dense layers' matrix products alone, as both call them through the same
 OpenBLAS, one thread): no trainer of this model on this core runs faster
 unless its GEMMs do, so floor / PyTorch's 1-thread rate bounds the ratio any
-implementation could reach. The data is data/ctr/ (make ctr-data). PyTorch parses the log
-in Python before it trains (not timed; its lines/s are printed).
+implementation could reach. The data is data/ctr/ (make ctr-data). PyTorch
+parses the log in Python before it trains (not timed; its lines/s are
+printed).
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, are passed unchanged to both.
 """
 import argparse

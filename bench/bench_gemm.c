@@ -31,8 +31,6 @@
 #define PEAK_REPS 3
 #define INIT_SCALE 1e-3f
 
-void openblas_set_num_threads(int n);
-
 typedef struct {
     int in, out;          /* weight [out][in] */
     float *x, *w, *y, *g, *dx;

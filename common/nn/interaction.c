@@ -82,10 +82,10 @@ static inline int pair_index(const inter_dims_t *d, int i, int j)
 }
 
 /* t[c] lane s = column c of row r0 + s of src (rows of stride floats), for
- * the block's n samples; lanes n.. get zeros. */
+ * the block's n samples; lanes n.. of a partial block get zeros. */
 static void block_load(lanes_t *t, const float *src, size_t stride, int r0, int n, int width)
 {
-    for (int c = 0; c < width; c++)
+    for (int c = 0; n < INTER_LANES && c < width; c++)
         t[c] = (lanes_t){0};
     for (int s = 0; s < n; s++) {
         const float *row = src + (size_t)(r0 + s) * stride;
