@@ -10,7 +10,10 @@
  *       schedstat run delay), but not below its CPU time over its threads
  *       (nor above the step's time):
  *       what the step takes on cores of its own, which other jobs on a
- *       shared machine do not change; and,
+ *       shared machine do not change when every step is interrupted (steps
+ *       longer than a time slice); the 10th percentile of the step times:
+ *       the same for steps shorter than a time slice, most of which other
+ *       jobs on the machine do not interrupt at all; and,
  *       for every parameter range the gradient hook hands out (the ranges a
  *       trainer pushes during backward, trainer/dist.c), the median time
  *       after the step's start at which it was ready.
@@ -26,7 +29,9 @@
  *       fp16 encode and decode (common/net/compress.h), seconds per float.
  *   bench_calib latency ROUNDS
  *       round trips of a 1-key push + pull through a server over TCP
- *       loopback: the software's per-message latency (median).
+ *       loopback: the software's per-message latency (median; and the
+ *       10th percentile, the round trips no other job on the machine held
+ *       up).
  */
 #include <cblas.h>
 #include <dirent.h>
@@ -88,6 +93,14 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The q-quantile (0..1) of v's n values (sorts v), the nearest rank's. */
+static double quantile(double *v, int n, double q)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    int k = (int)(q * (n - 1) + 0.5);
+    return v[k < 0 ? 0 : k >= n ? n - 1 : k];
 }
 
 static void die(const char *what, const err_t *err)
@@ -217,9 +230,10 @@ static int mode_compute(int argc, char **argv)
     }
     printf("{\"config\": \"%s\", \"params\": %zu, \"input\": %zu, \"threads\": %d, "
            "\"batch\": %d, \"steps\": %d, \"step_s\": %.9g, \"step_own_cpus_s\": %.9g, "
-           "\"cpu_wait_s\": %.9g, \"cpu_per_thread_s\": %.9g, \"ranges\": [",
+           "\"cpu_wait_s\": %.9g, \"cpu_per_thread_s\": %.9g, \"step_p10_s\": %.9g, "
+           "\"ranges\": [",
            path, n, in, team_size(t), B, steps, median(step_s, steps), median(own_s, steps),
-           median(wait_s, steps), median(cpu_s, steps));
+           median(wait_s, steps), median(cpu_s, steps), quantile(step_s, steps, 0.1));
     for (int k = 0; k < ranges; k++)
         printf("%s[%zu, %zu, %.9g]", k ? ", " : "", h.b[k], h.e[k],
                median(h.at + (size_t)k * (size_t)steps, steps));
@@ -456,7 +470,8 @@ static int mode_latency(int argc, char **argv)
             rt[k] = now() - t0;
     }
     rig_down(&g);
-    printf("{\"rounds\": %d, \"push_pull_round_trip_s\": %.9g}\n", rounds, median(rt, rounds));
+    printf("{\"rounds\": %d, \"push_pull_round_trip_s\": %.9g, \"round_trip_p10_s\": %.9g}\n",
+           rounds, median(rt, rounds), quantile(rt, rounds, 0.1));
     free(rt);
     return 0;
 }

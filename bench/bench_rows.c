@@ -3,8 +3,9 @@
  * logs' categorical features are) of dim 16 in a store of 2.4M rows, for
  * each row optimizer, against copying the same bytes: a contiguous memcpy
  * and a gather + scatter by id from a flat 2.4M x 16 array. Reports rows/s
- * (rows pulled plus rows pushed per second; ids/s is half of it, each id
- * being pulled and pushed once a step), the median of 5 rounds, and the
+ * (rows pulled plus rows pushed per second of this process's CPU time, so
+ * that other jobs on the machine do not stretch it; ids/s is half of it,
+ * each id being pulled and pushed once a step), the median of 5 rounds, and the
  * store's bytes per row against the project's memory goal
  * (1.5 x rows x (dim + state) x 4 bytes + 256 MiB a server).
  * Usage: bench_rows [ROWS [ROUNDS]] */
@@ -30,6 +31,16 @@ static double now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* The CPU time of this (single-threaded) process: what the timed loops
+ * take on a core of their own, which other jobs on a shared machine do not
+ * stretch as they stretch the clock (they take turns on the CPUs). */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -101,7 +112,7 @@ static double bench_optimizer(const char *name, uint64_t rows, int rounds, const
     double rate[16];
     long step = 0;
     for (int r = 0; r < rounds; r++) {
-        t0 = now();
+        t0 = cpu_now();
         for (int k = 0; k < STEPS; k++, step++) {
             const uint64_t *b = ids + (size_t)(step % N_BATCHES) * BATCH;
             if (rows_pull(s, 0, b, BATCH, vals, &err) != 0 ||
@@ -110,7 +121,7 @@ static double bench_optimizer(const char *name, uint64_t rows, int rounds, const
                 exit(1);
             }
         }
-        rate[r] = 2.0 * STEPS * BATCH / (now() - t0);
+        rate[r] = 2.0 * STEPS * BATCH / (cpu_now() - t0);
     }
     qsort(rate, (size_t)rounds, sizeof *rate, cmp);
     size_t state = rows_state_len(s, 0);
@@ -138,14 +149,14 @@ static void bench_copy(uint64_t rows, int rounds, const uint64_t *ids, float *va
     double rate_m[16], rate_g[16];
     long step = 0;
     for (int r = 0; r < rounds; r++) {
-        double t0 = now();
+        double t0 = cpu_now();
         for (int k = 0; k < STEPS; k++) {
             memcpy(vals, src, bytes);
             memcpy(src, grads, bytes);
             __asm__ volatile("" ::: "memory"); /* keep the copies */
         }
-        rate_m[r] = 2.0 * STEPS * BATCH / (now() - t0);
-        t0 = now();
+        rate_m[r] = 2.0 * STEPS * BATCH / (cpu_now() - t0);
+        t0 = cpu_now();
         for (int k = 0; k < STEPS; k++, step++) {
             const uint64_t *b = ids + (size_t)(step % N_BATCHES) * BATCH;
             for (size_t i = 0; i < BATCH; i++)
@@ -154,7 +165,7 @@ static void bench_copy(uint64_t rows, int rounds, const uint64_t *ids, float *va
                 memcpy(flat + b[i] * DIM, grads + i * DIM, DIM * sizeof *flat);
             __asm__ volatile("" ::: "memory");
         }
-        rate_g[r] = 2.0 * STEPS * BATCH / (now() - t0);
+        rate_g[r] = 2.0 * STEPS * BATCH / (cpu_now() - t0);
     }
     qsort(rate_m, (size_t)rounds, sizeof *rate_m, cmp);
     qsort(rate_g, (size_t)rounds, sizeof *rate_g, cmp);

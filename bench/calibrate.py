@@ -8,7 +8,9 @@ thread count (1, 2):
   - compute: forward + backward of one trainer's batch (build/bench_calib
     compute: the team of worker threads a trainer runs, random inputs), the
     step time less the time the threads waited for a CPU that other jobs
-    held (schedstat), the fastest round's, and when each parameter range's
+    held (schedstat) or the 10th percentile of the steps, whichever is
+    faster (the first holds when every step is interrupted, the second when
+    most are not), the fastest round's, and when each parameter range's
     gradient is ready
     during backward (the ranges a trainer pushes as backward produces them);
   - bytes pulled and pushed per step, plain and fp16: the difference of
@@ -26,10 +28,13 @@ cost per byte applied and per byte summed; the CPU per byte of the exchange
 (the whole process's CPU time less the server thread's, per byte moved:
 kernel and ZeroMQ at both ends), plain, CURVE and fp16, and a single
 connection's throughput; fp16 encode and decode per float; the round trip of
-a 1-key push + pull (per-message latency); the row store's rows/s per row
-optimizer (build/bench_rows).
+a 1-key push + pull (per-message latency: the 10th percentile of a run's
+round trips, those no other job held up); the row store's rows/s per row
+optimizer per second of CPU time (build/bench_rows).
 
-Alternating rounds, medians (the compute: the fastest round): the machine is shared and noisy. ROUNDS=3 by
+Alternating rounds, medians (the compute: the fastest round; the CPU times of
+the server and the exchange: the least round): the machine is shared and
+noisy, and other jobs can only add to a figure. ROUNDS=3 by
 default (the compute, the noisiest, gets 2 more); the whole run takes about
 4 minutes on this 2-core machine when quiet, 6 under other jobs.
 """
@@ -58,6 +63,7 @@ MODELS = {
 }
 OPTIMS = ["sgd", "momentum", "adam", "adagrad"]
 SERVER_KEYS = 1 << 22  # 4M keys, 16 MiB: many pieces, as a large shard
+CPU_FIGURES = ("server_cpu_step_s", "cpu_step_s")  # bench_calib server's CPU times
 
 
 def log(*a):
@@ -118,11 +124,14 @@ def compute(rounds, threads):
                      str(steps)]))
     out = {}
     for (m, th), rs in runs.items():
-        # the step on cores of its own: less the time its threads waited for a CPU
-        # that other jobs held, and the fastest round's (other work can only slow a
-        # round: memory bandwidth, caches), so a loaded machine measures what a quiet
-        # one does
-        step = min(x["step_own_cpus_s"] for x in rs)
+        # the step on cores of its own, so that a loaded machine measures what a
+        # quiet one does: the faster of the median step less the time its threads
+        # waited for a CPU that other jobs held (right when every step is
+        # interrupted: steps longer than a time slice) and the 10th percentile of
+        # the steps (right when most are not: a short step that another job
+        # interrupts loses its caches too, which no run delay accounts for); the
+        # fastest round's (other work can only slow a round)
+        step = min(min(x["step_own_cpus_s"], x["step_p10_s"]) for x in rs)
         ranges = [[b, e, statistics.median(x["ranges"][k][2] for x in rs)]
                   for k, (b, e, _) in enumerate(rs[0]["ranges"])]
         out.setdefault(m, {"config": "configs/" + MODELS[m][0], "params": rs[0]["params"],
@@ -130,6 +139,7 @@ def compute(rounds, threads):
         out[m]["threads"][str(th)] = {
             "step_s": step, "per_sample_s": step / rs[0]["batch"],
             "runs_step_s": [x["step_own_cpus_s"] for x in rs],
+            "runs_step_p10_s": [x["step_p10_s"] for x in rs],
             "runs_step_wall_s": [x["step_s"] for x in rs],
             # [begin, end, seconds after the step's start when its gradient is ready]
             "grad_ready": ranges,
@@ -215,8 +225,8 @@ def rows_bench():
                 out[f[0]] = float(f[1])
             except ValueError:
                 pass
-    return {"rows_per_s": out, "note": "rows pulled + pushed per second, dim 16, 4,096 "
-            "unique ids a step, one core (build/bench_rows 2400000 3, median)"}
+    return {"rows_per_s": out, "note": "rows pulled + pushed per second of CPU time, dim 16, "
+            "4,096 unique ids a step, one core (build/bench_rows 2400000 3, median)"}
 
 
 # ---- server, exchange, codec, latency ----------------------------------------
@@ -232,7 +242,11 @@ def server(rounds):
             runs.setdefault(c, []).append(run_json(
                 [os.path.join(BIN, "bench_calib"), "server", c[0], str(SERVER_KEYS), str(c[1]),
                  "12", c[2], c[3]]))
-    med = {c: {k: statistics.median(x[k] for x in rs) for k in
+    # CPU times: the least of the rounds (other jobs can only add to them: a
+    # round whose threads were preempted more often wakes more and takes more
+    # cache misses; a loaded run's medians came out up to 1.7x a quiet one's);
+    # the rest medians
+    med = {c: {k: (min if k in CPU_FIGURES else statistics.median)(x[k] for x in rs) for k in
                ("wall_step_s", "server_busy_step_s", "server_cpu_step_s", "cpu_step_s",
                 "bytes_sent_step",
                 "bytes_received_step")} for c, rs in runs.items()}
@@ -286,10 +300,15 @@ def main():
     log("calibrate: codec, latency, rows")
     res["codec"] = run_json([os.path.join(BIN, "bench_calib"), "codec", str(1 << 22), "9"])
     lat = [run_json([os.path.join(BIN, "bench_calib"), "latency", "2000"])
-           ["push_pull_round_trip_s"] for _ in range(a.rounds)]
-    res["latency"] = {"push_pull_round_trip_s": statistics.median(lat), "runs": lat,
-                      "note": "1-key push + pull through a server, TCP loopback: 2 messages "
-                              "each way of software latency (no wire)"}
+           for _ in range(a.rounds)]
+    # each run's 10th percentile: the round trips that no other job held up
+    # (a loaded run's median came out 1.6x a quiet one's)
+    res["latency"] = {
+        "push_pull_round_trip_s": statistics.median(x["round_trip_p10_s"] for x in lat),
+        "runs": [x["round_trip_p10_s"] for x in lat],
+        "runs_median_s": [x["push_pull_round_trip_s"] for x in lat],
+        "note": "1-key push + pull through a server, TCP loopback: 2 messages each way of "
+                "software latency (no wire); the 10th percentile of 2,000, median of the runs"}
     res["rows"] = rows_bench()
     data = os.path.join(ROOT, "data", "ctr", "train.txt")
     if os.path.exists(data):
