@@ -113,6 +113,18 @@ def env_info():
 
 # ---- compute ---------------------------------------------------------------
 
+def own_step(rounds):
+    """The compute step on cores of its own from `bench_calib compute`'s
+    rounds, so that a loaded machine measures what a quiet one does: in each
+    round the faster of the median step less the time its threads waited for
+    a CPU that other jobs held (right when every step is interrupted: steps
+    longer than a time slice) and the 10th percentile of the steps (right
+    when most are not: a short step that another job interrupts loses its
+    caches too, and a thread waiting for a preempted partner is on no run
+    queue); the fastest round's (other work can only slow a round)."""
+    return min(min(x["step_own_cpus_s"], x["step_p10_s"]) for x in rounds)
+
+
 def compute(rounds, threads):
     runs = {}
     for r in range(rounds):
@@ -124,14 +136,7 @@ def compute(rounds, threads):
                      str(steps)]))
     out = {}
     for (m, th), rs in runs.items():
-        # the step on cores of its own, so that a loaded machine measures what a
-        # quiet one does: the faster of the median step less the time its threads
-        # waited for a CPU that other jobs held (right when every step is
-        # interrupted: steps longer than a time slice) and the 10th percentile of
-        # the steps (right when most are not: a short step that another job
-        # interrupts loses its caches too, which no run delay accounts for); the
-        # fastest round's (other work can only slow a round)
-        step = min(min(x["step_own_cpus_s"], x["step_p10_s"]) for x in rs)
+        step = own_step(rs)
         ranges = [[b, e, statistics.median(x["ranges"][k][2] for x in rs)]
                   for k, (b, e, _) in enumerate(rs[0]["ranges"])]
         out.setdefault(m, {"config": "configs/" + MODELS[m][0], "params": rs[0]["params"],

@@ -15,6 +15,7 @@ compute C.
   ASP, 1 trainer: as BSP.
   1 trainer, 2 servers (half the keys each): fifo C + 1.5P (one server's
           reply overlaps the other's push), fair C + 2P.
+Also bench/calibrate.py's choice of a compute step from its rounds.
 Run by `make test`.
 """
 import json
@@ -84,6 +85,20 @@ class ScaleModel(unittest.TestCase):
         # together and come back together: C + 2P
         self.assertAlmostEqual(self.step(1, 2, sharing="fifo"), C + 1.5 * P, places=6)
         self.assertAlmostEqual(self.step(1, 2, sharing="fair"), C + 2 * P, places=6)
+
+
+class Calibration(unittest.TestCase):
+    """bench/calibrate.py's choice of a compute step from its rounds."""
+
+    def test_own_step(self):
+        import calibrate
+        long_steps = {"step_own_cpus_s": 0.30, "step_p10_s": 0.80}  # every step interrupted
+        short_steps = {"step_own_cpus_s": 0.90, "step_p10_s": 0.64}  # most steps not
+        self.assertEqual(calibrate.own_step([long_steps]), 0.30)
+        self.assertEqual(calibrate.own_step([short_steps]), 0.64)
+        self.assertEqual(calibrate.own_step([short_steps, long_steps]), 0.30)
+        self.assertEqual(calibrate.own_step([{"step_own_cpus_s": 0.7, "step_p10_s": 0.7},
+                                             short_steps]), 0.64)
 
 
 if __name__ == "__main__":
