@@ -67,22 +67,23 @@ static int dense_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t 
     return layer_add_param(L, b, "bias", 1, bs, INIT_ZEROS, err) ? 0 : -1;
 }
 
-/* out[:, :O] = act(in[:, :P] w^T + b), one GEMM; out[:, O:] = in[:, P:]. */
+/* out[:, :O] = act(in[:, :P] w^T + b), one GEMM onto rows that hold b
+ * (beta = 1: no pass of its own to zero them, none to add b after);
+ * out[:, O:] = in[:, P:]. */
 static void dense_forward(const layer_t *L, const layer_pass_t *x)
 {
     const dense_dims_t *d = dims_of(L);
     const int B = x->B, In = L->in.dim[0], N = L->out.dim[0], O = N - d->rest;
     const float *b = x->p[P_BIAS];
     float *out = x->out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, d->P, 1.0f, x->in, In,
-                x->p[P_WEIGHT], d->P, 0.0f, out, N);
     for (int r = 0; r < B; r++) {
         float *row = out + (size_t)r * N;
-        for (int j = 0; j < O; j++)
-            row[j] += b[j];
+        memcpy(row, b, (size_t)O * sizeof *row);
         if (d->rest)
             memcpy(row + O, x->in + (size_t)r * In + d->P, (size_t)d->rest * sizeof *row);
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, d->P, 1.0f, x->in, In,
+                x->p[P_WEIGHT], d->P, 1.0f, out, N);
     if (L->act && !d->rest)
         L->act->forward(out, out, (size_t)B * O, O);
     else if (L->act) /* elementwise: each row's first O values */
@@ -130,7 +131,8 @@ static int dense_can_split(const layer_t *L)
     return !dims_of(L)->rest && (!L->act || !L->act->row_normalising);
 }
 
-/* out[:, o0:o1) = act(in w[o0:o1)^T + b[o0:o1)). */
+/* out[:, o0:o1) = act(in w[o0:o1)^T + b[o0:o1)), the GEMM onto b as in
+ * dense_forward. */
 static void dense_split_forward(const layer_t *L, const layer_pass_t *x)
 {
     const int B = x->B, In = L->in.dim[0], O = L->out.dim[0];
@@ -140,15 +142,15 @@ static void dense_split_forward(const layer_t *L, const layer_pass_t *x)
     if (n <= 0)
         return;
     const float *b = x->p[P_BIAS] + o0;
+    for (int r = 0; r < B; r++)
+        memcpy(x->out + (size_t)r * O + o0, b, (size_t)n * sizeof *b);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, In, 1.0f, x->in, In,
-                x->p[P_WEIGHT] + (size_t)o0 * In, In, 0.0f, x->out + o0, O);
-    for (int r = 0; r < B; r++) {
-        float *row = x->out + (size_t)r * O + o0;
-        for (int j = 0; j < n; j++)
-            row[j] += b[j];
-        if (L->act) /* elementwise (dense_can_split): a part of a row is a row of its own */
+                x->p[P_WEIGHT] + (size_t)o0 * In, In, 1.0f, x->out + o0, O);
+    if (L->act) /* elementwise (dense_can_split): a part of a row is a row of its own */
+        for (int r = 0; r < B; r++) {
+            float *row = x->out + (size_t)r * O + o0;
             L->act->forward(row, row, (size_t)n, n);
-    }
+        }
 }
 
 /* Stage 0: columns [o0, o1) of the pre-activation gradient, of dw's rows
