@@ -251,7 +251,7 @@ def server(rounds):
     # round whose threads were preempted more often wakes more and takes more
     # cache misses; a loaded run's medians came out up to 1.7x a quiet one's);
     # the rest medians
-    med = {c: {k: (min if k in CPU_FIGURES else statistics.median)(x[k] for x in rs) for k in
+    fig = {c: {k: (min if k in CPU_FIGURES else statistics.median)(x[k] for x in rs) for k in
                ("wall_step_s", "server_busy_step_s", "server_cpu_step_s", "cpu_step_s",
                 "bytes_sent_step",
                 "bytes_received_step")} for c, rs in runs.items()}
@@ -260,7 +260,7 @@ def server(rounds):
     # the server's work as its thread's CPU time (its busy time, wall clock, grows with
     # whatever else the machine runs)
     for o in OPTIMS:
-        b1, b2, b4 = (med[(o, t, "none", "f32")]["server_cpu_step_s"] for t in (1, 2, 4))
+        b1, b2, b4 = (fig[(o, t, "none", "f32")]["server_cpu_step_s"] for t in (1, 2, 4))
         opt[o] = {
             # 1 trainer: the piece is applied as it comes, no sum
             "busy_1_trainer_s_per_key": b1 / keys,
@@ -273,7 +273,7 @@ def server(rounds):
     for name, c in (("plain", ("sgd", 1, "none", "f32")), ("plain_2", ("sgd", 2, "none", "f32")),
                     ("curve", ("sgd", 1, "curve", "f32")), ("curve_2", ("sgd", 2, "curve", "f32")),
                     ("fp16", ("sgd", 1, "none", "f16")), ("fp16_2", ("sgd", 2, "none", "f16"))):
-        x = med[c]
+        x = fig[c]
         moved = x["bytes_sent_step"] + x["bytes_received_step"]
         exch[name] = {
             "trainers": c[1],
@@ -285,7 +285,7 @@ def server(rounds):
             "wall_bytes_per_s": moved / x["wall_step_s"],
         }
     return {"keys": keys, "optimizers": opt, "exchange": exch,
-            "raw": {" ".join(map(str, c)): v for c, v in med.items()},
+            "raw": {" ".join(map(str, c)): v for c, v in fig.items()},
             "note": "one server thread and T clients in one process over TCP loopback, "
                     "1 ZeroMQ I/O thread, BSP, 12 steps a round"}
 
