@@ -27,11 +27,17 @@
 #define ZIPF_MULT 2654435761ull /* spreads the hot ranks over the id space */
 #define GOAL_CONST (256.0 * 1024 * 1024)
 
-static double now(void)
+/* Seconds on clock c. */
+static double clock_s(clockid_t c)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(c, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double now(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 /* The CPU time of this (single-threaded) process: what the timed loops
@@ -39,9 +45,7 @@ static double now(void)
  * stretch as they stretch the clock (they take turns on the CPUs). */
 static double cpu_now(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+    return clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static int cmp(const void *a, const void *b)
