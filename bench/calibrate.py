@@ -17,10 +17,9 @@ thread count (1, 2):
     trainer 0's byte counters between a long and a short real job
     (1 server + 1 trainer under mpirun, TCP loopback), divided by the
     difference in steps, so that the start and end of a job cancel out (the
-    CTR model is calibrated as one process: its bytes are its dense
-    parameters, as the dense models', plus the rows the data's batches
-    touch: unique rows per batch counted in data/ctr/train.txt at several
-    batch sizes);
+    CTR model's job moves its rows too: the model takes them out by the
+    unique rows per batch counted in data/ctr/train.txt at several batch
+    sizes, and sizes them for other batches by that count);
 Per optimizer: the CPU time of the server's thread per step for 1, 2 and 4
 trainers pushing and pulling 4M keys (build/bench_calib server; CPU time,
 not its busy time, since other jobs on the machine stretch that), hence the
@@ -59,8 +58,11 @@ MODELS = {
     "cnn": ("fashion_cnn.cfg", 32, 300, (20, 120)),
     "lstm": ("fashion_lstm.cfg", 32, 150, (20, 120)),
     "mlp": ("bench_mlp.cfg", 256, 4, (2, 6)),
-    "ctr": ("criteo_dlrm.cfg", 128, 150, None),
+    "ctr": ("criteo_dlrm.cfg", 128, 150, (20, 120)),
 }
+# a job's settings beside the model's: the CTR model's shuffle buffer of 10,000
+# samples, not the config's million (filled before the first step)
+JOB_EXTRA = {"ctr": ["--set", "data.shuffle_buffer=10000"]}
 OPTIMS = ["sgd", "momentum", "adam", "adagrad"]
 SERVER_KEYS = 1 << 22  # 4M keys, 16 MiB: many pieces, as a large shard
 CPU_FIGURES = ("server_cpu_step_s", "cpu_step_s")  # bench_calib server's CPU times
@@ -161,7 +163,7 @@ def job(model, steps, comp, out):
                       "--set", "cluster.auth=none", "--set", f"cluster.compression={comp}",
                       "--set", f"cluster.pull_compression={comp}",
                       "--set", "data.validation=0", "--set", "data.test_limit=100",
-                      "--set", "checkpoint.every_seconds=0"]
+                      "--set", "checkpoint.every_seconds=0"] + JOB_EXTRA.get(model, [])
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(os.path.join(out, "summary.json")) as f:
         return json.load(f)

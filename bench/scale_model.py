@@ -11,7 +11,11 @@ What a step is (trainer/dist.c, ps/client.c, ps/consistency.c):
     cut in pieces to the servers that own its keys (contiguous shards of
     equal size), so pushes overlap the rest of backward;
   - after its last push the trainer sends the pull for the next step, on
-    the same connection, so it reaches a server after the pushes;
+    the same connection, so it reaches a server after the pushes (a sparse
+    model's rows: their ids and gradients go before the pull; once the
+    parameters are in, the trainer asks each server for the rows its next
+    batch touches, by id, and computes once they are in: one more round
+    trip, ps/client.c's client_pull_tables);
   - a server's request thread takes the messages in the order they come.
     BSP: a piece is summed and applied once every trainer has pushed it,
     and sent at once to the pulls that wait for the step; a pull that comes
@@ -25,7 +29,14 @@ connection is a queue of messages in each direction; a message goes over
 the trainer's link and the server's link, at what they give its connection:
   - sharing "fifo" (the default): a link sends bytes in the order they were
     sent, as one queue (a switch port's, tc tbf's); messages sent at the same
-    moment share it fairly. Validated on the test bed (bench/validate.py);
+    moment share it fairly. Validated on the test bed (bench/validate.py).
+    The order is of connections' turns, not of every byte: a sparse model's
+    rows, answered on a connection whose parameters are through, keep that
+    connection's turn and do not wait behind all that the link owes the
+    others (the link's queue holds what their TCP windows let out, not the
+    rest of their replies): on the test bed, 1 server and 3 CTR trainers
+    at 100 Mbit/s, trainer 0's rows came about 25 ms after its parameters,
+    where a queue of messages would put them 330 ms later;
   - sharing "fair": every connection with bytes to send gets an equal share
     (max-min fair), as per-flow fair queueing would give.
 ZeroMQ's I/O threads (one per rank without CURVE; with CURVE one per
@@ -99,11 +110,18 @@ class Calib:
         return self.c["compute"][m]["batch"]
 
     def key_bytes(self, m, comp):
-        """Bytes on the wire per key pushed and pulled (headers included)."""
+        """Bytes on the wire per dense key pushed and pulled (headers
+        included). The CTR model's job moved its rows too: less what they
+        take by the data's count of them (a calibration from before it ran
+        distributed has the MLP's framing instead)."""
         b = self.c["bytes"]
-        src = m if m in b else "mlp"  # the CTR model does not run distributed: the MLP's framing
+        src = m if m in b else "mlp"
         p = self.c["compute"][src]["params"]
-        return b[src][comp]["push_bytes_step"] / p, b[src][comp]["pull_bytes_step"] / p
+        push, pull = b[src][comp]["push_bytes_step"], b[src][comp]["pull_bytes_step"]
+        u, dim = self.rows(src)
+        push -= u * (8 + 4 * dim) + u * 8  # the rows pushed; the ids of the rows asked for
+        pull -= u * 4 * dim
+        return push / p, pull / p
 
     def rows(self, m):
         """Unique sparse rows per trainer step (CTR), and the row bytes."""
@@ -256,7 +274,8 @@ class Job:
         self.complete = {}   # (j, k) -> pids of step k complete at server group j, in order
         self.waiting = {}    # (j, k) -> trainer groups whose pull waits there
         self.sent = {}       # (i, j, k) -> reply pieces sent
-        self.got = {}        # (i, k) -> reply messages in
+        self.last_reply = {}  # (i, j, k) -> the event that sent the last reply piece
+        self.got = {}        # (i, k, "reply" or "rows") -> those messages in
         self.starts = [[] for _ in self.tg]
 
     def _pieces(self):
@@ -279,13 +298,13 @@ class Job:
         self.seq += 1
         heapq.heappush(self.ev, (t, self.seq, what, data))
 
-    def send(self, d, i, j, nbytes, what):
+    def send(self, d, i, j, nbytes, what, event=None):
         self.seq += 1
         qq = self.q.setdefault((d, i, j), collections.deque())
         if not qq:
             self.rate = None
             self.active.add((d, i, j))
-        qq.append([nbytes, what, self.seq, self.event])
+        qq.append([nbytes, what, self.seq, self.event if event is None else event])
 
     def thread(self, j, now, cost, what, *data):
         """A job on server group j's request thread (its m threads as one m
@@ -329,8 +348,11 @@ class Job:
         """A push piece or a pull from trainer group i at server group j."""
         p, (kind, k, *rest) = self.p, what
         n = self.tg[i]
-        if kind == "pull":
-            self.thread(j, t, n * self.sg[j] * p["row_cost"], "pulled", i, j, k)
+        if kind == "pull":  # after the rows pushed: applied (a half of row_cost)
+            self.thread(j, t, n * self.sg[j] * p["row_cost"] / 2, "pulled", i, j, k)
+            return
+        if kind == "rows_req":  # the rows asked for, found and sent
+            self.thread(j, t, n * self.sg[j] * p["row_cost"] / 2, "rows_reply", i, j, k)
             return
         pid = rest[0]
         keys = self.pieces[j][pid][0]
@@ -357,21 +379,31 @@ class Job:
                 self.reply(i, j, k, self.complete.get((j, k), []))
             else:
                 self.reply(i, j, k, range(len(self.pieces[j])))
+        elif what == "rows_reply":
+            i, j, k = data
+            self.send("down", i, j, self.tg[i] * self.sg[j] * self.p["row_pull"], ("rows", k),
+                      self.last_reply[(i, j, k)])
         elif what == "arrive_down":
-            i, j, (_, k) = data
-            self.got[(i, k)] = self.got.get((i, k), 0) + 1
-            if self.got[(i, k)] == self.expect:
-                self.start(i, k + 1, t + self.p["tail"])
+            self.arrive_down(t, *data)
+
+    def arrive_down(self, t, i, j, what):
+        """A reply piece (or rows) at trainer group i: once the last is in,
+        the next step starts, or (CTR) the next batch's rows are asked for."""
+        kind, k = what
+        self.got[(i, k, kind)] = self.got.get((i, k, kind), 0) + 1
+        if kind == "reply" and self.got[(i, k, kind)] == self.expect and self.p["row_req"]:
+            for j2 in range(len(self.sg)):
+                self.send("up", i, j2, self.tg[i] * self.sg[j2] * self.p["row_req"],
+                          ("rows_req", k))
+        elif self.got[(i, k, kind)] == (self.expect if kind == "reply" else len(self.sg)):
+            self.start(i, k + 1, t + self.p["tail"])
 
     def reply(self, i, j, k, pids):
-        """Sends trainer group i these pieces of step k; after the last, the
-        rows (CTR) its pull asked for."""
+        """Sends trainer group i these pieces of step k."""
         p, n = self.p, self.tg[i]
         for pid in pids:
             self.send("down", i, j, n * self.pieces[j][pid][0] * p["pull_kb"], ("reply", k))
-        self.sent[(i, j, k)] = self.sent.get((i, j, k), 0) + len(pids)
-        if self.sent[(i, j, k)] == len(self.pieces[j]):
-            self.send("down", i, j, n * self.sg[j] * p["row_pull"], ("rows", k))
+            self.last_reply[(i, j, k)] = self.event
 
     def advance(self, t, t_to):
         """Drains the queues from t to t_to; messages through arrive after the latency."""
@@ -388,7 +420,7 @@ class Job:
 
     def run(self):
         """Returns, per trainer group, the times it started each step."""
-        self.expect = sum(len(ps) + 1 for ps in self.pieces)
+        self.expect = sum(len(ps) for ps in self.pieces)
         for i in range(len(self.tg)):
             self.start(i, 0, i * 1e-6)  # a microsecond apart: nothing is ever in step
         t = 0.0
@@ -455,12 +487,13 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
     ready_e = [(b, e, r + io_cpu / cores * r / C) for b, e, r in ready_e]
     # sparse rows (CTR): ids + values pushed after backward, pulled with the parameters
     u, dim = cal.rows(m)
-    row_bytes = u * (8 + 4 * dim) / S        # per trainer and server
+    # per trainer and server: pushed (ids, gradients), asked for (ids), pulled
+    row_push, row_req, row_pull = u * (8 + 4 * dim) / S, u * 8 / S, u * 4 * dim / S
     bsp = consistency == "bsp"
     c_arrive, c_complete = cal.server_costs(optim, T, bsp, comp)
     par = {"T": T if bsp else 1, "S": S, "shards": sh, "ready": ready_e, "C": C_step,
-           "push_kb": push_kb, "pull_kb": pull_kb, "row_push": row_bytes,
-           "row_pull": row_bytes, "link_t": min(link, io_t * conn_cap),
+           "push_kb": push_kb, "pull_kb": pull_kb, "row_push": row_push,
+           "row_req": row_req, "row_pull": row_pull, "link_t": min(link, io_t * conn_cap),
            "link_s": min(link, io_s * conn_cap), "conn_cap": conn_cap,
            "c_arrive": c_arrive, "c_complete": c_complete,
            "row_cost": u / S * cal.row_cost(optim) if u else 0.0,
@@ -483,8 +516,8 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
         # with the rest of one trainer's step alone (simulated above) as think time
         chain = periods[0]
         link_s = par["link_s"]
-        d_down = (push_kb * ks + row_bytes) / link_s
-        d_up = (pull_kb * ks + row_bytes) / link_s
+        d_down = (push_kb * ks + row_push + row_req) / link_s  # into the server
+        d_up = (pull_kb * ks + row_pull) / link_s               # out of it
         d_thr = ks * c_arrive + par["row_cost"]
         tau = mva(T, max(chain - d_down - d_up - d_thr, 0.0), [d_down, d_up, d_thr])
         sps = T * B / tau

@@ -15,6 +15,10 @@ compute C.
   ASP, 1 trainer: as BSP.
   1 trainer, 2 servers (half the keys each): fifo C + 1.5P (one server's
           reply overlaps the other's push), fair C + 2P.
+  A sparse model, 1 trainer, 1 server: the dense push, the rows pushed
+          (ids and gradients) and the pull; the dense reply; then the next
+          batch's rows asked for by id and sent: C + 2P and the rows' three
+          transfers one after another.
 Also bench/calibrate.py's choice of a compute step from its rounds.
 Run by `make test`.
 """
@@ -48,6 +52,24 @@ def calibration():
         "latency": {"push_pull_round_trip_s": 0.0},
         "codec": {"fp16_encode_s_per_float": 0.0, "fp16_decode_s_per_float": 0.0},
     }
+
+
+U, DIM = 1000, 16           # a sparse model's unique rows per batch and their width
+LINK_BYTES_S = 400_000 / P  # what the link moves in a second
+
+
+def sparse_calibration():
+    """calibration() with the CTR model: its job's bytes are the dense keys'
+    4 bytes each and its rows' (as the wire carries them)."""
+    c = calibration()
+    c["compute"]["ctr"] = {"params": P_KEYS, "batch": 128, "threads": {
+        "1": {"step_s": C, "grad_ready": [[0, P_KEYS, C]]}}}
+    c["bytes"]["ctr"] = {"none": {"push_bytes_step": 4.0 * P_KEYS + U * (8 + 4 * DIM) + 8 * U,
+                                  "pull_bytes_step": 4.0 * P_KEYS + U * 4 * DIM}}
+    c["rows"] = {"rows_per_s": {"sgd": 1e30},
+                 "ctr_data": {"dim": DIM, "unique_rows_per_batch": {"128": U}}}
+    c["server"]["optimizers"]["sgd"] = c["server"]["optimizers"]["adam"]
+    return c
 
 
 class ScaleModel(unittest.TestCase):
@@ -85,6 +107,21 @@ class ScaleModel(unittest.TestCase):
         # together and come back together: C + 2P
         self.assertAlmostEqual(self.step(1, 2, sharing="fifo"), C + 1.5 * P, places=6)
         self.assertAlmostEqual(self.step(1, 2, sharing="fair"), C + 2 * P, places=6)
+
+
+class SparseModel(unittest.TestCase):
+    def test_rows_round_trip(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(sparse_calibration(), f)
+        cal = scale_model.Calib(f.name)
+        os.unlink(f.name)
+        self.assertAlmostEqual(cal.key_bytes("ctr", "none")[0], 4.0)
+        self.assertAlmostEqual(cal.key_bytes("ctr", "none")[1], 4.0)
+        rows = (U * (8 + 4 * DIM) + U * 8 + U * 4 * DIM) / LINK_BYTES_S  # 18 + 2 + 16 ms
+        for sharing in scale_model.SHARINGS:
+            step = scale_model.step(cal, "ctr", 1, 1, GBPS, cores=1, latency_s=0.0,
+                                    frame=1.0, sharing=sharing, detail=True)[3]["step_s"]
+            self.assertAlmostEqual(step, C + 2 * P + rows, places=6)
 
 
 class Calibration(unittest.TestCase):

@@ -32,6 +32,7 @@ typedef struct {
     int failed;                  /* a push failed (perr says why) */
     err_t perr;
     double push_s, pull_s;
+    double rows_fetch_s;       /* of pull_s, the training batches' rows: inside ep.compute_s */
 } dist_t;
 
 /* dist.c */

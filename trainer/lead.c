@@ -157,9 +157,11 @@ static int finish_job(dist_t *j, train_result_t *res, err_t *err)
     s.n_servers = j->d->n_servers;
     s.n_trainers = j->d->n_trainers;
     s.consistency = config_consistency_name(cfg->cluster.consistency);
-    s.trainer0_compute_s = j->ep.compute_s - j->push_s; /* the pushes ran inside backward */
+    /* the pushes ran inside backward, a click log's rows were fetched in the step */
+    s.trainer0_compute_s = j->ep.compute_s - j->push_s - j->rows_fetch_s;
     s.trainer0_pull_wait_s = j->pull_s;
     s.trainer0_push_s = j->push_s;
+    s.trainer0_rows_fetch_s = j->rows_fetch_s;
     s.trainer0_bytes_sent = sent;
     s.trainer0_bytes_received = recvd;
     s.servers_busy_s = ss.busy_s;

@@ -199,6 +199,7 @@ int report_write_summary(const char *dir, const run_summary_t *s, err_t *err)
             cJSON_AddNumberToObject(t, "compute_s", s->trainer0_compute_s);
             cJSON_AddNumberToObject(t, "pull_wait_s", s->trainer0_pull_wait_s);
             cJSON_AddNumberToObject(t, "push_s", s->trainer0_push_s);
+            cJSON_AddNumberToObject(t, "rows_fetch_s", s->trainer0_rows_fetch_s);
             cJSON_AddNumberToObject(t, "bytes_sent", (double)s->trainer0_bytes_sent);
             cJSON_AddNumberToObject(t, "bytes_received", (double)s->trainer0_bytes_received);
         }

@@ -42,6 +42,7 @@ typedef struct {
     int server_threads, io_threads; /* a server's optimizer threads, a rank's ZeroMQ I/O threads */
     const char *consistency;
     double trainer0_compute_s, trainer0_pull_wait_s, trainer0_push_s;
+    double trainer0_rows_fetch_s; /* of pull_wait_s, the training batches' rows (click logs) */
     uint64_t trainer0_bytes_sent, trainer0_bytes_received;
     double servers_busy_s, servers_updates, servers_pushes, servers_pulls;
     /* the servers' row stores (sparse tables): rows held, bytes in all, bytes of the largest */
