@@ -35,8 +35,8 @@ the trainer's link and the server's link, at what they give its connection:
     connection's turn and do not wait behind all that the link owes the
     others (the link's queue holds what their TCP windows let out, not the
     rest of their replies): on the test bed, 1 server and 3 CTR trainers
-    at 100 Mbit/s, trainer 0's rows came about 25 ms after its parameters,
-    where a queue of messages would put them 330 ms later;
+    at 100 Mbit/s, trainer 0 waited 21 ms a step for its rows after its
+    parameters, where a queue of messages would put them 330 ms later;
   - sharing "fair": every connection with bytes to send gets an equal share
     (max-min fair), as per-flow fair queueing would give.
 ZeroMQ's I/O threads (one per rank without CURVE; with CURVE one per

@@ -2,7 +2,8 @@
 """validate.py - the performance model (bench/scale_model.py, from
 bench/out/calibration.json) against real jobs on the network-namespace test
 bed (tests/cluster/testbed.sh), with every host's link capped by tc tbf in
-both directions at RATE (default 25 Mbit/s), low enough that the network,
+both directions at RATE (default 25 Mbit/s; the CTR model's at CTR_RATE,
+default 100 Mbit/s, see EXTRA), low enough that the network,
 not this machine's two cores, limits the jobs (at 50 Mbit/s, with the
 machine's load average at 8-9 from other work, scheduling delays still
 scattered the rounds by up to 20%). Root only. The test bed is its own
@@ -73,6 +74,10 @@ CONFIGS = [
     ("ctr", "bsp", 1, 3, "none"),
     ("ctr", "asp", 2, 2, "none"),
     ("ctr", "bsp", 2, 3, "fp16"),
+    # beyond the 3 trainers and 2 servers the model was first checked on
+    ("cnn", "bsp", 2, 4, "none"),
+    ("lstm", "asp", 1, 5, "none"),
+    ("ctr", "bsp", 2, 4, "none"),
 ]
 
 
