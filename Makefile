@@ -153,7 +153,7 @@ bench-scale-compare: deps
 
 # The model against real jobs on a test bed of its own (network namespaces
 # psv-h*, beside make test's) with tbf-capped links (bench/validate.py, root,
-# about 25 minutes): predicted and measured samples/s, one JSON line per
+# about 35 minutes): predicted and measured samples/s, one JSON line per
 # configuration, into bench/out/validation.jsonl.
 bench-validate: deps
 	$(MAKE) $(BUILD)/pstrain

@@ -49,14 +49,22 @@ import scale_model  # noqa: E402
 
 TESTBED = os.path.join(ROOT, "tests", "cluster", "testbed.sh")
 AGENT = os.path.join(ROOT, "tests", "cluster", "agent.sh")
-CFG = {"cnn": "fashion_cnn.cfg", "lstm": "fashion_lstm.cfg", "ctr": "criteo_dlrm.cfg"}
-BATCH = {"cnn": 32, "lstm": 32, "ctr": 128}
+CFG = {"cnn": "fashion_cnn.cfg", "lstm": "fashion_lstm.cfg", "ctr": "criteo_dlrm.cfg",
+       "mlp": "bench_mlp.cfg"}
+BATCH = {"cnn": 32, "lstm": 32, "ctr": 128, "mlp": 256}
 # the CTR model moves 9 times the CNN's bytes a step (its dense 476k parameters,
 # and its rows): its links are capped at CTR_RATE, so that a run takes about as
 # long as the others' (its compute, 6 ms a step, is still 2% of the step); its
 # shuffle buffer is 10,000 samples, not the config's million, which three
 # trainers on this machine would each fill before their first step
 EXTRA = {"ctr": ["--set", "data.shuffle_buffer=10000"]}
+# the bench MLP moves 147 MB each way a step: its links are capped at MLP_RATE
+# (1 Gbit/s: 1.2 s a way, against 0.56 s of compute on one thread) for
+# MLP_STEPS steps, with a bucket of MLP_BURST (128 KB): at 1 Gbit/s a bucket
+# of two frames held one TCP connection to 84.3 MB/s where the cap allows
+# 119.5 (measured: 119.6 with 128 KB, 11.94 of 11.95 at 100 Mbit/s with
+# 3 KB); what 128 KB gives free after an idle moment is 1 ms of a 1.2 s
+# transfer
 
 # (model, consistency, servers, trainers, compression)
 CONFIGS = [
@@ -78,6 +86,10 @@ CONFIGS = [
     ("cnn", "bsp", 2, 4, "none"),
     ("lstm", "asp", 1, 5, "none"),
     ("ctr", "bsp", 2, 4, "none"),
+    # the bench MLP's 36.8M parameters in 141 pieces
+    ("mlp", "bsp", 1, 1, "none"),
+    ("mlp", "bsp", 1, 2, "none"),
+    ("mlp", "asp", 2, 2, "fp16"),
 ]
 
 
@@ -127,7 +139,7 @@ def run(a, tmp, c, r):
            os.path.join(ROOT, "build", "pstrain"), "--servers", str(S),
            "--config", os.path.join(ROOT, "configs", CFG[model]), "--bind", "eth1",
            "--out", out, "--quiet", "--no-plot",
-           "--set", f"train.batch={BATCH[model] * T}", "--set", f"train.max_steps={a.steps}",
+           "--set", f"train.batch={BATCH[model] * T}", "--set", f"train.max_steps={steps_of(a, c)}",
            "--set", "train.threads=1", "--set", "server.threads=1",
            "--set", "cluster.io_threads=1", "--set", "cluster.auth=none",
            "--set", f"cluster.consistency={cons}", "--set", f"cluster.compression={comp}",
@@ -146,7 +158,23 @@ def run(a, tmp, c, r):
 
 def rate_of(a, c):
     """The cap of configuration c's links ("25mbit")."""
-    return a.rates[c] if c in a.rates else (a.ctr_rate if c[0] == "ctr" else a.rate)
+    if c in a.rates:
+        return a.rates[c]
+    return {"ctr": a.ctr_rate, "mlp": a.mlp_rate}.get(c[0], a.rate)
+
+
+def burst_of(a, c):
+    """The tbf bucket of configuration c's links ("3kb")."""
+    if c in a.bursts:
+        return a.bursts[c]
+    return a.mlp_burst if c[0] == "mlp" else a.burst
+
+
+def steps_of(a, c):
+    """Configuration c's steps."""
+    if c in a.steps_of:
+        return a.steps_of[c]
+    return a.mlp_steps if c[0] == "mlp" else a.steps
 
 
 def predict(cal, c, a, sharing):
@@ -171,6 +199,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "out", "validation.jsonl"))
     ap.add_argument("--rate", default=os.environ.get("RATE", "25mbit"))
     ap.add_argument("--ctr-rate", default=os.environ.get("CTR_RATE", "100mbit"))
+    ap.add_argument("--mlp-rate", default=os.environ.get("MLP_RATE", "1gbit"))
+    ap.add_argument("--mlp-burst", default=os.environ.get("MLP_BURST", "128kb"))
+    ap.add_argument("--mlp-steps", type=int, default=int(os.environ.get("MLP_STEPS", 12)))
     ap.add_argument("--burst", default=os.environ.get("BURST", "3kb"))
     ap.add_argument("--steps", type=int, default=int(os.environ.get("STEPS", 80)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
@@ -181,7 +212,7 @@ def main():
     a = ap.parse_args()
     if a.remodel:
         return remodel(a)
-    a.rates = {}
+    a.rates, a.steps_of, a.bursts = {}, {}, {}
     a.testbed_dir = os.environ.get("TESTBED_DIR", "/tmp/pstrain-testbed-" + PREFIX)
     os.environ["TESTBED_DIR"] = a.testbed_dir
     os.environ["TESTBED_PREFIX"] = PREFIX
@@ -201,9 +232,9 @@ def main():
         with tempfile.TemporaryDirectory(prefix="pstrain-validate-") as tmp:
             for r in range(a.rounds):
                 for c in configs:
-                    if rate_of(a, c) != capped:
-                        capped = rate_of(a, c)
-                        cap(H, capped, a.burst)
+                    if (rate_of(a, c), burst_of(a, c)) != capped:
+                        capped = (rate_of(a, c), burst_of(a, c))
+                        cap(H, *capped)
                     print(f"validate: round {r + 1}/{a.rounds}: {c}", file=sys.stderr, flush=True)
                     s = run(a, tmp, c, r)
                     if s:
@@ -234,8 +265,8 @@ def write(cal, a, configs, measured, per_trainer, parts_seen):
             runs = measured[c]
             meas = statistics.median(runs) if runs else None
             line = {"config": {"model": model, "consistency": cons, "servers": S, "trainers": T,
-                               "compression": comp, "rate": rate_of(a, c), "burst": a.burst,
-                               "batch_per_trainer": BATCH[model], "steps": a.steps},
+                               "compression": comp, "rate": rate_of(a, c), "burst": burst_of(a, c),
+                               "batch_per_trainer": BATCH[model], "steps": steps_of(a, c)},
                     "predicted": round(pred, 1),
                     "predicted_fair_sharing": round(pred_fair, 1),
                     "measured": round(meas, 1) if meas else None,
@@ -259,14 +290,13 @@ def remodel(a):
     calibration and model as they are now (the jobs are not run again)."""
     cal = scale_model.Calib(a.calib)
     configs, measured, per_trainer, parts_seen = [], {}, {}, {}
-    a.rates = {}
+    a.rates, a.steps_of, a.bursts = {}, {}, {}
     with open(a.out) as f:
         for text in f:
             line = json.loads(text)
             k = line["config"]
             c = (k["model"], k["consistency"], k["servers"], k["trainers"], k["compression"])
-            a.burst, a.steps = k["burst"], k["steps"]
-            a.rates[c] = k["rate"]
+            a.rates[c], a.steps_of[c], a.bursts[c] = k["rate"], k["steps"], k["burst"]
             configs.append(c)
             measured[c] = line["runs"]
             per_trainer[c] = line.get("trainer_runs", [])
