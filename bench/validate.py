@@ -3,7 +3,8 @@
 bench/out/calibration.json) against real jobs on the network-namespace test
 bed (tests/cluster/testbed.sh), with every host's link capped by tc tbf in
 both directions at RATE (default 25 Mbit/s; the CTR model's at CTR_RATE,
-default 100 Mbit/s, see EXTRA), low enough that the network,
+100 Mbit/s, the bench MLP's at MLP_RATE, 1 Gbit/s: see EXTRA), low enough
+that the network,
 not this machine's two cores, limits the jobs (at 50 Mbit/s, with the
 machine's load average at 8-9 from other work, scheduling delays still
 scattered the rounds by up to 20%). Root only. The test bed is its own
@@ -54,7 +55,7 @@ CFG = {"cnn": "fashion_cnn.cfg", "lstm": "fashion_lstm.cfg", "ctr": "criteo_dlrm
 BATCH = {"cnn": 32, "lstm": 32, "ctr": 128, "mlp": 256}
 # the CTR model moves 9 times the CNN's bytes a step (its dense 476k parameters,
 # and its rows): its links are capped at CTR_RATE, so that a run takes about as
-# long as the others' (its compute, 6 ms a step, is still 2% of the step); its
+# long as the others' (its compute, 4.3 ms a step, is still 1-2% of it); its
 # shuffle buffer is 10,000 samples, not the config's million, which three
 # trainers on this machine would each fill before their first step
 EXTRA = {"ctr": ["--set", "data.shuffle_buffer=10000"]}
