@@ -59,6 +59,7 @@ import contextlib
 import heapq
 import json
 import math
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -547,21 +548,27 @@ TRAINERS = [8, 16, 32, 64, 128, 256, 512, 1024]
 SPEEDS = [10, 25, 100]
 
 
+def table_row(job):
+    """One row of the table: (calibration, model, Gbit/s, trainers, servers, step()'s
+    keywords) -> its BSP and ASP figures and the servers BSP needs for 90%."""
+    cal, m, g, T, S, kw = job
+    r = {"model": m, "gbps": g, "trainers": T, "servers": S}
+    for cons in ("bsp", "asp"):
+        tau, sps, eff = step(cal, m, T, S, g, consistency=cons, **kw)
+        r[cons] = {"step_s": tau, "samples_per_s": sps, "efficiency": eff}
+    r["servers_for_90"] = servers_needed(cal, m, T, g, **kw)
+    return r
+
+
 def table(cal, a):
+    """Every row of the table, on as many processes as this machine has CPUs
+    (the rows are independent simulations; the order is the table's)."""
     kw = dict(cores=a.cores, latency_s=a.latency_us * 1e-6, auth=a.auth, comp=a.comp,
               sharing=a.sharing)
-    rows = []
-    for m in ("cnn", "lstm", "mlp", "ctr"):
-        for g in SPEEDS:
-            for T in TRAINERS:
-                S = max(1, T // a.ratio)
-                r = {"model": m, "gbps": g, "trainers": T, "servers": S}
-                for cons in ("bsp", "asp"):
-                    tau, sps, eff = step(cal, m, T, S, g, consistency=cons, **kw)
-                    r[cons] = {"step_s": tau, "samples_per_s": sps, "efficiency": eff}
-                r["servers_for_90"] = servers_needed(cal, m, T, g, **kw)
-                rows.append(r)
-    return rows
+    jobs = [(cal, m, g, T, max(1, T // a.ratio), kw)
+            for m in ("cnn", "lstm", "mlp", "ctr") for g in SPEEDS for T in TRAINERS]
+    with multiprocessing.Pool(len(os.sched_getaffinity(0))) as pool:
+        return pool.map(table_row, jobs, chunksize=1)
 
 
 def print_table(cal, rows, a):
