@@ -118,11 +118,9 @@ class Calib:
         b = self.c["bytes"]
         src = m if m in b else "mlp"
         p = self.c["compute"][src]["params"]
-        push, pull = b[src][comp]["push_bytes_step"], b[src][comp]["pull_bytes_step"]
-        u, dim = self.rows(src)
-        push -= u * (8 + 4 * dim) + u * 8  # the rows pushed; the ids of the rows asked for
-        pull -= u * 4 * dim
-        return push / p, pull / p
+        row_push, row_req, row_pull = self.row_bytes(src)
+        return ((b[src][comp]["push_bytes_step"] - row_push - row_req) / p,
+                (b[src][comp]["pull_bytes_step"] - row_pull) / p)
 
     def rows(self, m):
         """Unique sparse rows per trainer step (CTR), and the row bytes."""
@@ -131,6 +129,13 @@ class Calib:
         d = self.c["rows"]["ctr_data"]
         u = d["unique_rows_per_batch"][str(self.batch(m))]
         return u, d["dim"]
+
+    def row_bytes(self, m):
+        """A trainer's row bytes per step, as the wire carries them: pushed
+        (an id and a gradient each), asked for (the ids of the next batch's
+        rows), pulled (a row each)."""
+        u, dim = self.rows(m)
+        return u * (8 + 4 * dim), u * 8, u * 4 * dim
 
     def server_costs(self, optim, T, bsp, comp):
         """Server request-thread seconds per key of a piece: for each trainer's
@@ -274,7 +279,6 @@ class Job:
         self.count = {}      # (j, k, pid) -> trainers whose piece is in
         self.complete = {}   # (j, k) -> pids of step k complete at server group j, in order
         self.waiting = {}    # (j, k) -> trainer groups whose pull waits there
-        self.sent = {}       # (i, j, k) -> reply pieces sent
         self.last_reply = {}  # (i, j, k) -> the event that sent the last reply piece
         self.got = {}        # (i, k, "reply" or "rows") -> those messages in
         self.starts = [[] for _ in self.tg]
@@ -486,10 +490,10 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
     io_cpu = io_pb * (push_kb + pull_kb) * P
     C_step = C + acc + io_cpu / cores
     ready_e = [(b, e, r + io_cpu / cores * r / C) for b, e, r in ready_e]
-    # sparse rows (CTR): ids + values pushed after backward, pulled with the parameters
-    u, dim = cal.rows(m)
-    # per trainer and server: pushed (ids, gradients), asked for (ids), pulled
-    row_push, row_req, row_pull = u * (8 + 4 * dim) / S, u * 8 / S, u * 4 * dim / S
+    # sparse rows (CTR), per trainer and server: pushed after backward (ids,
+    # gradients), asked for once the parameters are in (ids), pulled
+    u, _ = cal.rows(m)
+    row_push, row_req, row_pull = (x / S for x in cal.row_bytes(m))
     bsp = consistency == "bsp"
     c_arrive, c_complete = cal.server_costs(optim, T, bsp, comp)
     par = {"T": T if bsp else 1, "S": S, "shards": sh, "ready": ready_e, "C": C_step,

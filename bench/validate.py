@@ -46,6 +46,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import calibrate  # noqa: E402
 import scale_model  # noqa: E402
 
 TESTBED = os.path.join(ROOT, "tests", "cluster", "testbed.sh")
@@ -57,8 +58,9 @@ BATCH = {"cnn": 32, "lstm": 32, "ctr": 128, "mlp": 256}
 # and its rows): its links are capped at CTR_RATE, so that a run takes about as
 # long as the others' (its compute, 4.3 ms a step, is still 1-2% of it); its
 # shuffle buffer is 10,000 samples, not the config's million, which three
-# trainers on this machine would each fill before their first step
-EXTRA = {"ctr": ["--set", "data.shuffle_buffer=10000"]}
+# trainers on this machine would each fill before their first step (the
+# calibration's job setting)
+EXTRA = calibrate.JOB_EXTRA
 # the bench MLP moves 147 MB each way a step: its links are capped at MLP_RATE
 # (1 Gbit/s: 1.2 s a way, against 0.56 s of compute on one thread) for
 # MLP_STEPS steps, with a bucket of MLP_BURST (128 KB): at 1 Gbit/s a bucket
@@ -140,7 +142,7 @@ def run(a, tmp, c, r):
            os.path.join(ROOT, "build", "pstrain"), "--servers", str(S),
            "--config", os.path.join(ROOT, "configs", CFG[model]), "--bind", "eth1",
            "--out", out, "--quiet", "--no-plot",
-           "--set", f"train.batch={BATCH[model] * T}", "--set", f"train.max_steps={steps_of(a, c)}",
+           "--set", f"train.batch={BATCH[model] * T}", "--set", f"train.max_steps={setting(a, c, 'steps')}",
            "--set", "train.threads=1", "--set", "server.threads=1",
            "--set", "cluster.io_threads=1", "--set", "cluster.auth=none",
            "--set", f"cluster.consistency={cons}", "--set", f"cluster.compression={comp}",
@@ -157,32 +159,22 @@ def run(a, tmp, c, r):
     return s
 
 
-def rate_of(a, c):
-    """The cap of configuration c's links ("25mbit")."""
-    if c in a.rates:
-        return a.rates[c]
-    return {"ctr": a.ctr_rate, "mlp": a.mlp_rate}.get(c[0], a.rate)
-
-
-def burst_of(a, c):
-    """The tbf bucket of configuration c's links ("3kb")."""
-    if c in a.bursts:
-        return a.bursts[c]
-    return a.mlp_burst if c[0] == "mlp" else a.burst
-
-
-def steps_of(a, c):
-    """Configuration c's steps."""
-    if c in a.steps_of:
-        return a.steps_of[c]
-    return a.mlp_steps if c[0] == "mlp" else a.steps
+def setting(a, c, name):
+    """Configuration c's "rate" ("25mbit": its links' cap), "burst" (their
+    tbf bucket) or "steps": as --remodel read it from the file, else its
+    model's own option where it has one (--ctr-rate, --mlp-burst, ...), else
+    the common one (--rate, --burst, --steps)."""
+    if c in a.read:
+        return a.read[c][name]
+    own = getattr(a, f"{c[0]}_{name}", None)
+    return own if own is not None else getattr(a, name)
 
 
 def predict(cal, c, a, sharing):
     model, cons, S, T, comp = c
     tau, sps, eff, parts = scale_model.step(
-        cal, model, T, S, parse_rate(rate_of(a, c)) / 1e9, cores=1, latency_s=20e-6, consistency=cons,
-        auth="none", comp=comp, frame=1514 / 1448, sharing=sharing, detail=True)
+        cal, model, T, S, parse_rate(setting(a, c, "rate")) / 1e9, cores=1, latency_s=20e-6,
+        consistency=cons, auth="none", comp=comp, frame=1514 / 1448, sharing=sharing, detail=True)
     return sps, parts
 
 
@@ -213,7 +205,7 @@ def main():
     a = ap.parse_args()
     if a.remodel:
         return remodel(a)
-    a.rates, a.steps_of, a.bursts = {}, {}, {}
+    a.read = {}
     a.testbed_dir = os.environ.get("TESTBED_DIR", "/tmp/pstrain-testbed-" + PREFIX)
     os.environ["TESTBED_DIR"] = a.testbed_dir
     os.environ["TESTBED_PREFIX"] = PREFIX
@@ -233,9 +225,10 @@ def main():
         with tempfile.TemporaryDirectory(prefix="pstrain-validate-") as tmp:
             for r in range(a.rounds):
                 for c in configs:
-                    if (rate_of(a, c), burst_of(a, c)) != capped:
-                        capped = (rate_of(a, c), burst_of(a, c))
-                        cap(H, *capped)
+                    link = (setting(a, c, "rate"), setting(a, c, "burst"))
+                    if link != capped:
+                        capped = link
+                        cap(H, *link)
                     print(f"validate: round {r + 1}/{a.rounds}: {c}", file=sys.stderr, flush=True)
                     s = run(a, tmp, c, r)
                     if s:
@@ -266,8 +259,9 @@ def write(cal, a, configs, measured, per_trainer, parts_seen):
             runs = measured[c]
             meas = statistics.median(runs) if runs else None
             line = {"config": {"model": model, "consistency": cons, "servers": S, "trainers": T,
-                               "compression": comp, "rate": rate_of(a, c), "burst": burst_of(a, c),
-                               "batch_per_trainer": BATCH[model], "steps": steps_of(a, c)},
+                               "compression": comp,
+                               "rate": setting(a, c, "rate"), "burst": setting(a, c, "burst"),
+                               "batch_per_trainer": BATCH[model], "steps": setting(a, c, "steps")},
                     "predicted": round(pred, 1),
                     "predicted_fair_sharing": round(pred_fair, 1),
                     "measured": round(meas, 1) if meas else None,
@@ -291,13 +285,13 @@ def remodel(a):
     calibration and model as they are now (the jobs are not run again)."""
     cal = scale_model.Calib(a.calib)
     configs, measured, per_trainer, parts_seen = [], {}, {}, {}
-    a.rates, a.steps_of, a.bursts = {}, {}, {}
+    a.read = {}
     with open(a.out) as f:
         for text in f:
             line = json.loads(text)
             k = line["config"]
             c = (k["model"], k["consistency"], k["servers"], k["trainers"], k["compression"])
-            a.rates[c], a.steps_of[c], a.bursts[c] = k["rate"], k["steps"], k["burst"]
+            a.read[c] = k
             configs.append(c)
             measured[c] = line["runs"]
             per_trainer[c] = line.get("trainer_runs", [])

@@ -225,9 +225,10 @@ static int dist_fetch_rows(void *ctx, int n_fields, const uint64_t *const *ids, 
                                out[k]};
     double t0 = progress_now();
     int rc = client_pull_tables(j->ps, t, n_fields, e->step, !training, err);
-    j->pull_s += progress_now() - t0;
+    const double dt = progress_now() - t0;
+    j->pull_s += dt;
     if (training) /* the feed fetched them inside the step's compute */
-        j->rows_fetch_s += progress_now() - t0;
+        j->rows_fetch_s += dt;
     return rc;
 }
 
