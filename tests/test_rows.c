@@ -919,6 +919,42 @@ static void test_memory(void)
     rows_destroy(&s);
 }
 
+/* The index through its doublings: 100,000 rows made in pieces (the index
+ * grows from 64 buckets to 2^18, its buckets' tags shrinking from 26 bits to
+ * 14), then every row pulled again is found, with its value, and none made;
+ * half of them evicted (backward-shift deletion moving tagged buckets), the
+ * others still found. */
+static void test_index(void)
+{
+    optim_params_t op = opt_named("sgd");
+    enum { N = 100000, B = 1000, DIM = 2 };
+    rows_t *s = one_table(&op, DIM, 0, 0, 0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    static uint64_t ids[N];
+    static float first[N * DIM], again[N * DIM];
+    for (size_t i = 0; i < N; i++)
+        ids[i] = i * 0x9e3779b97f4a7c15ull ^ (i >> 3);
+    for (size_t i = 0; i < N; i += B)
+        CU_ASSERT_EQUAL_FATAL(rows_pull(s, 3, ids + i, B, first + i * DIM, NULL), 0);
+    CU_ASSERT_EQUAL(rows_count(s), N);
+    for (size_t i = 0; i < N; i += B)
+        CU_ASSERT_EQUAL_FATAL(rows_pull(s, 3, ids + i, B, again + i * DIM, NULL), 0);
+    CU_ASSERT_EQUAL(rows_count(s), N);
+    CU_ASSERT_EQUAL(memcmp(first, again, sizeof first), 0);
+    rows_destroy(&s);
+    /* a store of N / 2 rows at most: the older half is evicted */
+    s = one_table(&op, DIM, 0, 0, N / 2, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (size_t i = 0; i < N; i += B)
+        CU_ASSERT_EQUAL_FATAL(rows_pull(s, 3, ids + i, B, again + i * DIM, NULL), 0);
+    int found = 0;
+    for (size_t i = N / 2; i < N; i++)
+        found += rows_peek(s, 3, ids[i], NULL, NULL);
+    CU_ASSERT_EQUAL(found, N / 2);
+    CU_ASSERT_EQUAL(rows_count(s), N / 2);
+    rows_destroy(&s);
+}
+
 int test_rows_register(void)
 {
     CU_pSuite s = CU_add_suite("rows", NULL, NULL);
@@ -935,7 +971,7 @@ int test_rows_register(void)
         !CU_add_test(s, "save_load", test_save_load) || !CU_add_test(s, "delta", test_delta) ||
         !CU_add_test(s, "reshard", test_reshard) || !CU_add_test(s, "corrupt", test_corrupt) ||
         !CU_add_test(s, "mismatch", test_mismatch) ||
-        !CU_add_test(s, "memory", test_memory))
+        !CU_add_test(s, "index", test_index) || !CU_add_test(s, "memory", test_memory))
         return -1;
     return 0;
 }
