@@ -88,6 +88,15 @@ def mpirun():
     return cmd
 
 
+def tcp_wmem_max():
+    """net.ipv4.tcp_wmem's maximum (bytes), or None where it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            return int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def env_info():
     def sh(c):
         try:
@@ -108,6 +117,8 @@ def env_info():
         "openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE"),
         "openblas": sh("dpkg-query -W -f='${Version}' libopenblas0-pthread"),
         "zeromq": sh("dpkg-query -W -f='${Version}' libzmq5"),
+        # the most a TCP connection keeps in flight: the model's send window
+        "tcp_wmem_max": tcp_wmem_max(),
         "git_commit": sh(f"git -C {ROOT} rev-parse HEAD"),
         "note": "2-core machine shared with other jobs: figures are medians of alternating rounds",
     }

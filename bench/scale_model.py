@@ -36,7 +36,13 @@ the trainer's link and the server's link, at what they give its connection:
     others (the link's queue holds what their TCP windows let out, not the
     rest of their replies): on the test bed, 1 server and 3 CTR trainers
     at 100 Mbit/s, trainer 0 waited 21 ms a step for its rows after its
-    parameters, where a queue of messages would put them 330 ms later;
+    parameters, where a queue of messages would put them 330 ms later.
+    For the same reason a connection keeps its turn for a window's bytes
+    (SEND_WINDOW, what TCP lets it have queued) and then goes to the back:
+    replies of many megabytes to several trainers take turns window by
+    window and so end nearly together, as the test bed's bench MLP showed
+    (1 server, 2 BSP trainers, 147 MB each way at 1 Gbit/s: measured 0.58
+    of a prediction that sent one reply whole before the other);
   - sharing "fair": every connection with bytes to send gets an equal share
     (max-min fair), as per-flow fair queueing would give.
 ZeroMQ's I/O threads (one per rank without CURVE; with CURVE one per
@@ -68,6 +74,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 PIECE_KEYS = 262144          # WIRE_PIECE_FLOATS (common/net/wire.h)
+SEND_WINDOW = 4 << 20        # bytes a connection has queued at a link at most: Linux's TCP
+                             # send buffer ceiling (net.ipv4.tcp_wmem's max, 4 MiB here)
 ETH_FRAME = (1448 + 90) / 1448.0  # payload of a 1500-byte MTU TCP segment (timestamps) against
                                   # what the wire carries: 52 TCP/IP + 14 Ethernet + 4 FCS
                                   # + 8 preamble + 12 inter-frame gap
@@ -83,6 +91,11 @@ class Calib:
     # compute on a node of `cores` cores: the fastest measured thread count that fits
     # (train.threads is the user's to set); beyond the measured counts, Amdahl's law
     # with the parallel share that 1 -> 2 threads measured
+    def window(self):
+        """A connection's send window (bytes): the calibrated machine's
+        tcp_wmem maximum, SEND_WINDOW for a calibration without it."""
+        return self.c["environment"].get("tcp_wmem_max") or SEND_WINDOW
+
     def compute(self, m, cores):
         th = {int(k): v for k, v in self.c["compute"][m]["threads"].items()}
         fits = [k for k in th if k <= cores] or [min(th)]
@@ -272,6 +285,9 @@ class Job:
         self.tg, self.sg = groups(p["T"], GROUPS), groups(p["S"], GROUPS)
         self.pieces = self._pieces()
         self.q = {}          # (dir, trainer group, server group) -> deque of [bytes left, what, seq]
+        self.turn = {}       # the same keys -> [bytes left of its window, (event, n): where it
+                             # went to the back of its links' queues (n-th that event), or None]
+        self.requeued = 0    # connections sent to the back so far
         self.active = set()  # the queues with messages
         self.rate = None     # the flows' rates, until a queue empties or starts
         self.ev, self.seq, self.event = [], 0, 0  # event: the one being handled (its number)
@@ -309,7 +325,20 @@ class Job:
         if not qq:
             self.rate = None
             self.active.add((d, i, j))
+            self.turn[(d, i, j)] = [self.window(i, j), None]
         qq.append([nbytes, what, self.seq, self.event if event is None else event])
+
+    def window(self, i, j):
+        """The bytes a connection group's window lets into a link's queue."""
+        return self.tg[i] * self.sg[j] * self.p["window"]
+
+    def order(self, key):
+        """Where queue key stands in its links' queues, as (event, n): its head
+        message's event (n = 0: the messages of one event side by side), or
+        later, when it went to the back having sent a window's bytes in one
+        go (n: behind those that went before it)."""
+        head = (self.q[key][0][3], 0)
+        return head if self.turn[key][1] is None else max(head, self.turn[key][1])
 
     def thread(self, j, now, cost, what, *data):
         """A job on server group j's request thread (its m threads as one m
@@ -346,7 +375,7 @@ class Job:
                                                  for f, (w, _) in flows.items()})
             else:
                 self.rate = fifo_rates(flows, caps, p["conn_cap"],
-                                       {f: self.q[f][0][3] for f in flows})
+                                       {f: self.order(f) for f in flows})
         return self.rate
 
     def arrive_up(self, t, i, j, what):
@@ -414,13 +443,18 @@ class Job:
         """Drains the queues from t to t_to; messages through arrive after the latency."""
         r = self.rates()
         for key in sorted(self.active, key=lambda k: self.q[k][0][2]):  # in the order sent
-            qq = self.q[key]
+            qq, turn = self.q[key], self.turn[key]
             qq[0][0] -= r[key] * (t_to - t)
+            turn[0] -= r[key] * (t_to - t)
             while qq and qq[0][0] < 1e-3:  # through (a thousandth of a byte left)
                 self.at(t_to + self.p["latency"], "arrive_" + key[0], key[1], key[2],
                         qq.popleft()[1])
             if not qq:
                 self.active.discard(key)
+                self.rate = None
+            elif turn[0] < 1e-3:  # a window sent: the rest queues after all sent so far
+                self.requeued += 1
+                self.turn[key] = [self.window(key[1], key[2]), (self.event, self.requeued)]
                 self.rate = None
 
     def run(self):
@@ -432,7 +466,8 @@ class Job:
         while self.ev or self.active:
             self.advance(t, t)  # messages of no bytes
             r = self.rates()
-            dt = min((self.q[key][0][0] / r[key] for key in self.active), default=math.inf)
+            dt = min((min(self.q[key][0][0], self.turn[key][0]) / r[key] for key in self.active),
+                     default=math.inf)
             t_to = min(t + dt, self.ev[0][0] if self.ev else math.inf)
             self.advance(t, t_to)
             t = t_to
@@ -465,7 +500,7 @@ def shards(P, S):
 
 
 def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="none",
-         comp="none", frame=ETH_FRAME, sharing=SHARINGS[0], detail=False):
+         comp="none", frame=ETH_FRAME, sharing=SHARINGS[0], window=None, detail=False):
     """Step time (s) of a trainer, samples/s of the job and the parts."""
     P = cal.params(m)
     B = cal.batch(m)
@@ -503,6 +538,7 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
            "c_arrive": c_arrive, "c_complete": c_complete,
            "row_cost": u / S * cal.row_cost(optim) if u else 0.0,
            "latency": latency_s, "sharing": sharing, "bsp": bsp,
+           "window": (window or cal.window()) if sharing == "fifo" else math.inf,
            # after the last reply: decoding its last piece (fp16), the software round trip
            "tail": dec * min(PIECE_KEYS, ks) + cal.sw_rtt()}
     job = Job(par)

@@ -12,6 +12,14 @@ compute C.
           the server's uplink, so the steady step is C + 3P;
     fair: the two replies share the uplink and end together, the pushes
           share the downlink: C + 4P.
+    fifo with a window of half a reply (a connection that has sent a
+          window's bytes goes to the back of the link's queue, as TCP
+          connections whose windows the link's queue holds take turns):
+          the replies go A, B, A, B half by half, A's done at 1.5P, B's
+          at 2P; A's push goes alone for 0.5P, then beside B's for P (A
+          done at C + 3P), B's alone for its last 0.5P: the piece is
+          complete at C + 3.5P after the last one, the steady step. The
+          smaller the window, the nearer fair's C + 4P (a quarter: C + 3.75P).
   ASP, 1 trainer: as BSP.
   1 trainer, 2 servers (half the keys each): fifo C + 1.5P (one server's
           reply overlaps the other's push), fair C + 2P.
@@ -80,11 +88,11 @@ class ScaleModel(unittest.TestCase):
         cls.cal = scale_model.Calib(f.name)
         os.unlink(f.name)
 
-    def step(self, T, S, consistency="bsp", sharing="fifo"):
+    def step(self, T, S, consistency="bsp", sharing="fifo", window=None):
         # frame 1: the link's bytes are the payload's; 0 latency
         return scale_model.step(self.cal, "cnn", T, S, GBPS, cores=1, latency_s=0.0,
                                 consistency=consistency, frame=1.0, sharing=sharing,
-                                detail=True)[3]["step_s"]
+                                window=window, detail=True)[3]["step_s"]
 
     def test_one_trainer(self):
         for sharing in scale_model.SHARINGS:
@@ -93,6 +101,11 @@ class ScaleModel(unittest.TestCase):
     def test_two_trainers_fifo(self):
         # per trainer: the job's mean step over T trainers' rate
         self.assertAlmostEqual(self.step(2, 1, sharing="fifo"), C + 3 * P, places=6)
+
+    def test_two_trainers_window(self):
+        half = 4 * P_KEYS // 2  # bytes: half a reply
+        self.assertAlmostEqual(self.step(2, 1, window=half), C + 3.5 * P, places=6)
+        self.assertAlmostEqual(self.step(2, 1, window=half // 2), C + 3.75 * P, places=6)
 
     def test_two_trainers_fair(self):
         self.assertAlmostEqual(self.step(2, 1, sharing="fair"), C + 4 * P, places=6)
