@@ -49,7 +49,7 @@ def run_pstrain(model, threads, steps, out):
     env = dict(os.environ)
     env.pop("OPENBLAS_NUM_THREADS", None)
     cmd = [os.path.join(ROOT, "build", "pstrain"), "--local", "--config", cfg, "--out", out,
-           "--quiet", "--no-plot",
+           "--quiet", "--no-plot", "--no-export",
            "--set", f"train.threads={threads}", "--set", f"train.max_steps={steps}",
            "--set", "data.validation=0", "--set", "data.test_limit=500"]
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -72,7 +72,7 @@ def run_pstrain_dist(model, servers, trainers, steps, out, consistency="bsp", au
     cmd = mpirun_prefix() + ["--bind-to", "none",
                              "-np", str(servers + trainers), os.path.join(ROOT, "build", "pstrain"),
                              "--servers", str(servers), "--config", cfg, "--out", out, "--quiet",
-                             "--no-plot", "--set", f"train.threads={threads}",
+                             "--no-plot", "--no-export", "--set", f"train.threads={threads}",
                              "--set", f"train.max_steps={steps}",
                              "--set", f"cluster.consistency={consistency}",
                              "--set", f"cluster.auth={auth}",

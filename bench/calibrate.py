@@ -169,7 +169,7 @@ def compute(rounds, threads):
 
 def job(model, steps, comp, out):
     cmd = mpirun() + ["-np", "2", os.path.join(BIN, "pstrain"), "--servers", "1",
-                      "--config", cfg(model), "--out", out, "--quiet", "--no-plot",
+                      "--config", cfg(model), "--out", out, "--quiet", "--no-plot", "--no-export",
                       "--set", "train.threads=1", "--set", f"train.max_steps={steps}",
                       "--set", "cluster.auth=none", "--set", f"cluster.compression={comp}",
                       "--set", f"cluster.pull_compression={comp}",

@@ -141,7 +141,7 @@ def run(a, tmp, c, r):
            "-np", str(S + T), "--host", hosts, "--map-by", "node",
            os.path.join(ROOT, "build", "pstrain"), "--servers", str(S),
            "--config", os.path.join(ROOT, "configs", CFG[model]), "--bind", "eth1",
-           "--out", out, "--quiet", "--no-plot",
+           "--out", out, "--quiet", "--no-plot", "--no-export",
            "--set", f"train.batch={BATCH[model] * T}", "--set", f"train.max_steps={setting(a, c, 'steps')}",
            "--set", "train.threads=1", "--set", "server.threads=1",
            "--set", "cluster.io_threads=1", "--set", "cluster.auth=none",

@@ -282,7 +282,7 @@ static train_opts_t trainer_opts(const cluster_opts_t *o, char *ckpt, size_t len
 {
     snprintf(ckpt, len, "%s/model.ckpt", o->out_dir);
     return (train_opts_t){.out_dir = o->out_dir, .config_text = o->config_text,
-                          .no_plot = o->no_plot, .resume = o->resume,
+                          .no_plot = o->no_plot, .no_export = o->no_export, .resume = o->resume,
                           .resume_path = o->resume_path, .resume_dir = o->resume_dir};
 }
 

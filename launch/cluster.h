@@ -19,7 +19,7 @@ typedef struct {
     const char *bind;        /* from --bind (NULL: cluster.bind) */
     const char *out_dir;
     const char *config_text;
-    int no_plot, quiet;
+    int no_plot, no_export, quiet;
     const checkpoint_t *resume;  /* continue from this checkpoint (NULL: start anew) */
     const char *resume_path;     /* its file, for messages */
     const char *resume_dir;      /* the run folder it continues (its metrics.csv) */

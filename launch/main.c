@@ -66,6 +66,8 @@ static void usage(FILE *f)
             "                     resumed run's folder; never one that holds another run)\n"
             "  --local            single-process training: no servers, no MPI\n"
             "  --no-plot          do not draw curves.png\n"
+            "  --no-export        write the checkpoint but not model.onnx and\n"
+            "                     model.safetensors (pstrain export makes them later)\n"
             "  --quiet            only the final result\n"
             "  plot RUN_DIR       redraw RUN_DIR/curves.png from RUN_DIR/metrics.csv\n");
 }
@@ -120,7 +122,7 @@ static int cmd_plot(int argc, char **argv)
 typedef struct {
     const char *config_path, *out_dir, *bind, *resume_arg, *keys_dir;
     const char *sets[MAX_SETS];
-    int n_sets, no_plot, quiet, local, servers;
+    int n_sets, no_plot, no_export, quiet, local, servers;
 } args_t;
 
 /* The field of a that option o sets to its value, or NULL when o is not
@@ -170,6 +172,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         const char *o = argv[i];
         int *flag = strcmp(o, "--local") == 0     ? &a->local
                     : strcmp(o, "--no-plot") == 0 ? &a->no_plot
+                    : strcmp(o, "--no-export") == 0 ? &a->no_export
                     : strcmp(o, "--quiet") == 0   ? &a->quiet
                                                   : NULL;
         if (flag) {
@@ -270,7 +273,8 @@ static int run_local(const args_t *a, job_t *j)
     console_init(&ls, a->quiet, 0, "trainer");
     train_opts_t opts = {
         .out_dir = j->out_dir, .config_text = j->text, .log = console_line, .log_ctx = &ls,
-        .no_plot = a->no_plot, .resume = j->resume, .resume_path = j->resume_path,
+        .no_plot = a->no_plot, .no_export = a->no_export, .resume = j->resume,
+        .resume_path = j->resume_path,
         .resume_dir = j->run_dir[0] ? j->run_dir : NULL,
     };
     train_result_t res;
@@ -316,7 +320,8 @@ int main(int argc, char **argv)
         rc = run_local(&a, &j);
     } else {
         cluster_opts_t co = {.servers = a.servers, .bind = a.bind, .out_dir = j.out_dir,
-                             .config_text = j.text, .no_plot = a.no_plot, .quiet = a.quiet,
+                             .config_text = j.text, .no_plot = a.no_plot,
+                             .no_export = a.no_export, .quiet = a.quiet,
                              .resume = j.resume, .resume_path = j.resume_path,
                              .resume_dir = j.run_dir[0] ? j.run_dir : NULL,
                              .keys_dir = a.keys_dir};

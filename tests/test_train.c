@@ -64,8 +64,9 @@ static int write_cfg(const char *name, const char *text, char *path, size_t len)
     return fs_write_atomic(path, text, strlen(text), &err);
 }
 
-static int run(const char *cfg_text, const char *name, const char *out, train_result_t *res,
-               float **params_out, size_t *n_out, const char *const *sets, int n_sets)
+static int run_export(const char *cfg_text, const char *name, const char *out,
+                      train_result_t *res, float **params_out, size_t *n_out,
+                      const char *const *sets, int n_sets, int no_export)
 {
     char path[1024];
     if (write_cfg(name, cfg_text, path, sizeof path) != 0)
@@ -81,7 +82,8 @@ static int run(const char *cfg_text, const char *name, const char *out, train_re
     }
     float *p = calloc(200000, sizeof *p); /* larger than the test models */
     char *text = config_text(path, sets, n_sets, &err); /* kept in model.ckpt */
-    train_opts_t o = {.out_dir = dir, .final_params = p, .config_text = text};
+    train_opts_t o = {.out_dir = dir, .final_params = p, .config_text = text,
+                      .no_export = no_export};
     int rc = train_local(cfg, &o, res, &err);
     free(text);
     if (rc != 0)
@@ -90,6 +92,12 @@ static int run(const char *cfg_text, const char *name, const char *out, train_re
     *n_out = rc == 0 ? res->params : 0;
     free(cfg);
     return rc;
+}
+
+static int run(const char *cfg_text, const char *name, const char *out, train_result_t *res,
+               float **params_out, size_t *n_out, const char *const *sets, int n_sets)
+{
+    return run_export(cfg_text, name, out, res, params_out, n_out, sets, n_sets, 0);
 }
 
 static void test_cnn_learns(void)
@@ -190,6 +198,28 @@ static void test_max_steps_sgd(void)
     CU_ASSERT_EQUAL(r.epochs, 1);
     CU_ASSERT(r.test_loss < 1.5);
     free(p);
+}
+
+/* --no-export: the run's checkpoint and summary, no model.onnx or
+ * model.safetensors; without it, both. */
+static void test_no_export(void)
+{
+    const char *sets[] = {"train.max_steps=5"};
+    const char *outs[] = {"run_no_export", "run_export"};
+    for (int k = 0; k < 2; k++) {
+        train_result_t r;
+        float *p;
+        size_t n;
+        CU_ASSERT_FATAL(run_export(CNN_CFG, "cnn.cfg", outs[k], &r, &p, &n, sets, 1, !k) == 0);
+        free(p);
+        const char *files[] = {"model.ckpt", "summary.json", "model.onnx", "model.safetensors"};
+        for (int f = 0; f < 4; f++) {
+            char path[1200];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s/%s", tests_tmp_dir(), outs[k], files[f]);
+            CU_ASSERT_EQUAL(stat(path, &st) == 0, f < 2 || k == 1);
+        }
+    }
 }
 
 /* A binary job: Fashion-MNIST labelled 1 for footwear (sandal 5, sneaker
@@ -409,6 +439,7 @@ int test_train_register(void)
     if (!s || !CU_add_test(s, "cnn_learns", test_cnn_learns) ||
         !CU_add_test(s, "lstm_learns", test_lstm_learns) ||
         !CU_add_test(s, "max_steps_sgd", test_max_steps_sgd) ||
+        !CU_add_test(s, "no_export", test_no_export) ||
         !CU_add_test(s, "binary_auc", test_binary_auc) ||
         !CU_add_test(s, "ctr_learns", test_ctr_learns) ||
         !CU_add_test(s, "ctr_refused", test_ctr_refused))

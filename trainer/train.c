@@ -314,6 +314,8 @@ int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const 
                            "config_text): it could not be exported or resumed", ckpt_path);
         if (checkpoint_write(ckpt_path, ck, err) != 0)
             return -1;
+    }
+    if (ckpt_path && ck && !opts->no_export) {
         /* the export stage: read the checkpoint back (which checks it) and
          * write the model for serving systems next to it */
         trained_t *t = trained_open(ckpt_path, 1, err);

@@ -30,6 +30,7 @@ typedef struct {
     train_log_fn log;         /* may be NULL: silent */
     void *log_ctx;
     int no_plot;              /* skip curves.png */
+    int no_export;            /* skip the export stage (model.onnx, model.safetensors) */
     float *final_params;      /* if not NULL: receives the trained parameters (n_params) */
     const checkpoint_t *resume; /* if not NULL: continue from this checkpoint (its
                                  * parameters, optimizer state and place in the data order) */
@@ -171,8 +172,9 @@ long train_resume_check(const checkpoint_t *ck, const char *path, const job_conf
 
 /* Writes a finished run's outputs into opts->out_dir: summary.json, the
  * checkpoint ck to ckpt_path (when both are given) and the model exported
- * from it (model.onnx, model.safetensors), and curves.png unless
- * opts->no_plot (a plot that fails is only noted in res->plot_error).
+ * from it (model.onnx, model.safetensors) unless opts->no_export, and
+ * curves.png unless opts->no_plot (a plot that fails is only noted in
+ * res->plot_error).
  * Returns 0, or -1 with err. */
 int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const char *ckpt_path,
                         const checkpoint_t *ck, train_result_t *res, err_t *err);
