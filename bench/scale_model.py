@@ -88,14 +88,14 @@ class Calib:
         with open(path) as f:
             self.c = json.load(f)
 
-    # compute on a node of `cores` cores: the fastest measured thread count that fits
-    # (train.threads is the user's to set); beyond the measured counts, Amdahl's law
-    # with the parallel share that 1 -> 2 threads measured
     def window(self):
         """A connection's send window (bytes): the calibrated machine's
         tcp_wmem maximum, SEND_WINDOW for a calibration without it."""
         return self.c["environment"].get("tcp_wmem_max") or SEND_WINDOW
 
+    # compute on a node of `cores` cores: the fastest measured thread count that fits
+    # (train.threads is the user's to set); beyond the measured counts, Amdahl's law
+    # with the parallel share that 1 -> 2 threads measured
     def compute(self, m, cores):
         th = {int(k): v for k, v in self.c["compute"][m]["threads"].items()}
         fits = [k for k in th if k <= cores] or [min(th)]
@@ -286,7 +286,8 @@ class Job:
         self.pieces = self._pieces()
         self.q = {}          # (dir, trainer group, server group) -> deque of [bytes left, what, seq]
         self.turn = {}       # the same keys -> [bytes left of its window, (event, n): where it
-                             # went to the back of its links' queues (n-th that event), or None]
+                             # went to the back of its links' queues (n-th that event); before
+                             # any window is through, (-1, 0), ahead of every message]
         self.requeued = 0    # connections sent to the back so far
         self.active = set()  # the queues with messages
         self.rate = None     # the flows' rates, until a queue empties or starts
@@ -325,7 +326,7 @@ class Job:
         if not qq:
             self.rate = None
             self.active.add((d, i, j))
-            self.turn[(d, i, j)] = [self.window(i, j), None]
+            self.turn[(d, i, j)] = [self.window(i, j), (-1, 0)]
         qq.append([nbytes, what, self.seq, self.event if event is None else event])
 
     def window(self, i, j):
@@ -337,8 +338,7 @@ class Job:
         message's event (n = 0: the messages of one event side by side), or
         later, when it went to the back having sent a window's bytes in one
         go (n: behind those that went before it)."""
-        head = (self.q[key][0][3], 0)
-        return head if self.turn[key][1] is None else max(head, self.turn[key][1])
+        return max((self.q[key][0][3], 0), self.turn[key][1])
 
     def thread(self, j, now, cost, what, *data):
         """A job on server group j's request thread (its m threads as one m

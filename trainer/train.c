@@ -303,6 +303,26 @@ int train_resume_parts(const checkpoint_t *ck, const char *path, int parts, long
                    "of an epoch", path, (unsigned long long)ck->step, had, parts, had, had);
 }
 
+/* The export stage: reads the checkpoint at ckpt_path back (which checks
+ * it) and writes the model for serving systems next to it, model.onnx and
+ * model.safetensors in out_dir. Returns 0, or -1 with err. */
+static int export_stage(const char *out_dir, const char *ckpt_path, err_t *err)
+{
+    trained_t *t = trained_open(ckpt_path, 1, err);
+    if (!t)
+        return -1;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.onnx", out_dir);
+    int rc = onnx_export(t, path, PSTRAIN_VERSION, err);
+    snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
+    if (rc == 0)
+        rc = safetensors_export(t, path, err);
+    trained_destroy(&t);
+    if (rc != 0)
+        return err_prefix(err, "export stage (the checkpoint %s is complete)", ckpt_path);
+    return 0;
+}
+
 int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const char *ckpt_path,
                         const checkpoint_t *ck, train_result_t *res, err_t *err)
 {
@@ -312,24 +332,9 @@ int train_write_outputs(const train_opts_t *opts, const run_summary_t *s, const 
         if (!ck->config_text || !ck->config_text[0])
             return err_set(err, "%s: no config text to keep in the checkpoint (train_opts_t "
                            "config_text): it could not be exported or resumed", ckpt_path);
-        if (checkpoint_write(ckpt_path, ck, err) != 0)
+        if (checkpoint_write(ckpt_path, ck, err) != 0 ||
+            (!opts->no_export && export_stage(opts->out_dir, ckpt_path, err) != 0))
             return -1;
-    }
-    if (ckpt_path && ck && !opts->no_export) {
-        /* the export stage: read the checkpoint back (which checks it) and
-         * write the model for serving systems next to it */
-        trained_t *t = trained_open(ckpt_path, 1, err);
-        if (!t)
-            return -1;
-        char path[4200];
-        snprintf(path, sizeof path, "%s/model.onnx", opts->out_dir);
-        int rc = onnx_export(t, path, PSTRAIN_VERSION, err);
-        snprintf(path, sizeof path, "%s/model.safetensors", opts->out_dir);
-        if (rc == 0)
-            rc = safetensors_export(t, path, err);
-        trained_destroy(&t);
-        if (rc != 0)
-            return err_prefix(err, "export stage (the checkpoint %s is complete)", ckpt_path);
     }
     if (!opts->no_plot) {
         err_t perr;

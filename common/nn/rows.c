@@ -155,11 +155,10 @@ static inline uint32_t tag_of(const table_t *t, uint64_t h)
     return (uint32_t)(h >> 32) & ~t->slot_mask;
 }
 
-/* The slot of row, or NO_SLOT; *pos (if not NULL) gets its bucket, or the
- * empty bucket where it would go. */
-static uint32_t lookup(const table_t *t, uint64_t row, size_t *pos)
+/* The slot of row, whose index hash is h, or NO_SLOT; *pos (if not NULL)
+ * gets its bucket, or the empty bucket where it would go. */
+static uint32_t probe(const table_t *t, uint64_t row, uint64_t h, size_t *pos)
 {
-    const uint64_t h = index_hash(row);
     const uint32_t tag = tag_of(t, h);
     for (size_t i = (size_t)h & t->mask;; i = (i + 1) & t->mask) {
         uint32_t e = t->index[i], sl = (e & t->slot_mask) - 1;
@@ -171,12 +170,19 @@ static uint32_t lookup(const table_t *t, uint64_t row, size_t *pos)
     }
 }
 
+/* probe() with row's hash. */
+static uint32_t lookup(const table_t *t, uint64_t row, size_t *pos)
+{
+    return probe(t, row, index_hash(row), pos);
+}
+
 /* Puts slot sl of row into the index (room reserved). */
 static void index_put(table_t *t, uint64_t row, uint32_t sl)
 {
+    const uint64_t h = index_hash(row);
     size_t pos;
-    lookup(t, row, &pos);
-    t->index[pos] = tag_of(t, index_hash(row)) | (sl + 1);
+    probe(t, row, h, &pos);
+    t->index[pos] = tag_of(t, h) | (sl + 1);
 }
 
 /* Sets the index to cap (a power of two) empty buckets. */
