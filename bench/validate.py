@@ -34,8 +34,24 @@ model is given the cap as link speed, a frame overhead of 1514/1448 (tbf
 counts the Ethernet header, TCP/IP headers per 1448-byte segment; no
 preamble or FCS on a veth) and 20 us of latency; its compute is the 1-thread
 calibration.
+
+Before the jobs, bench/link_probe.py measures how each configuration's
+replies share the server's link when sent at once over plain TCP (the
+trainers' count of the reply's bytes, 3 runs of 10 rounds) and the window
+of the model's turn rule that gives the same completions: the JSON line
+has it ("link_probe") and the prediction with it ("predicted_probed_window")
+beside the model's own ("predicted", the kernel's window) and fair
+sharing's. It is a diagnosis, not the model's input: on 2026-12-07 it
+showed that four 1 MB replies on 100 Mbit/s end at 211-268, 300-311,
+324-328 and 335 ms, where the model's turns put the first at 84 ms (the
+CTR BSP 2x4 job ran at 0.75 of its prediction), but also that the same
+probe of one configuration moves between runs (two 146 KB replies at
+25 Mbit/s: the first done at 61 to 92 ms) and that in the jobs the replies
+do not all start at once: with the probed windows the LSTM BSP 1x2 went
+from 0.88 to 1.07 or 1.24 of its prediction, run to run.
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -47,9 +63,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import calibrate  # noqa: E402
+import link_probe  # noqa: E402
 import scale_model  # noqa: E402
 
 TESTBED = os.path.join(ROOT, "tests", "cluster", "testbed.sh")
+PROBE = os.path.join(HERE, "link_probe.py")
 AGENT = os.path.join(ROOT, "tests", "cluster", "agent.sh")
 CFG = {"cnn": "fashion_cnn.cfg", "lstm": "fashion_lstm.cfg", "ctr": "criteo_dlrm.cfg",
        "mlp": "bench_mlp.cfg"}
@@ -171,12 +189,68 @@ def setting(a, c, name):
     return own if own is not None else getattr(a, name)
 
 
-def predict(cal, c, a, sharing):
+def predict(cal, c, a, sharing, window=None):
     model, cons, S, T, comp = c
     tau, sps, eff, parts = scale_model.step(
         cal, model, T, S, parse_rate(setting(a, c, "rate")) / 1e9, cores=1, latency_s=20e-6,
-        consistency=cons, auth="none", comp=comp, frame=1514 / 1448, sharing=sharing, detail=True)
+        consistency=cons, auth="none", comp=comp, frame=FRAME, sharing=sharing, window=window,
+        detail=True)
     return sps, parts
+
+
+def probe_key(cal, c, a):
+    """What configuration c's servers send at once, as link_probe measures it:
+    (rate, burst, trainers, bytes of one step's reply on one connection: the
+    largest shard's parameters and the rows); None with one trainer (no
+    connection shares a link with another)."""
+    model, cons, S, T, comp = c
+    if T < 2:
+        return None
+    ks = max(hi - lo for lo, hi in scale_model.shards(cal.params(model), S))
+    M = ks * cal.key_bytes(model, comp)[1] + cal.row_bytes(model)[2] / S
+    return (setting(a, c, "rate"), setting(a, c, "burst"), T, int(M))
+
+
+def probe(key):
+    """link_probe on the test bed (capped already): host h1 sends each of
+    the next `trainers` hosts the reply's bytes at once. Returns what it
+    measured and the window it gives the model."""
+    rate, burst, n, M = key
+    runs = [probe_run(n, M) for _ in range(link_probe.RUNS)]
+    times = link_probe.summary(runs)
+    R = parse_rate(rate) / 8 / FRAME
+    W = link_probe.fit_window(n, M, R, times)
+    return {"trainers": n, "bytes": M, "completions_ms": [round(1e3 * x, 1) for x in times],
+            "fifo_ms": [round(1e3 * x / R, 1) for x in link_probe.completions(n, M, M)],
+            "window": W}
+
+
+def probe_run(n, M):
+    """One run of link_probe: its rounds' completions (seconds)."""
+    ex = ["ip", "netns", "exec"]
+    args = [str(n), str(M), str(link_probe.ROUNDS), str(link_probe.IDLE_S), str(link_probe.PORT)]
+    sender = subprocess.Popen(ex + [f"{PREFIX}-h1", sys.executable, PROBE, "send"] + args,
+                              stdout=subprocess.PIPE, text=True)
+    recvs = [subprocess.Popen(ex + [f"{PREFIX}-h{i}", sys.executable, PROBE, "recv",
+                                    f"{NET}.11", str(link_probe.PORT), str(M),
+                                    str(link_probe.ROUNDS)]) for i in range(2, n + 2)]
+    out, _ = sender.communicate(timeout=link_probe.TIMEOUT_S * link_probe.ROUNDS)
+    bad = [p.wait(timeout=link_probe.TIMEOUT_S) for p in recvs] + [sender.returncode]
+    if any(bad):
+        raise RuntimeError(f"validate: link_probe ({n} x {M} B) failed (exit codes {bad})")
+    return json.loads(out)
+
+
+def probe_all(a, cal, configs, H):
+    """Every distinct probe of these configurations, into a.probes."""
+    for key in sorted({probe_key(cal, c, a) for c in configs} - {None}):
+        cap(H, key[0], key[1])
+        print(f"validate: link probe {key}", file=sys.stderr, flush=True)
+        a.probes[key] = probe(key)
+
+
+# tbf counts the Ethernet header, TCP/IP headers per 1448-byte segment
+FRAME = 1514 / 1448
 
 
 def parse_rate(s):
@@ -203,25 +277,27 @@ def main():
     ap.add_argument("--remodel", action="store_true",
                     help="predict the measurements in --out again (after a model or calibration "
                          "change) without running the jobs")
+    ap.add_argument("--probe", action="store_true",
+                    help="with --remodel: measure the links' sharing again (link_probe) first")
     a = ap.parse_args()
     if a.remodel:
         return remodel(a)
-    a.read = {}
-    a.testbed_dir = os.environ.get("TESTBED_DIR", "/tmp/pstrain-testbed-" + PREFIX)
-    os.environ["TESTBED_DIR"] = a.testbed_dir
-    os.environ["TESTBED_PREFIX"] = PREFIX
-    os.environ["TESTBED_NET"] = NET
-    why = subprocess.run([TESTBED, "check"], capture_output=True, text=True)
-    if why.returncode != 0:
-        print(f"validate: {why.stdout.strip()}", file=sys.stderr)
-        return 1
+    return measure(a)
+
+
+def measure(a):
+    """Probes the links, runs every configuration's rounds on the test bed,
+    then writes them with their predictions."""
+    a.read, a.probes = {}, {}
     cal = scale_model.Calib(a.calib)
     configs = CONFIGS if not a.only else [CONFIGS[int(i)] for i in a.only.split(",")]
     H = max(S + T for _, _, S, T, _ in configs)
     measured = {c: [] for c in configs}
     parts_seen, per_trainer = {}, {}
-    try:
-        sh([TESTBED, "up", str(H)], stdout=subprocess.DEVNULL)
+    with testbed(a, H) as ok:
+        if not ok:
+            return 1
+        probe_all(a, cal, configs, H)
         capped = None
         with tempfile.TemporaryDirectory(prefix="pstrain-validate-") as tmp:
             for r in range(a.rounds):
@@ -240,10 +316,28 @@ def main():
                         parts_seen.setdefault(c, []).append({
                             k: round(1e3 * t0[k] / s["steps"], 3)
                             for k in ("compute_s", "pull_wait_s", "push_s", "rows_fetch_s")})
-    finally:
-        subprocess.run([TESTBED, "down"])
     write(cal, a, configs, measured, per_trainer, parts_seen)
     return 0
+
+
+@contextlib.contextmanager
+def testbed(a, H):
+    """The test bed of H hosts (its own names, PREFIX and NET), up for the
+    block and down after it; yields False when this machine cannot have it."""
+    a.testbed_dir = os.environ.get("TESTBED_DIR", "/tmp/pstrain-testbed-" + PREFIX)
+    os.environ["TESTBED_DIR"] = a.testbed_dir
+    os.environ["TESTBED_PREFIX"] = PREFIX
+    os.environ["TESTBED_NET"] = NET
+    why = subprocess.run([TESTBED, "check"], capture_output=True, text=True)
+    if why.returncode != 0:
+        print(f"validate: {why.stdout.strip()}", file=sys.stderr)
+        yield False
+        return
+    try:
+        sh([TESTBED, "up", str(H)], stdout=subprocess.DEVNULL)
+        yield True
+    finally:
+        subprocess.run([TESTBED, "down"])
 
 
 def write(cal, a, configs, measured, per_trainer, parts_seen):
@@ -255,7 +349,9 @@ def write(cal, a, configs, measured, per_trainer, parts_seen):
     with open(a.out + ".tmp", "w") as f:
         for c in configs:
             model, cons, S, T, comp = c
-            pred, parts = predict(cal, c, a, scale_model.SHARINGS[0])
+            pr = a.probes.get(probe_key(cal, c, a))
+            pred, parts = predict(cal, c, a, "fifo")
+            pred_probed, _ = predict(cal, c, a, "fifo", pr["window"] if pr else None)
             pred_fair, _ = predict(cal, c, a, "fair")
             runs = measured[c]
             meas = statistics.median(runs) if runs else None
@@ -264,6 +360,7 @@ def write(cal, a, configs, measured, per_trainer, parts_seen):
                                "rate": setting(a, c, "rate"), "burst": setting(a, c, "burst"),
                                "batch_per_trainer": BATCH[model], "steps": setting(a, c, "steps")},
                     "predicted": round(pred, 1),
+                    "predicted_probed_window": round(pred_probed, 1),
                     "predicted_fair_sharing": round(pred_fair, 1),
                     "measured": round(meas, 1) if meas else None,
                     "ratio": round(meas / pred, 3) if meas else None,
@@ -271,6 +368,7 @@ def write(cal, a, configs, measured, per_trainer, parts_seen):
                     "trainer_runs": per_trainer.get(c, []),
                     "predicted_step_ms": round(1e3 * parts["step_s"], 2),
                     "trainer0_ms_per_step": parts_seen.get(c, []),
+                    "link_probe": pr,
                     "calibration": cal.c["environment"]["date"]}
             if not meas or abs(meas / pred - 1) > 0.15:
                 ok = False
@@ -286,7 +384,7 @@ def remodel(a):
     calibration and model as they are now (the jobs are not run again)."""
     cal = scale_model.Calib(a.calib)
     configs, measured, per_trainer, parts_seen = [], {}, {}, {}
-    a.read = {}
+    a.read, a.probes = {}, {}
     with open(a.out) as f:
         for text in f:
             line = json.loads(text)
@@ -297,6 +395,14 @@ def remodel(a):
             measured[c] = line["runs"]
             per_trainer[c] = line.get("trainer_runs", [])
             parts_seen[c] = line.get("trainer0_ms_per_step", [])
+            if line.get("link_probe"):
+                a.probes[probe_key(cal, c, a)] = line["link_probe"]
+    if a.probe:
+        H = max(S + T for _, _, S, T, _ in configs)
+        with testbed(a, H) as ok:
+            if not ok:
+                return 1
+            probe_all(a, cal, configs, H)
     write(cal, a, configs, measured, per_trainer, parts_seen)
     return 0
 

@@ -151,5 +151,31 @@ class Calibration(unittest.TestCase):
                                              short_steps]), 0.64)
 
 
+class LinkProbe(unittest.TestCase):
+    """bench/link_probe.py's turns and the window it reads from completions."""
+
+    def test_turns(self):
+        import link_probe
+        self.assertEqual(link_probe.completions(2, 100, 100), [100, 200])  # one after the other
+        self.assertEqual(link_probe.completions(2, 100, 50), [150, 200])   # A B A B
+        self.assertEqual(link_probe.completions(3, 100, 60), [220, 260, 300])
+
+    def test_fit(self):
+        import link_probe
+        M, R = 1_000_000, 1e7
+        fifo = [k * M / R for k in (1, 2, 3, 4)]
+        fair = [4 * M / R] * 4
+        self.assertEqual(link_probe.fit_window(4, M, R, fifo), M)
+        self.assertLess(link_probe.fit_window(4, M, R, fair), M // 50)
+        half = [x / R for x in link_probe.completions(4, M, M // 2)]
+        self.assertAlmostEqual(link_probe.fit_window(4, M, R, half), M // 2, delta=M // 20)
+
+    def test_summary(self):
+        import link_probe
+        warm = [[9.0, 9.0]] * link_probe.WARMUP
+        runs = [warm + [[2.0, 1.0], [1.2, 2.2]], warm + [[1.1, 2.1]]]
+        self.assertEqual(link_probe.summary(runs), [1.1, 2.1])
+
+
 if __name__ == "__main__":
     unittest.main()
