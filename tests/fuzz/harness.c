@@ -972,6 +972,89 @@ static void waiter_error(ctx_t *c, const uint8_t *peer, size_t peer_len, const w
     t->answered_now = 1;
 }
 
+/* A STATS reply: named counters that must say what the server says of
+ * itself; a mismatch is a failure. */
+static void check_stats_reply(ctx_t *c, const uint8_t *pb, size_t plen)
+{
+    wire_stats_t st;
+    server_stats_t ss;
+    err_t err;
+    server_get_stats(c->s, &ss);
+    int first;
+    int lost = server_lost(c->s, &first);
+    if (wire_stats_decode(pb, plen, &st, &err) != 0)
+        fail_at(c, "the server sent a STATS reply it cannot decode: %s", err.msg);
+    else if (st.version != server_version(c->s) || st.pushes != ss.pushes ||
+             st.pulls != ss.pulls || st.updates != ss.updates || st.errors != ss.errors ||
+             st.lost != lost || st.first_lost != first || st.lost != n_lost(c) ||
+             st.rows != ss.rows || st.rows_created != ss.rows_created ||
+             st.rows_bytes != ss.rows_bytes)
+        fail_at(c, "STATS says version %lld, %llu pushes, %d lost; the server has %ld, %llu, %d",
+                (long long)st.version, (unsigned long long)st.pushes, st.lost,
+                server_version(c->s), (unsigned long long)ss.pushes, lost);
+}
+
+/* One decoded reply h (payload pb, plen bytes) to peer pe: checked for its
+ * type and, when it answers the current request, tracked. */
+static void check_reply(ctx_t *c, const uint8_t *pe, size_t peer_len, const wire_hdr_t *h,
+                        const uint8_t *pb, size_t plen, const float *params)
+{
+    int own = same_peer(pe, peer_len, c->peer, c->peer_len) &&
+              (!c->req_known || h->req == c->req);
+    switch (h->type) {
+    case WIRE_ERROR:
+        if (h->status < WIRE_E_VERSION || h->status > WIRE_E_LOST || plen == 0)
+            fail_at(c, "ERROR with status %d and %zu bytes of text", h->status, plen);
+        if (own) {
+            c->own_errors++;
+            c->own_status = h->status;
+            int np;
+            track_t *t = find_pull(c, pe, peer_len, h->req, &np);
+            if (np == 1 && t->ambiguous == 0 && t == &c->track[c->n_track - 1] &&
+                (h->status == WIRE_E_STOPPING || h->status == WIRE_E_LOST))
+                t->answered_now = 1; /* the current PULL, refused */
+        } else {
+            waiter_error(c, pe, peer_len, h);
+        }
+        break;
+    case WIRE_PULL_REPLY:
+        c->others++;
+        if (h->begin < c->begin || h->end > c->end)
+            fail_at(c, "PULL_REPLY of [%llu, %llu) outside the shard [%zu, %zu)",
+                    (unsigned long long)h->begin, (unsigned long long)h->end, c->begin, c->end);
+        else if (h->elem == WIRE_F32 && memcmp(pb, params + (h->begin - c->begin), plen) != 0)
+            fail_at(c, "PULL_REPLY of [%llu, %llu) is not the shard's parameters",
+                    (unsigned long long)h->begin, (unsigned long long)h->end);
+        else
+            cover(c, pe, peer_len, h);
+        break;
+    case WIRE_PULL_ROWS: { /* rows of a table it holds, as many as the ids asked */
+        size_t dim = fuzz_row_dim(c, h->status);
+        drop_wait(c, pe, peer_len, h->req, WIRE_PULL_ROWS);
+        if (h->elem != WIRE_F32 || !dim || h->count != (h->end - h->begin) * dim)
+            fail_at(c, "PULL_ROWS reply of table %d (dim %zu), elem %d, [%llu, %llu), count %llu",
+                    h->status, dim, h->elem, (unsigned long long)h->begin,
+                    (unsigned long long)h->end, (unsigned long long)h->count);
+        c->others++;
+        break;
+    }
+    case WIRE_STATS:
+        check_stats_reply(c, pb, plen);
+        c->others++;
+        break;
+    case WIRE_BARRIER:
+    case WIRE_CHECKPOINT:
+        drop_wait(c, pe, peer_len, h->req, h->type);
+        /* fall through */
+    case WIRE_CLOCK: /* a heartbeat may be answered */
+    case WIRE_SHUTDOWN:
+        c->others++;
+        break;
+    default:
+        fail_at(c, "the server sent a %s", wire_type_name(h->type));
+    }
+}
+
 /* The send callback: checks and records one reply. */
 static int on_send(void *vctx, const tframe_t *f, int n, int zc)
 {
@@ -1022,76 +1105,8 @@ static int on_send(void *vctx, const tframe_t *f, int n, int zc)
         ((const uint8_t *)f[2].data < (const uint8_t *)params ||
          (const uint8_t *)f[2].data + plen > (const uint8_t *)(params + c->len)))
         fail_at(c, "a zero-copy %s payload outside the shard's parameters", wire_type_name(h.type));
-    int own = same_peer(pe, peer_len, c->peer, c->peer_len) && (!c->req_known || h.req == c->req);
     trace_hdr("  <-", pe, peer_len, &h, plen);
-    switch (h.type) {
-    case WIRE_ERROR:
-        if (h.status < WIRE_E_VERSION || h.status > WIRE_E_LOST || plen == 0)
-            fail_at(c, "ERROR with status %d and %zu bytes of text", h.status, plen);
-        if (own) {
-            c->own_errors++;
-            c->own_status = h.status;
-            int np;
-            track_t *t = find_pull(c, pe, peer_len, h.req, &np);
-            if (np == 1 && t->ambiguous == 0 && t == &c->track[c->n_track - 1] &&
-                (h.status == WIRE_E_STOPPING || h.status == WIRE_E_LOST))
-                t->answered_now = 1; /* the current PULL, refused */
-        } else {
-            waiter_error(c, pe, peer_len, &h);
-        }
-        break;
-    case WIRE_PULL_REPLY:
-        c->others++;
-        if (h.begin < c->begin || h.end > c->end)
-            fail_at(c, "PULL_REPLY of [%llu, %llu) outside the shard [%zu, %zu)",
-                    (unsigned long long)h.begin, (unsigned long long)h.end, c->begin, c->end);
-        else if (h.elem == WIRE_F32 && memcmp(pb, params + (h.begin - c->begin), plen) != 0)
-            fail_at(c, "PULL_REPLY of [%llu, %llu) is not the shard's parameters",
-                    (unsigned long long)h.begin, (unsigned long long)h.end);
-        else
-            cover(c, pe, peer_len, &h);
-        break;
-    case WIRE_PULL_ROWS: { /* rows of a table it holds, as many as the ids asked */
-        size_t dim = fuzz_row_dim(c, h.status);
-        drop_wait(c, pe, peer_len, h.req, WIRE_PULL_ROWS);
-        if (h.elem != WIRE_F32 || !dim || h.count != (h.end - h.begin) * dim)
-            fail_at(c, "PULL_ROWS reply of table %d (dim %zu), elem %d, [%llu, %llu), count %llu",
-                    h.status, dim, h.elem, (unsigned long long)h.begin,
-                    (unsigned long long)h.end, (unsigned long long)h.count);
-        c->others++;
-        break;
-    }
-    case WIRE_STATS: {
-        /* named counters that say what the server says of itself */
-        wire_stats_t st;
-        server_stats_t ss;
-        server_get_stats(c->s, &ss);
-        int first;
-        int lost = server_lost(c->s, &first);
-        if (wire_stats_decode(pb, plen, &st, &err) != 0)
-            fail_at(c, "the server sent a STATS reply it cannot decode: %s", err.msg);
-        else if (st.version != server_version(c->s) || st.pushes != ss.pushes ||
-                 st.pulls != ss.pulls || st.updates != ss.updates || st.errors != ss.errors ||
-                 st.lost != lost || st.first_lost != first || st.lost != n_lost(c) ||
-                 st.rows != ss.rows || st.rows_created != ss.rows_created ||
-                 st.rows_bytes != ss.rows_bytes)
-            fail_at(c, "STATS says version %lld, %llu pushes, %d lost; the server has %ld, %llu, %d",
-                    (long long)st.version, (unsigned long long)st.pushes, st.lost,
-                    server_version(c->s), (unsigned long long)ss.pushes, lost);
-        c->others++;
-        break;
-    }
-    case WIRE_BARRIER:
-    case WIRE_CHECKPOINT:
-        drop_wait(c, pe, peer_len, h.req, h.type);
-        /* fall through */
-    case WIRE_CLOCK: /* a heartbeat may be answered */
-    case WIRE_SHUTDOWN:
-        c->others++;
-        break;
-    default:
-        fail_at(c, "the server sent a %s", wire_type_name(h.type));
-    }
+    check_reply(c, pe, peer_len, &h, pb, plen, params);
 out:
     free(pe);
     free(hb);
