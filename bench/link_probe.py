@@ -99,8 +99,7 @@ def send(n, M, rounds, idle, port):
     out = []
     for _ in range(rounds):
         for c in conns:
-            c.setblocking(True)
-            c.settimeout(TIMEOUT_S)
+            c.settimeout(TIMEOUT_S)  # blocking again, for the request
             if c.recv(1) != b"r":
                 raise RuntimeError("link_probe: a receiver went away")
             c.setblocking(False)

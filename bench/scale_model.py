@@ -499,6 +499,13 @@ def shards(P, S):
     return out
 
 
+def reply_bytes(cal, m, S, comp):
+    """The bytes of one step's reply on one trainer-server connection: the
+    largest of S shards' parameters and the trainer's rows there."""
+    ks = max(b - a for a, b in shards(cal.params(m), S))
+    return cal.key_bytes(m, comp)[1] * ks + cal.row_bytes(m)[2] / S
+
+
 def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="none",
          comp="none", frame=ETH_FRAME, sharing=SHARINGS[0], window=None, detail=False):
     """Step time (s) of a trainer, samples/s of the job and the parts."""
@@ -558,7 +565,7 @@ def step(cal, m, T, S, gbps, cores=2, latency_s=25e-6, consistency="bsp", auth="
         chain = periods[0]
         link_s = par["link_s"]
         d_down = (push_kb * ks + row_push + row_req) / link_s  # into the server
-        d_up = (pull_kb * ks + row_pull) / link_s               # out of it
+        d_up = reply_bytes(cal, m, S, comp) / link_s             # out of it
         d_thr = ks * c_arrive + par["row_cost"]
         tau = mva(T, max(chain - d_down - d_up - d_thr, 0.0), [d_down, d_up, d_thr])
         sps = T * B / tau

@@ -68,6 +68,7 @@ import scale_model  # noqa: E402
 
 TESTBED = os.path.join(ROOT, "tests", "cluster", "testbed.sh")
 PROBE = os.path.join(HERE, "link_probe.py")
+FRAME = 1514 / 1448  # tbf counts the Ethernet header, TCP/IP headers per 1448-byte segment
 AGENT = os.path.join(ROOT, "tests", "cluster", "agent.sh")
 CFG = {"cnn": "fashion_cnn.cfg", "lstm": "fashion_lstm.cfg", "ctr": "criteo_dlrm.cfg",
        "mlp": "bench_mlp.cfg"}
@@ -206,8 +207,7 @@ def probe_key(cal, c, a):
     model, cons, S, T, comp = c
     if T < 2:
         return None
-    ks = max(hi - lo for lo, hi in scale_model.shards(cal.params(model), S))
-    M = ks * cal.key_bytes(model, comp)[1] + cal.row_bytes(model)[2] / S
+    M = scale_model.reply_bytes(cal, model, S, comp)
     return (setting(a, c, "rate"), setting(a, c, "burst"), T, int(M))
 
 
@@ -249,10 +249,6 @@ def probe_all(a, cal, configs, H):
         a.probes[key] = probe(key)
 
 
-# tbf counts the Ethernet header, TCP/IP headers per 1448-byte segment
-FRAME = 1514 / 1448
-
-
 def parse_rate(s):
     units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bit": 1}
     for u, f in units.items():
@@ -291,7 +287,7 @@ def measure(a):
     a.read, a.probes = {}, {}
     cal = scale_model.Calib(a.calib)
     configs = CONFIGS if not a.only else [CONFIGS[int(i)] for i in a.only.split(",")]
-    H = max(S + T for _, _, S, T, _ in configs)
+    H = hosts(configs)
     measured = {c: [] for c in configs}
     parts_seen, per_trainer = {}, {}
     with testbed(a, H) as ok:
@@ -318,6 +314,11 @@ def measure(a):
                             for k in ("compute_s", "pull_wait_s", "push_s", "rows_fetch_s")})
     write(cal, a, configs, measured, per_trainer, parts_seen)
     return 0
+
+
+def hosts(configs):
+    """The test-bed hosts these configurations need: one a rank."""
+    return max(S + T for _, _, S, T, _ in configs)
 
 
 @contextlib.contextmanager
@@ -398,7 +399,7 @@ def remodel(a):
             if line.get("link_probe"):
                 a.probes[probe_key(cal, c, a)] = line["link_probe"]
     if a.probe:
-        H = max(S + T for _, _, S, T, _ in configs)
+        H = hosts(configs)
         with testbed(a, H) as ok:
             if not ok:
                 return 1

@@ -170,11 +170,11 @@ static int parse_args(int argc, char **argv, args_t *a)
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
-        int *flag = strcmp(o, "--local") == 0     ? &a->local
-                    : strcmp(o, "--no-plot") == 0 ? &a->no_plot
+        int *flag = strcmp(o, "--local") == 0       ? &a->local
+                    : strcmp(o, "--no-plot") == 0   ? &a->no_plot
                     : strcmp(o, "--no-export") == 0 ? &a->no_export
-                    : strcmp(o, "--quiet") == 0   ? &a->quiet
-                                                  : NULL;
+                    : strcmp(o, "--quiet") == 0     ? &a->quiet
+                                                    : NULL;
         if (flag) {
             *flag = 1;
         } else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
