@@ -280,7 +280,7 @@ fixtures: deps-py
 	$(PY) tests/fixtures/make_row_fixtures.py tests/fixtures
 
 bench: deps deps-py
-	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_proto $(BUILD)/bench_ctr_parse
+	$(MAKE) $(BUILD)/pstrain $(BUILD)/bench_proto $(BUILD)/bench_ctr_parse $(BUILD)/bench_gemm
 	bench/run_bench.sh
 
 # One epoch of the CNN and of the LSTM in pstrain and in PyTorch from pstrain's

@@ -16,6 +16,15 @@ LSTM), or torch threads 1 with OpenBLAS 2 (best for the MLP, whose time is in
 large GEMMs); both pools at 2 oversubscribe the cores.
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, are passed unchanged to both.
 
+For the bench MLP (--ceiling-models) every round also runs build/bench_gemm -t 2:
+the model's GEMMs alone on 1 thread, then on both cores at once (each core
+the whole batch's products, single-threaded), OpenBLAS's own 2 threads on
+them, and the optimizer's update at 1 and 2 threads, and prints what the
+2 cores give a step of those products and that update (the GEMMs at the
+both-cores rate) beside pstrain's own 2-thread / 1-thread ratio: the GEMMs
+and the update are nearly all of the MLP's step, so pstrain's threads can
+gain about as much and not much more.
+
 Then the distributed comparison: 1 parameter server + 1 trainer with
 train.threads = auto (mpirun --bind-to none, so that the trainer may use both
 cores; auto then gives it 2 threads, the server 1 optimizer thread), plain
@@ -92,12 +101,43 @@ def run_torch(model, threads, steps, blas=1):
     return json.loads(p.stdout.strip().splitlines()[-1])["samples_per_s"]
 
 
+def run_gemm_ceiling(model, threads):
+    """build/bench_gemm -t THREADS on the model's config: its JSON line."""
+    p = subprocess.run([os.path.join(ROOT, "build", "bench_gemm"), "-t", str(threads),
+                        config_of(model), "3", "5"], check=True, capture_output=True, text=True)
+    return json.loads(p.stdout)
+
+
+def print_ceiling(model, runs, ours1, ours2):
+    """What 2 cores give the model's products and update (module docstring),
+    from the medians of the rounds' bench_gemm lines, beside pstrain's own
+    2-thread / 1-thread ratio."""
+    med = {k: statistics.median(r[k] for r in runs) for k in
+           ("floor_samples_per_s", "corun_samples_per_s", "openblas_threads_samples_per_s",
+            "update_ms_1", "update_ms_n")}
+    B = runs[0]["batch"]
+    g1, g2 = B / med["floor_samples_per_s"], B / med["corun_samples_per_s"]  # s a step
+    u1, u2 = med["update_ms_1"] / 1e3, med["update_ms_n"] / 1e3
+    print(f"{model:6} 2 cores for its products and update (build/bench_gemm -t 2, the same "
+          f"rounds): the GEMMs {med['floor_samples_per_s']:.0f} samples/s on 1 thread, "
+          f"{med['corun_samples_per_s']:.0f} with both cores at once "
+          f"({med['corun_samples_per_s'] / med['floor_samples_per_s']:.2f}x), "
+          f"{med['openblas_threads_samples_per_s']:.0f} on OpenBLAS's 2 threads "
+          f"({med['openblas_threads_samples_per_s'] / med['floor_samples_per_s']:.2f}x); "
+          f"{runs[0]['optimizer']}'s update {1e3 * u1:.1f} ms on 1 thread, {1e3 * u2:.1f} on 2",
+          flush=True)
+    print(f"{model:6} GEMMs + update, 2 cores against 1: {(g1 + u1) / (g2 + u2):.2f}x; "
+          f"pstrain's 2 threads against its 1: {ours2 / ours1:.2f}x", flush=True)
+
+
 def compare(a, tmp, model, threads, steps):
     """pstrain at each thread count and PyTorch at its settings for it
     (its best one at 2), alternating within every round; returns, per
     thread count, (pstrain runs, PyTorch runs of its best setting, that
-    setting)."""
-    ours, torch = {}, {}
+    setting), and the rounds' bench_gemm lines (the model is one of
+    --ceiling-models and 2 threads are measured) or []."""
+    ours, torch, ceiling = {}, {}, []
+    with_ceiling = model in a.ceiling_models.split(",") and 2 in threads
     settings = {th: [(1, 1)] if th == 1 else [(2, 1), (1, 2)]  # (torch threads, OpenBLAS threads)
                 for th in threads}
     for r in range(a.rounds):
@@ -106,11 +146,13 @@ def compare(a, tmp, model, threads, steps):
                 run_pstrain(model, th, steps, os.path.join(tmp, f"{model}{th}_{r}")))
             for st in settings[th]:
                 torch.setdefault(st, []).append(run_torch(model, st[0], steps, st[1]))
+        if with_ceiling:
+            ceiling.append(run_gemm_ceiling(model, 2))
     out = {}
     for th in threads:
         best = max(settings[th], key=lambda st: statistics.median(torch[st]))
         out[th] = (ours[th], torch[best], best)
-    return out
+    return out, ceiling
 
 
 def dist_section(a, tmp):
@@ -142,6 +184,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--models", default="cnn,lstm,mlp")
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--ceiling-models", default="mlp",
+                    help="models whose 2-thread ceiling is measured (build/bench_gemm -t 2)")
     ap.add_argument("--steps", type=int, default=0,
                     help="timed steps per run (0: 1200 for cnn and lstm, 40 for mlp)")
     ap.add_argument("--dist-models", default="mlp,cnn")
@@ -161,7 +205,8 @@ def main():
             steps = a.steps or MODELS[model][2]
             threads = [int(t) for t in a.threads.split(",")]
             med = {}
-            for th, (ours, theirs, st) in compare(a, tmp, model, threads, steps).items():
+            runs, ceiling = compare(a, tmp, model, threads, steps)
+            for th, (ours, theirs, st) in runs.items():
                 mo, mt = statistics.median(ours), statistics.median(theirs)
                 med[th] = mo
                 print(f"{model:6} {MODELS[model][1]:>5} {th:>7} {mo:>10.0f} {mt:>10.0f} "
@@ -171,6 +216,8 @@ def main():
             if 1 in med and 2 in med:
                 print(f"{model:6} pstrain 2 threads / 1 thread: {med[2] / med[1]:.2f}x "
                       f"(the same rounds)", flush=True)
+            if ceiling:
+                print_ceiling(model, ceiling, med[1], med[2])
         if not a.no_dist:
             dist_section(a, tmp)
     return 0

@@ -25,16 +25,20 @@
  * keys: Adam's update took 20 us a step on one thread, 25-35 us on two). */
 #define SPLIT_MIN_KEYS (1L << 16)
 /* A pass over the whole batch is cut into this many parts per worker, and
- * each worker takes the next part not yet taken: a worker that loses its
- * core for a while (to a parameter server on the same node, or another
- * job) holds back one part, not a whole share that the others then wait
- * for. The parts' bounds depend only on the number of workers, so a result
- * still depends only on N. Measured on the bench MLP, 2 workers on 2
- * cores (2026-12-07, alternating runs): beside a CPU hog 439 samples/s
- * against 430-433 with one share per worker; 1 server + 1 trainer on the
- * same cores, medians of 6, 531 against 505 (a noisy machine: 438-591);
- * alone, the same (751 and 750). */
-#define SPLIT_PARTS_PER_WORKER 4
+ * each worker takes the next part not yet taken, so that a worker that
+ * starts late (its core lent to a parameter server on the same node, or
+ * another job) leaves its part to one that is free. The parts' bounds
+ * depend only on the number of workers, so a result still depends only on
+ * N. More parts would balance finer, but every part packs the whole shared
+ * operand (the batch's input, or its gradient) again: measured on the
+ * bench MLP, 2 workers on 2 cores, 40 steps (2026-12-07, 16:40, alternating
+ * runs), 1 part per worker against 4: medians of 770 and 740 samples/s (1
+ * ahead in 5 of 6 rounds; 2 parts: 760 in 4 rounds), a worker's time in
+ * the split GEMMs 12.3 s against 13.1 s (medians of 3); 1 server + 1 trainer on the same cores: 600 and
+ * 608 (3 rounds, within the noise). Earlier that day 4 parts had measured
+ * 439 against 430-433 beside a CPU hog, and 531 against 505 with the
+ * server (noisy: 438-591), which the second measurement did not repeat. */
+#define SPLIT_PARTS_PER_WORKER 1
 
 typedef enum { JOB_TRAIN, JOB_EVAL, JOB_PREDICT, JOB_FOR } job_t;
 
