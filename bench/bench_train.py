@@ -182,7 +182,7 @@ def dist_section(a, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--models", default="cnn,lstm,mlp")
+    ap.add_argument("--models", default="cnn,lstm,mlp", help="empty: the distributed part only")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--ceiling-models", default="mlp",
                     help="models whose 2-thread ceiling is measured (build/bench_gemm -t 2)")
@@ -201,7 +201,7 @@ def main():
     print(f"{'model':6} {'batch':>5} {'threads':>7} {'pstrain':>10} {'pytorch':>10} {'ratio':>7}"
           f"  pytorch setting    runs (pstrain | pytorch)")
     with tempfile.TemporaryDirectory(prefix="pstrain-bench-") as tmp:
-        for model in a.models.split(","):
+        for model in filter(None, a.models.split(",")):
             steps = a.steps or MODELS[model][2]
             threads = [int(t) for t in a.threads.split(",")]
             med = {}
