@@ -137,15 +137,19 @@ static double time_steps(gemm_layer_t *l, int L, int B, int rounds, int steps)
 
 /* ---- the ceiling of N threads (-t N) ------------------------------------ */
 
+/* The products run by every worker at once. */
 typedef struct {
     gemm_layer_t *l[MAX_THREADS]; /* worker w's layers: l[0]'s inputs and weights */
     int L, B, steps;
-    /* the optimizer's update */
+} corun_t;
+
+/* The optimizer's update of n parameters shared among `workers`. */
+typedef struct {
     const optim_params_t *op;
     float *param, *grad, *state;
     size_t n;
     int workers;
-} corun_t;
+} update_t;
 
 /* Worker w's copy of the products, `steps` times. */
 static void corun_work(void *ctx, int w)
@@ -159,7 +163,7 @@ static void corun_work(void *ctx, int w)
  * shares). */
 static void update_work(void *ctx, int w)
 {
-    corun_t *c = ctx;
+    update_t *c = ctx;
     const size_t b = c->n * (size_t)w / (size_t)c->workers;
     const size_t e = c->n * (size_t)(w + 1) / (size_t)c->workers;
     optim_update_slice(c->op, c->param + b, c->grad + b, c->state + b, c->n, e - b, UPDATE_STEP,
@@ -170,7 +174,7 @@ static void update_work(void *ctx, int w)
  * `workers` workers of pool (1: the caller alone), milliseconds. */
 static double update_ms(pool_t *pool, int workers, const optim_params_t *op, size_t n, int rounds)
 {
-    corun_t c = {.op = op, .n = n, .workers = workers};
+    update_t c = {.op = op, .n = n, .workers = workers};
     c.param = filled(n);
     c.grad = filled(n);
     c.state = calloc(n * (size_t)optim_slots(op), sizeof *c.state);
