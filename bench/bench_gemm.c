@@ -214,6 +214,17 @@ static gemm_layer_t *layers_sharing(const gemm_layer_t *l, int L, int B)
     return c;
 }
 
+/* Frees what each layer of l[0, L) writes (outputs, gradients); its
+ * inputs and weights may be another's (layers_sharing). */
+static void layers_free_outputs(gemm_layer_t *l, int L)
+{
+    for (int i = 0; i < L; i++) {
+        free(l[i].y);
+        free(l[i].g);
+        free(l[i].dx);
+    }
+}
+
 /* N workers each running the products at once: the aggregate samples/s of
  * the fastest round. */
 static double corun_samples_per_s(pool_t *pool, gemm_layer_t *l, int L, int B, int rounds,
@@ -235,11 +246,7 @@ static double corun_samples_per_s(pool_t *pool, gemm_layer_t *l, int L, int B, i
             best = dt;
     }
     for (int w = 1; w < n; w++) {
-        for (int i = 0; i < L; i++) {
-            free(c.l[w][i].y);
-            free(c.l[w][i].g);
-            free(c.l[w][i].dx);
-        }
+        layers_free_outputs(c.l[w], L);
         free(c.l[w]);
     }
     return (double)n * B * steps / best;
@@ -331,12 +338,10 @@ int main(int argc, char **argv)
     if (n > 1)
         print_ceiling(&cfg, m, l, L, n, rounds, steps);
     printf("}\n");
+    layers_free_outputs(l, L);
     for (int i = 0; i < L; i++) {
         free(l[i].x);
-        free(l[i].dx);
         free(l[i].w);
-        free(l[i].g);
-        free(l[i].y);
     }
     model_destroy(&m);
     return 0;
