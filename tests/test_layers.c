@@ -351,6 +351,39 @@ static void test_interaction(void)
                 &FILL, 10);
     check_layer("interaction blocks self", "[20]",
                 "{ type = \"interaction\"; vectors = 4; self = true; }", 17, &FILL, 11);
+    /* 40 inputs and 28 pairs: whole 16 x 16 tiles (moved in registers) and
+     * the columns after them, over 19 samples */
+    check_layer("interaction tiles", "[40]", "{ type = \"interaction\"; vectors = 8; }", 19,
+                &FILL, 12);
+}
+
+/* The interaction's output against the dot products computed one at a time
+ * (8 vectors of 5: 16 x 16 tiles and the rest, 19 samples: a block and a
+ * part): the sample's first vector, then x_i . x_j for j < i. */
+static void test_interaction_values(void)
+{
+    enum { B = 19, V = 8, D = 5, P = V * (V - 1) / 2 };
+    char text[TEXT_MAX];
+    model_t *m = build(model_text(text, "[40]", "{ type = \"interaction\"; vectors = 8; }"), B, 1);
+    CU_ASSERT_EQUAL_FATAL(model_output_size(m), D + P);
+    float x[B * V * D];
+    fill_uniform(x, B * V * D, 5, -1, 1);
+    const float *y = model_ws_forward(model_ws(m), NULL, NULL, x, B);
+    double worst = 0;
+    for (int s = 0; s < B; s++) {
+        const float *xs = x + s * V * D, *ys = y + s * (D + P);
+        for (int k = 0; k < D; k++)
+            worst = fmax(worst, fabs(ys[k] - xs[k]));
+        for (int i = 1, q = 0; i < V; i++)
+            for (int j = 0; j < i; j++, q++) {
+                double dot = 0;
+                for (int k = 0; k < D; k++)
+                    dot += (double)xs[i * D + k] * xs[j * D + k];
+                worst = fmax(worst, fabs(ys[D + q] - dot));
+            }
+    }
+    CU_ASSERT(worst < 1e-6);
+    model_destroy(&m);
 }
 
 /* --------------------------------------------------------------- embedding */
@@ -735,7 +768,8 @@ int test_layers_register(void)
         {"convpool_softmax_not_fused", test_convpool_softmax_not_fused},
         {"pool_2x2", test_pool_2x2},             {"pool_overlap", test_pool_overlap},
         {"avgpool", test_avgpool},               {"global_avgpool", test_global_avgpool},
-        {"interaction", test_interaction},       {"embedding", test_embedding},
+        {"interaction", test_interaction},
+        {"interaction values", test_interaction_values},       {"embedding", test_embedding},
         {"dense_inputs", test_dense_inputs},     {"dense_linear", test_dense_linear},     {"dense_relu", test_dense_relu},
         {"dense_sigmoid", test_dense_sigmoid},   {"dense_tanh", test_dense_tanh},
         {"dense_softmax", test_dense_softmax},   {"activations", test_activations},
