@@ -102,6 +102,8 @@ static void dense_backward(const layer_t *L, const layer_pass_t *x)
         float *row = dout + (size_t)r * N;
         if (L->act)
             L->act->backward(row, row, x->out + (size_t)r * N, (size_t)O, O);
+        /* GCC 12 at -O2 leaves this loop scalar (db might alias row) */
+#pragma omp simd
         for (int j = 0; j < O; j++)
             db[j] += row[j];
     }
@@ -174,6 +176,7 @@ static void dense_split_backward(const layer_t *L, const layer_pass_t *x)
         float *d = x->dout + (size_t)r * O + o0;
         if (L->act)
             L->act->backward(d, d, x->out + (size_t)r * O + o0, (size_t)n, n);
+#pragma omp simd
         for (int j = 0; j < n; j++)
             db[o0 + j] += d[j];
     }
