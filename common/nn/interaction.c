@@ -115,11 +115,11 @@ static const lane_index_t TILE_HI[4] = {
 
 static inline void tile_transpose(lanes_t r[INTER_LANES])
 {
-    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
-    {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
         const int h = 8 >> k;
-        _Pragma("GCC unroll 16") for (int a = 0; a < INTER_LANES; a++)
-        {
+#pragma GCC unroll 16
+        for (int a = 0; a < INTER_LANES; a++) {
             if (a & h)
                 continue;
             const lanes_t x = r[a], y = r[a + h];
