@@ -12,7 +12,14 @@ PKGS := zlib libconfig libcjson libzmq msgpack openblas libprotobuf-c
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-OPT ?= -O2 -march=native
+# -fvect-cost-model=dynamic: GCC 12's -O2 vectorises only loops it needs no
+# run-time check for (the "very cheap" model), which left scalar most of our
+# elementwise loops whose pointers might alias (the LSTM's gates, the row
+# gathers, the gradient sums). The dynamic model (-O3's) vectorises them
+# behind an overlap check; it reorders no floating-point sum, so results are
+# bit for bit the same. 2026-12-07, alternating rounds: LSTM +7% at 1 thread
+# and +14-22% at 2, DLRM +3%, the CNN unchanged.
+OPT ?= -O2 -march=native -fvect-cost-model=dynamic
 ifeq ($(DEBUG),1)
 OPT = -O0 -g
 endif
