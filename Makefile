@@ -17,8 +17,9 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # elementwise loops whose pointers might alias (the LSTM's gates, the row
 # gathers, the gradient sums). The dynamic model (-O3's) vectorises them
 # behind an overlap check; it reorders no floating-point sum, so results are
-# bit for bit the same. 2026-12-07, alternating rounds: LSTM +7% at 1 thread
-# and +14-22% at 2, DLRM +3%, the CNN unchanged.
+# bit for bit the same. 2026-12-07, two sets of alternating rounds (medians):
+# the LSTM +7% and +12% at 1 thread, +14-22% and +9% at 2; DLRM +3%; the
+# CNN unchanged.
 OPT ?= -O2 -march=native -fvect-cost-model=dynamic
 ifeq ($(DEBUG),1)
 OPT = -O0 -g
