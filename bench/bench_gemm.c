@@ -164,8 +164,8 @@ static void corun_work(void *ctx, int w)
 static void update_work(void *ctx, int w)
 {
     update_t *c = ctx;
-    const size_t b = c->n * (size_t)w / (size_t)c->workers;
-    const size_t e = c->n * (size_t)(w + 1) / (size_t)c->workers;
+    size_t b, e;
+    pool_share(c->n, w, c->workers, &b, &e);
     optim_update_slice(c->op, c->param + b, c->grad + b, c->state + b, c->n, e - b, UPDATE_STEP,
                        c->op->lr);
 }

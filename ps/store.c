@@ -122,8 +122,8 @@ size_t store_n_params(const store_t *st)
 static void apply_share(void *ctx, int w)
 {
     store_t *st = ctx;
-    const size_t n = pool_size(st->pool);
-    const size_t b = st->a_n * (size_t)w / n, e = st->a_n * (size_t)(w + 1) / n;
+    size_t b, e;
+    pool_share(st->a_n, w, pool_size(st->pool), &b, &e);
     const size_t off = st->a_off + b;
     optim_update_slice(&st->optim, st->params + off, st->a_g + b, st->state + off, st->len, e - b,
                        st->a_t, st->a_lr);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/nn/layer.h"
+#include "common/util/pool.h"
 #include "export/onnx_graph.h"
 
 enum { K_UNITS, K_ACT, K_INPUTS };
@@ -123,8 +124,10 @@ static void dense_backward(const layer_t *L, const layer_pass_t *x)
 /* [*a, *b): part `part` of n columns cut into n_parts. */
 static void cols_of(int n, int part, int n_parts, int *a, int *b)
 {
-    *a = (int)((long)n * part / n_parts);
-    *b = (int)((long)n * (part + 1) / n_parts);
+    size_t sa, sb;
+    pool_share((size_t)n, part, n_parts, &sa, &sb);
+    *a = (int)sa;
+    *b = (int)sb;
 }
 
 /* Splits by output columns unless the activation normalises whole rows. */

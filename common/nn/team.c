@@ -34,8 +34,8 @@
  * bench MLP, 2 workers on 2 cores, 40 steps (2026-12-07, 16:40, alternating
  * runs), 1 part per worker against 4: medians of 770 and 740 samples/s (1
  * ahead in 5 of 6 rounds; 2 parts: 760 in 4 rounds), a worker's time in
- * the split GEMMs 12.3 s against 13.1 s (medians of 3); 1 server + 1 trainer on the same cores: 600 and
- * 608 (3 rounds, within the noise). Earlier that day 4 parts had measured
+ * the split GEMMs 12.3 s against 13.1 s (medians of 3); 1 server + 1
+ * trainer on the same cores: 600 and 608 (3 rounds, within the noise). Earlier that day 4 parts had measured
  * 439 against 430-433 beside a CPU hog, and 531 against 505 with the
  * server (noisy: 438-591), which the second measurement did not repeat. */
 #define SPLIT_PARTS_PER_WORKER 1
@@ -205,8 +205,7 @@ static void share(const team_t *t, int w, size_t n, size_t *b, size_t *e)
         *b = *e = n;
         return;
     }
-    *b = n * (size_t)w / parts;
-    *e = n * (size_t)(w + 1) / parts;
+    pool_share(n, w, (int)parts, b, e);
 }
 
 /* Sums the workers' gradients of keys [b, e) into g[0] in worker order and

@@ -10,6 +10,8 @@
 #ifndef PST_POOL_H
 #define PST_POOL_H
 
+#include <stddef.h>
+
 #include "common/util/err.h"
 
 typedef struct pool_t pool_t;
@@ -26,6 +28,15 @@ void pool_destroy(pool_t **self_p);
 
 /* Number of workers. */
 int pool_size(const pool_t *p);
+
+/* [*b, *e): part `part` of n items cut into `parts` contiguous parts of
+ * sizes differing by at most one (part < parts). The one cut every split
+ * of work among workers uses, so that a result depends only on `parts`. */
+static inline void pool_share(size_t n, int part, int parts, size_t *b, size_t *e)
+{
+    *b = n * (size_t)part / (size_t)parts;
+    *e = n * (size_t)(part + 1) / (size_t)parts;
+}
 
 /* Runs fn(ctx, w) on every worker w at once (w = 0 on the calling thread)
  * and returns when all have returned. Not reentrant: fn must not call
