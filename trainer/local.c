@@ -80,31 +80,25 @@ static epoch_end_t local_begin_step(epoch_t *e, long step, err_t *err)
     return EPOCH_STOPPED;
 }
 
-/* One thread's part of the optimizer's update: keys [b, e). */
-typedef struct {
-    const local_t *l;
-    epoch_t *e;
-    long t;
-    double lr;
-} update_t;
-
+/* The team's update (team_set_update): the optimizer over keys [b, end)
+ * at this step's rate, as soon as backward has their gradient, which it
+ * then clears for the next step. The update is elementwise, so a layer's
+ * keys now get what the whole buffer would get after the step. */
 static void update_keys(void *ctx, size_t b, size_t end)
 {
-    const update_t *u = ctx;
-    const size_t n = model_n_params(u->e->m);
+    epoch_t *e = ctx;
+    const local_t *l = e->ctx;
+    const size_t n = model_n_params(e->m);
     /* the state's slots lie n apart; the slice [b, end) of each */
-    optim_update_slice(&u->l->op, u->e->params + b, u->e->grads + b, u->l->state + b, n, end - b,
-                       u->t, u->lr);
+    optim_update_slice(&l->op, e->params + b, e->grads + b, l->state + b, n, end - b,
+                       e->step + 1, optim_lr(&l->op, e->step, e->total));
+    memset(e->grads + b, 0, (end - b) * sizeof *e->grads);
 }
 
-/* The optimizer's update from the step's gradient, each thread of the team
- * over its own keys (the update is elementwise: the same result as one). */
+/* The step's update happened in backward (update_keys). */
 static epoch_end_t local_end_step(epoch_t *e, long step, err_t *err)
 {
-    (void)err;
-    const local_t *l = e->ctx;
-    update_t u = {.l = l, .e = e, .t = step + 1, .lr = optim_lr(&l->op, step, e->total)};
-    team_for(e->team, model_n_params(e->m), update_keys, &u);
+    (void)e, (void)step, (void)err;
     return EPOCH_GO;
 }
 
@@ -296,6 +290,7 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         goto out;
     if (epoch_setup(&e, err) != 0)
         goto out;
+    team_set_update(e.team, update_keys, &e); /* e.grads is zero (calloc) */
     if (data.ctr)
         data.ctr_lines = ctr_feed_lines(e.feed); /* counted by the feed, with its parts */
     if (local_start(&e, &l, err) != 0)

@@ -59,6 +59,8 @@ struct team_t {
     atomic_int next_part[LAYER_SPLIT_STAGES]; /* a split pass: the next part to take, per stage */
     model_grad_hook_fn hook;
     void *hook_ctx;
+    team_range_fn update;                /* team_set_update: the optimizer, layer by layer */
+    void *update_ctx;
     float *dx;                           /* the input's gradient [B][input_size], or NULL */
     /* the job under way */
     job_t job;
@@ -179,6 +181,19 @@ void team_set_grad_hook(team_t *t, model_grad_hook_fn fn, void *ctx)
 {
     t->hook = fn;
     t->hook_ctx = ctx;
+}
+
+void team_set_update(team_t *t, team_range_fn fn, void *ctx)
+{
+    t->update = fn;
+    t->update_ctx = ctx;
+}
+
+/* 1 when the workers meet after each layer with parameters (a hook or an
+ * update wants its range as soon as it is final); else they sum once. */
+static int per_layer(const team_t *t)
+{
+    return t->hook || t->update;
 }
 
 void team_set_input_grad(team_t *t, float *dx)
@@ -314,8 +329,11 @@ static const float *forward(team_t *t, int w, const model_run_t *run)
     return v->out[m->n_ops - 1];
 }
 
-/* Once op i's gradient is complete on every worker: its range summed, and
- * worker 0 hands it to the hook while the others go on. */
+/* Once op i's gradient is complete on every worker: its range summed and
+ * updated (each worker its share of the keys, so that the update reads what
+ * the sum just wrote), and worker 0 hands it to the hook while the others go
+ * on. The update needs no meeting after it: no later pass of the step reads
+ * this layer's parameters. */
 static void layer_done(team_t *t, int w, int i)
 {
     size_t b, e;
@@ -324,6 +342,14 @@ static void layer_done(team_t *t, int w, int i)
     pool_barrier(t->pool);
     if (!t->whole[i])
         sum_share(t, w, b, e);
+    if (t->update) {
+        size_t sb, se;
+        share(t, w, e - b, &sb, &se);
+        if (sb < se)
+            t->update(t->update_ctx, b + sb, b + se);
+    }
+    if (!t->hook)
+        return;
     pool_barrier(t->pool);
     if (w == 0)
         t->hook(t->hook_ctx, b, e);
@@ -344,7 +370,7 @@ static void backward(team_t *t, int w, const model_run_t *run)
             model_op_backward(v, i, run, t->params, t->g[w],
                               i ? v->out[i - 1] : t->x + (size_t)lo * m->input_size, B, dnext,
                               din);
-        if (t->hook)
+        if (per_layer(t))
             layer_done(t, w, i);
         if (!din)
             break; /* nothing below this op has parameters */
@@ -360,9 +386,10 @@ static void train_part(team_t *t, int w)
     model_ws_view_at(v, t->big, lo);
     model_run_t run = *t->run;
     run.first += lo;
-    size_t zb, ze; /* g[0] is the caller's: cleared here, each worker a share */
-    share(t, w, t->n_params, &zb, &ze);
-    memset(t->g[0] + zb, 0, (ze - zb) * sizeof(float));
+    size_t zb, ze; /* g[0] is the caller's: cleared here, each worker a share, */
+    share(t, w, t->n_params, &zb, &ze); /* unless the update left it clear */
+    if (!t->update)
+        memset(t->g[0] + zb, 0, (ze - zb) * sizeof(float));
     const float *out = forward(t, w, &run);
     t->loss[w] = 0;
     t->correct[w] = 0;
@@ -373,7 +400,7 @@ static void train_part(team_t *t, int w)
     if (t->n_params / (size_t)t->n >= SPLIT_MIN_KEYS || t->n_whole) /* the same on every worker */
         pool_barrier(t->pool);
     backward(t, w, &run);
-    if (!t->hook && t->split_sum) {
+    if (!per_layer(t) && t->split_sum) {
         pool_barrier(t->pool);
         sum_share(t, w, 0, 0);
     }
@@ -456,7 +483,7 @@ double team_train_step(team_t *t, const model_run_t *run, const float *params, f
     t->scale = scale;
     t->g[0] = grads;
     run_job(t, JOB_TRAIN, B);
-    if (!t->hook && t->n > 1 && !t->split_sum)
+    if (!per_layer(t) && t->n > 1 && !t->split_sum)
         sum_share(t, 0, 0, 0); /* too few keys to split: worker 0 alone, once all are done */
     t->g[0] = NULL;
     return totals(t, correct);

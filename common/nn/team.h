@@ -23,7 +23,10 @@
  * With a gradient hook (a distributed trainer pushing each layer's gradient
  * while backward goes on), the workers meet after each layer with
  * parameters, sum its range, and worker 0 calls the hook; without one, the
- * sum runs once after backward. */
+ * sum runs once after backward. An update (team_set_update: single-process
+ * training's optimizer) is applied the same way, layer by layer, each
+ * worker over the keys it has just summed, while the gradient is still in
+ * its cache. */
 #ifndef PST_TEAM_H
 #define PST_TEAM_H
 
@@ -57,6 +60,20 @@ int team_n_whole(const team_t *t);
  * parameter range is summed; NULL: none. */
 void team_set_grad_hook(team_t *t, model_grad_hook_fn fn, void *ctx);
 
+/* Runs fn(ctx, begin, end) over disjoint slices of [0, n) (see team_for). */
+typedef void (*team_range_fn)(void *ctx, size_t begin, size_t end);
+
+/* The update (NULL: none): in each training step, fn(ctx, b, e) is called
+ * on every layer's parameter range as soon as its gradient is final (the
+ * workers each on a share of it, after they summed that share), to apply
+ * the optimizer to parameters [b, e) from the gradient and leave the
+ * gradient's [b, e) zero. A step then ends with its parameters updated and
+ * the gradient buffer clear, and the team does not clear it at the next
+ * (the buffer must be zero when the update is set). No pass of the step
+ * reads a layer's parameters once backward is past that layer, so the
+ * update is the one the whole buffer would get after the step. */
+void team_set_update(team_t *t, team_range_fn fn, void *ctx);
+
 /* With dx not NULL, every training step also writes the gradient of the
  * objective with respect to the input into dx [B][input_size] (the step's
  * batch; each worker its slice): a model fed by embedding rows outside it
@@ -66,9 +83,10 @@ void team_set_input_grad(team_t *t, float *dx);
 /* A training step over B samples x [B][input_size] with labels y (run:
  * the step, and run->first the index of x's first sample in the global
  * batch): grads = d(scale * sum of the B losses)/d(params) (overwritten,
- * not added to). B = 0 still calls the hook for every range (a zero
- * gradient). Returns the sum of the losses; *correct (if not NULL) gets the
- * samples classified right. */
+ * not added to; with an update, applied and cleared). B = 0 still calls
+ * the hook and the update for every range (a zero gradient). Returns the
+ * sum of the losses; *correct (if not NULL) gets the samples classified
+ * right. */
 double team_train_step(team_t *t, const model_run_t *run, const float *params, float *grads,
                        const float *x, const int32_t *y, int B, float scale, int *correct);
 
@@ -88,7 +106,6 @@ const float *team_predict(team_t *t, const float *params, const float *x, int B)
 
 /* Runs fn(ctx, begin, end) on every worker at once over disjoint slices of
  * [0, n) that cover it (an optimizer's update of the whole buffer). */
-typedef void (*team_range_fn)(void *ctx, size_t begin, size_t end);
 void team_for(team_t *t, size_t n, team_range_fn fn, void *ctx);
 
 #endif
