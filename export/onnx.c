@@ -57,8 +57,15 @@ struct onnx_graph_t {
     int n_tables;
     const float *params;           /* the checkpoint's flat parameters */
     const param_table_t *tab;
+    const char *model_input;       /* the model input's name (onnx_model_input) */
 };
 typedef onnx_graph_t builder_t;
+
+const char *onnx_model_input(onnx_graph_t *g)
+{
+    return g->failed ? NULL : g->model_input ? g->model_input
+                                             : onnx_fail(g, "the model's input is not named yet");
+}
 
 /* ---- arena and sticky errors -------------------------------------------- */
 
@@ -511,7 +518,7 @@ static int build_nodes(builder_t *b, const trained_t *t)
 {
     const model_t *m = t->model;
     const int classes = model_output_size(m);
-    const char *x = model_input(b, t);
+    const char *x = b->model_input = model_input(b, t);
     for (int li = 0; li < model_n_layers(m) && x; li++) {
         const layer_t *L = model_layer(m, li);
         x = L->kind->emit(b, L, arena_fmt(b, "layer%d", li), x);

@@ -31,6 +31,11 @@ int onnx_failed(const onnx_graph_t *g);
 /* Marks g failed with the message (the first failure wins). Returns NULL. */
 void *onnx_fail(onnx_graph_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The name of the model's input (after the lookups and the normalisation
+ * the graph applies first), which a layer reading it besides its own input
+ * (layer_t.input_tail) slices. Returns it, or NULL. */
+const char *onnx_model_input(onnx_graph_t *g);
+
 /* Appends a node of op_type (default domain) named name, with the inputs and
  * outputs of two NULL-terminated lists ("" for an optional one left out).
  * Returns the node, or NULL. */

@@ -453,6 +453,24 @@ static void test_dense_inputs(void)
                 "{ type = \"interaction\"; vectors = 4; }", 3, &FILL, 12);
 }
 
+/* The same model with the field vectors read where the model takes them in:
+ * the first layer leaves them (pass_rest = false) and the interaction reads
+ * them from the model's input (from_input); the input's gradient is then
+ * written by both, each its own columns. */
+static void test_dense_skip(void)
+{
+    check_layer("dense skip", "[11]",
+                "{ type = \"dense\"; units = 4; inputs = 5; pass_rest = false; "
+                "activation = \"relu\"; }, "
+                "{ type = \"dense\"; units = 2; activation = \"tanh\"; }, "
+                "{ type = \"interaction\"; vectors = 4; from_input = 6; }", 3, &FILL, 12);
+    /* over whole blocks of SIMD lanes and a part of one */
+    check_layer("dense skip blocks", "[37]",
+                "{ type = \"dense\"; units = 3; inputs = 7; pass_rest = false; "
+                "activation = \"relu\"; }, "
+                "{ type = \"interaction\"; vectors = 11; from_input = 30; }", 19, &FILL, 14);
+}
+
 static void test_dense_linear(void) { check_dense("linear", 51); }
 static void test_dense_relu(void) { check_dense("relu", 61); }
 static void test_dense_sigmoid(void) { check_dense("sigmoid", 71); }
@@ -735,6 +753,26 @@ static void test_shape_errors(void)
          "length, got [10]"},
         {"[1, 4, 4]", "{ type = \"global_avgpool2d\"; }",
          "bad_shape:3: the last layer has 1 output(s); a classifier needs at least 2"},
+        {"[11]", "{ type = \"dense\"; units = 4; inputs = 5; }, "
+         "{ type = \"dense\"; units = 2; inputs = 4; pass_rest = false; }",
+         "bad_shape:3: model.layers.[1] (dense): pass_rest: only the first layer, which reads "
+         "the model's input, can leave the rest to a later layer"},
+        {"[11]", "{ type = \"dense\"; units = 2; inputs = 5; pass_rest = false; }, "
+         "{ type = \"dense\"; units = 3; }",
+         "bad_shape:3: model.layers.[0] (dense): pass_rest = false: the input's last 6 values go "
+         "to no layer (a later layer reads them with from_input = 6)"},
+        {"[11]", "{ type = \"dense\"; units = 2; inputs = 5; }, " /* both would carry them */
+         "{ type = \"interaction\"; vectors = 7; from_input = 6; }",
+         "bad_shape:3: model.layers.[1] (interaction): from_input = 6: the first layer writes "
+         "their gradient (give it inputs = P and pass_rest = false, with P + 6 the input's "
+         "length)"},
+        {"[11]", "{ type = \"dense\"; units = 2; inputs = 5; pass_rest = false; }, "
+         "{ type = \"interaction\"; vectors = 3; from_input = 4; }",
+         "bad_shape:3: model.layers.[1] (interaction): from_input = 4: the first layer leaves "
+         "the last 6 to it: from_input = 6"},
+        {"[11]", "{ type = \"interaction\"; vectors = 3; from_input = 4; }",
+         "bad_shape:3: model.layers.[0] (interaction): from_input: 4 values of the model's "
+         "input of 11, for a layer after the first"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[TEXT_MAX];
@@ -770,7 +808,8 @@ int test_layers_register(void)
         {"avgpool", test_avgpool},               {"global_avgpool", test_global_avgpool},
         {"interaction", test_interaction},
         {"interaction values", test_interaction_values},       {"embedding", test_embedding},
-        {"dense_inputs", test_dense_inputs},     {"dense_linear", test_dense_linear},     {"dense_relu", test_dense_relu},
+        {"dense_inputs", test_dense_inputs},     {"dense_skip", test_dense_skip},
+        {"dense_linear", test_dense_linear},     {"dense_relu", test_dense_relu},
         {"dense_sigmoid", test_dense_sigmoid},   {"dense_tanh", test_dense_tanh},
         {"dense_softmax", test_dense_softmax},   {"activations", test_activations},
         {"lstm_one_step", test_lstm_one_step},   {"lstm_last", test_lstm_last},

@@ -469,10 +469,26 @@ static const char *DLRM_SHAPE =
     "    { type = \"dense\"; units = 2; activation = \"softmax\"; }\n"
     "  ); };\n";
 
+/* DLRM_SHAPE with the field vectors read from the model's input (dense
+ * with pass_rest = false: Slice, Gemm; the interaction's from_input: Slice
+ * of the model's input, Concat). */
+static const char *DLRM_SKIP =
+    "name = \"onnx_dlrm_skip\";\n"
+    "model = { input = [9]; loss = \"cross_entropy\";\n"
+    "  layers = (\n"
+    "    { type = \"dense\"; units = 5; inputs = 3; pass_rest = false; activation = \"relu\"; },\n"
+    "    { type = \"dense\"; units = 2; activation = \"sigmoid\"; },\n"
+    "    { type = \"interaction\"; vectors = 4; from_input = 6; },\n"
+    "    { type = \"dense\"; units = 6; activation = \"relu\"; },\n"
+    "    { type = \"dense\"; units = 2; activation = \"softmax\"; }\n"
+    "  ); };\n";
+
 static void test_dlrm_shape(void)
 {
     const case_t c = {"onnx_dlrm_shape", NULL, DLRM_SHAPE, NORM_NONE, {7, 1}, "[\"0\",\"1\"]", 0};
     run_case(&c);
+    const case_t k = {"onnx_dlrm_skip", NULL, DLRM_SKIP, NORM_NONE, {7, 1}, "[\"0\",\"1\"]", 0};
+    run_case(&k);
 }
 
 /* A click-through-rate model: DLRM's interaction, a relu dense, then ONE

@@ -149,6 +149,17 @@ static const char *BRANCH =
     "             { type = \"dense\"; units = 3; activation = \"softmax\"; } ); };\n"
     "train = { seed = 7; };\n";
 
+/* BRANCH with the 3 vectors read where the model takes them in: the first
+ * layer leaves them, the interaction reads them from the model's input. */
+static const char *SKIP =
+    "model = { input = [11];\n"
+    "  layers = ( { type = \"dense\"; units = 4; inputs = 5; pass_rest = false;\n"
+    "               activation = \"relu\"; },\n"
+    "             { type = \"dense\"; units = 2; activation = \"tanh\"; },\n"
+    "             { type = \"interaction\"; vectors = 4; from_input = 6; },\n"
+    "             { type = \"dense\"; units = 3; activation = \"softmax\"; } ); };\n"
+    "train = { seed = 7; };\n";
+
 typedef struct {
     team_t *t;
     data_t *d;
@@ -168,39 +179,58 @@ static double dx_obj(void *p)
 }
 
 /* team_set_input_grad: the input's gradient of a step (what embedding rows
- * outside the model get) with 1 worker against finite differences, and
- * with 2 and 3 workers against 1, on a batch that does not divide evenly. */
-static void test_team_dx(void)
+ * outside the model get) of the model of text with 1 worker against finite
+ * differences, and with 2 and 3 workers against 1, on a batch that does not
+ * divide evenly. The gradients and dx of each are left in out (n = 1..3). */
+static void check_team_dx(const char *text, float *out_g[3], float *out_dx[3])
 {
     const int B = 7;
-    model_t *m = build(BRANCH, B);
+    model_t *m = build(text, B);
     data_t d = make_data(m, B, 23);
     const size_t nx = (size_t)B * model_input_size(m);
-    float *dx[3];
     err_t err;
     for (int n = 1; n <= 3; n++) {
         team_t *t = team_new(m, n, B, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-        dx[n - 1] = malloc(nx * sizeof(float));
-        CU_ASSERT_FATAL(dx[n - 1] != NULL);
+        float *dx = out_dx[n - 1] = malloc(nx * sizeof(float));
+        out_g[n - 1] = malloc(d.n * sizeof(float));
+        CU_ASSERT_FATAL(dx != NULL && out_g[n - 1] != NULL);
         for (size_t i = 0; i < nx; i++)
-            dx[n - 1][i] = 1e6f; /* overwritten */
-        team_set_input_grad(t, dx[n - 1]);
+            dx[i] = 1e6f; /* overwritten */
+        team_set_input_grad(t, dx);
         const model_run_t run = {.training = 1};
         team_train_step(t, &run, d.params, d.got, d.x, d.y, B, 1.0f / B, NULL);
+        memcpy(out_g[n - 1], d.got, d.n * sizeof(float));
         if (n == 1) {
             dx_ctx_t c = {t, &d, d.ref, B};
-            CU_ASSERT_EQUAL(gradcheck("team dx", dx_obj, &c, d.x, dx[0], nx, nx, 1e-3, 2e-3, 1e-2),
+            CU_ASSERT_EQUAL(gradcheck("team dx", dx_obj, &c, d.x, dx, nx, nx, 1e-3, 2e-3, 1e-2),
                             0);
         } else {
-            CU_ASSERT(rel_diff(dx[n - 1], dx[0], nx) < 1e-5);
+            CU_ASSERT(rel_diff(dx, out_dx[0], nx) < 1e-5);
         }
         team_destroy(&t);
     }
-    for (int n = 0; n < 3; n++)
-        free(dx[n]);
     free_data(&d);
     model_destroy(&m);
+}
+
+/* check_team_dx for the branch that carries the vectors along and for the
+ * one that reads them from the model's input: the same model, so the same
+ * gradients and input gradients with every number of workers. */
+static void test_team_dx(void)
+{
+    const size_t nx = 7 * 11, np = 4 * 5 + 4 + 2 * 4 + 2 + 3 * 8 + 3;
+    float *g[2][3], *dx[2][3];
+    check_team_dx(BRANCH, g[0], dx[0]);
+    check_team_dx(SKIP, g[1], dx[1]);
+    for (int n = 0; n < 3; n++) {
+        CU_ASSERT(rel_diff(dx[1][n], dx[0][n], nx) < 1e-6);
+        CU_ASSERT(rel_diff(g[1][n], g[0][n], np) < 1e-6);
+        for (int k = 0; k < 2; k++) {
+            free(g[k][n]);
+            free(dx[k][n]);
+        }
+    }
 }
 
 static void test_team_small(void)
@@ -208,6 +238,7 @@ static void test_team_small(void)
     for (int n = 1; n <= 4; n++) {
         check_team(SMALL, 13, n, 0); /* 13 samples: slices of 4 and 3 */
         check_team(SMALL, 3, n, 0);  /* fewer samples than workers */
+        check_team(SKIP, 5, n, 0);   /* a layer reading the model's input */
     }
 }
 

@@ -65,9 +65,10 @@ void tests_ctr_log(char *train, char *test, size_t len, char *rows, size_t rows_
 #define TESTS_CTR_MODEL                                                                       \
     "model = { input = [13]; sparse = { fields = 26; dim = 4; rows = [%s]; };\n"              \
     "  loss = \"binary_cross_entropy\";\n"                                                     \
-    "  layers = ( { type = \"dense\"; units = 16; inputs = 13; activation = \"relu\"; },\n"   \
-    "    { type = \"dense\"; units = 4; inputs = 16; activation = \"relu\"; },\n"             \
-    "    { type = \"interaction\"; vectors = 27; },\n"                                         \
+    "  layers = ( { type = \"dense\"; units = 16; inputs = 13; pass_rest = false;\n"           \
+    "               activation = \"relu\"; },\n"                                                \
+    "    { type = \"dense\"; units = 4; activation = \"relu\"; },\n"                          \
+    "    { type = \"interaction\"; vectors = 27; from_input = 104; },\n"                       \
     "    { type = \"dense\"; units = 16; activation = \"relu\"; },\n"                          \
     "    { type = \"dense\"; units = 1; } ); };\n"
 

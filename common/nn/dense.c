@@ -7,7 +7,12 @@
  * output: [x_P | rest] -> [act(x_P w^T + b) | rest]. A chain of such layers
  * is a branch of the model over part of its input, in a sequential model:
  * DLRM's bottom MLP over the dense features, while the field vectors ride
- * along to the interaction. */
+ * along to the interaction. With `pass_rest = false` as well (the first
+ * layer only) the rest is not passed on, [x_P | rest] -> act(x_P w^T + b),
+ * and the layer leaves the rest's gradient to the later layer that reads it
+ * straight from the model's input (interaction's from_input): the field
+ * vectors then skip the copies through every layer of the branch, forward
+ * and backward. */
 #include <cblas.h>
 #include <string.h>
 
@@ -15,12 +20,13 @@
 #include "common/util/pool.h"
 #include "export/onnx_graph.h"
 
-enum { K_UNITS, K_ACT, K_INPUTS };
+enum { K_UNITS, K_ACT, K_INPUTS, K_PASS_REST };
 
 static const layer_key_t KEYS[] = {
     {"units", LKEY_INT, NULL, ">=1"},
     {"activation", LKEY_ACT, "none", NULL},
     {"inputs", LKEY_INT, "0", ">=0"},
+    {"pass_rest", LKEY_BOOL, "true", NULL},
     {NULL},
 };
 
@@ -53,6 +59,13 @@ static int dense_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t 
     dense_dims_t *d = (dense_dims_t *)L->plan.bytes;
     d->P = P ? P : n;
     d->rest = n - d->P;
+    if (!c->v[K_PASS_REST].i && d->rest) { /* the rest goes to a later layer itself */
+        if (b->index != 0 || n != b->input_size)
+            return err_set(err, "%s: pass_rest: only the first layer, which reads the model's "
+                           "input, can leave the rest to a later layer", b->where);
+        L->grad_tail = d->rest;
+        d->rest = 0;
+    }
     L->out.rank = 1;
     L->out.dim[0] = O + d->rest;
     L->act = c->v[K_ACT].act;
@@ -93,7 +106,8 @@ static void dense_forward(const layer_t *L, const layer_pass_t *x)
 }
 
 /* dout[:, :O] becomes the pre-activation gradient; dw += dout^T in[:, :P],
- * db += column sums, din[:, :P] = dout w, din[:, P:] = dout[:, O:]. */
+ * db += column sums, din[:, :P] = dout w, din[:, P:] = dout[:, O:] (left
+ * as it is with pass_rest = false: L->grad_tail). */
 static void dense_backward(const layer_t *L, const layer_pass_t *x)
 {
     const dense_dims_t *d = dims_of(L);
@@ -130,10 +144,11 @@ static void cols_of(int n, int part, int n_parts, int *a, int *b)
     *b = (int)sb;
 }
 
-/* Splits by output columns unless the activation normalises whole rows. */
+/* Splits by output columns unless the activation normalises whole rows
+ * (and when it reads its whole input). */
 static int dense_can_split(const layer_t *L)
 {
-    return !dims_of(L)->rest && (!L->act || !L->act->row_normalising);
+    return dims_of(L)->P == L->in.dim[0] && (!L->act || !L->act->row_normalising);
 }
 
 /* out[:, o0:o1) = act(in w[o0:o1)^T + b[o0:o1)), the GEMM onto b as in
@@ -194,7 +209,7 @@ static const char *dense_emit(onnx_graph_t *g, const layer_t *L, const char *bas
 {
     const dense_dims_t *d = dims_of(L);
     const char *in = x, *rest = NULL;
-    if (d->rest) {
+    if (d->P < L->in.dim[0]) {
         const int64_t a[1] = {1}, z[1] = {0}, p[1] = {d->P}, e[1] = {L->in.dim[0]};
         const char *ax = onnx_init_int64s(g, onnx_name(g, "%s.axis", base), 1, a);
         const char *i0 = onnx_init_int64s(g, onnx_name(g, "%s.i0", base), 1, z);
@@ -203,8 +218,11 @@ static const char *dense_emit(onnx_graph_t *g, const layer_t *L, const char *bas
         in = onnx_name(g, "%s.read", base);
         rest = onnx_name(g, "%s.rest", base);
         onnx_node(g, "Slice", in, (const char *[]){x, i0, ip, ax, NULL}, (const char *[]){in, NULL});
-        onnx_node(g, "Slice", rest, (const char *[]){x, ip, ie, ax, NULL},
-                  (const char *[]){rest, NULL});
+        if (d->rest)
+            onnx_node(g, "Slice", rest, (const char *[]){x, ip, ie, ax, NULL},
+                      (const char *[]){rest, NULL});
+        else
+            rest = NULL; /* left to the layer that reads it from the model's input */
     }
     const char *w = onnx_init_param(g, L->param[P_WEIGHT]);
     const char *bias = onnx_init_param(g, L->param[P_BIAS]);

@@ -8,6 +8,12 @@
  *
  *     in [B][V*d] -> out [B][d + P],  P = V(V-1)/2 (V(V+1)/2 with self)
  *
+ * With `from_input = K` the vectors are the layer's input followed by the
+ * model input's last K values (DLRM's field vectors, read where the model
+ * takes them in rather than carried through the bottom MLP: the first layer
+ * leaves them, dense's pass_rest = false); the layer then also writes their
+ * gradient into the model input's.
+ *
  * DLRM's other interaction, "concat", is the concatenated input itself: a
  * model with it has no interaction layer (its top MLP reads the vectors). */
 #include <string.h>
@@ -15,11 +21,12 @@
 #include "common/nn/layer.h"
 #include "export/onnx_graph.h"
 
-enum { K_VECTORS, K_SELF };
+enum { K_VECTORS, K_SELF, K_FROM_INPUT };
 
 static const layer_key_t KEYS[] = {
     {"vectors", LKEY_INT, NULL, ">=2"},
     {"self", LKEY_BOOL, "false", NULL},
+    {"from_input", LKEY_INT, "0", ">=0"},
     {NULL},
 };
 
@@ -27,22 +34,32 @@ typedef struct {
     int V, d;  /* vectors of a sample and their length */
     int self;  /* pairs (i, i) too */
     int P;     /* dot products of a sample */
+    int n_in;  /* of the V * d values, those of the layer's input (the rest: from_input) */
+    int x0_at; /* where the model input's values it reads start */
 } inter_dims_t;
 
 _Static_assert(sizeof(inter_dims_t) <= LAYER_PLAN_BYTES, "interaction plan too large");
 
-/* Needs a flat input of `vectors` equal parts; output [d + P]. Returns 0
- * or -1 with err. */
+/* Needs a flat input that, with the model input's last from_input values,
+ * is `vectors` equal parts; output [d + P]. Returns 0 or -1 with err. */
 static int inter_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t *err)
 {
     char shp[64];
-    const int V = c->v[K_VECTORS].i;
-    if (L->in.rank != 1 || L->in.dim[0] % V != 0)
-        return err_set(err, "%s: needs a flat input of %d vectors of equal length, got %s",
-                       b->where, V, shape_str(shp, sizeof shp, &L->in));
+    const int V = c->v[K_VECTORS].i, K = c->v[K_FROM_INPUT].i;
+    if (K && (K > b->input_size || b->index == 0))
+        return err_set(err, "%s: from_input: %d values of the model's input of %d, for a layer "
+                       "after the first", b->where, K, b->input_size);
+    const int n = L->in.rank == 1 ? L->in.dim[0] + K : 0;
+    if (L->in.rank != 1 || n % V != 0 || L->in.dim[0] % (n / V) != 0)
+        return err_set(err, "%s: needs a flat input of %d vectors of equal length%s, got %s",
+                       b->where, V, K ? " with the model input's values it reads" : "",
+                       shape_str(shp, sizeof shp, &L->in));
     inter_dims_t *d = (inter_dims_t *)L->plan.bytes;
     d->V = V;
-    d->d = L->in.dim[0] / V;
+    d->d = n / V;
+    d->n_in = L->in.dim[0];
+    d->x0_at = b->input_size - K;
+    L->input_tail = K;
     d->self = c->v[K_SELF].i;
     d->P = d->self ? V * (V + 1) / 2 : V * (V - 1) / 2;
     L->out = (shape_t){1, {d->d + d->P}};
@@ -198,6 +215,16 @@ static void block_dots(lanes_t *z, const lanes_t *t, const inter_dims_t *d, int 
     }
 }
 
+/* A block's vectors: the input's values, then the model input's it reads. */
+static void block_vectors(lanes_t *t, const inter_dims_t *d, const layer_pass_t *x, int r0,
+                          int nb)
+{
+    block_load(t, x->in, (size_t)d->n_in, r0, nb, d->n_in);
+    if (d->n_in < d->V * d->d)
+        block_load(t + d->n_in, x->x0 + d->x0_at, (size_t)x->x0_size, r0, nb,
+                   d->V * d->d - d->n_in);
+}
+
 /* out = [x_0, (x_i . x_j) for i, j < i (or <= i)] per sample, INTER_LANES
  * samples at a time. */
 static void inter_forward(const layer_t *L, const layer_pass_t *x)
@@ -207,7 +234,7 @@ static void inter_forward(const layer_t *L, const layer_pass_t *x)
     lanes_t *t = x->buf[B_VECS], *z = x->buf[B_PAIRS];
     for (int r0 = 0; r0 < x->B; r0 += INTER_LANES) {
         const int nb = x->B - r0 < INTER_LANES ? x->B - r0 : INTER_LANES;
-        block_load(t, x->in, (size_t)in, r0, nb, in);
+        block_vectors(t, d, x, r0, nb);
         for (int i = 1 - d->self; i < d->V; i++)
             block_dots(z, t, d, i, i + d->self);
         for (int s = 0; s < nb; s++)
@@ -247,23 +274,26 @@ static void block_grad(lanes_t *dx, const lanes_t *t, const lanes_t *g, const in
 }
 
 /* din_i = sum over pairs (i, j) of g_ij x_j (each side of a pair, so
- * 2 g_ii x_i for a self pair), plus dout's first d for i = 0. No
- * parameters. INTER_LANES samples at a time. */
+ * 2 g_ii x_i for a self pair), plus dout's first d for i = 0; the vectors
+ * from the model's input get theirs in dx0 (when wanted). No parameters.
+ * INTER_LANES samples at a time. */
 static void inter_backward(const layer_t *L, const layer_pass_t *x)
 {
-    if (!x->din)
+    if (!x->din) /* nothing below needs a gradient: nor does the model's input */
         return;
     const inter_dims_t *d = (const inter_dims_t *)L->plan.bytes;
-    const int in = L->in.dim[0], on = L->out.dim[0], n = d->d;
+    const int in = L->in.dim[0], on = L->out.dim[0], n = d->d, tail = d->V * n - in;
     lanes_t *t = x->buf[B_VECS], *g = x->buf[B_PAIRS], *dx = x->buf[B_GRADS];
     lanes_t *w = x->buf[B_WEIGHTS];
     for (int r0 = 0; r0 < x->B; r0 += INTER_LANES) {
         const int nb = x->B - r0 < INTER_LANES ? x->B - r0 : INTER_LANES;
-        block_load(t, x->in, (size_t)in, r0, nb, in);
+        block_vectors(t, d, x, r0, nb);
         block_load(g, x->dout + n, (size_t)on, r0, nb, d->P);
         for (int i = 0; i < d->V; i++)
             block_grad(dx + (size_t)i * n, t, g, d, i, w);
         block_store(x->din, dx, (size_t)in, r0, nb, in);
+        if (tail && x->dx0)
+            block_store(x->dx0 + d->x0_at, dx + in, (size_t)x->x0_size, r0, nb, tail);
         for (int s = 0; s < nb; s++) {
             float *di = x->din + (size_t)(r0 + s) * in;
             const float *g0 = x->dout + (size_t)(r0 + s) * on;
@@ -273,13 +303,36 @@ static void inter_backward(const layer_t *L, const layer_pass_t *x)
     }
 }
 
+/* x, then the model input's values the layer reads (Slice, Concat), if
+ * any. Returns the name of all the vectors, or NULL. */
+static const char *emit_vectors(onnx_graph_t *g, const inter_dims_t *d, const char *base,
+                                const char *x)
+{
+    const int tail = d->V * d->d - d->n_in;
+    if (!tail)
+        return x;
+    const int64_t st[1] = {d->x0_at}, en[1] = {d->x0_at + tail}, ax[1] = {1};
+    const char *sv[] = {onnx_model_input(g),
+                        onnx_init_int64s(g, onnx_name(g, "%s.x0_start", base), 1, st),
+                        onnx_init_int64s(g, onnx_name(g, "%s.x0_end", base), 1, en),
+                        onnx_init_int64s(g, onnx_name(g, "%s.x0_axis", base), 1, ax), NULL};
+    const char *from = onnx_name(g, "%s.from_input", base), *all = onnx_name(g, "%s.all", base);
+    onnx_node(g, "Slice", from, sv, (const char *[]){from, NULL});
+    onnx_node_t *n = onnx_node(g, "Concat", all, (const char *[]){x, from, NULL},
+                               (const char *[]){all, NULL});
+    onnx_attr_int(g, n, "axis", 1);
+    return onnx_failed(g) ? NULL : all;
+}
+
 /* Reshape [N,V,d]; MatMul with its transpose [N,V,V]; Reshape [N,V*V];
  * Gather (axis 1) of the pairs' flat indices; Concat with the first d
- * inputs (Slice). */
+ * inputs (Slice). With from_input, the vectors are first completed from
+ * the model's input. */
 static const char *inter_emit(onnx_graph_t *g, const layer_t *L, const char *base, const char *x)
 {
     const inter_dims_t *d = (const inter_dims_t *)L->plan.bytes;
     onnx_node_t *n;
+    x = emit_vectors(g, d, base, x);
     const int64_t s3[3] = {0, d->V, d->d}, s2[2] = {0, (int64_t)d->V * d->V};
     const char *sh3 = onnx_init_int64s(g, onnx_name(g, "%s.shape3", base), 3, s3);
     const char *sh2 = onnx_init_int64s(g, onnx_name(g, "%s.shape2", base), 2, s2);

@@ -9,7 +9,11 @@
  * floats, a batch of B samples first; backward ACCUMULATES into parameter
  * gradients (+=), OVERWRITES the input gradient and skips it when din is
  * NULL (the first layer needs none); GEMMs go through cblas_sgemm and none
- * runs inside a per-sample loop. Passes allocate nothing: each kind asks for
+ * runs inside a per-sample loop. One exception to the input gradient's
+ * rule: a first layer may leave its input's last values to a later layer
+ * that reads them straight from the model's input (layer_t.grad_tail and
+ * input_tail: DLRM's field vectors, which then need not be copied through
+ * the bottom MLP), and then writes only the other columns of din. Passes allocate nothing: each kind asks for
  * its scratch buffers once (.buffers) and gets them in every pass.
  */
 #ifndef PST_LAYER_H
@@ -79,6 +83,7 @@ typedef struct {
     char where[LAYER_WHERE_LEN]; /* "FILE:LINE: model.layers.[i] (kind)", for messages */
     param_table_t *params;       /* the model's table: add this layer's tensors */
     int nth;                     /* this layer is the nth (1-based) of its kind */
+    int input_size;              /* floats of a sample of the model's input */
     int index;                   /* its position in model.layers */
     uint64_t seed;               /* the job's seed (train.seed) */
 } layer_build_t;
@@ -93,6 +98,12 @@ typedef struct {
     float *dout;                    /* backward: gradient of out; the kind may overwrite it */
     float *din;                     /* backward: input gradient to write, or NULL */
     void *const *buf;               /* the kind's scratch buffers, as .buffers sized them */
+    /* The model's input rows of these samples [B][x0_size] and their
+     * gradient to write (backward; NULL: not wanted), for a layer that
+     * reads the model input's last values besides its input (input_tail). */
+    const float *x0;
+    float *dx0;
+    int x0_size;
     const float *p[LAYER_MAX_PARAMS]; /* its parameter tensors */
     float *g[LAYER_MAX_PARAMS];       /* their gradients (backward) */
     /* A pass shared by a team's workers (split): part of n_parts, and its
@@ -152,6 +163,12 @@ struct layer_t {
     int param[LAYER_MAX_PARAMS];     /* indices into the parameter table, -1: none */
     int absorbed;                    /* 1: it also computes the layer after it (whose
                                         output its passes then write) */
+    int input_tail;                  /* > 0: it also reads the model input's last
+                                        input_tail values (layer_pass_t.x0), after its
+                                        own input, and writes their gradient (dx0) */
+    int grad_tail;                   /* > 0 (a first layer): it does not write the
+                                        gradient of its input's last grad_tail values,
+                                        which a later layer's input_tail covers */
     union {
         max_align_t align;
         unsigned char bytes[LAYER_PLAN_BYTES];

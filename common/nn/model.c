@@ -22,7 +22,8 @@ static int layer_build(model_t *m, int li, const job_config_t *cfg, shape_t *in,
     memset(L, 0, sizeof *L);
     if (!lc->kind)
         return err_set(err, "%s:%d: model.layers.[%d] has no kind", cfg->source, lc->line, li);
-    layer_build_t b = {.params = &m->params, .nth = 1, .index = li, .seed = cfg->train.seed};
+    layer_build_t b = {.params = &m->params, .nth = 1, .index = li, .seed = cfg->train.seed,
+                       .input_size = m->input_size};
     snprintf(b.where, sizeof b.where, "%s:%d: model.layers.[%d] (%s)", cfg->source, lc->line, li,
              lc->kind->name);
     for (int k = 0; k < li; k++)
@@ -35,6 +36,40 @@ static int layer_build(model_t *m, int li, const job_config_t *cfg, shape_t *in,
     if (lc->kind->plan(L, lc, &b, err) != 0)
         return -1;
     *in = L->out;
+    return 0;
+}
+
+/* A layer reading the model input's last values itself (input_tail) is the
+ * only writer of their gradient, so the first layer must leave exactly
+ * those to it (grad_tail), and a first layer leaving some needs such a
+ * reader. Returns 0, or -1 with err "FILE:LINE: what". */
+static int tails_check(const model_t *m, const job_config_t *cfg, err_t *err)
+{
+    const int leaves = m->layers[0].grad_tail;
+    int readers = 0;
+    for (int li = 1; li < m->n_layers; li++) {
+        const layer_t *L = &m->layers[li];
+        if (!L->input_tail)
+            continue;
+        char why[160];
+        if (++readers > 1)
+            snprintf(why, sizeof why, "another layer reads them already");
+        else if (!leaves)
+            snprintf(why, sizeof why, "the first layer writes their gradient (give it inputs = "
+                     "P and pass_rest = false, with P + %d the input's length)", L->input_tail);
+        else if (L->input_tail != leaves)
+            snprintf(why, sizeof why, "the first layer leaves the last %d to it: from_input = "
+                     "%d", leaves, leaves);
+        else
+            continue;
+        return err_set(err, "%s:%d: model.layers.[%d] (%s): from_input = %d: %s", cfg->source,
+                       cfg->model.layers[li].line, li, L->kind->name, L->input_tail, why);
+    }
+    if (leaves && !readers)
+        return err_set(err, "%s:%d: model.layers.[0] (%s): pass_rest = false: the input's last "
+                       "%d values go to no layer (a later layer reads them with from_input = %d)",
+                       cfg->source, cfg->model.layers[0].line, m->layers[0].kind->name, leaves,
+                       leaves);
     return 0;
 }
 
@@ -171,7 +206,7 @@ model_t *model_new_opts(const job_config_t *cfg, int max_batch, const model_opts
         if (layer_build(m, li, cfg, &shape, err) != 0)
             goto err;
     m->n_layers = cfg->model.n_layers;
-    if (output_plan(m, cfg, err) != 0)
+    if (tails_check(m, cfg, err) != 0 || output_plan(m, cfg, err) != 0)
         goto err;
     ops_plan(m, opts && opts->no_fusion);
     if (!(m->ws = model_ws_new(m, max_batch, err)))
@@ -354,7 +389,8 @@ static layer_pass_t pass_of(const model_ws_t *w, int i, const model_run_t *run,
 {
     const layer_t *L = &w->m->layers[w->m->ops[i].layer];
     layer_pass_t x = {.B = B, .cap = w->cap, .run = run, .in = in, .out = w->out[i],
-                      .buf = w->buf[i]};
+                      .buf = w->buf[i], .x0 = w->x0, .dx0 = w->dx0,
+                      .x0_size = w->m->input_size};
     for (int k = 0; k < LAYER_MAX_PARAMS; k++)
         if (L->param[k] >= 0) {
             const size_t off = w->m->params.t[L->param[k]].offset;
@@ -382,6 +418,7 @@ const float *model_ws_forward(model_ws_t *w, const model_run_t *run, const float
                               const float *x, int B)
 {
     const float *in = x;
+    w->x0 = x;
     for (int i = 0; i < w->m->n_ops; i++) {
         model_op_forward(w, i, run, params, in, B);
         in = w->out[i];
@@ -440,6 +477,8 @@ static void backward(model_ws_t *w, const model_run_t *run, const float *params,
 {
     const model_t *m = w->m;
     float *dnext = dtop; /* gradient of the current op's output */
+    w->x0 = x;
+    w->dx0 = dx;
     for (int i = m->n_ops - 1; i >= 0; i--) {
         float *din = i == 0 ? dx : (dx || i > m->first_trainable) ? w->dout[i - 1] : NULL;
         model_op_backward(w, i, run, params, grads, i ? w->out[i - 1] : x, B, dnext, din);

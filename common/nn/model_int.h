@@ -40,6 +40,9 @@ struct model_ws_t {
     float *dlogits;                            /* [cap][classes] gradient of the raw output */
     model_grad_hook_fn hook;
     void *hook_ctx;
+    const float *x0;                           /* the pass's model input rows, and their */
+    float *dx0;                                /* gradient (NULL: not wanted): what a layer
+                                                  with input_tail reads and writes */
     int view;                                  /* 1: out, dout, probs and dlogits are rows of
                                                   another workspace's (model_ws_view_at) */
 };

@@ -384,6 +384,8 @@ static void train_part(team_t *t, int w)
     model_ws_t *v = t->part[w];
     const int lo = t->lo[w], B = t->hi[w] - lo;
     model_ws_view_at(v, t->big, lo);
+    v->x0 = t->x + (size_t)lo * t->m->input_size;
+    v->dx0 = t->dx ? t->dx + (size_t)lo * t->m->input_size : NULL;
     model_run_t run = *t->run;
     run.first += lo;
     size_t zb, ze; /* g[0] is the caller's: cleared here, each worker a share, */
@@ -412,6 +414,8 @@ static void eval_part(team_t *t, int w)
     model_ws_t *v = t->part[w];
     const int lo = t->lo[w], B = t->hi[w] - lo;
     model_ws_view_at(v, t->big, lo);
+    v->x0 = t->x + (size_t)lo * t->m->input_size;
+    v->dx0 = NULL;
     const float *out = forward(t, w, NULL);
     t->loss[w] = 0;
     t->correct[w] = 0;
@@ -456,6 +460,8 @@ static void run_job(team_t *t, job_t job, int B)
     }
     t->job = job;
     t->B = B;
+    t->big->x0 = t->x; /* the whole batch's, for ops over it */
+    t->big->dx0 = job == JOB_TRAIN ? t->dx : NULL;
     pool_run(t->pool, work, t);
 }
 
