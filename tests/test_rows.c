@@ -591,6 +591,60 @@ static int same_rows(const rows_t *a, const rows_t *b, const uint64_t *ids, size
     return 1;
 }
 
+/* A push of the rows the last pull named reuses the slots it found: the
+ * same values and state as a push with no pull before it and as one naming
+ * the rows in another order (which looks them up); and when rows were
+ * evicted between the pull and the push (another table's pull), the push
+ * looks them up again and brings back the ones gone. */
+static void test_pulled_push(void)
+{
+    optim_params_t op = opt_named("adagrad");
+    enum { N = 40, DIM = 3 };
+    uint64_t ids[N], perm[N];
+    float g[N * DIM], gp[N * DIM], v[N * DIM];
+    for (int i = 0; i < N; i++)
+        ids[i] = (uint64_t)(i * 7919 % 1000);
+    for (int i = 0; i < N; i++) {
+        perm[i] = ids[N - 1 - i];
+        for (int k = 0; k < DIM; k++)
+            gp[(N - 1 - i) * DIM + k] = g[i * DIM + k] = 0.01f * (float)(i - k);
+    }
+    rows_t *a = one_table(&op, DIM, 0, 0, 0, 9), *c = one_table(&op, DIM, 0, 0, 0, 9);
+    rows_t *d = one_table(&op, DIM, 0, 0, 0, 9);
+    CU_ASSERT_FATAL(a && c && d);
+    for (int step = 1; step <= 3; step++) {
+        CU_ASSERT_EQUAL(rows_pull(a, 3, ids, N, v, NULL), 0);
+        CU_ASSERT_EQUAL(rows_push(a, 3, ids, N, g, step, 0.1, NULL), 0);
+        CU_ASSERT_EQUAL(rows_push(c, 3, ids, N, g, step, 0.1, NULL), 0);
+        CU_ASSERT_EQUAL(rows_pull(d, 3, ids, N, v, NULL), 0);
+        CU_ASSERT_EQUAL(rows_push(d, 3, perm, N, gp, step, 0.1, NULL), 0);
+    }
+    CU_ASSERT(same_rows(a, c, ids, N));
+    CU_ASSERT(same_rows(a, d, ids, N));
+    rows_destroy(&a);
+    rows_destroy(&c);
+    rows_destroy(&d);
+    /* two tables, room for 4 rows: table 4's pull evicts rows 1 and 2 */
+    op = opt_named("sgd");
+    rows_table_t tabs[2] = {{.id = 3, .dim = 2}, {.id = 4, .dim = 2}};
+    rows_opts_t o = {.seed = 5, .optim = &op, .max_rows = 4};
+    rows_t *s = rows_new(tabs, 2, &o, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    uint64_t t3[3] = {1, 2, 3}, t4[3] = {7, 8, 9};
+    float g3[6] = {1, 2, 3, 4, 5, 6}, init[2], got[2];
+    CU_ASSERT_EQUAL(rows_pull(s, 3, t3, 3, v, NULL), 0);
+    CU_ASSERT_EQUAL(rows_pull(s, 4, t4, 3, v, NULL), 0);
+    CU_ASSERT(rows_peek(s, 3, 1, NULL, NULL) == 0 || rows_peek(s, 3, 2, NULL, NULL) == 0);
+    CU_ASSERT_EQUAL(rows_push(s, 3, t3, 3, g3, 1, 0.5, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(rows_peek(s, 3, t3[i], got, NULL), 1);
+        CU_ASSERT_EQUAL(rows_initial(s, 3, t3[i], init, NULL), 0);
+        for (int k = 0; k < 2; k++)
+            CU_ASSERT_EQUAL(got[k], init[k] - 0.5f * g3[i * 2 + k]);
+    }
+    rows_destroy(&s);
+}
+
 static void path_of(char *buf, size_t len, const char *name)
 {
     snprintf(buf, len, "%s/%s", tests_tmp_dir(), name);
@@ -966,6 +1020,7 @@ int test_rows_register(void)
         !CU_add_test(s, "push_applies", test_push_applies) ||
         !CU_add_test(s, "initial", test_initial) || !CU_add_test(s, "validation", test_validation) ||
         !CU_add_test(s, "admission", test_admission) || !CU_add_test(s, "eviction", test_eviction) ||
+        !CU_add_test(s, "pulled_push", test_pulled_push) ||
         !CU_add_test(s, "eviction_random", test_eviction_random) ||
         !CU_add_test(s, "clock_wrap", test_clock_wrap) ||
         !CU_add_test(s, "save_load", test_save_load) || !CU_add_test(s, "delta", test_delta) ||

@@ -87,6 +87,12 @@ typedef struct {
     size_t mask;
     uint32_t slot_mask;   /* a bucket's slot bits: mask, at most 32 bits */
     rows_stats_t st;      /* st.rows: the rows held */
+    /* The last pull's ids and slots (a trainer pushes the rows it pulled):
+     * valid while no row of the store was removed since (s->removals) */
+    uint64_t *pulled_ids;
+    uint32_t *pulled_slots;
+    size_t n_pulled, cap_pulled;
+    uint64_t pulled_at;   /* s->removals when they were found; UINT64_MAX: none */
 } table_t;
 
 typedef struct {
@@ -105,6 +111,7 @@ struct rows_t {
     rowkey_t *ev;          /* rows evicted since the last save */
     size_t n_ev, cap_ev;
     int ev_lost;           /* an eviction could not be recorded */
+    uint64_t removals;     /* rows removed so far (a slot may then hold another row) */
     uint32_t *slots;       /* scratch: a request's slots, cap_scratch */
     uint32_t *set;         /* scratch: the duplicate check, 2 cap_scratch rounded up */
     size_t cap_scratch, cap_set;
@@ -341,6 +348,7 @@ static void row_remove(rows_t *s, table_t *t, uint32_t sl)
     t->n_free++;
     t->st.rows--;
     s->count--;
+    s->removals++;
 }
 
 /* ---- the store -------------------------------------------------------- */
@@ -357,6 +365,7 @@ static table_t *find_table(const rows_t *s, uint32_t id)
 static int table_setup(table_t *t, const rows_table_t *c, const rows_opts_t *o, err_t *err)
 {
     t->cfg = *c;
+    t->pulled_at = UINT64_MAX;
     const optim_params_t *op = c->optim ? c->optim : o->optim;
     if (!op || !op->kind)
         return err_set(err, "table %u: no optimizer", c->id);
@@ -448,6 +457,8 @@ void rows_destroy(rows_t **self_p)
             free(s->t[i].chunks[c]);
         free(s->t[i].chunks);
         free(s->t[i].index);
+        free(s->t[i].pulled_ids);
+        free(s->t[i].pulled_slots);
     }
     free(s->t);
     free(s->sketch);
@@ -470,6 +481,7 @@ size_t rows_bytes(const rows_t *s)
         const table_t *t = &s->t[i];
         b += t->n_chunks * ROWS_CHUNK * t->stride + t->cap_chunks * sizeof *t->chunks;
         b += (t->mask + 1) * sizeof *t->index;
+        b += t->cap_pulled * (sizeof *t->pulled_ids + sizeof *t->pulled_slots);
     }
     b += ROWS_SKETCH_DEPTH * s->sketch_w * (s->sketch != NULL);
     b += s->cap_ev * sizeof *s->ev + s->cap_scratch * sizeof *s->slots + s->cap_set * sizeof *s->set;
@@ -815,6 +827,44 @@ static void find_slots(rows_t *s, table_t *t, const uint64_t *ids, size_t n, int
         create_pending(s, t, ids, n, need);
 }
 
+/* Keeps the slots a pull found (s->slots) for a push of the same rows.
+ * Only without admission: a push may admit a row its pull did not (the
+ * sketch counts other rows' sightings too), which the pull's NO_SLOT would
+ * miss. Out of memory, nothing is kept (the push looks the rows up). */
+static void keep_pulled(rows_t *s, table_t *t, const uint64_t *ids, size_t n)
+{
+    t->pulled_at = UINT64_MAX;
+    if (t->cfg.admit_after > 1)
+        return;
+    if (n > t->cap_pulled) {
+        uint64_t *ni = realloc(t->pulled_ids, n * sizeof *ni);
+        if (ni)
+            t->pulled_ids = ni;
+        uint32_t *ns = realloc(t->pulled_slots, n * sizeof *ns);
+        if (ns)
+            t->pulled_slots = ns;
+        if (!ni || !ns)
+            return;
+        t->cap_pulled = n;
+    }
+    memcpy(t->pulled_ids, ids, n * sizeof *ids);
+    memcpy(t->pulled_slots, s->slots, n * sizeof *s->slots);
+    t->n_pulled = n;
+    t->pulled_at = s->removals;
+}
+
+/* The slots of a push's rows into s->slots: the last pull's when it named
+ * the same rows and no row was removed since (no lookups), else found. */
+static void push_slots(rows_t *s, table_t *t, const uint64_t *ids, size_t n)
+{
+    if (t->pulled_at != s->removals || n != t->n_pulled ||
+        memcmp(ids, t->pulled_ids, n * sizeof *ids) != 0) {
+        find_slots(s, t, ids, n, 0);
+        return;
+    }
+    memcpy(s->slots, t->pulled_slots, n * sizeof *s->slots);
+}
+
 int rows_pull(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, float *out, err_t *err)
 {
     table_t *t = find_table(s, table);
@@ -825,6 +875,7 @@ int rows_pull(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, float *o
     clock_tick(s);
     const size_t dim = t->cfg.dim;
     find_slots(s, t, ids, n, 1);
+    keep_pulled(s, t, ids, n);
     for (size_t i = 0; i < n; i++) {
         if (s->slots[i] == NO_SLOT)
             memset(out + i * dim, 0, dim * sizeof *out);
@@ -847,7 +898,7 @@ int rows_push(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, const fl
         return err_set(err, "push: table %u: step %ld (steps count from 1)", table, step);
     clock_tick(s);
     const size_t dim = t->cfg.dim;
-    find_slots(s, t, ids, n, 0);
+    push_slots(s, t, ids, n);
     for (size_t i = 0; i < n; i++) {
         if (s->slots[i] == NO_SLOT)
             continue;

@@ -112,7 +112,11 @@ int rows_pull(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, float *o
  * else its gradient is dropped (rows_stats_t.dropped). Returns 0, or -1 with
  * err naming the table and the id when the table does not exist, an id is
  * out of its bound or appears twice, n exceeds max_rows, step < 1, or memory
- * runs out; on error nothing is changed. */
+ * runs out; on error nothing is changed. A push of the ids the table's last
+ * pull named, in the same order (what a trainer does with the rows of its
+ * step), reuses the rows that pull found, unless a row left the store since
+ * (eviction, a load) or the table has admission: the same result, without
+ * looking the rows up again. */
 int rows_push(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, const float *grads,
               long step, double lr, err_t *err);
 
