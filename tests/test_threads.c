@@ -334,6 +334,70 @@ static void mark(void *ctx, size_t b, size_t e)
         seen[i]++;
 }
 
+/* The update of test_team_step: SGD over [b, e) from the gradient, which it
+ * clears (as single-process training's), counting the keys it saw. */
+typedef struct {
+    float *params, *grads;
+    float lr;
+    size_t keys;
+} sgd_ctx_t;
+
+static void sgd_range(void *ctx, size_t b, size_t e)
+{
+    sgd_ctx_t *c = ctx;
+    for (size_t k = b; k < e; k++) {
+        c->params[k] -= c->lr * c->grads[k];
+        c->grads[k] = 0.0f;
+    }
+    c->keys += e - b;
+}
+
+/* team_set_step: with one worker the dense layer's SGD step happens in its
+ * backward (its keys never reach the update, its gradient stays zero) and
+ * the conv layer's through the update; the parameters are the SGD step of
+ * the gradient to float rounding. With two workers the step is not fused
+ * and every key goes through the update. */
+static void test_team_step(void)
+{
+    const int B = 13;
+    const float lr = 0.05f;
+    model_t *m = build(SMALL, B);
+    data_t d = make_data(m, B, 41);
+    const param_table_t *tab = model_params(m);
+    size_t dense_keys = 0;
+    for (int k = 0; k < tab->n; k++)
+        dense_keys += strncmp(tab->t[k].name, "dense", 5) == 0 ? tab->t[k].size : 0;
+    CU_ASSERT(dense_keys > 0 && dense_keys < d.n);
+    const model_run_t run = {.training = 1, .step = 2};
+    model_train_step(m, &run, d.params, d.ref, d.x, d.y, B, 1.0f / B, NULL);
+    float *want = malloc(d.n * sizeof *want), *p = malloc(d.n * sizeof *p);
+    CU_ASSERT_FATAL(want && p);
+    for (size_t k = 0; k < d.n; k++)
+        want[k] = d.params[k] - lr * d.ref[k];
+    for (int n = 1; n <= 2; n++) {
+        err_t err;
+        team_t *t = team_new(m, n, B, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        memcpy(p, d.params, d.n * sizeof *p);
+        memset(d.got, 0, d.n * sizeof *d.got);
+        sgd_ctx_t c = {p, d.got, lr, 0};
+        team_set_update(t, sgd_range, &c);
+        team_set_step(t, p, lr);
+        team_train_step(t, &run, p, d.got, d.x, d.y, B, 1.0f / B, NULL);
+        CU_ASSERT_EQUAL(c.keys, n == 1 ? d.n - dense_keys : d.n);
+        CU_ASSERT(rel_diff(p, want, d.n) < 1e-6);
+        size_t nonzero = 0;
+        for (size_t k = 0; k < d.n; k++)
+            nonzero += d.got[k] != 0.0f;
+        CU_ASSERT_EQUAL(nonzero, 0);
+        team_destroy(&t);
+    }
+    free(want);
+    free(p);
+    free_data(&d);
+    model_destroy(&m);
+}
+
 static void test_team_for(void)
 {
     model_t *m = build(SMALL, 4);
@@ -458,6 +522,7 @@ int test_threads_register(void)
         !CU_add_test(s, "team_whole", test_team_whole) ||
         !CU_add_test(s, "team_dx", test_team_dx) ||
         !CU_add_test(s, "team_hook", test_team_hook) ||
+        !CU_add_test(s, "team_step", test_team_step) ||
         !CU_add_test(s, "team_eval", test_team_eval) || !CU_add_test(s, "team_for", test_team_for) ||
         !CU_add_test(s, "jobs", test_jobs))
         return -1;

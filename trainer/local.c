@@ -64,10 +64,14 @@ static int local_checkpoint_periodic(epoch_t *e, long step, err_t *err)
     return local_checkpoint(e, step, 1, err);
 }
 
-/* A signal asked to stop: a checkpoint of this step, and the job ends. */
+/* The step's SGD fused into backward where it can be (team_set_step), at
+ * this step's rate. A signal asked to stop: a checkpoint of this step, and
+ * the job ends. */
 static epoch_end_t local_begin_step(epoch_t *e, long step, err_t *err)
 {
     local_t *l = e->ctx;
+    if (l->op.kind->plain_step)
+        team_set_step(e->team, e->params, (float)optim_lr(&l->op, step, e->total));
     if (!train_stop_signal)
         return EPOCH_GO;
     if (local_checkpoint(e, step, 0, err) != 0)

@@ -105,13 +105,15 @@ static void dense_forward(const layer_t *L, const layer_pass_t *x)
             L->act->forward(out + (size_t)r * N, out + (size_t)r * N, (size_t)O, O);
 }
 
-/* dout[:, :O] becomes the pre-activation gradient; dw += dout^T in[:, :P],
- * db += column sums, din[:, :P] = dout w, din[:, P:] = dout[:, O:] (left
- * as it is with pass_rest = false: L->grad_tail). */
+/* dout[:, :O] becomes the pre-activation gradient; din[:, :P] = dout w,
+ * din[:, P:] = dout[:, O:] (left as it is with pass_rest = false:
+ * L->grad_tail); then, w no longer read, dw += s dout^T in[:, :P] and
+ * db += s column sums (s = g_scale: dw and db may be w and b). */
 static void dense_backward(const layer_t *L, const layer_pass_t *x)
 {
     const dense_dims_t *d = dims_of(L);
     const int B = x->B, In = L->in.dim[0], N = L->out.dim[0], O = N - d->rest;
+    const float s = x->g_scale;
     float *dout = x->dout, *db = x->g[P_BIAS];
     for (int r = 0; r < B; r++) {
         float *row = dout + (size_t)r * N;
@@ -120,17 +122,17 @@ static void dense_backward(const layer_t *L, const layer_pass_t *x)
         /* db and row never overlap: no run-time check needed to vectorise */
 #pragma omp simd
         for (int j = 0; j < O; j++)
-            db[j] += row[j];
+            db[j] += s * row[j];
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, d->P, B, 1.0f, dout, N, x->in, In,
+    if (x->din) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, d->P, O, 1.0f, dout, N,
+                    x->p[P_WEIGHT], d->P, 0.0f, x->din, In);
+        for (int r = 0; d->rest && r < B; r++)
+            memcpy(x->din + (size_t)r * In + d->P, dout + (size_t)r * N + O,
+                   (size_t)d->rest * sizeof *dout);
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, d->P, B, s, dout, N, x->in, In,
                 1.0f, x->g[P_WEIGHT], d->P);
-    if (!x->din)
-        return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, d->P, O, 1.0f, dout, N,
-                x->p[P_WEIGHT], d->P, 0.0f, x->din, In);
-    for (int r = 0; d->rest && r < B; r++)
-        memcpy(x->din + (size_t)r * In + d->P, dout + (size_t)r * N + O,
-               (size_t)d->rest * sizeof *dout);
 }
 
 /* ---- one pass split among a team's threads (large layers) -------------- */
@@ -247,6 +249,7 @@ const layer_kind_t layer_dense = {
     .name = "dense",
     .keys = KEYS,
     .param_prefix = "dense",
+    .scaled_grads = 1,
     .plan = dense_plan,
     .forward = dense_forward,
     .backward = dense_backward,

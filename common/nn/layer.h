@@ -106,6 +106,9 @@ typedef struct {
     int x0_size;
     const float *p[LAYER_MAX_PARAMS]; /* its parameter tensors */
     float *g[LAYER_MAX_PARAMS];       /* their gradients (backward) */
+    /* backward adds g_scale times the gradients into g: 1, or for a fused
+     * SGD step (scaled_grads kinds) -lr, with g the parameters themselves */
+    float g_scale;
     /* A pass shared by a team's workers (split): part of n_parts, and its
      * stage: a split backward runs stage 0 of every part, then stage 1 of
      * every part (what needs all of stage 0's results). */
@@ -121,6 +124,9 @@ struct layer_kind_t {
     const act_kind_t *act;    /* activation layers: the activation they apply */
     int alias;                /* the output is the input reshaped: the model lets them share
                                  memory (no forward / backward functions needed) */
+    int scaled_grads;         /* backward honours layer_pass_t.g_scale and reads its
+                                 parameters only before it adds to g, so that g may be the
+                                 parameters (a fused step; not its split passes) */
     /* Checks L->in, fills L->out, L->act, the parameter tensors
      * (layer_add_param) and the kind's plan data (L->plan). Returns 0, or -1
      * with err "b->where: what does not fit". */

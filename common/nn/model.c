@@ -390,7 +390,7 @@ static layer_pass_t pass_of(const model_ws_t *w, int i, const model_run_t *run,
     const layer_t *L = &w->m->layers[w->m->ops[i].layer];
     layer_pass_t x = {.B = B, .cap = w->cap, .run = run, .in = in, .out = w->out[i],
                       .buf = w->buf[i], .x0 = w->x0, .dx0 = w->dx0,
-                      .x0_size = w->m->input_size};
+                      .x0_size = w->m->input_size, .g_scale = 1.0f};
     for (int k = 0; k < LAYER_MAX_PARAMS; k++)
         if (L->param[k] >= 0) {
             const size_t off = w->m->params.t[L->param[k]].offset;
@@ -426,8 +426,11 @@ const float *model_ws_forward(model_ws_t *w, const model_run_t *run, const float
     return in;
 }
 
-void model_op_backward(model_ws_t *w, int i, const model_run_t *run, const float *params,
-                       float *grads, const float *in, int B, float *dnext, float *din)
+/* Backward of op i, its parameters' gradients added times g_scale into
+ * grads (see model_op_backward and model_op_backward_step). */
+static void op_backward(model_ws_t *w, int i, const model_run_t *run, const float *params,
+                        float *grads, float g_scale, const float *in, int B, float *dnext,
+                        float *din)
 {
     const op_t *op = &w->m->ops[i];
     const layer_t *L = &w->m->layers[op->layer];
@@ -439,9 +442,29 @@ void model_op_backward(model_ws_t *w, int i, const model_run_t *run, const float
         return;
     }
     layer_pass_t p = pass_of(w, i, run, params, grads, in, B);
+    p.g_scale = g_scale;
     p.dout = dnext;
     p.din = din;
     L->kind->backward(L, &p);
+}
+
+void model_op_backward(model_ws_t *w, int i, const model_run_t *run, const float *params,
+                       float *grads, const float *in, int B, float *dnext, float *din)
+{
+    op_backward(w, i, run, params, grads, 1.0f, in, B, dnext, din);
+}
+
+int model_op_fusable(const model_t *m, int i)
+{
+    const op_t *op = &m->ops[i];
+    const layer_t *L = &m->layers[op->layer];
+    return op->last == op->layer && L->param[0] >= 0 && L->kind->scaled_grads;
+}
+
+void model_op_backward_step(model_ws_t *w, int i, const model_run_t *run, float *params,
+                            float lr, const float *in, int B, float *dnext, float *din)
+{
+    op_backward(w, i, run, params, params, -lr, in, B, dnext, din);
 }
 
 int model_op_can_split(const model_t *m, int i)

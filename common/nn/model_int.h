@@ -57,6 +57,16 @@ void model_op_forward(model_ws_t *w, int i, const model_run_t *run, const float 
 void model_op_backward(model_ws_t *w, int i, const model_run_t *run, const float *params,
                        float *grads, const float *in, int B, float *dnext, float *din);
 
+/* 1 when op i has parameters and its kind can apply a plain SGD step as
+ * it computes their gradient (layer_kind_t.scaled_grads). */
+int model_op_fusable(const model_t *m, int i);
+
+/* model_op_backward of a fusable op with the step fused: its parameters
+ * (in params) get -lr times their gradient as backward computes it, and no
+ * gradient is written: the SGD update of the gradient, to float rounding. */
+void model_op_backward_step(model_ws_t *w, int i, const model_run_t *run, float *params,
+                            float lr, const float *in, int B, float *dnext, float *din);
+
 /* Part `part` of n_parts of op i's pass over B samples, split among a
  * team's threads (the op's kind can_split it). Forward: its share of the
  * output. Backward, stage `stage` (0 for every part, then 1 for every

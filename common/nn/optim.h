@@ -44,6 +44,10 @@ struct optim_kind_t {
     int slots;               /* state floats per parameter */
     double default_lr;       /* optimizer.lr when the file gives none */
     double default_momentum; /* optimizer.momentum when the file gives none */
+    /* 1: the update is param -= lr grad and nothing else (no state, no
+     * other term), so a layer may apply it while it computes the gradient
+     * (a fused step: layer_pass_t.g_scale). */
+    int plain_step;
     /* Non-NULL: this optimizer is that one with momentum, and a job asking
      * for that one with momentum > 0 runs this one. */
     const char *momentum_form_of;

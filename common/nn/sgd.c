@@ -35,6 +35,7 @@ const optim_kind_t optim_sgd = {
     .id = 0,
     .slots = 0,
     .default_lr = 0.01,
+    .plain_step = 1,
     .update = sgd_update,
     .row_slots = sgd_row_slots,
     .update_row = sgd_update_row,

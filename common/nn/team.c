@@ -61,6 +61,8 @@ struct team_t {
     void *hook_ctx;
     team_range_fn update;                /* team_set_update: the optimizer, layer by layer */
     void *update_ctx;
+    float *step_params;                  /* team_set_step: fused SGD steps, or NULL */
+    float step_lr;
     float *dx;                           /* the input's gradient [B][input_size], or NULL */
     /* the job under way */
     job_t job;
@@ -187,6 +189,20 @@ void team_set_update(team_t *t, team_range_fn fn, void *ctx)
 {
     t->update = fn;
     t->update_ctx = ctx;
+}
+
+void team_set_step(team_t *t, float *params, float lr)
+{
+    t->step_params = params;
+    t->step_lr = lr;
+}
+
+/* 1 when op i's step is fused into its backward (team_set_step): one
+ * worker (several would each hold a part of the gradient) and a kind that
+ * can. */
+static int fused(const team_t *t, int i)
+{
+    return t->step_params && t->n == 1 && model_op_fusable(t->m, i);
 }
 
 /* 1 when the workers meet after each layer with parameters (a hook or an
@@ -342,7 +358,7 @@ static void layer_done(team_t *t, int w, int i)
     pool_barrier(t->pool);
     if (!t->whole[i])
         sum_share(t, w, b, e);
-    if (t->update) {
+    if (t->update && !fused(t, i)) {
         size_t sb, se;
         share(t, w, e - b, &sb, &se);
         if (sb < se)
@@ -364,12 +380,13 @@ static void backward(team_t *t, int w, const model_run_t *run)
     float *dnext = v->dlogits;
     for (int i = m->n_ops - 1; i >= 0; i--) {
         float *din = din_of(t, v, i, lo);
+        const float *in = i ? v->out[i - 1] : t->x + (size_t)lo * m->input_size;
         if (t->whole[i])
             whole_op(t, w, i, 1);
+        else if (B > 0 && fused(t, i))
+            model_op_backward_step(v, i, run, t->step_params, t->step_lr, in, B, dnext, din);
         else if (B > 0)
-            model_op_backward(v, i, run, t->params, t->g[w],
-                              i ? v->out[i - 1] : t->x + (size_t)lo * m->input_size, B, dnext,
-                              din);
+            model_op_backward(v, i, run, t->params, t->g[w], in, B, dnext, din);
         if (per_layer(t))
             layer_done(t, w, i);
         if (!din)

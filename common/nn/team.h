@@ -74,6 +74,16 @@ typedef void (*team_range_fn)(void *ctx, size_t begin, size_t end);
  * update is the one the whole buffer would get after the step. */
 void team_set_update(team_t *t, team_range_fn fn, void *ctx);
 
+/* A fused step (params NULL: none): in the next training steps, a team of
+ * one worker applies param -= lr * gradient to each layer whose kind can
+ * (model_op_fusable: dense) as backward computes the gradient, straight
+ * into params (the step's parameters, writable), instead of writing the
+ * gradient: the SGD step without a pass over a gradient buffer. Those
+ * layers' keys then get no update (team_set_update) and their gradient
+ * stays zero. With several workers it does nothing (each worker holds a
+ * part of the gradient). The result is the SGD step's to float rounding. */
+void team_set_step(team_t *t, float *params, float lr);
+
 /* With dx not NULL, every training step also writes the gradient of the
  * objective with respect to the input into dx [B][input_size] (the step's
  * batch; each worker its slice): a model fed by embedding rows outside it
