@@ -834,7 +834,7 @@ static void find_slots(rows_t *s, table_t *t, const uint64_t *ids, size_t n, int
 static void keep_pulled(rows_t *s, table_t *t, const uint64_t *ids, size_t n)
 {
     t->pulled_at = UINT64_MAX;
-    if (t->cfg.admit_after > 1)
+    if (t->cfg.admit_after > 1 || n == 0) /* (a push of none has nothing to find) */
         return;
     if (n > t->cap_pulled) {
         uint64_t *ni = realloc(t->pulled_ids, n * sizeof *ni);
