@@ -199,17 +199,22 @@ PREFETCH_FN prefetch_bucket(const table_t *t, uint64_t row)
     __builtin_prefetch(&t->index[home(t, row)]);
 }
 
-/* Prefetches the slot (header to last value) of the bucket row hashes to
- * when that bucket's tag is row's: the first of its probe run. */
+/* Prefetches slot sl, header to last value. */
+PREFETCH_FN prefetch_slot_at(const table_t *t, uint32_t sl)
+{
+    const unsigned char *p = (const unsigned char *)slot_hdr(t, sl);
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + t->stride - 1);
+}
+
+/* Prefetches the slot of the bucket row hashes to when that bucket's tag
+ * is row's: the first of its probe run. */
 PREFETCH_FN prefetch_slot(const table_t *t, uint64_t row)
 {
     const uint64_t h = index_hash(row);
     const uint32_t e = t->index[(size_t)h & t->mask];
-    if (e && (e & ~t->slot_mask) == tag_of(t, h)) {
-        const unsigned char *p = (const unsigned char *)slot_hdr(t, (e & t->slot_mask) - 1);
-        __builtin_prefetch(p);
-        __builtin_prefetch(p + t->stride - 1);
-    }
+    if (e && (e & ~t->slot_mask) == tag_of(t, h))
+        prefetch_slot_at(t, (e & t->slot_mask) - 1);
 }
 
 /* Puts slot sl of row into the index (room reserved). */
@@ -900,6 +905,9 @@ int rows_push(rows_t *s, uint32_t table, const uint64_t *ids, size_t n, const fl
     const size_t dim = t->cfg.dim;
     push_slots(s, t, ids, n);
     for (size_t i = 0; i < n; i++) {
+        /* the slots a reused pull found have left the cache since */
+        if (i + PREFETCH_NEAR < n && s->slots[i + PREFETCH_NEAR] != NO_SLOT)
+            prefetch_slot_at(t, s->slots[i + PREFETCH_NEAR]);
         if (s->slots[i] == NO_SLOT)
             continue;
         hdr_t *h = slot_hdr(t, s->slots[i]);
