@@ -84,10 +84,7 @@ static epoch_end_t local_begin_step(epoch_t *e, long step, err_t *err)
     return EPOCH_STOPPED;
 }
 
-/* The team's update (team_set_update): the optimizer over keys [b, end)
- * at this step's rate, as soon as backward has their gradient, which it
- * then clears for the next step. The update is elementwise, so a layer's
- * keys now get what the whole buffer would get after the step. */
+/* The optimizer over keys [b, end) at this step's rate. */
 static void update_keys(void *ctx, size_t b, size_t end)
 {
     epoch_t *e = ctx;
@@ -96,13 +93,29 @@ static void update_keys(void *ctx, size_t b, size_t end)
     /* the state's slots lie n apart; the slice [b, end) of each */
     optim_update_slice(&l->op, e->params + b, e->grads + b, l->state + b, n, end - b,
                        e->step + 1, optim_lr(&l->op, e->step, e->total));
+}
+
+/* The update of a team of one (team_set_update): update_keys on a layer's
+ * keys as soon as backward has their gradient, while it is in cache, which
+ * it then clears for the next step. The update is elementwise, so a
+ * layer's keys get what the whole buffer would get after the step. */
+static void update_layer(void *ctx, size_t b, size_t end)
+{
+    epoch_t *e = ctx;
+    update_keys(ctx, b, end);
     memset(e->grads + b, 0, (end - b) * sizeof *e->grads);
 }
 
-/* The step's update happened in backward (update_keys). */
+/* The step's update: done in backward by a team of one (update_layer);
+ * with several threads, once the gradient is summed, each thread over its
+ * own keys. Per layer, the threads would meet after every layer: measured
+ * on the LSTM at 2 threads (2026-12-07, 3 alternating rounds), 0.7% slower
+ * in each round. */
 static epoch_end_t local_end_step(epoch_t *e, long step, err_t *err)
 {
-    (void)e, (void)step, (void)err;
+    (void)step, (void)err;
+    if (team_size(e->team) > 1)
+        team_for(e->team, model_n_params(e->m), update_keys, e);
     return EPOCH_GO;
 }
 
@@ -294,7 +307,8 @@ int train_local(const job_config_t *cfg, const train_opts_t *opts, train_result_
         goto out;
     if (epoch_setup(&e, err) != 0)
         goto out;
-    team_set_update(e.team, update_keys, &e); /* e.grads is zero (calloc) */
+    if (team_size(e.team) == 1)
+        team_set_update(e.team, update_layer, &e); /* e.grads is zero (calloc) */
     if (data.ctr)
         data.ctr_lines = ctr_feed_lines(e.feed); /* counted by the feed, with its parts */
     if (local_start(&e, &l, err) != 0)
