@@ -13,8 +13,9 @@
  * rule: a first layer may leave its input's last values to a later layer
  * that reads them straight from the model's input (layer_t.grad_tail and
  * input_tail: DLRM's field vectors, which then need not be copied through
- * the bottom MLP), and then writes only the other columns of din. Passes allocate nothing: each kind asks for
- * its scratch buffers once (.buffers) and gets them in every pass.
+ * the bottom MLP), and then writes only the other columns of din. Passes
+ * allocate nothing: each kind asks for its scratch buffers once (.buffers)
+ * and gets them in every pass.
  */
 #ifndef PST_LAYER_H
 #define PST_LAYER_H

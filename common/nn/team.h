@@ -24,9 +24,9 @@
  * while backward goes on), the workers meet after each layer with
  * parameters, sum its range, and worker 0 calls the hook; without one, the
  * sum runs once after backward. An update (team_set_update: single-process
- * training's optimizer) is applied the same way, layer by layer, each
- * worker over the keys it has just summed, while the gradient is still in
- * its cache. */
+ * training's optimizer, which sets one for a team of one thread) is applied
+ * the same way, layer by layer, each worker over the keys it has just
+ * summed, while the gradient is still in its cache. */
 #ifndef PST_TEAM_H
 #define PST_TEAM_H
 
