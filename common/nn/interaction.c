@@ -71,9 +71,19 @@ static int inter_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t 
  * own lanes, and a vector's gradient builds up in registers rather than in
  * memory that every pair reads and writes. A block's vectors and pair
  * values (V*d and P floats a lane) stay in the first-level cache. The lanes
- * are a GCC vector (also clang's): `#pragma omp simd` on the lanes loop
- * left the sums over k and j in memory. */
+ * are a GCC vector (also clang's) of the widest registers the build's
+ * target has, 16 floats with AVX-512 and 8 without: a vector wider than the
+ * registers is split into halves, and GCC 12 then moves each float of a
+ * tile transpose's shuffles through the stack (on AVX2, a 16-lane build
+ * spent 12% of DLRM's 1-thread step in this layer, 7 times the 8-lane
+ * build's share). `#pragma omp simd` on the lanes loop left the sums over
+ * k and j in memory. Each lane is one sample and every sum runs in the
+ * same order at any width: the results do not depend on it. */
+#ifdef __AVX512F__
 #define INTER_LANES 16
+#else
+#define INTER_LANES 8
+#endif
 #define INTER_UNROLL 4 /* independent sums in flight (multiply-add latency) */
 /* The loops over the INTER_UNROLL sums are unrolled by pragma: GCC 12
  * at -O2 left them rolled, which kept the sums in memory (a store and a
@@ -109,32 +119,46 @@ static inline int pair_index(const inter_dims_t *d, int i, int j)
  * the row with bit h of the column), two shuffles of two rows each. Moving
  * a block's samples in and out this way rather than one float at a time
  * took DLRM's interaction (27 vectors of 16, batch 128, the layer's forward
- * and backward alone, best of 5) from 1.26 to 0.88 us a sample. */
+ * and backward alone, best of 5, AVX-512) from 1.26 to 0.88 us a sample. */
 typedef int32_t lane_index_t __attribute__((vector_size(INTER_LANES * sizeof(int32_t))));
-_Static_assert(INTER_LANES == 16, "tile_transpose's masks are for 16 lanes");
+#define TILE_ROUNDS (INTER_LANES == 16 ? 4 : 3)
 
-/* Round k's shuffles (h = 8 >> k): the new row a (bit h clear) takes
- * column c of row a, or where bit h of c is set column c - h of row a + h
- * (index 16 + c - h); the new row a + h takes column c + h of row a, or
- * where bit h of c is set column c of row a + h (16 + c). */
-static const lane_index_t TILE_LO[4] = {
+/* Round k's shuffles (h = INTER_LANES / 2 >> k): the new row a (bit h
+ * clear) takes column c of row a, or where bit h of c is set column c - h
+ * of row a + h (index INTER_LANES + c - h); the new row a + h takes column
+ * c + h of row a, or where bit h of c is set column c of row a + h
+ * (INTER_LANES + c). */
+#if INTER_LANES == 16
+static const lane_index_t TILE_LO[TILE_ROUNDS] = {
     {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
     {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
     {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
     {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
 };
-static const lane_index_t TILE_HI[4] = {
+static const lane_index_t TILE_HI[TILE_ROUNDS] = {
     {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
     {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
     {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
     {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31},
 };
+#else
+static const lane_index_t TILE_LO[TILE_ROUNDS] = {
+    {0, 1, 2, 3, 8, 9, 10, 11},
+    {0, 1, 8, 9, 4, 5, 12, 13},
+    {0, 8, 2, 10, 4, 12, 6, 14},
+};
+static const lane_index_t TILE_HI[TILE_ROUNDS] = {
+    {4, 5, 6, 7, 12, 13, 14, 15},
+    {2, 3, 10, 11, 6, 7, 14, 15},
+    {1, 9, 3, 11, 5, 13, 7, 15},
+};
+#endif
 
 static inline void tile_transpose(lanes_t r[INTER_LANES])
 {
 #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        const int h = 8 >> k;
+    for (int k = 0; k < TILE_ROUNDS; k++) {
+        const int h = INTER_LANES / 2 >> k;
 #pragma GCC unroll 16
         for (int a = 0; a < INTER_LANES; a++) {
             if (a & h)
