@@ -104,12 +104,21 @@ def env_info():
         except OSError:
             return ""
     lscpu = sh("lscpu")
-    model_name = re.search(r"Model name:\s*(.*)", lscpu)
+
+    def field(name):
+        m = re.search(name + r":\s*(.*)", lscpu)
+        return m.group(1) if m else "?"
+    flags = field("Flags").split()
+    # machines of one kind can differ in their CPU (a Zen 4 with AVX-512 one
+    # day, a Zen 3 with AVX2 the next): its family, model and widest vectors
+    # tell two calibrations' machines apart
+    simd = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "sse")
+    cpu = f"{field('Model name')} (family {field('CPU family')} model {field('Model')}, {simd})"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
         "kernel": platform.release(),
-        "cpu": model_name.group(1) if model_name else "",
+        "cpu": cpu,
         "cpus": os.cpu_count(),
         "load_avg_at_start": os.getloadavg(),
         "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
