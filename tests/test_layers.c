@@ -296,6 +296,13 @@ static void test_convpool_stride(void)
                    2, 2, 421);
 }
 
+/* more filters than the fused kernel's pool takes at a time (64): a whole
+ * chunk and a part of one */
+static void test_convpool_wide(void)
+{
+    check_convpool("[1, 4, 4]", "{ type = \"conv2d\"; filters = 70; }", 2, 1, 431);
+}
+
 /* A softmax does not commute with max: a conv with it keeps its pool apart. */
 static void test_convpool_softmax_not_fused(void)
 {
@@ -802,7 +809,7 @@ int test_layers_register(void)
         {"conv_softmax", test_conv_softmax},
         {"conv_no_din", test_conv_no_din},       {"conv_direct", test_conv_direct},
         {"convpool_relu", test_convpool_relu},   {"convpool_odd", test_convpool_odd},
-        {"convpool_stride", test_convpool_stride},
+        {"convpool_stride", test_convpool_stride}, {"convpool_wide", test_convpool_wide},
         {"convpool_softmax_not_fused", test_convpool_softmax_not_fused},
         {"pool_2x2", test_pool_2x2},             {"pool_overlap", test_pool_overlap},
         {"avgpool", test_avgpool},               {"global_avgpool", test_global_avgpool},
