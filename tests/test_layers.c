@@ -352,21 +352,24 @@ static void test_interaction(void)
     check_layer("interaction", "[15]", "{ type = \"interaction\"; vectors = 5; }", 3, &FILL, 8);
     check_layer("interaction self", "[12]",
                 "{ type = \"interaction\"; vectors = 4; self = true; }", 2, &FILL, 9);
-    /* samples go 16 to a block of SIMD lanes: two whole blocks and a part
-     * of one; vectors of 5 (not a multiple of the 4 sums kept in flight) */
+    /* samples go 16, 8 or 4 to a block of SIMD lanes (the build's widest
+     * registers): whole blocks and a part of one; vectors of 5 (not a
+     * multiple of the 4 sums kept in flight) */
     check_layer("interaction blocks", "[30]", "{ type = \"interaction\"; vectors = 6; }", 37,
                 &FILL, 10);
     check_layer("interaction blocks self", "[20]",
                 "{ type = \"interaction\"; vectors = 4; self = true; }", 17, &FILL, 11);
-    /* 40 inputs and 28 pairs: whole 16 x 16 tiles (moved in registers) and
-     * the columns after them, over 19 samples */
-    check_layer("interaction tiles", "[40]", "{ type = \"interaction\"; vectors = 8; }", 19,
+    /* 45 inputs and 36 pairs: whole tiles of lanes x lanes (moved in
+     * registers) and, at every width, input columns after them, over 19
+     * samples */
+    check_layer("interaction tiles", "[45]", "{ type = \"interaction\"; vectors = 9; }", 19,
                 &FILL, 12);
 }
 
 /* The interaction's output against the dot products computed one at a time
- * (8 vectors of 5: 16 x 16 tiles and the rest, 19 samples: a block and a
- * part): the sample's first vector, then x_i . x_j for j < i. */
+ * (8 vectors of 5: whole tiles and, with 16 lanes, the rest; 19 samples:
+ * blocks and a part of one): the sample's first vector, then x_i . x_j for
+ * j < i. */
 static void test_interaction_values(void)
 {
     enum { B = 19, V = 8, D = 5, P = V * (V - 1) / 2 };

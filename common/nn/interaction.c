@@ -72,17 +72,19 @@ static int inter_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t 
  * memory that every pair reads and writes. A block's vectors and pair
  * values (V*d and P floats a lane) stay in the first-level cache. The lanes
  * are a GCC vector (also clang's) of the widest registers the build's
- * target has, 16 floats with AVX-512 and 8 without: a vector wider than the
- * registers is split into halves, and GCC 12 then moves each float of a
- * tile transpose's shuffles through the stack (on AVX2, a 16-lane build
- * spent 12% of DLRM's 1-thread step in this layer, 7 times the 8-lane
- * build's share). `#pragma omp simd` on the lanes loop left the sums over
+ * target has, 16 floats with AVX-512, 8 with AVX and 4 else (SSE, NEON): a
+ * vector wider than the registers is split, and GCC 12 then moves each
+ * float of a tile transpose's shuffles through the stack (on AVX2, a
+ * 16-lane build spent 12% of DLRM's 1-thread step in this layer, 7 times
+ * the 8-lane build's share). `#pragma omp simd` on the lanes loop left the sums over
  * k and j in memory. Each lane is one sample and every sum runs in the
  * same order at any width: the results do not depend on it. */
-#ifdef __AVX512F__
+#if defined(__AVX512F__)
 #define INTER_LANES 16
-#else
+#elif defined(__AVX__)
 #define INTER_LANES 8
+#else /* 128-bit registers: SSE, Arm's NEON */
+#define INTER_LANES 4
 #endif
 #define INTER_UNROLL 4 /* independent sums in flight (multiply-add latency) */
 /* The loops over the INTER_UNROLL sums are unrolled by pragma: GCC 12
@@ -121,7 +123,7 @@ static inline int pair_index(const inter_dims_t *d, int i, int j)
  * took DLRM's interaction (27 vectors of 16, batch 128, the layer's forward
  * and backward alone, best of 5, AVX-512) from 1.26 to 0.88 us a sample. */
 typedef int32_t lane_index_t __attribute__((vector_size(INTER_LANES * sizeof(int32_t))));
-#define TILE_ROUNDS (INTER_LANES == 16 ? 4 : 3)
+#define TILE_ROUNDS (INTER_LANES == 16 ? 4 : INTER_LANES == 8 ? 3 : 2)
 
 /* Round k's shuffles (h = INTER_LANES / 2 >> k): the new row a (bit h
  * clear) takes column c of row a, or where bit h of c is set column c - h
@@ -141,7 +143,7 @@ static const lane_index_t TILE_HI[TILE_ROUNDS] = {
     {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
     {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31},
 };
-#else
+#elif INTER_LANES == 8
 static const lane_index_t TILE_LO[TILE_ROUNDS] = {
     {0, 1, 2, 3, 8, 9, 10, 11},
     {0, 1, 8, 9, 4, 5, 12, 13},
@@ -152,6 +154,9 @@ static const lane_index_t TILE_HI[TILE_ROUNDS] = {
     {2, 3, 10, 11, 6, 7, 14, 15},
     {1, 9, 3, 11, 5, 13, 7, 15},
 };
+#else
+static const lane_index_t TILE_LO[TILE_ROUNDS] = {{0, 1, 4, 5}, {0, 4, 2, 6}};
+static const lane_index_t TILE_HI[TILE_ROUNDS] = {{2, 3, 6, 7}, {1, 5, 3, 7}};
 #endif
 
 static inline void tile_transpose(lanes_t r[INTER_LANES])
