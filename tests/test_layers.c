@@ -296,8 +296,8 @@ static void test_convpool_stride(void)
                    2, 2, 421);
 }
 
-/* more filters than the fused kernel's pool takes at a time (64): a whole
- * chunk and a part of one */
+/* 70 filters: the fused kernel's pool takes 8 channels at a time (whole
+ * vectors), then the 6 after them one by one */
 static void test_convpool_wide(void)
 {
     check_convpool("[1, 4, 4]", "{ type = \"conv2d\"; filters = 70; }", 2, 1, 431);

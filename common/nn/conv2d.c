@@ -290,7 +290,7 @@ static inline void pool_lanes(float *pn, uint8_t *code, const float *first, cons
     memcpy(&bias, b, sizeof bias);
     best += bias;
     memcpy(pn, &best, sizeof best);
-    int32_t a[POOL_LANES]; /* (at[l] itself kept at in memory through the loop) */
+    int32_t a[POOL_LANES]; /* read as at[l], at stayed in memory through the loop */
     memcpy(a, &at, sizeof a);
     for (int l = 0; l < POOL_LANES; l++)
         code[l] = (uint8_t)a[l];

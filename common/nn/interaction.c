@@ -76,9 +76,9 @@ static int inter_plan(layer_t *L, const layer_cfg_t *c, layer_build_t *b, err_t 
  * vector wider than the registers is split, and GCC 12 then moves each
  * float of a tile transpose's shuffles through the stack (on AVX2, a
  * 16-lane build spent 12% of DLRM's 1-thread step in this layer, 7 times
- * the 8-lane build's share). `#pragma omp simd` on the lanes loop left the sums over
- * k and j in memory. Each lane is one sample and every sum runs in the
- * same order at any width: the results do not depend on it. */
+ * the 8-lane build's share). `#pragma omp simd` on the lanes loop left the
+ * sums over k and j in memory. Each lane is one sample and every sum runs
+ * in the same order at any width: the results do not depend on it. */
 #if defined(__AVX512F__)
 #define INTER_LANES 16
 #elif defined(__AVX__)
